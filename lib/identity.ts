@@ -1,0 +1,98 @@
+/**
+ * Who a request belongs to, and how users are keyed and described in a store.
+ */
+import { createHash } from 'node:crypto';
+import type { OnlineRequest, Profile, ProfileValue } from './types';
+
+/** Longest string id tracked; longer ones are ignored (they are not ids, and would bloat the store). */
+export const MAX_ID_LENGTH = 256;
+/** Profile bounds: at most this many fields, each string at most this long. */
+export const MAX_PROFILE_FIELDS = 16;
+export const MAX_PROFILE_STRING = 256;
+const MAX_FIELD_NAME = 64;
+
+/**
+ * The store key of an id: `42` and `"42"` share one. Anything that is not a
+ * finite number or a non-empty string of sane length gives `undefined`: not tracked.
+ */
+export function keyOf(id: unknown): string | undefined {
+  if (typeof id === 'number') return Number.isFinite(id) ? String(id) : undefined;
+  if (typeof id === 'string') return id.length > 0 && id.length <= MAX_ID_LENGTH ? id : undefined;
+  return undefined;
+}
+
+export function defaultGetUser(req: OnlineRequest): unknown {
+  const session = req.session as { user?: unknown } | undefined;
+  return session?.user ?? req.user;
+}
+
+export function defaultGetId(user: unknown): unknown {
+  return typeof user === 'object' && user !== null ? (user as { id?: unknown }).id : user;
+}
+
+const defaultProfileFields = ['username', 'name', 'displayName'] as const;
+
+/** `username`, `name` and `displayName`, when the user object has them: never the whole object. */
+export function defaultProfile(user: unknown): Profile {
+  const profile: Record<string, ProfileValue> = {};
+  if (typeof user === 'object' && user !== null) {
+    for (const field of defaultProfileFields) {
+      const value = (user as Record<string, unknown>)[field];
+      if (typeof value === 'string') profile[field] = value.slice(0, MAX_PROFILE_STRING);
+    }
+  }
+  return profile;
+}
+
+function boundedValue(value: unknown): ProfileValue | undefined {
+  switch (typeof value) {
+    case 'string':
+      return value.length > MAX_PROFILE_STRING ? value.slice(0, MAX_PROFILE_STRING) : value;
+    case 'number':
+      return Number.isFinite(value) ? value : undefined;
+    case 'boolean':
+      return value;
+    default:
+      return value === null ? null : undefined;
+  }
+}
+
+/**
+ * Reduces whatever `profile()` returned to a small, flat, JSON-safe record, so a
+ * careless profile cannot put a session, a Buffer or a megabyte into every page.
+ * `id` and `lastSeen` belong to the entry and are dropped here.
+ */
+export function boundedProfile(raw: unknown): Profile {
+  const profile: Record<string, ProfileValue> = {};
+  if (typeof raw !== 'object' || raw === null) return profile;
+  let fields = 0;
+  for (const name of Object.keys(raw)) {
+    if (fields === MAX_PROFILE_FIELDS) break;
+    if (name === 'id' || name === 'lastSeen' || name === '__proto__' || name.length > MAX_FIELD_NAME) continue;
+    const value = boundedValue((raw as Record<string, unknown>)[name]);
+    if (value === undefined) continue;
+    profile[name] = value;
+    fields++;
+  }
+  return profile;
+}
+
+/**
+ * A guest's key: a hash of the session id, so the id itself (a bearer secret)
+ * is never stored or shown.
+ */
+export function guestKey(sessionID: string): string {
+  return createHash('sha256').update(sessionID).digest('base64url').slice(0, 22);
+}
+
+/**
+ * Whether the request arrived with the cookie of its current session. A
+ * session express-session has just generated (no cookie yet) is not a visitor
+ * we can count once, and we must not force a cookie on it.
+ */
+export function sessionCameWithRequest(req: OnlineRequest): boolean {
+  const id = req.sessionID;
+  const cookie = req.headers.cookie;
+  if (typeof id !== 'string' || id === '' || typeof cookie !== 'string') return false;
+  return cookie.includes(id) || cookie.includes(encodeURIComponent(id));
+}

@@ -1,0 +1,134 @@
+/** A user's id as the app knows it. `42` and `"42"` name the same user. */
+export type UserId = string | number;
+
+/** A value that survives JSON: what a profile may carry. */
+export type ProfileValue = string | number | boolean | null;
+
+/** What each `onlineNow` entry carries besides `id` and `lastSeen`. */
+export type Profile = Readonly<Record<string, ProfileValue>>;
+
+/** The profile kept by default: whichever of these the user object has. */
+export interface DefaultProfile {
+  readonly username?: string;
+  readonly name?: string;
+  readonly displayName?: string;
+}
+
+/** One online user, as templates see it. */
+export type OnlineEntry<P extends object = DefaultProfile> = Readonly<P> & {
+  readonly id: UserId;
+  readonly lastSeen: Date;
+};
+
+/** A value or a promise of it: memory stores answer at once, networked ones may not. */
+export type Awaitable<T> = T | Promise<T>;
+
+/**
+ * Presence is kept per scope: signed-in users and guests today; the same
+ * interface leaves room for narrower scopes (one page, one room) later.
+ */
+export type Scope = 'users' | 'guests';
+
+/** An entry as a store holds it: the bounded profile's fields, plus `id` and `lastSeen`. */
+export interface StoredEntry {
+  readonly id: UserId;
+  readonly lastSeen: Date;
+  readonly [field: string]: ProfileValue | Date;
+}
+
+/** One scope's presence at one instant: what a single page is rendered from. */
+export interface ScopeView {
+  /** Exact number of distinct keys online. */
+  readonly count: number;
+  /** Most recently active first, at most the limit asked for. */
+  readonly entries: readonly StoredEntry[];
+  /** Last-seen time (ms since the epoch) of any key in this scope, or `null` when it is not online. */
+  lastSeen(key: string): number | null;
+}
+
+/** Settings the tracker hands its store before first use. */
+export interface StoreConfig {
+  /** Milliseconds a key stays online after its last touch. */
+  readonly thresholdMs: number;
+}
+
+/**
+ * Where presence lives. The middleware needs only these calls; each may answer
+ * synchronously (the memory store always does, so a request costs no promise)
+ * or with a promise (a networked store on a cold start).
+ */
+export interface Store {
+  /** Called once by each tracker that uses the store; throws if the config conflicts. */
+  init(config: StoreConfig): void;
+  /** Marks `key` online now. `profile` undefined keeps the profile already stored. */
+  touch(scope: Scope, key: string, id: UserId, profile: Profile | undefined): Awaitable<void>;
+  /** Takes `key` offline at once. */
+  forget(scope: Scope, key: string): Awaitable<void>;
+  /** A consistent view of `scope`, listing at most `limit` entries. */
+  view(scope: Scope, limit: number): Awaitable<ScopeView>;
+  /** Stops the store's timers; never closes a client it was given. */
+  close(): Awaitable<void>;
+}
+
+/** The parts of a request the tracker reads. Structural, so Express 4 and 5 both fit. */
+export interface OnlineRequest {
+  headers: { cookie?: string | undefined };
+  session?: unknown;
+  sessionID?: string;
+  user?: unknown;
+}
+
+/** The parts of a response the tracker writes. */
+export interface OnlineResponse {
+  locals: Record<string, unknown>;
+}
+
+export type NextFunction = (err?: unknown) => void;
+
+export type OnlineMiddleware = (req: OnlineRequest, res: OnlineResponse, next: NextFunction) => void;
+
+export interface OnlineTrackerOptions<U = unknown, P extends object = DefaultProfile> {
+  /** Seconds a user counts as online after their last request. Default 900 (15 minutes). */
+  threshold?: number;
+  /** How many of the most recently active users `onlineNow` lists. Counting is never capped. Default 50. */
+  max?: number;
+  /** Where presence lives. Default: a new `MemoryStore()`. */
+  store?: Store;
+  /** The signed-in user of a request (object or bare id); `undefined`/`null` means signed out. */
+  getUser?: (req: OnlineRequest) => U | null | undefined;
+  /** The user's id: a finite number or a non-empty string. */
+  getId?: (user: U) => unknown;
+  /** What each `onlineNow` entry carries; reduced to flat JSON values. */
+  profile?: (user: U) => P;
+  /** Also count signed-out visitors, one per session (keyed by a hash of the session id). Default false. */
+  trackGuests?: boolean;
+  /** Requests that neither mark anyone online nor get locals. */
+  skip?: (req: OnlineRequest) => boolean;
+  /** Where errors from the store or your callbacks go, once per kind until it recovers. Default: `console.warn`. */
+  onError?: (error: Error) => void;
+}
+
+/** What the middleware puts in `res.locals` on every request. */
+export interface OnlineNowLocals {
+  /** Most recently active first, at most `max`. */
+  onlineNow: readonly OnlineEntry[];
+  /** Their ids, in the same order, each with the type it was tracked with. */
+  onlineNowIds: readonly UserId[];
+  /** Exact number of distinct signed-in users online; never capped by `max`. */
+  onlineCount: number;
+  /** Distinct signed-out sessions online (0 unless `trackGuests`). */
+  onlineGuests: number;
+  /** Whether a user (object or id) is online, as of this request. */
+  isOnline: (userOrId: unknown) => boolean;
+  /** When a user (object or id) was last seen, or `null` when offline. */
+  lastSeen: (userOrId: unknown) => Date | null;
+}
+
+declare global {
+  // eslint-disable-next-line @typescript-eslint/no-namespace
+  namespace Express {
+    // Merged into `res.locals` for TypeScript users of @types/express.
+    // eslint-disable-next-line @typescript-eslint/no-empty-object-type
+    interface Locals extends OnlineNowLocals {}
+  }
+}
