@@ -1,0 +1,119 @@
+'use strict';
+// The demo: an admin page rendered by Nunjucks and the same page rendered by
+// Handlebars, on the built-in memory store. `npm start`, then open the URL it prints.
+const path = require('node:path');
+const crypto = require('node:crypto');
+const session = require('express-session');
+const nunjucks = require('nunjucks');
+const { create: createHandlebars } = require('express-handlebars');
+const { createOnlineTracker, registerNunjucks, registerHandlebars } = require('express-online-now');
+
+const SAMPLE_USERS = [
+  { id: 1, username: 'ada', name: 'Ada Lovelace', role: 'Admin' },
+  { id: 2, username: 'grace', name: 'Grace Hopper', role: 'Moderator' },
+  { id: 3, username: 'alan', name: 'Alan Turing', role: 'Member' },
+  { id: 4, username: 'margaret', name: 'Margaret Hamilton', role: 'Member' },
+  { id: 5, username: 'linus', name: 'Linus Torvalds', role: 'Member' },
+  // A name a hostile user could pick: both engines must show it as text.
+  { id: 6, username: 'mallory', name: '<script>alert(1)</script>', role: 'Member' },
+];
+
+/** "just now", "4 min ago", …: the demo's own formatting of a Date. */
+function timeAgo(date, now = Date.now()) {
+  if (!(date instanceof Date)) return 'offline';
+  const seconds = Math.max(0, Math.round((now - date.getTime()) / 1000));
+  if (seconds < 10) return 'just now';
+  if (seconds < 60) return `${seconds} s ago`;
+  const minutes = Math.round(seconds / 60);
+  return minutes < 60 ? `${minutes} min ago` : `${Math.round(minutes / 60)} h ago`;
+}
+
+/**
+ * Builds the demo app. Tests call it with their own Express (4 or 5) and
+ * tracker options; `npm start` calls it with the defaults.
+ */
+function createDemoApp({ express = require('express'), tracker: trackerOptions = {}, sessionSecret } = {}) {
+  const app = express();
+  const viewsDir = path.join(__dirname, 'views');
+  app.set('views', viewsDir);
+
+  const online = createOnlineTracker({ trackGuests: true, ...trackerOptions });
+
+  const env = new nunjucks.Environment(new nunjucks.FileSystemLoader(viewsDir), { autoescape: true });
+  registerNunjucks(env);
+  env.addFilter('ago', (date) => timeAgo(date));
+  app.engine('njk', (file, options, done) => env.render(file, options, done));
+
+  const hbs = createHandlebars({
+    extname: '.hbs',
+    layoutsDir: path.join(viewsDir, 'handlebars', 'layouts'),
+    partialsDir: path.join(viewsDir, 'handlebars', 'partials'),
+    defaultLayout: 'main',
+    helpers: { ago: (date) => timeAgo(date), eq: (a, b) => a === b },
+  });
+  registerHandlebars(hbs);
+  app.engine('hbs', hbs.engine);
+
+  app.use('/static', express.static(path.join(__dirname, 'public')));
+  app.use(express.urlencoded({ extended: false }));
+  app.use(
+    session({
+      secret: sessionSecret ?? process.env.SESSION_SECRET ?? crypto.randomBytes(32).toString('hex'),
+      resave: false,
+      saveUninitialized: false,
+      cookie: { httpOnly: true, sameSite: 'lax' },
+    }),
+  );
+  app.use(online.middleware());
+
+  // What every page needs besides presence: who is signed in, and the sample users.
+  app.use((req, res, next) => {
+    res.locals.user = req.session.user;
+    res.locals.isGuest = Boolean(req.session.guest);
+    res.locals.users = SAMPLE_USERS;
+    next();
+  });
+
+  app.get('/', (req, res) => res.render('nunjucks/login.njk', { engine: 'nunjucks' }));
+
+  app.post('/login', (req, res, next) => {
+    const user = SAMPLE_USERS.find((u) => String(u.id) === String(req.body.id));
+    if (!user) return res.status(400).render('nunjucks/login.njk', { engine: 'nunjucks', error: 'Pick one of the sample users.' });
+    // A new session id on sign-in, as any login should.
+    req.session.regenerate((err) => {
+      if (err) return next(err);
+      req.session.user = { id: user.id, username: user.username, name: user.name };
+      res.redirect(303, '/admin/nunjucks');
+    });
+  });
+
+  app.post('/guest', (req, res) => {
+    req.session.guest = true; // saving something gives the visitor a session, so they count as a guest
+    res.redirect(303, '/admin/nunjucks');
+  });
+
+  app.post('/logout', async (req, res, next) => {
+    try {
+      if (req.session.user) await online.forget(req.session.user);
+      req.session.destroy((err) => (err ? next(err) : res.redirect(303, '/')));
+    } catch (err) {
+      next(err);
+    }
+  });
+
+  app.get('/admin/nunjucks', (req, res) => res.render('nunjucks/admin.njk', { engine: 'nunjucks', page: 'admin' }));
+  app.get('/admin/handlebars', (req, res) => res.render('handlebars/admin.hbs', { engine: 'handlebars' }));
+
+  return { app, online };
+}
+
+if (require.main === module) {
+  const port = Number(process.env.PORT ?? 3000);
+  const { app } = createDemoApp();
+  const server = app.listen(port, () => {
+    const { port: actual } = server.address();
+    console.log(`express-online-now demo on http://localhost:${actual}/ (memory store)`);
+  });
+}
+
+module.exports = { createDemoApp, SAMPLE_USERS, timeAgo };
