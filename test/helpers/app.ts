@@ -1,0 +1,64 @@
+import session from 'express-session';
+import { createOnlineTracker, type OnlineTracker, type OnlineTrackerOptions } from 'express-online-now';
+import type { expressVersions } from './server';
+
+type ExpressModule = (typeof expressVersions)[number]['express'];
+
+/**
+ * A minimal app around the middleware: sign in as any id (as a number or a
+ * string), log out through tracker.forget, become a guest, and read the locals back as JSON.
+ */
+export function presenceApp(
+  express: ExpressModule,
+  options: OnlineTrackerOptions = {},
+): { app: ReturnType<ExpressModule>; online: OnlineTracker } {
+  const app = express();
+  const online = createOnlineTracker(options);
+  app.use(express.urlencoded({ extended: false }));
+  app.use(session({ secret: 'test secret', resave: false, saveUninitialized: false }));
+  app.use(online.middleware());
+
+  app.post('/login', (req, res) => {
+    const raw = String(req.body.id);
+    const id = req.body.type === 'string' ? raw : Number(raw);
+    (req.session as unknown as Record<string, unknown>).user = { id, name: req.body.name ?? `User ${raw}`, password: 'hunter2' };
+    res.sendStatus(204);
+  });
+  app.post('/guest', (req, res) => {
+    (req.session as unknown as Record<string, unknown>).visited = true;
+    res.sendStatus(204);
+  });
+  app.post('/logout', async (req, res, next) => {
+    try {
+      await online.forget((req.session as unknown as { user?: unknown }).user as never);
+      req.session.destroy(() => res.sendStatus(204));
+    } catch (err) {
+      next(err);
+    }
+  });
+  // Everything the middleware put in res.locals, with isOnline/lastSeen asked about ?ask=JSON-array.
+  app.get(['/locals', '/static/locals'], (req, res) => {
+    const ask = JSON.parse(String(req.query.ask ?? '[]')) as unknown[];
+    const locals = res.locals;
+    res.json({
+      present: 'onlineCount' in locals,
+      onlineCount: locals.onlineCount,
+      onlineGuests: locals.onlineGuests,
+      onlineNowIds: locals.onlineNowIds,
+      onlineNow: locals.onlineNow,
+      isOnline: typeof locals.isOnline === 'function' ? ask.map((a) => locals.isOnline(a)) : null,
+      lastSeen: typeof locals.lastSeen === 'function' ? ask.map((a) => locals.lastSeen(a)) : null,
+    });
+  });
+  return { app, online };
+}
+
+export interface LocalsJson {
+  present: boolean;
+  onlineCount: number;
+  onlineGuests: number;
+  onlineNowIds: (string | number)[];
+  onlineNow: Record<string, unknown>[];
+  isOnline: boolean[] | null;
+  lastSeen: (string | null)[] | null;
+}

@@ -1,0 +1,13 @@
+// Root hooks: any unhandled rejection or uncaught exception during a test fails it,
+// so a promise that presence code forgot to handle cannot pass unnoticed.
+const escaped: unknown[] = [];
+process.on('unhandledRejection', (reason) => escaped.push(reason));
+
+export const mochaHooks = {
+  afterEach(): void {
+    if (escaped.length > 0) {
+      const first = escaped.splice(0);
+      throw new Error(`unhandled rejection during this test: ${String(first[0])}`);
+    }
+  },
+};

@@ -1,0 +1,227 @@
+import { expect } from 'chai';
+import { MemoryStore } from 'express-online-now';
+import { presenceApp, type LocalsJson } from './helpers/app';
+import { CookieBrowser } from './helpers/browser';
+import { expressVersions, listen, sleep, type Listening } from './helpers/server';
+
+for (const { name, express } of expressVersions) {
+  describe(`middleware over HTTP (${name}, memory store)`, () => {
+    let server: Listening | undefined;
+    afterEach(async () => {
+      await server?.close();
+      server = undefined;
+    });
+
+    async function start(options: Parameters<typeof presenceApp>[1] = {}) {
+      const { app, online } = presenceApp(express, options);
+      server = await listen(app);
+      return { online, browser: () => new CookieBrowser(server!.base) };
+    }
+
+    async function signIn(browser: CookieBrowser, id: string | number, extra: Record<string, string> = {}) {
+      const res = await browser.post('/login', { id: String(id), type: typeof id, ...extra });
+      expect(res.status).to.equal(204);
+      // The middleware ran before the login route set the user; the next page is the first signed-in one.
+      await browser.get('/locals');
+    }
+
+    it('counts the request’s own user in its own page', async () => {
+      const { browser } = await start();
+      const ann = browser();
+      await signIn(ann, 1, { name: 'Ann' });
+      const locals = await ann.json<LocalsJson>('/locals?ask=[1]');
+      expect(locals.onlineCount).to.equal(1);
+      expect(locals.onlineNowIds).to.deep.equal([1]);
+      expect(locals.onlineNow[0]).to.include({ id: 1, name: 'Ann' });
+      expect(locals.isOnline).to.deep.equal([true]);
+    });
+
+    it('puts only the profile in onlineNow, never the session or user object', async () => {
+      const { browser } = await start();
+      const ann = browser();
+      await signIn(ann, 1, { name: 'Ann' });
+      const { onlineNow } = await ann.json<LocalsJson>('/locals');
+      expect(Object.keys(onlineNow[0]).sort()).to.deep.equal(['id', 'lastSeen', 'name']);
+      expect(JSON.stringify(onlineNow)).not.to.contain('hunter2');
+    });
+
+    it('counts a user signed in from several browsers once', async () => {
+      const { browser } = await start();
+      const [a, b, c] = [browser(), browser(), browser()];
+      await signIn(a, 7);
+      await signIn(b, 7);
+      await signIn(c, 8);
+      await a.get('/locals');
+      await b.get('/locals');
+      const locals = await c.json<LocalsJson>('/locals');
+      expect(locals.onlineCount).to.equal(2);
+      expect(locals.onlineNowIds).to.deep.equal([8, 7]);
+    });
+
+    it('treats 42 and "42" as one user and keeps the type it was last tracked with', async () => {
+      const { browser } = await start();
+      const asNumber = browser();
+      const asString = browser();
+      await signIn(asNumber, 42);
+      expect((await asNumber.json<LocalsJson>('/locals')).onlineNowIds).to.deep.equal([42]);
+      await signIn(asString, '42');
+      const locals = await asString.json<LocalsJson>('/locals?ask=[42,"42"]');
+      expect(locals.onlineCount).to.equal(1);
+      expect(locals.onlineNowIds).to.deep.equal(['42']);
+      expect(locals.isOnline).to.deep.equal([true, true]);
+    });
+
+    it('lists the most recently active first', async () => {
+      const { browser } = await start();
+      const browsers = [browser(), browser(), browser()];
+      for (const [i, b] of browsers.entries()) await signIn(b, i + 1);
+      await browsers[0].get('/locals'); // user 1 is now the most recent
+      const locals = await browsers[1].json<LocalsJson>('/locals'); // and now user 2
+      expect(locals.onlineNowIds).to.deep.equal([2, 1, 3]);
+      const times = locals.onlineNow.map((e) => Date.parse(String(e.lastSeen)));
+      expect(times).to.deep.equal([...times].sort((x, y) => y - x));
+    });
+
+    it('takes a user offline at once on logout (tracker.forget)', async () => {
+      const { browser } = await start();
+      const ann = browser();
+      const bob = browser();
+      await signIn(ann, 1);
+      await signIn(bob, 2);
+      await ann.get('/locals');
+      expect((await bob.json<LocalsJson>('/locals?ask=[1]')).isOnline).to.deep.equal([true]);
+      expect((await ann.post('/logout')).status).to.equal(204);
+      const locals = await bob.json<LocalsJson>('/locals?ask=[1]');
+      expect(locals.onlineCount).to.equal(1);
+      expect(locals.onlineNowIds).to.deep.equal([2]);
+      expect(locals.isOnline).to.deep.equal([false]);
+      expect(locals.lastSeen).to.deep.equal([null]);
+    });
+
+    it('drops a user from count, list and isOnline after threshold seconds without a request', async () => {
+      const { browser } = await start({ threshold: 0.4 });
+      const ann = browser();
+      const bob = browser();
+      await signIn(ann, 1);
+      await ann.get('/locals');
+      await signIn(bob, 2);
+      let locals = await bob.json<LocalsJson>('/locals?ask=[1]');
+      expect(locals.onlineCount).to.equal(2);
+      await sleep(250);
+      await bob.get('/locals'); // Bob stays active; Ann does not
+      await sleep(250);
+      locals = await bob.json<LocalsJson>('/locals?ask=[1,2]');
+      expect(locals.onlineCount).to.equal(1);
+      expect(locals.onlineNowIds).to.deep.equal([2]);
+      expect(locals.isOnline).to.deep.equal([false, true]);
+    });
+
+    it('counts exactly past max while listing at most max', async () => {
+      const { browser } = await start({ max: 5 });
+      const browsers = Array.from({ length: 12 }, () => browser());
+      await Promise.all(browsers.map((b, i) => signIn(b, i + 1)));
+      const locals = await browsers[0].json<LocalsJson>('/locals?ask=[12,1]');
+      expect(locals.onlineCount).to.equal(12);
+      expect(locals.onlineNow).to.have.length(5);
+      expect(locals.onlineNowIds[0]).to.equal(1);
+      expect(locals.isOnline).to.deep.equal([true, true]);
+    });
+
+    it('sets isOnline and lastSeen as synchronous functions for any user, listed or not', async () => {
+      const { browser } = await start({ max: 1 });
+      const ann = browser();
+      const bob = browser();
+      await signIn(ann, 1);
+      await signIn(bob, 2);
+      const locals = await bob.json<LocalsJson>('/locals?ask=[1,2,3,{"id":1},null,"x"]');
+      expect(locals.onlineNowIds).to.deep.equal([2]);
+      expect(locals.isOnline).to.deep.equal([true, true, false, true, false, false]);
+      const [seen1, seen2, seen3] = locals.lastSeen!;
+      expect(Date.now() - Date.parse(String(seen1))).to.be.within(0, 5000);
+      expect(Date.parse(String(seen2))).to.be.at.least(Date.parse(String(seen1)));
+      expect(seen3).to.equal(null);
+    });
+
+    it('gives signed-out visitors empty presence without counting them', async () => {
+      const { browser } = await start();
+      const ann = browser();
+      await signIn(ann, 1);
+      const visitor = browser();
+      const locals = await visitor.json<LocalsJson>('/locals');
+      expect(locals).to.include({ present: true, onlineCount: 1, onlineGuests: 0 });
+      expect(visitor.hasCookies).to.equal(false);
+    });
+
+    describe('guests (trackGuests)', () => {
+      it('counts a guest once per session, across requests', async () => {
+        const { browser } = await start({ trackGuests: true });
+        const g1 = browser();
+        const g2 = browser();
+        await g1.post('/guest');
+        await g2.post('/guest');
+        await g1.get('/locals');
+        await g1.get('/locals');
+        const locals = await g2.json<LocalsJson>('/locals');
+        expect(locals.onlineGuests).to.equal(2);
+        expect(locals.onlineCount).to.equal(0);
+      });
+
+      it('does not count or give a cookie to a visitor who has no session', async () => {
+        const { browser } = await start({ trackGuests: true });
+        const passerby = browser();
+        for (let i = 0; i < 3; i++) expect((await passerby.json<LocalsJson>('/locals')).onlineGuests).to.equal(0);
+        expect(passerby.hasCookies).to.equal(false);
+      });
+
+      it('stores only a hash of the session id, never the id itself', async () => {
+        const store = new MemoryStore();
+        const { browser } = await start({ trackGuests: true, store });
+        const guest = browser();
+        await guest.post('/guest');
+        await guest.get('/locals');
+        const sessionId = decodeURIComponent(guest.cookieHeader.split('=')[1]).slice(2).split('.')[0];
+        expect(sessionId).to.have.length.greaterThan(10);
+        const view = store.view('guests', 10);
+        expect(view.count).to.equal(1);
+        const stored = JSON.stringify(view.entries);
+        expect(stored).not.to.contain(sessionId);
+        expect(view.lastSeen(sessionId)).to.equal(null);
+      });
+
+      it('stops counting a session as a guest once it signs in', async () => {
+        const { browser } = await start({ trackGuests: true });
+        const visitor = browser();
+        await visitor.post('/guest');
+        expect((await visitor.json<LocalsJson>('/locals')).onlineGuests).to.equal(1);
+        await signIn(visitor, 5);
+        const locals = await visitor.json<LocalsJson>('/locals');
+        expect(locals).to.include({ onlineGuests: 0, onlineCount: 1 });
+        expect((await browser().json<LocalsJson>('/locals')).onlineGuests).to.equal(0);
+      });
+
+      it('does not count guests unless asked to', async () => {
+        const { browser } = await start();
+        const guest = browser();
+        await guest.post('/guest');
+        expect((await guest.json<LocalsJson>('/locals')).onlineGuests).to.equal(0);
+      });
+    });
+
+    it('skip(req): neither marks the user online nor sets locals', async () => {
+      const { browser } = await start({ skip: (req) => String((req as { path?: string }).path).startsWith('/static') });
+      const ann = browser();
+      const bob = browser();
+      await signIn(bob, 2);
+      expect((await ann.post('/login', { id: '1', type: 'number' })).status).to.equal(204);
+      const skipped = await ann.json<LocalsJson>('/static/locals');
+      expect(skipped.present).to.equal(false);
+      let seen = await bob.json<LocalsJson>('/locals?ask=[1]');
+      expect(seen.onlineCount).to.equal(1);
+      expect(seen.isOnline).to.deep.equal([false]);
+      await ann.get('/locals'); // not skipped: now Ann counts
+      seen = await bob.json<LocalsJson>('/locals?ask=[1]');
+      expect(seen.onlineCount).to.equal(2);
+      expect(seen.isOnline).to.deep.equal([true]);
+    });
+  });
+}
