@@ -3,6 +3,8 @@
  */
 export { createOnlineTracker, OnlineTracker } from './tracker';
 export { MemoryStore, type MemoryStoreOptions } from './memory-store';
+export { RedisStore, type RedisStoreOptions } from './redis-store';
+export type { IORedisLike, NodeRedisLike, RedisClientLike } from './redis-client';
 export { registerNunjucks, registerHandlebars } from './template-helpers';
 export { OnlineNowConfigError } from './validations';
 export type {
@@ -21,6 +23,7 @@ export type {
   ScopeView,
   Store,
   StoreConfig,
+  StoreReporter,
   StoredEntry,
   UserId,
 } from './types';

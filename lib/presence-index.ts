@@ -33,6 +33,11 @@ export class PresenceIndex {
     this.cache.set(key, Object.freeze({ ...base, id, lastSeen: new Date(time) }));
   }
 
+  /** The entry held for `key`, online or not yet expired away. */
+  peek(key: string): Entry | undefined {
+    return this.cache.peek(key);
+  }
+
   forget(key: string): void {
     this.cache.delete(key);
   }

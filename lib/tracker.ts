@@ -81,10 +81,10 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
     optionalBoolean('trackGuests', options.trackGuests);
     if (options.store !== undefined) checkStore(options.store);
 
-    this.store = options.store ?? new MemoryStore();
-    this.store.init({ thresholdMs: this.threshold * 1000 });
-    this.trackGuests = options.trackGuests ?? false;
     this.reporter = new ErrorReporter(options.onError ?? defaultErrorSink);
+    this.store = options.store ?? new MemoryStore();
+    this.store.init({ thresholdMs: this.threshold * 1000, reporter: this.reporter });
+    this.trackGuests = options.trackGuests ?? false;
     this.usesDefaultGetUser = options.getUser === undefined;
     this.getUser = (options.getUser as (req: OnlineRequest) => unknown) ?? defaultGetUser;
     this.getId = (options.getId as (user: unknown) => unknown) ?? defaultGetId;

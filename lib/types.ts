@@ -46,10 +46,17 @@ export interface ScopeView {
   lastSeen(key: string): number | null;
 }
 
+/** Where a store reports failures it meets outside any request (a background sync). */
+export interface StoreReporter {
+  report(kind: string, error: unknown): void;
+  recovered(kind: string): void;
+}
+
 /** Settings the tracker hands its store before first use. */
 export interface StoreConfig {
   /** Milliseconds a key stays online after its last touch. */
   readonly thresholdMs: number;
+  readonly reporter: StoreReporter;
 }
 
 /**

@@ -3,7 +3,12 @@
 const escaped: unknown[] = [];
 process.on('unhandledRejection', (reason) => escaped.push(reason));
 
+import { stopSharedRedis } from './redis';
+
 export const mochaHooks = {
+  async afterAll(): Promise<void> {
+    await stopSharedRedis();
+  },
   afterEach(): void {
     if (escaped.length > 0) {
       const first = escaped.splice(0);
