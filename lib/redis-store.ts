@@ -19,6 +19,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { boundedProfile, keyOf } from './identity';
+import { DEFAULT_MAX_TRACKED } from './memory-store';
 import { PresenceIndex } from './presence-index';
 import { adaptClient, type RawRedis, type RedisClientLike } from './redis-client';
 import type { Profile, Scope, ScopeView, Store, StoreConfig, StoreReporter, StoredEntry, UserId } from './types';
@@ -49,7 +50,11 @@ export interface RedisStoreOptions {
    * `threshold` after their last request.
    */
   touchInterval?: number;
-  /** Most users (and, apart, guests) this process's read model holds. Default 1,000,000. */
+  /**
+   * Most users (and, apart, guests) each process's read model holds (default
+   * 100,000, some 20 MB at the most). Past it a process's count saturates at
+   * this number: raise it for sites with more users online at once.
+   */
   maxTracked?: number;
 }
 
@@ -239,7 +244,7 @@ export class RedisStore implements Store {
     this.syncInterval = positiveNumber('syncInterval', options.syncInterval ?? 1000, '1000 (ms)');
     if (options.touchInterval !== undefined) positiveNumber('touchInterval', options.touchInterval, '60000 (ms)');
     this.requestedTouchInterval = options.touchInterval;
-    this.maxTracked = integerAtLeast('maxTracked', options.maxTracked ?? 1_000_000, 1, '1000000');
+    this.maxTracked = integerAtLeast('maxTracked', options.maxTracked ?? DEFAULT_MAX_TRACKED, 1, '100000');
     const tag = `{${prefix}}`;
     this.keys = [
       `${tag}:version`,
@@ -268,7 +273,7 @@ export class RedisStore implements Store {
     this.touchInterval = touchInterval;
     this.thresholdMs = config.thresholdMs;
     this.reporter = config.reporter;
-    this.indexes = this.freshIndexes();
+    this.indexes = [new PresenceIndex(this.thresholdMs, this.maxTracked), new PresenceIndex(this.thresholdMs, this.maxTracked)];
     this.warmed = new Promise<void>((resolve) => {
       const cold = setTimeout(resolve, COLD_START_WAIT_MS);
       cold.unref();
@@ -337,10 +342,6 @@ export class RedisStore implements Store {
     return this.indexes;
   }
 
-  private freshIndexes(): [PresenceIndex, PresenceIndex] {
-    return [new PresenceIndex(this.thresholdMs, this.maxTracked), new PresenceIndex(this.thresholdMs, this.maxTracked)];
-  }
-
   private queue(write: Write): void {
     const slot = `${write.scope}:${write.key}`;
     this.pending.delete(slot); // re-inserted last: the Map stays in the order writes happened
@@ -365,10 +366,10 @@ export class RedisStore implements Store {
     if (this.outstanding) return this.fail(new Error('Redis has not answered the previous sync yet'));
     const writes = [...this.pending.values()];
     this.pending.clear();
-    // A full read (first sync, or Redis started over) fills a fresh read model, swapped in
-    // when complete: Redis's times arrive oldest first, which keeps recency order = time order.
+    // A full read (first sync, or Redis started over) empties the read model before applying:
+    // Redis's times arrive oldest first, which keeps recency order = time order.
     let full = this.cursor === 0;
-    let target = full ? this.freshIndexes() : this.currentIndexes();
+    let emptied = false;
     try {
       let batch = writes;
       let more = true;
@@ -383,15 +384,19 @@ export class RedisStore implements Store {
           this.epoch = reply[0];
           this.cursor = 0;
           full = true;
-          target = this.freshIndexes();
+          emptied = false;
           this.written[0].clear();
           this.written[1].clear();
           continue;
         }
         this.epoch = reply[0];
-        more = this.apply(reply, target);
+        if (full && !emptied) {
+          for (const index of this.currentIndexes()) index.clear();
+          emptied = true;
+        }
+        more = this.apply(reply);
       }
-      if (full) this.swapIn(target);
+      if (full) this.replayPending();
       this.reporter?.recovered(REPORT_KIND);
     } catch (error) {
       if (full) this.cursor = 0;
@@ -404,16 +409,16 @@ export class RedisStore implements Store {
     }
   }
 
-  /** Installs a fully read model, then replays what this process did since that read began. */
-  private swapIn(target: [PresenceIndex, PresenceIndex]): void {
+  /** After a full read: what this process did while it was read is not in it yet. */
+  private replayPending(): void {
+    const indexes = this.currentIndexes();
     for (const write of this.pending.values()) {
       const written = this.written[write.scope].get(write.key);
-      if (write.forget) target[write.scope].forget(write.key);
+      if (write.forget) indexes[write.scope].forget(write.key);
       else if (written !== undefined) {
-        target[write.scope].touch(write.key, written.entry.id, written.entry as unknown as Profile, written.at);
+        indexes[write.scope].touch(write.key, written.entry.id, written.entry as unknown as Profile, written.at);
       }
     }
-    this.indexes = target;
   }
 
   private fail(error: unknown): void {
@@ -456,11 +461,12 @@ export class RedisStore implements Store {
     }
   }
 
-  /** Applies one reply's changes to `target`; true when Redis has more to read. */
-  private apply(reply: SyncReply, target: [PresenceIndex, PresenceIndex]): boolean {
+  /** Applies one reply's changes to the read model; true when Redis has more to read. */
+  private apply(reply: SyncReply): boolean {
     const [, upto, , more, ...scopes] = reply;
+    const indexes = this.currentIndexes();
     scopes.forEach(([keys, scores, profiles, gone], s) => {
-      const index = target[s];
+      const index = indexes[s];
       keys.forEach((key, j) => {
         const { id, profile } = s === 0 ? parseProfile(key, profiles[j] ?? null) : { id: key, profile: undefined };
         index.touch(key, id, profile, Number(scores[j]) / 1000);

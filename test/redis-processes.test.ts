@@ -1,0 +1,83 @@
+import { expect } from 'chai';
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import type { LocalsJson } from './helpers/app';
+import { CookieBrowser } from './helpers/browser';
+import { REDIS_SERVER, RedisServer, connect, uniquePrefix, type ClientKind, type TestClient } from './helpers/redis';
+import { requireBinary } from './helpers/requirements';
+import { sleep } from './helpers/server';
+
+const WORKER = path.join(__dirname, 'fixtures', 'redis-worker.ts');
+
+function startWorker(port: number, kind: ClientKind, prefix: string): Promise<{ child: ChildProcess; base: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', WORKER, String(port), kind, prefix], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      const line = out.split('\n').find((l) => l.startsWith('{'));
+      if (line) resolve({ child, base: (JSON.parse(line) as { base: string }).base });
+    });
+    child.on('exit', (code) => reject(new Error(`worker exited with ${code}`)));
+  });
+}
+
+describe('RedisStore across three separate Node processes (two node-redis, one ioredis)', function () {
+  this.timeout(120_000);
+  let redis: RedisServer;
+  let admin: TestClient;
+  const prefix = uniquePrefix();
+  const workers: { child: ChildProcess; base: string }[] = [];
+
+  before(async function () {
+    requireBinary(this, REDIS_SERVER, 'apt-get install -y redis-server');
+    redis = await RedisServer.start();
+    admin = await connect('node-redis', redis);
+    const kinds: ClientKind[] = ['node-redis', 'node-redis', 'ioredis'];
+    workers.push(...(await Promise.all(kinds.map((kind) => startWorker(redis.port, kind, prefix)))));
+  });
+
+  after(async () => {
+    for (const { child } of workers) child.kill();
+    await admin?.close();
+    await redis?.stop();
+  });
+
+  const users = Array.from({ length: 300 }, (_, i) => i + 1);
+  const browsers = new Map<number, CookieBrowser>();
+
+  it('300 users sign in concurrently, each through one of the processes; every process then shows 300', async () => {
+    await Promise.all(
+      users.map(async (id) => {
+        const browser = new CookieBrowser(workers[id % 3].base);
+        browsers.set(id, browser);
+        expect((await browser.post('/login', { id: String(id), type: 'number' })).status).to.equal(204);
+        await browser.get('/locals');
+      }),
+    );
+    await sleep(700); // a few syncIntervals (200 ms)
+    for (const [n, worker] of workers.entries()) {
+      const locals = await new CookieBrowser(worker.base).json<LocalsJson>(`/locals?ask=${JSON.stringify(users)}`);
+      expect(locals.onlineCount, `process ${n}`).to.equal(300);
+      expect(locals.onlineNow, `process ${n}`).to.have.length(50);
+      // isOnline is exact for every user, including the 200 this process never served and the 250 not listed.
+      expect(locals.isOnline!.every(Boolean), `process ${n}`).to.equal(true);
+      expect(new Set(locals.onlineNowIds).size).to.equal(50);
+      expect(locals.onlineNowIds.every((id) => typeof id === 'number')).to.equal(true);
+    }
+    expect(await admin.command('ZCARD', `{${prefix}}:users:seen`)).to.equal(300);
+  });
+
+  it('a logout in one process reaches the others within syncInterval', async () => {
+    const leaving = browsers.get(3)!; // served by process 0
+    expect((await leaving.post('/logout')).status).to.equal(204);
+    await sleep(450); // two syncIntervals: the logout's write, then the others' read
+    for (const [n, worker] of workers.entries()) {
+      const locals = await new CookieBrowser(worker.base).json<LocalsJson>('/locals?ask=[3,4]');
+      expect(locals.isOnline, `process ${n}`).to.deep.equal([false, true]);
+      expect(locals.onlineCount, `process ${n}`).to.equal(299);
+    }
+  });
+});
