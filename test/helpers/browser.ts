@@ -21,7 +21,8 @@ export class CookieBrowser {
       headers['content-type'] = 'application/x-www-form-urlencoded';
       body = new URLSearchParams(form).toString();
     }
-    const res = await fetch(new URL(path, this.base), { method, headers, body, redirect: 'manual' });
+    // A hung request fails the test rather than the run.
+    const res = await fetch(new URL(path, this.base), { method, headers, body, redirect: 'manual', signal: AbortSignal.timeout(10_000) });
     for (const line of res.headers.getSetCookie()) {
       const [pair] = line.split(';');
       const eq = pair.indexOf('=');

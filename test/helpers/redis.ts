@@ -8,7 +8,7 @@ import type { RedisClientLike } from 'express-online-now';
 
 export const REDIS_SERVER = '/usr/bin/redis-server';
 
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const probe = createServer();
     probe.listen(0, '127.0.0.1', () => {
@@ -29,8 +29,8 @@ export class RedisServer {
 
   private constructor(readonly port: number) {}
 
-  static async start(): Promise<RedisServer> {
-    const server = new RedisServer(await freePort());
+  static async start(port?: number): Promise<RedisServer> {
+    const server = new RedisServer(port ?? (await freePort()));
     await server.launch();
     return server;
   }
@@ -130,7 +130,9 @@ export async function connect(kind: ClientKind, server: RedisServer): Promise<Te
       client,
       command: (...args) => client.sendCommand(args),
       close: async () => {
-        if (client.isOpen) await client.quit().catch(() => client.destroy());
+        // quit() on a client whose server is gone would wait in the offline queue for ever.
+        if (client.isReady) await client.quit().catch(() => undefined);
+        if (client.isOpen) client.destroy();
       },
     };
   }
@@ -147,7 +149,8 @@ export async function connect(kind: ClientKind, server: RedisServer): Promise<Te
     client,
     command: (...args: string[]) => client.call(args[0], ...args.slice(1)),
     close: async () => {
-      await client.quit().catch(() => client.disconnect());
+      if (client.status === 'ready') await client.quit().catch(() => undefined);
+      client.disconnect();
     },
   };
 }

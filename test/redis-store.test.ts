@@ -1,0 +1,183 @@
+import { expect } from 'chai';
+import { createClient } from 'redis';
+import { Redis as IORedis } from 'ioredis';
+import { OnlineNowConfigError, RedisStore, createOnlineTracker, type OnlineTracker } from 'express-online-now';
+import { REDIS_SERVER, clientKinds, connect, sharedRedis, uniquePrefix, type RedisServer, type TestClient } from './helpers/redis';
+import { requireBinary } from './helpers/requirements';
+import { sleep } from './helpers/server';
+
+/** `INFO commandstats` as { command: calls }. */
+async function commandCalls(client: TestClient): Promise<Record<string, number>> {
+  const info = String(await client.command('INFO', 'commandstats'));
+  const calls: Record<string, number> = {};
+  for (const m of info.matchAll(/^cmdstat_([a-z|]+):calls=(\d+)/gm)) calls[m[1]] = Number(m[2]);
+  return calls;
+}
+
+describe('RedisStore', function () {
+  this.timeout(30_000);
+  let server: RedisServer;
+  const opened: { close(): Promise<unknown> }[] = [];
+
+  before(async function () {
+    requireBinary(this, REDIS_SERVER, 'apt-get install -y redis-server');
+    server = await sharedRedis();
+  });
+  afterEach(async () => {
+    for (const thing of opened.splice(0).reverse()) await thing.close();
+  });
+
+  async function client(kind: (typeof clientKinds)[number] = 'node-redis'): Promise<TestClient> {
+    const c = await connect(kind, server);
+    opened.push(c);
+    return c;
+  }
+
+  /** A tracker on its own client: to Redis, as separate as another process. */
+  async function tracker(prefix: string, options: Record<string, unknown> = {}, kind: (typeof clientKinds)[number] = 'node-redis') {
+    const c = await client(kind);
+    const { syncInterval = 50, touchInterval, ...rest } = options;
+    const store = new RedisStore({ client: c.client, prefix, syncInterval: syncInterval as number, ...(touchInterval ? { touchInterval: touchInterval as number } : {}) });
+    const online: OnlineTracker = createOnlineTracker({ store, ...rest });
+    opened.push(online);
+    return { online, store, client: c };
+  }
+
+  describe('configuration', () => {
+    it('rejects a missing client, a client that is not a Redis client, and a bad prefix', () => {
+      expect(() => new RedisStore(undefined as never)).to.throw(TypeError, /needs a connected Redis client/);
+      expect(() => new RedisStore({ client: {} as never })).to.throw(TypeError, /node-redis client .* or an ioredis client/);
+      expect(() => new RedisStore({ client: { get() {} } as never })).to.throw(OnlineNowConfigError);
+    });
+
+    it('rejects a node-redis client that was never connected, naming the fix', () => {
+      const unconnected = createClient({ url: server.url });
+      expect(() => new RedisStore({ client: unconnected })).to.throw(TypeError, /await client\.connect\(\)/);
+    });
+
+    it('rejects an ioredis client left in lazyConnect, naming the fix', async () => {
+      const lazy = new IORedis(server.port, '127.0.0.1', { lazyConnect: true });
+      try {
+        expect(() => new RedisStore({ client: lazy })).to.throw(TypeError, /lazyConnect/);
+      } finally {
+        lazy.disconnect();
+      }
+    });
+
+    it('rejects a prefix with braces, and a touchInterval not shorter than the threshold', async () => {
+      const c = await client();
+      expect(() => new RedisStore({ client: c.client, prefix: '{x}' })).to.throw(TypeError, /"prefix"/);
+      expect(() => new RedisStore({ client: c.client, syncInterval: 0 })).to.throw(TypeError, /"syncInterval"/);
+      const store = new RedisStore({ client: c.client, prefix: uniquePrefix(), touchInterval: 60_000 });
+      expect(() => createOnlineTracker({ store, threshold: 30 })).to.throw(TypeError, /"touchInterval" \(60000 ms\) must be shorter/);
+    });
+
+    it('picks a tenth of the threshold, at most a minute, as touchInterval', async () => {
+      const c = await client();
+      const short = new RedisStore({ client: c.client, prefix: uniquePrefix() });
+      opened.push(createOnlineTracker({ store: short, threshold: 60 }));
+      expect(short.touchInterval).to.equal(6000);
+      const long = new RedisStore({ client: c.client, prefix: uniquePrefix() });
+      opened.push(createOnlineTracker({ store: long }));
+      expect(long.touchInterval).to.equal(60_000);
+    });
+  });
+
+  for (const kind of clientKinds) {
+    describe(`shared presence (${kind})`, () => {
+      it('no update is lost: four trackers writing 250 users each at once all see 1,000', async () => {
+        const prefix = uniquePrefix();
+        const trackers = await Promise.all([0, 1, 2, 3].map(() => tracker(prefix, {}, kind)));
+        await Promise.all(
+          trackers.flatMap(({ online }, t) => Array.from({ length: 250 }, (_, i) => online.touch(t * 250 + i + 1))),
+        );
+        await sleep(300);
+        for (const { online } of trackers) {
+          expect(await online.count()).to.equal(1000);
+          expect(await online.isOnline(1)).to.equal(true);
+          expect(await online.isOnline(1000)).to.equal(true);
+        }
+        const admin = trackers[0].client;
+        expect(await admin.command('ZCARD', `{${prefix}}:users:seen`)).to.equal(1000);
+      });
+
+      it('keeps each id’s type and profile across processes, and only the profile', async () => {
+        const prefix = uniquePrefix();
+        const a = await tracker(prefix, {}, kind);
+        const b = await tracker(prefix, {}, kind);
+        await a.online.touch({ id: 42, name: 'Ann', password: 'secret' });
+        await a.online.touch({ id: 'abc', username: 'bob' });
+        await sleep(200);
+        const entries = await b.online.list();
+        expect(entries.map((e) => e.id)).to.deep.equal(['abc', 42]);
+        expect(entries[1]).to.deep.include({ id: 42, name: 'Ann' });
+        expect(entries[1]).not.to.have.property('password');
+        expect(entries[1].lastSeen).to.be.instanceOf(Date);
+        expect(await b.online.isOnline('42')).to.equal(true);
+      });
+
+      it('forget in one process takes the user offline in another within syncInterval', async () => {
+        const prefix = uniquePrefix();
+        const a = await tracker(prefix, {}, kind);
+        const b = await tracker(prefix, {}, kind);
+        await a.online.touch(1);
+        await a.online.touch(2);
+        await sleep(150);
+        expect(await b.online.isOnline(1)).to.equal(true);
+        await a.online.forget(1);
+        expect(await a.online.isOnline(1)).to.equal(false);
+        await sleep(120);
+        expect(await b.online.isOnline(1)).to.equal(false);
+        expect(await b.online.count()).to.equal(1);
+      });
+    });
+  }
+
+  it('removes expired users from Redis, so its memory follows the users online', async () => {
+    const prefix = uniquePrefix();
+    const { online, client: c } = await tracker(prefix, { threshold: 0.3 });
+    for (let i = 0; i < 100; i++) await online.touch({ id: i, name: `user ${i}` });
+    await sleep(150);
+    expect(await c.command('ZCARD', `{${prefix}}:users:seen`)).to.equal(100);
+    expect(await c.command('HLEN', `{${prefix}}:users:profiles`)).to.equal(100);
+    await sleep(400);
+    expect(await online.count()).to.equal(0);
+    expect(await c.command('ZCARD', `{${prefix}}:users:seen`)).to.equal(0);
+    expect(await c.command('HLEN', `{${prefix}}:users:profiles`)).to.equal(0);
+    const ttl = Number(await c.command('PTTL', `{${prefix}}:version`));
+    expect(ttl).to.be.within(1, 600);
+  });
+
+  it('keeps every key under one hash tag, so the script runs on Redis Cluster', async () => {
+    const prefix = uniquePrefix();
+    const { online, client: c } = await tracker(prefix, { trackGuests: true });
+    await online.touch(1);
+    await online.touch(2);
+    await sleep(150);
+    await online.forget(1);
+    const keys = (await c.command('KEYS', `*${prefix}*`)) as string[];
+    expect(keys.sort()).to.deep.equal(
+      ['epoch', 'users:gone', 'users:profiles', 'users:seen', 'version'].map((k) => `{${prefix}}:${k}`),
+    );
+    for (const key of keys) expect(key.startsWith(`{${prefix}}:`), key).to.equal(true);
+  });
+
+  it('a page costs no Redis command at steady state: writes wait for the next sync', async () => {
+    const prefix = uniquePrefix();
+    const { online, client: c } = await tracker(prefix, { syncInterval: 60_000 });
+    await online.count(); // the first sync, at start
+    await c.command('CONFIG', 'RESETSTAT');
+    const middleware = online.middleware();
+    for (let i = 0; i < 500; i++) {
+      const res = { locals: {} as Record<string, unknown> };
+      await new Promise<void>((next) =>
+        middleware({ headers: {}, session: { user: { id: i % 20, name: `u${i % 20}` } } }, res, next),
+      );
+      expect(res.locals.onlineCount).to.equal(Math.min(i + 1, 20));
+    }
+    const calls = await commandCalls(c);
+    delete calls['config|resetstat'];
+    delete calls.info;
+    expect(calls).to.deep.equal({});
+  });
+});
