@@ -4,6 +4,7 @@
  * and badges all come from that one view, so a page agrees with itself.
  */
 import { guestKey, sessionCameWithRequest } from './identity';
+import { withTimeout } from './timeout';
 import type { OnlineTracker } from './tracker';
 import type {
   Awaitable,
@@ -30,25 +31,6 @@ const NO_ENTRIES: readonly OnlineEntry[] = Object.freeze([]);
 
 function isThenable<T>(value: Awaitable<T>): value is Promise<T> {
   return typeof (value as Promise<T> | undefined)?.then === 'function';
-}
-
-function bounded<T>(promise: Promise<T>): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`the presence store did not answer within ${STORE_WAIT_MS} ms; pages render without presence meanwhile`)),
-      STORE_WAIT_MS,
-    );
-    promise.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (error: unknown) => {
-        clearTimeout(timer);
-        reject(error);
-      },
-    );
-  });
 }
 
 export function createMiddleware(tracker: OnlineTracker): OnlineMiddleware {
@@ -148,7 +130,7 @@ export function createMiddleware(tracker: OnlineTracker): OnlineMiddleware {
       next();
       return;
     }
-    bounded(work)
+    withTimeout(work, STORE_WAIT_MS, `the presence store did not answer within ${STORE_WAIT_MS} ms; pages render without presence meanwhile`)
       .then(
         (ready) => {
           reporter.recovered('store');

@@ -21,6 +21,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { boundedProfile, keyOf } from './identity';
 import { DEFAULT_MAX_TRACKED } from './memory-store';
 import { PresenceIndex } from './presence-index';
+import { withTimeout } from './timeout';
 import { adaptClient, type RawRedis, type RedisClientLike } from './redis-client';
 import type { Profile, Scope, ScopeView, Store, StoreConfig, StoreReporter, StoredEntry, UserId } from './types';
 import {
@@ -184,22 +185,6 @@ function parseProfile(key: string, json: string | null): { id: UserId; profile: 
   return { id: keyOf(id) === key ? (id as UserId) : key, profile: boundedProfile(parsed) };
 }
 
-function timeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
-    promise.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (error: unknown) => {
-        clearTimeout(timer);
-        reject(error);
-      },
-    );
-  });
-}
-
 export class RedisStore implements Store {
   readonly prefix: string;
   readonly syncInterval: number;
@@ -212,7 +197,7 @@ export class RedisStore implements Store {
   private thresholdMs = 0;
   private reporter: StoreReporter | undefined;
   private indexes: [PresenceIndex, PresenceIndex] | undefined;
-  private readonly written: [Map<string, Written>, Map<string, Written>] = [new Map(), new Map()];
+  private readonly written: [Map<string, Written>, Map<string, Written>] = [new Map<string, Written>(), new Map<string, Written>()];
   /** Writes not yet in Redis, by scope and key; a newer write of a key replaces the older. */
   private readonly pending = new Map<string, Write>();
   private cursor = 0;
@@ -307,7 +292,7 @@ export class RedisStore implements Store {
     this.written[s].delete(key);
     this.queue({ forget: true, scope: s, key, profile: '' });
     // Logouts go out at once rather than at the next tick, so other processes see them within one syncInterval.
-    await timeout(this.syncSoon(), FORGET_WAIT_MS, 'Redis').catch(() => undefined);
+    await withTimeout(this.syncSoon(), FORGET_WAIT_MS, 'Redis did not answer').catch(() => undefined);
   }
 
   view(scope: Scope, limit: number): ScopeView | Promise<ScopeView> {
@@ -321,7 +306,7 @@ export class RedisStore implements Store {
     if (this.timer === undefined) return;
     clearInterval(this.timer);
     this.timer = undefined;
-    if (this.pending.size > 0) await timeout(this.syncSoon(), SYNC_TIMEOUT_MS, 'Redis').catch(() => undefined);
+    if (this.pending.size > 0) await withTimeout(this.syncSoon(), SYNC_TIMEOUT_MS, 'Redis did not answer').catch(() => undefined);
   }
 
   private now(): number {
@@ -375,7 +360,11 @@ export class RedisStore implements Store {
       let more = true;
       for (let rounds = 0; more && rounds < 1000; rounds++) {
         const started = Date.now();
-        const reply = await timeout(this.send(this.scriptArgs(batch)), SYNC_TIMEOUT_MS, 'Redis');
+        const reply = await withTimeout(
+          this.send(this.scriptArgs(batch)),
+          SYNC_TIMEOUT_MS,
+          `Redis did not answer within ${SYNC_TIMEOUT_MS} ms`,
+        );
         batch = [];
         this.offsetMs = Number(reply[2]) / 1000 - (started + Date.now()) / 2;
         if (this.epoch !== undefined && reply[0] !== this.epoch) {

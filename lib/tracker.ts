@@ -94,7 +94,7 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
 
   /** Express middleware: marks the request's user online and sets the `res.locals` of the contract. */
   middleware(): OnlineMiddleware {
-    return createMiddleware(this as OnlineTracker);
+    return createMiddleware(this);
   }
 
   /**

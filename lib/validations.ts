@@ -20,7 +20,8 @@ function describe(value: unknown): string {
   if (Array.isArray(value)) return 'an array';
   if (value === null) return 'null';
   if (typeof value === 'object') return `an object (${Object.prototype.toString.call(value)})`;
-  return String(value);
+  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return String(value);
+  return typeof value === 'symbol' ? value.toString() : 'undefined';
 }
 
 export function rejectUnknownKeys(where: string, options: object, known: readonly string[]): void {

@@ -170,8 +170,8 @@ describe('RedisStore', function () {
     const middleware = online.middleware();
     for (let i = 0; i < 500; i++) {
       const res = { locals: {} as Record<string, unknown> };
-      await new Promise<void>((next) =>
-        middleware({ headers: {}, session: { user: { id: i % 20, name: `u${i % 20}` } } }, res, next),
+      await new Promise<void>((done) =>
+        middleware({ headers: {}, session: { user: { id: i % 20, name: `u${i % 20}` } } }, res, () => done()),
       );
       expect(res.locals.onlineCount).to.equal(Math.min(i + 1, 20));
     }

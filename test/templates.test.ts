@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { createRequire } from 'node:module';
+import path from 'node:path';
 import Handlebars from 'handlebars';
 import nunjucks from 'nunjucks';
 import session from 'express-session';
@@ -114,7 +115,7 @@ describe('template helpers on every kind of engine object', () => {
       res.sendStatus(204);
     });
     app.use(online.middleware());
-    app.get('/page', async (req, res, next) => {
+    app.get('/page', async (_req, res, next) => {
       try {
         res.type('text').send(await render({ ...res.locals, people: [{ id: 1 }, { id: 2 }, { id: 3 }], someone: 2 }));
       } catch (err) {
@@ -177,12 +178,10 @@ describe('template helpers on every kind of engine object', () => {
   });
 
   it('Handlebars: helpers registered on an express-handlebars instance reach views and partials', async () => {
-    const exphbs = createExpressHandlebars({ defaultLayout: false, partialsDir: [] as string[] });
+    const views = path.join(__dirname, 'fixtures', 'views');
+    const exphbs = createExpressHandlebars({ extname: '.hbs', defaultLayout: false, partialsDir: path.join(views, 'partials') });
     registerHandlebars(exphbs);
-    const browser = await pageApp(async (locals) => {
-      const template = exphbs.handlebars.compile(handlebarsTemplate);
-      return exphbs._renderTemplate(template, locals, { helpers: exphbs.helpers }) as unknown as Promise<string>;
-    });
+    const browser = await pageApp((locals) => exphbs.render(path.join(views, 'people.hbs'), locals));
     expect(await browser.text('/page')).to.equal(expected);
   });
 

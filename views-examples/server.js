@@ -1,12 +1,14 @@
 'use strict';
 // The demo: an admin page rendered by Nunjucks and the same page rendered by
-// Handlebars, on the built-in memory store. `npm start`, then open the URL it prints.
+// Handlebars. `npm start` runs it on the built-in memory store;
+// `REDIS_URL=redis://127.0.0.1:6379 npm start` on the Redis store (sessions in Redis too),
+// and views-examples/cluster.js runs several such processes behind one port.
 const path = require('node:path');
 const crypto = require('node:crypto');
 const session = require('express-session');
 const nunjucks = require('nunjucks');
 const { create: createHandlebars } = require('express-handlebars');
-const { createOnlineTracker, registerNunjucks, registerHandlebars } = require('express-online-now');
+const { createOnlineTracker, registerNunjucks, registerHandlebars, RedisStore } = require('express-online-now');
 
 const SAMPLE_USERS = [
   { id: 1, username: 'ada', name: 'Ada Lovelace', role: 'Admin' },
@@ -32,7 +34,7 @@ function timeAgo(date, now = Date.now()) {
  * Builds the demo app. Tests call it with their own Express (4 or 5) and
  * tracker options; `npm start` calls it with the defaults.
  */
-function createDemoApp({ express = require('express'), tracker: trackerOptions = {}, sessionSecret } = {}) {
+function createDemoApp({ express = require('express'), tracker: trackerOptions = {}, sessionSecret, sessionStore } = {}) {
   const app = express();
   const viewsDir = path.join(__dirname, 'views');
   app.set('views', viewsDir);
@@ -58,6 +60,7 @@ function createDemoApp({ express = require('express'), tracker: trackerOptions =
   app.use(express.urlencoded({ extended: false }));
   app.use(
     session({
+      store: sessionStore, // undefined: express-session's in-process store, fine for one process
       secret: sessionSecret ?? process.env.SESSION_SECRET ?? crypto.randomBytes(32).toString('hex'),
       resave: false,
       saveUninitialized: false,
@@ -71,6 +74,7 @@ function createDemoApp({ express = require('express'), tracker: trackerOptions =
     res.locals.user = req.session.user;
     res.locals.isGuest = Boolean(req.session.guest);
     res.locals.users = SAMPLE_USERS;
+    res.locals.servedBy = process.pid;
     next();
   });
 
@@ -107,13 +111,38 @@ function createDemoApp({ express = require('express'), tracker: trackerOptions =
   return { app, online };
 }
 
-if (require.main === module) {
-  const port = Number(process.env.PORT ?? 3000);
-  const { app } = createDemoApp();
+/** Starts the demo on PORT (default 3000): on Redis when REDIS_URL is set, else in memory. */
+async function start({ port = Number(process.env.PORT ?? 3000) } = {}) {
+  let options = {};
+  let where = 'memory store';
+  if (process.env.REDIS_URL) {
+    const { createClient } = require('redis');
+    const { RedisStore: RedisSessionStore } = require('connect-redis');
+    const client = createClient({ url: process.env.REDIS_URL });
+    client.on('error', (err) => console.warn(`redis: ${err.message}`));
+    await client.connect();
+    // One client for both: sessions (connect-redis) and presence (RedisStore).
+    options = {
+      tracker: { store: new RedisStore({ client }) },
+      sessionStore: new RedisSessionStore({ client, prefix: 'demo-session:' }),
+      // Every process must sign cookies alike; set SESSION_SECRET in earnest deployments.
+      sessionSecret: process.env.SESSION_SECRET ?? 'express-online-now demo secret',
+    };
+    where = `Redis store at ${process.env.REDIS_URL}`;
+  }
+  const { app } = createDemoApp(options);
   const server = app.listen(port, () => {
     const { port: actual } = server.address();
-    console.log(`express-online-now demo on http://localhost:${actual}/ (memory store)`);
+    console.log(`express-online-now demo on http://localhost:${actual}/ (${where}, process ${process.pid})`);
+  });
+  return server;
+}
+
+if (require.main === module) {
+  start().catch((err) => {
+    console.error(err);
+    process.exit(1);
   });
 }
 
-module.exports = { createDemoApp, SAMPLE_USERS, timeAgo };
+module.exports = { createDemoApp, start, SAMPLE_USERS, timeAgo };
