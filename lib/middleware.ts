@@ -50,7 +50,7 @@ export function createMiddleware(tracker: OnlineTracker): OnlineMiddleware {
       const user = tracker.getUser(req);
       if (user === undefined || user === null) return undefined;
       const who = tracker.identify(user);
-      return who && { ...who, profile: tracker.profileOf(user) };
+      return who && { key: who.key, id: who.id, profile: tracker.profileOf(user) };
     } catch (error) {
       reporter.report('callback', error);
       return undefined;

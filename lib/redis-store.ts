@@ -20,10 +20,10 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { boundedProfile, keyOf } from './identity';
 import { DEFAULT_MAX_TRACKED } from './memory-store';
-import { PresenceIndex } from './presence-index';
+import { Presence, PresenceIndex } from './presence-index';
 import { withTimeout } from './timeout';
 import { adaptClient, type RawRedis, type RedisClientLike } from './redis-client';
-import type { Profile, Scope, ScopeView, Store, StoreConfig, StoreReporter, StoredEntry, UserId } from './types';
+import type { Profile, Scope, ScopeView, Store, StoreConfig, StoreReporter, UserId } from './types';
 import {
   OnlineNowConfigError,
   checkOptionsObject,
@@ -156,21 +156,22 @@ interface Write {
   readonly profile: string;
 }
 
+/** What this process last wrote of a key, and when: it is not written again within touchInterval. */
 interface Written {
   readonly at: number;
-  readonly entry: StoredEntry;
+  readonly presence: Presence;
 }
 
-function sameProfile(a: StoredEntry, b: StoredEntry): boolean {
-  const keys = Object.keys(a);
-  if (keys.length !== Object.keys(b).length) return false;
-  for (const k of keys) if (k !== 'lastSeen' && a[k] !== b[k]) return false;
-  return true;
+function sameUser(a: Presence, b: Presence): boolean {
+  if (a.id !== b.id) return false;
+  if (a.profile === b.profile) return true;
+  const keys = Object.keys(a.profile);
+  if (keys.length !== Object.keys(b.profile).length) return false;
+  return keys.every((k) => a.profile[k] === b.profile[k]);
 }
 
-function profileJson(entry: StoredEntry): string {
-  const { lastSeen: _lastSeen, ...profile } = entry;
-  return JSON.stringify(profile);
+function profileJson(presence: Presence): string {
+  return JSON.stringify(Object.assign({ id: presence.id }, presence.profile));
 }
 
 /** A profile read back from Redis is bounded again: whoever wrote it, it reaches our pages. */
@@ -278,12 +279,12 @@ export class RedisStore implements Store {
     const now = this.now();
     const index = this.index(s);
     index.touch(key, id, profile, now);
-    const entry = index.peek(key) as StoredEntry;
+    const presence = index.peek(key) as Presence;
     const last = this.written[s].get(key);
-    if (last !== undefined && now - last.at < this.touchInterval && sameProfile(last.entry, entry)) return;
-    this.written[s].set(key, { at: now, entry });
+    if (last !== undefined && now - last.at < this.touchInterval && sameUser(last.presence, presence)) return;
+    this.written[s].set(key, { at: now, presence });
     if (this.written[s].size > this.maxTracked) this.written[s].delete(this.written[s].keys().next().value as string);
-    this.queue({ forget: false, scope: s, key, profile: s === 0 ? profileJson(entry) : '' });
+    this.queue({ forget: false, scope: s, key, profile: s === 0 ? profileJson(presence) : '' });
   }
 
   async forget(scope: Scope, key: string): Promise<void> {
@@ -405,7 +406,7 @@ export class RedisStore implements Store {
       const written = this.written[write.scope].get(write.key);
       if (write.forget) indexes[write.scope].forget(write.key);
       else if (written !== undefined) {
-        indexes[write.scope].touch(write.key, written.entry.id, written.entry as unknown as Profile, written.at);
+        indexes[write.scope].touch(write.key, written.presence.id, written.presence.profile, written.at);
       }
     }
   }

@@ -1,0 +1,192 @@
+// Section 1: what presence costs per operation, in-process and on Redis,
+// at several numbers of users online, beside the recipe and the snippets.
+import { createClient } from 'redis';
+import { MemoryStore, RedisStore, createOnlineTracker } from 'express-online-now';
+import { hgetallSnippet, recipeOnLru, recipeOnRedis, sortedSetGist } from './baselines.mjs';
+import { nsPerOp, prng, range, table, usPerAsyncOp } from './lib.mjs';
+
+const THRESHOLD_S = 900;
+const gc = globalThis.gc ?? (() => undefined);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Fake request objects for `pool` random users among n, drawn with a fixed seed. */
+function requests(n, pool = 4096) {
+  const random = prng(7);
+  return Array.from({ length: pool }, () => {
+    const id = 1 + Math.floor(random() * n);
+    return { headers: {}, session: { user: { id, username: `user${id}` } } };
+  });
+}
+
+/** One request's whole presence work: mark its user, then what a page reads. */
+function pageWork(middleware, reqs, n) {
+  const random = prng(11);
+  const others = Array.from({ length: 4096 }, () => 1 + Math.floor(random() * n));
+  let sink = 0;
+  const next = () => undefined;
+  return (i) => {
+    const res = { locals: {} };
+    middleware(reqs[i & 4095], res, next);
+    const l = res.locals;
+    sink += l.onlineCount + l.onlineNow.length + (l.isOnline(others[i & 4095]) ? 1 : 0);
+    return sink;
+  };
+}
+
+function fillMemory(n) {
+  const store = new MemoryStore({ maxTracked: n });
+  const online = createOnlineTracker({ store, threshold: THRESHOLD_S });
+  for (let id = 1; id <= n; id++) store.touch('users', String(id), id, { username: `user${id}` });
+  return { store, online };
+}
+
+export async function memoryStoreOps(sizes) {
+  const rows = [];
+  const out = {};
+  for (const n of sizes) {
+    const { store, online } = fillMemory(n);
+    const random = prng(3);
+    const keys = Array.from({ length: 4096 }, () => String(1 + Math.floor(random() * n)));
+    const touch = nsPerOp((i) => store.touch('users', keys[i & 4095], Number(keys[i & 4095]), { username: 'x' }));
+    const snapshot = nsPerOp(() => store.view('users', 50));
+    const view = store.view('users', 0);
+    const isOnline = nsPerOp((i) => view.lastSeen(keys[i & 4095]));
+    const request = nsPerOp(pageWork(online.middleware(), requests(n), n));
+    const recipe = recipeOnLru({ thresholdMs: THRESHOLD_S * 1000, maxTracked: n + 100 });
+    const ids = Array.from({ length: n }, (_, i) => i + 1);
+    recipe.fill(ids);
+    const recipeRequest = nsPerOp((i) => recipe.request(Number(keys[i & 4095])));
+    out[n] = { touch, snapshot, isOnline, request, recipeRequest, recipeCount: recipe.request(1).count, count: view.count };
+    rows.push([
+      n.toLocaleString('en-US'),
+      range(touch, 0),
+      range(snapshot, 0),
+      range(isOnline, 0),
+      range(request, 0),
+      range(recipeRequest, 0),
+      `${view.count.toLocaleString('en-US')} / ${out[n].recipeCount}`,
+    ]);
+    online.close();
+  }
+  const text = table(
+    'Memory store: ns per operation (median of 5 runs, min–max)',
+    ['users online', 'touch', 'snapshot (count + 50 listed)', 'isOnline', 'whole request¹', 'Django recipe on lru-cache, per request', 'count: ours / recipe'],
+    rows,
+  );
+  return { results: out, text };
+}
+
+/** Heap bytes per tracked user at n, measured with --expose-gc. */
+export function memoryHeap(n) {
+  const measure = (profile) => {
+    gc();
+    gc();
+    const before = process.memoryUsage().heapUsed;
+    const store = new MemoryStore({ maxTracked: n });
+    createOnlineTracker({ store, threshold: THRESHOLD_S });
+    for (let id = 1; id <= n; id++) store.touch('users', String(id), id, profile(id));
+    gc();
+    gc();
+    const bytes = (process.memoryUsage().heapUsed - before) / n;
+    store.view('users', 1); // keeps the store alive until measured
+    return bytes;
+  };
+  const idOnly = measure(() => ({}));
+  const withName = measure((id) => ({ username: `user${id}` }));
+  const text = table(
+    `Memory store: heap per tracked user at ${n.toLocaleString('en-US')} users`,
+    ['profile', 'bytes per user'],
+    [
+      ['id only', idOnly.toFixed(0)],
+      ['id + username ("user123456")', withName.toFixed(0)],
+    ],
+  );
+  return { results: { idOnly, withName }, text };
+}
+
+async function redisInfo(client, section) {
+  const info = String(await client.sendCommand(['INFO', section]));
+  return Object.fromEntries(info.split('\r\n').filter((l) => l.includes(':')).map((l) => l.split(/:(.*)/s).slice(0, 2)));
+}
+
+async function commandCount(client) {
+  const stats = await redisInfo(client, 'commandstats');
+  let calls = 0;
+  for (const [name, value] of Object.entries(stats)) {
+    if (/^cmdstat_(info|config)/.test(name)) continue;
+    calls += Number(/calls=(\d+)/.exec(value)[1]);
+  }
+  return calls;
+}
+
+async function usedMemory(client) {
+  return Number((await redisInfo(client, 'memory')).used_memory);
+}
+
+export async function redisStoreOps(redis, sizes) {
+  const client = await createClient({ url: redis.url }).connect();
+  const rows = [];
+  const out = {};
+  for (const n of sizes) {
+    await client.sendCommand(['FLUSHALL']);
+    const memBefore = await usedMemory(client);
+    // Ours: n users written by one tracker (as they would be by their first requests), then read by another process's view.
+    const writer = createOnlineTracker({ store: new RedisStore({ client, prefix: 'bench', maxTracked: n + 10 }), threshold: THRESHOLD_S });
+    for (let id = 1; id <= n; id++) writer.store.touch('users', String(id), id, { username: `user${id}` });
+    await writer.close(); // flushes the queue
+    while (Number(await client.sendCommand(['ZCARD', '{bench}:users:seen'])) < n) await sleep(50);
+    const memOurs = (await usedMemory(client) - memBefore) / n;
+    const store = new RedisStore({ client, prefix: 'bench', maxTracked: n + 10 });
+    const online = createOnlineTracker({ store, threshold: THRESHOLD_S });
+    while ((await online.count()) < n) await sleep(50);
+    const work = pageWork(online.middleware(), requests(n), n);
+    const request = nsPerOp(work);
+    // Commands per request at steady state: requests spread over 3 s, yielding so the sync timer runs.
+    await client.sendCommand(['CONFIG', 'RESETSTAT']);
+    let served = 0;
+    const until = Date.now() + 3000;
+    while (Date.now() < until) {
+      for (let i = 0; i < 2000; i++) work(served++);
+      await new Promise((r) => setImmediate(r));
+    }
+    const commands = await commandCount(client);
+    await online.close();
+
+    const baselines = [];
+    for (const make of [recipeOnRedis, hgetallSnippet, sortedSetGist]) {
+      await client.sendCommand(['FLUSHALL']);
+      const before = await usedMemory(client);
+      const baseline = make(client, { thresholdMs: THRESHOLD_S * 1000 });
+      await baseline.fill(Array.from({ length: n }, (_, i) => i + 1));
+      const bytes = (await usedMemory(client) - before) / n;
+      await client.sendCommand(['CONFIG', 'RESETSTAT']);
+      const random = prng(5);
+      let count = 0;
+      const us = await usPerAsyncOp(async () => {
+        count = (await baseline.request(1 + Math.floor(random() * n))).count;
+      }, { targetMs: n > 10_000 ? 1500 : 300, runs: n > 10_000 ? 3 : 5 });
+      const calls = await commandCount(client);
+      baselines.push({ name: baseline.name, us, bytes, count, commandsPerRequest: calls / us.calls });
+    }
+    out[n] = { request, commandsPerRequest: commands / served, requests: served, bytesPerUser: memOurs, baselines };
+    rows.push([
+      n.toLocaleString('en-US'),
+      'express-online-now RedisStore',
+      range({ median: request.median / 1000, min: request.min / 1000, max: request.max / 1000 }, 2),
+      (commands / served).toFixed(5),
+      memOurs.toFixed(0),
+      n.toLocaleString('en-US'),
+    ]);
+    for (const b of baselines) {
+      rows.push([n.toLocaleString('en-US'), b.name, range(b.us, 1), b.commandsPerRequest.toFixed(1), b.bytes.toFixed(0), b.count.toLocaleString('en-US')]);
+    }
+  }
+  await client.quit();
+  const text = table(
+    'Redis: one request’s presence work, sequential (median of runs, min–max)',
+    ['users online', 'implementation', 'µs per request', 'Redis commands per request', 'Redis bytes per online user', 'count shown'],
+    rows,
+  );
+  return { results: out, text };
+}
+
