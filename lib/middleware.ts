@@ -90,22 +90,20 @@ export function createMiddleware(tracker: OnlineTracker): OnlineMiddleware {
     // Profiles are typed by the app (DefaultProfile unless `profile` says otherwise).
     const entries = users === undefined ? NO_ENTRIES : (users.entries as readonly OnlineEntry[]);
     const seen = (userOrId: unknown): number | null => {
-      if (users === undefined) return null;
-      const who = tracker.identify(userOrId);
-      return who === undefined ? null : users.lastSeen(who.key);
+      const key = users === undefined ? undefined : tracker.keyFor(userOrId);
+      return key === undefined ? null : (users as ScopeView).lastSeen(key);
     };
-    const locals: OnlineNowLocals = {
-      onlineNow: entries,
-      onlineNowIds: entries.map((entry) => entry.id),
-      onlineCount: users === undefined ? 0 : users.count,
-      onlineGuests: guests,
-      isOnline: (userOrId) => seen(userOrId) !== null,
-      lastSeen: (userOrId) => {
-        const time = seen(userOrId);
-        return time === null ? null : new Date(time);
-      },
+    // Assigned one by one: this runs on every request, and an intermediate object would only add garbage.
+    const locals = res.locals as Partial<OnlineNowLocals>;
+    locals.onlineNow = entries;
+    locals.onlineNowIds = entries.map((entry) => entry.id);
+    locals.onlineCount = users === undefined ? 0 : users.count;
+    locals.onlineGuests = guests;
+    locals.isOnline = (userOrId) => seen(userOrId) !== null;
+    locals.lastSeen = (userOrId) => {
+      const time = seen(userOrId);
+      return time === null ? null : new Date(time);
     };
-    Object.assign(res.locals, locals);
   }
 
   return function onlineNow(req, res, next) {

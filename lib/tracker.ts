@@ -154,19 +154,26 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
    * @internal
    */
   identify(userOrId: unknown): Identity | undefined {
-    let id = userOrId;
-    if (typeof userOrId === 'object' && userOrId !== null) {
-      try {
-        id = this.getId(userOrId);
-      } catch (error) {
-        // A template asking `isOnline(user)` must not break the page over a bad getId.
-        this.reporter.report('callback', error);
-        return undefined;
-      }
-    }
+    const id = this.idOf(userOrId);
     const key = keyOf(id);
     // keyOf accepted it, so it is a finite number or a bounded non-empty string.
     return key === undefined ? undefined : { key, id: id as UserId };
+  }
+
+  /** The store key of a user or id, without allocating: templates ask this for every badge. @internal */
+  keyFor(userOrId: unknown): string | undefined {
+    return keyOf(this.idOf(userOrId));
+  }
+
+  private idOf(userOrId: unknown): unknown {
+    if (typeof userOrId !== 'object' || userOrId === null) return userOrId;
+    try {
+      return this.getId(userOrId);
+    } catch (error) {
+      // A template asking `isOnline(user)` must not break the page over a bad getId.
+      this.reporter.report('callback', error);
+      return undefined;
+    }
   }
 
   /** @internal */

@@ -1,0 +1,92 @@
+// One app for the whole-request benchmark: Express + express-session + a
+// Nunjucks page, with one presence implementation (or none), N users already
+// online. Started by run.mjs as `node app-server.mjs VARIANT N [REDIS_URL]`;
+// prints {"port": …} when ready.
+import express from 'express';
+import session from 'express-session';
+import nunjucks from 'nunjucks';
+import { createClient } from 'redis';
+import { MemoryStore, RedisStore, createOnlineTracker, registerNunjucks } from 'express-online-now';
+import { hgetallSnippet, recipeOnLru, recipeOnRedis, sortedSetGist } from './baselines.mjs';
+
+const [variant, nArg, redisUrl] = process.argv.slice(2);
+const n = Number(nArg);
+const THRESHOLD_S = 900;
+const thresholdMs = THRESHOLD_S * 1000;
+const ids = Array.from({ length: n }, (_, i) => i + 1);
+
+const PAGE = `<!doctype html><title>Forum</title>
+<p>{{ onlineCount }} online</p>
+<ul>{% for u in onlineNow %}<li>{{ u.username }}</li>{% endfor %}</ul>
+<table>{% for p in posts %}<tr><td>{{ p.author }}</td><td>{{ "online" if p.author | isOnline }}</td></tr>{% endfor %}</table>`;
+const posts = Array.from({ length: 20 }, (_, i) => ({ author: 1 + ((i * 7919) % n) }));
+
+/** Sets the locals our middleware would, from a baseline's answer, so the same page renders. */
+function baselineLocals(res, answer) {
+  const online = new Set(answer.ids.map(String));
+  res.locals.onlineNow = answer.ids.map((id) => ({ id, username: `user${id}` }));
+  res.locals.onlineCount = answer.count;
+  res.locals.isOnline = (id) => online.has(String(id));
+}
+
+async function presence() {
+  switch (variant) {
+    case 'none': {
+      // The same page with the same content, from a fixed list: what rendering costs without presence.
+      const fixed = { ids: ids.slice(-50).reverse(), count: n };
+      return (_req, res, next) => {
+        baselineLocals(res, fixed);
+        next();
+      };
+    }
+    case 'memory': {
+      const store = new MemoryStore({ maxTracked: n + 1000 });
+      const online = createOnlineTracker({ store, threshold: THRESHOLD_S });
+      for (const id of ids) store.touch('users', String(id), id, { username: `user${id}` });
+      return online.middleware();
+    }
+    case 'recipe-lru': {
+      const recipe = recipeOnLru({ thresholdMs, maxTracked: n + 1000 });
+      recipe.fill(ids);
+      return (req, res, next) => {
+        baselineLocals(res, recipe.request(req.session.user.id));
+        next();
+      };
+    }
+    default: {
+      const client = await createClient({ url: redisUrl }).connect();
+      if (variant === 'redis') {
+        const store = new RedisStore({ client, prefix: `bench-web-${n}`, maxTracked: n + 1000 });
+        const online = createOnlineTracker({ store, threshold: THRESHOLD_S });
+        for (const id of ids) store.touch('users', String(id), id, { username: `user${id}` });
+        while ((await client.sendCommand(['ZCARD', `{bench-web-${n}}:users:seen`])) < n) await new Promise((r) => setTimeout(r, 100));
+        return online.middleware();
+      }
+      const make = { 'recipe-redis': recipeOnRedis, hgetall: hgetallSnippet, zset: sortedSetGist }[variant];
+      const baseline = make(client, { thresholdMs });
+      await baseline.fill(ids);
+      return (req, res, next) => {
+        baseline.request(req.session.user.id).then((answer) => {
+          baselineLocals(res, answer);
+          next();
+        }, next);
+      };
+    }
+  }
+}
+
+const app = express();
+const env = registerNunjucks(new nunjucks.Environment(null, { autoescape: true }));
+const template = nunjucks.compile(PAGE, env);
+app.use(session({ secret: 'bench', resave: false, saveUninitialized: false }));
+app.get('/login/:id', (req, res) => {
+  req.session.user = { id: Number(req.params.id), username: `user${req.params.id}` };
+  res.sendStatus(204);
+});
+app.use(await presence());
+app.get('/', (_req, res) => res.type('html').send(template.render({ ...res.locals, posts })));
+
+const server = app.listen(0, '127.0.0.1', () => {
+  process.stdout.write(`${JSON.stringify({ port: server.address().port })}\n`);
+});
+process.on('SIGINT', () => process.exit(0));

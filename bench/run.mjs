@@ -1,0 +1,75 @@
+// `npm run bench`: every table of BENCHMARKS.md, measured side by side in one
+// run on this machine, printed as Markdown and written to bench/results.json.
+// Starts its own redis-server where one is installed; the whole-request section needs wrk.
+// QUICK=1 runs smaller sizes and fewer rounds, for a look in under a minute.
+import { writeFileSync } from 'node:fs';
+import { haveWrk, wholeRequests } from './http.mjs';
+import { machine, startRedis } from './lib.mjs';
+import { memoryHeap, memoryStoreOps, redisStoreOps } from './store-ops.mjs';
+
+if (typeof globalThis.gc !== 'function') {
+  console.error('run me with node --expose-gc (npm run bench does)');
+  process.exit(1);
+}
+const quick = process.env.QUICK === '1';
+const started = new Date();
+const host = machine();
+console.log(`express-online-now benchmarks, ${started.toISOString()}`);
+console.log(`${host.cpu}, ${host.cores} cores, ${host.memoryGiB} GiB, Node ${host.node}, ${host.platform}`);
+console.log('Times are medians of the runs shown, with their min–max. User ids come from a fixed-seed PRNG.');
+
+const results = { date: started.toISOString(), machine: host, quick };
+const texts = [];
+
+const memory = await memoryStoreOps(quick ? [1_000, 100_000] : [1_000, 100_000, 1_000_000]);
+results.memoryStore = memory.results;
+texts.push(memory.text);
+const heap = memoryHeap(quick ? 100_000 : 1_000_000);
+results.memoryHeap = heap.results;
+texts.push(heap.text);
+
+const redis = await startRedis();
+if (redis === null) {
+  console.log('\nredis-server is not installed (apt-get install redis-server): the Redis sections are skipped.\n');
+} else {
+  try {
+    const ops = await redisStoreOps(redis, quick ? [1_000, 10_000] : [1_000, 100_000]);
+    results.redisStore = ops.results;
+    texts.push(ops.text);
+  } finally {
+    redis.stop();
+  }
+}
+
+if (!haveWrk()) {
+  console.log('\nwrk is not installed (apt-get install wrk): the whole-request section is skipped.\n');
+} else {
+  const web = await startRedis();
+  try {
+    const variants = ['none', 'memory', 'recipe-lru'];
+    if (web !== null) variants.push('redis', 'recipe-redis', 'hgetall', 'zset');
+    const http = await wholeRequests({
+      sizes: quick ? [10_000] : [10_000, 100_000],
+      variants,
+      redisUrl: web?.url,
+      rounds: quick ? 2 : 5,
+      seconds: quick ? 1 : 2,
+    });
+    results.wholeRequests = http.results;
+    texts.push(http.text);
+  } finally {
+    web?.stop();
+  }
+}
+
+const notes = `¹ whole request: the middleware on a request of a signed-in user (mark them, take the page's view,
+set every local), then what a page reads: onlineCount, the ${50} listed, one isOnline of another user.`;
+console.log(notes);
+results.seconds = Math.round((Date.now() - started.getTime()) / 1000);
+writeFileSync(new URL('results.json', import.meta.url), `${JSON.stringify(results, null, 2)}\n`);
+writeFileSync(
+  new URL('results.md', import.meta.url),
+  `Measured ${started.toISOString().slice(0, 10)} on ${host.cpu}, ${host.cores} cores, ${host.memoryGiB} GiB, Node ${host.node}${quick ? ' (QUICK=1)' : ''}; ${results.seconds} s in all.\n\n${texts.join('\n\n')}\n\n${notes}\n`,
+);
+console.log(`\nbench/results.json and bench/results.md written (${results.seconds} s).`);
+process.exit(0);
