@@ -1,7 +1,7 @@
 // Section 2: whole requests. Each implementation runs in an app process of its
 // own; wrk (a separate process) loads them in turn, alternating, over loopback.
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { prng, summary, table } from './lib.mjs';
@@ -62,6 +62,16 @@ function runWrk(port, script, seconds, connections) {
   return { rps, p99ms: Number(p99[1]) * scale, errors: non2xx ? Number(non2xx[1]) : 0 };
 }
 
+/**
+ * Waits until the app has worked off what wrk left in flight (a slow baseline
+ * can leave seconds of Redis work queued), so the next variant runs on a quiet machine.
+ */
+async function drain(port, script) {
+  const cookie = /"([^"]+)"/.exec(readFileSync(script, 'utf8'))[1];
+  await fetch(`http://127.0.0.1:${port}/`, { headers: { cookie } }).then((r) => r.arrayBuffer());
+  await new Promise((r) => setTimeout(r, 200));
+}
+
 export function haveWrk() {
   return existsSync(WRK);
 }
@@ -83,7 +93,10 @@ export async function wholeRequests({ sizes, variants, redisUrl, rounds = 5, sec
       for (const app of apps) runWrk(app.port, scripts[app.variant], 1, connections); // warm-up
       const runs = Object.fromEntries(variants.map((v) => [v, []]));
       for (let r = 0; r < rounds; r++) {
-        for (const app of apps) runs[app.variant].push(runWrk(app.port, scripts[app.variant], seconds, connections));
+        for (const app of apps) {
+          runs[app.variant].push(runWrk(app.port, scripts[app.variant], seconds, connections));
+          await drain(app.port, scripts[app.variant]);
+        }
       }
       results[n] = {};
       const base = summary(runs.none.map((x) => x.rps)).median;

@@ -5,6 +5,7 @@
 import { writeFileSync } from 'node:fs';
 import { haveWrk, wholeRequests } from './http.mjs';
 import { machine, startRedis } from './lib.mjs';
+import { soak } from './soak.mjs';
 import { memoryHeap, memoryStoreOps, redisStoreOps } from './store-ops.mjs';
 
 if (typeof globalThis.gc !== 'function') {
@@ -61,6 +62,10 @@ if (!haveWrk()) {
     web?.stop();
   }
 }
+
+const soaked = soak(quick ? { requests: 600_000, distinctUsers: 400_000, maxTracked: 20_000 } : {});
+results.soak = soaked.results;
+texts.push(soaked.text);
 
 const notes = `¹ whole request: the middleware on a request of a signed-in user (mark them, take the page's view,
 set every local), then what a page reads: onlineCount, the ${50} listed, one isOnline of another user.`;

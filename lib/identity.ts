@@ -32,16 +32,19 @@ export function defaultGetId(user: unknown): unknown {
 
 const defaultProfileFields = ['username', 'name', 'displayName'] as const;
 
+/** Shared by every user whose profile is empty: one object, not one per user. */
+export const EMPTY_PROFILE: Profile = Object.freeze({});
+
 /** `username`, `name` and `displayName`, when the user object has them: never the whole object. */
 export function defaultProfile(user: unknown): Profile {
-  const profile: Record<string, ProfileValue> = {};
+  let profile: Record<string, ProfileValue> | undefined;
   if (typeof user === 'object' && user !== null) {
     for (const field of defaultProfileFields) {
       const value = (user as Record<string, unknown>)[field];
-      if (typeof value === 'string') profile[field] = value.slice(0, MAX_PROFILE_STRING);
+      if (typeof value === 'string') (profile ??= {})[field] = value.slice(0, MAX_PROFILE_STRING);
     }
   }
-  return profile;
+  return profile ?? EMPTY_PROFILE;
 }
 
 function boundedValue(value: unknown): ProfileValue | undefined {
@@ -63,8 +66,8 @@ function boundedValue(value: unknown): ProfileValue | undefined {
  * `id` and `lastSeen` belong to the entry and are dropped here.
  */
 export function boundedProfile(raw: unknown): Profile {
+  if (typeof raw !== 'object' || raw === null) return EMPTY_PROFILE;
   const profile: Record<string, ProfileValue> = {};
-  if (typeof raw !== 'object' || raw === null) return profile;
   let fields = 0;
   for (const name of Object.keys(raw)) {
     if (fields === MAX_PROFILE_FIELDS) break;

@@ -49,6 +49,10 @@ export function createMiddleware(tracker: OnlineTracker): OnlineMiddleware {
     try {
       const user = tracker.getUser(req);
       if (user === undefined || user === null) return undefined;
+      if (isThenable(user)) {
+        reporter.report('callback', new Error('getUser(req) returned a Promise: it must return the user (or id) itself.'));
+        return undefined;
+      }
       const who = tracker.identify(user);
       return who && { key: who.key, id: who.id, profile: tracker.profileOf(user) };
     } catch (error) {
@@ -116,14 +120,16 @@ export function createMiddleware(tracker: OnlineTracker): OnlineMiddleware {
       reporter.report('callback', error);
     }
     let work: Awaitable<Views>;
+    let failed = false;
     try {
       work = track(req);
     } catch (error) {
       reporter.report('store', error);
       work = NO_VIEWS;
+      failed = true;
     }
     if (!isThenable(work)) {
-      reporter.recovered('store');
+      if (!failed) reporter.recovered('store');
       setLocals(res, work);
       next();
       return;

@@ -14,6 +14,7 @@
  * ~130 ns an entry, too much to pay for 50 entries on every page.
  */
 import { LRUCache } from 'lru-cache';
+import { EMPTY_PROFILE } from './identity';
 import type { Profile, ScopeView, StoredEntry, UserId } from './types';
 
 /** One key's presence as held for every user: small, no Date until it is listed. */
@@ -26,7 +27,6 @@ export class Presence {
   ) {}
 }
 
-const NO_PROFILE: Profile = Object.freeze({});
 /** The ready-made list never grows past this; a longer list() walks the LRU. */
 const TOP_CAPACITY = 200;
 
@@ -63,7 +63,7 @@ export class PresenceIndex {
   touch(key: string, id: UserId, profile: Profile | undefined, at: number): void {
     const time = at > this.latest ? at : this.latest;
     this.latest = time;
-    const presence = new Presence(id, time, profile ?? this.cache.peek(key)?.profile ?? NO_PROFILE);
+    const presence = new Presence(id, time, profile ?? this.cache.peek(key)?.profile ?? EMPTY_PROFILE);
     this.cache.set(key, presence);
     if (!this.topValid) return;
     const was = this.topKeys.indexOf(key);

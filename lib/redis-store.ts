@@ -10,12 +10,14 @@
  *
  * Data, all under one hash tag so the script also runs on Redis Cluster:
  *   {prefix}:users:seen      sorted set  key → version (Redis time, µs, unique and increasing)
- *   {prefix}:users:profiles  hash        key → profile JSON (with the id in its tracked type)
+ *   {prefix}:users:profiles  hash        key → profile JSON, after a "#" when the id is a number
  *   {prefix}:users:gone      sorted set  key → version of its logout, kept one threshold long
  *   {prefix}:guests:…        the same for guests (no profiles)
  *   {prefix}:version, {prefix}:epoch   the version counter, and an id that changes when Redis loses its data
+ *   {prefix}:threshold       the last writer's threshold: trackers that disagree on it are told so
  * Expired users are removed by the script in bounded batches, so Redis memory
- * follows the number of users online, and every key expires once nobody syncs.
+ * follows the number of users online, capped at `maxTracked` users (and as
+ * many guests), and every key expires once nobody syncs.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { boundedProfile, keyOf } from './identity';
@@ -52,17 +54,19 @@ export interface RedisStoreOptions {
    */
   touchInterval?: number;
   /**
-   * Most users (and, apart, guests) each process's read model holds (default
-   * 100,000, some 20 MB at the most). Past it a process's count saturates at
-   * this number: raise it for sites with more users online at once.
+   * Most users (and, apart, guests) kept in Redis and in each process's read
+   * model (default 100,000: some 25 MB of Redis and 20 MB per process at the
+   * most). Past it the least recently seen are dropped first and counts read
+   * this number (saturated); raise it for sites with more users online at once.
    */
   maxTracked?: number;
 }
 
 const SCOPES = ['users', 'guests'] as const satisfies readonly Scope[];
 type ScopeIndex = 0 | 1;
-/** Most changes one script call returns; a larger backlog is read in several calls. */
+/** Most changes one script call returns, and most writes it takes; a larger backlog goes in several calls. */
 const READ_LIMIT = 2000;
+const WRITE_LIMIT = 2000;
 /** A sync that takes longer is counted as failed (and the next waits for it to settle). */
 const SYNC_TIMEOUT_MS = 1000;
 /** How long the first pages of a new process wait for the first sync before rendering from what they have. */
@@ -88,8 +92,8 @@ local function stamp()
   return fmt(version)
 end
 local scopes = { { KEYS[3], KEYS[4], KEYS[5] }, { KEYS[6], KEYS[7], KEYS[8] } }
-local i = 7
-for _ = 1, tonumber(ARGV[6]) do
+local i = 8
+for _ = 1, tonumber(ARGV[7]) do
   local s = scopes[tonumber(ARGV[i])]
   redis.call('ZADD', s[1], stamp(), ARGV[i + 1])
   if ARGV[i + 2] ~= '' then redis.call('HSET', s[2], ARGV[i + 1], ARGV[i + 2]) end
@@ -105,6 +109,18 @@ while i < #ARGV do
   i = i + 2
 end
 redis.call('SET', KEYS[1], fmt(version))
+local other = redis.call('GET', KEYS[9])
+redis.call('SET', KEYS[9], ARGV[1])
+if other == ARGV[1] then other = false end
+local cap = tonumber(ARGV[6])
+for _, s in ipairs(scopes) do
+  local excess = redis.call('ZCARD', s[1]) - cap
+  if excess > 0 then
+    local dropped = redis.call('ZRANGE', s[1], 0, math.min(excess, 5000) - 1)
+    redis.call('ZREM', s[1], unpack(dropped))
+    redis.call('HDEL', s[2], unpack(dropped))
+  end
+end
 local cutoff = now - tonumber(ARGV[1])
 for _, s in ipairs(scopes) do
   local old = redis.call('ZRANGEBYSCORE', s[1], '-inf', fmt(cutoff), 'LIMIT', 0, 5000)
@@ -140,13 +156,23 @@ for n, s in ipairs(scopes) do
   if n == 1 and #keys > 0 then profiles = redis.call('HMGET', s[2], unpack(keys)) end
   out[#out + 1] = { keys, scores, profiles, redis.call('ZRANGEBYSCORE', s[3], '(' .. fmt(cursor), fmt(upto)) }
 end
+out[#out + 1] = other
 for _, k in ipairs(KEYS) do redis.call('PEXPIRE', k, ARGV[5]) end
 return out
 `;
 const SYNC_SHA = createHash('sha1').update(SYNC_SCRIPT).digest('hex');
 
 type ScopeReply = [keys: string[], scores: number[], profiles: (string | null)[], gone: string[]];
-type SyncReply = [epoch: string, upto: number, nowMicros: number, more: number, users: ScopeReply, guests: ScopeReply];
+type SyncReply = [
+  epoch: string,
+  upto: number,
+  nowMicros: number,
+  more: number,
+  users: ScopeReply,
+  guests: ScopeReply,
+  /** Another tracker's threshold (µs) seen on this prefix since our last sync, or null. */
+  otherThreshold: string | null,
+];
 
 interface Write {
   readonly forget: boolean;
@@ -175,20 +201,26 @@ function sameUser(a: Presence, b: Presence): boolean {
   return fields === 0;
 }
 
+/**
+ * The profile as stored: its JSON, after a "#" when the id is a number (the key
+ * holds its digits). Keeping the id out of the JSON saves Redis some bytes a user.
+ */
 function profileJson(presence: Presence): string {
-  return JSON.stringify(Object.assign({ id: presence.id }, presence.profile));
+  const json = JSON.stringify(presence.profile);
+  return typeof presence.id === 'number' ? `#${json}` : json;
 }
 
 /** A profile read back from Redis is bounded again: whoever wrote it, it reaches our pages. */
-function parseProfile(key: string, json: string | null): { id: UserId; profile: Profile } {
+function parseProfile(key: string, stored: string | null): { id: UserId; profile: Profile } {
+  const numeric = stored?.startsWith('#') === true;
   let parsed: unknown;
   try {
-    parsed = json === null ? undefined : JSON.parse(json);
+    parsed = stored === null ? undefined : JSON.parse(numeric ? stored.slice(1) : stored);
   } catch {
     parsed = undefined;
   }
-  const id = (parsed as { id?: unknown } | undefined)?.id;
-  return { id: keyOf(id) === key ? (id as UserId) : key, profile: boundedProfile(parsed) };
+  const asNumber = Number(key);
+  return { id: numeric && keyOf(asNumber) === key ? asNumber : key, profile: boundedProfile(parsed) };
 }
 
 export class RedisStore implements Store {
@@ -241,6 +273,7 @@ export class RedisStore implements Store {
       `${tag}:version`,
       `${tag}:epoch`,
       ...SCOPES.flatMap((scope) => [`${tag}:${scope}:seen`, `${tag}:${scope}:profiles`, `${tag}:${scope}:gone`]),
+      `${tag}:threshold`,
     ];
   }
 
@@ -362,16 +395,18 @@ export class RedisStore implements Store {
     let full = this.cursor === 0;
     let emptied = false;
     try {
-      let batch = writes;
+      let sent = 0;
       let more = true;
-      for (let rounds = 0; more && rounds < 1000; rounds++) {
+      for (let rounds = 0; (more || sent < writes.length) && rounds < 1000; rounds++) {
+        // A backlog (a burst, or an outage's queue) goes in bounded slices: each call stays short in Redis.
+        const batch = writes.slice(sent, sent + WRITE_LIMIT);
+        sent += batch.length;
         const started = Date.now();
         const reply = await withTimeout(
           this.send(this.scriptArgs(batch)),
           SYNC_TIMEOUT_MS,
           `Redis did not answer within ${SYNC_TIMEOUT_MS} ms`,
         );
-        batch = [];
         this.offsetMs = Number(reply[2]) / 1000 - (started + Date.now()) / 2;
         if (this.epoch !== undefined && reply[0] !== this.epoch) {
           // Redis lost its data (restart without persistence, FLUSHALL): read it all again,
@@ -436,6 +471,7 @@ export class RedisStore implements Store {
       // Used only when Redis has no epoch yet: a fresh one tells every process that Redis started over.
       randomBytes(8).toString('hex'),
       String(Math.ceil(this.thresholdMs * 2)),
+      String(this.maxTracked),
       String(touches.length),
     ];
     for (const w of touches) args.push(String(w.scope + 1), w.key, w.profile);
@@ -456,11 +492,25 @@ export class RedisStore implements Store {
     }
   }
 
+  /** Trackers sharing a prefix must agree on the threshold, or each expires the others' users at its own time. */
+  private checkThreshold(other: string | null): void {
+    if (other === null || other === undefined) return;
+    // Reported once for the life of the store: a mismatch flaps as the two trackers take turns.
+    this.reporter?.report(
+      'redis-threshold',
+      new OnlineNowConfigError(
+        'ERR_ONLINE_NOW_PREFIX_SHARED',
+        `another tracker uses the Redis prefix "${this.prefix}" with a threshold of ${Number(other) / 1e6}s, this one ${this.thresholdMs / 1000}s: give them the same threshold, or different prefixes.`,
+      ),
+    );
+  }
+
   /** Applies one reply's changes to the read model; true when Redis has more to read. */
   private apply(reply: SyncReply): boolean {
-    const [, upto, , more, ...scopes] = reply;
+    const [, upto, , more, users, guests, otherThreshold] = reply;
+    this.checkThreshold(otherThreshold);
     const indexes = this.currentIndexes();
-    scopes.forEach(([keys, scores, profiles, gone], s) => {
+    [users, guests].forEach(([keys, scores, profiles, gone], s) => {
       const index = indexes[s];
       keys.forEach((key, j) => {
         const { id, profile } = s === 0 ? parseProfile(key, profiles[j] ?? null) : { id: key, profile: undefined };

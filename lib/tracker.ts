@@ -7,6 +7,7 @@ import {
   defaultGetId,
   defaultGetUser,
   defaultProfile,
+  EMPTY_PROFILE,
   keyOf,
 } from './identity';
 import { MemoryStore } from './memory-store';
@@ -178,7 +179,7 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
 
   /** @internal */
   profileOf(user: unknown): Profile {
-    if (typeof user !== 'object' || user === null) return {};
+    if (typeof user !== 'object' || user === null) return EMPTY_PROFILE;
     return this.makeProfile === undefined ? defaultProfile(user) : boundedProfile(this.makeProfile(user));
   }
 }

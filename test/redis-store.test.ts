@@ -157,7 +157,7 @@ describe('RedisStore', function () {
     await online.forget(1);
     const keys = (await c.command('KEYS', `*${prefix}*`)) as string[];
     expect(keys.sort()).to.deep.equal(
-      ['epoch', 'users:gone', 'users:profiles', 'users:seen', 'version'].map((k) => `{${prefix}}:${k}`),
+      ['epoch', 'threshold', 'users:gone', 'users:profiles', 'users:seen', 'version'].map((k) => `{${prefix}}:${k}`),
     );
     for (const key of keys) expect(key.startsWith(`{${prefix}}:`), key).to.equal(true);
   });
