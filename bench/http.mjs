@@ -68,7 +68,14 @@ function runWrk(port, script, seconds, connections) {
  */
 async function drain(port, script) {
   const cookie = /"([^"]+)"/.exec(readFileSync(script, 'utf8'))[1];
-  await fetch(`http://127.0.0.1:${port}/`, { headers: { cookie } }).then((r) => r.arrayBuffer());
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      await fetch(`http://127.0.0.1:${port}/`, { headers: { cookie } }).then((r) => r.arrayBuffer());
+      break;
+    } catch {
+      // A kept-alive socket the app closed meanwhile: ask again on a new one.
+    }
+  }
   await new Promise((r) => setTimeout(r, 200));
 }
 

@@ -9,8 +9,8 @@ import { sleep } from './helpers/server';
 
 const WORKER = path.join(__dirname, 'fixtures', 'redis-worker.ts');
 
-function startWorker(port: number, kind: ClientKind, prefix: string): Promise<{ child: ChildProcess; base: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', WORKER, String(port), kind, prefix], {
+function startWorker(port: number, kind: ClientKind, prefix: string, skewMs = 0): Promise<{ child: ChildProcess; base: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', WORKER, String(port), kind, prefix, String(skewMs)], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   return new Promise((resolve, reject) => {
@@ -24,7 +24,7 @@ function startWorker(port: number, kind: ClientKind, prefix: string): Promise<{ 
   });
 }
 
-describe('RedisStore across three separate Node processes (two node-redis, one ioredis)', function () {
+describe('RedisStore across three separate Node processes (two node-redis, one ioredis, whose clock is 10 minutes fast)', function () {
   this.timeout(120_000);
   let redis: RedisServer;
   let admin: TestClient;
@@ -36,7 +36,9 @@ describe('RedisStore across three separate Node processes (two node-redis, one i
     redis = await RedisServer.start();
     admin = await connect('node-redis', redis);
     const kinds: ClientKind[] = ['node-redis', 'node-redis', 'ioredis'];
-    workers.push(...(await Promise.all(kinds.map((kind) => startWorker(redis.port, kind, prefix)))));
+    // The third server's clock is 10 minutes fast: presence must go by Redis's clock, not each server's.
+    const skews = [0, 0, 600_000];
+    workers.push(...(await Promise.all(kinds.map((kind, i) => startWorker(redis.port, kind, prefix, skews[i])))));
   });
 
   after(async () => {
@@ -66,6 +68,8 @@ describe('RedisStore across three separate Node processes (two node-redis, one i
       expect(locals.isOnline!.every(Boolean), `process ${n}`).to.equal(true);
       expect(new Set(locals.onlineNowIds).size).to.equal(50);
       expect(locals.onlineNowIds.every((id) => typeof id === 'number')).to.equal(true);
+      // Every process dates everyone by Redis's clock: nobody seen 10 minutes in the future, or the past.
+      for (const entry of locals.onlineNow) expect(Math.abs(Date.parse(String(entry.lastSeen)) - Date.now()), `process ${n}`).to.be.below(30_000);
     }
     expect(await admin.command('ZCARD', `{${prefix}}:users:seen`)).to.equal(300);
   });
