@@ -47,6 +47,18 @@ export function defaultProfile(user: unknown): Profile {
   return profile ?? EMPTY_PROFILE;
 }
 
+/** Same fields, same values. Runs on every request: no allocation. */
+export function sameProfile(a: Profile, b: Profile): boolean {
+  if (a === b) return true;
+  let fields = 0;
+  for (const k in a) {
+    if (a[k] !== b[k]) return false;
+    fields++;
+  }
+  for (const _k in b) fields--;
+  return fields === 0;
+}
+
 function boundedValue(value: unknown): ProfileValue | undefined {
   switch (typeof value) {
     case 'string':

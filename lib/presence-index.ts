@@ -14,16 +14,22 @@
  * ~130 ns an entry, too much to pay for 50 entries on every page.
  */
 import { LRUCache } from 'lru-cache';
-import { EMPTY_PROFILE } from './identity';
+import { EMPTY_PROFILE, sameProfile } from './identity';
 import type { Profile, ScopeView, StoredEntry, UserId } from './types';
 
-/** One key's presence as held for every user: small, no Date until it is listed. */
+/**
+ * One key's presence as held for every user: small, no Date until it is listed.
+ * Updated in place on each touch, so a busy site does not turn every request
+ * into old-generation garbage (which makes major GCs frequent when the heap holds
+ * many users).
+ */
 export class Presence {
   constructor(
-    readonly id: UserId,
+    public id: UserId,
     /** Last seen, ms since the epoch. */
-    readonly at: number,
-    readonly profile: Profile,
+    public at: number,
+    /** Never mutated: replaced whole when the user's profile changes. */
+    public profile: Profile,
   ) {}
 }
 
@@ -63,8 +69,15 @@ export class PresenceIndex {
   touch(key: string, id: UserId, profile: Profile | undefined, at: number): void {
     const time = at > this.latest ? at : this.latest;
     this.latest = time;
-    const presence = new Presence(id, time, profile ?? this.cache.peek(key)?.profile ?? EMPTY_PROFILE);
-    this.cache.set(key, presence);
+    let presence = this.cache.peek(key);
+    if (presence === undefined) {
+      presence = new Presence(id, time, profile ?? EMPTY_PROFILE);
+    } else {
+      presence.id = id;
+      presence.at = time;
+      if (profile !== undefined && !sameProfile(presence.profile, profile)) presence.profile = profile;
+    }
+    this.cache.set(key, presence); // moves it to the most recent end
     if (!this.topValid) return;
     const was = this.topKeys.indexOf(key);
     if (was !== -1) {

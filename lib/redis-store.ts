@@ -20,7 +20,7 @@
  * many guests), and every key expires once nobody syncs.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { boundedProfile, keyOf } from './identity';
+import { boundedProfile, keyOf, sameProfile } from './identity';
 import { DEFAULT_MAX_TRACKED } from './memory-store';
 import { Presence, PresenceIndex } from './presence-index';
 import { withTimeout } from './timeout';
@@ -185,20 +185,8 @@ interface Write {
 /** What this process last wrote of a key, and when: it is not written again within touchInterval. */
 interface Written {
   readonly at: number;
-  readonly presence: Presence;
-}
-
-/** Same id and profile fields. Runs on every request: no allocation. */
-function sameUser(a: Presence, b: Presence): boolean {
-  if (a.id !== b.id) return false;
-  if (a.profile === b.profile) return true;
-  let fields = 0;
-  for (const k in a.profile) {
-    if (a.profile[k] !== b.profile[k]) return false;
-    fields++;
-  }
-  for (const _k in b.profile) fields--;
-  return fields === 0;
+  readonly id: UserId;
+  readonly profile: Profile;
 }
 
 /**
@@ -319,8 +307,10 @@ export class RedisStore implements Store {
     index.touch(key, id, profile, now);
     const presence = index.peek(key) as Presence;
     const last = this.written[s].get(key);
-    if (last !== undefined && now - last.at < this.touchInterval && sameUser(last.presence, presence)) return;
-    this.written[s].set(key, { at: now, presence });
+    if (last !== undefined && now - last.at < this.touchInterval && last.id === presence.id && sameProfile(last.profile, presence.profile)) {
+      return;
+    }
+    this.written[s].set(key, { at: now, id: presence.id, profile: presence.profile });
     if (this.written[s].size > this.maxTracked) this.written[s].delete(this.written[s].keys().next().value as string);
     this.queue({ forget: false, scope: s, key, profile: s === 0 ? profileJson(presence) : '' });
   }
@@ -446,7 +436,7 @@ export class RedisStore implements Store {
       const written = this.written[write.scope].get(write.key);
       if (write.forget) indexes[write.scope].forget(write.key);
       else if (written !== undefined) {
-        indexes[write.scope].touch(write.key, written.presence.id, written.presence.profile, written.at);
+        indexes[write.scope].touch(write.key, written.id, written.profile, written.at);
       }
     }
   }
