@@ -53,7 +53,7 @@ if (!haveWrk()) {
       sizes: quick ? [10_000] : [10_000, 100_000],
       variants,
       redisUrl: web?.url,
-      rounds: quick ? 2 : 5,
+      rounds: quick ? 2 : 7,
       seconds: quick ? 1 : 2,
     });
     results.wholeRequests = http.results;
