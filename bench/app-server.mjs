@@ -31,7 +31,9 @@ function baselineLocals(res, answer) {
 
 async function presence() {
   switch (variant) {
-    case 'none': {
+    case 'none':
+    case 'control': {
+      // 'control' is a second copy of 'none': the gap between the two is this machine's noise.
       // The same page with the same content, from a fixed list: what rendering costs without presence.
       const fixed = { ids: ids.slice(-50).reverse(), count: n };
       return (_req, res, next) => {

@@ -59,17 +59,17 @@ export function recipeOnRedis(redis, { thresholdMs }) {
   };
 }
 
+/** Marks `ids` online now, a thousand per command. */
+async function fillInChunks(redis, ids, command) {
+  const now = String(Date.now());
+  for (let i = 0; i < ids.length; i += 1000) await redis.sendCommand(command(ids.slice(i, i + 1000), now));
+}
+
 /** The common Express example: HSET user → time on every request, HGETALL and filter on every page. */
 export function hgetallSnippet(redis, { thresholdMs }) {
   return {
     name: 'HSET + HGETALL snippet',
-    async fill(ids) {
-      const now = String(Date.now());
-      for (let i = 0; i < ids.length; i += 1000) {
-        const chunk = ids.slice(i, i + 1000);
-        await redis.sendCommand(['HSET', 'online-users', ...chunk.flatMap((id) => [String(id), now])]);
-      }
-    },
+    fill: (ids) => fillInChunks(redis, ids, (chunk, now) => ['HSET', 'online-users', ...chunk.flatMap((id) => [String(id), now])]),
     async request(uid) {
       const now = Date.now();
       await redis.sendCommand(['HSET', 'online-users', String(uid), String(now)]);
@@ -86,13 +86,7 @@ export function hgetallSnippet(redis, { thresholdMs }) {
 export function sortedSetGist(redis, { thresholdMs }) {
   return {
     name: 'ZADD + ZREVRANGEBYSCORE gist',
-    async fill(ids) {
-      const now = String(Date.now());
-      for (let i = 0; i < ids.length; i += 1000) {
-        const chunk = ids.slice(i, i + 1000);
-        await redis.sendCommand(['ZADD', 'online-zset', ...chunk.flatMap((id) => [now, String(id)])]);
-      }
-    },
+    fill: (ids) => fillInChunks(redis, ids, (chunk, now) => ['ZADD', 'online-zset', ...chunk.flatMap((id) => [now, String(id)])]),
     async request(uid) {
       const now = Date.now();
       await redis.sendCommand(['ZADD', 'online-zset', String(now), String(uid)]);

@@ -100,7 +100,8 @@ export async function wholeRequests({ sizes, variants, redisUrl, rounds = 5, sec
       for (const app of apps) runWrk(app.port, scripts[app.variant], 1, connections); // warm-up
       const runs = Object.fromEntries(variants.map((v) => [v, []]));
       for (let r = 0; r < rounds; r++) {
-        for (const app of apps) {
+        // Each round starts one variant further on, so no variant always follows the same neighbour.
+        for (const app of [...apps.slice(r % apps.length), ...apps.slice(0, r % apps.length)]) {
           runs[app.variant].push(runWrk(app.port, scripts[app.variant], seconds, connections));
           await drain(app.port, scripts[app.variant]);
         }

@@ -47,7 +47,7 @@ if (!haveWrk()) {
 } else {
   const web = await startRedis();
   try {
-    const variants = ['none', 'memory', 'recipe-lru'];
+    const variants = ['none', 'control', 'memory', 'recipe-lru'];
     if (web !== null) variants.push('redis', 'recipe-redis', 'hgetall', 'zset');
     const http = await wholeRequests({
       sizes: quick ? [10_000] : [10_000, 100_000],
