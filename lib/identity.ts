@@ -5,10 +5,10 @@ import { createHash } from 'node:crypto';
 import type { OnlineRequest, Profile, ProfileValue } from './types';
 
 /** Longest string id tracked; longer ones are ignored (they are not ids, and would bloat the store). */
-export const MAX_ID_LENGTH = 256;
+const MAX_ID_LENGTH = 256;
 /** Profile bounds: at most this many fields, each string at most this long. */
-export const MAX_PROFILE_FIELDS = 16;
-export const MAX_PROFILE_STRING = 256;
+const MAX_PROFILE_FIELDS = 16;
+const MAX_PROFILE_STRING = 256;
 const MAX_FIELD_NAME = 64;
 
 /**

@@ -19,7 +19,7 @@ import type {
 } from './types';
 
 /** Longest a request waits on an asynchronous store before rendering without presence. */
-export const STORE_WAIT_MS = 100;
+const STORE_WAIT_MS = 100;
 
 interface Views {
   readonly users: ScopeView | undefined;

@@ -113,10 +113,6 @@ export class PresenceIndex {
     return { count: this.cache.size, entries: this.recent(limit), lastSeen: (key) => this.lastSeen(key, now) };
   }
 
-  get size(): number {
-    return this.cache.size;
-  }
-
   clear(): void {
     this.cache.clear();
     this.topValid = false;
