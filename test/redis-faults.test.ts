@@ -6,7 +6,7 @@ import { presenceApp, type LocalsJson } from './helpers/app';
 import { CookieBrowser } from './helpers/browser';
 import { REDIS_SERVER, RedisServer, connect, freePort, uniquePrefix, type TestClient } from './helpers/redis';
 import { requireBinary } from './helpers/requirements';
-import { listen, sleep, type Listening } from './helpers/server';
+import { eventually, listen, sleep, type Listening } from './helpers/server';
 
 /**
  * Redis hung, killed, restarted, down at start, or answering errors: pages keep
@@ -89,10 +89,11 @@ describe('RedisStore when Redis fails', function () {
     // 1.5 s of 100 ms ticks, two stores: without the one-command-at-a-time rule some 30 would have piled up.
     expect(evals).to.be.at.most(6);
 
-    await sleep(500);
-    expect(await b.isOnline(3)).to.equal(true);
-    expect(await b.isOnline(2)).to.equal(false);
-    expect(await b.count()).to.equal(2);
+    await eventually(async () => {
+      expect(await b.isOnline(3)).to.equal(true);
+      expect(await b.isOnline(2)).to.equal(false);
+      expect(await b.count()).to.equal(2);
+    });
   });
 
   it('killed, then restarted empty: pages keep rendering; tracking resumes, and the new epoch is read afresh', async () => {
@@ -109,15 +110,17 @@ describe('RedisStore when Redis fails', function () {
       expect(locals.onlineCount).to.equal(3);
       await sleep(100);
     }
-    await sleep(1000); // a disconnected client holds our command until the sync times out (1 s)
-    expect(errors).to.have.length(1);
+    // A disconnected client holds our command until the sync times out (1 s).
+    await eventually(() => expect(errors).to.have.length(1));
 
     await redis.restart(); // same port, no data
-    await sleep(1500); // clients reconnect, the stores sync
+    // Clients reconnect, the stores see the new epoch and read afresh.
+    await eventually(async () => expect(await a.count()).to.equal(1)); // only Carl's queued write is in the new Redis
     await page(ann); // Ann comes back: written again, since Redis forgot her
-    await sleep(400);
-    expect(await b.isOnline(1)).to.equal(true);
-    expect(await b.isOnline(3)).to.equal(true); // queued during the outage, written after it
+    await eventually(async () => {
+      expect(await b.isOnline(1)).to.equal(true);
+      expect(await b.isOnline(3)).to.equal(true); // queued during the outage, written after it
+    });
     expect(await b.isOnline(2)).to.equal(false); // gone with Redis's data, and not seen since
     expect(await a.count()).to.equal(2);
     expect(errors).to.have.length(1);
@@ -138,8 +141,7 @@ describe('RedisStore when Redis fails', function () {
 
     await clients[2].command('DEL', `{${prefix}}:users:seen`);
     await signIn(5);
-    await sleep(400);
-    expect(await b.isOnline(5)).to.equal(true);
+    await eventually(async () => expect(await b.isOnline(5)).to.equal(true));
   });
 
   it('down when the app starts: the first pages render without waiting; tracking starts when Redis comes up', async () => {
@@ -168,8 +170,7 @@ describe('RedisStore when Redis fails', function () {
       const other = await connect('node-redis', lateRedis);
       clients.push(other);
       const c = createOnlineTracker({ store: new RedisStore({ client: other.client, prefix, syncInterval: 100 }) });
-      await sleep(1200);
-      expect(await c.isOnline(7)).to.equal(true);
+      await eventually(async () => expect(await c.isOnline(7)).to.equal(true));
       await c.close();
     } finally {
       await server.close();

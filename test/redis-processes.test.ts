@@ -5,7 +5,7 @@ import type { LocalsJson } from './helpers/app';
 import { CookieBrowser } from './helpers/browser';
 import { REDIS_SERVER, RedisServer, connect, uniquePrefix, type ClientKind, type TestClient } from './helpers/redis';
 import { requireBinary } from './helpers/requirements';
-import { sleep } from './helpers/server';
+import { eventually, sleep } from './helpers/server';
 
 const WORKER = path.join(__dirname, 'fixtures', 'redis-worker.ts');
 
@@ -59,8 +59,12 @@ describe('RedisStore across three separate Node processes (two node-redis, one i
         await browser.get('/locals');
       }),
     );
-    await sleep(700); // a few syncIntervals (200 ms)
     for (const [n, worker] of workers.entries()) {
+      // Within a few syncIntervals (200 ms); polled, so a loaded CI machine does not fail it.
+      await eventually(async () => {
+        const { onlineCount } = await new CookieBrowser(worker.base).json<LocalsJson>('/locals');
+        expect(onlineCount, `process ${n}`).to.equal(300);
+      });
       const locals = await new CookieBrowser(worker.base).json<LocalsJson>(`/locals?ask=${JSON.stringify(users)}`);
       expect(locals.onlineCount, `process ${n}`).to.equal(300);
       expect(locals.onlineNow, `process ${n}`).to.have.length(50);
