@@ -65,8 +65,8 @@ export class PresenceIndex {
     });
   }
 
-  /** Marks `key` seen at `at` (ms). An undefined `profile` keeps the one already held. */
-  touch(key: string, id: UserId, profile: Profile | undefined, at: number): void {
+  /** Marks `key` seen at `at` (ms). An undefined `profile` keeps the one already held. Returns the record. */
+  touch(key: string, id: UserId, profile: Profile | undefined, at: number): Presence {
     const time = at > this.latest ? at : this.latest;
     this.latest = time;
     let presence = this.cache.peek(key);
@@ -78,7 +78,11 @@ export class PresenceIndex {
       if (profile !== undefined && !sameProfile(presence.profile, profile)) presence.profile = profile;
     }
     this.cache.set(key, presence); // moves it to the most recent end
-    if (!this.topValid) return;
+    if (this.topValid) this.moveToTop(key, presence);
+    return presence;
+  }
+
+  private moveToTop(key: string, presence: Presence): void {
     const was = this.topKeys.indexOf(key);
     if (was !== -1) {
       this.topKeys.splice(was, 1);
@@ -90,11 +94,6 @@ export class PresenceIndex {
       this.topKeys.pop();
       this.top.pop();
     }
-  }
-
-  /** What is held for `key`, online or not yet dropped. */
-  peek(key: string): Presence | undefined {
-    return this.cache.peek(key);
   }
 
   forget(key: string): void {

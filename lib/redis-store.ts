@@ -22,7 +22,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { boundedProfile, keyOf, sameProfile } from './identity';
 import { DEFAULT_MAX_TRACKED } from './memory-store';
-import { Presence, PresenceIndex } from './presence-index';
+import { PresenceIndex, type Presence } from './presence-index';
 import { withTimeout } from './timeout';
 import { adaptClient, type RawRedis, type RedisClientLike } from './redis-client';
 import type { Profile, Scope, ScopeView, Store, StoreConfig, StoreReporter, UserId } from './types';
@@ -303,9 +303,7 @@ export class RedisStore implements Store {
   touch(scope: Scope, key: string, id: UserId, profile: Profile | undefined): void {
     const s: ScopeIndex = scope === 'users' ? 0 : 1;
     const now = this.now();
-    const index = this.index(s);
-    index.touch(key, id, profile, now);
-    const presence = index.peek(key) as Presence;
+    const presence = this.index(s).touch(key, id, profile, now);
     const last = this.written[s].get(key);
     if (last !== undefined && now - last.at < this.touchInterval && last.id === presence.id && sameProfile(last.profile, presence.profile)) {
       return;
