@@ -7,26 +7,26 @@ const run = promisify(execFile);
 const fixtures = path.join(__dirname, 'fixtures', 'consumer');
 
 // These consumers import the built package by its name (dist/, through package.json "exports").
+/** What both the CommonJS and the ES module consumer print when the package works. */
+const works = {
+  count: 2,
+  ids: ['2', 1],
+  exports: ['function', 'function', 'function', 'function', 'function'],
+  configError: 'ERR_ONLINE_NOW_MAX',
+};
+
+async function consumer(file: string): Promise<unknown> {
+  const { stdout } = await run(process.execPath, [path.join(fixtures, file)]);
+  return JSON.parse(stdout);
+}
+
 describe('the built package, as consumers load it', () => {
   it('works from CommonJS require()', async () => {
-    const { stdout } = await run(process.execPath, [path.join(fixtures, 'cjs.cjs')]);
-    expect(JSON.parse(stdout)).to.deep.equal({
-      count: 2,
-      ids: ['2', 1],
-      exports: ['function', 'function', 'function', 'function', 'function'],
-      configError: 'ERR_ONLINE_NOW_MAX',
-    });
+    expect(await consumer('cjs.cjs')).to.deep.equal(works);
   });
 
   it('works from an ES module import, sharing one instance with require()', async () => {
-    const { stdout } = await run(process.execPath, [path.join(fixtures, 'esm.mjs')]);
-    expect(JSON.parse(stdout)).to.deep.equal({
-      count: 2,
-      ids: ['2', 1],
-      exports: ['function', 'function', 'function', 'function', 'function'],
-      configError: 'ERR_ONLINE_NOW_MAX',
-      sameInstance: true,
-    });
+    expect(await consumer('esm.mjs')).to.deep.equal({ ...works, sameInstance: true });
   });
 
   it('type-checks a TypeScript consumer (ESM and CJS), and rejects wrong options at compile time', async function () {
