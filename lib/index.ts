@@ -2,11 +2,11 @@
  * express-online-now: who is online now, for server-rendered Express sites.
  */
 export { createOnlineTracker, OnlineTracker } from './tracker';
-export { MemoryStore, type MemoryStoreOptions } from './memory-store';
-export { RedisStore, type RedisStoreOptions } from './redis-store';
-export type { IORedisLike, NodeRedisLike, RedisClientLike } from './redis-client';
+export { MemoryStore, type MemoryStoreOptions } from './stores/memory';
+export { RedisStore, type RedisStoreOptions } from './stores/redis/store';
+export type { IORedisLike, NodeRedisClusterLike, NodeRedisLike, RedisClientLike } from './stores/redis/client';
 export { registerNunjucks, registerHandlebars } from './template-helpers';
-export { OnlineNowConfigError } from './validations';
+export { OnlineNowConfigError, type ErrorCode } from './errors';
 export type {
   Awaitable,
   DefaultProfile,

@@ -4,8 +4,8 @@
  * and badges all come from that one view, so a page agrees with itself.
  */
 import { guestKey, sessionCameWithRequest } from './identity';
+import type { ErrorReporter } from './report';
 import { withTimeout } from './timeout';
-import type { OnlineTracker } from './tracker';
 import type {
   Awaitable,
   OnlineEntry,
@@ -13,13 +13,21 @@ import type {
   OnlineNowLocals,
   OnlineRequest,
   OnlineResponse,
-  Profile,
   ScopeView,
-  UserId,
+  Store,
 } from './types';
+import type { UserResolver } from './user-resolver';
 
 /** Longest a request waits on an asynchronous store before rendering without presence. */
 const STORE_WAIT_MS = 100;
+
+/** All the middleware gets from its tracker. */
+export interface MiddlewareSettings {
+  readonly store: Store;
+  readonly max: number;
+  readonly trackGuests: boolean;
+  readonly users: UserResolver;
+}
 
 interface Views {
   readonly users: ScopeView | undefined;
@@ -33,11 +41,12 @@ function isThenable<T>(value: Awaitable<T>): value is Promise<T> {
   return typeof (value as Promise<T> | undefined)?.then === 'function';
 }
 
-export function createMiddleware(tracker: OnlineTracker): OnlineMiddleware {
-  const { store, max, trackGuests, reporter, skip } = tracker;
+export function createMiddleware({ store, max, trackGuests, users }: MiddlewareSettings): OnlineMiddleware {
+  const reporter: ErrorReporter = users.reporter;
+  const storeFailed = (error: unknown): void => reporter.report('store', error);
 
-  function signedInUser(req: OnlineRequest): { key: string; id: UserId; profile: Profile } | undefined {
-    if (req.session === undefined && (tracker.usesDefaultGetUser ? req.user === undefined : trackGuests)) {
+  function checkSession(req: OnlineRequest): void {
+    if (req.session === undefined && (users.usesDefaultGetUser ? req.user === undefined : trackGuests)) {
       reporter.report(
         'no-session',
         new Error(
@@ -46,62 +55,61 @@ export function createMiddleware(tracker: OnlineTracker): OnlineMiddleware {
         ),
       );
     }
-    try {
-      const user = tracker.getUser(req);
-      if (user === undefined || user === null) return undefined;
-      if (isThenable(user)) {
-        reporter.report('callback', new Error('getUser(req) returned a Promise: it must return the user (or id) itself.'));
-        return undefined;
+  }
+
+  /**
+   * A guest who signs in during this request (with or without
+   * `req.session.regenerate()`) stops being a guest as the response goes out,
+   * and is counted as the user they became.
+   */
+  function watchSignIn(req: OnlineRequest, res: OnlineResponse, guest: string): void {
+    res.once?.('finish', () => {
+      const user = users.userOf(req);
+      if (user === undefined) return;
+      try {
+        void Promise.resolve(store.forget('guests', guest)).catch(storeFailed);
+        void Promise.resolve(store.touch('users', user.key, user.id, user.profile)).catch(storeFailed);
+      } catch (error) {
+        storeFailed(error);
       }
-      const who = tracker.identify(user);
-      return who && { key: who.key, id: who.id, profile: tracker.profileOf(user) };
-    } catch (error) {
-      reporter.report('callback', error);
-      return undefined;
-    }
+    });
   }
 
-  function views(sessionGuestKey: string | undefined): Awaitable<Views> {
-    const users = store.view('users', max);
-    const guests = trackGuests ? store.view('guests', 0) : undefined;
-    if (isThenable(users) || isThenable(guests)) {
-      return Promise.all([users, guests]).then(([u, g]) => combine(u, g, sessionGuestKey));
+  function views(): Awaitable<Views> {
+    const usersView = store.view('users', max);
+    const guestsView = trackGuests ? store.view('guests', 0) : undefined;
+    if (isThenable(usersView) || isThenable(guestsView)) {
+      return Promise.all([usersView, guestsView]).then(([u, g]) => ({ users: u, guests: g?.count ?? 0 }));
     }
-    return combine(users, guests, sessionGuestKey);
+    return { users: usersView, guests: guestsView?.count ?? 0 };
   }
 
-  /** A signed-in session that was counted as a guest before signing in is a guest no longer. */
-  function combine(users: ScopeView, guests: ScopeView | undefined, sessionGuestKey: string | undefined): Views {
-    if (guests === undefined) return { users, guests: 0 };
-    if (sessionGuestKey !== undefined && guests.lastSeen(sessionGuestKey) !== null) {
-      void Promise.resolve(store.forget('guests', sessionGuestKey)).catch((error: unknown) => reporter.report('store', error));
-      return { users, guests: guests.count - 1 };
-    }
-    return { users, guests: guests.count };
-  }
-
-  function track(req: OnlineRequest): Awaitable<Views> {
-    const user = signedInUser(req);
-    const guest = trackGuests && sessionCameWithRequest(req) ? guestKey(req.sessionID as string) : undefined;
+  function track(req: OnlineRequest, res: OnlineResponse): Awaitable<Views> {
+    checkSession(req);
+    const user = users.userOf(req);
     let touched: Awaitable<void> = undefined;
-    if (user !== undefined) touched = store.touch('users', user.key, user.id, user.profile);
-    else if (guest !== undefined) touched = store.touch('guests', guest, guest, undefined);
-    const signedInGuest = user !== undefined ? guest : undefined;
-    return isThenable(touched) ? touched.then(() => views(signedInGuest)) : views(signedInGuest);
+    if (user !== undefined) {
+      touched = store.touch('users', user.key, user.id, user.profile);
+    } else if (trackGuests && sessionCameWithRequest(req)) {
+      const guest = guestKey(req.sessionID as string);
+      touched = store.touch('guests', guest, guest, undefined);
+      watchSignIn(req, res, guest);
+    }
+    return isThenable(touched) ? touched.then(views) : views();
   }
 
-  function setLocals(res: OnlineResponse, { users, guests }: Views): void {
+  function setLocals(res: OnlineResponse, { users: view, guests }: Views): void {
     // Profiles are typed by the app (DefaultProfile unless `profile` says otherwise).
-    const entries = users === undefined ? NO_ENTRIES : (users.entries as readonly OnlineEntry[]);
+    const entries = view === undefined ? NO_ENTRIES : (view.entries as readonly OnlineEntry[]);
     const seen = (userOrId: unknown): number | null => {
-      const key = users === undefined ? undefined : tracker.keyFor(userOrId);
-      return key === undefined ? null : (users as ScopeView).lastSeen(key);
+      const key = view === undefined ? undefined : users.keyFor(userOrId);
+      return key === undefined ? null : (view as ScopeView).lastSeen(key);
     };
     // Assigned one by one: this runs on every request, and an intermediate object would only add garbage.
     const locals = res.locals as Partial<OnlineNowLocals>;
     locals.onlineNow = entries;
     locals.onlineNowIds = entries.map((entry) => entry.id);
-    locals.onlineCount = users === undefined ? 0 : users.count;
+    locals.onlineCount = view === undefined ? 0 : view.count;
     locals.onlineGuests = guests;
     locals.isOnline = (userOrId) => seen(userOrId) !== null;
     locals.lastSeen = (userOrId) => {
@@ -111,20 +119,16 @@ export function createMiddleware(tracker: OnlineTracker): OnlineMiddleware {
   }
 
   return function onlineNow(req, res, next) {
-    try {
-      if (skip !== undefined && skip(req)) {
-        next();
-        return;
-      }
-    } catch (error) {
-      reporter.report('callback', error);
+    if (users.skips(req)) {
+      next();
+      return;
     }
     let work: Awaitable<Views>;
     let failed = false;
     try {
-      work = track(req);
+      work = track(req, res);
     } catch (error) {
-      reporter.report('store', error);
+      storeFailed(error);
       work = NO_VIEWS;
       failed = true;
     }
@@ -141,7 +145,7 @@ export function createMiddleware(tracker: OnlineTracker): OnlineMiddleware {
           setLocals(res, ready);
         },
         (error: unknown) => {
-          reporter.report('store', error);
+          storeFailed(error);
           setLocals(res, NO_VIEWS);
         },
       )

@@ -2,49 +2,83 @@
  * The in-process presence index: the memory store's whole state, and the Redis
  * store's local read model.
  *
- * Every key shares one time-to-live, so recency order is expiry order: the
- * expired keys are always the least recently seen, at one end of the LRU list.
- * Dropping them from that end before each read keeps `size` exact at O(1)
- * amortized per expiry, where lru-cache's own TTL would leave expired keys in
- * `size` until a full O(N) purge. Reads use `peek`, never `get`, so looking a
- * user up does not reorder them.
+ * Rules, the same in both stores (latest event wins):
+ * - a touch older than the key's current time is ignored;
+ * - a forget at time T removes the key only if it was last seen at or before T,
+ *   so a logout cannot undo a later sign-in;
+ * - a key is online while its time is within the threshold of now.
  *
- * The few most recent entries, the ones pages list, are also kept ready-made
- * in a short array updated on each touch: walking lru-cache's iterator costs
- * ~130 ns an entry, too much to pay for 50 entries on every page.
+ * Every key shares one time-to-live, so recency order is expiry order: the
+ * expired keys are the least recently seen, at one end of lru-cache's list.
+ * Dropping them from that end before each read keeps `size` exact at O(1)
+ * amortized per expiry. Reads use `peek`, never `get`, so looking a user up does
+ * not reorder them.
+ *
+ * Touches arrive in time order in a memory store. In a Redis read model other
+ * processes' touches arrive late (by up to a few sync intervals, or a whole
+ * outage). Arrival order is kept equal to time order within `tolerance` ms: a
+ * touch later than that is merged by re-inserting, in time order, the recent end
+ * of the list it belongs in (a cost bounded by how late it is). So an expired key
+ * can stay counted for at most `tolerance` ms behind a later one.
+ *
+ * The few most recent entries, the ones pages list, are kept ready-made, frozen,
+ * in a short array: walking lru-cache's iterator costs ~130 ns an entry, too much
+ * to pay for 50 entries on every page.
  */
 import { LRUCache } from 'lru-cache';
 import { EMPTY_PROFILE, sameProfile } from './identity';
 import type { Profile, ScopeView, StoredEntry, UserId } from './types';
 
 /**
- * One key's presence as held for every user: small, no Date until it is listed.
- * Updated in place on each touch, so a busy site does not turn every request
- * into old-generation garbage (which makes major GCs frequent when the heap holds
- * many users).
+ * One key's presence. Updated in place on each touch, so a busy site does not
+ * turn every request into old-generation garbage.
  */
 export class Presence {
   constructor(
     public id: UserId,
-    /** Last seen, ms since the epoch. */
+    /** Last seen, ms on the store's time base. */
     public at: number,
     /** Never mutated: replaced whole when the user's profile changes. */
     public profile: Profile,
   ) {}
 }
 
+/**
+ * An entry as pages see it: frozen, so a template that writes to one cannot
+ * change the next request's page. Its class tells `isOnline(entry)` that the id
+ * is `entry.id`, whatever the app's `getId` reads.
+ */
+export class ListedEntry implements StoredEntry {
+  readonly [field: string]: StoredEntry[string];
+  constructor(
+    readonly id: UserId,
+    readonly lastSeen: Date,
+  ) {}
+}
+
+export function listedEntry(presence: Presence): StoredEntry {
+  // Object.assign, not a spread followed by more keys: V8 takes a slow path (~1.5 µs) for the latter.
+  return Object.freeze(Object.assign(new ListedEntry(presence.id, new Date(presence.at)), presence.profile));
+}
+
 /** The ready-made list never grows past this; a longer list() walks the LRU. */
 const TOP_CAPACITY = 200;
 
-function toEntry(presence: Presence): StoredEntry {
-  // Object.assign, not a spread followed by more keys: V8 takes a slow path (~1.5 µs) for the latter.
-  return Object.assign({ id: presence.id, lastSeen: new Date(presence.at) }, presence.profile);
+/** A touch as a batch carries it. */
+export interface TimedTouch {
+  readonly key: string;
+  readonly id: UserId;
+  /** `undefined` keeps the profile already held. */
+  readonly profile: Profile | undefined;
+  readonly at: number;
 }
+
+const byTime = (a: readonly [string, Presence], b: readonly [string, Presence]): number => a[1].at - b[1].at;
 
 export class PresenceIndex {
   private readonly cache: LRUCache<string, Presence>;
-  /** Latest time stored: a clock that steps back must not break time order = recency order. */
-  private latest = 0;
+  /** Newest time stored: a touch older than this by more than `tolerance` is merged in place. */
+  private latest = -Infinity;
   /** The `topKeys.length` most recent entries, most recent first; valid unless `topValid` is false. */
   private top: StoredEntry[] = [];
   private topKeys: string[] = [];
@@ -54,6 +88,7 @@ export class PresenceIndex {
   constructor(
     private readonly thresholdMs: number,
     maxTracked: number,
+    private readonly tolerance = 0,
   ) {
     this.cache = new LRUCache<string, Presence>({
       max: maxTracked,
@@ -65,80 +100,148 @@ export class PresenceIndex {
     });
   }
 
-  /** Marks `key` seen at `at` (ms). An undefined `profile` keeps the one already held. Returns the record. */
-  touch(key: string, id: UserId, profile: Profile | undefined, at: number): Presence {
-    const time = at > this.latest ? at : this.latest;
-    this.latest = time;
-    let presence = this.cache.peek(key);
-    if (presence === undefined) {
-      presence = new Presence(id, time, profile ?? EMPTY_PROFILE);
-    } else {
-      presence.id = id;
-      presence.at = time;
-      if (profile !== undefined && !sameProfile(presence.profile, profile)) presence.profile = profile;
-    }
+  get size(): number {
+    return this.cache.size;
+  }
+
+  /** The record of `key`, whether or not it has expired yet. */
+  peek(key: string): Presence | undefined {
+    return this.cache.peek(key);
+  }
+
+  /**
+   * Marks `key` seen at `at`, unless it was already seen later. An undefined
+   * `profile` keeps the one held. Returns the record when the touch took effect.
+   */
+  touch(key: string, id: UserId, profile: Profile | undefined, at: number): Presence | undefined {
+    if (at < this.latest - this.tolerance) return this.merge([{ key, id, profile, at }])[0];
+    const presence = this.update(key, id, profile, at);
+    if (presence === undefined) return undefined;
     this.cache.set(key, presence); // moves it to the most recent end
-    if (this.topValid) this.moveToTop(key, presence);
+    if (at > this.latest) this.latest = at;
+    if (this.topValid) this.placeInTop(key, presence);
     return presence;
   }
 
-  private moveToTop(key: string, presence: Presence): void {
+  /** Applies many touches, in any order (a sync's changes). Returns the records that changed. */
+  merge(touches: readonly TimedTouch[]): Presence[] {
+    const changed: [string, Presence][] = [];
+    let oldest = Infinity;
+    for (const { key, id, profile, at } of touches) {
+      const presence = this.update(key, id, profile, at);
+      if (presence === undefined) continue;
+      changed.push([key, presence]);
+      if (at < oldest) oldest = at;
+    }
+    if (changed.length === 0) return [];
+    let ordered = changed;
+    if (oldest < this.latest - this.tolerance) {
+      // Late: the recent end of the list, back to where these belong, is re-inserted in time order with them.
+      const moving = new Map(changed);
+      for (const [key, presence] of this.cache.entries()) {
+        if (presence.at < oldest - this.tolerance) break;
+        moving.set(key, presence);
+      }
+      ordered = [...moving];
+      this.topValid = false;
+    }
+    ordered.sort(byTime);
+    for (const [key, presence] of ordered) {
+      this.cache.set(key, presence);
+      if (presence.at > this.latest) this.latest = presence.at;
+      if (this.topValid) this.placeInTop(key, presence);
+    }
+    return changed.map(([, presence]) => presence);
+  }
+
+  /** The record after the touch, or undefined when the key was already seen later. Not yet placed in the list. */
+  private update(key: string, id: UserId, profile: Profile | undefined, at: number): Presence | undefined {
+    const presence = this.cache.peek(key);
+    if (presence === undefined) return new Presence(id, at, profile ?? EMPTY_PROFILE);
+    if (at < presence.at) return undefined;
+    presence.id = id;
+    presence.at = at;
+    if (profile !== undefined && !sameProfile(presence.profile, profile)) presence.profile = profile;
+    return presence;
+  }
+
+  /** Keeps the ready-made list in time order: a late touch may land below the top. */
+  private placeInTop(key: string, presence: Presence): void {
     const was = this.topKeys.indexOf(key);
     if (was !== -1) {
       this.topKeys.splice(was, 1);
       this.top.splice(was, 1);
     }
-    this.topKeys.unshift(key);
-    this.top.unshift(toEntry(presence));
+    let at = 0;
+    while (at < this.top.length && (this.top[at].lastSeen as Date).getTime() > presence.at) at++;
+    if (at >= this.topSize) {
+      // It fell below the list (a late touch): what used to follow it is not known here.
+      if (was !== -1) this.topValid = false;
+      return;
+    }
+    this.topKeys.splice(at, 0, key);
+    this.top.splice(at, 0, listedEntry(presence));
     if (this.top.length > this.topSize) {
       this.topKeys.pop();
       this.top.pop();
     }
   }
 
-  forget(key: string): void {
-    this.cache.delete(key);
-  }
-
-  /** Last-seen ms of `key` if online at `now`, else null. */
-  lastSeen(key: string, now: number): number | null {
+  /** A logout at `at`: removes the key if it was last seen at or before then. True when removed. */
+  forget(key: string, at: number): boolean {
     const presence = this.cache.peek(key);
-    return presence !== undefined && presence.at > now - this.thresholdMs ? presence.at : null;
+    if (presence === undefined || presence.at > at) return false;
+    this.cache.delete(key);
+    return true;
   }
 
   /** Exact count, the `limit` most recent, and lookups, all as of `now`. */
   view(limit: number, now: number): ScopeView {
-    this.expire(now);
-    return { count: this.cache.size, entries: this.recent(limit), lastSeen: (key) => this.lastSeen(key, now) };
+    const cutoff = now - this.thresholdMs;
+    this.expire(cutoff);
+    return {
+      count: this.cache.size,
+      entries: this.recent(limit),
+      lastSeen: (key) => {
+        const presence = this.cache.peek(key);
+        return presence !== undefined && presence.at > cutoff ? presence.at : null;
+      },
+    };
   }
 
-  clear(): void {
-    this.cache.clear();
+  /** Moves every time by `delta` ms: a Redis read model learns Redis's clock only after its first touches. */
+  shift(delta: number): void {
+    for (const presence of this.cache.values()) presence.at += delta;
+    this.latest += delta;
     this.topValid = false;
+  }
+
+  /** Every record, least recent first: what a Redis read model writes back when Redis has lost its data. */
+  *records(): IterableIterator<[string, Presence]> {
+    for (const key of this.cache.rkeys()) yield [key, this.cache.peek(key) as Presence];
   }
 
   private recent(limit: number): StoredEntry[] {
     if (limit <= 0) return [];
     if (this.topValid && limit <= this.topSize) return this.top.slice(0, limit);
-    const keys: string[] = [];
-    const entries: StoredEntry[] = [];
-    for (const [key, presence] of this.cache.entries()) {
-      keys.push(key);
-      entries.push(toEntry(presence));
-      if (entries.length === limit) break;
+    const records: [string, Presence][] = [];
+    for (const record of this.cache.entries()) {
+      if (records.push(record) === limit) break;
     }
+    // Arrival order is time order only within `tolerance`: the list is sorted by time.
+    records.sort((a, b) => b[1].at - a[1].at);
+    const entries = records.map(([, presence]) => listedEntry(presence));
     if (limit <= TOP_CAPACITY) {
       this.top = entries.slice();
-      this.topKeys = keys;
+      this.topKeys = records.map(([key]) => key);
       this.topSize = limit;
       this.topValid = true;
     }
     return entries;
   }
 
-  /** Drops expired keys from the least-recent end; stops at the first live one. */
-  private expire(now: number): void {
-    const cutoff = now - this.thresholdMs;
+  /** Drops keys seen at or before `cutoff` from the least-recent end; stops at the first live one. */
+  private expire(cutoff: number): void {
     for (;;) {
       const oldest = this.cache.rkeys().next();
       if (oldest.done) return;

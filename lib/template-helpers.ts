@@ -4,7 +4,7 @@
  * count and list, and a template costs no store lookup.
  */
 import type { OnlineNowLocals } from './types';
-import { OnlineNowConfigError } from './validations';
+import { OnlineNowConfigError } from './errors';
 
 type Question = 'isOnline' | 'lastSeen';
 

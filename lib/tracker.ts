@@ -1,55 +1,34 @@
 /**
  * createOnlineTracker: options in, a tracker out. The tracker owns the store,
- * turns users into store keys, and makes the middleware.
+ * turns users into store keys (through a UserResolver), and makes the middleware.
  */
-import {
-  boundedProfile,
-  defaultGetId,
-  defaultGetUser,
-  defaultProfile,
-  EMPTY_PROFILE,
-  keyOf,
-} from './identity';
-import { MemoryStore } from './memory-store';
+import { boundedProfile } from './identity';
 import { createMiddleware } from './middleware';
 import { ErrorReporter, defaultErrorSink } from './report';
-import type {
-  DefaultProfile,
-  OnlineEntry,
-  OnlineMiddleware,
-  OnlineRequest,
-  OnlineTrackerOptions,
-  Profile,
-  Store,
-  UserId,
-} from './types';
+import { MemoryStore } from './stores/memory';
+import type { DefaultProfile, OnlineEntry, OnlineMiddleware, OnlineTrackerOptions, Store, UserId } from './types';
+import { UserResolver } from './user-resolver';
 import {
-  checkOptionsObject,
+  checkOptions,
   checkStore,
   integerAtLeast,
   optionalBoolean,
   optionalFunction,
+  optionNames,
   positiveNumber,
-  rejectUnknownKeys,
 } from './validations';
 
-const optionNames = [
-  'threshold',
-  'max',
-  'store',
-  'getUser',
-  'getId',
-  'profile',
-  'trackGuests',
-  'skip',
-  'onError',
-] as const;
-
-/** A user resolved to what the store needs. */
-export interface Identity {
-  readonly key: string;
-  readonly id: UserId;
-}
+const trackerOptions = optionNames<OnlineTrackerOptions>({
+  threshold: true,
+  max: true,
+  store: true,
+  getUser: true,
+  getId: true,
+  profile: true,
+  trackGuests: true,
+  skip: true,
+  onError: true,
+});
 
 export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
   /** Seconds a user stays online after their last request. */
@@ -58,20 +37,11 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
   readonly max: number;
   readonly store: Store;
   readonly trackGuests: boolean;
-  /** @internal */
-  readonly reporter: ErrorReporter;
-  /** @internal */
-  readonly getUser: (req: OnlineRequest) => unknown;
-  /** @internal */
-  readonly usesDefaultGetUser: boolean;
-  /** @internal */
-  readonly skip: ((req: OnlineRequest) => boolean) | undefined;
-  private readonly getId: (user: unknown) => unknown;
-  private readonly makeProfile: ((user: unknown) => unknown) | undefined;
+  readonly #users: UserResolver;
+  #closed = false;
 
   constructor(options: OnlineTrackerOptions<U, P> = {}) {
-    checkOptionsObject('createOnlineTracker()', options);
-    rejectUnknownKeys('createOnlineTracker()', options, optionNames);
+    checkOptions('createOnlineTracker()', options, trackerOptions);
     this.threshold = positiveNumber('threshold', options.threshold ?? 900, '900 (seconds: 15 minutes)');
     this.max = integerAtLeast('max', options.max ?? 50, 0, '50');
     optionalFunction('getUser', options.getUser, '(req) => user');
@@ -82,20 +52,16 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
     optionalBoolean('trackGuests', options.trackGuests);
     if (options.store !== undefined) checkStore(options.store);
 
-    this.reporter = new ErrorReporter(options.onError ?? defaultErrorSink);
+    const reporter = new ErrorReporter(options.onError ?? defaultErrorSink);
+    this.#users = new UserResolver(options, reporter);
     this.store = options.store ?? new MemoryStore();
-    this.store.init({ thresholdMs: this.threshold * 1000, reporter: this.reporter });
+    this.store.init({ thresholdMs: this.threshold * 1000, reporter });
     this.trackGuests = options.trackGuests ?? false;
-    this.usesDefaultGetUser = options.getUser === undefined;
-    this.getUser = (options.getUser as (req: OnlineRequest) => unknown) ?? defaultGetUser;
-    this.getId = (options.getId as (user: unknown) => unknown) ?? defaultGetId;
-    this.makeProfile = options.profile as ((user: unknown) => unknown) | undefined;
-    this.skip = options.skip;
   }
 
   /** Express middleware: marks the request's user online and sets the `res.locals` of the contract. */
   middleware(): OnlineMiddleware {
-    return createMiddleware(this);
+    return createMiddleware({ store: this.store, max: this.max, trackGuests: this.trackGuests, users: this.#users });
   }
 
   /**
@@ -104,13 +70,13 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
    * for something that is not a valid user or id.
    */
   async touch(userOrId: U | UserId, profile?: P): Promise<boolean> {
-    const who = this.identify(userOrId);
+    const who = this.#users.identify(userOrId);
     if (who === undefined) return false;
     const stored =
       profile !== undefined
         ? boundedProfile(profile)
         : typeof userOrId === 'object' && userOrId !== null
-          ? this.profileOf(userOrId)
+          ? this.#users.profileOf(userOrId)
           : undefined;
     await this.store.touch('users', who.key, who.id, stored);
     return true;
@@ -118,7 +84,7 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
 
   /** Takes a user offline at once: call it on logout. */
   async forget(userOrId: U | UserId): Promise<void> {
-    const who = this.identify(userOrId);
+    const who = this.#users.identify(userOrId);
     if (who !== undefined) await this.store.forget('users', who.key);
   }
 
@@ -138,49 +104,17 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
   }
 
   async lastSeen(userOrId: U | UserId): Promise<Date | null> {
-    const who = this.identify(userOrId);
-    if (who === undefined) return null;
-    const seen = (await this.store.view('users', 0)).lastSeen(who.key);
+    const key = this.#users.keyFor(userOrId);
+    if (key === undefined) return null;
+    const seen = (await this.store.view('users', 0)).lastSeen(key);
     return seen === null ? null : new Date(seen);
   }
 
-  /** Stops the store's timers. A client passed to a store is left open. */
+  /** Detaches from the store, which stops when its last tracker closes. A client passed to a store is left open. */
   async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
     await this.store.close();
-  }
-
-  /**
-   * A user object goes through `getId`; a bare number or string is the id
-   * itself. `undefined` when there is no valid id (that user is not tracked).
-   * @internal
-   */
-  identify(userOrId: unknown): Identity | undefined {
-    const id = this.idOf(userOrId);
-    const key = keyOf(id);
-    // keyOf accepted it, so it is a finite number or a bounded non-empty string.
-    return key === undefined ? undefined : { key, id: id as UserId };
-  }
-
-  /** The store key of a user or id, without allocating: templates ask this for every badge. @internal */
-  keyFor(userOrId: unknown): string | undefined {
-    return keyOf(this.idOf(userOrId));
-  }
-
-  private idOf(userOrId: unknown): unknown {
-    if (typeof userOrId !== 'object' || userOrId === null) return userOrId;
-    try {
-      return this.getId(userOrId);
-    } catch (error) {
-      // A template asking `isOnline(user)` must not break the page over a bad getId.
-      this.reporter.report('callback', error);
-      return undefined;
-    }
-  }
-
-  /** @internal */
-  profileOf(user: unknown): Profile {
-    if (typeof user !== 'object' || user === null) return EMPTY_PROFILE;
-    return this.makeProfile === undefined ? defaultProfile(user) : boundedProfile(this.makeProfile(user));
   }
 }
 

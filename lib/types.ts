@@ -88,6 +88,8 @@ export interface OnlineRequest {
 /** The parts of a response the tracker writes. */
 export interface OnlineResponse {
   locals: Record<string, unknown>;
+  /** Express's response is an EventEmitter: a guest who signs in is switched over on 'finish'. */
+  once?(event: 'finish', listener: () => void): unknown;
 }
 
 export type NextFunction = (err?: unknown) => void;

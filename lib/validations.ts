@@ -2,16 +2,19 @@
  * Configuration checks. Every mistake is caught when the tracker or store is
  * created, never on a request, with a message that says what to write instead.
  */
+import type { Clock } from './clock';
+import { OnlineNowConfigError, type ErrorCode } from './errors';
 
-/** A configuration mistake. `code` is stable; the message names the option and the fix. */
-export class OnlineNowConfigError extends TypeError {
-  readonly code: string;
+/** An option whose own error code is in ERROR_CODES: a name without one does not compile. */
+type CodedOption<N extends string> = `ERR_ONLINE_NOW_${Uppercase<N>}` extends ErrorCode ? N : never;
 
-  constructor(code: string, message: string) {
-    super(`express-online-now: ${message}`);
-    this.name = 'OnlineNowConfigError';
-    this.code = code;
-  }
+function codeOf<N extends string>(name: CodedOption<N>): ErrorCode {
+  return `ERR_ONLINE_NOW_${name.toUpperCase()}` as ErrorCode;
+}
+
+/** The names of an options type, listed once and checked against the type at compile time. */
+export function optionNames<T>(names: Record<keyof T, true>): readonly string[] {
+  return Object.keys(names);
 }
 
 function describe(value: unknown): string {
@@ -24,8 +27,12 @@ function describe(value: unknown): string {
   return typeof value === 'symbol' ? value.toString() : 'undefined';
 }
 
-export function rejectUnknownKeys(where: string, options: object, known: readonly string[]): void {
-  for (const key of Object.keys(options)) {
+/** An options argument: an object (or nothing) with only known keys. */
+export function checkOptions(where: string, options: unknown, known: readonly string[]): asserts options is object | undefined {
+  if (options !== undefined && (typeof options !== 'object' || options === null || Array.isArray(options))) {
+    throw new OnlineNowConfigError('ERR_ONLINE_NOW_OPTIONS', `${where} takes an options object, got ${describe(options)}.`);
+  }
+  for (const key of Object.keys(options ?? {})) {
     if (!known.includes(key)) {
       throw new OnlineNowConfigError(
         'ERR_ONLINE_NOW_UNKNOWN_OPTION',
@@ -35,20 +42,11 @@ export function rejectUnknownKeys(where: string, options: object, known: readonl
   }
 }
 
-export function checkOptionsObject(where: string, options: unknown): asserts options is object | undefined {
-  if (options !== undefined && (typeof options !== 'object' || options === null || Array.isArray(options))) {
-    throw new OnlineNowConfigError(
-      'ERR_ONLINE_NOW_OPTIONS',
-      `${where} takes an options object, got ${describe(options)}.`,
-    );
-  }
-}
-
 /** A positive, finite number; `example` shows the fix in the message. */
-export function positiveNumber(name: string, value: unknown, example: string): number {
+export function positiveNumber<N extends string>(name: CodedOption<N>, value: unknown, example: string): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
     throw new OnlineNowConfigError(
-      `ERR_ONLINE_NOW_${name.toUpperCase()}`,
+      codeOf(name),
       `option "${name}" must be a positive, finite number, got ${describe(value)}. For example: { ${name}: ${example} }.`,
     );
   }
@@ -56,32 +54,35 @@ export function positiveNumber(name: string, value: unknown, example: string): n
 }
 
 /** A whole number no smaller than `min`. */
-export function integerAtLeast(name: string, value: unknown, min: number, example: string): number {
+export function integerAtLeast<N extends string>(name: CodedOption<N>, value: unknown, min: number, example: string): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
     throw new OnlineNowConfigError(
-      `ERR_ONLINE_NOW_${name.toUpperCase()}`,
+      codeOf(name),
       `option "${name}" must be a whole number of at least ${min}, got ${describe(value)}. For example: { ${name}: ${example} }.`,
     );
   }
   return value;
 }
 
-export function optionalFunction(name: string, value: unknown, signature: string): void {
+export function optionalFunction<N extends string>(name: CodedOption<N>, value: unknown, signature: string): void {
   if (value !== undefined && typeof value !== 'function') {
-    throw new OnlineNowConfigError(
-      `ERR_ONLINE_NOW_${name.toUpperCase()}`,
-      `option "${name}" must be a function ${signature}, got ${describe(value)}.`,
-    );
+    throw new OnlineNowConfigError(codeOf(name), `option "${name}" must be a function ${signature}, got ${describe(value)}.`);
   }
 }
 
-export function optionalBoolean(name: string, value: unknown): void {
+export function optionalBoolean<N extends string>(name: CodedOption<N>, value: unknown): void {
   if (value !== undefined && typeof value !== 'boolean') {
-    throw new OnlineNowConfigError(
-      `ERR_ONLINE_NOW_${name.toUpperCase()}`,
-      `option "${name}" must be true or false, got ${describe(value)}.`,
-    );
+    throw new OnlineNowConfigError(codeOf(name), `option "${name}" must be true or false, got ${describe(value)}.`);
   }
+}
+
+/** The options every store shares: `maxTracked` and `now`. */
+export function storeBasics(options: { maxTracked?: unknown; now?: unknown }, defaultMaxTracked: number): { maxTracked: number; now: Clock | undefined } {
+  optionalFunction('now', options.now, '() => milliseconds on a monotonic clock');
+  return {
+    maxTracked: integerAtLeast('maxTracked', options.maxTracked ?? defaultMaxTracked, 1, String(defaultMaxTracked)),
+    now: options.now as Clock | undefined,
+  };
 }
 
 const storeMethods = ['init', 'touch', 'forget', 'view', 'close'] as const;

@@ -36,8 +36,8 @@ describe('RedisStore', function () {
   /** A tracker on its own client: to Redis, as separate as another process. */
   async function tracker(prefix: string, options: Record<string, unknown> = {}, kind: (typeof clientKinds)[number] = 'node-redis') {
     const c = await client(kind);
-    const { syncInterval = 50, touchInterval, ...rest } = options;
-    const store = new RedisStore({ client: c.client, prefix, syncInterval: syncInterval as number, ...(touchInterval ? { touchInterval: touchInterval as number } : {}) });
+    const { syncInterval = 50, ...rest } = options;
+    const store = new RedisStore({ client: c.client, prefix, syncInterval: syncInterval as number });
     const online: OnlineTracker = createOnlineTracker({ store, ...rest });
     opened.push(online);
     return { online, store, client: c };
@@ -64,22 +64,16 @@ describe('RedisStore', function () {
       }
     });
 
-    it('rejects a prefix with braces, and a touchInterval not shorter than the threshold', async () => {
+    it('rejects a prefix with braces, and a syncInterval that is not well under the threshold, naming the fix', async () => {
       const c = await client();
       expect(() => new RedisStore({ client: c.client, prefix: '{x}' })).to.throw(TypeError, /"prefix"/);
       expect(() => new RedisStore({ client: c.client, syncInterval: 0 })).to.throw(TypeError, /"syncInterval"/);
-      const store = new RedisStore({ client: c.client, prefix: uniquePrefix(), touchInterval: 60_000 });
-      expect(() => createOnlineTracker({ store, threshold: 30 })).to.throw(TypeError, /"touchInterval" \(60000 ms\) must be shorter/);
-    });
-
-    it('picks a tenth of the threshold, at most a minute, as touchInterval', async () => {
-      const c = await client();
-      const short = new RedisStore({ client: c.client, prefix: uniquePrefix() });
-      opened.push(createOnlineTracker({ store: short, threshold: 60 }));
-      expect(short.touchInterval).to.equal(6000);
-      const long = new RedisStore({ client: c.client, prefix: uniquePrefix() });
-      opened.push(createOnlineTracker({ store: long }));
-      expect(long.touchInterval).to.equal(60_000);
+      const store = new RedisStore({ client: c.client, prefix: uniquePrefix(), syncInterval: 10_000 });
+      expect(() => createOnlineTracker({ store, threshold: 30 })).to.throw(
+        TypeError,
+        /"syncInterval" \(10000 ms\) must be at most a quarter of the tracker's threshold \(30000 ms\).*\{ syncInterval: 7500 \}/,
+      );
+      opened.push(createOnlineTracker({ store, threshold: 40 }));
     });
   });
 
@@ -144,7 +138,7 @@ describe('RedisStore', function () {
     expect(await online.count()).to.equal(0);
     expect(await c.command('ZCARD', `{${prefix}}:users:seen`)).to.equal(0);
     expect(await c.command('HLEN', `{${prefix}}:users:profiles`)).to.equal(0);
-    const ttl = Number(await c.command('PTTL', `{${prefix}}:version`));
+    const ttl = Number(await c.command('PTTL', `{${prefix}}:meta`));
     expect(ttl).to.be.within(1, 600);
   });
 
@@ -157,7 +151,7 @@ describe('RedisStore', function () {
     await online.forget(1);
     const keys = (await c.command('KEYS', `*${prefix}*`)) as string[];
     expect(keys.sort()).to.deep.equal(
-      ['epoch', 'threshold', 'users:gone', 'users:profiles', 'users:seen', 'version'].map((k) => `{${prefix}}:${k}`),
+      ['meta', 'users:changes', 'users:gone', 'users:profiles', 'users:seen'].map((k) => `{${prefix}}:${k}`),
     );
     for (const key of keys) expect(key.startsWith(`{${prefix}}:`), key).to.equal(true);
   });

@@ -1,0 +1,42 @@
+/**
+ * Every error code the package uses, with what it means. The README's table of
+ * codes is checked against this list by a test, so the two cannot drift.
+ */
+export const ERROR_CODES = {
+  ERR_ONLINE_NOW_OPTIONS: 'the options argument is not an object',
+  ERR_ONLINE_NOW_UNKNOWN_OPTION: 'an option name the function does not know (a typo)',
+  ERR_ONLINE_NOW_THRESHOLD: '`threshold` is not a positive, finite number of seconds',
+  ERR_ONLINE_NOW_MAX: '`max` is not a whole number ≥ 0',
+  ERR_ONLINE_NOW_STORE: '`store` is not a presence store',
+  ERR_ONLINE_NOW_GETUSER: '`getUser` is not a function',
+  ERR_ONLINE_NOW_GETID: '`getId` is not a function',
+  ERR_ONLINE_NOW_PROFILE: '`profile` is not a function',
+  ERR_ONLINE_NOW_SKIP: '`skip` is not a function',
+  ERR_ONLINE_NOW_ONERROR: '`onError` is not a function',
+  ERR_ONLINE_NOW_TRACKGUESTS: '`trackGuests` is not a boolean',
+  ERR_ONLINE_NOW_MAXTRACKED: 'a store\'s `maxTracked` is not a whole number ≥ 1',
+  ERR_ONLINE_NOW_NOW: 'a store\'s `now` is not a function',
+  ERR_ONLINE_NOW_SYNCINTERVAL: '`syncInterval` is not a positive number of ms, or not well under the threshold',
+  ERR_ONLINE_NOW_PREFIX: '`prefix` is empty, not a string, or has braces',
+  ERR_ONLINE_NOW_REDIS_CLIENT: '`client` is not a node-redis or ioredis client',
+  ERR_ONLINE_NOW_REDIS_NOT_CONNECTED: 'the Redis client is not connected yet',
+  ERR_ONLINE_NOW_STORE_SHARED: 'one store given to trackers with different thresholds',
+  ERR_ONLINE_NOW_STORE_UNUSED: 'a store used before it was given to a tracker',
+  ERR_ONLINE_NOW_PREFIX_SHARED: 'reported: another tracker uses the same Redis prefix with another threshold',
+  ERR_ONLINE_NOW_REDIS_EVICTED: 'reported: Redis evicted presence keys (an evicting maxmemory-policy)',
+  ERR_ONLINE_NOW_NUNJUCKS: '`registerNunjucks` was not given a Nunjucks Environment',
+  ERR_ONLINE_NOW_HANDLEBARS: '`registerHandlebars` was not given Handlebars or express-handlebars',
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** A configuration mistake. `code` is stable (see ERROR_CODES); the message names the option and the fix. */
+export class OnlineNowConfigError extends TypeError {
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string) {
+    super(`express-online-now: ${message}`);
+    this.name = 'OnlineNowConfigError';
+    this.code = code;
+  }
+}

@@ -1,0 +1,410 @@
+/**
+ * RedisStore: one presence shared by every process that uses the same Redis.
+ *
+ * Requests never wait on Redis. Each process keeps a local read model (the
+ * same PresenceIndex the memory store uses) that pages are rendered from, and
+ * a queue of writes. Every `syncInterval` one Lua script (./sync-script.ts)
+ * applies the queued writes and returns what changed since this process's last
+ * sync, so at steady state a page costs no Redis command at all.
+ *
+ * Every write carries the time of its request on one time base that all
+ * processes share: Redis's clock, estimated here as this process's monotonic
+ * clock plus an offset measured at each sync. Redis and every read model keep,
+ * per user, the latest event: so writes delayed by an outage cannot revive
+ * anyone, a logout cannot be undone by a page served just before it, and a
+ * sign-in just after a logout is not lost. Each read model is a full replica:
+ * when Redis loses its data, every process writes its replica back.
+ */
+import { randomBytes } from 'node:crypto';
+import { monotonicNow, type Clock } from '../../clock';
+import { OnlineNowConfigError } from '../../errors';
+import { PresenceIndex, type TimedTouch } from '../../presence-index';
+import { withTimeout } from '../../timeout';
+import type { Profile, Scope, ScopeView, StoreConfig, UserId } from '../../types';
+import { checkOptions, optionNames, positiveNumber, storeBasics } from '../../validations';
+import { DEFAULT_MAX_TRACKED, SharedStore } from '../shared-store';
+import { adaptClient, type RawRedis, type RedisClientLike } from './client';
+import { decodeProfile, encodeProfile } from './profile-codec';
+import {
+  SYNC_SCRIPT,
+  SYNC_SHA,
+  decodeSyncReply,
+  syncArgs,
+  syncKeys,
+  type ForgetWrite,
+  type ScopeSlot,
+  type SyncReply,
+  type TouchWrite,
+} from './sync-script';
+
+export interface RedisStoreOptions {
+  /** A connected node-redis (v4–v6) or ioredis client or cluster: the app's own, never closed by the store. */
+  client: RedisClientLike;
+  /** Namespace of the keys; trackers that should share presence use the same prefix. Default "online-now". */
+  prefix?: string;
+  /**
+   * Milliseconds between syncs with Redis (default 1000): how soon other
+   * processes' activity and logouts show in this process's pages, and how
+   * often each process sends its one command. At most a quarter of the threshold.
+   */
+  syncInterval?: number;
+  /**
+   * Most users (and, apart, guests) kept in Redis and in each process's read
+   * model (default 100,000). Past it the least recently seen are dropped first
+   * and counts read this number (saturated); raise it for sites with more users online at once.
+   */
+  maxTracked?: number;
+  /** Milliseconds on a clock that never steps back (default `performance.timeOrigin + performance.now()`); for tests. */
+  now?: () => number;
+}
+
+const redisStoreOptions = optionNames<RedisStoreOptions>({ client: true, prefix: true, syncInterval: true, maxTracked: true, now: true });
+
+/** Most changes one script call returns per scope, most writes it takes, most expired keys it removes. */
+const READ_LIMIT = 2000;
+const WRITE_LIMIT = 2000;
+const CLEANUP_LIMIT = 5000;
+/** A sync that takes longer is counted as failed (and the next waits for it to settle). */
+const SYNC_TIMEOUT_MS = 1000;
+/** How long the first pages of a new process wait for the first sync before rendering from what they have. */
+const COLD_START_WAIT_MS = 80;
+/** How long `forget()` waits for Redis before resolving (the logout is retried until it lands). */
+const FORGET_WAIT_MS = 100;
+/** The threshold must span this many syncs, or other processes' users would flicker offline while active. */
+const SYNCS_PER_THRESHOLD = 4;
+const REPORT_KIND = 'redis';
+
+const slotOf = (scope: Scope): ScopeSlot => (scope === 'users' ? 0 : 1);
+type PerScope<T> = [T, T];
+
+/** Adds to a Map kept in insertion order, dropping the oldest past `max`. */
+function boundedSet<K, V>(map: Map<K, V>, key: K, value: V, max: number): void {
+  map.delete(key);
+  map.set(key, value);
+  if (map.size > max) map.delete(map.keys().next().value as K);
+}
+
+export class RedisStore extends SharedStore {
+  readonly prefix: string;
+  readonly syncInterval: number;
+  readonly maxTracked: number;
+  private readonly redis: RawRedis;
+  private readonly keys: readonly string[];
+  private readonly clock: Clock;
+  /** Redis time minus this process's clock, ms. Until the first sync, a guess from the wall clock. */
+  private offset: number;
+  /** Round trip of the sync the offset was taken from: the offset is off by at most half of it. */
+  private offsetRtt = Infinity;
+  private measured = false;
+  private indexes: PerScope<PresenceIndex> | undefined;
+  /** Keys touched here since the last sync; their time and profile are read from the index when sent. */
+  private readonly pendingTouches: PerScope<Map<string, true>> = [new Map(), new Map()];
+  /** Logouts here not yet in Redis, key → time (ms, Redis time base). */
+  private readonly pendingForgets: PerScope<Map<string, number>> = [new Map(), new Map()];
+  /** Logouts Redis has, kept one threshold, to write back if Redis loses its data. */
+  private readonly recentForgets: PerScope<Map<string, number>> = [new Map(), new Map()];
+  private cursor = 0;
+  private epoch: string | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  /** A command Redis has not answered yet: while it is out, nothing more is sent (no pile-up on a hung server). */
+  private outstanding = false;
+  private warm = false;
+  private warmed: Promise<void> | undefined;
+
+  constructor(options: RedisStoreOptions) {
+    super('RedisStore');
+    if (options === undefined) {
+      throw new OnlineNowConfigError('ERR_ONLINE_NOW_REDIS_CLIENT', 'new RedisStore({ client }) needs a connected Redis client.');
+    }
+    checkOptions('new RedisStore()', options, redisStoreOptions);
+    const basics = storeBasics(options, DEFAULT_MAX_TRACKED);
+    this.maxTracked = basics.maxTracked;
+    this.clock = basics.now ?? monotonicNow;
+    this.offset = Date.now() - this.clock();
+    this.redis = adaptClient(options.client);
+    const prefix = options.prefix ?? 'online-now';
+    if (typeof prefix !== 'string' || prefix === '' || /[{}]/.test(prefix)) {
+      throw new OnlineNowConfigError(
+        'ERR_ONLINE_NOW_PREFIX',
+        `option "prefix" must be a non-empty string without braces (the store adds its own hash tag), got ${JSON.stringify(prefix)}.`,
+      );
+    }
+    this.prefix = prefix;
+    this.syncInterval = positiveNumber('syncInterval', options.syncInterval ?? 1000, '1000 (ms)');
+    this.keys = syncKeys(prefix);
+  }
+
+  override init(config: StoreConfig): void {
+    if (this.syncInterval * SYNCS_PER_THRESHOLD > config.thresholdMs) {
+      throw new OnlineNowConfigError(
+        'ERR_ONLINE_NOW_SYNCINTERVAL',
+        `option "syncInterval" (${this.syncInterval} ms) must be at most a quarter of the tracker's threshold (${config.thresholdMs} ms), or users active on another process would flicker offline. Use { syncInterval: ${Math.floor(config.thresholdMs / SYNCS_PER_THRESHOLD)} } or less, or a longer threshold.`,
+      );
+    }
+    super.init(config);
+  }
+
+  protected start(): void {
+    // Arrival order is kept within one sync of time order: an expired user stays counted at most that long.
+    this.indexes = [
+      new PresenceIndex(this.thresholdMs, this.maxTracked, this.syncInterval),
+      new PresenceIndex(this.thresholdMs, this.maxTracked, this.syncInterval),
+    ];
+    this.warm = false;
+    this.warmed = new Promise<void>((resolve) => {
+      const cold = setTimeout(resolve, COLD_START_WAIT_MS);
+      cold.unref();
+      void this.sync().then(() => {
+        clearTimeout(cold);
+        resolve();
+      });
+    }).then(() => {
+      this.warm = true;
+    });
+    this.timer = setInterval(() => void this.sync(), this.syncInterval);
+    this.timer.unref();
+  }
+
+  /** Stops the sync timer after a last flush of queued writes (bounded); the client stays open. */
+  protected async stop(): Promise<void> {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    const queued = this.pendingTouches.some((m) => m.size > 0) || this.pendingForgets.some((m) => m.size > 0);
+    const last = queued ? this.syncSoon() : this.running;
+    if (last !== undefined) await withTimeout(last, SYNC_TIMEOUT_MS, 'Redis did not answer').catch(() => undefined);
+  }
+
+  touch(scope: Scope, key: string, id: UserId, profile: Profile | undefined): void {
+    const s = slotOf(scope);
+    if (this.index(s).touch(key, id, profile, this.now()) !== undefined) boundedSet(this.pendingTouches[s], key, true, this.maxTracked);
+  }
+
+  async forget(scope: Scope, key: string): Promise<void> {
+    const s = slotOf(scope);
+    const at = this.now();
+    this.index(s).forget(key, at);
+    this.pendingTouches[s].delete(key);
+    boundedSet(this.pendingForgets[s], key, at, this.maxTracked);
+    // Logouts go out at once rather than at the next tick, so other processes see them within one syncInterval.
+    await withTimeout(this.syncSoon(), FORGET_WAIT_MS, 'Redis did not answer').catch(() => undefined);
+  }
+
+  view(scope: Scope, limit: number): ScopeView | Promise<ScopeView> {
+    const s = slotOf(scope);
+    if (this.warm || this.warmed === undefined) return this.index(s).view(limit, this.now());
+    return this.warmed.then(() => this.index(s).view(limit, this.now()));
+  }
+
+  /** Now on the shared time base: Redis's clock, as estimated here. */
+  private now(): number {
+    return this.clock() + this.offset;
+  }
+
+  private index(s: ScopeSlot): PresenceIndex {
+    return this.attached(this.indexes)[s];
+  }
+
+  /** A sync that starts after this call: the one running may have left before our write was queued. */
+  private syncSoon(): Promise<void> {
+    return (this.running ?? Promise.resolve()).then(() => this.sync());
+  }
+
+  private sync(): Promise<void> {
+    this.running ??= this.runSync().finally(() => {
+      this.running = undefined;
+    });
+    return this.running;
+  }
+
+  private async runSync(): Promise<void> {
+    if (this.outstanding) return this.fail(new Error('Redis has not answered the previous sync yet'));
+    let touches: [ScopeSlot, string][] = [];
+    let forgets: ForgetWrite[] = [];
+    try {
+      // Nothing is stamped for Redis before this process knows Redis's clock.
+      if (!this.measured) await this.round([], []);
+      touches = this.takeTouches();
+      forgets = this.takeForgets();
+      let sentTouches = 0;
+      let sentForgets = 0;
+      let more = true;
+      for (let rounds = 0; (more || sentTouches < touches.length || sentForgets < forgets.length) && rounds < 1000; rounds++) {
+        // A backlog (a burst, an outage's queue, a replica written back) goes in bounded slices.
+        const t = touches.slice(sentTouches, sentTouches + WRITE_LIMIT);
+        const f = forgets.slice(sentForgets, sentForgets + WRITE_LIMIT - t.length);
+        sentTouches += t.length;
+        sentForgets += f.length;
+        const { reply, lost } = await this.round(this.touchWrites(t), f);
+        if (lost) {
+          // Redis lost presence: write back this whole replica and every recent logout, then read everything again.
+          touches.push(...this.attached(this.indexes).flatMap((index, s) => [...index.records()].map(([key]): [ScopeSlot, string] => [s as ScopeSlot, key])));
+          forgets.push(...this.recentForgets.flatMap((m, s) => [...m].map(([key, at]) => this.forgetWrite(s as ScopeSlot, key, at))));
+        }
+        more = reply.more || lost;
+      }
+      for (const f of forgets) boundedSet(this.recentForgets[f.scope], f.key, f.atUs / 1000, this.maxTracked);
+      this.pruneRecentForgets();
+      this.reporter.recovered(REPORT_KIND);
+    } catch (error) {
+      // Put everything back: writes are idempotent, so one that did land is harmless to send again.
+      for (const [s, key] of touches) if (this.index(s).peek(key) !== undefined) this.pendingTouches[s].set(key, true);
+      for (const f of forgets) {
+        const queued = this.pendingForgets[f.scope].get(f.key);
+        if (queued === undefined || queued < f.atUs / 1000) this.pendingForgets[f.scope].set(f.key, f.atUs / 1000);
+      }
+      this.fail(error);
+    }
+  }
+
+  /** One script call: writes in, changes out and applied. `lost` when Redis started a new epoch under us. */
+  private async round(touches: TouchWrite[], forgets: ForgetWrite[]): Promise<{ reply: SyncReply; lost: boolean }> {
+    const args = syncArgs({
+      keys: this.keys,
+      thresholdUs: this.thresholdMs * 1000,
+      cursor: this.cursor,
+      readLimit: READ_LIMIT,
+      candidateEpoch: randomBytes(8).toString('hex'),
+      keyTtlMs: this.thresholdMs * 2,
+      maxTracked: this.maxTracked,
+      cleanupLimit: CLEANUP_LIMIT,
+      touches,
+      forgets,
+    });
+    const sent = this.clock();
+    const raw = await withTimeout(this.send(args), SYNC_TIMEOUT_MS, `Redis did not answer within ${SYNC_TIMEOUT_MS} ms`);
+    const reply = decodeSyncReply(raw);
+    this.measure(reply.nowUs / 1000, sent, this.clock());
+    if (reply.evicted) this.reportEviction();
+    if (reply.otherThresholdUs !== null) this.reportThresholdConflict(reply.otherThresholdUs);
+    const lost = this.epoch !== undefined && reply.epoch !== this.epoch;
+    this.epoch = reply.epoch;
+    this.apply(reply);
+    if (lost) this.cursor = 0;
+    return { reply, lost };
+  }
+
+  private takeTouches(): [ScopeSlot, string][] {
+    const taken = this.pendingTouches.flatMap((m, s) => [...m.keys()].map((key): [ScopeSlot, string] => [s as ScopeSlot, key]));
+    for (const m of this.pendingTouches) m.clear();
+    return taken;
+  }
+
+  private takeForgets(): ForgetWrite[] {
+    const taken = this.pendingForgets.flatMap((m, s) => [...m].map(([key, at]) => this.forgetWrite(s as ScopeSlot, key, at)));
+    for (const m of this.pendingForgets) m.clear();
+    return taken;
+  }
+
+  private forgetWrite(scope: ScopeSlot, key: string, at: number): ForgetWrite {
+    return { scope, key, atUs: Math.round(at * 1000) };
+  }
+
+  /** Each touched key as the index holds it when sent: its latest time and profile. One that left since is not sent. */
+  private touchWrites(keys: readonly [ScopeSlot, string][]): TouchWrite[] {
+    const writes: TouchWrite[] = [];
+    for (const [s, key] of keys) {
+      const presence = this.index(s).peek(key);
+      if (presence === undefined) continue;
+      writes.push({ scope: s, key, atUs: Math.round(presence.at * 1000), profile: s === 0 ? encodeProfile(presence.id, presence.profile) : '' });
+    }
+    return writes;
+  }
+
+  /**
+   * Redis's clock as seen from here: its time at the call's midpoint, off by at
+   * most half the round trip. The offset comes from the quickest recent round
+   * trip (its bar rises slowly, so a slower network is followed).
+   */
+  private measure(redisMs: number, sent: number, received: number): void {
+    const rtt = received - sent;
+    const offset = redisMs - (sent + received) / 2;
+    if (!this.measured) {
+      // What this process recorded before it knew Redis's clock moves onto it.
+      const delta = offset - this.offset;
+      for (const index of this.attached(this.indexes)) index.shift(delta);
+      for (const m of this.pendingForgets) for (const [key, at] of m) m.set(key, at + delta);
+      this.measured = true;
+    } else {
+      this.offsetRtt *= 1.05;
+      if (rtt > this.offsetRtt) return;
+    }
+    this.offset = offset;
+    this.offsetRtt = rtt;
+  }
+
+  /** Applies one reply's changes to the read model, under the same latest-event rules as Redis. */
+  private apply(reply: SyncReply): void {
+    const cutoff = this.now() - this.thresholdMs;
+    reply.changes.forEach((rows, s) => {
+      const index = this.index(s as ScopeSlot);
+      const loggedOut = this.pendingForgets[s];
+      const touches: TimedTouch[] = [];
+      for (const row of rows) {
+        if (row.goneUs !== null) index.forget(row.key, row.goneUs / 1000);
+        if (row.seenUs === null) continue;
+        const at = row.seenUs / 1000;
+        // A logout here that Redis has not had yet beats what Redis saw before it.
+        if (at <= cutoff || (loggedOut.get(row.key) ?? -Infinity) >= at) continue;
+        const { id, profile } = s === 0 ? decodeProfile(row.key, row.profile) : { id: row.key, profile: undefined };
+        touches.push({ key: row.key, id, profile, at });
+      }
+      index.merge(touches);
+    });
+    this.cursor = reply.cursor;
+  }
+
+  private pruneRecentForgets(): void {
+    const cutoff = this.now() - this.thresholdMs;
+    for (const m of this.recentForgets) {
+      for (const [key, at] of m) {
+        if (at > cutoff) break;
+        m.delete(key);
+      }
+    }
+  }
+
+  private fail(error: unknown): void {
+    const message = error instanceof Error ? error.message : String(error);
+    this.reporter.report(
+      REPORT_KIND,
+      new Error(`RedisStore (prefix "${this.prefix}"): ${message}; pages show the last known presence until Redis answers again`),
+    );
+  }
+
+  /** EVALSHA, falling back to EVAL when Redis does not have the script (first use, or after a restart). */
+  private async send(args: string[]): Promise<unknown> {
+    this.outstanding = true;
+    try {
+      return await this.redis.send(['EVALSHA', SYNC_SHA, ...args], this.keys[0]);
+    } catch (error) {
+      if (!String((error as Error)?.message).startsWith('NOSCRIPT')) throw error;
+      return await this.redis.send(['EVAL', SYNC_SCRIPT, ...args], this.keys[0]);
+    } finally {
+      this.outstanding = false;
+    }
+  }
+
+  /** Reported once for the life of the store: presence survives, but Redis's policy will strike again. */
+  private reportEviction(): void {
+    this.reporter.report(
+      'redis-evicted',
+      new OnlineNowConfigError(
+        'ERR_ONLINE_NOW_REDIS_EVICTED',
+        `Redis evicted presence keys under the prefix "${this.prefix}" (maxmemory reached with an evicting maxmemory-policy); every process is writing its presence back. Presence needs maxmemory-policy noeviction (or more memory, or a Redis of its own).`,
+      ),
+    );
+  }
+
+  /** Trackers sharing a prefix must agree on the threshold, or each expires the others' users at its own time. */
+  private reportThresholdConflict(otherUs: number): void {
+    // Reported once for the life of the store: a mismatch flaps as the two trackers take turns.
+    this.reporter.report(
+      'redis-threshold',
+      new OnlineNowConfigError(
+        'ERR_ONLINE_NOW_PREFIX_SHARED',
+        `another tracker uses the Redis prefix "${this.prefix}" with a threshold of ${otherUs / 1e6}s, this one ${this.thresholdMs / 1000}s: give them the same threshold, or different prefixes.`,
+      ),
+    );
+  }
+}

@@ -1,0 +1,284 @@
+/**
+ * The RedisStore protocol: one Lua script, atomic in Redis, that each process
+ * runs every `syncInterval`. It applies the process's queued writes and returns
+ * what changed since the process's cursor.
+ *
+ * Keys, all under one hash tag so the script runs on Redis Cluster too:
+ *   KEYS[1]  meta       hash: epoch, version (change counter), threshold (last writer's, µs), present (bitmask, see below)
+ *   per scope (users at KEYS[2..5], guests at KEYS[6..9]):
+ *   seen     sorted set  key → last seen, µs of Redis time (the time of the request, not of the write)
+ *   profiles hash        key → profile JSON (users only)
+ *   gone     sorted set  key → time of its last logout, µs; kept one threshold
+ *   changes  sorted set  key → version of its last change: the feed that processes read
+ *
+ * Rules (latest event wins; so writes commute, and a late or repeated write is harmless):
+ *   touch(key, t):  ignored if t is older than the threshold, or not newer than the key's logout or last seen
+ *   forget(key, t): records the logout; removes the key if it was last seen at or before t
+ *   A time from the future (a process's clock estimate off) is taken as Redis's now.
+ *
+ * Losing data: if the epoch is missing (a restart without persistence, FLUSHALL,
+ * every key expired) or a key that was non-empty at the last call is gone (an
+ * evicting maxmemory-policy), the script starts a new epoch; processes seeing a
+ * new epoch write back their whole read model, so presence survives.
+ */
+import { createHash } from 'node:crypto';
+
+const SCRIPT = `
+local meta = KEYS[1]
+local scopes = { { KEYS[2], KEYS[3], KEYS[4], KEYS[5] }, { KEYS[6], KEYS[7], KEYS[8], KEYS[9] } }
+local threshold = tonumber(ARGV[1])
+local cursor = tonumber(ARGV[2])
+local readLimit = tonumber(ARGV[3])
+local ttl = tonumber(ARGV[5])
+local cap = tonumber(ARGV[6])
+local batch = tonumber(ARGV[7])
+local function fmt(x) return string.format('%.0f', x) end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local cutoff = now - threshold
+
+local evicted = 0
+local epoch = redis.call('HGET', meta, 'epoch')
+if epoch then
+  local present = tonumber(redis.call('HGET', meta, 'present') or '0')
+  for i = 2, #KEYS do
+    if math.floor(present / 2 ^ (i - 2)) % 2 == 1 and redis.call('EXISTS', KEYS[i]) == 0 then evicted = 1 end
+  end
+end
+if not epoch or evicted == 1 then
+  redis.call('DEL', unpack(KEYS))
+  epoch = ARGV[4]
+  redis.call('HSET', meta, 'epoch', epoch, 'version', '0')
+  cursor = 0
+end
+local version = tonumber(redis.call('HGET', meta, 'version'))
+local function changed(s, key)
+  version = version + 1
+  redis.call('ZADD', s[4], version, key)
+end
+
+local i = 9
+for _ = 1, tonumber(ARGV[8]) do
+  local s, key, at, profile = scopes[tonumber(ARGV[i])], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3]
+  if at > now then at = now end
+  if at > cutoff then
+    local gone = redis.call('ZSCORE', s[3], key)
+    local seen = redis.call('ZSCORE', s[1], key)
+    if (not gone or tonumber(gone) < at) and (not seen or tonumber(seen) <= at) then
+      redis.call('ZADD', s[1], fmt(at), key)
+      if profile ~= '' then redis.call('HSET', s[2], key, profile) end
+      changed(s, key)
+    end
+  end
+  i = i + 4
+end
+while i < #ARGV do
+  local s, key, at = scopes[tonumber(ARGV[i])], ARGV[i + 1], tonumber(ARGV[i + 2])
+  if at > now then at = now end
+  if at > cutoff then
+    local gone = redis.call('ZSCORE', s[3], key)
+    if not gone or tonumber(gone) < at then redis.call('ZADD', s[3], fmt(at), key) end
+    local seen = redis.call('ZSCORE', s[1], key)
+    if seen and tonumber(seen) <= at then
+      redis.call('ZREM', s[1], key)
+      redis.call('HDEL', s[2], key)
+    end
+    changed(s, key)
+  end
+  i = i + 3
+end
+
+for _, s in ipairs(scopes) do
+  -- Over the cap: the least recently seen leave, as a logout at their own time.
+  local excess = redis.call('ZCARD', s[1]) - cap
+  if excess > 0 then
+    local dropped = redis.call('ZRANGE', s[1], 0, math.min(excess, batch) - 1, 'WITHSCORES')
+    for j = 1, #dropped, 2 do
+      redis.call('ZREM', s[1], dropped[j])
+      redis.call('HDEL', s[2], dropped[j])
+      redis.call('ZADD', s[3], dropped[j + 1], dropped[j])
+      changed(s, dropped[j])
+    end
+  end
+  -- Expired: every process drops them by time on its own, so they leave the feed too.
+  local old = redis.call('ZRANGEBYSCORE', s[1], '-inf', fmt(cutoff), 'LIMIT', 0, batch)
+  if #old > 0 then
+    redis.call('ZREM', s[1], unpack(old))
+    redis.call('HDEL', s[2], unpack(old))
+    redis.call('ZREM', s[4], unpack(old))
+  end
+  -- A logout older than the threshold can remove nothing any more.
+  for _, key in ipairs(redis.call('ZRANGEBYSCORE', s[3], '-inf', fmt(cutoff), 'LIMIT', 0, batch)) do
+    redis.call('ZREM', s[3], key)
+    if not redis.call('ZSCORE', s[1], key) then redis.call('ZREM', s[4], key) end
+  end
+end
+redis.call('HSET', meta, 'version', fmt(version))
+
+local upto = version
+local more = 0
+local ranges = {}
+for n, s in ipairs(scopes) do
+  ranges[n] = redis.call('ZRANGEBYSCORE', s[4], '(' .. fmt(cursor), '+inf', 'WITHSCORES', 'LIMIT', 0, readLimit)
+  if #ranges[n] == 2 * readLimit then
+    more = 1
+    local last = tonumber(ranges[n][#ranges[n]])
+    if last < upto then upto = last end
+  end
+end
+local out = { epoch, fmt(upto), fmt(now), more }
+for n, s in ipairs(scopes) do
+  local rows = {}
+  for j = 1, #ranges[n], 2 do
+    if tonumber(ranges[n][j + 1]) <= upto then
+      local key = ranges[n][j]
+      rows[#rows + 1] = key
+      rows[#rows + 1] = redis.call('ZSCORE', s[1], key) or ''
+      rows[#rows + 1] = redis.call('ZSCORE', s[3], key) or ''
+      rows[#rows + 1] = (n == 1 and redis.call('HGET', s[2], key)) or ''
+    end
+  end
+  out[#out + 1] = rows
+end
+
+local other = redis.call('HGET', meta, 'threshold')
+redis.call('HSET', meta, 'threshold', ARGV[1])
+if other == ARGV[1] then other = '' end
+out[#out + 1] = other or ''
+out[#out + 1] = evicted
+
+local present = 0
+for j = 2, #KEYS do
+  if redis.call('EXISTS', KEYS[j]) == 1 then present = present + 2 ^ (j - 2) end
+  -- The data keys outlive meta by a second: when everything expires, the epoch goes first.
+  redis.call('PEXPIRE', KEYS[j], ttl + 1000)
+end
+redis.call('HSET', meta, 'present', fmt(present))
+redis.call('PEXPIRE', meta, ttl)
+return out
+`;
+
+export const SYNC_SCRIPT = SCRIPT;
+export const SYNC_SHA = createHash('sha1').update(SCRIPT).digest('hex');
+
+/** Scopes by their slot number in the protocol. */
+export const SCOPE_SLOTS = ['users', 'guests'] as const;
+export type ScopeSlot = 0 | 1;
+
+/** The keys of one prefix, in KEYS order. */
+export function syncKeys(prefix: string): string[] {
+  const tag = `{${prefix}}`;
+  return [`${tag}:meta`, ...SCOPE_SLOTS.flatMap((scope) => ['seen', 'profiles', 'gone', 'changes'].map((k) => `${tag}:${scope}:${k}`))];
+}
+
+export interface TouchWrite {
+  readonly scope: ScopeSlot;
+  readonly key: string;
+  /** Redis time of the request, µs. */
+  readonly atUs: number;
+  /** Profile as stored, '' to keep the one in Redis (guests). */
+  readonly profile: string;
+}
+
+export interface ForgetWrite {
+  readonly scope: ScopeSlot;
+  readonly key: string;
+  readonly atUs: number;
+}
+
+/** Everything one call needs besides the writes. */
+export interface SyncCall {
+  readonly keys: readonly string[];
+  readonly thresholdUs: number;
+  /** Version of the last change read; 0 reads everything. */
+  readonly cursor: number;
+  /** Most changes returned per scope; a longer backlog takes several calls. */
+  readonly readLimit: number;
+  /** Used only when Redis has no epoch: a fresh one tells every process that Redis started over. */
+  readonly candidateEpoch: string;
+  /** How long the keys live after the last call, ms. */
+  readonly keyTtlMs: number;
+  /** Most keys kept per scope. */
+  readonly maxTracked: number;
+  /** Most expired or excess keys removed per scope per call. */
+  readonly cleanupLimit: number;
+  readonly touches: readonly TouchWrite[];
+  readonly forgets: readonly ForgetWrite[];
+}
+
+/** The EVALSHA/EVAL arguments after the script or its SHA. */
+export function syncArgs(call: SyncCall): string[] {
+  const args = [
+    String(call.keys.length),
+    ...call.keys,
+    /* ARGV[1] */ String(call.thresholdUs),
+    /* ARGV[2] */ String(call.cursor),
+    /* ARGV[3] */ String(call.readLimit),
+    /* ARGV[4] */ call.candidateEpoch,
+    /* ARGV[5] */ String(Math.ceil(call.keyTtlMs)),
+    /* ARGV[6] */ String(call.maxTracked),
+    /* ARGV[7] */ String(call.cleanupLimit),
+    /* ARGV[8] */ String(call.touches.length),
+    // then ARGV[9…]: each touch as scope (1 users, 2 guests), key, µs, profile; then each forget as scope, key, µs
+  ];
+  for (const w of call.touches) args.push(String(w.scope + 1), w.key, String(w.atUs), w.profile);
+  for (const w of call.forgets) args.push(String(w.scope + 1), w.key, String(w.atUs));
+  return args;
+}
+
+/** A key's state after the call, as read back from Redis. */
+export interface ChangeRow {
+  readonly key: string;
+  /** Last seen, µs; null when not online in Redis. */
+  readonly seenUs: number | null;
+  /** Last logout, µs; null when none within the threshold. */
+  readonly goneUs: number | null;
+  /** Stored profile, or null. */
+  readonly profile: string | null;
+}
+
+export interface SyncReply {
+  readonly epoch: string;
+  /** The new cursor. */
+  readonly cursor: number;
+  /** Redis time when the script ran, µs. */
+  readonly nowUs: number;
+  /** True when Redis has more changes than one call returns. */
+  readonly more: boolean;
+  readonly changes: readonly [readonly ChangeRow[], readonly ChangeRow[]];
+  /** Another tracker's threshold (µs) seen on this prefix since our last call, or null. */
+  readonly otherThresholdUs: number | null;
+  /** Redis had evicted some of our keys: presence started over. */
+  readonly evicted: boolean;
+}
+
+const optionalNumber = (value: unknown): number | null => (value === '' || value === null || value === undefined ? null : Number(value));
+
+function decodeRows(raw: unknown): ChangeRow[] {
+  const flat = Array.isArray(raw) ? (raw as unknown[]) : [];
+  const rows: ChangeRow[] = [];
+  for (let j = 0; j + 3 < flat.length; j += 4) {
+    rows.push({
+      key: String(flat[j]),
+      seenUs: optionalNumber(flat[j + 1]),
+      goneUs: optionalNumber(flat[j + 2]),
+      profile: flat[j + 3] === '' ? null : String(flat[j + 3]),
+    });
+  }
+  return rows;
+}
+
+/** Decodes the script's reply; throws on a reply of another shape (an older script under the same SHA cannot be). */
+export function decodeSyncReply(raw: unknown): SyncReply {
+  if (!Array.isArray(raw) || raw.length !== 8) throw new Error('unexpected reply from the sync script');
+  const [epoch, cursor, nowUs, more, users, guests, other, evicted] = raw as unknown[];
+  return {
+    epoch: String(epoch),
+    cursor: Number(cursor),
+    nowUs: Number(nowUs),
+    more: Number(more) === 1,
+    changes: [decodeRows(users), decodeRows(guests)],
+    otherThresholdUs: optionalNumber(other),
+    evicted: Number(evicted) === 1,
+  };
+}

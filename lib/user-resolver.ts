@@ -1,0 +1,102 @@
+/**
+ * The app's callbacks (`getUser`, `getId`, `profile`, `skip`) behind one small
+ * object: what the middleware and the tracker ask about a request or a user.
+ * A throwing callback never fails a request: it is reported once under its own
+ * name, until it next succeeds.
+ */
+import { boundedProfile, defaultGetId, defaultGetUser, defaultProfile, EMPTY_PROFILE, keyOf } from './identity';
+import { ListedEntry } from './presence-index';
+import type { ErrorReporter } from './report';
+import type { OnlineRequest, Profile, UserId } from './types';
+
+/** A user resolved to what the store needs. */
+export interface SignedIn {
+  readonly key: string;
+  readonly id: UserId;
+  readonly profile: Profile;
+}
+
+export interface Callbacks {
+  readonly getUser?: ((req: never) => unknown) | undefined;
+  readonly getId?: ((user: never) => unknown) | undefined;
+  readonly profile?: ((user: never) => unknown) | undefined;
+  readonly skip?: ((req: never) => boolean) | undefined;
+}
+
+const isThenable = (value: unknown): boolean => typeof (value as Promise<unknown> | undefined)?.then === 'function';
+
+export class UserResolver {
+  private readonly getUser: (req: OnlineRequest) => unknown;
+  private readonly getId: (user: unknown) => unknown;
+  private readonly makeProfile: ((user: unknown) => unknown) | undefined;
+  private readonly skipFn: ((req: OnlineRequest) => boolean) | undefined;
+  /** With the default getUser, a request without `req.session` may still carry `req.user` (Passport without sessions). */
+  readonly usesDefaultGetUser: boolean;
+
+  constructor(
+    callbacks: Callbacks,
+    readonly reporter: ErrorReporter,
+  ) {
+    this.getUser = (callbacks.getUser as ((req: OnlineRequest) => unknown) | undefined) ?? defaultGetUser;
+    this.getId = (callbacks.getId as ((user: unknown) => unknown) | undefined) ?? defaultGetId;
+    this.makeProfile = callbacks.profile as ((user: unknown) => unknown) | undefined;
+    this.skipFn = callbacks.skip as ((req: OnlineRequest) => boolean) | undefined;
+    this.usesDefaultGetUser = callbacks.getUser === undefined;
+  }
+
+  /** Whether the request is left alone. A `skip` that throws skips (and is reported). */
+  skips(req: OnlineRequest): boolean {
+    if (this.skipFn === undefined) return false;
+    return this.guard('skip', true, () => this.skipFn!(req) === true);
+  }
+
+  /** The request's signed-in user, or undefined when signed out or not identifiable. */
+  userOf(req: OnlineRequest): SignedIn | undefined {
+    const user = this.guard('getUser', undefined, () => {
+      const found = this.getUser(req);
+      if (isThenable(found)) throw new Error('getUser(req) returned a Promise: it must return the user (or id) itself.');
+      return found;
+    });
+    if (user === undefined || user === null) return undefined;
+    const who = this.identify(user);
+    return who && { key: who.key, id: who.id, profile: this.profileOf(user) };
+  }
+
+  /** A user object goes through `getId`, a listed entry gives its `id`, a bare number or string is the id itself. */
+  identify(userOrId: unknown): { key: string; id: UserId } | undefined {
+    const id = this.idOf(userOrId);
+    const key = keyOf(id);
+    // keyOf accepted it, so it is a finite number or a bounded non-empty string.
+    return key === undefined ? undefined : { key, id: id as UserId };
+  }
+
+  /** The store key of a user or id, without allocating: templates ask this for every badge. */
+  keyFor(userOrId: unknown): string | undefined {
+    return keyOf(this.idOf(userOrId));
+  }
+
+  profileOf(user: unknown): Profile {
+    if (typeof user !== 'object' || user === null) return EMPTY_PROFILE;
+    if (this.makeProfile === undefined) return defaultProfile(user);
+    return boundedProfile(this.guard('profile', undefined, () => this.makeProfile!(user)));
+  }
+
+  private idOf(userOrId: unknown): unknown {
+    if (typeof userOrId !== 'object' || userOrId === null) return userOrId;
+    if (userOrId instanceof ListedEntry) return userOrId.id;
+    // A template asking `isOnline(user)` must not break the page over a bad getId.
+    return this.guard('getId', undefined, () => this.getId(userOrId));
+  }
+
+  /** Runs an app callback: a throw is reported under `kind` and answered with `fallback`; a success marks `kind` recovered. */
+  private guard<T>(kind: string, fallback: T, run: () => T): T {
+    try {
+      const result = run();
+      this.reporter.recovered(kind);
+      return result;
+    } catch (error) {
+      this.reporter.report(kind, error);
+      return fallback;
+    }
+  }
+}
