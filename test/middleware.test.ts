@@ -228,12 +228,49 @@ for (const kind of storeKinds) {
         expect((await browser().json<LocalsJson>('/locals')).onlineGuests).to.equal(0);
       });
 
+      it('stops counting a guest on the very request that signs in through session.regenerate()', async () => {
+        const { browser } = await start({ trackGuests: true });
+        const visitor = browser();
+        const observer = browser();
+        await observer.post('/guest');
+        await visitor.post('/guest');
+        await observer.get('/locals');
+        expect((await visitor.json<LocalsJson>('/locals')).onlineGuests).to.equal(2);
+        const res = await visitor.post('/login', { id: '7', type: 'number', regenerate: '1' });
+        expect(res.status).to.equal(204);
+        // Seen by someone else before the visitor loads another page: a user now, a guest no more.
+        const locals = await observer.json<LocalsJson>('/locals?ask=[7]');
+        expect(locals).to.include({ onlineGuests: 1, onlineCount: 1 });
+        expect(locals.isOnline).to.deep.equal([true]);
+        expect((await visitor.json<LocalsJson>('/locals')).onlineGuests).to.equal(1);
+      });
+
       it('does not count guests unless asked to', async () => {
         const { browser } = await start();
         const guest = browser();
         await guest.post('/guest');
         expect((await guest.json<LocalsJson>('/locals')).onlineGuests).to.equal(0);
       });
+    });
+
+    it('gives frozen entries: a route that writes to one changes nobody else’s page', async () => {
+      const { browser } = await start();
+      const ann = browser();
+      await signIn(ann, 1);
+      expect(await ann.json('/scribble')).to.deep.equal({ unchanged: 1 });
+      const [entry] = (await browser().json<LocalsJson>('/locals')).onlineNow;
+      expect(entry).not.to.have.property('isYou');
+    });
+
+    it('answers isOnline(entry) for listed entries whatever getId reads', async () => {
+      const { browser } = await start({ getId: (user) => `member-${(user as { id: number }).id}` });
+      const ann = browser();
+      await signIn(ann, 1);
+      await signIn(browser(), 2);
+      const locals = await ann.json<LocalsJson>('/locals?ask=["member-1","member-3"]');
+      expect(locals.onlineNowIds).to.deep.equal(['member-1', 'member-2']);
+      expect(locals.listedOnline).to.deep.equal([true, true]);
+      expect(locals.isOnline).to.deep.equal([true, false]);
     });
 
     it('skip(req): neither marks the user online nor sets locals', async () => {

@@ -18,11 +18,29 @@ export function presenceApp(
   app.use(session({ secret: 'test secret', resave: false, saveUninitialized: false }));
   app.use(online.middleware());
 
-  app.post('/login', (req, res) => {
+  // regenerate=1 signs in the way session-fixation advice says: a new session id first.
+  app.post('/login', (req, res, next) => {
     const raw = String(req.body.id);
     const id = req.body.type === 'string' ? raw : Number(raw);
-    (req.session as unknown as Record<string, unknown>).user = { id, name: req.body.name ?? `User ${raw}`, password: 'hunter2' };
-    res.sendStatus(204);
+    const signIn = () => {
+      (req.session as unknown as Record<string, unknown>).user = { id, name: req.body.name ?? `User ${raw}`, password: 'hunter2' };
+      res.sendStatus(204);
+    };
+    if (req.body.regenerate === '1') req.session.regenerate((err) => (err ? next(err) : signIn()));
+    else signIn();
+  });
+  // A template or route that writes to the entries it was given must not change anyone else's page.
+  app.get('/scribble', (_req, res) => {
+    let unchanged = 0;
+    for (const entry of res.locals.onlineNow) {
+      try {
+        (entry as unknown as Record<string, unknown>).isYou = true;
+      } catch {
+        // strict-mode code gets a TypeError; sloppy code is ignored silently
+      }
+      if (!('isYou' in entry)) unchanged++;
+    }
+    res.json({ unchanged });
   });
   app.post('/guest', (req, res) => {
     (req.session as unknown as Record<string, unknown>).visited = true;
@@ -48,6 +66,8 @@ export function presenceApp(
       onlineNow: locals.onlineNow,
       isOnline: typeof locals.isOnline === 'function' ? ask.map((a) => locals.isOnline(a)) : null,
       lastSeen: typeof locals.lastSeen === 'function' ? ask.map((a) => locals.lastSeen(a)) : null,
+      // Asked about the listed entries themselves, as `{% if entry | isOnline %}` does.
+      listedOnline: typeof locals.isOnline === 'function' ? locals.onlineNow.map((e) => locals.isOnline(e)) : null,
     });
   });
   return { app, online };
@@ -61,4 +81,5 @@ export interface LocalsJson {
   onlineNow: Record<string, unknown>[];
   isOnline: boolean[] | null;
   lastSeen: (string | null)[] | null;
+  listedOnline: boolean[] | null;
 }

@@ -10,13 +10,14 @@ import { OnlineNowConfigError } from '../../errors';
 /** node-redis (v4–v6): `createClient()` after `await client.connect()`. */
 export interface NodeRedisLike {
   readonly isOpen: boolean;
-  sendCommand(args: readonly string[]): Promise<unknown>;
+  // A mutable array: node-redis v4 and every cluster declare one.
+  sendCommand(args: string[]): Promise<unknown>;
 }
 
 /** node-redis (v4–v6) cluster: `createCluster()` after `await cluster.connect()`. */
 export interface NodeRedisClusterLike {
   readonly isOpen?: boolean;
-  sendCommand(firstKey: string | undefined, isReadonly: boolean | undefined, args: readonly string[]): Promise<unknown>;
+  sendCommand(firstKey: string | undefined, isReadonly: boolean | undefined, args: string[]): Promise<unknown>;
 }
 
 /** ioredis: `new Redis(url)` or `new Cluster(nodes)`. */
@@ -29,7 +30,7 @@ export type RedisClientLike = NodeRedisLike | NodeRedisClusterLike | IORedisLike
 
 export interface RawRedis {
   /** Sends one command; `firstKey` routes it on a cluster. */
-  send(args: readonly string[], firstKey: string): Promise<unknown>;
+  send(args: string[], firstKey: string): Promise<unknown>;
 }
 
 function notConnected(what: string): OnlineNowConfigError {

@@ -4,7 +4,8 @@
  * what changed since the process's cursor.
  *
  * Keys, all under one hash tag so the script runs on Redis Cluster too:
- *   KEYS[1]  meta       hash: epoch, version (change counter), threshold (last writer's, µs), present (bitmask, see below)
+ *   KEYS[1]  meta       hash: epoch, version (change counter), threshold (last writer's, µs),
+ *                       present (bitmask of the data keys that held data), at (time of the last call, µs)
  *   per scope (users at KEYS[2..5], guests at KEYS[6..9]):
  *   seen     sorted set  key → last seen, µs of Redis time (the time of the request, not of the write)
  *   profiles hash        key → profile JSON (users only)
@@ -16,10 +17,14 @@
  *   forget(key, t): records the logout; removes the key if it was last seen at or before t
  *   A time from the future (a process's clock estimate off) is taken as Redis's now.
  *
- * Losing data: if the epoch is missing (a restart without persistence, FLUSHALL,
- * every key expired) or a key that was non-empty at the last call is gone (an
- * evicting maxmemory-policy), the script starts a new epoch; processes seeing a
- * new epoch write back their whole read model, so presence survives.
+ * Data keys expire two thresholds after the last call; meta, a small hash,
+ * never does, so it keeps the epoch and the version counter.
+ *
+ * Losing data: if the epoch is missing (a restart without persistence, FLUSHALL)
+ * or a key that held data at the last call is gone though it cannot have
+ * expired (an evicting maxmemory-policy), the script starts a new epoch, and
+ * says so when keys were evicted. Processes seeing a new epoch write back their
+ * whole read model, so presence survives.
  */
 import { createHash } from 'node:crypto';
 
@@ -40,9 +45,17 @@ local cutoff = now - threshold
 local evicted = 0
 local epoch = redis.call('HGET', meta, 'epoch')
 if epoch then
-  local present = tonumber(redis.call('HGET', meta, 'present') or '0')
+  -- A key that held data at the last call, and cannot have expired since, was evicted.
+  if now - tonumber(redis.call('HGET', meta, 'at') or '0') < ttl * 1000 then
+    local present = tonumber(redis.call('HGET', meta, 'present') or '0')
+    for i = 2, #KEYS do
+      if math.floor(present / 2 ^ (i - 2)) % 2 == 1 and redis.call('EXISTS', KEYS[i]) == 0 then evicted = 1 end
+    end
+  end
+else
+  -- meta never expires: data without it means meta was evicted.
   for i = 2, #KEYS do
-    if math.floor(present / 2 ^ (i - 2)) % 2 == 1 and redis.call('EXISTS', KEYS[i]) == 0 then evicted = 1 end
+    if redis.call('EXISTS', KEYS[i]) == 1 then evicted = 1 end
   end
 end
 if not epoch or evicted == 1 then
@@ -150,11 +163,9 @@ out[#out + 1] = evicted
 local present = 0
 for j = 2, #KEYS do
   if redis.call('EXISTS', KEYS[j]) == 1 then present = present + 2 ^ (j - 2) end
-  -- The data keys outlive meta by a second: when everything expires, the epoch goes first.
-  redis.call('PEXPIRE', KEYS[j], ttl + 1000)
+  redis.call('PEXPIRE', KEYS[j], ttl)
 end
-redis.call('HSET', meta, 'present', fmt(present))
-redis.call('PEXPIRE', meta, ttl)
+redis.call('HSET', meta, 'present', fmt(present), 'at', fmt(now))
 return out
 `;
 

@@ -1,0 +1,227 @@
+import { expect } from 'chai';
+import { RedisStore, createOnlineTracker, type OnlineNowConfigError, type OnlineTracker } from 'express-online-now';
+import { REDIS_SERVER, RedisServer, connect, uniquePrefix, type TestClient } from './helpers/redis';
+import { requireBinary } from './helpers/requirements';
+import { eventually, sleep } from './helpers/server';
+
+/**
+ * The situations issue #8 reproduced, each as a user would meet it, on a real
+ * redis-server. Two trackers on their own clients stand for two app processes
+ * (the multi-process model test runs real processes). Both live in this process,
+ * so they share one clock: a "last seen" is compared with the moment the test
+ * made the request.
+ */
+describe('RedisStore tells the truth: restarts, outages, logout races, clock steps, shared stores, eviction', function () {
+  this.timeout(60_000);
+  let redis: RedisServer;
+  const opened: { close(): Promise<unknown> }[] = [];
+  let errors: Error[];
+
+  before(async function () {
+    requireBinary(this, REDIS_SERVER, 'apt-get install -y redis-server');
+    redis = await RedisServer.start();
+  });
+  after(() => redis?.stop());
+  beforeEach(() => {
+    errors = [];
+  });
+  afterEach(async () => {
+    redis.resume();
+    for (const thing of opened.splice(0).reverse()) await thing.close();
+  });
+
+  async function client(server = redis): Promise<TestClient> {
+    const c = await connect('node-redis', server);
+    opened.push(c);
+    return c;
+  }
+
+  /** One "process": a tracker on its own connection. */
+  async function tracker(prefix: string, options: { threshold?: number; syncInterval?: number; c?: TestClient } = {}): Promise<OnlineTracker> {
+    const { threshold = 2, syncInterval = 100, c = await client() } = options;
+    const online = createOnlineTracker({
+      store: new RedisStore({ client: c.client, prefix, syncInterval }),
+      threshold,
+      onError: (error) => errors.push(error),
+    });
+    opened.push(online);
+    return online;
+  }
+
+  const msAgo = (date: Date | null): number => Date.now() - (date as Date).getTime();
+
+  it('1. a process that starts while serving requests dates users by their last request, and drops them on time', async () => {
+    const prefix = uniquePrefix();
+    const a = await tracker(prefix);
+    const t0 = Date.now();
+    await a.touch({ id: 1, name: 'Ann' });
+    await sleep(1200);
+    // B starts and serves a page before its first sync: its own newest time is "now".
+    const b = await tracker(prefix);
+    await b.touch(2);
+    await eventually(async () => expect(await b.isOnline(1)).to.equal(true));
+    const seen = (await b.lastSeen(1))!.getTime();
+    expect(seen - t0, 'B dates Ann by her request, not by when B learnt of her').to.be.within(-20, 50);
+    // Offline on B at her threshold (2 s), not a threshold after B started.
+    await sleep(t0 + 2000 + 150 - Date.now());
+    expect(await b.isOnline(1)).to.equal(false);
+    expect(await b.count()).to.equal(1);
+  });
+
+  it('1b. a process whose Redis connection was down catches up with the right times', async () => {
+    const prefix = uniquePrefix();
+    const a = await tracker(prefix);
+    const bClient = await client();
+    const b = await tracker(prefix, { c: bClient });
+    await b.touch(2);
+    await sleep(300);
+    const nodeRedis = bClient.client as unknown as { disconnect(): Promise<void>; connect(): Promise<unknown> };
+    await nodeRedis.disconnect();
+    const t0 = Date.now();
+    await a.touch(1);
+    await sleep(900);
+    await b.touch(2); // B keeps serving its own users meanwhile
+    await nodeRedis.connect();
+    await eventually(async () => expect(await b.isOnline(1)).to.equal(true));
+    expect((await b.lastSeen(1))!.getTime() - t0).to.be.within(-20, 50);
+    await sleep(t0 + 2000 + 150 - Date.now());
+    expect(await b.isOnline(1)).to.equal(false);
+  });
+
+  it('2. a write queued while Redis hung keeps its request time: past the threshold it revives nobody', async () => {
+    const prefix = uniquePrefix();
+    const a = await tracker(prefix);
+    const b = await tracker(prefix);
+    await a.touch(9);
+    await eventually(async () => expect(await b.isOnline(9)).to.equal(true));
+    redis.pause();
+    await a.touch(1); // the user's only request, while Redis hangs
+    expect(await a.isOnline(1)).to.equal(true);
+    await sleep(2300); // past the 2 s threshold
+    expect(await a.isOnline(1)).to.equal(false);
+    redis.resume();
+    await a.touch(9); // life goes on: a fresh write after the outage
+    await eventually(async () => expect(msAgo(await b.lastSeen(9))).to.be.below(1000));
+    await sleep(300);
+    for (const t of [a, b]) {
+      expect(await t.isOnline(1)).to.equal(false);
+      expect(await t.count()).to.equal(1);
+    }
+  });
+
+  it('3. a logout is not undone by a page served on another process just before it', async () => {
+    const prefix = uniquePrefix();
+    const a = await tracker(prefix, { threshold: 5, syncInterval: 1000 }); // writes at its next sync, up to 1 s later
+    const b = await tracker(prefix, { threshold: 5 });
+    await a.touch(1);
+    await eventually(async () => expect(await b.isOnline(1)).to.equal(true));
+    await a.touch(1); // Y's page on A: queued
+    await sleep(50);
+    await b.forget(1); // Y logs out on B: lands at once, before A's write
+    await sleep(2500); // A's write has landed since
+    for (const [name, t] of [['A', a], ['B', b]] as const) {
+      expect(await t.isOnline(1), name).to.equal(false);
+      expect(await t.count(), name).to.equal(0);
+    }
+  });
+
+  it('4. a sign-in just after a logout on another process is not lost', async () => {
+    const prefix = uniquePrefix();
+    const a = await tracker(prefix, { threshold: 5, syncInterval: 1000 });
+    const b = await tracker(prefix, { threshold: 5 });
+    await a.touch(1);
+    await eventually(async () => expect(await b.isOnline(1)).to.equal(true));
+    await b.forget(1); // X logs out on B…
+    await sleep(50);
+    await a.touch(1); // …and signs in again, served by A
+    await sleep(2500); // past A's next two syncs
+    for (const [name, t] of [['A', a], ['B', b]] as const) {
+      expect(await t.isOnline(1), name).to.equal(true);
+      expect(msAgo(await t.lastSeen(1)), name).to.be.within(2400, 2700);
+    }
+  });
+
+  it('7. a wall-clock step changes nothing: times stay on Redis’s clock', async () => {
+    const prefix = uniquePrefix();
+    const realNow = Date.now.bind(Date);
+    const admin = await client();
+    const b = await tracker(prefix);
+    try {
+      // A starts with its clock a minute fast, and serves a page before it has ever reached Redis…
+      Date.now = () => realNow() + 60_000;
+      const a = await tracker(prefix);
+      await a.touch(1);
+      // …then the clock is stepped back two minutes (a minute slow).
+      await sleep(300);
+      Date.now = () => realNow() - 60_000;
+      await a.touch(2);
+      await eventually(async () => expect(await b.count()).to.equal(2));
+    } finally {
+      Date.now = realNow;
+    }
+    const [sec, micros] = (await admin.command('TIME')) as string[];
+    const redisNowUs = Number(sec) * 1e6 + Number(micros);
+    for (const id of ['1', '2']) {
+      const score = Number(await admin.command('ZSCORE', `{${prefix}}:users:seen`, id));
+      expect((redisNowUs - score) / 1000, `user ${id} in Redis`).to.be.within(0, 1500);
+      expect(msAgo(await b.lastSeen(Number(id))), `user ${id} on B`).to.be.within(0, 1500);
+    }
+  });
+
+  it('8. trackers sharing a store: closing one leaves the store running for the other, which hears its failures', async () => {
+    const prefix = uniquePrefix();
+    const c = await client();
+    const store = new RedisStore({ client: c.client, prefix, syncInterval: 100 });
+    const mine: Error[] = [];
+    const first = createOnlineTracker({ store, threshold: 2, onError: () => undefined });
+    const second = createOnlineTracker({ store, threshold: 2, onError: (error) => mine.push(error) });
+    opened.push(second);
+    const other = await tracker(prefix);
+    await first.close();
+    await second.touch(1);
+    await eventually(async () => expect(await other.isOnline(1)).to.equal(true));
+    redis.pause();
+    await eventually(() => expect(mine.map((e) => e.message).join()).to.match(/RedisStore .*answer/), 4000);
+  });
+
+  it('9. keys evicted by Redis (maxmemory with an evicting policy) are detected, reported once, and presence is written back', async () => {
+    const server = await RedisServer.start();
+    try {
+      const admin = await client(server);
+      const prefix = uniquePrefix();
+      const a = await tracker(prefix, { threshold: 30, c: await client(server) });
+      const b = await tracker(prefix, { threshold: 30, c: await client(server) });
+      for (let i = 0; i < 300; i++) await a.touch({ id: i, name: `user ${i}` });
+      await eventually(async () => expect(await b.count()).to.equal(300));
+      // Presence keys carry a TTL, so volatile-lru picks them first; the junk has none.
+      const used = Number(/used_memory:(\d+)/.exec(String(await admin.command('INFO', 'memory')))![1]);
+      await admin.command('CONFIG', 'SET', 'maxmemory-policy', 'volatile-lru');
+      await admin.command('CONFIG', 'SET', 'maxmemory', String(used + 400_000));
+      const junk = 'x'.repeat(1000);
+      for (let i = 0; i < 2000; i++) {
+        const ok = await admin.command('SET', `junk:${i}`, junk).then(() => true, () => false);
+        if (!ok) break;
+      }
+      expect(Number(/evicted_keys:(\d+)/.exec(String(await admin.command('INFO', 'stats')))![1])).to.be.above(0);
+      // The operator makes room…
+      for (let i = 0; i < 2000; i += 500) await admin.command('DEL', ...Array.from({ length: 500 }, (_, j) => `junk:${i + j}`));
+      await admin.command('CONFIG', 'SET', 'maxmemory', '0');
+      await eventually(() => {
+        const evicted = errors.filter((e) => (e as OnlineNowConfigError).code === 'ERR_ONLINE_NOW_REDIS_EVICTED');
+        expect(evicted.length).to.be.at.least(1);
+        expect(evicted[0].message).to.match(/maxmemory-policy noeviction/);
+      });
+      // …and every process writes its replica back: both agree again, with everyone.
+      await eventually(async () => {
+        expect(await admin.command('ZCARD', `{${prefix}}:users:seen`)).to.equal(300);
+        expect(await b.count()).to.equal(300);
+        expect(await a.count()).to.equal(300);
+      });
+      await sleep(500);
+      expect(errors.filter((e) => (e as OnlineNowConfigError).code === 'ERR_ONLINE_NOW_REDIS_EVICTED')).to.have.length(1);
+    } finally {
+      for (const thing of opened.splice(0).reverse()) await thing.close();
+      await server.stop();
+    }
+  });
+});
