@@ -173,7 +173,7 @@ export class PresenceIndex {
       this.top.splice(was, 1);
     }
     let at = 0;
-    while (at < this.top.length && (this.top[at].lastSeen as Date).getTime() > presence.at) at++;
+    while (at < this.top.length && (this.top[at].lastSeen).getTime() > presence.at) at++;
     if (at >= this.topSize) {
       // It fell below the list (a late touch): what used to follow it is not known here.
       if (was !== -1) this.topValid = false;

@@ -98,11 +98,11 @@ export class RedisStore extends SharedStore {
   private measured = false;
   private indexes: PerScope<PresenceIndex> | undefined;
   /** Keys touched here since the last sync; their time and profile are read from the index when sent. */
-  private readonly pendingTouches: PerScope<Map<string, true>> = [new Map(), new Map()];
+  private readonly pendingTouches: PerScope<Map<string, true>> = [new Map<string, true>(), new Map<string, true>()];
   /** Logouts here not yet in Redis, key → time (ms, Redis time base). */
-  private readonly pendingForgets: PerScope<Map<string, number>> = [new Map(), new Map()];
+  private readonly pendingForgets: PerScope<Map<string, number>> = [new Map<string, number>(), new Map<string, number>()];
   /** Logouts Redis has, kept one threshold, to write back if Redis loses its data. */
-  private readonly recentForgets: PerScope<Map<string, number>> = [new Map(), new Map()];
+  private readonly recentForgets: PerScope<Map<string, number>> = [new Map<string, number>(), new Map<string, number>()];
   private cursor = 0;
   private epoch: string | undefined;
   private timer: NodeJS.Timeout | undefined;
