@@ -37,7 +37,12 @@ export class UserResolver {
     callbacks: Callbacks,
     readonly reporter: ErrorReporter,
   ) {
-    this.getUser = (callbacks.getUser as ((req: OnlineRequest) => unknown) | undefined) ?? defaultGetUser;
+    const getUser = (callbacks.getUser as ((req: OnlineRequest) => unknown) | undefined) ?? defaultGetUser;
+    this.getUser = (req) => {
+      const user = getUser(req);
+      if (isThenable(user)) throw new Error('getUser(req) returned a Promise: it must return the user (or id) itself.');
+      return user;
+    };
     this.getId = (callbacks.getId as ((user: unknown) => unknown) | undefined) ?? defaultGetId;
     this.makeProfile = callbacks.profile as ((user: unknown) => unknown) | undefined;
     this.skipFn = callbacks.skip as ((req: OnlineRequest) => boolean) | undefined;
@@ -46,17 +51,12 @@ export class UserResolver {
 
   /** Whether the request is left alone. A `skip` that throws skips (and is reported). */
   skips(req: OnlineRequest): boolean {
-    if (this.skipFn === undefined) return false;
-    return this.guard('skip', true, () => this.skipFn!(req) === true);
+    return this.skipFn !== undefined && this.call('skip', this.skipFn, req, true) === true;
   }
 
   /** The request's signed-in user, or undefined when signed out or not identifiable. */
   userOf(req: OnlineRequest): SignedIn | undefined {
-    const user = this.guard('getUser', undefined, () => {
-      const found = this.getUser(req);
-      if (isThenable(found)) throw new Error('getUser(req) returned a Promise: it must return the user (or id) itself.');
-      return found;
-    });
+    const user = this.call('getUser', this.getUser, req, undefined);
     if (user === undefined || user === null) return undefined;
     const who = this.identify(user);
     return who && { key: who.key, id: who.id, profile: this.profileOf(user) };
@@ -78,20 +78,23 @@ export class UserResolver {
   profileOf(user: unknown): Profile {
     if (typeof user !== 'object' || user === null) return EMPTY_PROFILE;
     if (this.makeProfile === undefined) return defaultProfile(user);
-    return boundedProfile(this.guard('profile', undefined, () => this.makeProfile!(user)));
+    return boundedProfile(this.call('profile', this.makeProfile, user, undefined));
   }
 
   private idOf(userOrId: unknown): unknown {
     if (typeof userOrId !== 'object' || userOrId === null) return userOrId;
     if (userOrId instanceof ListedEntry) return userOrId.id;
     // A template asking `isOnline(user)` must not break the page over a bad getId.
-    return this.guard('getId', undefined, () => this.getId(userOrId));
+    return this.call('getId', this.getId, userOrId, undefined);
   }
 
-  /** Runs an app callback: a throw is reported under `kind` and answered with `fallback`; a success marks `kind` recovered. */
-  private guard<T>(kind: string, fallback: T, run: () => T): T {
+  /**
+   * Runs an app callback: a throw is reported under `kind` and answered with
+   * `fallback`; a success marks `kind` recovered. (No closure: this runs on every request.)
+   */
+  private call<A, R>(kind: string, fn: (arg: A) => R, arg: A, fallback: R): R {
     try {
-      const result = run();
+      const result = fn(arg);
       this.reporter.recovered(kind);
       return result;
     } catch (error) {

@@ -102,16 +102,14 @@ while i < #ARGV do
 end
 
 for _, s in ipairs(scopes) do
-  -- Over the cap: the least recently seen leave, as a logout at their own time.
+  -- Over the cap: the least recently seen leave Redis. Each replica caps itself the same
+  -- way, so past the cap every count reads the cap (saturated), as in a memory store.
   local excess = redis.call('ZCARD', s[1]) - cap
   if excess > 0 then
-    local dropped = redis.call('ZRANGE', s[1], 0, math.min(excess, batch) - 1, 'WITHSCORES')
-    for j = 1, #dropped, 2 do
-      redis.call('ZREM', s[1], dropped[j])
-      redis.call('HDEL', s[2], dropped[j])
-      redis.call('ZADD', s[3], dropped[j + 1], dropped[j])
-      changed(s, dropped[j])
-    end
+    local dropped = redis.call('ZRANGE', s[1], 0, math.min(excess, batch) - 1)
+    redis.call('ZREM', s[1], unpack(dropped))
+    redis.call('HDEL', s[2], unpack(dropped))
+    redis.call('ZREM', s[4], unpack(dropped))
   end
   -- Expired: every process drops them by time on its own, so they leave the feed too.
   local old = redis.call('ZRANGEBYSCORE', s[1], '-inf', fmt(cutoff), 'LIMIT', 0, batch)
