@@ -44,21 +44,24 @@ export class Presence {
 }
 
 /**
- * An entry as pages see it: frozen, so a template that writes to one cannot
- * change the next request's page. Its class tells `isOnline(entry)` that the id
- * is `entry.id`, whatever the app's `getId` reads.
+ * An entry as pages see it: frozen, and its `lastSeen` a fresh Date at each
+ * read, so a template that writes to one (or to its Date) cannot change the
+ * next request's page. Its class tells `isOnline(entry)` that the id is
+ * `entry.id`, whatever the app's `getId` reads.
  */
 export class ListedEntry implements StoredEntry {
   readonly [field: string]: StoredEntry[string];
-  constructor(
-    readonly id: UserId,
-    readonly lastSeen: Date,
-  ) {}
+  declare readonly lastSeen: Date;
+  constructor(readonly id: UserId) {}
 }
 
 export function listedEntry(presence: Presence): StoredEntry {
+  const at = presence.at;
   // Object.assign, not a spread followed by more keys: V8 takes a slow path (~1.5 µs) for the latter.
-  return Object.freeze(Object.assign(new ListedEntry(presence.id, new Date(presence.at)), presence.profile));
+  const entry = Object.assign(new ListedEntry(presence.id), presence.profile);
+  // Enumerable, so JSON and templates see it like a field.
+  Object.defineProperty(entry, 'lastSeen', { enumerable: true, get: () => new Date(at) });
+  return Object.freeze(entry);
 }
 
 /** The ready-made list never grows past this; a longer list() walks the LRU. */
@@ -73,17 +76,22 @@ export interface TimedTouch {
   readonly at: number;
 }
 
-const byTime = (a: readonly [string, Presence], b: readonly [string, Presence]): number => a[1].at - b[1].at;
+type KeyedPresence = [string, Presence];
+const oldestFirst = (a: KeyedPresence, b: KeyedPresence): number => a[1].at - b[1].at;
+const newestFirst = (a: KeyedPresence, b: KeyedPresence): number => b[1].at - a[1].at;
 
 export class PresenceIndex {
   private readonly cache: LRUCache<string, Presence>;
   /** Newest time stored: a touch older than this by more than `tolerance` is merged in place. */
   private latest = -Infinity;
-  /** The `topKeys.length` most recent entries, most recent first; valid unless `topValid` is false. */
+  /** The `topSize` most recent entries, most recent first, with their keys and times; valid unless `topValid` is false. */
   private top: StoredEntry[] = [];
   private topKeys: string[] = [];
+  private topTimes: number[] = [];
   private topValid = false;
   private topSize = 0;
+  /** Time of the last entry the latest `recent()` listed. */
+  private lastListedAt = Infinity;
 
   constructor(
     private readonly thresholdMs: number,
@@ -115,48 +123,38 @@ export class PresenceIndex {
    */
   touch(key: string, id: UserId, profile: Profile | undefined, at: number): Presence | undefined {
     if (at < this.latest - this.tolerance) return this.merge([{ key, id, profile, at }])[0];
-    const presence = this.update(key, id, profile, at);
+    const presence = this.update(this.cache.peek(key), id, profile, at);
     if (presence === undefined) return undefined;
-    this.cache.set(key, presence); // moves it to the most recent end
-    if (at > this.latest) this.latest = at;
-    if (this.topValid) this.placeInTop(key, presence);
+    this.place(key, presence);
     return presence;
   }
 
   /** Applies many touches, in any order (a sync's changes). Returns the records that changed. */
   merge(touches: readonly TimedTouch[]): Presence[] {
-    const changed: [string, Presence][] = [];
+    const changed = new Map<string, Presence>();
     let oldest = Infinity;
     for (const { key, id, profile, at } of touches) {
-      const presence = this.update(key, id, profile, at);
+      const presence = this.update(changed.get(key) ?? this.cache.peek(key), id, profile, at);
       if (presence === undefined) continue;
-      changed.push([key, presence]);
+      changed.set(key, presence);
       if (at < oldest) oldest = at;
     }
-    if (changed.length === 0) return [];
-    let ordered = changed;
+    if (changed.size === 0) return [];
+    const records = [...changed.values()];
     if (oldest < this.latest - this.tolerance) {
       // Late: the recent end of the list, back to where these belong, is re-inserted in time order with them.
-      const moving = new Map(changed);
       for (const [key, presence] of this.cache.entries()) {
         if (presence.at < oldest - this.tolerance) break;
-        moving.set(key, presence);
+        if (!changed.has(key)) changed.set(key, presence);
       }
-      ordered = [...moving];
       this.topValid = false;
     }
-    ordered.sort(byTime);
-    for (const [key, presence] of ordered) {
-      this.cache.set(key, presence);
-      if (presence.at > this.latest) this.latest = presence.at;
-      if (this.topValid) this.placeInTop(key, presence);
-    }
-    return changed.map(([, presence]) => presence);
+    for (const [key, presence] of [...changed].sort(oldestFirst)) this.place(key, presence);
+    return records;
   }
 
   /** The record after the touch, or undefined when the key was already seen later. Not yet placed in the list. */
-  private update(key: string, id: UserId, profile: Profile | undefined, at: number): Presence | undefined {
-    const presence = this.cache.peek(key);
+  private update(presence: Presence | undefined, id: UserId, profile: Profile | undefined, at: number): Presence | undefined {
     if (presence === undefined) return new Presence(id, at, profile ?? EMPTY_PROFILE);
     if (at < presence.at) return undefined;
     presence.id = id;
@@ -165,15 +163,19 @@ export class PresenceIndex {
     return presence;
   }
 
-  /** Keeps the ready-made list in time order: a late touch may land below the top. */
-  private placeInTop(key: string, presence: Presence): void {
+  /** Moves a record to the most recent end, and into the ready-made list where it belongs. */
+  private place(key: string, presence: Presence): void {
+    this.cache.set(key, presence);
+    if (presence.at > this.latest) this.latest = presence.at;
+    if (!this.topValid) return;
     const was = this.topKeys.indexOf(key);
     if (was !== -1) {
       this.topKeys.splice(was, 1);
       this.top.splice(was, 1);
+      this.topTimes.splice(was, 1);
     }
     let at = 0;
-    while (at < this.top.length && (this.top[at].lastSeen).getTime() > presence.at) at++;
+    while (at < this.topTimes.length && this.topTimes[at] > presence.at) at++;
     if (at >= this.topSize) {
       // It fell below the list (a late touch): what used to follow it is not known here.
       if (was !== -1) this.topValid = false;
@@ -181,9 +183,11 @@ export class PresenceIndex {
     }
     this.topKeys.splice(at, 0, key);
     this.top.splice(at, 0, listedEntry(presence));
+    this.topTimes.splice(at, 0, presence.at);
     if (this.top.length > this.topSize) {
       this.topKeys.pop();
       this.top.pop();
+      this.topTimes.pop();
     }
   }
 
@@ -199,9 +203,18 @@ export class PresenceIndex {
   view(limit: number, now: number): ScopeView {
     const cutoff = now - this.thresholdMs;
     this.expire(cutoff);
+    let entries = this.recent(limit);
+    if (this.lastListedAt <= cutoff) {
+      // Late arrivals that expired behind a live key: the listed ones leave now, so list and count agree.
+      for (const { id } of entries) {
+        const key = String(id);
+        if ((this.cache.peek(key)?.at ?? Infinity) <= cutoff) this.cache.delete(key);
+      }
+      entries = this.recent(limit);
+    }
     return {
       count: this.cache.size,
-      entries: this.recent(limit),
+      entries,
       lastSeen: (key) => {
         const presence = this.cache.peek(key);
         return presence !== undefined && presence.at > cutoff ? presence.at : null;
@@ -216,24 +229,47 @@ export class PresenceIndex {
     this.topValid = false;
   }
 
-  /** Every record, least recent first: what a Redis read model writes back when Redis has lost its data. */
-  *records(): IterableIterator<[string, Presence]> {
-    for (const key of this.cache.rkeys()) yield [key, this.cache.peek(key) as Presence];
+  /** Every key, least recent first: what a Redis read model writes back when Redis has lost its data. */
+  keys(): IterableIterator<string> {
+    return this.cache.rkeys();
   }
 
+  /**
+   * The `limit` most recent entries, newest first; sets `lastListedAt`.
+   * Arrival order is time order only within `tolerance`, so a rebuild walks on
+   * until no earlier arrival can be newer than the last one kept.
+   */
   private recent(limit: number): StoredEntry[] {
-    if (limit <= 0) return [];
-    if (this.topValid && limit <= this.topSize) return this.top.slice(0, limit);
-    const records: [string, Presence][] = [];
-    for (const record of this.cache.entries()) {
-      if (records.push(record) === limit) break;
+    if (limit <= 0) {
+      this.lastListedAt = Infinity;
+      return [];
     }
-    // Arrival order is time order only within `tolerance`: the list is sorted by time.
-    records.sort((a, b) => b[1].at - a[1].at);
-    const entries = records.map(([, presence]) => listedEntry(presence));
+    if (this.topValid && limit <= this.topSize) {
+      const n = Math.min(limit, this.top.length);
+      this.lastListedAt = n === 0 ? Infinity : this.topTimes[n - 1];
+      return this.top.slice(0, limit);
+    }
+    const kept: KeyedPresence[] = [];
+    let floor = Infinity; // the oldest time walked: nothing that arrived earlier is newer than floor + tolerance
+    for (const record of this.cache.entries()) {
+      if (kept.length === limit) {
+        if (floor + this.tolerance <= kept[limit - 1][1].at) break;
+        if (record[1].at > kept[limit - 1][1].at) {
+          kept[limit - 1] = record;
+          kept.sort(newestFirst);
+        }
+      } else if (kept.push(record) === limit) {
+        kept.sort(newestFirst);
+      }
+      if (record[1].at < floor) floor = record[1].at;
+    }
+    if (kept.length < limit) kept.sort(newestFirst);
+    this.lastListedAt = kept.length === 0 ? Infinity : kept[kept.length - 1][1].at;
+    const entries = kept.map(([, presence]) => listedEntry(presence));
     if (limit <= TOP_CAPACITY) {
       this.top = entries.slice();
-      this.topKeys = records.map(([key]) => key);
+      this.topKeys = kept.map(([key]) => key);
+      this.topTimes = kept.map(([, presence]) => presence.at);
       this.topSize = limit;
       this.topValid = true;
     }

@@ -6,7 +6,7 @@ import { boundedProfile } from './identity';
 import { createMiddleware } from './middleware';
 import { ErrorReporter, defaultErrorSink } from './report';
 import { MemoryStore } from './stores/memory';
-import type { DefaultProfile, OnlineEntry, OnlineMiddleware, OnlineTrackerOptions, Store, UserId } from './types';
+import type { DefaultProfile, OnlineEntry, OnlineMiddleware, OnlineTrackerOptions, Profile, Store, UserId } from './types';
 import { UserResolver } from './user-resolver';
 import {
   checkOptions,
@@ -72,12 +72,12 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
   async touch(userOrId: U | UserId, profile?: P): Promise<boolean> {
     const who = this.#users.identify(userOrId);
     if (who === undefined) return false;
-    const stored =
-      profile !== undefined
-        ? boundedProfile(profile)
-        : typeof userOrId === 'object' && userOrId !== null
-          ? this.#users.profileOf(userOrId)
-          : undefined;
+    let stored: Profile | undefined;
+    if (profile !== undefined) stored = boundedProfile(profile);
+    else if (typeof userOrId === 'object' && userOrId !== null) {
+      stored = this.#users.profileOf(userOrId);
+      if (stored === undefined) return false; // the app's `profile` threw (reported)
+    }
     await this.store.touch('users', who.key, who.id, stored);
     return true;
   }
@@ -99,11 +99,12 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
     return [...(await this.store.view('users', size)).entries] as unknown as OnlineEntry<P>[];
   }
 
-  async isOnline(userOrId: U | UserId): Promise<boolean> {
+  /** For a user, an id, or an entry of `list()` / `onlineNow`. */
+  async isOnline(userOrId: U | UserId | OnlineEntry<P>): Promise<boolean> {
     return (await this.lastSeen(userOrId)) !== null;
   }
 
-  async lastSeen(userOrId: U | UserId): Promise<Date | null> {
+  async lastSeen(userOrId: U | UserId | OnlineEntry<P>): Promise<Date | null> {
     const key = this.#users.keyFor(userOrId);
     if (key === undefined) return null;
     const seen = (await this.store.view('users', 0)).lastSeen(key);

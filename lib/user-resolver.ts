@@ -59,7 +59,9 @@ export class UserResolver {
     const user = this.call('getUser', this.getUser, req, undefined);
     if (user === undefined || user === null) return undefined;
     const who = this.identify(user);
-    return who && { key: who.key, id: who.id, profile: this.profileOf(user) };
+    const profile = who && this.profileOf(user);
+    // A profile that failed leaves the user unmarked, rather than wiping the profile they have.
+    return profile && { key: who.key, id: who.id, profile };
   }
 
   /** A user object goes through `getId`, a listed entry gives its `id`, a bare number or string is the id itself. */
@@ -75,10 +77,13 @@ export class UserResolver {
     return keyOf(this.idOf(userOrId));
   }
 
-  profileOf(user: unknown): Profile {
+  /** The bounded profile of a user; undefined when the app's `profile` threw. */
+  profileOf(user: unknown): Profile | undefined {
     if (typeof user !== 'object' || user === null) return EMPTY_PROFILE;
     if (this.makeProfile === undefined) return defaultProfile(user);
-    return boundedProfile(this.call('profile', this.makeProfile, user, undefined));
+    const failed = {};
+    const raw = this.call('profile', this.makeProfile, user, failed);
+    return raw === failed ? undefined : boundedProfile(raw);
   }
 
   private idOf(userOrId: unknown): unknown {

@@ -1,6 +1,15 @@
 import { expect } from 'chai';
-import { MemoryStore, OnlineNowConfigError, createOnlineTracker } from 'express-online-now';
+import { MemoryStore, OnlineNowConfigError, createOnlineTracker, type OnlineNowLocals } from 'express-online-now';
 import { sleep } from './helpers/server';
+
+/**
+ * tsx compiles test files to CommonJS without "use strict", so a plain assignment here is sloppy.
+ * The directive makes this one function strict, as an ES module or a "use strict" script is.
+ */
+function strictAssign(target: object, field: string, value: unknown): void {
+  'use strict';
+  (target as Record<string, unknown>)[field] = value;
+}
 
 describe('tracker API (memory store)', () => {
   it('touch, count, list, isOnline, lastSeen and forget all return promises with the contract’s values', async () => {
@@ -60,17 +69,106 @@ describe('tracker API (memory store)', () => {
     expect(await online.isOnline(NaN)).to.equal(false);
   });
 
-  it('expires users after threshold seconds (exact count, no stale entries)', async () => {
-    const online = createOnlineTracker({ threshold: 0.2 });
+  it('expires a user exactly threshold seconds after their last touch (a controlled clock)', async () => {
+    let t = 1_000_000;
+    const online = createOnlineTracker({ store: new MemoryStore({ now: () => t }), threshold: 60 });
     await online.touch(1);
-    await sleep(120);
+    t += 30_000;
     await online.touch(2);
-    await sleep(120);
-    expect(await online.count()).to.equal(1);
-    expect((await online.list()).map((e) => e.id)).to.deep.equal([2]);
+    t += 29_999; // 1 was seen 59.999 s ago: still online
+    expect(await online.count()).to.equal(2);
+    expect(await online.isOnline(1)).to.equal(true);
+    expect((await online.lastSeen(1))?.getTime()).to.equal(1_000_000);
+    t += 1; // exactly 60 s: offline
     expect(await online.isOnline(1)).to.equal(false);
-    await sleep(120);
+    expect(await online.lastSeen(1)).to.equal(null);
+    expect(await online.count()).to.equal(1);
+    const list = await online.list();
+    expect(list.map((e) => e.id)).to.deep.equal([2]);
+    expect(list[0].lastSeen.getTime()).to.equal(1_030_000);
+    t += 30_000;
     expect(await online.count()).to.equal(0);
+    expect(await online.list()).to.deep.equal([]);
+  });
+
+  it('renews the whole threshold on each touch, and honours a fractional threshold', async () => {
+    let t = 1_000_000;
+    const online = createOnlineTracker({ store: new MemoryStore({ now: () => t }), threshold: 0.25 });
+    await online.touch(1);
+    t += 200;
+    await online.touch(1);
+    t += 249; // 449 ms after the first touch, 249 after the second
+    expect(await online.isOnline(1)).to.equal(true);
+    t += 1;
+    expect(await online.isOnline(1)).to.equal(false);
+    expect(await online.count()).to.equal(0);
+  });
+
+  it('takes no notice of a wall-clock step: the default clock is monotonic', async () => {
+    const realNow = Date.now;
+    const monotonic = () => performance.timeOrigin + performance.now();
+    const online = createOnlineTracker({ threshold: 0.2 });
+    try {
+      // Forward 60 s: on Date.now, 1 would be stamped a minute ahead and stay online for a minute.
+      Date.now = () => realNow() + 60_000;
+      await online.touch(1);
+      expect((await online.lastSeen(1))!.getTime() - monotonic()).to.be.within(-50, 0);
+      // Back 60 s: on Date.now, 2 would be stamped a minute ago, and 1 would look seen in the future.
+      Date.now = () => realNow() - 60_000;
+      await online.touch(2);
+      expect((await online.lastSeen(2))!.getTime() - monotonic()).to.be.within(-50, 0);
+      expect((await online.list()).map((e) => e.id)).to.deep.equal([2, 1]);
+      Date.now = realNow;
+      expect(await online.isOnline(2), 'dropped by the step back').to.equal(true);
+      expect(await online.count()).to.equal(2);
+      await sleep(250);
+      expect(await online.isOnline(1), 'kept online by the step forward').to.equal(false);
+      expect(await online.count()).to.equal(0);
+    } finally {
+      Date.now = realNow;
+      await online.close();
+    }
+  });
+
+  it('answers isOnline and lastSeen for an entry from list() or onlineNow, whatever getId reads', async () => {
+    let t = 5_000_000;
+    const online = createOnlineTracker<{ userId: string; name: string }, { name: string }>({
+      store: new MemoryStore({ now: () => t }),
+      getId: (user) => user.userId,
+      profile: (user) => ({ name: user.name }),
+    });
+    await online.touch({ userId: 'u7', name: 'Ann' });
+    const [entry] = await online.list();
+    expect(entry).not.to.have.property('userId'); // so getId(entry) would give undefined
+    expect(await online.isOnline(entry as never)).to.equal(true);
+    expect((await online.lastSeen(entry as never))?.getTime()).to.equal(5_000_000);
+
+    // The same through res.locals, as a template asks `{% if entry | isOnline %}`.
+    t += 1000;
+    const req = { headers: {}, session: { user: { userId: 'u8', name: 'Bo' } } };
+    const res = { locals: {} as Record<string, unknown> };
+    await new Promise<void>((resolve, reject) => online.middleware()(req, res, (err) => (err ? reject(err) : resolve())));
+    const locals = res.locals as unknown as OnlineNowLocals;
+    expect(locals.onlineNowIds).to.deep.equal(['u8', 'u7']);
+    expect(locals.onlineNow.map((e) => locals.isOnline(e))).to.deep.equal([true, true]);
+    expect(locals.onlineNow.map((e) => locals.lastSeen(e)?.getTime())).to.deep.equal([5_001_000, 5_000_000]);
+
+    await online.forget('u7');
+    expect(await online.isOnline(entry as never)).to.equal(false);
+    expect(await online.lastSeen(entry as never)).to.equal(null);
+  });
+
+  it('gives frozen entries: a write throws in strict code and no later list shows it', async () => {
+    const online = createOnlineTracker();
+    await online.touch({ id: 1, name: 'Ann' });
+    const [entry] = await online.list();
+    expect(Object.isFrozen(entry)).to.equal(true);
+    expect(() => strictAssign(entry, 'name', 'Mallory')).to.throw(TypeError);
+    expect(() => strictAssign(entry, 'isAdmin', true)).to.throw(TypeError);
+    expect(() => strictAssign(entry, 'id', 2)).to.throw(TypeError);
+    const [again] = await online.list();
+    expect({ ...again }).to.deep.equal({ id: 1, name: 'Ann', lastSeen: entry.lastSeen });
+    expect(await online.isOnline(2)).to.equal(false);
   });
 
   it('keeps memory bounded by maxTracked, dropping the least recently seen', async () => {
@@ -131,6 +229,18 @@ describe('option validation', () => {
   it('rejects a bad maxTracked', () => {
     expect(() => new MemoryStore({ maxTracked: 0 })).to.throw(TypeError, /"maxTracked"/);
     expect(() => new MemoryStore({ maxTracked: 1.5 })).to.throw(TypeError, /"maxTracked"/);
+  });
+
+  it('rejects a clock that is not a function', () => {
+    let thrown: unknown;
+    try {
+      new MemoryStore({ now: 5 as never });
+    } catch (err) {
+      thrown = err;
+    }
+    expect(thrown).to.be.instanceOf(OnlineNowConfigError);
+    expect((thrown as OnlineNowConfigError).code).to.equal('ERR_ONLINE_NOW_NOW');
+    expect((thrown as Error).message).to.match(/"now"/);
   });
 
   it('rejects one MemoryStore shared by trackers with different thresholds', () => {

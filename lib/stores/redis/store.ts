@@ -238,7 +238,7 @@ export class RedisStore extends SharedStore {
         const { reply, lost } = await this.round(this.touchWrites(t), f);
         if (lost) {
           // Redis lost presence: write back this whole replica and every recent logout, then read everything again.
-          touches.push(...this.attached(this.indexes).flatMap((index, s) => [...index.records()].map(([key]): [ScopeSlot, string] => [s as ScopeSlot, key])));
+          touches.push(...this.attached(this.indexes).flatMap((index, s) => [...index.keys()].map((key): [ScopeSlot, string] => [s as ScopeSlot, key])));
           forgets.push(...this.recentForgets.flatMap((m, s) => [...m].map(([key, at]) => this.forgetWrite(s as ScopeSlot, key, at))));
         }
         more = reply.more || lost;

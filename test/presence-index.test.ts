@@ -1,0 +1,527 @@
+// Unit tests of the presence index, the whole state of a MemoryStore and the read
+// model of a RedisStore. Times are plain numbers (ms) passed in, so nothing sleeps.
+import { expect } from 'chai';
+import { randomInt } from 'node:crypto';
+import { PresenceIndex, type TimedTouch } from '../lib/presence-index';
+import type { Profile, ScopeView, StoredEntry } from '../lib/types';
+
+const THRESHOLD = 1000;
+
+const idsOf = (view: ScopeView): unknown[] => view.entries.map((e) => e.id);
+const timesOf = (view: ScopeView): number[] => view.entries.map((e) => e.lastSeen.getTime());
+const touch = (key: string, at: number, profile?: Profile): TimedTouch => ({ key, id: key, profile, at });
+
+/** An index of these keys, touched in this order at these times, each with the profile { name: KEY }. */
+function indexWith(entries: [string, number][], { maxTracked = 1000, tolerance = 0 } = {}): PresenceIndex {
+  const index = new PresenceIndex(THRESHOLD, maxTracked, tolerance);
+  for (const [key, at] of entries) index.touch(key, key, { name: key.toUpperCase() }, at);
+  return index;
+}
+
+describe('PresenceIndex', () => {
+  describe('touch: the latest event wins', () => {
+    it('returns the record it applied, with id, time and profile', () => {
+      const index = new PresenceIndex(THRESHOLD, 10);
+      const record = index.touch('1', 1, { name: 'Ann' }, 5000);
+      expect(record).to.include({ id: 1, at: 5000 });
+      expect(record?.profile).to.deep.equal({ name: 'Ann' });
+      expect(index.peek('1')).to.equal(record);
+    });
+
+    it('ignores an older touch: returns undefined and changes neither time, profile nor order', () => {
+      const index = indexWith([['a', 5000], ['b', 5100]]);
+      const before = index.view(10, 5100);
+      expect(index.touch('a', 'a', { name: 'stale' }, 4950)).to.equal(undefined);
+      const after = index.view(10, 5100);
+      expect(after.lastSeen('a')).to.equal(5000);
+      expect(idsOf(after)).to.deep.equal(['b', 'a']);
+      expect(after.entries[1]).to.include({ name: 'A' });
+      // Nothing changed, so the ready-made entries are the very same objects.
+      expect(after.entries).to.deep.equal(before.entries);
+      expect(after.entries[1]).to.equal(before.entries[1]);
+    });
+
+    it('applies a touch at the same time: the profile is updated, the time stays', () => {
+      const index = indexWith([['a', 5000], ['b', 5100]]);
+      index.view(10, 5100); // makes the ready-made list, which must follow the change
+      const record = index.touch('a', 'a', { name: 'Ann' }, 5000);
+      expect(record).to.include({ at: 5000 });
+      const view = index.view(10, 5100);
+      expect(view.entries[1]).to.include({ id: 'a', name: 'Ann' });
+      expect(view.lastSeen('a')).to.equal(5000);
+    });
+
+    it('keeps the held profile when touched without one, and the same profile object when given an equal one', () => {
+      const index = new PresenceIndex(THRESHOLD, 10);
+      const profile = { name: 'Ann' };
+      index.touch('a', 'a', profile, 5000);
+      index.touch('a', 'a', undefined, 5010);
+      expect(index.peek('a')?.profile).to.equal(profile);
+      index.touch('a', 'a', { name: 'Ann' }, 5020);
+      expect(index.peek('a')?.profile).to.equal(profile); // equal: not replaced
+      expect(index.view(1, 5020).entries[0]).to.include({ name: 'Ann', id: 'a' });
+    });
+
+    it('takes the id of the latest touch (42 and "42" are one key)', () => {
+      const index = new PresenceIndex(THRESHOLD, 10);
+      index.touch('42', '42', undefined, 5000);
+      index.touch('42', 42, undefined, 5001);
+      const view = index.view(10, 5001);
+      expect(view.count).to.equal(1);
+      expect(idsOf(view)).to.deep.equal([42]);
+    });
+  });
+
+  describe('view: expiry, count and entries', () => {
+    it('puts the boundary at exactly threshold: offline at now - threshold, online 1 ms later', () => {
+      const index = indexWith([['a', 5000]]);
+      const online = index.view(5, 5000 + THRESHOLD - 1);
+      expect(online.count).to.equal(1);
+      expect(online.lastSeen('a')).to.equal(5000);
+      expect(idsOf(online)).to.deep.equal(['a']);
+      const offline = index.view(5, 5000 + THRESHOLD);
+      expect(offline.count).to.equal(0);
+      expect(offline.lastSeen('a')).to.equal(null);
+      expect(offline.entries).to.deep.equal([]);
+    });
+
+    it('answers lastSeen for any key, listed or not', () => {
+      const index = indexWith([['a', 5000], ['b', 5500]]);
+      const view = index.view(0, 5000 + THRESHOLD);
+      expect(view.lastSeen('a')).to.equal(null); // exactly threshold ago: offline
+      expect(view.lastSeen('b')).to.equal(5500);
+      expect(view.lastSeen('nobody')).to.equal(null);
+    });
+
+    it('counts exactly when touches arrive in time order, however many expire at once', () => {
+      const times: [string, number][] = Array.from({ length: 500 }, (_, i) => [`k${i}`, 10_000 + i * 7]);
+      const index = indexWith(times);
+      for (const now of [10_000, 10_900, 11_000, 11_001, 12_500, 13_493, 13_494, 20_000]) {
+        const live = times.filter(([, at]) => at > now - THRESHOLD);
+        const view = index.view(3, now);
+        expect(view.count, `now=${now}`).to.equal(live.length);
+        expect(idsOf(view), `now=${now}`).to.deep.equal(live.slice(-3).reverse().map(([k]) => k));
+        for (const [key, at] of times) expect(view.lastSeen(key), key).to.equal(at > now - THRESHOLD ? at : null);
+      }
+    });
+
+    it('lists most recent first, at most limit entries, frozen, with id, lastSeen as a Date and the profile', () => {
+      const index = indexWith([['a', 5000], ['b', 5100], ['c', 5200]]);
+      const view = index.view(2, 5200);
+      expect(view.count).to.equal(3);
+      expect(idsOf(view)).to.deep.equal(['c', 'b']);
+      const [entry] = view.entries;
+      expect(Object.isFrozen(entry)).to.equal(true);
+      expect(entry.lastSeen).to.be.instanceOf(Date);
+      expect(entry.lastSeen.getTime()).to.equal(5200);
+      expect({ ...entry }).to.deep.equal({ id: 'c', lastSeen: new Date(5200), name: 'C' });
+      // Writing to it throws in strict code, does nothing in sloppy code; either way the next view is unchanged.
+      expect(() => strictAssign(entry, 'name', 'changed')).to.throw(TypeError);
+      expect(Reflect.set(entry, 'isYou', true)).to.equal(false);
+      expect(index.view(2, 5200).entries[0]).to.include({ name: 'C' });
+      expect(index.view(0, 5200).entries).to.deep.equal([]);
+      expect(idsOf(index.view(10, 5200))).to.deep.equal(['c', 'b', 'a']);
+    });
+
+    it('returns the same ready-made entries from one view to the next while nothing changes', () => {
+      const index = indexWith([['a', 5000], ['b', 5100], ['c', 5200]]);
+      const first = index.view(3, 5200);
+      const second = index.view(3, 5300);
+      for (let i = 0; i < 3; i++) expect(second.entries[i]).to.equal(first.entries[i]);
+      // A touch of one key makes a new entry for it alone.
+      index.touch('a', 'a', undefined, 5300);
+      const third = index.view(3, 5300);
+      expect(idsOf(third)).to.deep.equal(['a', 'c', 'b']);
+      expect(third.entries[0]).not.to.equal(first.entries[2]);
+      expect(third.entries[1]).to.equal(first.entries[0]);
+      expect(third.entries[2]).to.equal(first.entries[1]);
+    });
+
+    it('lists past the ready-made capacity (200) in time order too', () => {
+      const times: [string, number][] = Array.from({ length: 300 }, (_, i) => [`k${i}`, 10_000 + i]);
+      const index = indexWith(times);
+      const view = index.view(250, 10_300);
+      expect(view.entries).to.have.length(250);
+      expect(idsOf(view)).to.deep.equal(times.slice(-250).reverse().map(([k]) => k));
+      // A long list does not disturb the short one pages use.
+      expect(idsOf(index.view(2, 10_300))).to.deep.equal(['k299', 'k298']);
+    });
+  });
+
+  describe('forget: a logout at time T', () => {
+    it('removes a key seen at or before T, and says so', () => {
+      const index = indexWith([['a', 5000], ['b', 5100]]);
+      expect(index.forget('a', 5000)).to.equal(true); // same instant: the logout wins
+      expect(index.forget('b', 5200)).to.equal(true);
+      const view = index.view(5, 5200);
+      expect(view.count).to.equal(0);
+      expect(view.lastSeen('a')).to.equal(null);
+      expect(index.forget('a', 6000)).to.equal(false); // already gone
+      expect(index.forget('nobody', 6000)).to.equal(false);
+    });
+
+    it('cannot undo a later sign-in: a key seen after T stays, with its time', () => {
+      const index = indexWith([['a', 5000]]);
+      index.touch('a', 'a', undefined, 5300);
+      expect(index.forget('a', 5299)).to.equal(false);
+      const view = index.view(5, 5300);
+      expect(view.count).to.equal(1);
+      expect(view.lastSeen('a')).to.equal(5300);
+    });
+
+    it('keeps the ready-made list right: the next key moves up', () => {
+      const index = indexWith([['a', 5000], ['b', 5100], ['c', 5200], ['d', 5300]]);
+      expect(idsOf(index.view(2, 5300))).to.deep.equal(['d', 'c']);
+      index.forget('d', 5300);
+      expect(idsOf(index.view(2, 5300))).to.deep.equal(['c', 'b']);
+      index.forget('a', 5300); // not listed: the list stays as it is
+      expect(idsOf(index.view(2, 5300))).to.deep.equal(['c', 'b']);
+      expect(index.view(2, 5300).count).to.equal(2);
+    });
+
+    it('lets a key signed out come back with a touch after the logout', () => {
+      const index = indexWith([['a', 5000], ['b', 5100]]);
+      index.view(5, 5100);
+      index.forget('a', 5200);
+      index.touch('a', 'a', { name: 'again' }, 5300);
+      const view = index.view(5, 5300);
+      expect(idsOf(view)).to.deep.equal(['a', 'b']);
+      expect(view.entries[0]).to.include({ name: 'again' });
+    });
+  });
+
+  describe('maxTracked: the least recently touched go first', () => {
+    it('saturates the count and evicts the least recently touched, not the first inserted', () => {
+      const index = indexWith([['a', 1], ['b', 2], ['c', 3]], { maxTracked: 3 });
+      index.touch('a', 'a', undefined, 4); // a is now the most recent: b is next out
+      index.touch('d', 'd', undefined, 5);
+      const view = index.view(10, 5);
+      expect(view.count).to.equal(3);
+      expect(view.lastSeen('b')).to.equal(null);
+      expect(idsOf(view)).to.deep.equal(['d', 'a', 'c']);
+    });
+
+    it('keeps the ready-made list right when a listed key is evicted', () => {
+      const index = indexWith([['a', 1], ['b', 2], ['c', 3]], { maxTracked: 3 });
+      expect(idsOf(index.view(5, 3))).to.deep.equal(['c', 'b', 'a']); // every key listed
+      index.touch('d', 'd', undefined, 4);
+      expect(idsOf(index.view(5, 4))).to.deep.equal(['d', 'c', 'b']);
+      index.merge([touch('e', 5), touch('f', 6)]);
+      expect(idsOf(index.view(5, 6))).to.deep.equal(['f', 'e', 'd']);
+    });
+
+    it('keeps the most recent by time when a late batch arrives at a full index', () => {
+      const index = indexWith([['b', 20], ['c', 30], ['d', 40]], { maxTracked: 3 });
+      index.view(5, 40);
+      index.merge([touch('e', 35), touch('a', 10)]);
+      const view = index.view(5, 40);
+      expect(view.count).to.equal(3);
+      expect(idsOf(view)).to.deep.equal(['d', 'e', 'c']);
+    });
+  });
+
+  describe('merge: batches in any order', () => {
+    it('applies a batch in any order and lists it in time order', () => {
+      const index = new PresenceIndex(THRESHOLD, 100);
+      index.merge([touch('c', 5300), touch('a', 5100), touch('b', 5200)]);
+      const view = index.view(10, 5300);
+      expect(idsOf(view)).to.deep.equal(['c', 'b', 'a']);
+      expect(timesOf(view)).to.deep.equal([5300, 5200, 5100]);
+    });
+
+    it('returns only the records that changed: an older touch in the batch is skipped', () => {
+      const index = indexWith([['a', 5000]]);
+      const changed = index.merge([touch('a', 4900), touch('b', 5100), touch('a', 5050)]);
+      expect(changed.map((r) => [r.id, r.at]).sort()).to.deep.equal([['a', 5050], ['b', 5100]]);
+      expect(index.merge([touch('a', 10)])).to.deep.equal([]);
+      expect(index.view(0, 5100).lastSeen('a')).to.equal(5050);
+    });
+
+    it('applies touches of one key within a batch one after another, even a key it did not hold', () => {
+      const index = new PresenceIndex(THRESHOLD, 10);
+      index.touch('x', 'x', undefined, 5000);
+      // The second is older than the first, the third keeps the first's profile.
+      const changed = index.merge([touch('k', 5000, { name: 'Ann' }), touch('k', 4900, { name: 'old' }), touch('k', 5000)]);
+      expect(changed.map((r) => r.at)).not.to.include(4900);
+      const view = index.view(10, 5000);
+      expect(view.count).to.equal(2);
+      expect(view.lastSeen('k')).to.equal(5000);
+      expect(view.entries.find((e) => e.id === 'k')).to.include({ name: 'Ann' });
+    });
+
+    it('re-inserts a late arrival in time order, so it expires on time and the count stays exact', () => {
+      const index = indexWith([['a', 1000], ['b', 2000], ['c', 3000]]);
+      index.merge([touch('late', 1500)]);
+      // At 1500 + threshold, 'late' and 'a' are offline. Appended after c, it would stay counted: expiry,
+      // which works from the oldest arrival, would stop at b.
+      const view = index.view(10, 1500 + THRESHOLD);
+      expect(view.count).to.equal(2);
+      expect(view.lastSeen('late')).to.equal(null);
+      expect(idsOf(view)).to.deep.equal(['c', 'b']);
+    });
+
+    it('keeps the ready-made list right when a late arrival belongs inside it', () => {
+      const index = indexWith([['a', 10], ['b', 20], ['c', 30], ['d', 40]]);
+      expect(idsOf(index.view(3, 40))).to.deep.equal(['d', 'c', 'b']);
+      index.merge([touch('e', 35)]);
+      expect(idsOf(index.view(3, 40))).to.deep.equal(['d', 'e', 'c']);
+      index.touch('f', 'f', undefined, 25); // a late single touch takes the same path
+      expect(idsOf(index.view(5, 40))).to.deep.equal(['d', 'e', 'c', 'f', 'b']);
+      index.merge([touch('g', 5)]); // below the list: it stays as it was
+      expect(idsOf(index.view(5, 40))).to.deep.equal(['d', 'e', 'c', 'f', 'b']);
+      expect(index.view(0, 40).count).to.equal(7);
+    });
+
+    it('moves a key into the list when its late touch lands above a listed one', () => {
+      const index = indexWith([['a', 10], ['b', 20], ['c', 30]]);
+      index.view(2, 30);
+      index.merge([touch('a', 25, { name: 'moved' })]);
+      const view = index.view(2, 30);
+      expect(idsOf(view)).to.deep.equal(['c', 'a']);
+      expect(view.entries[1]).to.include({ name: 'moved' });
+    });
+  });
+
+  describe('ties and profile changes', () => {
+    it('lists every key that shares a time, and keeps the list right when one of them leaves', () => {
+      const index = indexWith([['a', 10], ['b', 20], ['c', 20], ['d', 20]]);
+      const first = index.view(2, 20);
+      expect(timesOf(first)).to.deep.equal([20, 20]);
+      const listed = idsOf(first);
+      expect(new Set(listed).size).to.equal(2);
+      index.forget(listed[0] as string, 20);
+      const second = index.view(2, 20);
+      expect(timesOf(second)).to.deep.equal([20, 20]);
+      expect(idsOf(second)).to.include(listed[1]);
+      expect(idsOf(second)).not.to.include(listed[0]);
+      // a joins the tie: three keys at 20, all listed.
+      index.touch('a', 'a', undefined, 20);
+      const third = index.view(3, 20);
+      expect(timesOf(third)).to.deep.equal([20, 20, 20]);
+      expect(new Set(idsOf(third))).to.deep.equal(new Set(['b', 'c', 'd', 'a'].filter((k) => k !== listed[0])));
+    });
+
+    it('shows a changed profile in the next view, whether it came by touch or by a batch', () => {
+      const index = indexWith([['a', 10], ['b', 20], ['c', 30]]);
+      index.view(3, 30);
+      index.touch('b', 'b', { name: 'Bea' }, 31);
+      expect(index.view(3, 31).entries.map((e) => e.name)).to.deep.equal(['Bea', 'C', 'A']);
+      index.merge([touch('c', 32, { name: 'Cy' })]);
+      expect(index.view(3, 32).entries.map((e) => e.name)).to.deep.equal(['Cy', 'Bea', 'A']);
+      index.merge([touch('a', 15, { name: 'Al' })]); // late, beyond tolerance
+      expect(index.view(3, 32).entries.map((e) => e.name)).to.deep.equal(['Cy', 'Bea', 'Al']);
+      expect(index.view(3, 32).entries.map((e) => e.id)).to.deep.equal(['c', 'b', 'a']);
+    });
+  });
+
+  describe('shift', () => {
+    it('moves every time, the listed lastSeen and expiry with it', () => {
+      const index = indexWith([['a', 1000], ['b', 1500]]);
+      index.view(5, 1500); // the ready-made list must not keep the old times
+      index.shift(200);
+      const view = index.view(5, 1700);
+      expect(timesOf(view)).to.deep.equal([1700, 1200]);
+      expect(view.lastSeen('a')).to.equal(1200);
+      expect(index.view(5, 1200 + THRESHOLD).count).to.equal(1); // a expires on its new time
+      // A touch at b's old time is now older than b: ignored.
+      expect(index.touch('b', 'b', undefined, 1600)).to.equal(undefined);
+      expect(index.view(0, 1700).lastSeen('b')).to.equal(1700);
+    });
+
+    it('moves far, and backwards', () => {
+      const index = indexWith([['a', 10_000]]);
+      index.shift(1_000_000);
+      expect(index.view(1, 1_010_000).lastSeen('a')).to.equal(1_010_000);
+      index.shift(-1_005_000);
+      expect(index.view(1, 5000).lastSeen('a')).to.equal(5000);
+      expect(index.view(1, 5000 + THRESHOLD).count).to.equal(0);
+    });
+  });
+
+  describe('tolerance: touches late by up to tolerance ms', () => {
+    it('applies a touch late within tolerance and still lists in time order', () => {
+      const index = new PresenceIndex(THRESHOLD, 100, 100);
+      index.touch('a', 'a', undefined, 5000);
+      index.touch('b', 'b', undefined, 4950); // 50 ms late: within tolerance
+      expect(timesOf(index.view(2, 5000))).to.deep.equal([5000, 4950]);
+      // The single most recent is a, whether or not a longer list was asked for first.
+      expect(idsOf(index.view(1, 5000))).to.deep.equal(['a']);
+      const fresh = new PresenceIndex(THRESHOLD, 100, 100);
+      fresh.touch('a', 'a', undefined, 5000);
+      fresh.touch('b', 'b', undefined, 4950);
+      expect(idsOf(fresh.view(1, 5000))).to.deep.equal(['a']);
+    });
+
+    it('counts an expired key at most tolerance ms, and never lists it or calls it online', () => {
+      const index = new PresenceIndex(THRESHOLD, 100, 100);
+      index.touch('a', 'a', undefined, 5000);
+      index.touch('b', 'b', undefined, 4950); // 50 ms late: it arrives after a, so expiry (oldest arrival first) meets a first
+      index.touch('c', 'c', undefined, 5100);
+      const view = index.view(5, 4950 + THRESHOLD); // b has just expired, a and c have not
+      expect(view.count).to.be.within(2, 3);
+      expect(view.lastSeen('b')).to.equal(null);
+      expect(idsOf(view)).to.deep.equal(['c', 'a']);
+      // When a expires, 50 ms later, nothing holds b back: the count is exact again.
+      expect(index.view(5, 5000 + THRESHOLD).count).to.equal(1);
+    });
+  });
+
+  describe('against a naive model, with random operations', () => {
+    for (const tolerance of [0, 100]) {
+      it(`agrees with a Map of key → time (tolerance ${tolerance} ms)`, () => {
+        const seed = presenceSeed();
+        console.log(`      PRESENCE_SEED=${seed} (tolerance ${tolerance})`);
+        runAgainstModel(seed, tolerance);
+      });
+    }
+  });
+});
+
+/**
+ * tsx compiles test files to CommonJS without "use strict", so a plain assignment here is sloppy.
+ * The directive makes this one function strict, as an ES module or a "use strict" script is.
+ */
+function strictAssign(target: object, field: string, value: unknown): void {
+  'use strict';
+  (target as Record<string, unknown>)[field] = value;
+}
+
+/** PRESENCE_SEED from the environment replays a run; otherwise a fresh seed. */
+function presenceSeed(): number {
+  const env = process.env.PRESENCE_SEED;
+  if (env === undefined || env === '') return randomInt(1, 2 ** 31);
+  const seed = Number(env);
+  if (!Number.isSafeInteger(seed) || seed < 0 || seed >= 2 ** 32) throw new Error(`PRESENCE_SEED must be an integer in [0, 2^32), got ${env}`);
+  return seed;
+}
+
+/** mulberry32: the same seed always draws the same numbers. */
+function rngFrom(seed: number): { next(): number; int(lo: number, hi: number): number; chance(p: number): boolean } {
+  let state = seed >>> 0;
+  const next = (): number => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  return { next, int: (lo, hi) => lo + Math.floor(next() * (hi - lo + 1)), chance: (p) => next() < p };
+}
+
+interface ModelRecord {
+  at: number;
+  name: string | undefined;
+}
+
+/**
+ * The rules, with no LRU and no shortcuts: touch applies when at >= the key's time,
+ * forget removes when the key's time <= at, online means time > now - threshold.
+ */
+class Model {
+  readonly records = new Map<string, ModelRecord>();
+
+  touch(key: string, profile: Profile | undefined, at: number): boolean {
+    const held = this.records.get(key);
+    if (held !== undefined && at < held.at) return false;
+    this.records.set(key, { at, name: profile === undefined ? held?.name : (profile.name as string | undefined) });
+    return true;
+  }
+
+  forget(key: string, at: number): boolean {
+    const held = this.records.get(key);
+    if (held === undefined || held.at > at) return false;
+    this.records.delete(key);
+    return true;
+  }
+}
+
+function runAgainstModel(seed: number, tolerance: number): void {
+  const rng = rngFrom(seed);
+  const index = new PresenceIndex(THRESHOLD, 100_000, tolerance);
+  const model = new Model();
+  const keys = Array.from({ length: 30 }, (_, i) => `k${i}`);
+  const limits = [0, 1, 2, 5, 10, 50, 250];
+  let now = 1_000_000;
+  // Keys last seen at or before the latest view's cutoff are offline for good; the index may or may not
+  // still hold them (it drops expired keys only on a view), so what it says about them is taken as is.
+  let lastCutoff = -Infinity;
+  const settled = (key: string): boolean => (model.records.get(key)?.at ?? Infinity) > lastCutoff;
+  const adopt = (key: string): void => {
+    const held = index.peek(key);
+    if (held === undefined) model.records.delete(key);
+    else model.records.set(key, { at: held.at, name: held.profile.name as string | undefined });
+  };
+  const eventTime = (): number => {
+    const r = rng.next();
+    if (r < 0.7) return now;
+    if (r < 0.9) return now - rng.int(0, tolerance); // late within tolerance
+    return now - rng.int(tolerance + 1, tolerance + 400); // late beyond it: re-inserted
+  };
+  const profile = (): Profile | undefined => (rng.chance(0.5) ? undefined : { name: `n${rng.int(0, 2)}` });
+
+  for (let step = 0; step < 3000; step++) {
+    const where = `PRESENCE_SEED=${seed} tolerance=${tolerance} step ${step}`;
+    now += rng.chance(0.02) ? rng.int(0, 2 * THRESHOLD) : rng.int(0, 30);
+    const op = rng.next();
+    if (op < 0.4) {
+      const key = keys[rng.int(0, keys.length - 1)];
+      const at = eventTime();
+      const given = profile();
+      const sure = settled(key);
+      const record = index.touch(key, key, given, at);
+      if (!sure) {
+        adopt(key);
+        continue;
+      }
+      const applied = model.touch(key, given, at);
+      expect(record !== undefined, `${where}: touch ${key} at ${at}`).to.equal(applied);
+      if (record !== undefined) expect(record.at, where).to.equal(at);
+    } else if (op < 0.5) {
+      const key = keys[rng.int(0, keys.length - 1)];
+      const at = eventTime();
+      const sure = settled(key);
+      const removed = index.forget(key, at);
+      if (!sure) {
+        adopt(key);
+        continue;
+      }
+      expect(removed, `${where}: forget ${key} at ${at}`).to.equal(model.forget(key, at));
+    } else if (op < 0.7) {
+      const batch = Array.from({ length: rng.int(1, 6) }, () => touch(keys[rng.int(0, keys.length - 1)], eventTime(), profile()));
+      const sure = batch.every((t) => settled(t.key));
+      const changed = index.merge(batch);
+      if (!sure) {
+        for (const t of batch) adopt(t.key);
+        continue;
+      }
+      // One record per key that changed, however many of the batch's touches it took.
+      const applied = new Set(batch.filter((t) => model.touch(t.key, t.profile, t.at)).map((t) => t.key));
+      expect(changed.map((r) => r.id).sort(), `${where}: merge`).to.deep.equal([...applied].sort());
+    } else {
+      const limit = limits[rng.int(0, limits.length - 1)];
+      const view = index.view(limit, now);
+      const cutoff = now - THRESHOLD;
+      lastCutoff = cutoff;
+      const records = [...model.records];
+      const live = records.filter(([, r]) => r.at > cutoff).sort((x, y) => y[1].at - x[1].at);
+      const lingering = records.filter(([, r]) => r.at <= cutoff && r.at > cutoff - tolerance).length;
+      expect(view.count, `${where}: count at ${now}`).to.be.within(live.length, live.length + lingering);
+      // The list: the `limit` most recent online keys; among equal times any order will do.
+      expect(timesOf(view), `${where}: listed times (limit ${limit})`).to.deep.equal(live.slice(0, limit).map(([, r]) => r.at));
+      expect(new Set(idsOf(view)).size, `${where}: listed twice`).to.equal(view.entries.length);
+      for (const entry of view.entries) checkEntry(entry, model, where);
+      for (const key of keys) {
+        const held = model.records.get(key);
+        expect(view.lastSeen(key), `${where}: lastSeen ${key}`).to.equal(held !== undefined && held.at > cutoff ? held.at : null);
+      }
+    }
+  }
+}
+
+function checkEntry(entry: StoredEntry, model: Model, where: string): void {
+  const held = model.records.get(entry.id as string);
+  expect(held, `${where}: ${entry.id} listed, unknown to the model`).not.to.equal(undefined);
+  expect(entry.lastSeen.getTime(), `${where}: ${entry.id}'s lastSeen`).to.equal(held!.at);
+  expect(entry.name, `${where}: ${entry.id}'s profile`).to.equal(held!.name);
+  expect(Object.isFrozen(entry), where).to.equal(true);
+}
