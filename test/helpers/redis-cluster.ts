@@ -2,7 +2,7 @@
 // started and stopped by the tests; the cluster clients of node-redis v4, v5, v6
 // and ioredis, connected to it; and the two-process presence check that the
 // cluster and the standalone client suites both run.
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -14,7 +14,7 @@ import { createCluster as createCluster4 } from 'redis4';
 import { createCluster as createCluster6 } from 'redis6';
 import { Cluster as IORedisCluster } from 'ioredis';
 import { RedisStore, createOnlineTracker, type OnlineTracker, type RedisClientLike } from 'express-online-now';
-import { REDIS_SERVER, freePort } from './redis';
+import { freePort, spawnRedis } from './redis';
 import { eventually } from './server';
 
 export const REDIS_CLI = '/usr/bin/redis-cli';
@@ -43,10 +43,9 @@ async function clusterPorts(count: number): Promise<number[]> {
   return ports;
 }
 
-const running = new Set<ChildProcess>();
+// spawnRedis kills the nodes when the test process exits; their folders go too.
 const tempDirs = new Set<string>();
 process.on('exit', () => {
-  for (const child of running) child.kill('SIGKILL');
   for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -95,40 +94,16 @@ export class RedisCluster {
     return cluster;
   }
 
-  private launch(port: number): Promise<void> {
-    const child = spawn(
-      REDIS_SERVER,
-      [
-        '--port', String(port),
-        '--bind', '127.0.0.1',
-        '--cluster-enabled', 'yes',
-        '--cluster-config-file', path.join(this.dir, `nodes-${port}.conf`),
-        '--cluster-node-timeout', '2000',
-        '--dir', this.dir,
-        '--save', '',
-        '--appendonly', 'no',
-        '--daemonize', 'no',
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    this.children.push(child);
-    running.add(child);
-    child.on('exit', () => running.delete(child));
-    return new Promise((resolve, reject) => {
-      let output = '';
-      const timer = setTimeout(() => reject(new Error(`redis-server (cluster node ${port}) did not start: ${output}`)), 10_000);
-      child.stdout!.on('data', (chunk: Buffer) => {
-        output += chunk.toString();
-        if (output.includes('Ready to accept connections')) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-      child.on('exit', (code) => {
-        clearTimeout(timer);
-        reject(new Error(`redis-server (cluster node ${port}) exited (${code}): ${output}`));
-      });
-    });
+  private async launch(port: number): Promise<void> {
+    const args = [
+      '--port', String(port),
+      '--bind', '127.0.0.1',
+      '--cluster-enabled', 'yes',
+      '--cluster-config-file', path.join(this.dir, `nodes-${port}.conf`),
+      '--cluster-node-timeout', '2000',
+      '--dir', this.dir,
+    ];
+    this.children.push(await spawnRedis(args, `redis-server (cluster node ${port})`));
   }
 
   /** A plain command on one node, not routed: CLUSTER INFO, KEYS, CLUSTER KEYSLOT. */
@@ -183,29 +158,21 @@ export async function connectCluster(kind: ClusterKind, cluster: RedisCluster): 
       client.on('error', () => undefined); // node noise while a test's connections close
       await client.connect();
       return {
-        client: client,
+        client,
         close: async () => {
           if (client.isOpen) await client.quit().catch(() => client.disconnect().catch(() => undefined));
         },
       };
     }
-    case 'node-redis v5': {
-      const client = createCluster5({ rootNodes, defaults });
-      client.on('error', () => undefined);
-      await client.connect();
-      return {
-        client: client,
-        close: async () => {
-          if (client.isOpen) await client.close().catch(() => client.destroy());
-        },
-      };
-    }
+    case 'node-redis v5':
     case 'node-redis v6': {
-      const client = createCluster6({ rootNodes, defaults });
+      // v5 and v6 share this API; their types differ only in defaults.
+      const create = (kind === 'node-redis v5' ? createCluster5 : createCluster6) as typeof createCluster5;
+      const client = create({ rootNodes, defaults });
       client.on('error', () => undefined);
       await client.connect();
       return {
-        client: client,
+        client,
         close: async () => {
           if (client.isOpen) await client.close().catch(() => client.destroy());
         },

@@ -24,6 +24,31 @@ process.on('exit', () => {
   for (const child of running) child.kill('SIGKILL');
 });
 
+/**
+ * Starts redis-server with `args` (no persistence, in the foreground) and
+ * resolves once it accepts connections; killed when the test process exits.
+ */
+export function spawnRedis(args: readonly string[], label: string): Promise<ChildProcess> {
+  const child = spawn(REDIS_SERVER, [...args, '--save', '', '--appendonly', 'no', '--daemonize', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  running.add(child);
+  child.on('exit', () => running.delete(child));
+  return new Promise((resolve, reject) => {
+    let output = '';
+    const timer = setTimeout(() => reject(new Error(`${label} did not start: ${output}`)), 10_000);
+    child.stdout!.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      if (output.includes('Ready to accept connections')) {
+        clearTimeout(timer);
+        resolve(child);
+      }
+    });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${label} exited (${code}): ${output}`));
+    });
+  });
+}
+
 export class RedisServer {
   private child: ChildProcess | undefined;
 
@@ -39,30 +64,8 @@ export class RedisServer {
     return `redis://127.0.0.1:${this.port}`;
   }
 
-  private launch(): Promise<void> {
-    const child = spawn(
-      REDIS_SERVER,
-      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no'],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    this.child = child;
-    running.add(child);
-    child.on('exit', () => running.delete(child));
-    return new Promise((resolve, reject) => {
-      let output = '';
-      const timer = setTimeout(() => reject(new Error(`redis-server did not start: ${output}`)), 10_000);
-      child.stdout!.on('data', (chunk: Buffer) => {
-        output += chunk.toString();
-        if (output.includes('Ready to accept connections')) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-      child.on('exit', (code) => {
-        clearTimeout(timer);
-        reject(new Error(`redis-server exited (${code}): ${output}`));
-      });
-    });
+  private async launch(): Promise<void> {
+    this.child = await spawnRedis(['--port', String(this.port), '--bind', '127.0.0.1'], 'redis-server');
   }
 
   /** SIGSTOP: the server hangs with its connections open, as an overloaded or frozen one does. */
