@@ -14,6 +14,7 @@ export const ERROR_CODES = {
   ERR_ONLINE_NOW_SKIP: '`skip` is not a function',
   ERR_ONLINE_NOW_ONERROR: '`onError` is not a function',
   ERR_ONLINE_NOW_TRACKGUESTS: '`trackGuests` is not a boolean',
+  ERR_ONLINE_NOW_LOCALE: '`locale` is not a language tag (a string) or a function',
   ERR_ONLINE_NOW_MAXTRACKED: 'a store\'s `maxTracked` is not a whole number ≥ 1',
   ERR_ONLINE_NOW_NOW: 'a store\'s `now` is not a function',
   ERR_ONLINE_NOW_SYNCINTERVAL: '`syncInterval` is not a positive number of ms, or not well under the threshold',

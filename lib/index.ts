@@ -14,6 +14,7 @@ export type {
   OnlineEntry,
   OnlineMiddleware,
   OnlineNowLocals,
+  OnlineNowProfile,
   OnlineRequest,
   OnlineResponse,
   OnlineTrackerOptions,
@@ -25,5 +26,6 @@ export type {
   StoreConfig,
   StoreReporter,
   StoredEntry,
+  TimeAgoOptions,
   UserId,
 } from './types';

@@ -5,6 +5,7 @@
  */
 import { guestKey, sessionCameWithRequest } from './identity';
 import type { ErrorReporter } from './report';
+import { formatTimeAgo, timeAgoHtml } from './time-ago';
 import { withTimeout } from './timeout';
 import type {
   Awaitable,
@@ -57,6 +58,20 @@ export function createMiddleware({ store, max, trackGuests, users }: MiddlewareS
     }
   }
 
+  /** Passport sets `req.user` in passport.session(): mounted before it, nobody would be counted. */
+  function checkPassport(req: OnlineRequest): void {
+    const passport = (req.session as { passport?: { user?: unknown } } | undefined)?.passport;
+    if (users.usesDefaultGetUser && passport?.user !== undefined && req.user === undefined) {
+      reporter.report(
+        'passport',
+        new Error(
+          'the session has a Passport user, but req.user is not set yet: mount the presence middleware after ' +
+            'Passport (app.use(passport.session()) first, then app.use(online.middleware())).',
+        ),
+      );
+    }
+  }
+
   /**
    * A guest who signs in during this request (with or without
    * `req.session.regenerate()`) stops being a guest as the response goes out,
@@ -87,6 +102,7 @@ export function createMiddleware({ store, max, trackGuests, users }: MiddlewareS
   function track(req: OnlineRequest, res: OnlineResponse): Awaitable<Views> {
     checkSession(req);
     const user = users.userOf(req);
+    if (user === undefined) checkPassport(req);
     let touched: Awaitable<void> = undefined;
     if (user !== undefined) {
       touched = store.touch('users', user.key, user.id, user.profile);
@@ -98,7 +114,7 @@ export function createMiddleware({ store, max, trackGuests, users }: MiddlewareS
     return isThenable(touched) ? touched.then(views) : views();
   }
 
-  function setLocals(res: OnlineResponse, { users: view, guests }: Views): void {
+  function setLocals(req: OnlineRequest, res: OnlineResponse, { users: view, guests }: Views): void {
     // Profiles are typed by the app (DefaultProfile unless `profile` says otherwise).
     const entries = view === undefined ? NO_ENTRIES : (view.entries as readonly OnlineEntry[]);
     const seen = (userOrId: unknown): number | null => {
@@ -115,6 +131,12 @@ export function createMiddleware({ store, max, trackGuests, users }: MiddlewareS
     locals.lastSeen = (userOrId) => {
       const time = seen(userOrId);
       return time === null ? null : new Date(time);
+    };
+    locals.timeAgo = (dateOrUser, options) => {
+      const time = dateOrUser instanceof Date ? dateOrUser.getTime() : seen(dateOrUser);
+      if (time === null) return '';
+      const locale = users.localeOf(req, res.locals);
+      return options?.html === true ? timeAgoHtml(time, locale) : formatTimeAgo(time, locale);
     };
   }
 
@@ -134,7 +156,7 @@ export function createMiddleware({ store, max, trackGuests, users }: MiddlewareS
     }
     if (!isThenable(work)) {
       if (!failed) reporter.recovered('store');
-      setLocals(res, work);
+      setLocals(req, res, work);
       next();
       return;
     }
@@ -142,11 +164,11 @@ export function createMiddleware({ store, max, trackGuests, users }: MiddlewareS
       .then(
         (ready) => {
           reporter.recovered('store');
-          setLocals(res, ready);
+          setLocals(req, res, ready);
         },
         (error: unknown) => {
           storeFailed(error);
-          setLocals(res, NO_VIEWS);
+          setLocals(req, res, NO_VIEWS);
         },
       )
       .then(() => next(), next);

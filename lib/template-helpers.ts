@@ -1,23 +1,31 @@
 /**
- * Nunjucks and Handlebars helpers. Both answer from the locals the middleware
+ * Nunjucks and Handlebars helpers. They answer from the locals the middleware
  * set on this request, never from the store, so a page's badges agree with its
  * count and list, and a template costs no store lookup.
  */
-import type { OnlineNowLocals } from './types';
 import { OnlineNowConfigError } from './errors';
+import { formatTimeAgo, timeAgoHtml } from './time-ago';
+import type { OnlineNowLocals } from './types';
 
-type Question = 'isOnline' | 'lastSeen';
+type Question = 'isOnline' | 'lastSeen' | 'timeAgo';
 
-/** Answers from a render context; a page rendered without the middleware (an error page) says offline. */
-function ask(locals: unknown, question: Question, userOrId: unknown): boolean | Date | null {
-  const fn = (locals as Partial<OnlineNowLocals> | undefined)?.[question];
-  if (typeof fn === 'function') return fn(userOrId);
-  return question === 'isOnline' ? false : null;
+/**
+ * Answers from a render context. A page rendered without the middleware (an
+ * error page) says offline, and still tells the time of a Date.
+ */
+function ask(locals: unknown, question: Question, subject: unknown, html: boolean): unknown {
+  const answer = (locals as Partial<OnlineNowLocals> | undefined)?.[question];
+  if (typeof answer === 'function') return answer(subject, { html });
+  if (question === 'isOnline') return false;
+  if (question === 'lastSeen') return null;
+  if (!(subject instanceof Date)) return '';
+  return html ? timeAgoHtml(subject) : formatTimeAgo(subject);
 }
 
 interface NunjucksEnvironmentLike {
   addFilter(name: string, fn: (...args: never[]) => unknown): unknown;
   addGlobal(name: string, value: unknown): unknown;
+  getFilter?(name: string): (value: string) => unknown;
 }
 
 /** `this` inside a Nunjucks filter or global function is the render context. */
@@ -27,7 +35,8 @@ interface NunjucksContext {
 
 /**
  * Adds to a Nunjucks Environment: filter `isOnline` (`{% if user | isOnline %}`),
- * global `isOnline(user)`, and filter `lastSeen` (a Date, or null).
+ * global `isOnline(user)`, filter `lastSeen` (a Date, or null), and filter
+ * `timeAgo` (`{{ u.lastSeen | timeAgo }}`, `{{ u | timeAgo(html=true) }}`).
  * In an imported macro file, import it `with context` so the helpers see the page's locals.
  */
 export function registerNunjucks<E extends NunjucksEnvironmentLike>(env: E): E {
@@ -37,21 +46,26 @@ export function registerNunjucks<E extends NunjucksEnvironmentLike>(env: E): E {
       'registerNunjucks(env) takes a Nunjucks Environment: the value nunjucks.configure(…) returns, or new nunjucks.Environment(…).',
     );
   }
-  const isOnline = function (this: NunjucksContext, userOrId: unknown): boolean | Date | null {
-    return ask(this?.ctx, 'isOnline', userOrId);
-  };
-  env.addFilter('isOnline', isOnline);
-  env.addGlobal('isOnline', isOnline);
-  env.addFilter('lastSeen', function (this: NunjucksContext, userOrId: unknown) {
-    return ask(this?.ctx, 'lastSeen', userOrId);
-  });
+  // Markup must get past autoescaping: Nunjucks' own `safe` filter marks it.
+  const safe = env.getFilter?.('safe') ?? ((text: string) => text);
+  const filter = (question: Question) =>
+    function (this: NunjucksContext, subject: unknown, keywords?: { html?: unknown }): unknown {
+      const html = keywords?.html === true;
+      const answer = ask(this?.ctx, question, subject, html);
+      return html ? safe(String(answer)) : answer;
+    };
+  env.addFilter('isOnline', filter('isOnline'));
+  env.addGlobal('isOnline', filter('isOnline'));
+  env.addFilter('lastSeen', filter('lastSeen'));
+  env.addFilter('timeAgo', filter('timeAgo'));
   return env;
 }
 
-type HelperFn = (...args: unknown[]) => unknown;
+type HelperFn = (this: unknown, ...args: unknown[]) => unknown;
 
 interface HandlebarsLike {
   registerHelper(name: string, fn: HelperFn): void;
+  SafeString?: new (html: string) => unknown;
 }
 
 interface ExpressHandlebarsLike {
@@ -60,30 +74,44 @@ interface ExpressHandlebarsLike {
   helpers?: Record<string, unknown> | undefined;
 }
 
-/** Handlebars passes its options object last; `data.root` is the whole render context, in loops and partials too. */
-function handlebarsHelper(question: Question): HelperFn {
-  return (...args: unknown[]) => {
-    const options = args[args.length - 1] as { data?: { root?: unknown } } | undefined;
-    const userOrId = args.length > 1 ? args[0] : undefined;
-    return ask(options?.data?.root, question, userOrId);
-  };
+interface HelperOptions {
+  data?: { root?: unknown };
+  hash?: { html?: unknown };
 }
 
 /**
- * Adds helpers `isOnline` (`{{#if (isOnline user)}}`) and `lastSeen` to the
+ * Handlebars passes its options object last; `data.root` is the whole render
+ * context, in loops and partials too. Without an argument a helper answers for
+ * the current context, so `{{#each onlineNow}}{{timeAgo}}{{/each}}` tells each entry's time.
+ */
+function handlebarsHelpers(SafeString: (new (html: string) => unknown) | undefined): Record<string, HelperFn> {
+  const helper = (question: Question): HelperFn =>
+    function (this: unknown, ...args: unknown[]) {
+      const options = args[args.length - 1] as HelperOptions | undefined;
+      const subject = args.length > 1 ? args[0] : this;
+      const html = options?.hash?.html === true;
+      const answer = ask(options?.data?.root, question, subject, html);
+      return html && SafeString !== undefined ? new SafeString(String(answer)) : answer;
+    };
+  return { isOnline: helper('isOnline'), lastSeen: helper('lastSeen'), timeAgo: helper('timeAgo') };
+}
+
+/**
+ * Adds helpers `isOnline` (`{{#if (isOnline user)}}`), `lastSeen` and
+ * `timeAgo` (`{{timeAgo lastSeen}}`, `{{timeAgo user html=true}}`) to the
  * `handlebars` module, a `Handlebars.create()` instance, or an
  * express-handlebars instance (`create()` / `new ExpressHandlebars()`).
  */
 export function registerHandlebars<H extends HandlebarsLike | ExpressHandlebarsLike>(hbs: H): H {
-  const helpers = { isOnline: handlebarsHelper('isOnline'), lastSeen: handlebarsHelper('lastSeen') };
-  if (typeof (hbs as HandlebarsLike | undefined)?.registerHelper === 'function') {
-    for (const [name, fn] of Object.entries(helpers)) (hbs as HandlebarsLike).registerHelper(name, fn);
+  const handlebars = hbs as HandlebarsLike | undefined;
+  if (typeof handlebars?.registerHelper === 'function') {
+    for (const [name, fn] of Object.entries(handlebarsHelpers(handlebars.SafeString))) handlebars.registerHelper(name, fn);
     return hbs;
   }
   const exphbs = hbs as ExpressHandlebarsLike | undefined;
-  if (typeof exphbs?.engine === 'function' && typeof exphbs.handlebars === 'object') {
+  if (typeof exphbs?.engine === 'function' && typeof exphbs.handlebars === 'object' && exphbs.handlebars !== null) {
     // express-handlebars merges `instance.helpers` into every render; the shared module stays untouched.
-    exphbs.helpers = { ...exphbs.helpers, ...helpers };
+    exphbs.helpers = { ...exphbs.helpers, ...handlebarsHelpers((exphbs.handlebars as HandlebarsLike).SafeString) };
     return hbs;
   }
   throw new OnlineNowConfigError(

@@ -14,6 +14,7 @@ import {
   integerAtLeast,
   optionalBoolean,
   optionalFunction,
+  optionalLocale,
   optionNames,
   positiveNumber,
 } from './validations';
@@ -27,6 +28,7 @@ const trackerOptions = optionNames<OnlineTrackerOptions>({
   profile: true,
   trackGuests: true,
   skip: true,
+  locale: true,
   onError: true,
 });
 
@@ -50,6 +52,7 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
     optionalFunction('skip', options.skip, '(req) => boolean');
     optionalFunction('onError', options.onError, '(error) => void');
     optionalBoolean('trackGuests', options.trackGuests);
+    optionalLocale(options.locale);
     if (options.store !== undefined) checkStore(options.store);
 
     const reporter = new ErrorReporter(options.onError ?? defaultErrorSink);

@@ -1,3 +1,5 @@
+import type { Request } from 'express';
+
 /** A user's id as the app knows it. `42` and `"42"` name the same user. */
 export type UserId = string | number;
 
@@ -103,8 +105,8 @@ export interface OnlineTrackerOptions<U = unknown, P extends object = DefaultPro
   max?: number;
   /** Where presence lives. Default: a new `MemoryStore()`. */
   store?: Store;
-  /** The signed-in user of a request (object or bare id); `undefined`/`null` means signed out. */
-  getUser?: (req: OnlineRequest) => U | null | undefined;
+  /** The signed-in user of a request (object or bare id); `undefined`/`null` means signed out. Its type is the app's user type. */
+  getUser?: (req: Request) => U | null | undefined;
   /** The user's id: a finite number or a non-empty string. */
   getId?: (user: U) => unknown;
   /** What each `onlineNow` entry carries; reduced to flat JSON values. */
@@ -112,25 +114,47 @@ export interface OnlineTrackerOptions<U = unknown, P extends object = DefaultPro
   /** Also count signed-out visitors, one per session (keyed by a hash of the session id). Default false. */
   trackGuests?: boolean;
   /** Requests that neither mark anyone online nor get locals. */
-  skip?: (req: OnlineRequest) => boolean;
+  skip?: (req: Request) => boolean;
+  /**
+   * The language `timeAgo` speaks: a BCP 47 tag, or a function of the request
+   * (for `Accept-Language`: `(req) => req.acceptsLanguages('en', 'de')`).
+   * Default: `res.locals.locale` when the app sets it, else "en".
+   */
+  locale?: string | ((req: Request) => string | false | null | undefined);
   /** Where errors from the store or your callbacks go, once per kind until it recovers. Default: `console.warn`. */
   onError?: (error: Error) => void;
+}
+
+/**
+ * The fields of `onlineNow` entries, as `res.locals` is typed. With a custom
+ * `profile`, merge its fields in:
+ * `declare module 'express-online-now' { interface OnlineNowProfile { avatar?: string } }`.
+ */
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type
+export interface OnlineNowProfile extends DefaultProfile {}
+
+/** `timeAgo`'s second argument. */
+export interface TimeAgoOptions {
+  /** `<time datetime="…" title="…">3 minutes ago</time>` instead of the text. */
+  html?: boolean;
 }
 
 /** What the middleware puts in `res.locals` on every request. */
 export interface OnlineNowLocals {
   /** Most recently active first, at most `max`. */
-  onlineNow: readonly OnlineEntry[];
+  onlineNow: readonly OnlineEntry<OnlineNowProfile>[];
   /** Their ids, in the same order, each with the type it was tracked with. */
   onlineNowIds: readonly UserId[];
   /** Exact number of distinct signed-in users online; never capped by `max`. */
   onlineCount: number;
   /** Distinct signed-out sessions online (0 unless `trackGuests`). */
   onlineGuests: number;
-  /** Whether a user (object or id) is online, as of this request. */
+  /** Whether a user (object, id, or `onlineNow` entry) is online, as of this request. */
   isOnline: (userOrId: unknown) => boolean;
-  /** When a user (object or id) was last seen, or `null` when offline. */
+  /** When a user (object, id, or `onlineNow` entry) was last seen, or `null` when offline. */
   lastSeen: (userOrId: unknown) => Date | null;
+  /** "3 minutes ago" for a Date, or for a user's last request ('' when offline), in the request's locale. */
+  timeAgo: (dateOrUser: unknown, options?: TimeAgoOptions) => string;
 }
 
 declare global {

@@ -17,6 +17,7 @@ export interface SignedIn {
 }
 
 export interface Callbacks {
+  readonly locale?: string | ((req: never) => unknown) | undefined;
   readonly getUser?: ((req: never) => unknown) | undefined;
   readonly getId?: ((user: never) => unknown) | undefined;
   readonly profile?: ((user: never) => unknown) | undefined;
@@ -30,6 +31,7 @@ export class UserResolver {
   private readonly getId: (user: unknown) => unknown;
   private readonly makeProfile: ((user: unknown) => unknown) | undefined;
   private readonly skipFn: ((req: OnlineRequest) => boolean) | undefined;
+  private readonly locale: string | ((req: OnlineRequest) => unknown) | undefined;
   /** With the default getUser, a request without `req.session` may still carry `req.user` (Passport without sessions). */
   readonly usesDefaultGetUser: boolean;
 
@@ -47,6 +49,17 @@ export class UserResolver {
     this.makeProfile = callbacks.profile as ((user: unknown) => unknown) | undefined;
     this.skipFn = callbacks.skip as ((req: OnlineRequest) => boolean) | undefined;
     this.usesDefaultGetUser = callbacks.getUser === undefined;
+    this.locale = callbacks.locale as string | ((req: OnlineRequest) => unknown) | undefined;
+  }
+
+  /** The language of `timeAgo` for this request: the app's function, else `res.locals.locale`, else the app's tag, else English. */
+  localeOf(req: OnlineRequest, locals: Record<string, unknown>): string {
+    if (typeof this.locale === 'function') {
+      const chosen = this.call('locale', this.locale, req, undefined);
+      if (typeof chosen === 'string' && chosen !== '') return chosen;
+    }
+    if (typeof locals.locale === 'string' && locals.locale !== '') return locals.locale;
+    return typeof this.locale === 'string' ? this.locale : 'en';
   }
 
   /** Whether the request is left alone. A `skip` that throws skips (and is reported). */

@@ -76,6 +76,23 @@ export function optionalBoolean<N extends string>(name: CodedOption<N>, value: u
   }
 }
 
+/** A BCP 47 tag that Intl knows, or a function. */
+export function optionalLocale(value: unknown): void {
+  if (value === undefined || typeof value === 'function') return;
+  let known = false;
+  try {
+    known = typeof value === 'string' && Intl.getCanonicalLocales(value).length === 1;
+  } catch {
+    known = false;
+  }
+  if (!known) {
+    throw new OnlineNowConfigError(
+      'ERR_ONLINE_NOW_LOCALE',
+      `option "locale" must be a language tag such as "en" or "de-CH", or (req) => tag, got ${describe(value)}.`,
+    );
+  }
+}
+
 /** The options every store shares: `maxTracked` and `now`. */
 export function storeBasics(options: { maxTracked?: unknown; now?: unknown }, defaultMaxTracked: number): { maxTracked: number; now: Clock | undefined } {
   optionalFunction('now', options.now, '() => milliseconds on a monotonic clock');
