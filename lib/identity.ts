@@ -10,6 +10,8 @@ const MAX_ID_LENGTH = 256;
 const MAX_PROFILE_FIELDS = 16;
 const MAX_PROFILE_STRING = 256;
 const MAX_FIELD_NAME = 64;
+/** And all of a profile's names and strings together at most this many characters: a bound on memory per user whatever the profile. */
+const MAX_PROFILE_CHARS = 512;
 
 /**
  * The store key of an id: `42` and `"42"` share one. Anything that is not a
@@ -81,11 +83,15 @@ export function boundedProfile(raw: unknown): Profile {
   if (typeof raw !== 'object' || raw === null) return EMPTY_PROFILE;
   const profile: Record<string, ProfileValue> = {};
   let fields = 0;
+  let chars = 0;
   for (const name of Object.keys(raw)) {
     if (fields === MAX_PROFILE_FIELDS) break;
     if (name === 'id' || name === 'lastSeen' || name === '__proto__' || name.length > MAX_FIELD_NAME) continue;
     const value = boundedValue((raw as Record<string, unknown>)[name]);
     if (value === undefined) continue;
+    chars += name.length + (typeof value === 'string' ? value.length : 8);
+    // Fields past the budget are dropped whole: a cut-off name is worse than none.
+    if (chars > MAX_PROFILE_CHARS) break;
     profile[name] = value;
     fields++;
   }

@@ -143,6 +143,17 @@ for (const kind of storeKinds) {
       expect(entry).to.include({ ok: true, n: 3 });
     });
 
+    it('bounds a profile to 512 characters in all, dropping whole fields past it', async () => {
+      const { server } = await start({ profile: (user: unknown) => user as Record<string, unknown> });
+      const wide: Record<string, unknown> = { id: 1 };
+      for (let i = 0; i < 16; i++) wide[`field${i}`] = String(i).padEnd(100, '.');
+      const entry = (await (await as(server, wide)).json<LocalsJson>('/locals')).onlineNow[0];
+      const fields = Object.keys(entry).filter((k) => k !== 'id' && k !== 'lastSeen');
+      // 4 fields of 6–7 + 100 characters fit in 512; a fifth would not.
+      expect(fields).to.deep.equal(['field0', 'field1', 'field2', 'field3']);
+      expect(fields.every((k) => String(entry[k]).length === 100)).to.equal(true);
+    });
+
     it('never puts a password hash or token in locals by default', async () => {
       const { server } = await start();
       const user = { id: 9, username: 'nine', passwordHash: '$2b$10$abc', token: 'tok', email: 'x@example.com' };
