@@ -30,6 +30,11 @@ function timeAgo(date, now = Date.now()) {
   return minutes < 60 ? `${minutes} min ago` : `${Math.round(minutes / 60)} h ago`;
 }
 
+/** A name's first character, for the avatar: the same in both engines (a whole emoji, not half of one). */
+function initial(name) {
+  return typeof name === 'string' ? (Array.from(name.trim())[0] ?? '') : '';
+}
+
 /**
  * Builds the demo app. Tests call it with their own Express (4 or 5) and
  * tracker options; `npm start` calls it with the defaults.
@@ -44,6 +49,7 @@ function createDemoApp({ express = require('express'), tracker: trackerOptions =
   const env = new nunjucks.Environment(new nunjucks.FileSystemLoader(viewsDir), { autoescape: true });
   registerNunjucks(env);
   env.addFilter('ago', (date) => timeAgo(date));
+  env.addFilter('initial', initial);
   app.engine('njk', (file, options, done) => env.render(file, options, done));
 
   const hbs = createHandlebars({
@@ -51,12 +57,15 @@ function createDemoApp({ express = require('express'), tracker: trackerOptions =
     layoutsDir: path.join(viewsDir, 'handlebars', 'layouts'),
     partialsDir: path.join(viewsDir, 'handlebars', 'partials'),
     defaultLayout: 'main',
-    helpers: { ago: (date) => timeAgo(date), eq: (a, b) => a === b },
+    helpers: { ago: (date) => timeAgo(date), initial, eq: (a, b) => a === b },
   });
   registerHandlebars(hbs);
   app.engine('hbs', hbs.engine);
 
+  // Static files and the favicon come before sessions and presence: fetching them is not activity.
   app.use('/static', express.static(path.join(__dirname, 'public')));
+  const favicon = path.join(__dirname, 'public', 'favicon.ico');
+  app.get('/favicon.ico', (req, res) => res.sendFile(favicon, { maxAge: '1d' }));
   app.use(express.urlencoded({ extended: false }));
   app.use(
     session({
