@@ -365,6 +365,8 @@ export class RedisStore extends SharedStore {
   }
 
   private fail(error: unknown): void {
+    // A last flush still running after close() (its client may be closing too) tells nobody.
+    if (this.timer === undefined) return;
     const message = error instanceof Error ? error.message : String(error);
     this.reporter.report(
       REPORT_KIND,
