@@ -133,8 +133,8 @@ for (const kind of storeKinds) {
       await signIn(ann, 1);
       await signIn(bob, 2);
       expect((await bob.json<LocalsJson>('/locals')).onlineCount).to.equal(2);
-      // Bob stays active; Ann makes no request for 0.9 s. (A Redis store dates a request
-      // by when its write reaches Redis: up to syncInterval, 0.1 s here, later.)
+      // Bob stays active; Ann makes no request for 0.9 s: past her 0.5 s threshold, and past the
+      // 0.1 s (one syncInterval) that a Redis replica may keep counting a late arrival.
       for (let i = 0; i < 9; i++) {
         await sleep(100);
         await bob.get('/locals');
