@@ -1,4 +1,7 @@
 import { expect } from 'chai';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { RedisStore, createOnlineTracker, type OnlineNowConfigError, type OnlineTracker } from 'express-online-now';
 import { REDIS_SERVER, RedisServer, connect, uniquePrefix, type TestClient } from './helpers/redis';
 import { requireBinary } from './helpers/requirements';
@@ -86,6 +89,52 @@ describe('RedisStore tells the truth: restarts, outages, logout races, clock ste
     expect((await b.lastSeen(1))!.getTime() - t0).to.be.within(-20, 50);
     await sleep(t0 + 2000 + 150 - Date.now());
     expect(await b.isOnline(1)).to.equal(false);
+  });
+
+  it('1c. Redis restarted from an older snapshot: every process notices, reads it all, and writes its replica back', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'online-now-rdb-'));
+    const server = await RedisServer.start(undefined, ['--dir', dir, '--dbfilename', 'snapshot.rdb']);
+    try {
+      const admin = await client(server);
+      const prefix = uniquePrefix();
+      const a = await tracker(prefix, { threshold: 60, c: await client(server) });
+      const b = await tracker(prefix, { threshold: 60, c: await client(server) });
+      await b.touch({ id: 'z', name: 'Zoe' });
+      await eventually(async () => expect(await a.isOnline('z')).to.equal(true));
+      await admin.command('SAVE'); // the snapshot Redis will come back with
+      for (let i = 0; i < 50; i++) await b.touch(i);
+      await eventually(async () => expect(await a.count()).to.equal(51));
+      await server.restart(); // same epoch, an older version counter, 50 users fewer
+      await eventually(async () => expect(await admin.command('PING')).to.equal('PONG'));
+      await b.forget('z');
+      await b.touch('new');
+      await eventually(async () => {
+        for (const [name, t] of [['A', a], ['B', b]] as const) {
+          expect(await t.isOnline('z'), name).to.equal(false);
+          expect(await t.isOnline('new'), name).to.equal(true);
+          expect(await t.count(), name).to.equal(51);
+        }
+        expect(await admin.command('ZCARD', `{${prefix}}:users:seen`)).to.equal(51);
+      });
+    } finally {
+      for (const thing of opened.splice(0).reverse()) await thing.close();
+      await server.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('1d. a store attached again after its last tracker closed reads Redis from the start', async () => {
+    const prefix = uniquePrefix();
+    const c = await client();
+    const store = new RedisStore({ client: c.client, prefix, syncInterval: 100 });
+    const other = await tracker(prefix);
+    for (let i = 0; i < 5; i++) await other.touch(i);
+    const first = createOnlineTracker({ store, threshold: 2, onError: (error) => errors.push(error) });
+    await eventually(async () => expect(await first.count()).to.equal(5));
+    await first.close();
+    const second = createOnlineTracker({ store, threshold: 2, onError: (error) => errors.push(error) });
+    opened.push(second);
+    await eventually(async () => expect(await second.count()).to.equal(5));
   });
 
   it('2. a write queued while Redis hung keeps its request time: past the threshold it revives nobody', async () => {

@@ -52,10 +52,14 @@ export function spawnRedis(args: readonly string[], label: string): Promise<Chil
 export class RedisServer {
   private child: ChildProcess | undefined;
 
-  private constructor(readonly port: number) {}
+  private constructor(
+    readonly port: number,
+    private readonly extraArgs: readonly string[],
+  ) {}
 
-  static async start(port?: number): Promise<RedisServer> {
-    const server = new RedisServer(port ?? (await freePort()));
+  /** `extraArgs` go to every launch, restarts included (e.g. `--dir` and `--dbfilename` to reload a snapshot). */
+  static async start(port?: number, extraArgs: readonly string[] = []): Promise<RedisServer> {
+    const server = new RedisServer(port ?? (await freePort()), extraArgs);
     await server.launch();
     return server;
   }
@@ -65,7 +69,7 @@ export class RedisServer {
   }
 
   private async launch(): Promise<void> {
-    this.child = await spawnRedis(['--port', String(this.port), '--bind', '127.0.0.1'], 'redis-server');
+    this.child = await spawnRedis(['--port', String(this.port), '--bind', '127.0.0.1', ...this.extraArgs], 'redis-server');
   }
 
   /** SIGSTOP: the server hangs with its connections open, as an overloaded or frozen one does. */

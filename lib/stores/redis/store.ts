@@ -105,6 +105,10 @@ export class RedisStore extends SharedStore {
   private readonly recentForgets: PerScope<Map<string, number>> = [new Map<string, number>(), new Map<string, number>()];
   private cursor = 0;
   private epoch: string | undefined;
+  /** Redis's time at this process's last reply, µs. */
+  private lastReplyUs = 0;
+  /** Logouts taken for the sync under way and not yet in Redis: they beat what Redis says meanwhile. */
+  private readonly unsentForgets: PerScope<Map<string, number>> = [new Map<string, number>(), new Map<string, number>()];
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   /** A command Redis has not answered yet: while it is out, nothing more is sent (no pile-up on a hung server). */
@@ -146,6 +150,9 @@ export class RedisStore extends SharedStore {
   }
 
   protected start(): void {
+    // A store attached again starts with an empty replica: it reads Redis from the start.
+    this.cursor = 0;
+    for (const m of this.pendingTouches) m.clear();
     // Arrival order is kept within one sync of time order: an expired user stays counted at most that long.
     this.indexes = [
       new PresenceIndex(this.thresholdMs, this.maxTracked, this.syncInterval),
@@ -221,21 +228,25 @@ export class RedisStore extends SharedStore {
     if (this.outstanding) return this.fail(new Error('Redis has not answered the previous sync yet'));
     let touches: [ScopeSlot, string][] = [];
     let forgets: ForgetWrite[] = [];
+    let sentForgets = 0;
     try {
       // Nothing is stamped for Redis before this process knows Redis's clock.
       if (!this.measured) await this.round([], []);
       touches = this.takeTouches();
       forgets = this.takeForgets();
       let sentTouches = 0;
-      let sentForgets = 0;
       let more = true;
       for (let rounds = 0; (more || sentTouches < touches.length || sentForgets < forgets.length) && rounds < 1000; rounds++) {
-        // A backlog (a burst, an outage's queue, a replica written back) goes in bounded slices.
-        const t = touches.slice(sentTouches, sentTouches + WRITE_LIMIT);
-        const f = forgets.slice(sentForgets, sentForgets + WRITE_LIMIT - t.length);
+        // A backlog (a burst, an outage's queue, a replica written back) goes in bounded slices, logouts first.
+        const f = forgets.slice(sentForgets, sentForgets + WRITE_LIMIT);
+        const t = touches.slice(sentTouches, sentTouches + WRITE_LIMIT - f.length);
+        const { reply, lost } = await this.round(this.touchWrites(t), f);
         sentTouches += t.length;
         sentForgets += f.length;
-        const { reply, lost } = await this.round(this.touchWrites(t), f);
+        for (const w of f) {
+          this.unsentForgets[w.scope].delete(w.key);
+          boundedSet(this.recentForgets[w.scope], w.key, w.atUs / 1000, this.maxTracked);
+        }
         if (lost) {
           // Redis lost presence: write back this whole replica and every recent logout, then read everything again.
           touches.push(...this.attached(this.indexes).flatMap((index, s) => [...index.keys()].map((key): [ScopeSlot, string] => [s as ScopeSlot, key])));
@@ -243,17 +254,18 @@ export class RedisStore extends SharedStore {
         }
         more = reply.more || lost;
       }
-      for (const f of forgets) boundedSet(this.recentForgets[f.scope], f.key, f.atUs / 1000, this.maxTracked);
       this.pruneRecentForgets();
       this.reporter.recovered(REPORT_KIND);
     } catch (error) {
-      // Put everything back: writes are idempotent, so one that did land is harmless to send again.
+      // Put back what is not known to have landed: writes are idempotent, so one that did is harmless to send again.
       for (const [s, key] of touches) if (this.index(s).peek(key) !== undefined) this.pendingTouches[s].set(key, true);
-      for (const f of forgets) {
+      for (const f of forgets.slice(sentForgets)) {
         const queued = this.pendingForgets[f.scope].get(f.key);
         if (queued === undefined || queued < f.atUs / 1000) this.pendingForgets[f.scope].set(f.key, f.atUs / 1000);
       }
       this.fail(error);
+    } finally {
+      for (const m of this.unsentForgets) m.clear();
     }
   }
 
@@ -265,6 +277,8 @@ export class RedisStore extends SharedStore {
       cursor: this.cursor,
       readLimit: READ_LIMIT,
       candidateEpoch: randomBytes(8).toString('hex'),
+      knownEpoch: this.epoch,
+      knownAtUs: this.lastReplyUs,
       keyTtlMs: this.thresholdMs * 2,
       maxTracked: this.maxTracked,
       cleanupLimit: CLEANUP_LIMIT,
@@ -279,6 +293,7 @@ export class RedisStore extends SharedStore {
     if (reply.otherThresholdUs !== null) this.reportThresholdConflict(reply.otherThresholdUs);
     const lost = this.epoch !== undefined && reply.epoch !== this.epoch;
     this.epoch = reply.epoch;
+    this.lastReplyUs = reply.nowUs;
     this.apply(reply);
     if (lost) this.cursor = 0;
     return { reply, lost };
@@ -292,7 +307,10 @@ export class RedisStore extends SharedStore {
 
   private takeForgets(): ForgetWrite[] {
     const taken = this.pendingForgets.flatMap((m, s) => [...m].map(([key, at]) => this.forgetWrite(s as ScopeSlot, key, at)));
-    for (const m of this.pendingForgets) m.clear();
+    this.pendingForgets.forEach((m, s) => {
+      for (const [key, at] of m) this.unsentForgets[s].set(key, at);
+      m.clear();
+    });
     return taken;
   }
 
@@ -338,14 +356,15 @@ export class RedisStore extends SharedStore {
     const cutoff = this.now() - this.thresholdMs;
     reply.changes.forEach((rows, s) => {
       const index = this.index(s as ScopeSlot);
-      const loggedOut = this.pendingForgets[s];
+      const queued = this.pendingForgets[s];
+      const unsent = this.unsentForgets[s];
       const touches: TimedTouch[] = [];
       for (const row of rows) {
         if (row.goneUs !== null) index.forget(row.key, row.goneUs / 1000);
         if (row.seenUs === null) continue;
         const at = row.seenUs / 1000;
         // A logout here that Redis has not had yet beats what Redis saw before it.
-        if (at <= cutoff || (loggedOut.get(row.key) ?? -Infinity) >= at) continue;
+        if (at <= cutoff || (queued.get(row.key) ?? -Infinity) >= at || (unsent.get(row.key) ?? -Infinity) >= at) continue;
         const { id, profile } = s === 0 ? decodeProfile(row.key, row.profile) : { id: row.key, profile: undefined };
         touches.push({ key: row.key, id, profile, at });
       }

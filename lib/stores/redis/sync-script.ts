@@ -23,7 +23,9 @@
  * Losing data: if the epoch is missing (a restart without persistence, FLUSHALL)
  * or a key that held data at the last call is gone though it cannot have
  * expired (an evicting maxmemory-policy), the script starts a new epoch, and
- * says so when keys were evicted. Processes seeing a new epoch write back their
+ * says so when keys were evicted. If Redis is behind what the caller has
+ * already seen of this epoch (a restart from a snapshot, a failover to a
+ * lagging replica), it keeps its data and starts a new epoch too. Processes seeing a new epoch write back their
  * whole read model, so presence survives.
  */
 import { createHash } from 'node:crypto';
@@ -63,6 +65,17 @@ if not epoch or evicted == 1 then
   epoch = ARGV[4]
   redis.call('HSET', meta, 'epoch', epoch, 'version', '0')
   cursor = 0
+elseif epoch == ARGV[9] then
+  -- The caller has seen this epoch further along than Redis is now: Redis went back in time
+  -- (restarted from a snapshot, or failed over to a replica that lagged). What it holds is true
+  -- but old: a new epoch makes every process read it all and write its replica back.
+  local version = tonumber(redis.call('HGET', meta, 'version') or '0')
+  local at = tonumber(redis.call('HGET', meta, 'at') or '0')
+  if cursor > version or at < tonumber(ARGV[10]) then
+    epoch = ARGV[4]
+    redis.call('HSET', meta, 'epoch', epoch)
+    cursor = 0
+  end
 end
 local version = tonumber(redis.call('HGET', meta, 'version'))
 local function changed(s, key)
@@ -70,7 +83,7 @@ local function changed(s, key)
   redis.call('ZADD', s[4], version, key)
 end
 
-local i = 9
+local i = 11
 for _ = 1, tonumber(ARGV[8]) do
   local s, key, at, profile = scopes[tonumber(ARGV[i])], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3]
   if at > now then at = now end
@@ -203,8 +216,11 @@ export interface SyncCall {
   readonly cursor: number;
   /** Most changes returned per scope; a longer backlog takes several calls. */
   readonly readLimit: number;
-  /** Used only when Redis has no epoch: a fresh one tells every process that Redis started over. */
+  /** Used only when Redis has no epoch, or went back in time: a fresh one tells every process that Redis started over. */
   readonly candidateEpoch: string;
+  /** The epoch, and Redis's time (µs), of this process's last reply: Redis behind them has gone back in time. */
+  readonly knownEpoch: string | undefined;
+  readonly knownAtUs: number;
   /** How long the keys live after the last call, ms. */
   readonly keyTtlMs: number;
   /** Most keys kept per scope. */
@@ -228,7 +244,9 @@ export function syncArgs(call: SyncCall): string[] {
     /* ARGV[6] */ String(call.maxTracked),
     /* ARGV[7] */ String(call.cleanupLimit),
     /* ARGV[8] */ String(call.touches.length),
-    // then ARGV[9…]: each touch as scope (1 users, 2 guests), key, µs, profile; then each forget as scope, key, µs
+    /* ARGV[9] */ call.knownEpoch ?? '',
+    /* ARGV[10] */ String(call.knownAtUs),
+    // then ARGV[11…]: each touch as scope (1 users, 2 guests), key, µs, profile; then each forget as scope, key, µs
   ];
   for (const w of call.touches) args.push(String(w.scope + 1), w.key, String(w.atUs), w.profile);
   for (const w of call.forgets) args.push(String(w.scope + 1), w.key, String(w.atUs));
