@@ -23,7 +23,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['**/*.cjs', 'views-examples/**/*.js', 'bench/**/*.mjs', 'scripts/**/*.mjs', 'test/fixtures/**/*.mjs'],
+    files: ['**/*.cjs', 'views-examples/**/*.js', 'examples/**/*.mjs', 'bench/**/*.mjs', 'scripts/**/*.mjs', 'test/fixtures/**/*.mjs'],
     languageOptions: { globals: globals.node },
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },

@@ -52,7 +52,8 @@ export function registerNunjucks<E extends NunjucksEnvironmentLike>(env: E): E {
     function (this: NunjucksContext, subject: unknown, keywords?: { html?: unknown }): unknown {
       const html = keywords?.html === true;
       const answer = ask(this?.ctx, question, subject, html);
-      return html ? safe(String(answer)) : answer;
+      // No time is a plain '' (falsy), so `timeAgo(html=true) or "offline"` still falls back.
+      return html && answer !== '' ? safe(String(answer)) : answer;
     };
   env.addFilter('isOnline', filter('isOnline'));
   env.addGlobal('isOnline', filter('isOnline'));
@@ -91,7 +92,7 @@ function handlebarsHelpers(SafeString: (new (html: string) => unknown) | undefin
       const subject = args.length > 1 ? args[0] : this;
       const html = options?.hash?.html === true;
       const answer = ask(options?.data?.root, question, subject, html);
-      return html && SafeString !== undefined ? new SafeString(String(answer)) : answer;
+      return html && answer !== '' && SafeString !== undefined ? new SafeString(String(answer)) : answer;
     };
   return { isOnline: helper('isOnline'), lastSeen: helper('lastSeen'), timeAgo: helper('timeAgo') };
 }

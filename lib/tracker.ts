@@ -85,8 +85,8 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
     return true;
   }
 
-  /** Takes a user offline at once: call it on logout. */
-  async forget(userOrId: U | UserId): Promise<void> {
+  /** Takes a user offline at once: call it on logout. Nothing (a session without a user) is ignored. */
+  async forget(userOrId: U | UserId | null | undefined): Promise<void> {
     const who = this.#users.identify(userOrId);
     if (who !== undefined) await this.store.forget('users', who.key);
   }

@@ -86,10 +86,12 @@ describe('timeAgo and the no-argument helpers in pages', () => {
     const hbs = registerHandlebars(Handlebars.create());
     const template = hbs.compile(
       '{{#each onlineNow}}{{name}} [{{timeAgo}}] [{{timeAgo lastSeen}}] [{{#if (isOnline)}}on{{/if}}] [{{lastSeen}}]{{/each}}' +
-        ' | {{timeAgo someone}} | [{{timeAgo offline}}] | {{timeAgo date}} | {{timeAgo someone html=true}}',
+        ' | {{timeAgo someone}} | [{{timeAgo offline}}] | {{timeAgo date}} | {{timeAgo someone html=true}}' +
+        ' | {{#if (timeAgo offline html=true)}}seen{{else}}offline{{/if}}',
     );
     const page = await (await pageApp((locals) => template(locals))).text('/page');
-    const [entries, someone, offline, date, html] = page.split(' | ');
+    const [entries, someone, offline, date, html, fallback] = page.split(' | ');
+    expect(fallback).to.equal('offline');
     expect(entries).to.match(/^U1 \[now\] \[now\] \[on\] \[\w{3} \w{3} \d\d \d{4} [\d:]{8} GMT/);
     expect([someone, offline, date]).to.deep.equal(['now', '[]', '3 hours ago']);
     expect(html).to.match(/^<time datetime="[^"]+Z" title="[^"]+">now<\/time>$/);
@@ -106,10 +108,12 @@ describe('timeAgo and the no-argument helpers in pages', () => {
   it('Nunjucks: the timeAgo filter on a Date, a user, an entry, and as markup through autoescape', async () => {
     const env = registerNunjucks(new nunjucks.Environment(null, { autoescape: true }));
     const template =
-      '{% for u in onlineNow %}{{ u.lastSeen | timeAgo }}/{{ u | timeAgo }}{% endfor %} | {{ date | timeAgo }} | [{{ offline | timeAgo }}] | {{ someone | timeAgo(html=true) }}';
+      '{% for u in onlineNow %}{{ u.lastSeen | timeAgo }}/{{ u | timeAgo }}{% endfor %} | {{ date | timeAgo }} | [{{ offline | timeAgo }}]' +
+      ' | {{ offline | timeAgo(html=true) or "offline" }} | {{ someone | timeAgo(html=true) }}';
     const page = await (await pageApp((locals) => env.renderString(template, locals))).text('/page');
-    const [entries, date, offline, html] = page.split(' | ');
-    expect([entries, date, offline]).to.deep.equal(['now/now', '3 hours ago', '[]']);
+    const [entries, date, offline, fallback, html] = page.split(' | ');
+    // No time is a plain, falsy '': a template can fall back with `or`.
+    expect([entries, date, offline, fallback]).to.deep.equal(['now/now', '3 hours ago', '[]', 'offline']);
     expect(html).to.match(/^<time datetime="[^"]+Z" title="[^"]+">now<\/time>$/);
   });
 

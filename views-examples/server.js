@@ -20,16 +20,6 @@ const SAMPLE_USERS = [
   { id: 6, username: 'mallory', name: '<script>alert(1)</script>', role: 'Member' },
 ];
 
-/** "just now", "4 min ago", …: the demo's own formatting of a Date. */
-function timeAgo(date, now = Date.now()) {
-  if (!(date instanceof Date)) return 'offline';
-  const seconds = Math.max(0, Math.round((now - date.getTime()) / 1000));
-  if (seconds < 10) return 'just now';
-  if (seconds < 60) return `${seconds} s ago`;
-  const minutes = Math.round(seconds / 60);
-  return minutes < 60 ? `${minutes} min ago` : `${Math.round(minutes / 60)} h ago`;
-}
-
 /** A name's first character, for the avatar: the same in both engines (a whole emoji, not half of one). */
 function initial(name) {
   return typeof name === 'string' ? (Array.from(name.trim())[0] ?? '') : '';
@@ -47,8 +37,7 @@ function createDemoApp({ express = require('express'), tracker: trackerOptions =
   const online = createOnlineTracker({ trackGuests: true, ...trackerOptions });
 
   const env = new nunjucks.Environment(new nunjucks.FileSystemLoader(viewsDir), { autoescape: true });
-  registerNunjucks(env);
-  env.addFilter('ago', (date) => timeAgo(date));
+  registerNunjucks(env); // isOnline, lastSeen, timeAgo: the same helpers as Handlebars gets below
   env.addFilter('initial', initial);
   app.engine('njk', (file, options, done) => env.render(file, options, done));
 
@@ -57,7 +46,7 @@ function createDemoApp({ express = require('express'), tracker: trackerOptions =
     layoutsDir: path.join(viewsDir, 'handlebars', 'layouts'),
     partialsDir: path.join(viewsDir, 'handlebars', 'partials'),
     defaultLayout: 'main',
-    helpers: { ago: (date) => timeAgo(date), initial, eq: (a, b) => a === b },
+    helpers: { initial, eq: (a, b) => a === b },
   });
   registerHandlebars(hbs);
   app.engine('hbs', hbs.engine);
@@ -154,4 +143,4 @@ if (require.main === module) {
   });
 }
 
-module.exports = { createDemoApp, start, SAMPLE_USERS, timeAgo };
+module.exports = { createDemoApp, start, SAMPLE_USERS };
