@@ -2,6 +2,7 @@
 // at several numbers of users online, beside the recipe and the snippets.
 import { createClient } from 'redis';
 import { MemoryStore, RedisStore, createOnlineTracker } from 'express-online-now';
+import { boundedProfile } from '../dist/identity.js';
 import { hgetallSnippet, recipeOnLru, recipeOnRedis, sortedSetGist } from './baselines.mjs';
 import { nsPerOp, prng, range, table, usPerAsyncOp } from './lib.mjs';
 
@@ -78,30 +79,38 @@ export async function memoryStoreOps(sizes) {
 
 /** Heap bytes per tracked user at n, measured with --expose-gc. */
 export function memoryHeap(n) {
-  const measure = (profile) => {
+  const measure = (profile, count = n) => {
     gc();
     gc();
     const before = process.memoryUsage().heapUsed;
-    const store = new MemoryStore({ maxTracked: n });
+    const store = new MemoryStore({ maxTracked: count });
     createOnlineTracker({ store, threshold: THRESHOLD_S });
-    for (let id = 1; id <= n; id++) store.touch('users', String(id), id, profile(id));
+    for (let id = 1; id <= count; id++) store.touch('users', String(id), id, profile(id));
     gc();
     gc();
-    const bytes = (process.memoryUsage().heapUsed - before) / n;
+    const bytes = (process.memoryUsage().heapUsed - before) / count;
     store.view('users', 1); // keeps the store alive until measured
     return bytes;
   };
   const idOnly = measure(() => undefined); // as the middleware passes for a user with no name fields: the shared empty profile
   const withName = measure((id) => ({ username: `user${id}` }));
+  // The most a profile can cost: 16 short fields of two-byte characters, as the 512-character cap leaves them.
+  const worstN = Math.min(n, 100_000);
+  const worst = measure((id) => {
+    const wide = {};
+    for (let f = 0; f < 16; f++) wide[`f${f}abcd`] = `é${id}${f}`.padEnd(24, 'é');
+    return boundedProfile(wide);
+  }, worstN);
   const text = table(
     `Memory store: heap per tracked user at ${n.toLocaleString('en-US')} users`,
     ['profile', 'bytes per user'],
     [
       ['id only', idOnly.toFixed(0)],
       ['id + username ("user123456")', withName.toFixed(0)],
+      [`the largest profile allowed (at ${worstN.toLocaleString('en-US')} users)`, worst.toFixed(0)],
     ],
   );
-  return { results: { idOnly, withName }, text };
+  return { results: { idOnly, withName, worst }, text };
 }
 
 async function redisInfo(client, section) {
