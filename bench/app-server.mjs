@@ -41,6 +41,15 @@ async function presence() {
         next();
       };
     }
+    case 'static': {
+      // 'none' with the locals built once: the page's content at the least cost (bench/instructions.mjs).
+      const locals = {};
+      baselineLocals({ locals }, { ids: ids.slice(-50).reverse(), count: n });
+      return (_req, res, next) => {
+        Object.assign(res.locals, locals);
+        next();
+      };
+    }
     case 'memory': {
       const store = new MemoryStore({ maxTracked: n + 1000 });
       const online = createOnlineTracker({ store, threshold: THRESHOLD_S });
@@ -87,6 +96,8 @@ app.get('/login/:id', (req, res) => {
 });
 app.use(await presence());
 app.get('/', (_req, res) => res.type('html').send(template.render({ ...res.locals, posts })));
+// The same locals as JSON (bench/instructions.mjs): the count and the 50 listed names.
+app.get('/json', (_req, res) => res.json({ onlineCount: res.locals.onlineCount, onlineNow: res.locals.onlineNow.map((u) => u.username) }));
 
 const server = app.listen(0, '127.0.0.1', () => {
   process.stdout.write(`${JSON.stringify({ port: server.address().port })}\n`);

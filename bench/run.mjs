@@ -1,9 +1,11 @@
 // `npm run bench`: every table of BENCHMARKS.md, measured side by side in one
 // run on this machine, printed as Markdown and written to bench/results.json.
-// Starts its own redis-server where one is installed; the whole-request section needs wrk.
-// QUICK=1 runs smaller sizes and fewer rounds, for a look in under a minute.
+// Starts its own redis-server where one is installed; the whole-request section needs wrk,
+// the instructions-per-request section valgrind (INSTRUCTIONS=0 skips it, INSTRUCTIONS_1M=1 adds 1,000,000 users).
+// QUICK=1 runs smaller sizes and fewer rounds, for a look in about a minute (plus some 5 minutes of callgrind).
 import { writeFileSync } from 'node:fs';
 import { haveWrk, wholeRequests } from './http.mjs';
+import { haveValgrind, instructionsPerRequest } from './instructions.mjs';
 import { machine, startRedis } from './lib.mjs';
 import { soak } from './soak.mjs';
 import { memoryHeap, memoryStoreOps, redisStoreOps } from './store-ops.mjs';
@@ -61,6 +63,23 @@ if (!haveWrk()) {
   } finally {
     web?.stop();
   }
+}
+
+if (process.env.INSTRUCTIONS === '0') {
+  console.log('\nINSTRUCTIONS=0: the instructions-per-request section is skipped.\n');
+} else if (!haveValgrind()) {
+  console.log('\nvalgrind is not installed (apt-get install valgrind): the instructions-per-request section is skipped.\n');
+} else {
+  // Counted by callgrind, so machine load does not matter; about 15 ms of real time per request under valgrind.
+  const cases = [
+    { store: 'memory', n: 1_000 },
+    { store: 'memory', n: 100_000 },
+  ];
+  if (!quick && process.env.INSTRUCTIONS_1M === '1') cases.push({ store: 'memory', n: 1_000_000 });
+  if (!quick && redis !== null) cases.push({ store: 'redis', n: 100_000 }); // each run starts a redis-server of its own
+  const counted = await instructionsPerRequest({ cases, K: 300, W: 3000, repeats: quick ? 1 : 3 });
+  results.instructionsPerRequest = counted.results;
+  texts.push(counted.text);
 }
 
 const soaked = soak(quick ? { requests: 600_000, distinctUsers: 400_000, maxTracked: 20_000 } : {});
