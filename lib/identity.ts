@@ -37,6 +37,21 @@ const defaultProfileFields = ['username', 'name', 'displayName'] as const;
 /** Shared by every user whose profile is empty: one object, not one per user. */
 export const EMPTY_PROFILE: Profile = Object.freeze({});
 
+/**
+ * Invisible mode travels with the profile, as its `hidden` field: so it follows
+ * the user's latest request (latest event wins) in every store and process, and
+ * staff see it on the entry. The field is the package's: an app's own `hidden` is dropped.
+ */
+const HIDDEN_MARK: Profile = Object.freeze({ hidden: true });
+
+export function withHidden(profile: Profile): Profile {
+  return Object.assign({}, profile, HIDDEN_MARK);
+}
+
+export function isHidden(profile: Profile): boolean {
+  return profile.hidden === true;
+}
+
 /** `username`, `name` and `displayName`, when the user object has them: never the whole object. */
 export function defaultProfile(user: unknown): Profile {
   let profile: Record<string, ProfileValue> | undefined;
@@ -77,7 +92,7 @@ function boundedValue(value: unknown): ProfileValue | undefined {
 /**
  * Reduces whatever `profile()` returned to a small, flat, JSON-safe record, so a
  * careless profile cannot put a session, a Buffer or a megabyte into every page.
- * `id` and `lastSeen` belong to the entry and are dropped here.
+ * `id`, `lastSeen` and `hidden` belong to the entry and are dropped here.
  */
 export function boundedProfile(raw: unknown): Profile {
   if (typeof raw !== 'object' || raw === null) return EMPTY_PROFILE;
@@ -86,7 +101,7 @@ export function boundedProfile(raw: unknown): Profile {
   let chars = 0;
   for (const name of Object.keys(raw)) {
     if (fields === MAX_PROFILE_FIELDS) break;
-    if (name === 'id' || name === 'lastSeen' || name === '__proto__' || name.length > MAX_FIELD_NAME) continue;
+    if (name === 'id' || name === 'lastSeen' || name === 'hidden' || name === '__proto__' || name.length > MAX_FIELD_NAME) continue;
     const value = boundedValue((raw as Record<string, unknown>)[name]);
     if (value === undefined) continue;
     chars += name.length + (typeof value === 'string' ? value.length : 8);

@@ -1,7 +1,7 @@
 /**
  * express-online-now: who is online now, for server-rendered Express sites.
  */
-export { createOnlineTracker, OnlineTracker } from './tracker';
+export { createOnlineTracker, OnlineTracker, type LookupOptions, type OnlineCounts } from './tracker';
 export { MemoryStore, type MemoryStoreOptions } from './stores/memory';
 export { RedisStore, type RedisStoreOptions } from './stores/redis/store';
 export type { IORedisLike, NodeRedisClusterLike, NodeRedisLike, RedisClientLike } from './stores/redis/client';
@@ -16,6 +16,7 @@ export type {
   OnlineNowLocals,
   OnlineNowProfile,
   OnlineRequest,
+  OnlineRecord,
   OnlineResponse,
   OnlineTrackerOptions,
   Profile,
@@ -24,8 +25,10 @@ export type {
   ScopeView,
   Store,
   StoreConfig,
+  StoreHooks,
   StoreReporter,
   StoredEntry,
   TimeAgoOptions,
   UserId,
+  Viewer,
 } from './types';

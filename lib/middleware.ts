@@ -12,10 +12,12 @@ import type {
   OnlineEntry,
   OnlineMiddleware,
   OnlineNowLocals,
+  OnlineRecord,
   OnlineRequest,
   OnlineResponse,
   ScopeView,
   Store,
+  Viewer,
 } from './types';
 import type { UserResolver } from './user-resolver';
 
@@ -33,10 +35,12 @@ export interface MiddlewareSettings {
 interface Views {
   readonly users: ScopeView | undefined;
   readonly guests: number;
+  readonly bots: number;
 }
 
-const NO_VIEWS: Views = { users: undefined, guests: 0 };
+const NO_VIEWS: Views = { users: undefined, guests: 0, bots: 0 };
 const NO_ENTRIES: readonly OnlineEntry[] = Object.freeze([]);
+const NO_RECORD: OnlineRecord = Object.freeze({ count: 0, at: new Date(0) });
 
 function isThenable<T>(value: Awaitable<T>): value is Promise<T> {
   return typeof (value as Promise<T> | undefined)?.then === 'function';
@@ -90,13 +94,14 @@ export function createMiddleware({ store, max, trackGuests, users }: MiddlewareS
     });
   }
 
-  function views(): Awaitable<Views> {
-    const usersView = store.view('users', max);
+  function views(viewer: Viewer): Awaitable<Views> {
+    const usersView = store.view('users', max, viewer);
     const guestsView = trackGuests ? store.view('guests', 0) : undefined;
-    if (isThenable(usersView) || isThenable(guestsView)) {
-      return Promise.all([usersView, guestsView]).then(([u, g]) => ({ users: u, guests: g?.count ?? 0 }));
+    const botsView = trackGuests ? store.view('bots', 0) : undefined;
+    if (isThenable(usersView) || isThenable(guestsView) || isThenable(botsView)) {
+      return Promise.all([usersView, guestsView, botsView]).then(([u, g, b]) => ({ users: u, guests: g?.count ?? 0, bots: b?.count ?? 0 }));
     }
-    return { users: usersView, guests: guestsView?.count ?? 0 };
+    return { users: usersView, guests: guestsView?.count ?? 0, bots: botsView?.count ?? 0 };
   }
 
   function track(req: OnlineRequest, res: OnlineResponse): Awaitable<Views> {
@@ -106,15 +111,22 @@ export function createMiddleware({ store, max, trackGuests, users }: MiddlewareS
     let touched: Awaitable<void> = undefined;
     if (user !== undefined) {
       touched = store.touch('users', user.key, user.id, user.profile);
-    } else if (trackGuests && sessionCameWithRequest(req)) {
-      const guest = guestKey(req.sessionID as string);
-      touched = store.touch('guests', guest, guest, undefined);
-      watchSignIn(req, res, guest);
+    } else if (trackGuests) {
+      // A crawler is counted by its kind, never as a guest, cookie or not.
+      const bot = users.botOf(req);
+      if (bot !== undefined) {
+        touched = store.touch('bots', bot, bot, undefined);
+      } else if (sessionCameWithRequest(req)) {
+        const guest = guestKey(req.sessionID as string);
+        touched = store.touch('guests', guest, guest, undefined);
+        watchSignIn(req, res, guest);
+      }
     }
-    return isThenable(touched) ? touched.then(views) : views();
+    const viewer = users.viewerOf(req, user);
+    return isThenable(touched) ? touched.then(() => views(viewer)) : views(viewer);
   }
 
-  function setLocals(req: OnlineRequest, res: OnlineResponse, { users: view, guests }: Views): void {
+  function setLocals(req: OnlineRequest, res: OnlineResponse, { users: view, guests, bots }: Views): void {
     // Profiles are typed by the app (DefaultProfile unless `profile` says otherwise).
     const entries = view === undefined ? NO_ENTRIES : (view.entries as readonly OnlineEntry[]);
     const seen = (userOrId: unknown): number | null => {
@@ -127,6 +139,9 @@ export function createMiddleware({ store, max, trackGuests, users }: MiddlewareS
     locals.onlineNowIds = entries.map((entry) => entry.id);
     locals.onlineCount = view === undefined ? 0 : view.count;
     locals.onlineGuests = guests;
+    locals.onlineHidden = view === undefined ? 0 : view.hidden;
+    locals.onlineBots = bots;
+    locals.onlineRecord = view === undefined ? NO_RECORD : (store.record?.() ?? NO_RECORD);
     locals.isOnline = (userOrId) => seen(userOrId) !== null;
     locals.lastSeen = (userOrId) => {
       const time = seen(userOrId);

@@ -26,14 +26,16 @@
  * to pay for 50 entries on every page.
  */
 import { LRUCache } from 'lru-cache';
-import { EMPTY_PROFILE, sameProfile } from './identity';
-import type { Profile, ScopeView, StoredEntry, UserId } from './types';
+import { EMPTY_PROFILE, isHidden, sameProfile } from './identity';
+import type { Profile, ScopeView, StoredEntry, UserId, Viewer } from './types';
 
 /**
  * One key's presence. Updated in place on each touch, so a busy site does not
  * turn every request into old-generation garbage.
  */
 export class Presence {
+  /** When `onSeen` was last called for this key (memory store), ms. */
+  reportedAt = -Infinity;
   constructor(
     public id: UserId,
     /** Last seen, ms on the store's time base. */
@@ -55,7 +57,8 @@ export class ListedEntry implements StoredEntry {
   constructor(readonly id: UserId) {}
 }
 
-function listedEntry(presence: Presence): StoredEntry {
+/** The entry of a presence as it is now (its time and profile copied, not shared). */
+export function listedEntry(presence: Presence): StoredEntry {
   const at = presence.at;
   // Object.assign, not a spread followed by more keys: V8 takes a slow path (~1.5 µs) for the latter.
   const entry = Object.assign(new ListedEntry(presence.id), presence.profile);
@@ -66,6 +69,9 @@ function listedEntry(presence: Presence): StoredEntry {
 
 /** The ready-made list never grows past this; a longer list() walks the LRU. */
 const TOP_CAPACITY = 200;
+
+/** A viewer who sees no hidden user. */
+export const EVERYONE: Viewer = Object.freeze({ seesHidden: false });
 
 /** A touch as a batch carries it. */
 export interface TimedTouch {
@@ -78,16 +84,25 @@ export interface TimedTouch {
 
 type KeyedPresence = [string, Presence];
 const oldestFirst = (a: KeyedPresence, b: KeyedPresence): number => a[1].at - b[1].at;
-const newestFirst = (a: KeyedPresence, b: KeyedPresence): number => b[1].at - a[1].at;
+const hiddenEntry = (entry: StoredEntry): boolean => entry.hidden === true;
 
 export class PresenceIndex {
   private readonly cache: LRUCache<string, Presence>;
   /** Newest time stored: a touch older than this by more than `tolerance` is merged in place. */
   private latest = -Infinity;
-  /** The `topSize` most recent entries, most recent first, with their keys and times; valid unless `topValid` is false. */
+  /** Keys held whose profile is hidden. */
+  private hiddenCount = 0;
+  /** How many keys were ever added: a store tells a new key from a returning one by it. */
+  added = 0;
+  /**
+   * The ready-made list, newest first, with keys and times: every entry down to
+   * the `topSize`-th visible one (or every entry, when fewer are visible), so
+   * each viewer's first `topSize` are in it. Valid unless `topValid` is false.
+   */
   private top: StoredEntry[] = [];
   private topKeys: string[] = [];
   private topTimes: number[] = [];
+  private topVisible = 0;
   private topValid = false;
   private topSize = 0;
   /** Time of the last entry the latest `recent()` listed. */
@@ -102,7 +117,8 @@ export class PresenceIndex {
       max: maxTracked,
       noDisposeOnSet: true,
       // Called on eviction (maxTracked), forget and expiry: a listed key leaving makes the list stale.
-      dispose: (_value, key) => {
+      dispose: (presence, key) => {
+        if (isHidden(presence.profile)) this.hiddenCount--;
         if (this.topValid && this.topKeys.includes(key)) this.topValid = false;
       },
     });
@@ -111,6 +127,12 @@ export class PresenceIndex {
   /** The record of `key`, whether or not it has expired yet. */
   peek(key: string): Presence | undefined {
     return this.cache.peek(key);
+  }
+
+  /** Keys online at `now`, hidden ones included. */
+  size(now: number): number {
+    this.expire(now - this.thresholdMs);
+    return this.cache.size;
   }
 
   /**
@@ -151,11 +173,19 @@ export class PresenceIndex {
 
   /** The record after the touch, or undefined when the key was already seen later. Not yet placed in the list. */
   private update(presence: Presence | undefined, id: UserId, profile: Profile | undefined, at: number): Presence | undefined {
-    if (presence === undefined) return new Presence(id, at, profile ?? EMPTY_PROFILE);
+    if (presence === undefined) {
+      const created = new Presence(id, at, profile ?? EMPTY_PROFILE);
+      this.added++;
+      if (isHidden(created.profile)) this.hiddenCount++;
+      return created;
+    }
     if (at < presence.at) return undefined;
     presence.id = id;
     presence.at = at;
-    if (profile !== undefined && !sameProfile(presence.profile, profile)) presence.profile = profile;
+    if (profile !== undefined && !sameProfile(presence.profile, profile)) {
+      this.hiddenCount += Number(isHidden(profile)) - Number(isHidden(presence.profile));
+      presence.profile = profile;
+    }
     return presence;
   }
 
@@ -164,29 +194,38 @@ export class PresenceIndex {
     this.cache.set(key, presence);
     if (presence.at > this.latest) this.latest = presence.at;
     if (!this.topValid) return;
+    const full = this.topVisible >= this.topSize;
     const was = this.topKeys.indexOf(key);
     if (was !== -1) {
+      if (!hiddenEntry(this.top[was])) this.topVisible--;
       this.topKeys.splice(was, 1);
       this.top.splice(was, 1);
       this.topTimes.splice(was, 1);
     }
     let at = 0;
     while (at < this.topTimes.length && this.topTimes[at] > presence.at) at++;
-    if (at >= this.topSize) {
-      // It fell below the list (a late touch): what used to follow it is not known here.
-      if (was !== -1) this.topValid = false;
+    if (at === this.top.length && full) {
+      // It belongs below the list (a late touch): if the list lost a visible entry, what follows is not known here.
+      if (this.topVisible < this.topSize) this.topValid = false;
       return;
     }
+    const entry = listedEntry(presence);
     this.topKeys.splice(at, 0, key);
-    this.top.splice(at, 0, listedEntry(presence));
+    this.top.splice(at, 0, entry);
     this.topTimes.splice(at, 0, presence.at);
-    if (this.top.length > this.topSize) {
-      this.topKeys.pop();
+    if (!hiddenEntry(entry)) this.topVisible++;
+    // The list ends just after its topSize-th visible entry.
+    for (let last = this.top.length - 1; last >= 0; last--) {
+      const lastHidden = hiddenEntry(this.top[last]);
+      if (!(this.topVisible > this.topSize || (this.topVisible === this.topSize && lastHidden))) break;
       this.top.pop();
+      this.topKeys.pop();
       this.topTimes.pop();
+      if (!lastHidden) this.topVisible--;
     }
+    // Many hidden users among the most recent: rebuilt (or walked) on the next read.
+    if (this.top.length > TOP_CAPACITY) this.topValid = false;
   }
-
   /** A logout at `at`: removes the key if it was last seen at or before then. True when removed. */
   forget(key: string, at: number): boolean {
     const presence = this.cache.peek(key);
@@ -195,25 +234,29 @@ export class PresenceIndex {
     return true;
   }
 
-  /** Exact count, the `limit` most recent, and lookups, all as of `now`. */
-  view(limit: number, now: number): ScopeView {
+  /** Exact count, the `limit` most recent, and lookups, all as of `now` and as `viewer` may see them. */
+  view(limit: number, now: number, viewer: Viewer = EVERYONE): ScopeView {
     const cutoff = now - this.thresholdMs;
     this.expire(cutoff);
-    let entries = this.recent(limit);
+    let entries = this.recent(limit, viewer);
     if (this.lastListedAt <= cutoff) {
       // Late arrivals that expired behind a live key: the listed ones leave now, so list and count agree.
       for (const { id } of entries) {
         const key = String(id);
         if ((this.cache.peek(key)?.at ?? Infinity) <= cutoff) this.cache.delete(key);
       }
-      entries = this.recent(limit);
+      entries = this.recent(limit, viewer);
     }
+    const hidden = this.hiddenCount;
     return {
-      count: this.cache.size,
+      count: this.cache.size - hidden,
+      hidden,
       entries,
       lastSeen: (key) => {
         const presence = this.cache.peek(key);
-        return presence !== undefined && presence.at > cutoff ? presence.at : null;
+        if (presence === undefined || presence.at <= cutoff) return null;
+        // Hidden reads exactly as offline, to everyone but staff and the user themselves.
+        return isHidden(presence.profile) && !viewer.seesHidden && key !== viewer.self ? null : presence.at;
       },
     };
   }
@@ -230,46 +273,76 @@ export class PresenceIndex {
     return this.cache.rkeys();
   }
 
-  /**
-   * The `limit` most recent entries, newest first; sets `lastListedAt`.
-   * Arrival order is time order only within `tolerance`, so a rebuild walks on
-   * until no earlier arrival can be newer than the last one kept.
-   */
-  private recent(limit: number): StoredEntry[] {
+  /** The `limit` most recent entries `viewer` may see, newest first; sets `lastListedAt`. */
+  private recent(limit: number, viewer: Viewer): StoredEntry[] {
+    let entries: StoredEntry[];
     if (limit <= 0) {
-      this.lastListedAt = Infinity;
-      return [];
-    }
-    if (this.topValid && limit <= this.topSize) {
+      entries = [];
+    } else if (this.topValid && limit <= this.topSize && this.hiddenCount === 0) {
+      // The common case: nobody hidden, the list ready. No allocation but the slice.
       const n = Math.min(limit, this.top.length);
       this.lastListedAt = n === 0 ? Infinity : this.topTimes[n - 1];
-      return this.top.slice(0, limit);
+      return this.top.slice(0, n);
+    } else if (this.topValid && limit <= this.topSize) {
+      entries = this.visibleTo(viewer, this.top, this.topKeys, limit);
+    } else {
+      const [kept, visible] = this.walk(limit);
+      const listed = kept.map(([, presence]) => listedEntry(presence));
+      const keys = kept.map(([key]) => key);
+      if (limit <= TOP_CAPACITY && kept.length <= TOP_CAPACITY) {
+        this.top = listed;
+        this.topKeys = keys;
+        this.topTimes = kept.map(([, presence]) => presence.at);
+        this.topVisible = visible;
+        this.topSize = limit;
+        this.topValid = true;
+      }
+      entries = this.visibleTo(viewer, listed, keys, limit);
     }
+    this.lastListedAt = entries.length === 0 ? Infinity : entries[entries.length - 1].lastSeen.getTime();
+    return entries;
+  }
+
+  /** The first `limit` of a newest-first list that `viewer` may see. */
+  private visibleTo(viewer: Viewer, entries: readonly StoredEntry[], keys: readonly string[], limit: number): StoredEntry[] {
+    const seen: StoredEntry[] = [];
+    for (let i = 0; i < entries.length && seen.length < limit; i++) {
+      if (viewer.seesHidden || !hiddenEntry(entries[i]) || keys[i] === viewer.self) seen.push(entries[i]);
+    }
+    return seen;
+  }
+
+  /**
+   * Every record down to the `limit`-th visible one, newest first, and how many
+   * of them are visible. Arrival order is time order only within `tolerance`, so
+   * the walk goes on until no earlier arrival can be newer than the last one kept.
+   */
+  private walk(limit: number): [KeyedPresence[], number] {
     const kept: KeyedPresence[] = [];
+    let visible = 0;
     let floor = Infinity; // the oldest time walked: nothing that arrived earlier is newer than floor + tolerance
     for (const record of this.cache.entries()) {
-      if (kept.length === limit) {
-        if (floor + this.tolerance <= kept[limit - 1][1].at) break;
-        if (record[1].at > kept[limit - 1][1].at) {
-          kept[limit - 1] = record;
-          kept.sort(newestFirst);
-        }
-      } else if (kept.push(record) === limit) {
-        kept.sort(newestFirst);
+      const at = record[1].at;
+      if (at < floor) floor = at;
+      if (visible >= limit) {
+        const bar = kept[kept.length - 1][1].at;
+        if (floor + this.tolerance <= bar) break;
+        if (at <= bar) continue;
       }
-      if (record[1].at < floor) floor = record[1].at;
+      let i = kept.length;
+      while (i > 0 && kept[i - 1][1].at < at) i--;
+      kept.splice(i, 0, record);
+      if (!isHidden(record[1].profile)) visible++;
+      // End just after the limit-th visible record.
+      for (;;) {
+        const last = kept[kept.length - 1];
+        const lastHidden = isHidden(last[1].profile);
+        if (!(visible > limit || (visible === limit && lastHidden))) break;
+        kept.pop();
+        if (!lastHidden) visible--;
+      }
     }
-    if (kept.length < limit) kept.sort(newestFirst);
-    this.lastListedAt = kept.length === 0 ? Infinity : kept[kept.length - 1][1].at;
-    const entries = kept.map(([, presence]) => listedEntry(presence));
-    if (limit <= TOP_CAPACITY) {
-      this.top = entries.slice();
-      this.topKeys = kept.map(([key]) => key);
-      this.topTimes = kept.map(([, presence]) => presence.at);
-      this.topSize = limit;
-      this.topValid = true;
-    }
-    return entries;
+    return [kept, visible];
   }
 
   /** Drops keys seen at or before `cutoff` from the least-recent end; stops at the first live one. */

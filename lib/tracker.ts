@@ -6,7 +6,18 @@ import { boundedProfile } from './identity';
 import { createMiddleware } from './middleware';
 import { ErrorReporter, defaultErrorSink } from './report';
 import { MemoryStore } from './stores/memory';
-import type { DefaultProfile, OnlineEntry, OnlineMiddleware, OnlineTrackerOptions, Profile, Store, UserId } from './types';
+import type {
+  DefaultProfile,
+  OnlineEntry,
+  OnlineMiddleware,
+  OnlineRecord,
+  OnlineTrackerOptions,
+  Profile,
+  StoredEntry,
+  Store,
+  UserId,
+  Viewer,
+} from './types';
 import { UserResolver } from './user-resolver';
 import {
   checkOptions,
@@ -15,9 +26,30 @@ import {
   optionalBoolean,
   optionalFunction,
   optionalLocale,
+  optionalRecord,
   optionNames,
   positiveNumber,
 } from './validations';
+
+/** For `list`, `isOnline` and `lastSeen`: `{ hidden: true }` answers for hidden users too, as staff see them. */
+export interface LookupOptions {
+  hidden?: boolean;
+}
+
+/** Everything counted, as of now. */
+export interface OnlineCounts {
+  /** Signed-in users online, hidden ones left out (`onlineCount`). */
+  readonly users: number;
+  /** Signed-in users online in invisible mode (`onlineHidden`). */
+  readonly hidden: number;
+  /** Guests (`onlineGuests`; 0 unless `trackGuests`). */
+  readonly guests: number;
+  /** Kinds of crawlers (`onlineBots`; 0 unless `trackGuests`). */
+  readonly bots: number;
+}
+
+const viewerFor = (options: LookupOptions | undefined): Viewer | undefined =>
+  options?.hidden === true ? { seesHidden: true } : undefined;
 
 const trackerOptions = optionNames<OnlineTrackerOptions>({
   threshold: true,
@@ -30,6 +62,13 @@ const trackerOptions = optionNames<OnlineTrackerOptions>({
   skip: true,
   locale: true,
   onError: true,
+  hidden: true,
+  canSeeHidden: true,
+  isBot: true,
+  onSeen: true,
+  seenInterval: true,
+  onRecord: true,
+  initialRecord: true,
 });
 
 export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
@@ -51,6 +90,13 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
     optionalFunction('profile', options.profile, '(user) => ({ name: user.name })');
     optionalFunction('skip', options.skip, '(req) => boolean');
     optionalFunction('onError', options.onError, '(error) => void');
+    optionalFunction('hidden', options.hidden, '(user) => boolean');
+    optionalFunction('canSeeHidden', options.canSeeHidden, '(req) => boolean');
+    optionalFunction('isBot', options.isBot, '(req) => boolean or a bot name');
+    optionalFunction('onSeen', options.onSeen, '(user, date) => void (or a Promise)');
+    optionalFunction('onRecord', options.onRecord, '(record) => void (or a Promise)');
+    const seenInterval = positiveNumber('seenInterval', options.seenInterval ?? 60, '60 (seconds)');
+    const initialRecord = optionalRecord(options.initialRecord);
     optionalBoolean('trackGuests', options.trackGuests);
     optionalLocale(options.locale);
     if (options.store !== undefined) checkStore(options.store);
@@ -58,7 +104,16 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
     const reporter = new ErrorReporter(options.onError ?? defaultErrorSink);
     this.#users = new UserResolver(options, reporter);
     this.store = options.store ?? new MemoryStore();
-    this.store.init({ thresholdMs: this.threshold * 1000, reporter });
+    this.store.init({
+      thresholdMs: this.threshold * 1000,
+      reporter,
+      hooks: {
+        onSeen: options.onSeen as ((entry: StoredEntry, at: Date) => unknown) | undefined,
+        seenIntervalMs: seenInterval * 1000,
+        onRecord: options.onRecord,
+        initialRecord,
+      },
+    });
     this.trackGuests = options.trackGuests ?? false;
   }
 
@@ -81,6 +136,8 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
       stored = this.#users.profileOf(userOrId);
       if (stored === undefined) return false; // the app's `profile` threw (reported)
     }
+    // A bare id without a profile keeps what is stored, visibility included.
+    if (stored !== undefined) stored = this.#users.visibility(userOrId, stored);
     await this.store.touch('users', who.key, who.id, stored);
     return true;
   }
@@ -91,27 +148,43 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
     if (who !== undefined) await this.store.forget('users', who.key);
   }
 
-  /** Exact number of distinct users online. */
+  /** Exact number of distinct users online, hidden ones left out. */
   async count(): Promise<number> {
     return (await this.store.view('users', 0)).count;
   }
 
-  /** Online users, most recently active first. */
-  async list(limit: number = this.max): Promise<OnlineEntry<P>[]> {
+  /** Users (visible and hidden), guests and kinds of bots online. */
+  async counts(): Promise<OnlineCounts> {
+    const [users, guests, bots] = await Promise.all([this.store.view('users', 0), this.store.view('guests', 0), this.store.view('bots', 0)]);
+    return { users: users.count, hidden: users.hidden, guests: guests.count, bots: bots.count };
+  }
+
+  /** Online users, most recently active first; hidden ones only with `{ hidden: true }` (marked `hidden`). */
+  async list(limit: number = this.max, options?: LookupOptions): Promise<OnlineEntry<P>[]> {
     const size = Number.isSafeInteger(limit) && limit > 0 ? limit : 0;
-    return [...(await this.store.view('users', size)).entries] as unknown as OnlineEntry<P>[];
+    return [...(await this.store.view('users', size, viewerFor(options))).entries] as unknown as OnlineEntry<P>[];
   }
 
-  /** For a user, an id, or an entry of `list()` / `onlineNow`. */
-  async isOnline(userOrId: U | UserId | OnlineEntry<P>): Promise<boolean> {
-    return (await this.lastSeen(userOrId)) !== null;
+  /** For a user, an id, or an entry of `list()` / `onlineNow`. A hidden user is offline unless `{ hidden: true }`. */
+  async isOnline(userOrId: U | UserId | OnlineEntry<P>, options?: LookupOptions): Promise<boolean> {
+    return (await this.lastSeen(userOrId, options)) !== null;
   }
 
-  async lastSeen(userOrId: U | UserId | OnlineEntry<P>): Promise<Date | null> {
+  async lastSeen(userOrId: U | UserId | OnlineEntry<P>, options?: LookupOptions): Promise<Date | null> {
     const key = this.#users.keyFor(userOrId);
     if (key === undefined) return null;
-    const seen = (await this.store.view('users', 0)).lastSeen(key);
+    const seen = (await this.store.view('users', 0, viewerFor(options))).lastSeen(key);
     return seen === null ? null : new Date(seen);
+  }
+
+  /** The most users and guests ever online at once (bots excluded), and when. */
+  record(): OnlineRecord {
+    return this.store.record?.() ?? { count: 0, at: new Date(0) };
+  }
+
+  /** Starts the record over from the number online now (in Redis, for every process). */
+  async resetRecord(): Promise<void> {
+    await this.store.resetRecord?.();
   }
 
   /** Detaches from the store, which stops when its last tracker closes. A client passed to a store is left open. */

@@ -20,16 +20,32 @@ export interface DefaultProfile {
 export type OnlineEntry<P extends object = DefaultProfile> = Readonly<P> & {
   readonly id: UserId;
   readonly lastSeen: Date;
+  /** True for a user in invisible mode, listed only to themselves and to staff. */
+  readonly hidden?: true;
 };
 
 /** A value or a promise of it: memory stores answer at once, networked ones may not. */
 export type Awaitable<T> = T | Promise<T>;
 
 /**
- * Presence is kept per scope: signed-in users and guests today; the same
- * interface leaves room for narrower scopes (one page, one room) later.
+ * Presence is kept per scope: signed-in users, guests, and crawlers (one key per
+ * kind of bot); the same interface leaves room for narrower scopes (one room) later.
  */
-export type Scope = 'users' | 'guests';
+export type Scope = 'users' | 'guests' | 'bots';
+
+/** Who a view is for: invisible users are left out unless the viewer may see them, or is them. */
+export interface Viewer {
+  /** Staff: hidden users are listed and answered for, marked `hidden: true`. */
+  readonly seesHidden: boolean;
+  /** The viewer's own key: a hidden user sees themselves online. */
+  readonly self?: string | undefined;
+}
+
+/** The most users and guests ever online at once (bots excluded), and when. */
+export interface OnlineRecord {
+  readonly count: number;
+  readonly at: Date;
+}
 
 /** An entry as a store holds it: the bounded profile's fields, plus `id` and `lastSeen`. */
 export interface StoredEntry {
@@ -40,11 +56,13 @@ export interface StoredEntry {
 
 /** One scope's presence at one instant: what a single page is rendered from. */
 export interface ScopeView {
-  /** Exact number of distinct keys online. */
+  /** Exact number of distinct keys online, hidden ones left out. */
   readonly count: number;
+  /** How many of the keys online are hidden (invisible mode). */
+  readonly hidden: number;
   /** Most recently active first, at most the limit asked for. */
   readonly entries: readonly StoredEntry[];
-  /** Last-seen time (ms since the epoch) of any key in this scope, or `null` when it is not online. */
+  /** Last-seen time (ms since the epoch) of any key in this scope, or `null` when it is not online (or hidden from this viewer). */
   lastSeen(key: string): number | null;
 }
 
@@ -54,11 +72,23 @@ export interface StoreReporter {
   recovered(kind: string): void;
 }
 
+/** What a tracker asks its store to tell it, always outside any request. */
+export interface StoreHooks {
+  /** A user's activity, at most once per `seenIntervalMs` per user across every process, and on `forget`. */
+  readonly onSeen?: ((entry: StoredEntry, at: Date) => unknown) | undefined;
+  readonly seenIntervalMs: number;
+  /** The record was raised (by this process, when presence is shared). */
+  readonly onRecord?: ((record: OnlineRecord) => unknown) | undefined;
+  /** Where the record starts when the store has none (the app persisted it). */
+  readonly initialRecord?: OnlineRecord | undefined;
+}
+
 /** Settings the tracker hands its store before first use. */
 export interface StoreConfig {
   /** Milliseconds a key stays online after its last touch. */
   readonly thresholdMs: number;
   readonly reporter: StoreReporter;
+  readonly hooks?: StoreHooks | undefined;
 }
 
 /**
@@ -73,15 +103,19 @@ export interface Store {
   touch(scope: Scope, key: string, id: UserId, profile: Profile | undefined): Awaitable<void>;
   /** Takes `key` offline at once. */
   forget(scope: Scope, key: string): Awaitable<void>;
-  /** A consistent view of `scope`, listing at most `limit` entries. */
-  view(scope: Scope, limit: number): Awaitable<ScopeView>;
+  /** A consistent view of `scope` for `viewer` (default: sees no hidden user), listing at most `limit` entries. */
+  view(scope: Scope, limit: number, viewer?: Viewer): Awaitable<ScopeView>;
+  /** The most users and guests online at once so far (a store without one: the middleware shows none). */
+  record?(): OnlineRecord;
+  /** Starts the record over from the number online now. */
+  resetRecord?(): Awaitable<void>;
   /** Stops the store's timers; never closes a client it was given. */
   close(): Awaitable<void>;
 }
 
 /** The parts of a request the tracker reads. Structural, so Express 4 and 5 both fit. */
 export interface OnlineRequest {
-  headers: { cookie?: string | undefined };
+  headers: { cookie?: string | undefined; 'user-agent'?: string | undefined };
   session?: unknown;
   sessionID?: string;
   user?: unknown;
@@ -123,6 +157,32 @@ export interface OnlineTrackerOptions<U = unknown, P extends object = DefaultPro
   locale?: string | ((req: Request) => string | false | null | undefined);
   /** Where errors from the store or your callbacks go, once per kind until it recovers. Default: `console.warn`. */
   onError?: (error: Error) => void;
+  /**
+   * Invisible mode: read on every request, so hiding takes effect at once. A
+   * hidden user is left out of every other viewer's locals, exactly as if
+   * offline; they still see themselves, and staff see them (`entry.hidden`).
+   * A `hidden` that throws hides (and is reported).
+   */
+  hidden?: (user: U) => boolean;
+  /** Staff who see hidden users, marked `hidden: true` in their entries. Default: nobody. */
+  canSeeHidden?: (req: Request) => boolean;
+  /**
+   * Crawlers: never a guest, never in the record, counted apart in `onlineBots`
+   * (one per kind of bot). Return a name to count bots by it. Default: the `isbot` list.
+   */
+  isBot?: (req: Request) => boolean | string;
+  /**
+   * A durable "last seen": called outside any request at most once per user per
+   * `seenInterval` across every process, and once more on `forget()`. Write it to
+   * your database; a slow or failing hook delays and fails nothing.
+   */
+  onSeen?: (user: OnlineEntry<P>, date: Date) => unknown;
+  /** Seconds between two `onSeen` calls for one user. Default 60. */
+  seenInterval?: number;
+  /** Called when the record of users and guests online at once is raised (by one process when shared). */
+  onRecord?: (record: OnlineRecord) => unknown;
+  /** The record to start from, as `onRecord` last gave it (persisted by your app). */
+  initialRecord?: { count: number; at: Date | number | string };
 }
 
 /**
@@ -149,6 +209,12 @@ export interface OnlineNowLocals {
   onlineCount: number;
   /** Distinct signed-out sessions online (0 unless `trackGuests`). */
   onlineGuests: number;
+  /** Signed-in users online in invisible mode (never who they are, unless the viewer may see them). */
+  onlineHidden: number;
+  /** Kinds of crawlers online (Googlebot, bingbot, …; 0 unless `trackGuests`). */
+  onlineBots: number;
+  /** Most users and guests ever online at once (bots excluded), and when. */
+  onlineRecord: OnlineRecord;
   /** Whether a user (object, id, or `onlineNow` entry) is online, as of this request. */
   isOnline: (userOrId: unknown) => boolean;
   /** When a user (object, id, or `onlineNow` entry) was last seen, or `null` when offline. */

@@ -1,13 +1,20 @@
 /**
- * The app's callbacks (`getUser`, `getId`, `profile`, `skip`) behind one small
+ * The app's callbacks (`getUser`, `getId`, `profile`, `skip`, `hidden`,
+ * `canSeeHidden`, `isBot`, `locale`) behind one small
  * object: what the middleware and the tracker ask about a request or a user.
  * A throwing callback never fails a request: it is reported once under its own
  * name, until it next succeeds.
  */
-import { boundedProfile, defaultGetId, defaultGetUser, defaultProfile, EMPTY_PROFILE, keyOf } from './identity';
-import { ListedEntry } from './presence-index';
+import { isbotMatch } from 'isbot';
+import { boundedProfile, defaultGetId, defaultGetUser, defaultProfile, EMPTY_PROFILE, keyOf, withHidden } from './identity';
+import { EVERYONE, ListedEntry } from './presence-index';
 import type { ErrorReporter } from './report';
-import type { OnlineRequest, Profile, UserId } from './types';
+import type { OnlineRequest, Profile, UserId, Viewer } from './types';
+
+/** A bot's name is its key: short, so a flood of invented names stays small. */
+const MAX_BOT_NAME = 64;
+/** User agents already classified (a Map cleared when full: bounded whatever the traffic). */
+const UA_CACHE_SIZE = 1000;
 
 /** A user resolved to what the store needs. */
 export interface SignedIn {
@@ -22,6 +29,15 @@ export interface Callbacks {
   readonly getId?: ((user: never) => unknown) | undefined;
   readonly profile?: ((user: never) => unknown) | undefined;
   readonly skip?: ((req: never) => boolean) | undefined;
+  readonly hidden?: ((user: never) => boolean) | undefined;
+  readonly canSeeHidden?: ((req: never) => boolean) | undefined;
+  readonly isBot?: ((req: never) => boolean | string) | undefined;
+}
+
+/** "curl/8.4" and "curl/7.1" are one kind of bot: the name stops at a version. */
+function botName(name: string): string {
+  const slash = name.indexOf('/');
+  return (slash > 0 ? name.slice(0, slash) : name).slice(0, MAX_BOT_NAME).trim().toLowerCase() || 'bot';
 }
 
 const isThenable = (value: unknown): boolean => typeof (value as Promise<unknown> | undefined)?.then === 'function';
@@ -32,6 +48,10 @@ export class UserResolver {
   private readonly makeProfile: ((user: unknown) => unknown) | undefined;
   private readonly skipFn: ((req: OnlineRequest) => boolean) | undefined;
   private readonly locale: string | ((req: OnlineRequest) => unknown) | undefined;
+  private readonly hiddenFn: ((user: unknown) => boolean) | undefined;
+  private readonly canSeeHidden: ((req: OnlineRequest) => boolean) | undefined;
+  private readonly isBot: ((req: OnlineRequest) => boolean | string) | undefined;
+  private readonly botsByAgent = new Map<string, string | null>();
   /** With the default getUser, a request without `req.session` may still carry `req.user` (Passport without sessions). */
   readonly usesDefaultGetUser: boolean;
 
@@ -50,6 +70,42 @@ export class UserResolver {
     this.skipFn = callbacks.skip as ((req: OnlineRequest) => boolean) | undefined;
     this.usesDefaultGetUser = callbacks.getUser === undefined;
     this.locale = callbacks.locale as string | ((req: OnlineRequest) => unknown) | undefined;
+    this.hiddenFn = callbacks.hidden as ((user: unknown) => boolean) | undefined;
+    this.canSeeHidden = callbacks.canSeeHidden as ((req: OnlineRequest) => boolean) | undefined;
+    this.isBot = callbacks.isBot as ((req: OnlineRequest) => boolean | string) | undefined;
+  }
+
+  /**
+   * Who the request's view is for. Without invisible mode configured, one
+   * shared viewer (no allocation); a `canSeeHidden` that throws sees nothing more.
+   */
+  viewerOf(req: OnlineRequest, self: SignedIn | undefined): Viewer {
+    if (this.hiddenFn === undefined && this.canSeeHidden === undefined) return EVERYONE;
+    const seesHidden = this.canSeeHidden !== undefined && this.call('canSeeHidden', this.canSeeHidden, req, false) === true;
+    return { seesHidden, self: self?.key };
+  }
+
+  /**
+   * The kind of crawler a request comes from (its key in the bots scope), or
+   * undefined for a person. `isBot` may name it; `true` names it from the `isbot` list.
+   */
+  botOf(req: OnlineRequest): string | undefined {
+    const agent = req.headers['user-agent'];
+    if (this.isBot !== undefined) {
+      const verdict = this.call('isBot', this.isBot, req, false);
+      if (typeof verdict === 'string' && verdict !== '') return botName(verdict);
+      if (verdict !== true) return undefined;
+      return botName((typeof agent === 'string' && isbotMatch(agent)) || 'bot');
+    }
+    if (typeof agent !== 'string' || agent === '') return undefined;
+    let name = this.botsByAgent.get(agent);
+    if (name === undefined) {
+      const match = isbotMatch(agent);
+      name = match === null ? null : botName(match);
+      if (this.botsByAgent.size >= UA_CACHE_SIZE) this.botsByAgent.clear();
+      this.botsByAgent.set(agent, name);
+    }
+    return name ?? undefined;
   }
 
   /** The language of `timeAgo` for this request: the app's function, else `res.locals.locale`, else the app's tag, else English. */
@@ -74,7 +130,13 @@ export class UserResolver {
     const who = this.identify(user);
     const profile = who && this.profileOf(user);
     // A profile that failed leaves the user unmarked, rather than wiping the profile they have.
-    return profile && { key: who.key, id: who.id, profile };
+    return profile && { key: who.key, id: who.id, profile: this.visibility(user, profile) };
+  }
+
+  /** The profile marked hidden when `hidden(user)` says so (or throws: hiding is the safe mistake). */
+  visibility(user: unknown, profile: Profile): Profile {
+    if (this.hiddenFn === undefined) return profile;
+    return this.call('hidden', this.hiddenFn, user, true) ? withHidden(profile) : profile;
   }
 
   /** A user object goes through `getId`, a listed entry gives its `id`, a bare number or string is the id itself. */

@@ -4,6 +4,7 @@
  */
 import type { Clock } from './clock';
 import { OnlineNowConfigError, type ErrorCode } from './errors';
+import type { OnlineRecord } from './types';
 
 /** An option whose own error code is in ERROR_CODES: a name without one does not compile. */
 type CodedOption<N extends string> = `ERR_ONLINE_NOW_${Uppercase<N>}` extends ErrorCode ? N : never;
@@ -91,6 +92,20 @@ export function optionalLocale(value: unknown): void {
       `option "locale" must be a language tag such as "en" or "de-CH", or (req) => tag, got ${describe(value)}.`,
     );
   }
+}
+
+/** `initialRecord`: a count of at least 0 and a valid time, as `onRecord` gave it (or as JSON made of it). */
+export function optionalRecord(value: unknown): OnlineRecord | undefined {
+  if (value === undefined) return undefined;
+  const { count, at } = (typeof value === 'object' && value !== null ? value : {}) as { count?: unknown; at?: unknown };
+  const date = at instanceof Date || typeof at === 'number' || typeof at === 'string' ? new Date(at) : undefined;
+  if (typeof count !== 'number' || !Number.isSafeInteger(count) || count < 0 || date === undefined || Number.isNaN(date.getTime())) {
+    throw new OnlineNowConfigError(
+      'ERR_ONLINE_NOW_INITIALRECORD',
+      `option "initialRecord" must be { count, at } with a whole count ≥ 0 and a date (a Date, ms, or an ISO string), as onRecord gave it; got ${describe(value)}.`,
+    );
+  }
+  return { count, at: date };
 }
 
 /** The options every store shares: `maxTracked` and `now`. */

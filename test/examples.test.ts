@@ -87,6 +87,8 @@ interface Example {
   readonly passport?: boolean;
   /** Sessions and presence in Redis, through this client library. */
   readonly redis?: 'node-redis' | 'ioredis';
+  /** Invisible mode, bots, the record and last-seen in SQLite. */
+  readonly forum?: boolean;
 }
 
 const EXAMPLES: readonly Example[] = [
@@ -100,6 +102,7 @@ const EXAMPLES: readonly Example[] = [
   { file: 'ejs.cjs' },
   { file: 'redis.mjs', redis: 'node-redis' },
   { file: 'ioredis.mjs', redis: 'ioredis' },
+  { file: 'forum.cjs', forum: true },
 ];
 
 /** An example running as its own process, as `node examples/FILE` runs it. */
@@ -280,6 +283,29 @@ for (const example of EXAMPLES) {
         const html = await browser.text('/?failed');
         expect(html).to.contain('Wrong username or password.');
         expect(presenceOf(html).signedInAs).to.equal(null);
+      });
+    }
+
+    if (example.forum) {
+      it('hides an invisible user from others but not from the admin, counts a crawler apart, and keeps last-seen in SQLite', async () => {
+        const base = apps[0].base;
+        const ada = await signIn(base, 'ada', example); // the admin
+        const grace = await signIn(base, 'grace', example);
+        expect((await grace.post('/invisible', { on: '1' })).status).to.equal(303);
+        const own = await grace.text('/');
+        expect(own).to.contain('<li>Grace Hopper, ').and.to.contain('(invisible)</li>');
+        expect(await ada.text('/')).to.contain('(invisible)</li>');
+        const visitor = await new CookieBrowser(base).text('/');
+        expect(presenceOf(visitor).names).to.deep.equal(['Ada Lovelace']);
+        expect(visitor).to.contain('<tr><td>Grace Hopper</td><td>offline</td></tr>');
+        expect(visitor).to.match(/<p>1 online, 1 hidden, 0 guests, \d+ bots<\/p>/);
+        await fetch(`${base}/`, { headers: { 'user-agent': 'Mozilla/5.0 (compatible; Googlebot/2.1)' } });
+        expect(await ada.text('/')).to.match(/<p>1 online, 1 hidden, 0 guests, [1-9]\d* bots<\/p>/);
+        expect(await ada.text('/')).to.contain('<p>Most ever online: 2 on ');
+        await grace.post('/invisible', { on: '0' });
+        await grace.post('/logout');
+        // onSeen ran after the logout request: the offline row reads the database.
+        await eventually(async () => expect(await ada.text('/')).to.contain('<tr><td>Grace Hopper</td><td>last seen now</td></tr>'));
       });
     }
 

@@ -21,8 +21,8 @@ const works = {
   ids: ['2', 1],
   exports: ['function', 'function', 'function', 'function', 'function'],
   configError: 'ERR_ONLINE_NOW_MAX',
-  // Loading the package loads itself and its one dependency: never a devDependency, never express.
-  loaded: ['express-online-now', 'lru-cache'],
+  // Loading the package loads itself and its dependencies: never a devDependency, never express.
+  loaded: ['express-online-now', 'isbot', 'lru-cache'],
   version: (fromRoot('./package.json') as { version: string }).version,
   // Only what package.json "exports" lists can be reached.
   deepImport: 'ERR_PACKAGE_PATH_NOT_EXPORTED',

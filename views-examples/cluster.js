@@ -1,6 +1,9 @@
 'use strict';
 // Several demo processes behind one port (node:cluster), sharing presence and
-// sessions through Redis: every process shows the same count.
+// sessions through Redis: every process shows the same count. They share one
+// SQLite file too (DATABASE, default in the temporary directory): the store calls
+// onSeen once per user per minute and onRecord once per new record across all of
+// them, so the workers do not race to write the same row.
 //   REDIS_URL=redis://127.0.0.1:6379 WORKERS=3 node views-examples/cluster.js
 const cluster = require('node:cluster');
 const crypto = require('node:crypto');

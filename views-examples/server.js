@@ -3,8 +3,12 @@
 // Handlebars. `npm start` runs it on the built-in memory store;
 // `REDIS_URL=redis://127.0.0.1:6379 npm start` on the Redis store (sessions in Redis too),
 // and views-examples/cluster.js runs several such processes behind one port.
+// The users, their invisible-mode setting, their last-seen time and the record of
+// most online at once live in SQLite, so they outlive a restart; presence does not need to.
 const path = require('node:path');
+const os = require('node:os');
 const crypto = require('node:crypto');
+const Database = require('better-sqlite3');
 const session = require('express-session');
 const nunjucks = require('nunjucks');
 const { create: createHandlebars } = require('express-handlebars');
@@ -20,6 +24,39 @@ const SAMPLE_USERS = [
   { id: 6, username: 'mallory', name: '<script>alert(1)</script>', role: 'Member' },
 ];
 
+/**
+ * Opens (or creates) the demo's database and seeds the sample users. A restart
+ * keeps what people did (invisible mode, last seen); names and roles follow SAMPLE_USERS.
+ */
+function openDatabase(file) {
+  const db = new Database(file);
+  db.pragma('journal_mode = WAL'); // the workers of cluster.js share one file
+  db.exec(`
+    CREATE TABLE IF NOT EXISTS users (
+      id INTEGER PRIMARY KEY, username TEXT NOT NULL, name TEXT NOT NULL, role TEXT NOT NULL,
+      invisible INTEGER NOT NULL DEFAULT 0,
+      last_seen INTEGER -- ms since the epoch; NULL: never seen
+    );
+    CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+  `);
+  const seed = db.prepare(`
+    INSERT INTO users (id, username, name, role) VALUES (@id, @username, @name, @role)
+    ON CONFLICT (id) DO UPDATE SET username = excluded.username, name = excluded.name, role = excluded.role`);
+  db.transaction(() => SAMPLE_USERS.forEach((user) => seed.run(user)))();
+  return db;
+}
+
+/** "November 28, 2025 at 5:44 PM": the same in both engines. */
+const longDateFormat = new Intl.DateTimeFormat('en', { dateStyle: 'long', timeStyle: 'short' });
+function longDate(date) {
+  return date instanceof Date ? longDateFormat.format(date) : '';
+}
+
+/** Staff see invisible users; everyone else sees them as offline. */
+function isStaff(req) {
+  return req.session.user?.role === 'Admin';
+}
+
 /** A name's first character, for the avatar: the same in both engines (a whole emoji, not half of one). */
 function initial(name) {
   return typeof name === 'string' ? (Array.from(name.trim())[0] ?? '') : '';
@@ -27,18 +64,40 @@ function initial(name) {
 
 /**
  * Builds the demo app. Tests call it with their own Express (4 or 5) and
- * tracker options; `npm start` calls it with the defaults.
+ * tracker options, on a fresh in-memory database; `npm start` on a file.
  */
-function createDemoApp({ express = require('express'), tracker: trackerOptions = {}, sessionSecret, sessionStore } = {}) {
+function createDemoApp({ express = require('express'), tracker: trackerOptions = {}, sessionSecret, sessionStore, database = ':memory:' } = {}) {
   const app = express();
   const viewsDir = path.join(__dirname, 'views');
   app.set('views', viewsDir);
 
-  const online = createOnlineTracker({ trackGuests: true, ...trackerOptions });
+  const db = openDatabase(database);
+  const sql = {
+    users: db.prepare('SELECT id, username, name, role, invisible, last_seen FROM users ORDER BY id'),
+    invisible: db.prepare('SELECT invisible FROM users WHERE id = ?').pluck(),
+    toggleInvisible: db.prepare('UPDATE users SET invisible = 1 - invisible WHERE id = ?'),
+    seen: db.prepare('UPDATE users SET last_seen = ? WHERE id = ?'),
+    record: db.prepare("SELECT value FROM meta WHERE key = 'record'").pluck(),
+    saveRecord: db.prepare("INSERT INTO meta (key, value) VALUES ('record', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"),
+  };
+  const savedRecord = sql.record.get();
+
+  const online = createOnlineTracker({
+    trackGuests: true, // and crawlers, counted apart by the isbot list
+    // Read from the database on every request: hiding takes effect in every session of the user at once.
+    hidden: (user) => sql.invisible.get(user.id) === 1,
+    canSeeHidden: isStaff,
+    // Called outside requests, at most once a minute per user and once more at sign-out.
+    onSeen: (entry, date) => sql.seen.run(date.getTime(), entry.id),
+    onRecord: ({ count, at }) => sql.saveRecord.run(JSON.stringify({ count, at: at.getTime() })),
+    initialRecord: savedRecord === undefined ? undefined : JSON.parse(savedRecord),
+    ...trackerOptions,
+  });
 
   const env = new nunjucks.Environment(new nunjucks.FileSystemLoader(viewsDir), { autoescape: true });
   registerNunjucks(env); // isOnline, lastSeen, timeAgo: the same helpers as Handlebars gets below
   env.addFilter('initial', initial);
+  env.addFilter('longDate', longDate);
   app.engine('njk', (file, options, done) => env.render(file, options, done));
 
   const hbs = createHandlebars({
@@ -46,7 +105,7 @@ function createDemoApp({ express = require('express'), tracker: trackerOptions =
     layoutsDir: path.join(viewsDir, 'handlebars', 'layouts'),
     partialsDir: path.join(viewsDir, 'handlebars', 'partials'),
     defaultLayout: 'main',
-    helpers: { initial, eq: (a, b) => a === b },
+    helpers: { initial, longDate, eq: (a, b) => a === b },
   });
   registerHandlebars(hbs);
   app.engine('hbs', hbs.engine);
@@ -67,11 +126,24 @@ function createDemoApp({ express = require('express'), tracker: trackerOptions =
   );
   app.use(online.middleware());
 
-  // What every page needs besides presence: who is signed in, and the sample users.
+  // What every page needs besides presence: who is signed in, and the users with their last-seen.
   app.use((req, res, next) => {
-    res.locals.user = req.session.user;
+    const me = req.session.user;
+    const staff = isStaff(req);
+    res.locals.user = me;
     res.locals.isGuest = Boolean(req.session.guest);
-    res.locals.users = SAMPLE_USERS;
+    const rows = sql.users.all();
+    res.locals.appearingOffline = rows.some((row) => row.id === me?.id && row.invisible === 1);
+    res.locals.users = rows.map(({ invisible, last_seen: lastSeen, ...person }) => {
+      // Only staff and the user themselves may know someone is invisible. To anyone else
+      // their last-seen would tell they are active, so they read as never seen.
+      const known = staff || person.id === me?.id;
+      return {
+        ...person,
+        invisible: known && invisible === 1,
+        lastSeenAt: lastSeen === null || (invisible === 1 && !known) ? null : new Date(lastSeen),
+      };
+    });
     res.locals.servedBy = process.pid;
     next();
   });
@@ -84,7 +156,7 @@ function createDemoApp({ express = require('express'), tracker: trackerOptions =
     // A new session id on sign-in, as any login should.
     req.session.regenerate((err) => {
       if (err) return next(err);
-      req.session.user = { id: user.id, username: user.username, name: user.name };
+      req.session.user = { id: user.id, username: user.username, name: user.name, role: user.role };
       res.redirect(303, '/admin/nunjucks');
     });
   });
@@ -92,6 +164,18 @@ function createDemoApp({ express = require('express'), tracker: trackerOptions =
   app.post('/guest', (req, res) => {
     req.session.guest = true; // saving something gives the visitor a session, so they count as a guest
     res.redirect(303, '/admin/nunjucks');
+  });
+
+  // "Appear offline": back on the page the form was on.
+  app.post('/invisible', async (req, res, next) => {
+    if (!req.session.user) return res.redirect(303, '/');
+    try {
+      sql.toggleInvisible.run(req.session.user.id);
+      await online.touch(req.session.user); // others see the change now, not at this user's next page
+      res.redirect(303, req.body.engine === 'handlebars' ? '/admin/handlebars' : '/admin/nunjucks');
+    } catch (err) {
+      next(err);
+    }
   });
 
   app.post('/logout', async (req, res, next) => {
@@ -106,11 +190,15 @@ function createDemoApp({ express = require('express'), tracker: trackerOptions =
   app.get('/admin/nunjucks', (req, res) => res.render('nunjucks/admin.njk', { engine: 'nunjucks', page: 'admin' }));
   app.get('/admin/handlebars', (req, res) => res.render('handlebars/admin.hbs', { engine: 'handlebars' }));
 
-  return { app, online };
+  return { app, online, db };
 }
 
-/** Starts the demo on PORT (default 3000): on Redis when REDIS_URL is set, else in memory. */
+/**
+ * Starts the demo on PORT (default 3000): on Redis when REDIS_URL is set, else in memory;
+ * the database in DATABASE (default a file in the temporary directory, kept across restarts).
+ */
 async function start({ port = Number(process.env.PORT ?? 3000) } = {}) {
+  const database = process.env.DATABASE ?? path.join(os.tmpdir(), 'express-online-now-demo.sqlite');
   let options = {};
   let where = 'memory store';
   if (process.env.REDIS_URL) {
@@ -128,10 +216,10 @@ async function start({ port = Number(process.env.PORT ?? 3000) } = {}) {
     };
     where = `Redis store at ${process.env.REDIS_URL}`;
   }
-  const { app } = createDemoApp(options);
+  const { app } = createDemoApp({ ...options, database });
   const server = app.listen(port, () => {
     const { port: actual } = server.address();
-    console.log(`express-online-now demo on http://localhost:${actual}/ (${where}, process ${process.pid})`);
+    console.log(`express-online-now demo on http://localhost:${actual}/ (${where}, database ${database}, process ${process.pid})`);
   });
   return server;
 }

@@ -4,9 +4,9 @@
  */
 import { monotonicNow, type Clock } from '../clock';
 import { PresenceIndex } from '../presence-index';
-import type { Profile, Scope, ScopeView, UserId } from '../types';
+import type { Profile, Scope, ScopeView, UserId, Viewer } from '../types';
 import { checkOptions, optionNames, storeBasics } from '../validations';
-import { DEFAULT_MAX_TRACKED, SharedStore } from './shared-store';
+import { DEFAULT_MAX_TRACKED, MAX_BOTS, SharedStore } from './shared-store';
 
 export interface MemoryStoreOptions {
   /**
@@ -42,6 +42,7 @@ export class MemoryStore extends SharedStore {
     this.indexes = {
       users: new PresenceIndex(this.thresholdMs, this.maxTracked),
       guests: new PresenceIndex(this.thresholdMs, this.maxTracked),
+      bots: new PresenceIndex(this.thresholdMs, Math.min(this.maxTracked, MAX_BOTS)),
     };
   }
 
@@ -50,15 +51,45 @@ export class MemoryStore extends SharedStore {
   }
 
   touch(scope: Scope, key: string, id: UserId, profile: Profile | undefined): void {
-    this.index(scope).touch(key, id, profile, this.now());
+    const index = this.index(scope);
+    const now = this.now();
+    const added = index.added;
+    const presence = index.touch(key, id, profile, now);
+    if (presence === undefined || scope === 'bots') return;
+    if (index.added !== added) this.checkRecord(now);
+    if (scope === 'users' && now - presence.reportedAt >= this.seenIntervalMs) {
+      presence.reportedAt = now;
+      this.seen(presence, now);
+    }
   }
 
   forget(scope: Scope, key: string): void {
-    this.index(scope).forget(key, this.now());
+    const index = this.index(scope);
+    const now = this.now();
+    const presence = index.peek(key);
+    const online = presence !== undefined && presence.at > now - this.thresholdMs;
+    // The last activity, written down as the user leaves.
+    if (index.forget(key, now) && online && scope === 'users') this.seen(presence, presence.at);
   }
 
-  view(scope: Scope, limit: number): ScopeView {
-    return this.index(scope).view(limit, this.now());
+  view(scope: Scope, limit: number, viewer?: Viewer): ScopeView {
+    return this.index(scope).view(limit, this.now(), viewer);
+  }
+
+  resetRecord(): void {
+    const now = this.now();
+    this.setRecord(this.online(now), now);
+  }
+
+  /** A new key came online: the record rises when users and guests together pass it. */
+  private checkRecord(now: number): void {
+    const online = this.online(now);
+    if (online > this.recordCount) this.recordRaised(online, now);
+  }
+
+  private online(now: number): number {
+    const { users, guests } = this.attached(this.indexes);
+    return users.size(now) + guests.size(now);
   }
 
   private index(scope: Scope): PresenceIndex {

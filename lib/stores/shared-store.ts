@@ -1,40 +1,83 @@
 /**
  * What every built-in store does as trackers attach to it: one threshold for
- * all of them, every tracker told of the store's failures, and the store
- * stopped only when the last of its trackers closes.
+ * all of them, every tracker told of the store's failures, the record and the
+ * `onSeen` calls handed to the trackers that asked for them (outside any
+ * request), and the store stopped only when the last of its trackers closes.
  */
 import { OnlineNowConfigError } from '../errors';
-import type { Awaitable, Profile, Scope, ScopeView, Store, StoreConfig, StoreReporter, UserId } from '../types';
+import { listedEntry, type Presence } from '../presence-index';
+import type { Awaitable, OnlineRecord, Profile, Scope, ScopeView, Store, StoreConfig, StoreHooks, StoreReporter, UserId, Viewer } from '../types';
 
 /** Most users (and, apart, guests) a built-in store keeps unless told otherwise. */
 export const DEFAULT_MAX_TRACKED = 100_000;
+/** Most kinds of bots kept: a flood of invented user agents cannot grow memory past this. */
+export const MAX_BOTS = 1000;
+
+/** The record as locals show it: frozen, its `at` a fresh Date at each read. */
+function recordOf(count: number, atMs: number): OnlineRecord {
+  const record = { count } as { count: number; at: Date };
+  Object.defineProperty(record, 'at', { enumerable: true, get: () => new Date(atMs) });
+  return Object.freeze(record);
+}
+
+const NO_RECORD = recordOf(0, 0);
+
+interface Attached {
+  readonly reporter: StoreReporter;
+  readonly hooks: StoreHooks | undefined;
+}
+
+type Call = [Attached, 'onSeen' | 'onRecord', unknown, unknown];
 
 export abstract class SharedStore implements Store {
   /** The trackers' threshold, once one has attached. */
   protected thresholdMs = 0;
-  private trackers = 0;
-  private readonly reporters: StoreReporter[] = [];
+  /** Milliseconds between two `onSeen` calls for one user; Infinity when no tracker has `onSeen`. */
+  protected seenIntervalMs = Infinity;
+  /** Most users and guests online at once: count, and when (ms since the epoch). */
+  protected recordCount = 0;
+  protected recordAtMs = 0;
+  private recordView = NO_RECORD;
+  private readonly attachedTrackers: Attached[] = [];
+  /** Trackers attached and not yet closed. */
+  private open = 0;
+  /** Hook calls waiting for the event loop to leave the request that caused them. */
+  private queue: Call[] = [];
   /** Tells every attached tracker. */
   protected readonly reporter: StoreReporter = {
     report: (kind, error) => {
-      for (const r of this.reporters) r.report(kind, error);
+      for (const t of this.attachedTrackers) t.reporter.report(kind, error);
     },
     recovered: (kind) => {
-      for (const r of this.reporters) r.recovered(kind);
+      for (const t of this.attachedTrackers) t.reporter.recovered(kind);
     },
   };
 
   constructor(private readonly what: string) {}
 
   init(config: StoreConfig): void {
-    if (this.trackers > 0 && config.thresholdMs !== this.thresholdMs) {
+    const first = this.open === 0;
+    if (!first && config.thresholdMs !== this.thresholdMs) {
       throw new OnlineNowConfigError(
         'ERR_ONLINE_NOW_STORE_SHARED',
         `one ${this.what} is shared by trackers with different thresholds (${this.thresholdMs / 1000}s and ${config.thresholdMs / 1000}s). Give each tracker its own store, or the same threshold.`,
       );
     }
-    this.reporters.push(config.reporter);
-    if (this.trackers++ === 0) {
+    const hooks = config.hooks;
+    if (hooks?.onSeen !== undefined) {
+      if (this.seenIntervalMs !== Infinity && this.seenIntervalMs !== hooks.seenIntervalMs) {
+        throw new OnlineNowConfigError(
+          'ERR_ONLINE_NOW_STORE_SHARED',
+          `one ${this.what} is shared by trackers with different seenInterval values (${this.seenIntervalMs / 1000}s and ${hooks.seenIntervalMs / 1000}s). Give each tracker its own store, or the same seenInterval.`,
+        );
+      }
+      this.seenIntervalMs = hooks.seenIntervalMs;
+    }
+    const initial = hooks?.initialRecord;
+    if (initial !== undefined && initial.count > this.recordCount) this.setRecord(initial.count, initial.at.getTime());
+    this.attachedTrackers.push({ reporter: config.reporter, hooks });
+    this.open++;
+    if (first) {
       this.thresholdMs = config.thresholdMs;
       this.start();
     }
@@ -42,9 +85,62 @@ export abstract class SharedStore implements Store {
 
   /** Called once by each tracker as it closes; the store stops with the last. */
   close(): Awaitable<void> {
-    if (this.trackers === 0) return undefined;
-    this.trackers -= 1;
-    return this.trackers === 0 ? this.stop() : undefined;
+    if (this.open === 0) return undefined;
+    this.open -= 1;
+    return this.open === 0 ? this.stop() : undefined;
+  }
+
+  record(): OnlineRecord {
+    return this.recordView;
+  }
+
+  /** The record as the store now knows it (raised here, or read from a shared store). */
+  protected setRecord(count: number, atMs: number): void {
+    if (count === this.recordCount && atMs === this.recordAtMs) return;
+    this.recordCount = count;
+    this.recordAtMs = atMs;
+    this.recordView = recordOf(count, atMs);
+  }
+
+  /** This store raised the record: the trackers with `onRecord` hear of it. */
+  protected recordRaised(count: number, atMs: number): void {
+    this.setRecord(count, atMs);
+    for (const t of this.attachedTrackers) if (t.hooks?.onRecord !== undefined) this.defer([t, 'onRecord', this.recordView, undefined]);
+  }
+
+  /** `onSeen` for a presence, as it is now, for every tracker that has it. */
+  protected seen(presence: Presence, atMs: number): void {
+    for (const t of this.attachedTrackers) {
+      if (t.hooks?.onSeen !== undefined) this.defer([t, 'onSeen', listedEntry(presence), new Date(atMs)]);
+    }
+  }
+
+  /**
+   * Hooks run after the request that caused them has been handled (setImmediate),
+   * so a slow hook never holds a page; a throw or a rejection is reported under
+   * the hook's name, once until it next succeeds.
+   */
+  private defer(call: Call): void {
+    if (this.queue.push(call) === 1) setImmediate(() => this.drain());
+  }
+
+  private drain(): void {
+    const calls = this.queue;
+    this.queue = [];
+    for (const [t, name, a, b] of calls) {
+      const fail = (error: unknown): void => t.reporter.report(name, error);
+      try {
+        const hook = t.hooks?.[name] as (a: unknown, b: unknown) => unknown;
+        const result = hook(a, b);
+        if (typeof (result as Promise<unknown> | undefined)?.then === 'function') {
+          (result as Promise<unknown>).then(() => t.reporter.recovered(name), fail);
+        } else {
+          t.reporter.recovered(name);
+        }
+      } catch (error) {
+        fail(error);
+      }
+    }
   }
 
   /** The store's state, or a message that says how to attach it. */
@@ -64,5 +160,6 @@ export abstract class SharedStore implements Store {
   protected abstract stop(): Awaitable<void>;
   abstract touch(scope: Scope, key: string, id: UserId, profile: Profile | undefined): Awaitable<void>;
   abstract forget(scope: Scope, key: string): Awaitable<void>;
-  abstract view(scope: Scope, limit: number): Awaitable<ScopeView>;
+  abstract view(scope: Scope, limit: number, viewer?: Viewer): Awaitable<ScopeView>;
+  abstract resetRecord(): Awaitable<void>;
 }

@@ -62,6 +62,9 @@ export function presenceApp(
       present: 'onlineCount' in locals,
       onlineCount: locals.onlineCount,
       onlineGuests: locals.onlineGuests,
+      onlineHidden: locals.onlineHidden,
+      onlineBots: locals.onlineBots,
+      onlineRecord: locals.onlineRecord,
       onlineNowIds: locals.onlineNowIds,
       onlineNow: locals.onlineNow,
       isOnline: typeof locals.isOnline === 'function' ? ask.map((a) => locals.isOnline(a)) : null,
@@ -77,6 +80,9 @@ export interface LocalsJson {
   present: boolean;
   onlineCount: number;
   onlineGuests: number;
+  onlineHidden: number;
+  onlineBots: number;
+  onlineRecord: { count: number; at: string };
   onlineNowIds: (string | number)[];
   onlineNow: Record<string, unknown>[];
   isOnline: boolean[] | null;

@@ -1,5 +1,8 @@
 // A simulated browser: real HTTP over loopback with its own cookie jar, so each
 // instance is one express-session session, as a person's browser would be.
+/** A person's browser, as its User-Agent says (Node's own, "node", is on the bot list). */
+export const BROWSER_AGENT = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36';
+
 export class CookieBrowser {
   private readonly cookies = new Map<string, string>();
 
@@ -14,7 +17,7 @@ export class CookieBrowser {
   }
 
   async request(method: string, path: string, form?: Record<string, string>): Promise<Response> {
-    const headers: Record<string, string> = {};
+    const headers: Record<string, string> = { 'user-agent': BROWSER_AGENT };
     if (this.cookies.size > 0) headers.cookie = this.cookieHeader;
     let body: string | undefined;
     if (form !== undefined) {

@@ -3,7 +3,7 @@
  * "#" when the id is a number (the key already holds its digits, so the id is
  * left out of the JSON to save Redis some bytes a user).
  */
-import { boundedProfile, keyOf } from '../../identity';
+import { boundedProfile, keyOf, withHidden } from '../../identity';
 import type { Profile, UserId } from '../../types';
 
 export function encodeProfile(id: UserId, profile: Profile): string {
@@ -21,5 +21,9 @@ export function decodeProfile(key: string, stored: string | null): { id: UserId;
     parsed = undefined;
   }
   const asNumber = Number(key);
-  return { id: numeric && keyOf(asNumber) === key ? asNumber : key, profile: boundedProfile(parsed) };
+  const profile = boundedProfile(parsed);
+  return {
+    id: numeric && keyOf(asNumber) === key ? asNumber : key,
+    profile: (parsed as { hidden?: unknown } | undefined)?.hidden === true ? withHidden(profile) : profile,
+  };
 }

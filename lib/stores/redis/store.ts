@@ -20,9 +20,9 @@ import { monotonicNow, type Clock } from '../../clock';
 import { OnlineNowConfigError } from '../../errors';
 import { PresenceIndex, type TimedTouch } from '../../presence-index';
 import { withTimeout } from '../../timeout';
-import type { Profile, Scope, ScopeView, StoreConfig, UserId } from '../../types';
+import type { Profile, Scope, ScopeView, StoreConfig, UserId, Viewer } from '../../types';
 import { checkOptions, optionNames, positiveNumber, storeBasics } from '../../validations';
-import { DEFAULT_MAX_TRACKED, SharedStore } from '../shared-store';
+import { DEFAULT_MAX_TRACKED, MAX_BOTS, SharedStore } from '../shared-store';
 import { adaptClient, type RawRedis, type RedisClientLike } from './client';
 import { decodeProfile, encodeProfile } from './profile-codec';
 import {
@@ -74,8 +74,9 @@ const FORGET_WAIT_MS = 100;
 const SYNCS_PER_THRESHOLD = 4;
 const REPORT_KIND = 'redis';
 
-const slotOf = (scope: Scope): ScopeSlot => (scope === 'users' ? 0 : 1);
-type PerScope<T> = [T, T];
+const SLOTS: Record<Scope, ScopeSlot> = { users: 0, guests: 1, bots: 2 };
+type PerScope<T> = [T, T, T];
+const perScope = <T>(make: () => T): PerScope<T> => [make(), make(), make()];
 
 /** Adds to a Map kept in insertion order, dropping the oldest past `max`. */
 function boundedSet<K, V>(map: Map<K, V>, key: K, value: V, max: number): void {
@@ -98,17 +99,19 @@ export class RedisStore extends SharedStore {
   private measured = false;
   private indexes: PerScope<PresenceIndex> | undefined;
   /** Keys touched here since the last sync; their time and profile are read from the index when sent. */
-  private readonly pendingTouches: PerScope<Map<string, true>> = [new Map<string, true>(), new Map<string, true>()];
+  private readonly pendingTouches: PerScope<Map<string, true>> = perScope(() => new Map<string, true>());
   /** Logouts here not yet in Redis, key → time (ms, Redis time base). */
-  private readonly pendingForgets: PerScope<Map<string, number>> = [new Map<string, number>(), new Map<string, number>()];
+  private readonly pendingForgets: PerScope<Map<string, number>> = perScope(() => new Map<string, number>());
   /** Logouts Redis has, kept one threshold, to write back if Redis loses its data. */
-  private readonly recentForgets: PerScope<Map<string, number>> = [new Map<string, number>(), new Map<string, number>()];
+  private readonly recentForgets: PerScope<Map<string, number>> = perScope(() => new Map<string, number>());
+  /** `resetRecord()` asked, not yet done in Redis. */
+  private resetPending = false;
   private cursor = 0;
   private epoch: string | undefined;
   /** Redis's time at this process's last reply, µs. */
   private lastReplyUs = 0;
   /** Logouts taken for the sync under way and not yet in Redis: they beat what Redis says meanwhile. */
-  private readonly unsentForgets: PerScope<Map<string, number>> = [new Map<string, number>(), new Map<string, number>()];
+  private readonly unsentForgets: PerScope<Map<string, number>> = perScope(() => new Map<string, number>());
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   /** A command Redis has not answered yet: while it is out, nothing more is sent (no pile-up on a hung server). */
@@ -157,6 +160,7 @@ export class RedisStore extends SharedStore {
     this.indexes = [
       new PresenceIndex(this.thresholdMs, this.maxTracked, this.syncInterval),
       new PresenceIndex(this.thresholdMs, this.maxTracked, this.syncInterval),
+      new PresenceIndex(this.thresholdMs, Math.min(this.maxTracked, MAX_BOTS), this.syncInterval),
     ];
     this.warm = false;
     this.warmed = new Promise<void>((resolve) => {
@@ -183,24 +187,33 @@ export class RedisStore extends SharedStore {
   }
 
   touch(scope: Scope, key: string, id: UserId, profile: Profile | undefined): void {
-    const s = slotOf(scope);
+    const s = SLOTS[scope];
     if (this.index(s).touch(key, id, profile, this.now()) !== undefined) boundedSet(this.pendingTouches[s], key, true, this.maxTracked);
   }
 
   async forget(scope: Scope, key: string): Promise<void> {
-    const s = slotOf(scope);
+    const s = SLOTS[scope];
     const at = this.now();
-    this.index(s).forget(key, at);
+    const presence = this.index(s).peek(key);
+    const online = presence !== undefined && presence.at > at - this.thresholdMs;
+    // The last activity this process knows, written down as the user leaves.
+    if (this.index(s).forget(key, at) && online && s === 0) this.seen(presence, presence.at);
     this.pendingTouches[s].delete(key);
     boundedSet(this.pendingForgets[s], key, at, this.maxTracked);
     // Logouts go out at once rather than at the next tick, so other processes see them within one syncInterval.
     await withTimeout(this.syncSoon(), FORGET_WAIT_MS, 'Redis did not answer').catch(() => undefined);
   }
 
-  view(scope: Scope, limit: number): ScopeView | Promise<ScopeView> {
-    const s = slotOf(scope);
-    if (this.warm || this.warmed === undefined) return this.index(s).view(limit, this.now());
-    return this.warmed.then(() => this.index(s).view(limit, this.now()));
+  view(scope: Scope, limit: number, viewer?: Viewer): ScopeView | Promise<ScopeView> {
+    const s = SLOTS[scope];
+    if (this.warm || this.warmed === undefined) return this.index(s).view(limit, this.now(), viewer);
+    return this.warmed.then(() => this.index(s).view(limit, this.now(), viewer));
+  }
+
+  /** Starts the record over, in Redis for every process, from the number online now. */
+  async resetRecord(): Promise<void> {
+    this.resetPending = true;
+    await withTimeout(this.syncSoon(), SYNC_TIMEOUT_MS, 'Redis did not answer').catch(() => undefined);
   }
 
   /** Now on the shared time base: Redis's clock, as estimated here. */
@@ -271,6 +284,7 @@ export class RedisStore extends SharedStore {
 
   /** One script call: writes in, changes out and applied. `lost` when Redis started a new epoch under us. */
   private async round(touches: TouchWrite[], forgets: ForgetWrite[]): Promise<{ reply: SyncReply; lost: boolean }> {
+    const reset = this.resetPending;
     const args = syncArgs({
       keys: this.keys,
       thresholdUs: this.thresholdMs * 1000,
@@ -281,6 +295,11 @@ export class RedisStore extends SharedStore {
       knownAtUs: this.lastReplyUs,
       keyTtlMs: this.thresholdMs * 2,
       maxTracked: this.maxTracked,
+      maxBots: Math.min(this.maxTracked, MAX_BOTS),
+      seenIntervalUs: this.seenIntervalMs === Infinity ? 0 : this.seenIntervalMs * 1000,
+      recordFloor: this.recordCount,
+      recordFloorAtUs: this.recordAtMs * 1000,
+      resetRecord: reset,
       cleanupLimit: CLEANUP_LIMIT,
       touches,
       forgets,
@@ -294,7 +313,9 @@ export class RedisStore extends SharedStore {
     const lost = this.epoch !== undefined && reply.epoch !== this.epoch;
     this.epoch = reply.epoch;
     this.lastReplyUs = reply.nowUs;
+    if (reset) this.resetPending = false;
     this.apply(reply);
+    this.applyRecord(reply);
     if (lost) this.cursor = 0;
     return { reply, lost };
   }
@@ -371,6 +392,16 @@ export class RedisStore extends SharedStore {
       index.merge(touches);
     });
     this.cursor = reply.cursor;
+  }
+
+  /** The record as Redis has it; `onRecord` when this call raised it; `onSeen` for the users Redis said are due. */
+  private applyRecord(reply: SyncReply): void {
+    if (reply.recordRaised) this.recordRaised(reply.recordCount, reply.recordAtUs / 1000);
+    else this.setRecord(reply.recordCount, reply.recordAtUs / 1000);
+    for (const { key, atUs } of reply.reports) {
+      const presence = this.index(0).peek(key);
+      if (presence !== undefined) this.seen(presence, atUs / 1000);
+    }
   }
 
   private pruneRecentForgets(): void {

@@ -5,17 +5,23 @@
  *
  * Keys, all under one hash tag so the script runs on Redis Cluster too:
  *   KEYS[1]  meta       hash: epoch, version (change counter), threshold (last writer's, µs),
- *                       present (bitmask of the data keys that held data), at (time of the last call, µs)
- *   per scope (users at KEYS[2..5], guests at KEYS[6..9]):
+ *                       present (bitmask of the data keys that held data), at (time of the last call, µs),
+ *                       record, recordAt (most users + guests online at once, and when, µs)
+ *   per scope (users at KEYS[2..5], guests at KEYS[6..9], bots at KEYS[10..13]):
  *   seen     sorted set  key → last seen, µs of Redis time (the time of the request, not of the write)
  *   profiles hash        key → profile JSON (users only)
  *   gone     sorted set  key → time of its last logout, µs; kept one threshold
  *   changes  sorted set  key → version of its last change: the feed that processes read
+ *   KEYS[14] reported   sorted set  user key → time of its last `onSeen` call, µs; kept one threshold
  *
  * Rules (latest event wins; so writes commute, and a late or repeated write is harmless):
  *   touch(key, t):  ignored if t is older than the threshold, or not newer than the key's logout or last seen
  *   forget(key, t): records the logout; removes the key if it was last seen at or before t
  *   A time from the future (a process's clock estimate off) is taken as Redis's now.
+ *   onSeen:          an accepted user touch is reported (to the process that sent it) when the
+ *                    user's last report is a seenInterval older or more; a logout clears it
+ *   record:          after the writes, users + guests online is compared with the record: a max
+ *                    taken inside the script, so processes racing cannot lower it or both raise it
  *
  * Data keys expire two thresholds after the last call; meta, a small hash,
  * never does, so it keeps the epoch and the version counter.
@@ -32,13 +38,16 @@ import { createHash } from 'node:crypto';
 
 const SCRIPT = `
 local meta = KEYS[1]
-local scopes = { { KEYS[2], KEYS[3], KEYS[4], KEYS[5] }, { KEYS[6], KEYS[7], KEYS[8], KEYS[9] } }
+local scopes = { { KEYS[2], KEYS[3], KEYS[4], KEYS[5] }, { KEYS[6], KEYS[7], KEYS[8], KEYS[9] }, { KEYS[10], KEYS[11], KEYS[12], KEYS[13] } }
+local reported = KEYS[14]
 local threshold = tonumber(ARGV[1])
 local cursor = tonumber(ARGV[2])
 local readLimit = tonumber(ARGV[3])
 local ttl = tonumber(ARGV[5])
 local cap = tonumber(ARGV[6])
 local batch = tonumber(ARGV[7])
+local seenInterval = tonumber(ARGV[11])
+local caps = { cap, cap, tonumber(ARGV[15]) }
 local function fmt(x) return string.format('%.0f', x) end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -83,9 +92,11 @@ local function changed(s, key)
   redis.call('ZADD', s[4], version, key)
 end
 
-local i = 11
+local reports = {}
+local i = 16
 for _ = 1, tonumber(ARGV[8]) do
-  local s, key, at, profile = scopes[tonumber(ARGV[i])], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3]
+  local n = tonumber(ARGV[i])
+  local s, key, at, profile = scopes[n], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3]
   if at > now then at = now end
   if at > cutoff then
     local gone = redis.call('ZSCORE', s[3], key)
@@ -94,12 +105,21 @@ for _ = 1, tonumber(ARGV[8]) do
       redis.call('ZADD', s[1], fmt(at), key)
       if profile ~= '' then redis.call('HSET', s[2], key, profile) end
       changed(s, key)
+      if n == 1 and seenInterval > 0 then
+        local last = redis.call('ZSCORE', reported, key)
+        if not last or at - tonumber(last) >= seenInterval then
+          redis.call('ZADD', reported, fmt(at), key)
+          reports[#reports + 1] = key
+          reports[#reports + 1] = fmt(at)
+        end
+      end
     end
   end
   i = i + 4
 end
 while i < #ARGV do
-  local s, key, at = scopes[tonumber(ARGV[i])], ARGV[i + 1], tonumber(ARGV[i + 2])
+  local n = tonumber(ARGV[i])
+  local s, key, at = scopes[n], ARGV[i + 1], tonumber(ARGV[i + 2])
   if at > now then at = now end
   if at > cutoff then
     local gone = redis.call('ZSCORE', s[3], key)
@@ -108,16 +128,18 @@ while i < #ARGV do
     if seen and tonumber(seen) <= at then
       redis.call('ZREM', s[1], key)
       redis.call('HDEL', s[2], key)
+      -- Whoever signs in next is reported at once.
+      if n == 1 then redis.call('ZREM', reported, key) end
     end
     changed(s, key)
   end
   i = i + 3
 end
 
-for _, s in ipairs(scopes) do
+for n, s in ipairs(scopes) do
   -- Over the cap: the least recently seen leave Redis. Each replica caps itself the same
   -- way, so past the cap every count reads the cap (saturated), as in a memory store.
-  local excess = redis.call('ZCARD', s[1]) - cap
+  local excess = redis.call('ZCARD', s[1]) - caps[n]
   if excess > 0 then
     local dropped = redis.call('ZRANGE', s[1], 0, math.min(excess, batch) - 1)
     redis.call('ZREM', s[1], unpack(dropped))
@@ -137,7 +159,24 @@ for _, s in ipairs(scopes) do
     if not redis.call('ZSCORE', s[1], key) then redis.call('ZREM', s[4], key) end
   end
 end
+redis.call('ZREMRANGEBYSCORE', reported, '-inf', fmt(cutoff))
 redis.call('HSET', meta, 'version', fmt(version))
+
+-- The record: users + guests online now against the most ever (bots never count).
+local online = redis.call('ZCOUNT', scopes[1][1], '(' .. fmt(cutoff), '+inf') + redis.call('ZCOUNT', scopes[2][1], '(' .. fmt(cutoff), '+inf')
+local record = tonumber(redis.call('HGET', meta, 'record') or '-1')
+local recordAt = tonumber(redis.call('HGET', meta, 'recordAt') or '0')
+local raised = 0
+if ARGV[14] == '1' then
+  record, recordAt = online, now
+elseif record < 0 then
+  -- No record here (a new Redis, or one that lost its data): the callers' record is the floor.
+  record, recordAt = tonumber(ARGV[12]), tonumber(ARGV[13])
+end
+if online > record then
+  record, recordAt, raised = online, now, 1
+end
+redis.call('HSET', meta, 'record', fmt(record), 'recordAt', fmt(recordAt))
 
 local upto = version
 local more = 0
@@ -170,6 +209,10 @@ redis.call('HSET', meta, 'threshold', ARGV[1])
 if other == ARGV[1] then other = '' end
 out[#out + 1] = other or ''
 out[#out + 1] = evicted
+out[#out + 1] = reports
+out[#out + 1] = fmt(record)
+out[#out + 1] = fmt(recordAt)
+out[#out + 1] = raised
 
 local present = 0
 for j = 2, #KEYS do
@@ -184,13 +227,17 @@ export const SYNC_SCRIPT = SCRIPT;
 export const SYNC_SHA = createHash('sha1').update(SCRIPT).digest('hex');
 
 /** Scopes by their slot number in the protocol. */
-export const SCOPE_SLOTS = ['users', 'guests'] as const;
-export type ScopeSlot = 0 | 1;
+export const SCOPE_SLOTS = ['users', 'guests', 'bots'] as const;
+export type ScopeSlot = 0 | 1 | 2;
 
 /** The keys of one prefix, in KEYS order. */
 export function syncKeys(prefix: string): string[] {
   const tag = `{${prefix}}`;
-  return [`${tag}:meta`, ...SCOPE_SLOTS.flatMap((scope) => ['seen', 'profiles', 'gone', 'changes'].map((k) => `${tag}:${scope}:${k}`))];
+  return [
+    `${tag}:meta`,
+    ...SCOPE_SLOTS.flatMap((scope) => ['seen', 'profiles', 'gone', 'changes'].map((k) => `${tag}:${scope}:${k}`)),
+    `${tag}:users:reported`,
+  ];
 }
 
 export interface TouchWrite {
@@ -223,8 +270,16 @@ export interface SyncCall {
   readonly knownAtUs: number;
   /** How long the keys live after the last call, ms. */
   readonly keyTtlMs: number;
-  /** Most keys kept per scope. */
+  /** Most keys kept per scope, and for bots. */
   readonly maxTracked: number;
+  readonly maxBots: number;
+  /** µs between two `onSeen` reports for one user; 0: nobody listens, nothing is reported. */
+  readonly seenIntervalUs: number;
+  /** The record this process knows: Redis takes it when it has none (it lost its data). */
+  readonly recordFloor: number;
+  readonly recordFloorAtUs: number;
+  /** Start the record over from the number online now. */
+  readonly resetRecord: boolean;
   /** Most expired or excess keys removed per scope per call. */
   readonly cleanupLimit: number;
   readonly touches: readonly TouchWrite[];
@@ -246,7 +301,12 @@ export function syncArgs(call: SyncCall): string[] {
     /* ARGV[8] */ String(call.touches.length),
     /* ARGV[9] */ call.knownEpoch ?? '',
     /* ARGV[10] */ String(call.knownAtUs),
-    // then ARGV[11…]: each touch as scope (1 users, 2 guests), key, µs, profile; then each forget as scope, key, µs
+    /* ARGV[11] */ String(call.seenIntervalUs),
+    /* ARGV[12] */ String(call.recordFloor),
+    /* ARGV[13] */ String(Math.round(call.recordFloorAtUs)),
+    /* ARGV[14] */ call.resetRecord ? '1' : '0',
+    /* ARGV[15] */ String(call.maxBots),
+    // then ARGV[16…]: each touch as scope (1 users, 2 guests, 3 bots), key, µs, profile; then each forget as scope, key, µs
   ];
   for (const w of call.touches) args.push(String(w.scope + 1), w.key, String(w.atUs), w.profile);
   for (const w of call.forgets) args.push(String(w.scope + 1), w.key, String(w.atUs));
@@ -272,11 +332,17 @@ export interface SyncReply {
   readonly nowUs: number;
   /** True when Redis has more changes than one call returns. */
   readonly more: boolean;
-  readonly changes: readonly [readonly ChangeRow[], readonly ChangeRow[]];
+  readonly changes: readonly [readonly ChangeRow[], readonly ChangeRow[], readonly ChangeRow[]];
   /** Another tracker's threshold (µs) seen on this prefix since our last call, or null. */
   readonly otherThresholdUs: number | null;
   /** Redis had evicted some of our keys: presence started over. */
   readonly evicted: boolean;
+  /** Users whose touch in this call is due an `onSeen`, with the touch's time (µs). */
+  readonly reports: readonly { readonly key: string; readonly atUs: number }[];
+  readonly recordCount: number;
+  readonly recordAtUs: number;
+  /** This call raised the record. */
+  readonly recordRaised: boolean;
 }
 
 const optionalNumber = (value: unknown): number | null => (value === '' || value === null || value === undefined ? null : Number(value));
@@ -297,15 +363,22 @@ function decodeRows(raw: unknown): ChangeRow[] {
 
 /** Decodes the script's reply; throws on a reply of another shape (an older script under the same SHA cannot be). */
 export function decodeSyncReply(raw: unknown): SyncReply {
-  if (!Array.isArray(raw) || raw.length !== 8) throw new Error('unexpected reply from the sync script');
-  const [epoch, cursor, nowUs, more, users, guests, other, evicted] = raw as unknown[];
+  if (!Array.isArray(raw) || raw.length !== 13) throw new Error('unexpected reply from the sync script');
+  const [epoch, cursor, nowUs, more, users, guests, bots, other, evicted, reported, recordCount, recordAtUs, raised] = raw as unknown[];
+  const flat = Array.isArray(reported) ? (reported as unknown[]) : [];
+  const reports: { key: string; atUs: number }[] = [];
+  for (let j = 0; j + 1 < flat.length; j += 2) reports.push({ key: String(flat[j]), atUs: Number(flat[j + 1]) });
   return {
     epoch: String(epoch),
     cursor: Number(cursor),
     nowUs: Number(nowUs),
     more: Number(more) === 1,
-    changes: [decodeRows(users), decodeRows(guests)],
+    changes: [decodeRows(users), decodeRows(guests), decodeRows(bots)],
     otherThresholdUs: optionalNumber(other),
     evicted: Number(evicted) === 1,
+    reports,
+    recordCount: Number(recordCount),
+    recordAtUs: Number(recordAtUs),
+    recordRaised: Number(raised) === 1,
   };
 }

@@ -1,0 +1,170 @@
+// Durable last-seen and the all-time record across three real Node processes on
+// one Redis: the Redis script decides which process calls onSeen (at most once
+// per user per seenInterval, at least once per interval while active) and
+// raises the record (a max inside the script, so racing processes cannot both
+// raise it to one count, nor lower it).
+import { expect } from 'chai';
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import type { LocalsJson } from './helpers/app';
+import { CookieBrowser } from './helpers/browser';
+import { Rng, modelSeed } from './helpers/model';
+import { REDIS_SERVER, RedisServer, connect, uniquePrefix, type ClientKind, type TestClient } from './helpers/redis';
+import { requireBinary } from './helpers/requirements';
+import { eventually, sleep } from './helpers/server';
+
+const WORKER = path.join(__dirname, 'fixtures', 'forum-worker.ts');
+const SEEN_INTERVAL_MS = 1000;
+
+interface Worker {
+  child: ChildProcess;
+  base: string;
+  seen: { id: number; at: number }[];
+  records: { count: number; at: number }[];
+}
+
+function startWorker(port: number, kind: ClientKind, prefix: string): Promise<Worker> {
+  const child = spawn(process.execPath, ['--import', 'tsx', WORKER, String(port), kind, prefix, String(SEEN_INTERVAL_MS / 1000)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  return new Promise((resolve, reject) => {
+    const worker: Worker = { child, base: '', seen: [], records: [] };
+    let out = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      const lines = out.split('\n');
+      out = lines.pop()!;
+      for (const l of lines) {
+        const msg = JSON.parse(l) as { base?: string; seen?: number; record?: number; at: number };
+        if (msg.base !== undefined) {
+          worker.base = msg.base;
+          resolve(worker);
+        } else if (msg.seen !== undefined) worker.seen.push({ id: msg.seen, at: msg.at });
+        else if (msg.record !== undefined) worker.records.push({ count: msg.record, at: msg.at });
+      }
+    });
+    child.on('exit', (code) => reject(new Error(`worker exited with ${code}`)));
+  });
+}
+
+describe('onSeen and the record across three Node processes on one Redis', function () {
+  this.timeout(120_000);
+  let redis: RedisServer;
+  let admin: TestClient;
+  const workers: Worker[] = [];
+  const prefix = uniquePrefix();
+  const meta = `{${prefix}}:meta`;
+
+  before(async function () {
+    requireBinary(this, REDIS_SERVER, 'apt-get install -y redis-server');
+    redis = await RedisServer.start();
+    admin = await connect('node-redis', redis);
+    const kinds: ClientKind[] = ['node-redis', 'node-redis', 'ioredis'];
+    workers.push(...(await Promise.all(kinds.map((kind) => startWorker(redis.port, kind, prefix)))));
+  });
+
+  after(async () => {
+    for (const { child } of workers) child.kill();
+    await admin?.close();
+    await redis?.stop();
+  });
+
+  const allSeen = (): { id: number; at: number }[] => workers.flatMap((w) => w.seen).sort((a, b) => a.at - b.at);
+
+  it('50 users browsing every process for 3 intervals: onSeen at most once per user per interval, at least once per interval', async () => {
+    const seed = modelSeed();
+    console.log(`      MODEL_SEED=${seed}`);
+    const rng = new Rng(seed);
+    const users = Array.from({ length: 50 }, (_, i) => i + 1);
+    // Sessions live in each process's memory: each user signs in on all three, as a sticky-less balancer would need.
+    const browsers = new Map<number, CookieBrowser[]>();
+    await Promise.all(
+      users.map(async (id) => {
+        const mine = workers.map((w) => new CookieBrowser(w.base));
+        browsers.set(id, mine);
+        for (const b of mine) expect((await b.post('/login', { id: String(id), type: 'number' })).status).to.equal(204);
+      }),
+    );
+    const start = Date.now();
+    const end = start + 3.5 * SEEN_INTERVAL_MS;
+    await Promise.all(
+      users.map(async (id) => {
+        while (Date.now() < end) {
+          await browsers.get(id)![Math.floor(rng.between(0, 3))].get('/locals');
+          await sleep(rng.between(50, 150));
+        }
+      }),
+    );
+    await sleep(500); // the last syncs
+    const calls = allSeen();
+    for (const id of users) {
+      const times = calls.filter((c) => c.id === id).map((c) => c.at);
+      // The first request's sync reports it, then one per interval while the user is active.
+      expect(times.length, `user ${id}: ${times.join(', ')}`).to.be.within(3, 4);
+      for (let i = 1; i < times.length; i++) {
+        const gap = times[i] - times[i - 1];
+        expect(gap, `user ${id}`).to.be.at.least(SEEN_INTERVAL_MS - 1);
+        // Active all along: never more than an interval plus a request gap and two syncs without a call.
+        expect(gap, `user ${id}`).to.be.at.most(SEEN_INTERVAL_MS + 600);
+      }
+    }
+    // Every call was made by one process only: no date reported twice for a user.
+    expect(new Set(calls.map((c) => `${c.id}@${c.at}`)).size).to.equal(calls.length);
+    expect(new Set(workers.filter((w) => w.seen.length > 0))).to.have.property('size', 3);
+  });
+
+  it('calls onSeen once more on logout, with the last activity', async () => {
+    const browser = new CookieBrowser(workers[1].base);
+    await browser.post('/login', { id: '777', type: 'number' });
+    await browser.get('/locals');
+    await eventually(() => expect(allSeen().filter((c) => c.id === 777)).to.have.length(1));
+    await browser.get('/locals');
+    expect((await browser.post('/logout')).status).to.equal(204);
+    await eventually(() => expect(allSeen().filter((c) => c.id === 777)).to.have.length(2));
+  });
+
+  it('raises the record atomically as users and guests arrive on every process, never for bots', async () => {
+    // The 50 browsing users are online; 777's logout has reached every process.
+    for (const w of workers) await eventually(async () => expect((await new CookieBrowser(w.base).json<LocalsJson>('/locals')).onlineCount).to.equal(50));
+    const before = await new CookieBrowser(workers[0].base).json<LocalsJson>('/locals');
+    const online = before.onlineCount + before.onlineGuests;
+    // 60 guests arrive at once, 20 on each process.
+    await Promise.all(
+      Array.from({ length: 60 }, async (_, i) => {
+        const guest = new CookieBrowser(workers[i % 3].base);
+        await guest.post('/guest');
+        await guest.get('/locals');
+      }),
+    );
+    // Crawlers, on every process: counted apart, never in the record.
+    for (const w of workers) {
+      for (const ua of ['Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)', 'Mozilla/5.0 (compatible; bingbot/2.0)']) {
+        await fetch(`${w.base}/locals`, { headers: { 'user-agent': ua } });
+      }
+    }
+    for (const w of workers) {
+      await eventually(async () => {
+        const locals = await new CookieBrowser(w.base).json<LocalsJson>('/locals');
+        expect(locals.onlineGuests).to.equal(before.onlineGuests + 60);
+        expect(locals.onlineBots).to.equal(2);
+        expect(locals.onlineRecord.count).to.equal(online + 60);
+      });
+    }
+    // onRecord: called by the process whose sync raised it, each count at most once across processes.
+    const raised = workers.flatMap((w) => w.records.map((r) => r.count));
+    expect(Math.max(...raised)).to.equal(online + 60);
+    expect(new Set(raised).size).to.equal(raised.length);
+    expect(await admin.command('HGET', meta, 'record')).to.equal(String(online + 60));
+  });
+
+  it('keeps the record when Redis loses its data: the processes write it back', async () => {
+    const { onlineRecord } = await new CookieBrowser(workers[2].base).json<LocalsJson>('/locals');
+    await admin.command('FLUSHALL');
+    await sleep(400);
+    for (const w of workers) {
+      const locals = await new CookieBrowser(w.base).json<LocalsJson>('/locals');
+      expect(locals.onlineRecord).to.deep.equal(onlineRecord);
+    }
+    await eventually(async () => expect(await admin.command('HGET', meta, 'record')).to.equal(String(onlineRecord.count)));
+  });
+});
