@@ -8,7 +8,7 @@ import { haveWrk, wholeRequests } from './http.mjs';
 import { haveValgrind, instructionsPerRequest } from './instructions.mjs';
 import { machine, startRedis } from './lib.mjs';
 import { soak } from './soak.mjs';
-import { memoryHeap, memoryStoreOps, redisStoreOps } from './store-ops.mjs';
+import { forumFeatureCosts, memoryHeap, memoryStoreOps, redisStoreOps } from './store-ops.mjs';
 
 if (typeof globalThis.gc !== 'function') {
   console.error('run me with node --expose-gc (npm run bench does)');
@@ -27,6 +27,9 @@ const texts = [];
 const memory = await memoryStoreOps(quick ? [1_000, 100_000] : [1_000, 100_000, 1_000_000]);
 results.memoryStore = memory.results;
 texts.push(memory.text);
+const forum = forumFeatureCosts(100_000);
+results.forumFeatures = forum.results;
+texts.push(forum.text);
 const heap = memoryHeap(quick ? 100_000 : 1_000_000);
 results.memoryHeap = heap.results;
 texts.push(heap.text);

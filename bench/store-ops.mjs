@@ -214,3 +214,39 @@ export async function redisStoreOps(redis, sizes) {
   return { results: out, text };
 }
 
+
+/**
+ * What the forum features add to a request (memory store, n users online):
+ * a signed-in page with invisible mode and onSeen on (1 user in 50 hidden) vs
+ * without, and a signed-out request from a browser (a guest) vs from a crawler.
+ */
+export function forumFeatureCosts(n) {
+  const rows = [];
+  const out = {};
+  const browser = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36';
+  const googlebot = 'Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)';
+  const forum = {
+    hidden: (user) => user.id % 50 === 0,
+    canSeeHidden: (req) => req.session.user.id % 100 === 1,
+    onSeen: () => undefined,
+  };
+  const signedOut = (agent) =>
+    Array.from({ length: 4096 }, (_, i) => ({ headers: { 'user-agent': agent, cookie: `sid=s${i}` }, session: {}, sessionID: `s${i}` }));
+  const cases = [
+    ['signed-in page, plain options', {}, requests(n)],
+    ['signed-in page, hidden + canSeeHidden + onSeen', forum, requests(n)],
+    ['signed-out page, a browser (a guest)', { trackGuests: true }, signedOut(browser)],
+    ['signed-out page, Googlebot (a bot)', { trackGuests: true }, signedOut(googlebot)],
+  ];
+  for (const [name, options, reqs] of cases) {
+    const store = new MemoryStore({ maxTracked: n });
+    const online = createOnlineTracker({ store, threshold: THRESHOLD_S, ...options });
+    for (let id = 1; id <= n; id++) store.touch('users', String(id), id, { username: `user${id}` });
+    const ns = nsPerOp(pageWork(online.middleware(), reqs, n));
+    out[name] = ns;
+    rows.push([name, range(ns, 0)]);
+    online.close();
+  }
+  const text = table(`Forum features: ns per request through the middleware, memory store, ${n.toLocaleString('en-US')} users online (median of 5 runs, min–max)`, ['request', 'ns'], rows);
+  return { results: out, text };
+}

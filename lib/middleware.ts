@@ -139,7 +139,7 @@ export function createMiddleware({ store, max, trackGuests, users }: MiddlewareS
     locals.onlineNowIds = entries.map((entry) => entry.id);
     locals.onlineCount = view === undefined ? 0 : view.count;
     locals.onlineGuests = guests;
-    locals.onlineHidden = view === undefined ? 0 : view.hidden;
+    locals.onlineHidden = view?.hidden ?? 0;
     locals.onlineBots = bots;
     locals.onlineRecord = view === undefined ? NO_RECORD : (store.record?.() ?? NO_RECORD);
     locals.isOnline = (userOrId) => seen(userOrId) !== null;

@@ -157,6 +157,33 @@ describe('onSeen and the record across three Node processes on one Redis', funct
     expect(await admin.command('HGET', meta, 'record')).to.equal(String(online + 60));
   });
 
+  it('keeps a user who hides on one process out of every other process’s locals, and shows them again when they unhide', async () => {
+    const hidden = new CookieBrowser(workers[0].base);
+    await hidden.post('/login', { id: '4242', type: 'number', name: 'Hidden Hermit' });
+    await hidden.get('/locals');
+    const own = await hidden.json<LocalsJson>('/locals?ask=[4242]');
+    expect(own.isOnline).to.deep.equal([true]); // they see themselves
+    expect(own.onlineNow.find((e) => e.id === 4242)?.hidden).to.equal(true);
+    for (const w of workers.slice(1)) {
+      await eventually(async () => expect((await new CookieBrowser(w.base).json<LocalsJson>('/locals')).onlineHidden).to.equal(1));
+      const text = await new CookieBrowser(w.base).text('/locals?ask=[4242]');
+      expect(text).not.to.contain('Hermit');
+      const locals = JSON.parse(text) as LocalsJson;
+      expect(locals.onlineNowIds).not.to.include(4242);
+      expect([locals.isOnline, locals.lastSeen]).to.deep.equal([[false], [null]]);
+    }
+    // The same user, visible again, on another process: everyone sees them within a sync or two.
+    const visible = new CookieBrowser(workers[2].base);
+    await visible.post('/login', { id: '4242', type: 'number', name: 'Hermit' });
+    await visible.get('/locals');
+    for (const w of workers) {
+      await eventually(async () => {
+        const locals = await new CookieBrowser(w.base).json<LocalsJson>('/locals?ask=[4242]');
+        expect([locals.isOnline, locals.onlineHidden]).to.deep.equal([[true], 0]);
+      });
+    }
+  });
+
   it('keeps the record when Redis loses its data: the processes write it back', async () => {
     const { onlineRecord } = await new CookieBrowser(workers[2].base).json<LocalsJson>('/locals');
     await admin.command('FLUSHALL');
