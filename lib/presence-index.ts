@@ -223,8 +223,9 @@ export class PresenceIndex {
       this.topTimes.pop();
       if (!lastHidden) this.topVisible--;
     }
-    // Many hidden users among the most recent: rebuilt (or walked) on the next read.
-    if (this.top.length > TOP_CAPACITY) this.topValid = false;
+    // A full list that lost a visible entry (one went hidden) cannot refill itself; and many hidden
+    // users among the most recent make it too long: either way it is rebuilt on the next read.
+    if ((full && this.topVisible < this.topSize) || this.top.length > TOP_CAPACITY) this.topValid = false;
   }
   /** A logout at `at`: removes the key if it was last seen at or before then. True when removed. */
   forget(key: string, at: number): boolean {

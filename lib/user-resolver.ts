@@ -40,6 +40,25 @@ function botName(name: string): string {
   return (slash > 0 ? name.slice(0, slash) : name).slice(0, MAX_BOT_NAME).trim().toLowerCase() || 'bot';
 }
 
+const SEPARATOR = /[\s;(),+]/;
+
+/**
+ * The kind of crawler a user agent names, or null for a person. `isbotMatch`
+ * gives the pattern's text ("bot" for bingbot and AhrefsBot alike), so the
+ * kind is the user agent's word around it: "bingbot", "ahrefsbot", "googlebot".
+ */
+function botKind(agent: string): string | null {
+  const match = isbotMatch(agent);
+  if (match === null) return null;
+  const at = agent.indexOf(match);
+  if (at === -1 || match === '') return botName(match);
+  let start = at;
+  while (start > 0 && !SEPARATOR.test(agent[start - 1])) start--;
+  let end = at + match.length;
+  while (end < agent.length && !SEPARATOR.test(agent[end]) && agent[end] !== '/' && agent[end] !== ':') end++;
+  return botName(agent.slice(start, end));
+}
+
 const isThenable = (value: unknown): boolean => typeof (value as Promise<unknown> | undefined)?.then === 'function';
 
 export class UserResolver {
@@ -95,13 +114,12 @@ export class UserResolver {
       const verdict = this.call('isBot', this.isBot, req, false);
       if (typeof verdict === 'string' && verdict !== '') return botName(verdict);
       if (verdict !== true) return undefined;
-      return botName((typeof agent === 'string' && isbotMatch(agent)) || 'bot');
+      return (typeof agent === 'string' && botKind(agent)) || 'bot';
     }
     if (typeof agent !== 'string' || agent === '') return undefined;
     let name = this.botsByAgent.get(agent);
     if (name === undefined) {
-      const match = isbotMatch(agent);
-      name = match === null ? null : botName(match);
+      name = botKind(agent);
       if (this.botsByAgent.size >= UA_CACHE_SIZE) this.botsByAgent.clear();
       this.botsByAgent.set(agent, name);
     }
@@ -136,7 +154,11 @@ export class UserResolver {
   /** The profile marked hidden when `hidden(user)` says so (or throws: hiding is the safe mistake). */
   visibility(user: unknown, profile: Profile): Profile {
     if (this.hiddenFn === undefined) return profile;
-    return this.call('hidden', this.hiddenFn, user, true) ? withHidden(profile) : profile;
+    const hidden = this.call('hidden', this.hiddenFn, user, true);
+    if (isThenable(hidden)) {
+      this.reporter.report('hidden', new Error('hidden(user) returned a Promise: it must return true or false itself. The user is hidden meanwhile.'));
+    }
+    return hidden ? withHidden(profile) : profile;
   }
 
   /** A user object goes through `getId`, a listed entry gives its `id`, a bare number or string is the id itself. */

@@ -65,11 +65,13 @@ for (const kind of storeKinds) {
       await asBot(base, BINGBOT, person.cookieHeader); // a crawler that keeps cookies is still a crawler
       await asBot(base, 'curl/8.4.0');
       await asBot(base, 'curl/7.1.1');
+      // isbot's pattern for both is "bot": the kind is the user agent's own word.
+      await asBot(base, 'Mozilla/5.0 (compatible; AhrefsBot/7.0; +http://ahrefs.com/robot/)');
       await eventually(async () => {
         const locals = await person.json<LocalsJson>('/locals');
-        expect([locals.onlineGuests, locals.onlineBots, locals.onlineRecord.count]).to.deep.equal([1, 3, 1]);
+        expect([locals.onlineGuests, locals.onlineBots, locals.onlineRecord.count]).to.deep.equal([1, 4, 1]);
       });
-      expect(await online!.counts()).to.deep.equal({ users: 0, hidden: 0, guests: 1, bots: 3 });
+      expect(await online!.counts()).to.deep.equal({ users: 0, hidden: 0, guests: 1, bots: 4 });
     });
 
     it('takes a name from isBot(req), and counts nothing as a bot that isBot says is a person', async () => {

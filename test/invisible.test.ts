@@ -199,6 +199,22 @@ for (const kind of storeKinds) {
       await eventually(async () => expect(await member.text('/page/handlebars')).to.contain(HIDDEN_NAME));
     });
 
+    it('keeps a user hidden when another instance marks them active by bare id (tracker.touch(id))', async () => {
+      const [a, b] = await start();
+      const zed = await signIn(a, { id: HIDDEN_ID, name: HIDDEN_NAME });
+      const member = await signIn(b, { id: 'bob', name: 'Bob Member' });
+      await eventually(async () => expect(await member.text('/locals')).to.contain(HIDDEN_NAME));
+      await zed.post('/visibility', { invisible: '1' });
+      await zed.get('/locals');
+      await trackers[trackers.length - 1].touch(HIDDEN_ID); // a websocket ping, served by the other instance
+      await eventually(async () => expect(await member.text('/locals')).not.to.contain(HIDDEN_ID));
+      for (let i = 0; i < 5; i++) {
+        await trackers[trackers.length - 1].touch(HIDDEN_ID);
+        await new Promise((resolve) => setTimeout(resolve, 60));
+        expect(await member.text('/locals')).not.to.contain(HIDDEN_ID);
+      }
+    });
+
     it('keeps hidden users out of the tracker’s own answers unless asked', async () => {
       const [a] = await start();
       await signIn(a, { id: HIDDEN_ID, name: HIDDEN_NAME, invisible: '1' });

@@ -19,6 +19,21 @@ function indexWith(entries: [string, number][], { maxTracked = 1000, tolerance =
 }
 
 describe('PresenceIndex', () => {
+  describe('hidden entries', () => {
+    it('refills a full list when a listed user hides: other viewers still get `limit` entries', () => {
+      const index = indexWith([['a', 1000], ['b', 1100], ['c', 1200], ['d', 1300], ['e', 1400]]);
+      expect(idsOf(index.view(3, 1400))).to.deep.equal(['e', 'd', 'c']);
+      index.touch('c', 'c', { name: 'C', hidden: true }, 1450);
+      expect(idsOf(index.view(3, 1450))).to.deep.equal(['e', 'd', 'b']);
+      index.touch('d', 'd', { name: 'D', hidden: true }, 1460);
+      const view = index.view(3, 1460);
+      expect(idsOf(view)).to.deep.equal(['e', 'b', 'a']);
+      expect([view.count, view.hidden]).to.deep.equal([3, 2]);
+      expect(idsOf(index.view(3, 1460, { seesHidden: true }))).to.deep.equal(['d', 'c', 'e']);
+      expect(idsOf(index.view(3, 1460, { seesHidden: false, self: 'c' }))).to.deep.equal(['c', 'e', 'b']);
+    });
+  });
+
   describe('touch: the latest event wins', () => {
     it('returns the record it applied, with id, time and profile', () => {
       const index = new PresenceIndex(THRESHOLD, 10);

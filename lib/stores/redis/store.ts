@@ -77,6 +77,8 @@ const REPORT_KIND = 'redis';
 const SLOTS: Record<Scope, ScopeSlot> = { users: 0, guests: 1, bots: 2 };
 type PerScope<T> = [T, T, T];
 const perScope = <T>(make: () => T): PerScope<T> => [make(), make(), make()];
+/** A key to send, and whether its profile goes too (it does unless every touch since the last sync was a bare id). */
+type PendingTouch = [ScopeSlot, string, boolean];
 
 /** Adds to a Map kept in insertion order, dropping the oldest past `max`. */
 function boundedSet<K, V>(map: Map<K, V>, key: K, value: V, max: number): void {
@@ -99,13 +101,15 @@ export class RedisStore extends SharedStore {
   private measured = false;
   private indexes: PerScope<PresenceIndex> | undefined;
   /** Keys touched here since the last sync; their time and profile are read from the index when sent. */
-  private readonly pendingTouches: PerScope<Map<string, true>> = perScope(() => new Map<string, true>());
+  private readonly pendingTouches: PerScope<Map<string, boolean>> = perScope(() => new Map<string, boolean>());
   /** Logouts here not yet in Redis, key → time (ms, Redis time base). */
   private readonly pendingForgets: PerScope<Map<string, number>> = perScope(() => new Map<string, number>());
   /** Logouts Redis has, kept one threshold, to write back if Redis loses its data. */
   private readonly recentForgets: PerScope<Map<string, number>> = perScope(() => new Map<string, number>());
   /** `resetRecord()` asked, not yet done in Redis. */
   private resetPending = false;
+  /** The reset generation of the record this process knows (-1 before its first reply). */
+  private recordGeneration = -1;
   private cursor = 0;
   private epoch: string | undefined;
   /** Redis's time at this process's last reply, µs. */
@@ -188,7 +192,11 @@ export class RedisStore extends SharedStore {
 
   touch(scope: Scope, key: string, id: UserId, profile: Profile | undefined): void {
     const s = SLOTS[scope];
-    if (this.index(s).touch(key, id, profile, this.now()) !== undefined) boundedSet(this.pendingTouches[s], key, true, this.maxTracked);
+    if (this.index(s).touch(key, id, profile, this.now()) === undefined) return;
+    // A touch without a profile (a bare id) must not send the profile this replica holds: it may be
+    // older than one another process has written (the user hid there a moment ago).
+    const withProfile = profile !== undefined || this.pendingTouches[s].get(key) === true;
+    boundedSet(this.pendingTouches[s], key, withProfile, this.maxTracked);
   }
 
   async forget(scope: Scope, key: string): Promise<void> {
@@ -239,7 +247,7 @@ export class RedisStore extends SharedStore {
 
   private async runSync(): Promise<void> {
     if (this.outstanding) return this.fail(new Error('Redis has not answered the previous sync yet'));
-    let touches: [ScopeSlot, string][] = [];
+    let touches: PendingTouch[] = [];
     let forgets: ForgetWrite[] = [];
     let sentForgets = 0;
     try {
@@ -262,7 +270,7 @@ export class RedisStore extends SharedStore {
         }
         if (lost) {
           // Redis lost presence: write back this whole replica and every recent logout, then read everything again.
-          touches.push(...this.attached(this.indexes).flatMap((index, s) => [...index.keys()].map((key): [ScopeSlot, string] => [s as ScopeSlot, key])));
+          touches.push(...this.attached(this.indexes).flatMap((index, s) => [...index.keys()].map((key): PendingTouch => [s as ScopeSlot, key, true])));
           forgets.push(...this.recentForgets.flatMap((m, s) => [...m].map(([key, at]) => this.forgetWrite(s as ScopeSlot, key, at))));
         }
         more = reply.more || lost;
@@ -271,7 +279,7 @@ export class RedisStore extends SharedStore {
       this.reporter.recovered(REPORT_KIND);
     } catch (error) {
       // Put back what is not known to have landed: writes are idempotent, so one that did is harmless to send again.
-      for (const [s, key] of touches) if (this.index(s).peek(key) !== undefined) this.pendingTouches[s].set(key, true);
+      for (const [s, key, withProfile] of touches) if (this.index(s).peek(key) !== undefined) this.pendingTouches[s].set(key, withProfile);
       for (const f of forgets.slice(sentForgets)) {
         const queued = this.pendingForgets[f.scope].get(f.key);
         if (queued === undefined || queued < f.atUs / 1000) this.pendingForgets[f.scope].set(f.key, f.atUs / 1000);
@@ -300,6 +308,7 @@ export class RedisStore extends SharedStore {
       recordFloor: this.recordCount,
       recordFloorAtUs: this.recordAtMs * 1000,
       resetRecord: reset,
+      recordGeneration: Math.max(this.recordGeneration, 0),
       cleanupLimit: CLEANUP_LIMIT,
       touches,
       forgets,
@@ -320,8 +329,8 @@ export class RedisStore extends SharedStore {
     return { reply, lost };
   }
 
-  private takeTouches(): [ScopeSlot, string][] {
-    const taken = this.pendingTouches.flatMap((m, s) => [...m.keys()].map((key): [ScopeSlot, string] => [s as ScopeSlot, key]));
+  private takeTouches(): PendingTouch[] {
+    const taken = this.pendingTouches.flatMap((m, s) => [...m].map(([key, withProfile]): PendingTouch => [s as ScopeSlot, key, withProfile]));
     for (const m of this.pendingTouches) m.clear();
     return taken;
   }
@@ -340,12 +349,12 @@ export class RedisStore extends SharedStore {
   }
 
   /** Each touched key as the index holds it when sent: its latest time and profile. One that left since is not sent. */
-  private touchWrites(keys: readonly [ScopeSlot, string][]): TouchWrite[] {
+  private touchWrites(keys: readonly PendingTouch[]): TouchWrite[] {
     const writes: TouchWrite[] = [];
-    for (const [s, key] of keys) {
+    for (const [s, key, withProfile] of keys) {
       const presence = this.index(s).peek(key);
       if (presence === undefined) continue;
-      writes.push({ scope: s, key, atUs: Math.round(presence.at * 1000), profile: s === 0 ? encodeProfile(presence.id, presence.profile) : '' });
+      writes.push({ scope: s, key, atUs: Math.round(presence.at * 1000), profile: s === 0 && withProfile ? encodeProfile(presence.id, presence.profile) : '' });
     }
     return writes;
   }
@@ -396,6 +405,7 @@ export class RedisStore extends SharedStore {
 
   /** The record as Redis has it; `onRecord` when this call raised it; `onSeen` for the users Redis said are due. */
   private applyRecord(reply: SyncReply): void {
+    this.recordGeneration = reply.recordGeneration;
     if (reply.recordRaised) this.recordRaised(reply.recordCount, reply.recordAtUs / 1000);
     else this.setRecord(reply.recordCount, reply.recordAtUs / 1000);
     for (const { key, atUs } of reply.reports) {

@@ -93,7 +93,7 @@ local function changed(s, key)
 end
 
 local reports = {}
-local i = 16
+local i = 17
 for _ = 1, tonumber(ARGV[8]) do
   local n = tonumber(ARGV[i])
   local s, key, at, profile = scopes[n], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3]
@@ -159,24 +159,33 @@ for n, s in ipairs(scopes) do
     if not redis.call('ZSCORE', s[1], key) then redis.call('ZREM', s[4], key) end
   end
 end
-redis.call('ZREMRANGEBYSCORE', reported, '-inf', fmt(cutoff))
+-- A report older than a threshold and an interval can hold back no touch that is still accepted.
+redis.call('ZREMRANGEBYSCORE', reported, '-inf', fmt(cutoff - seenInterval))
 redis.call('HSET', meta, 'version', fmt(version))
 
 -- The record: users + guests online now against the most ever (bots never count).
 local online = redis.call('ZCOUNT', scopes[1][1], '(' .. fmt(cutoff), '+inf') + redis.call('ZCOUNT', scopes[2][1], '(' .. fmt(cutoff), '+inf')
+-- Each reset starts a generation. A caller's record (its floor) counts when it is of the latest
+-- generation the caller or Redis knows: so processes write back a record Redis lost, without
+-- raising it anew, but cannot undo a reset.
 local record = tonumber(redis.call('HGET', meta, 'record') or '-1')
 local recordAt = tonumber(redis.call('HGET', meta, 'recordAt') or '0')
+local generation = tonumber(redis.call('HGET', meta, 'recordGen') or '-1')
+local floor, floorAt, floorGen = tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(ARGV[16])
 local raised = 0
 if ARGV[14] == '1' then
-  record, recordAt = online, now
-elseif record < 0 then
-  -- No record here (a new Redis, or one that lost its data): the callers' record is the floor.
-  record, recordAt = tonumber(ARGV[12]), tonumber(ARGV[13])
+  record, recordAt, generation = online, now, math.max(generation, floorGen) + 1
+elseif floorGen >= generation then
+  local lost = record < 0
+  generation = floorGen
+  if floor > record then record, recordAt = floor, floorAt end
+  -- A record Redis had lost is set, not raised: nobody's onRecord hears of a count it may have had.
+  if lost and online > record then record, recordAt = online, now end
 end
 if online > record then
   record, recordAt, raised = online, now, 1
 end
-redis.call('HSET', meta, 'record', fmt(record), 'recordAt', fmt(recordAt))
+redis.call('HSET', meta, 'record', fmt(record), 'recordAt', fmt(recordAt), 'recordGen', fmt(generation))
 
 local upto = version
 local more = 0
@@ -213,6 +222,7 @@ out[#out + 1] = reports
 out[#out + 1] = fmt(record)
 out[#out + 1] = fmt(recordAt)
 out[#out + 1] = raised
+out[#out + 1] = fmt(generation)
 
 local present = 0
 for j = 2, #KEYS do
@@ -280,6 +290,8 @@ export interface SyncCall {
   readonly recordFloorAtUs: number;
   /** Start the record over from the number online now. */
   readonly resetRecord: boolean;
+  /** The reset generation `recordFloor` belongs to (-1: none known). */
+  readonly recordGeneration: number;
   /** Most expired or excess keys removed per scope per call. */
   readonly cleanupLimit: number;
   readonly touches: readonly TouchWrite[];
@@ -306,7 +318,8 @@ export function syncArgs(call: SyncCall): string[] {
     /* ARGV[13] */ String(Math.round(call.recordFloorAtUs)),
     /* ARGV[14] */ call.resetRecord ? '1' : '0',
     /* ARGV[15] */ String(call.maxBots),
-    // then ARGV[16…]: each touch as scope (1 users, 2 guests, 3 bots), key, µs, profile; then each forget as scope, key, µs
+    /* ARGV[16] */ String(call.recordGeneration),
+    // then ARGV[17…]: each touch as scope (1 users, 2 guests, 3 bots), key, µs, profile; then each forget as scope, key, µs
   ];
   for (const w of call.touches) args.push(String(w.scope + 1), w.key, String(w.atUs), w.profile);
   for (const w of call.forgets) args.push(String(w.scope + 1), w.key, String(w.atUs));
@@ -343,6 +356,7 @@ export interface SyncReply {
   readonly recordAtUs: number;
   /** This call raised the record. */
   readonly recordRaised: boolean;
+  readonly recordGeneration: number;
 }
 
 const optionalNumber = (value: unknown): number | null => (value === '' || value === null || value === undefined ? null : Number(value));
@@ -363,8 +377,8 @@ function decodeRows(raw: unknown): ChangeRow[] {
 
 /** Decodes the script's reply; throws on a reply of another shape (an older script under the same SHA cannot be). */
 export function decodeSyncReply(raw: unknown): SyncReply {
-  if (!Array.isArray(raw) || raw.length !== 13) throw new Error('unexpected reply from the sync script');
-  const [epoch, cursor, nowUs, more, users, guests, bots, other, evicted, reported, recordCount, recordAtUs, raised] = raw as unknown[];
+  if (!Array.isArray(raw) || raw.length !== 14) throw new Error('unexpected reply from the sync script');
+  const [epoch, cursor, nowUs, more, users, guests, bots, other, evicted, reported, recordCount, recordAtUs, raised, generation] = raw as unknown[];
   const flat = Array.isArray(reported) ? (reported as unknown[]) : [];
   const reports: { key: string; atUs: number }[] = [];
   for (let j = 0; j + 1 < flat.length; j += 2) reports.push({ key: String(flat[j]), atUs: Number(flat[j + 1]) });
@@ -380,5 +394,6 @@ export function decodeSyncReply(raw: unknown): SyncReply {
     recordCount: Number(recordCount),
     recordAtUs: Number(recordAtUs),
     recordRaised: Number(raised) === 1,
+    recordGeneration: Number(generation),
   };
 }
