@@ -64,12 +64,7 @@ export class MemoryStore extends SharedStore {
   }
 
   forget(scope: Scope, key: string): void {
-    const index = this.index(scope);
-    const now = this.now();
-    const presence = index.peek(key);
-    const online = presence !== undefined && presence.at > now - this.thresholdMs;
-    // The last activity, written down as the user leaves.
-    if (index.forget(key, now) && online && scope === 'users') this.seen(presence, presence.at);
+    this.forgetIn(this.index(scope), key, this.now(), scope === 'users');
   }
 
   view(scope: Scope, limit: number, viewer?: Viewer): ScopeView {

@@ -5,7 +5,7 @@
  * request), and the store stopped only when the last of its trackers closes.
  */
 import { OnlineNowConfigError } from '../errors';
-import { listedEntry, type Presence } from '../presence-index';
+import { listedEntry, type Presence, type PresenceIndex } from '../presence-index';
 import type { Awaitable, OnlineRecord, Profile, Scope, ScopeView, Store, StoreConfig, StoreHooks, StoreReporter, UserId, Viewer } from '../types';
 
 /** Most users (and, apart, guests) a built-in store keeps unless told otherwise. */
@@ -106,6 +106,15 @@ export abstract class SharedStore implements Store {
   protected recordRaised(count: number, atMs: number): void {
     this.setRecord(count, atMs);
     for (const t of this.attachedTrackers) if (t.hooks?.onRecord !== undefined) this.defer([t, 'onRecord', this.recordView, undefined]);
+  }
+
+  /** A logout at `at` in `index`; a user who was online gets one last `onSeen`, with their last activity. */
+  protected forgetIn(index: PresenceIndex, key: string, at: number, users: boolean): boolean {
+    const presence = index.peek(key);
+    const online = presence !== undefined && presence.at > at - this.thresholdMs;
+    const removed = index.forget(key, at);
+    if (removed && online && users) this.seen(presence, presence.at);
+    return removed;
   }
 
   /** `onSeen` for a presence, as it is now, for every tracker that has it. */

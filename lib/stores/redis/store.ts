@@ -202,10 +202,7 @@ export class RedisStore extends SharedStore {
   async forget(scope: Scope, key: string): Promise<void> {
     const s = SLOTS[scope];
     const at = this.now();
-    const presence = this.index(s).peek(key);
-    const online = presence !== undefined && presence.at > at - this.thresholdMs;
-    // The last activity this process knows, written down as the user leaves.
-    if (this.index(s).forget(key, at) && online && s === 0) this.seen(presence, presence.at);
+    this.forgetIn(this.index(s), key, at, s === 0);
     this.pendingTouches[s].delete(key);
     boundedSet(this.pendingForgets[s], key, at, this.maxTracked);
     // Logouts go out at once rather than at the next tick, so other processes see them within one syncInterval.
