@@ -192,7 +192,7 @@ export class RedisStore extends SharedStore {
 
   touch(scope: Scope, key: string, id: UserId, profile: Profile | undefined): void {
     const s = SLOTS[scope];
-    if (this.index(s).touch(key, id, profile, this.now()) === undefined) return;
+    if (this.index(s).touch(key, id, profile, this.eventTime()) === undefined) return;
     // A touch without a profile (a bare id) must not send the profile this replica holds: it may be
     // older than one another process has written (the user hid there a moment ago).
     const withProfile = profile !== undefined || this.pendingTouches[s].get(key) === true;
@@ -201,7 +201,7 @@ export class RedisStore extends SharedStore {
 
   async forget(scope: Scope, key: string): Promise<void> {
     const s = SLOTS[scope];
-    const at = this.now();
+    const at = this.eventTime();
     this.forgetIn(this.index(s), key, at, s === 0);
     this.pendingTouches[s].delete(key);
     boundedSet(this.pendingForgets[s], key, at, this.maxTracked);
@@ -224,6 +224,14 @@ export class RedisStore extends SharedStore {
   /** Now on the shared time base: Redis's clock, as estimated here. */
   private now(): number {
     return this.clock() + this.offset;
+  }
+
+  /**
+   * Now, in whole µs as Redis stores it: a touch read back from Redis must carry
+   * exactly the time this replica gave it, or its profile would lose to the replica's own.
+   */
+  private eventTime(): number {
+    return Math.round(this.now() * 1000) / 1000;
   }
 
   private index(s: ScopeSlot): PresenceIndex {

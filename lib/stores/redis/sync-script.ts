@@ -9,7 +9,7 @@
  *                       record, recordAt (most users + guests online at once, and when, µs)
  *   per scope (users at KEYS[2..5], guests at KEYS[6..9], bots at KEYS[10..13]):
  *   seen     sorted set  key → last seen, µs of Redis time (the time of the request, not of the write)
- *   profiles hash        key → profile JSON (users only)
+ *   profiles hash        key → "µs|profile JSON" (users only): the time of the touch that wrote it
  *   gone     sorted set  key → time of its last logout, µs; kept one threshold
  *   changes  sorted set  key → version of its last change: the feed that processes read
  *   KEYS[14] reported   sorted set  user key → time of its last `onSeen` call, µs; kept one threshold
@@ -18,6 +18,7 @@
  *   touch(key, t):  ignored if t is older than the threshold, or not newer than the key's logout or last seen
  *   forget(key, t): records the logout; removes the key if it was last seen at or before t
  *   A time from the future (a process's clock estimate off) is taken as Redis's now.
+ *   profile:         written by the newest touch that carries one, even one older than the last seen
  *   onSeen:          an accepted user touch is reported (to the process that sent it) when the
  *                    user's last report is a seenInterval older or more; a logout clears it
  *   record:          after the writes, users + guests online is compared with the record: a max
@@ -101,9 +102,19 @@ for _ = 1, tonumber(ARGV[8]) do
   if at > cutoff then
     local gone = redis.call('ZSCORE', s[3], key)
     local seen = redis.call('ZSCORE', s[1], key)
-    if (not gone or tonumber(gone) < at) and (not seen or tonumber(seen) <= at) then
+    local live = not gone or tonumber(gone) < at
+    -- The profile is a register of its own, "µs|json": a touch that lost on time (a bare-id touch from
+    -- another process landed first) still brings its profile if that is the newest, so a hide is not lost.
+    if live and profile ~= '' and seen and tonumber(seen) > at then
+      local stored = redis.call('HGET', s[2], key)
+      if at > (stored and tonumber(string.match(stored, '^(%d+)|')) or -1) then
+        redis.call('HSET', s[2], key, fmt(at) .. '|' .. profile)
+        changed(s, key)
+      end
+    end
+    if live and (not seen or tonumber(seen) <= at) then
       redis.call('ZADD', s[1], fmt(at), key)
-      if profile ~= '' then redis.call('HSET', s[2], key, profile) end
+      if profile ~= '' then redis.call('HSET', s[2], key, fmt(at) .. '|' .. profile) end
       changed(s, key)
       if n == 1 and seenInterval > 0 then
         local last = redis.call('ZSCORE', reported, key)
@@ -207,7 +218,8 @@ for n, s in ipairs(scopes) do
       rows[#rows + 1] = key
       rows[#rows + 1] = redis.call('ZSCORE', s[1], key) or ''
       rows[#rows + 1] = redis.call('ZSCORE', s[3], key) or ''
-      rows[#rows + 1] = (n == 1 and redis.call('HGET', s[2], key)) or ''
+      local profile = (n == 1 and redis.call('HGET', s[2], key)) or ''
+      rows[#rows + 1] = string.sub(profile, (string.find(profile, '|', 1, true) or 0) + 1)
     end
   end
   out[#out + 1] = rows
