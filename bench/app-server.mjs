@@ -1,12 +1,13 @@
-// One app for the whole-request benchmark: Express + express-session + a
-// Nunjucks page, with one presence implementation (or none), N users already
-// online. Started by run.mjs as `node app-server.mjs VARIANT N [REDIS_URL]`;
-// prints {"port": …} when ready.
+// One app for the whole-request benchmark: Express + express-session and three
+// pages (a Nunjucks page, the same page in Handlebars, a JSON route), with one
+// presence implementation (or none), N users already online. Started by run.mjs
+// as `node app-server.mjs VARIANT N [REDIS_URL]`; prints {"port": …} when ready.
 import express from 'express';
 import session from 'express-session';
+import Handlebars from 'handlebars';
 import nunjucks from 'nunjucks';
 import { createClient } from 'redis';
-import { MemoryStore, RedisStore, createOnlineTracker, registerNunjucks } from 'express-online-now';
+import { MemoryStore, RedisStore, createOnlineTracker, registerHandlebars, registerNunjucks } from 'express-online-now';
 import { hgetallSnippet, recipeOnLru, recipeOnRedis, sortedSetGist } from './baselines.mjs';
 
 const [variant, nArg, redisUrl] = process.argv.slice(2);
@@ -19,6 +20,10 @@ const PAGE = `<!doctype html><title>Forum</title>
 <p>{{ onlineCount }} online</p>
 <ul>{% for u in onlineNow %}<li>{{ u.username }}</li>{% endfor %}</ul>
 <table>{% for p in posts %}<tr><td>{{ p.author }}</td><td>{{ "online" if p.author | isOnline }}</td></tr>{% endfor %}</table>`;
+const HBS_PAGE = `<!doctype html><title>Forum</title>
+<p>{{ onlineCount }} online</p>
+<ul>{{#each onlineNow}}<li>{{ username }}</li>{{/each}}</ul>
+<table>{{#each posts}}<tr><td>{{ author }}</td><td>{{#if (isOnline author)}}online{{/if}}</td></tr>{{/each}}</table>`;
 const posts = Array.from({ length: 20 }, (_, i) => ({ author: 1 + ((i * 7919) % n) }));
 
 /** Sets the locals our middleware would, from a baseline's answer, so the same page renders. */
@@ -27,6 +32,12 @@ function baselineLocals(res, answer) {
   res.locals.onlineNow = answer.ids.map((id) => ({ id, username: `user${id}` }));
   res.locals.onlineCount = answer.count;
   res.locals.isOnline = (id) => online.has(String(id));
+}
+
+/** The baselines' isOnline as a Handlebars helper, as registerHandlebars makes ours. */
+function registerBaselineHandlebars(hbs) {
+  hbs.registerHelper('isOnline', (id, options) => options.data.root.isOnline(id));
+  return hbs;
 }
 
 async function presence() {
@@ -89,6 +100,11 @@ async function presence() {
 const app = express();
 const env = registerNunjucks(new nunjucks.Environment(null, { autoescape: true }));
 const template = nunjucks.compile(PAGE, env);
+const ours = ['memory', 'redis'].includes(variant);
+const hbs = ours ? registerHandlebars(Handlebars.create()) : registerBaselineHandlebars(Handlebars.create());
+const hbsTemplate = hbs.compile(HBS_PAGE);
+// Wakes the app for callgrind_control (bench/instructions.mjs): no session, no presence.
+app.get('/ping', (_req, res) => res.end());
 app.use(session({ secret: 'bench', resave: false, saveUninitialized: false }));
 app.get('/login/:id', (req, res) => {
   req.session.user = { id: Number(req.params.id), username: `user${req.params.id}` };
@@ -96,6 +112,7 @@ app.get('/login/:id', (req, res) => {
 });
 app.use(await presence());
 app.get('/', (_req, res) => res.type('html').send(template.render({ ...res.locals, posts })));
+app.get('/hbs', (_req, res) => res.type('html').send(hbsTemplate({ ...res.locals, posts })));
 // The same locals as JSON (bench/instructions.mjs): the count and the 50 listed names.
 app.get('/json', (_req, res) => res.json({ onlineCount: res.locals.onlineCount, onlineNow: res.locals.onlineNow.map((u) => u.username) }));
 

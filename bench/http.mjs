@@ -52,15 +52,25 @@ end
   return file;
 }
 
-function runWrk(port, script, seconds, connections) {
-  const out = execFileSync(WRK, ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', '-s', script, `http://127.0.0.1:${port}/`], {
+/** CPU time (user + system) a process has used so far, in µs, from /proc/PID/stat (clock ticks of 10 ms). */
+function cpuMicros(pid) {
+  // The command name, field 2, may hold spaces: count fields after its closing parenthesis.
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 1e4;
+}
+
+function runWrk(app, script, seconds, connections) {
+  const cpuBefore = cpuMicros(app.child.pid);
+  const out = execFileSync(WRK, ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', '-s', script, `http://127.0.0.1:${app.port}/`], {
     encoding: 'utf8',
   });
+  const cpuUs = cpuMicros(app.child.pid) - cpuBefore;
+  const requests = Number(/(\d+) requests in/.exec(out)[1]);
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)[1]);
   const p99 = /\s99%\s+([\d.]+)(us|ms|s)\b/.exec(out);
   const scale = { us: 0.001, ms: 1, s: 1000 }[p99[2]];
   const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(out);
-  return { rps, p99ms: Number(p99[1]) * scale, errors: non2xx ? Number(non2xx[1]) : 0 };
+  return { rps, p99ms: Number(p99[1]) * scale, errors: non2xx ? Number(non2xx[1]) : 0, cpuUsPerRequest: cpuUs / requests };
 }
 
 /**
@@ -98,28 +108,32 @@ export async function wholeRequests({ sizes, variants, redisUrl, rounds = 5, sec
     try {
       const scripts = {};
       for (const app of apps) scripts[app.variant] = wrkScript(dir, `${app.variant}-${n}`, await login(app.port, n, 500));
-      for (const app of apps) runWrk(app.port, scripts[app.variant], 1, connections); // warm-up
+      for (const app of apps) runWrk(app, scripts[app.variant], 1, connections); // warm-up
       const runs = Object.fromEntries(variants.map((v) => [v, []]));
       for (let r = 0; r < rounds; r++) {
         // Each round starts one variant further on, so no variant always follows the same neighbour.
         for (const app of [...apps.slice(r % apps.length), ...apps.slice(0, r % apps.length)]) {
-          runs[app.variant].push(runWrk(app.port, scripts[app.variant], seconds, connections));
+          runs[app.variant].push(runWrk(app, scripts[app.variant], seconds, connections));
           await drain(app.port, scripts[app.variant]);
         }
       }
       results[n] = {};
       const base = summary(runs.none.map((x) => x.rps)).median;
+      const baseCpu = summary(runs.none.map((x) => x.cpuUsPerRequest)).median;
       for (const variant of variants) {
         const rps = summary(runs[variant].map((x) => x.rps));
+        const cpu = summary(runs[variant].map((x) => x.cpuUsPerRequest));
         const p99 = summary(runs[variant].map((x) => x.p99ms));
         const errors = runs[variant].reduce((s, x) => s + x.errors, 0);
-        results[n][variant] = { rps, p99ms: p99, errors, ratioToNone: rps.median / base };
+        results[n][variant] = { rps, p99ms: p99, errors, ratioToNone: rps.median / base, cpuUsPerRequest: cpu, cpuRatioToNone: cpu.median / baseCpu };
         rows.push([
           n.toLocaleString('en-US'),
           variant,
           `${Math.round(rps.median).toLocaleString('en-US')} (${Math.round(rps.min).toLocaleString('en-US')}–${Math.round(rps.max).toLocaleString('en-US')})`,
           `${p99.median.toFixed(2)} (${p99.min.toFixed(2)}–${p99.max.toFixed(2)})`,
           `${((rps.median / base) * 100).toFixed(1)}%`,
+          `${cpu.median.toFixed(0)} (${cpu.min.toFixed(0)}–${cpu.max.toFixed(0)})`,
+          `${(((cpu.median / baseCpu) - 1) * 100).toFixed(1)}%`,
           String(errors),
         ]);
       }
@@ -129,7 +143,7 @@ export async function wholeRequests({ sizes, variants, redisUrl, rounds = 5, sec
   }
   const text = table(
     `Whole requests: Express 5 + express-session + a Nunjucks page, wrk -t1 -c${connections}, ${rounds} alternating rounds of ${seconds} s (median, min–max)`,
-    ['users online', 'presence', 'requests/s', 'p99 latency, ms', 'vs. no presence', 'non-2xx'],
+    ['users online', 'presence', 'requests/s', 'p99 latency, ms', 'vs. no presence', 'app CPU µs / request', 'CPU vs. no presence', 'non-2xx'],
     rows,
   );
   return { results, text };

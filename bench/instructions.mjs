@@ -1,13 +1,13 @@
 // Instructions per whole request, counted by valgrind's callgrind: free of
 // wall-clock noise. The app (bench/app-server.mjs) runs under callgrind with
 // node --single-threaded, so V8's GC and compiler work happen on the counted
-// thread; instrumentation is switched on (callgrind_control -i on) only once
-// the app has preloaded its users and a session has signed in. A plain Node
-// client (not under valgrind) then sends R requests over one keep-alive
-// connection, one at a time. The count per request is
-//   (total after K+W requests − total after K requests) / W,
-// from two separate runs, so start-up and warm-up cancel. Each pair is run
-// `repeats` times; median and min–max are reported.
+// thread. A plain Node client (not under valgrind) signs a user in, warms every
+// page up with K requests, turns instrumentation on (callgrind_control -i on),
+// zeroes the counters, then sends W requests of each page in turn, one at a
+// time over one keep-alive connection, with a dump (callgrind_control -d) after
+// each page's window: each dump holds exactly that window's instructions. Start-up,
+// preload and warm-up are never counted. Each run is repeated `repeats` times;
+// median and min–max are reported.
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
@@ -44,11 +44,38 @@ export function callgrindTotal(file) {
   return Number(m[1]);
 }
 
+/** Sends `command` to callgrind in `pid` and wakes the app with /ping requests until it is done. */
+async function control(pid, command, agent, port) {
+  const done = new Promise((resolve, reject) => {
+    const c = spawn('/usr/bin/callgrind_control', [...command.split(' '), String(pid)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let o = '';
+    c.stdout.on('data', (d) => {
+      o += d;
+    });
+    c.on('exit', (code) => (code === 0 && o.includes('OK') ? resolve() : reject(new Error(`callgrind_control ${command}: ${o}`))));
+  });
+  let settled = false;
+  done.then(
+    () => {
+      settled = true;
+    },
+    () => {
+      settled = true;
+    },
+  );
+  // callgrind takes commands only while the app runs code: idle in epoll, it needs a request.
+  for (let i = 0; i < 60 && !settled; i++) {
+    await sleep(250);
+    if (!settled) await get(agent, port, '/ping');
+  }
+  await done;
+}
+
 /**
- * One run: the app under callgrind, `requests` sequential GETs of `page` by one
- * signed-in user; returns the instructions counted from instrumentation-on to exit.
+ * One run: the app under callgrind, then for each of `pages` in turn `W`
+ * sequential GETs by one signed-in user. Returns instructions per request per page.
  */
-async function oneRun({ variant, n, page, requests, outFile }) {
+async function oneRun({ variant, n, pages, K, W, outFile }) {
   const redis = variant === 'redis' ? await startRedis() : null;
   if (variant === 'redis' && redis === null) throw new Error('redis-server is not installed');
   const child = spawn(
@@ -85,34 +112,24 @@ async function oneRun({ variant, n, page, requests, outFile }) {
     });
     const login = await get(agent, port, `/login/${1 + ((n * 7) >> 3)}`);
     const cookie = login.headers['set-cookie'][0].split(';')[0];
-    // callgrind_control is answered when the app next runs code: idle in epoll,
-    // it needs a request to wake it. The same wake-up requests happen in the K and
-    // the K+W run, so they cancel.
-    const control = new Promise((resolve, reject) => {
-      const c = spawn('/usr/bin/callgrind_control', ['-i', 'on', String(child.pid)], { stdio: ['ignore', 'pipe', 'pipe'] });
-      let o = '';
-      c.stdout.on('data', (d) => {
-        o += d;
-      });
-      c.on('exit', (code) => (code === 0 && o.includes('OK') ? resolve() : reject(new Error(`callgrind_control: ${o}`))));
-    });
-    let on = false;
-    control.then(() => {
-      on = true;
-    }, () => {});
-    for (let i = 0; i < 30 && !on; i++) {
-      await sleep(1000);
-      if (!on) await get(agent, port, '/login/1');
-    }
-    await control;
-    for (let i = 0; i < requests; i++) {
-      const res = await get(agent, port, page, cookie);
-      if (res.status !== 200) throw new Error(`${variant} ${page}: HTTP ${res.status}`);
+    const send = async (page, count) => {
+      for (let i = 0; i < count; i++) {
+        const res = await get(agent, port, page, cookie);
+        if (res.status !== 200) throw new Error(`${variant} ${page}: HTTP ${res.status}`);
+      }
+    };
+    for (const page of pages) await send(page, K);
+    await control(child.pid, '-i on', agent, port);
+    await control(child.pid, '-z', agent, port);
+    const perRequest = {};
+    for (const [i, page] of pages.entries()) {
+      await send(page, W);
+      await control(child.pid, '-d', agent, port);
+      perRequest[page] = callgrindTotal(`${outFile}.${i + 1}`) / W;
     }
     child.kill('SIGINT');
-    const code = await exited;
-    if (code !== 0) throw new Error(`${variant} app exited with ${code}`);
-    return callgrindTotal(outFile);
+    await exited;
+    return perRequest;
   } finally {
     agent.destroy();
     child.kill('SIGKILL');
@@ -136,70 +153,52 @@ async function pool(jobs, parallel) {
 }
 
 const fmtInt = (x) => Math.round(x).toLocaleString('en-US');
+const PAGE_NAMES = { '/': 'Nunjucks page', '/hbs': 'Handlebars page', '/json': 'JSON' };
+const storeName = (store) => (store === 'memory' ? 'MemoryStore' : 'RedisStore');
 
 /**
- * cases: [{ store: 'memory' | 'redis', n }]; pages: ['/', '/json'].
- * Every (variant, n, page) pair of runs K and K+W is repeated `repeats` times.
+ * cases: [{ store: 'memory' | 'redis', n }]. Each case, and the app without
+ * presence ('static': the same locals built once at start-up), is run `repeats`
+ * times; every run counts W requests of each page.
  */
-export async function instructionsPerRequest({ cases, pages = ['/', '/json'], K = 500, W = 3000, repeats = 3, parallel = 2, keep = null, annotateFrom = 100_000 }) {
+export async function instructionsPerRequest({ cases, pages = ['/', '/hbs', '/json'], K = 300, W = 3000, repeats = 3, parallel = 2, annotateFrom = 100_000 }) {
   const dir = mkdtempSync(path.join(tmpdir(), 'online-now-callgrind-'));
   const started = Date.now();
-  // The measured units: every presence variant, and 'static' (no presence: the same page from locals
-  // built once at start-up) once per N, the same for both stores.
-  const units = [];
-  const seen = new Set();
-  for (const { store, n } of cases) {
-    for (const variant of [store, 'static']) {
-      for (const page of pages) {
-        const key = `${variant} ${n} ${page}`;
-        if (!seen.has(key)) {
-          seen.add(key);
-          units.push({ variant, n, page, key });
-        }
-      }
-    }
-  }
+  // 'static' lists the same 50 names whatever N: one set of runs serves every case.
+  const units = [{ variant: 'static', n: 1000 }, ...cases.map(({ store, n }) => ({ variant: store, n }))];
+  const counts = new Map(units.map((u) => [`${u.variant} ${u.n}`, []]));
+  const fileOf = (u, r) => path.join(dir, `${u.variant}-${u.n}-${r}.out`);
   const jobs = [];
-  const totals = Object.fromEntries(units.map((u) => [u.key, Array.from({ length: repeats }, () => ({}))]));
   for (let r = 0; r < repeats; r++) {
     for (const u of units) {
-      for (const requests of [K, K + W]) {
-        const outFile = path.join(dir, `${u.variant}-${u.n}-${u.page === '/' ? 'page' : 'json'}-${r}-${requests}.out`);
-        jobs.push(async () => {
-          totals[u.key][r][requests] = await oneRun({ ...u, requests, outFile });
-          process.stdout.write('.');
-          return outFile;
-        });
-      }
+      jobs.push(async () => {
+        counts.get(`${u.variant} ${u.n}`).push(await oneRun({ ...u, pages, K, W, outFile: fileOf(u, r) }));
+        process.stdout.write('.');
+      });
     }
   }
-  process.stdout.write(`callgrind: ${jobs.length} runs of the app under valgrind `);
+  process.stdout.write(`callgrind: ${jobs.length} runs of the app under valgrind, ${pages.length} pages × ${fmtInt(W)} requests each `);
   await pool(jobs, parallel);
   process.stdout.write('\n');
 
-  const perRequest = (key) => summary(totals[key].map((t) => (t[K + W] - t[K]) / W));
-  const file = (variant, n, page, requests) => path.join(dir, `${variant}-${n}-${page === '/' ? 'page' : 'json'}-0-${requests}.out`);
+  const perPage = (key, page) => summary(counts.get(key).map((c) => c[page]));
   const results = {};
   const rows = [];
   const pointers = [];
   for (const { store, n } of cases) {
-    for (const page of pages) {
-      const presence = perRequest(`${store} ${n} ${page}`);
-      const none = perRequest(`static ${n} ${page}`);
+    for (const [p, page] of pages.entries()) {
+      const presence = perPage(`${store} ${n}`, page);
+      const none = perPage('static 1000', page);
       const ratio = presence.median / none.median;
-      const pageName = page === '/' ? 'Nunjucks page' : 'JSON';
-      results[`${store} ${n} ${pageName}`] = { store, n, page, presence, none, ratio, K, W };
+      const pageName = PAGE_NAMES[page] ?? page;
+      results[`${store} ${n} ${pageName}`] = { store, n, page, presence, none, ratio, W };
       if (n >= annotateFrom) {
-        // Where the difference goes, from callgrind_annotate of the first pair of runs.
-        const diff = functionDiff({
-          presence: [file(store, n, page, K), file(store, n, page, K + W)],
-          none: [file('static', n, page, K), file('static', n, page, K + W)],
-          W,
-        });
+        // Where the difference goes, from callgrind_annotate of the first run's window of this page.
+        const diff = functionDiff({ presence: `${fileOf({ variant: store, n }, 0)}.${p + 1}`, none: `${fileOf(units[0], 0)}.${p + 1}`, W });
         results[`${store} ${n} ${pageName}`].functions = diff;
         pointers.push(() =>
           table(
-            `Where presence's instructions go: ${store === 'memory' ? 'MemoryStore' : 'RedisStore'}, ${n.toLocaleString('en-US')} users, ${pageName}, per request (first pair; self cost per function, presence − none)`,
+            `Where presence's instructions go: ${storeName(store)}, ${n.toLocaleString('en-US')} users, ${pageName}, per request (first run; self cost per function, presence − none)`,
             ['function', 'with presence', 'no presence', 'difference'],
             [
               ...Object.entries(diff.byCategory)
@@ -211,7 +210,7 @@ export async function instructionsPerRequest({ cases, pages = ['/', '/json'], K 
         );
       }
       rows.push([
-        store === 'memory' ? 'MemoryStore' : 'RedisStore',
+        storeName(store),
         n.toLocaleString('en-US'),
         pageName,
         `${fmtInt(presence.median)} (${fmtInt(presence.min)}–${fmtInt(presence.max)})`,
@@ -222,16 +221,11 @@ export async function instructionsPerRequest({ cases, pages = ['/', '/json'], K 
     }
   }
   const text = table(
-    `Instructions per request (callgrind, node --single-threaded): presence vs none, one user, sequential keep-alive; (K+${fmtInt(W)} − K=${K}) / ${fmtInt(W)}, ${repeats} pairs (median, min–max)`,
+    `Instructions per whole request (callgrind, node --single-threaded): presence vs none, one signed-in user, sequential keep-alive; windows of ${fmtInt(W)} requests per page after ${K} warm-up requests, ${repeats} runs (median, min–max)`,
     ['store', 'users online', 'page', 'with presence', 'no presence', 'difference', 'presence costs'],
     rows,
   );
   const allText = [text, ...pointers.map((print) => print())].join('\n\n');
-  if (keep) {
-    for (const f of execFileSync('ls', [dir], { encoding: 'utf8' }).split('\n').filter(Boolean)) {
-      execFileSync('cp', [path.join(dir, f), keep]);
-    }
-  }
   rmSync(dir, { recursive: true, force: true });
   return { results, text: allText, seconds: Math.round((Date.now() - started) / 1000) };
 }
@@ -255,15 +249,14 @@ function functions(file) {
 
 /**
  * Which functions' counts differ most between presence and none, per request:
- * ((presence K+W − presence K) − (none K+W − none K)) / W, per function.
+ * (presence window − none window) / W, per function.
  */
-export function functionDiff({ presence: [pK, pKW], none: [nK, nKW], W, top = 12 }) {
-  const [a, b, c, d] = [pK, pKW, nK, nKW].map(functions);
-  const names = new Set([...a.keys(), ...b.keys(), ...c.keys(), ...d.keys()]);
+export function functionDiff({ presence, none, W, top = 12 }) {
+  const [a, b] = [presence, none].map(functions);
   const rows = [];
-  for (const name of names) {
-    const p = ((b.get(name) ?? 0) - (a.get(name) ?? 0)) / W;
-    const q = ((d.get(name) ?? 0) - (c.get(name) ?? 0)) / W;
+  for (const name of new Set([...a.keys(), ...b.keys()])) {
+    const p = (a.get(name) ?? 0) / W;
+    const q = (b.get(name) ?? 0) / W;
     rows.push({ name, presence: p, none: q, diff: p - q });
   }
   const byCategory = {};

@@ -17,6 +17,7 @@ import type {
   OnlineResponse,
   ScopeView,
   Store,
+  UserId,
   Viewer,
 } from './types';
 import type { UserResolver } from './user-resolver';
@@ -40,10 +41,37 @@ interface Views {
 
 const NO_VIEWS: Views = { users: undefined, guests: 0, bots: 0 };
 const NO_ENTRIES: readonly OnlineEntry[] = Object.freeze([]);
+const NO_IDS: readonly UserId[] = Object.freeze([]);
 const NO_RECORD: OnlineRecord = Object.freeze({ count: 0, at: new Date(0) });
 
 function isThenable<T>(value: Awaitable<T>): value is Promise<T> {
   return typeof (value as Promise<T> | undefined)?.then === 'function';
+}
+
+/**
+ * A view's lookups, as locals. A store may hand out one view object to many
+ * requests while nothing it shows changes: these are made once per view, not per request.
+ */
+class Lookups {
+  readonly ids: readonly UserId[];
+  constructor(
+    readonly view: ScopeView | undefined,
+    private readonly users: UserResolver,
+  ) {
+    this.ids = view === undefined ? NO_IDS : (view.ids ?? view.entries.map((entry) => entry.id));
+  }
+
+  readonly seen = (userOrId: unknown): number | null => {
+    const key = this.view === undefined ? undefined : this.users.keyFor(userOrId);
+    return key === undefined ? null : (this.view as ScopeView).lastSeen(key);
+  };
+
+  readonly isOnline = (userOrId: unknown): boolean => this.seen(userOrId) !== null;
+
+  readonly lastSeen = (userOrId: unknown): Date | null => {
+    const time = this.seen(userOrId);
+    return time === null ? null : new Date(time);
+  };
 }
 
 export function createMiddleware({ store, max, trackGuests, users }: MiddlewareSettings): OnlineMiddleware {
@@ -126,27 +154,24 @@ export function createMiddleware({ store, max, trackGuests, users }: MiddlewareS
     return isThenable(touched) ? touched.then(() => views(viewer)) : views(viewer);
   }
 
+  let lookups = new Lookups(undefined, users);
+
   function setLocals(req: OnlineRequest, res: OnlineResponse, { users: view, guests, bots }: Views): void {
     // Profiles are typed by the app (DefaultProfile unless `profile` says otherwise).
     const entries = view === undefined ? NO_ENTRIES : (view.entries as readonly OnlineEntry[]);
-    const seen = (userOrId: unknown): number | null => {
-      const key = view === undefined ? undefined : users.keyFor(userOrId);
-      return key === undefined ? null : (view as ScopeView).lastSeen(key);
-    };
+    if (lookups.view !== view) lookups = new Lookups(view, users);
+    const { seen } = lookups;
     // Assigned one by one: this runs on every request, and an intermediate object would only add garbage.
     const locals = res.locals as Partial<OnlineNowLocals>;
     locals.onlineNow = entries;
-    locals.onlineNowIds = entries.map((entry) => entry.id);
+    locals.onlineNowIds = lookups.ids;
     locals.onlineCount = view === undefined ? 0 : view.count;
     locals.onlineGuests = guests;
     locals.onlineHidden = view?.hidden ?? 0;
     locals.onlineBots = bots;
     locals.onlineRecord = view === undefined ? NO_RECORD : (store.record?.() ?? NO_RECORD);
-    locals.isOnline = (userOrId) => seen(userOrId) !== null;
-    locals.lastSeen = (userOrId) => {
-      const time = seen(userOrId);
-      return time === null ? null : new Date(time);
-    };
+    locals.isOnline = lookups.isOnline;
+    locals.lastSeen = lookups.lastSeen;
     locals.timeAgo = (dateOrUser, options) => {
       const time = dateOrUser instanceof Date ? dateOrUser.getTime() : seen(dateOrUser);
       if (time === null) return '';

@@ -21,35 +21,41 @@
  * of the list it belongs in (a cost bounded by how late it is). So an expired key
  * can stay counted for at most `tolerance` ms behind a later one.
  *
- * The few most recent entries, the ones pages list, are kept ready-made, frozen,
- * in a short array: walking lru-cache's iterator costs ~130 ns an entry, too much
- * to pay for 50 entries on every page.
+ * Kept cheap for the garbage collector at a million users (a large heap that is
+ * written on every request slows every collection, not just ours):
+ * - lru-cache's value is a slot number; times live in a Float64Array, ids and
+ *   profiles in arrays written only when they change. A touch writes no pointer.
+ * - Decimal ids of up to 9 digits are keyed by number, so such a user costs no
+ *   key string at all.
+ * - The few most recent entries, the ones pages list, are kept ready-made (walking
+ *   lru-cache's iterator costs ~130 ns an entry), and so is the whole view built
+ *   from them: a page whose request did not change what is listed or counted
+ *   allocates nothing here.
  */
 import { LRUCache } from 'lru-cache';
 import { EMPTY_PROFILE, isHidden, sameProfile } from './identity';
 import type { Profile, ScopeView, StoredEntry, UserId, Viewer } from './types';
 
-/**
- * One key's presence. Updated in place on each touch, so a busy site does not
- * turn every request into old-generation garbage.
- */
-export class Presence {
-  /** When `onSeen` was last called for this key (memory store), ms. */
-  reportedAt = -Infinity;
-  constructor(
-    public id: UserId,
-    /** Last seen, ms on the store's time base. */
-    public at: number,
-    /** Never mutated: replaced whole when the user's profile changes. */
-    public profile: Profile,
-  ) {}
+/** A key as the LRU holds it: a decimal id of up to 9 digits as a number (no string per user), anything else as given. */
+type Key = string | number;
+
+/** '42' → 42, a bijection: only canonical decimals below 10^9 (< 2^30, a V8 small integer). */
+export function internalKey(key: string): Key {
+  const length = key.length;
+  if (length === 0 || length > 9) return key;
+  let value = 0;
+  for (let i = 0; i < length; i++) {
+    const digit = key.charCodeAt(i) - 48;
+    if (digit < 0 || digit > 9 || (digit === 0 && i === 0 && length > 1)) return key;
+    value = value * 10 + digit;
+  }
+  return value;
 }
 
 /**
- * An entry as pages see it: frozen, and its `lastSeen` a fresh Date at each
- * read, so a template that writes to one (or to its Date) cannot change the
- * next request's page. Its class tells `isOnline(entry)` that the id is
- * `entry.id`, whatever the app's `getId` reads.
+ * An entry as pages see it: frozen, so a template that writes to one cannot
+ * change the next request's page. Its class tells `isOnline(entry)` that the id
+ * is `entry.id`, whatever the app's `getId` reads.
  */
 export class ListedEntry implements StoredEntry {
   readonly [field: string]: StoredEntry[string];
@@ -57,21 +63,34 @@ export class ListedEntry implements StoredEntry {
   constructor(readonly id: UserId) {}
 }
 
-/** The entry of a presence as it is now (its time and profile copied, not shared). */
-export function listedEntry(presence: Presence): StoredEntry {
-  const at = presence.at;
+/** A frozen entry whose `lastSeen` is a fresh Date of `time()` at each read. */
+function frozenEntry(id: UserId, profile: Profile, time: () => number): StoredEntry {
   // Object.assign, not a spread followed by more keys: V8 takes a slow path (~1.5 µs) for the latter.
-  const entry = Object.assign(new ListedEntry(presence.id), presence.profile);
-  // Enumerable, so JSON and templates see it like a field.
-  Object.defineProperty(entry, 'lastSeen', { enumerable: true, get: () => new Date(at) });
+  const entry = Object.assign(new ListedEntry(id), profile);
+  // Own and enumerable, so JSON and templates (Handlebars reads own properties only) see it like a field.
+  Object.defineProperty(entry, 'lastSeen', { enumerable: true, get: () => new Date(time()) });
   return Object.freeze(entry);
 }
 
 /** The ready-made list never grows past this; a longer list() walks the LRU. */
 const TOP_CAPACITY = 200;
+/** Slots are allocated this many at first, then doubled as users arrive, up to maxTracked + 1. */
+const FIRST_SLOTS = 1024;
 
 /** A viewer who sees no hidden user. */
 export const EVERYONE: Viewer = Object.freeze({ seesHidden: false });
+const STAFF: Viewer = Object.freeze({ seesHidden: true });
+
+/** Slot flags. */
+const HIDDEN = 1;
+/** The id is a string whose key is held as a number ('42'). */
+const ID_TEXT = 2;
+
+/**
+ * Passed to every lru-cache call: its default options object (`= {}`) would be
+ * allocated on each call. lru-cache writes only `status` (undefined) to it.
+ */
+const LRU_OPTIONS = {};
 
 /** A touch as a batch carries it. */
 export interface TimedTouch {
@@ -82,51 +101,119 @@ export interface TimedTouch {
   readonly at: number;
 }
 
-type KeyedPresence = [string, Presence];
-const oldestFirst = (a: KeyedPresence, b: KeyedPresence): number => a[1].at - b[1].at;
-const hiddenEntry = (entry: StoredEntry): boolean => entry.hidden === true;
+/** A view as the index hands it out, possibly to many requests in turn: immutable but for lookups read live. */
+class IndexView implements ScopeView {
+  constructor(
+    private readonly index: PresenceIndex,
+    readonly count: number,
+    readonly hidden: number,
+    readonly entries: readonly StoredEntry[],
+    readonly ids: readonly UserId[],
+    private readonly viewer: Viewer,
+  ) {}
+
+  lastSeen(key: string): number | null {
+    return this.index.lastSeenBy(key, this.viewer);
+  }
+}
+
+interface ReadyView {
+  readonly view: IndexView;
+  readonly version: number;
+  readonly limit: number;
+  /** Time of its last listed entry: once that is past the cutoff, the view is rebuilt. */
+  readonly lastAt: number;
+}
 
 export class PresenceIndex {
-  private readonly cache: LRUCache<string, Presence>;
+  private readonly cache: LRUCache<Key, number>;
+  private readonly maxSlots: number;
+  /** Per slot: last seen (ms on the store's time base), a reuse count, flags, id, profile. */
+  private times = new Float64Array(0);
+  private gens = new Uint32Array(0);
+  private flags = new Uint8Array(0);
+  private readonly ids: UserId[] = [];
+  private readonly profiles: Profile[] = [];
+  /** Per slot, when `onSeen` was last called (memory store); allocated on first use. */
+  private reported: Float64Array | undefined;
+  private readonly freeSlots: number[] = [];
+  private usedSlots = 0;
+  /** The least recently seen slot as last found, -1 when unknown: `expire` needs no iterator while it is live. */
+  private tailSlot = -1;
   /** Newest time stored: a touch older than this by more than `tolerance` is merged in place. */
   private latest = -Infinity;
+  /** The cutoff of the latest view: lookups answer as of it. */
+  private cutoff = -Infinity;
   /** Keys held whose profile is hidden. */
   private hiddenCount = 0;
   /** How many keys were ever added: a store tells a new key from a returning one by it. */
   added = 0;
+  /** Set by `update` for `place`: the slot's listed entry must be made again. */
+  private entryStale = false;
+  /** Bumped whenever what a view shows may have changed: who is held, who is hidden, the listed order. */
+  private version = 0;
   /**
-   * The ready-made list, newest first, with keys and times: every entry down to
-   * the `topSize`-th visible one (or every entry, when fewer are visible), so
+   * The ready-made list, newest first, with slots and times: every entry down
+   * to the `topSize`-th visible one (or every entry, when fewer are visible), so
    * each viewer's first `topSize` are in it. Valid unless `topValid` is false.
    */
   private top: StoredEntry[] = [];
-  private topKeys: string[] = [];
+  private topSlots: number[] = [];
   private topTimes: number[] = [];
   private topVisible = 0;
   private topValid = false;
   private topSize = 0;
   /** Time of the last entry the latest `recent()` listed. */
   private lastListedAt = Infinity;
+  /** The views last built for everyone and for staff. */
+  private readonly ready: [ReadyView | undefined, ReadyView | undefined] = [undefined, undefined];
 
   constructor(
     private readonly thresholdMs: number,
     maxTracked: number,
     private readonly tolerance = 0,
   ) {
-    this.cache = new LRUCache<string, Presence>({
+    // One more than the LRU holds: a new key's slot is taken before the LRU evicts the oldest.
+    this.maxSlots = maxTracked + 1;
+    this.cache = new LRUCache<Key, number>({
       max: maxTracked,
-      noDisposeOnSet: true,
-      // Called on eviction (maxTracked), forget and expiry: a listed key leaving makes the list stale.
-      dispose: (presence, key) => {
-        if (isHidden(presence.profile)) this.hiddenCount--;
-        if (this.topValid && this.topKeys.includes(key)) this.topValid = false;
-      },
+      // Called on eviction (maxTracked), forget and expiry.
+      dispose: (slot) => this.release(slot),
     });
   }
 
-  /** The record of `key`, whether or not it has expired yet. */
-  peek(key: string): Presence | undefined {
-    return this.cache.peek(key);
+  /** The slot of `key`, or -1 when it is not held (expired or not). */
+  slotOf(key: string): number {
+    return this.cache.peek(internalKey(key), LRU_OPTIONS) ?? -1;
+  }
+
+  /** Last seen of a held slot, ms. */
+  timeOf(slot: number): number {
+    return this.times[slot];
+  }
+
+  idOf(slot: number): UserId {
+    const id = this.ids[slot];
+    return (this.flags[slot] & ID_TEXT) !== 0 ? String(id) : id;
+  }
+
+  profileOf(slot: number): Profile {
+    return this.profiles[slot];
+  }
+
+  /** The slot's entry as it is now, its time fixed: what `onSeen` is given. */
+  entryOf(slot: number): StoredEntry {
+    const at = this.times[slot];
+    return frozenEntry(this.idOf(slot), this.profiles[slot], () => at);
+  }
+
+  reportedAt(slot: number): number {
+    return this.reported?.[slot] ?? -Infinity;
+  }
+
+  markReported(slot: number, at: number): void {
+    this.reported ??= new Float64Array(this.times.length).fill(-Infinity);
+    this.reported[slot] = at;
   }
 
   /** Keys online at `now`, hidden ones included. */
@@ -137,141 +224,231 @@ export class PresenceIndex {
 
   /**
    * Marks `key` seen at `at`, unless it was already seen later. An undefined
-   * `profile` keeps the one held. Returns the record when the touch took effect.
+   * `profile` keeps the one held. Returns the key's slot when the touch took effect, else -1.
    */
-  touch(key: string, id: UserId, profile: Profile | undefined, at: number): Presence | undefined {
-    if (at < this.latest - this.tolerance) return this.merge([{ key, id, profile, at }])[0];
-    const presence = this.update(this.cache.peek(key), id, profile, at);
-    if (presence === undefined) return undefined;
-    this.place(key, presence);
-    return presence;
+  touch(key: string, id: UserId, profile: Profile | undefined, at: number): number {
+    const k = internalKey(key);
+    if (at < this.latest - this.tolerance) {
+      this.merge([{ key, id, profile, at }]);
+      const slot = this.cache.peek(k, LRU_OPTIONS) ?? -1;
+      return slot !== -1 && this.times[slot] === at ? slot : -1;
+    }
+    const slot = this.update(this.cache.peek(k, LRU_OPTIONS) ?? -1, k, id, profile, at);
+    if (slot !== -1) this.place(k, slot);
+    return slot;
   }
 
-  /** Applies many touches, in any order (a sync's changes). Returns the records that changed. */
-  merge(touches: readonly TimedTouch[]): Presence[] {
-    const changed = new Map<string, Presence>();
-    let oldest = Infinity;
-    for (const { key, id, profile, at } of touches) {
-      const presence = this.update(changed.get(key) ?? this.cache.peek(key), id, profile, at);
-      if (presence === undefined) continue;
-      changed.set(key, presence);
-      if (at < oldest) oldest = at;
-    }
-    if (changed.size === 0) return [];
-    const records = [...changed.values()];
-    if (oldest < this.latest - this.tolerance) {
-      // Late: the recent end of the list, back to where these belong, is re-inserted in time order with them.
-      for (const [key, presence] of this.cache.entries()) {
-        if (presence.at < oldest - this.tolerance) break;
-        if (!changed.has(key)) changed.set(key, presence);
+  /** Applies many touches, in any order (a sync's changes). */
+  merge(touches: readonly TimedTouch[]): void {
+    // Per key, what applying the batch in order would leave: the latest touch, with the last profile given.
+    const batch = new Map<Key, TimedTouch>();
+    for (const touch of touches) {
+      const k = internalKey(touch.key);
+      const before = batch.get(k);
+      if (before !== undefined) {
+        if (touch.at >= before.at) batch.set(k, touch.profile !== undefined ? touch : { ...touch, profile: before.profile });
+        continue;
       }
-      this.topValid = false;
+      const slot = this.cache.peek(k, LRU_OPTIONS) ?? -1;
+      if (slot === -1 || touch.at >= this.times[slot]) batch.set(k, touch);
     }
-    for (const [key, presence] of [...changed].sort(oldestFirst)) this.place(key, presence);
-    return records;
+    const items: [Key, TimedTouch][] = [];
+    let oldest = Infinity;
+    for (const [k, touch] of batch) {
+      items.push([k, touch]);
+      if (touch.at < oldest) oldest = touch.at;
+    }
+    if (items.length === 0) return;
+    if (oldest < this.latest - this.tolerance) {
+      // Late: the recent end of the list, back to where these belong, is re-inserted in time order with
+      // them, as touches of what it holds (so a key a new one evicts on the way comes back, and the newest stay).
+      for (const [k, slot] of this.cache.entries()) {
+        const at = this.times[slot];
+        if (at < oldest - this.tolerance) break;
+        if (!batch.has(k)) items.push([k, { key: String(k), id: this.idOf(slot), profile: this.profiles[slot], at }]);
+      }
+      this.invalidateTop();
+    }
+    items.sort((a, b) => a[1].at - b[1].at);
+    for (const [k, { id, profile, at }] of items) {
+      const slot = this.update(this.cache.peek(k, LRU_OPTIONS) ?? -1, k, id, profile, at);
+      if (slot !== -1) this.place(k, slot);
+    }
   }
 
-  /** The record after the touch, or undefined when the key was already seen later. Not yet placed in the list. */
-  private update(presence: Presence | undefined, id: UserId, profile: Profile | undefined, at: number): Presence | undefined {
-    if (presence === undefined) {
-      const created = new Presence(id, at, profile ?? EMPTY_PROFILE);
+  /**
+   * The slot after the touch (a new one for a new key), or -1 when the key was
+   * already seen later. Not yet placed in the list; sets `entryStale` when its
+   * listed entry must be made again (new key, new id or profile).
+   */
+  private update(slot: number, k: Key, id: UserId, profile: Profile | undefined, at: number): number {
+    const idText = typeof k === 'number' && typeof id === 'string' ? ID_TEXT : 0;
+    this.entryStale = slot === -1;
+    if (slot === -1) {
+      slot = this.allocate();
       this.added++;
-      if (isHidden(created.profile)) this.hiddenCount++;
-      return created;
+      this.version++;
+      this.times[slot] = at;
+      // The key itself is the id (number, or the key's own string) unless the id is some other number, like 1e12.
+      this.ids[slot] = typeof k === 'number' || typeof id !== 'number' ? k : id;
+      this.profiles[slot] = profile ?? EMPTY_PROFILE;
+      this.flags[slot] = idText | (isHidden(this.profiles[slot]) ? HIDDEN : 0);
+      if (isHidden(this.profiles[slot])) this.hiddenCount++;
+      return slot;
     }
-    if (at < presence.at) return undefined;
-    presence.id = id;
-    presence.at = at;
-    if (profile !== undefined && !sameProfile(presence.profile, profile)) {
-      this.hiddenCount += Number(isHidden(profile)) - Number(isHidden(presence.profile));
-      presence.profile = profile;
+    if (at < this.times[slot]) return -1;
+    this.times[slot] = at;
+    if ((this.flags[slot] & ID_TEXT) !== idText || (typeof k === 'string' && typeof id !== typeof this.ids[slot])) {
+      this.ids[slot] = typeof k === 'number' || typeof id !== 'number' ? k : id;
+      this.flags[slot] = (this.flags[slot] & ~ID_TEXT) | idText;
+      this.entryStale = true;
     }
-    return presence;
+    if (profile !== undefined && !sameProfile(this.profiles[slot], profile)) {
+      const hidden = isHidden(profile);
+      if (hidden !== ((this.flags[slot] & HIDDEN) !== 0)) {
+        this.hiddenCount += hidden ? 1 : -1;
+        this.flags[slot] ^= HIDDEN;
+        this.version++;
+      }
+      this.profiles[slot] = profile;
+      this.entryStale = true;
+    }
+    return slot;
   }
 
-  /** Moves a record to the most recent end, and into the ready-made list where it belongs. */
-  private place(key: string, presence: Presence): void {
-    this.cache.set(key, presence);
-    if (presence.at > this.latest) this.latest = presence.at;
+  /** Moves a just-updated slot to the most recent end, and into the ready-made list where it belongs. */
+  private place(k: Key, slot: number): void {
+    const fresh = this.entryStale;
+    this.cache.set(k, slot, LRU_OPTIONS);
+    const at = this.times[slot];
+    if (at > this.latest) this.latest = at;
+    if (slot === this.tailSlot) this.tailSlot = -1;
     if (!this.topValid) return;
-    const full = this.topVisible >= this.topSize;
-    const was = this.topKeys.indexOf(key);
-    if (was !== -1) {
-      if (!hiddenEntry(this.top[was])) this.topVisible--;
-      this.topKeys.splice(was, 1);
-      this.top.splice(was, 1);
-      this.topTimes.splice(was, 1);
-    }
-    let at = 0;
-    while (at < this.topTimes.length && this.topTimes[at] > presence.at) at++;
-    if (at === this.top.length && full) {
-      // It belongs below the list (a late touch): if the list lost a visible entry, what follows is not known here.
-      if (this.topVisible < this.topSize) this.topValid = false;
+    const was = this.topSlots.indexOf(slot);
+    // Already first, and staying first: its entry reads its time live, so nothing a page shows changed.
+    if (was === 0 && !fresh) {
+      this.topTimes[0] = at;
       return;
     }
-    const entry = listedEntry(presence);
-    this.topKeys.splice(at, 0, key);
-    this.top.splice(at, 0, entry);
-    this.topTimes.splice(at, 0, presence.at);
-    if (!hiddenEntry(entry)) this.topVisible++;
+    const full = this.topVisible >= this.topSize;
+    let entry: StoredEntry | undefined;
+    if (was !== -1) {
+      entry = fresh ? undefined : this.top[was];
+      if (!this.hiddenEntry(was)) this.topVisible--;
+      this.topSlots.splice(was, 1);
+      this.top.splice(was, 1);
+      this.topTimes.splice(was, 1);
+      this.version++;
+    }
+    let i = 0;
+    while (i < this.topTimes.length && this.topTimes[i] > at) i++;
+    if (i === this.top.length && full) {
+      // It belongs below the list (a late touch): if the list lost a visible entry, what follows is not known here.
+      if (this.topVisible < this.topSize) this.invalidateTop();
+      return;
+    }
+    this.topSlots.splice(i, 0, slot);
+    this.top.splice(i, 0, entry ?? this.liveEntry(slot));
+    this.topTimes.splice(i, 0, at);
+    if (!this.hiddenEntry(i)) this.topVisible++;
+    this.version++;
     // The list ends just after its topSize-th visible entry.
     for (let last = this.top.length - 1; last >= 0; last--) {
-      const lastHidden = hiddenEntry(this.top[last]);
+      const lastHidden = this.hiddenEntry(last);
       if (!(this.topVisible > this.topSize || (this.topVisible === this.topSize && lastHidden))) break;
       this.top.pop();
-      this.topKeys.pop();
+      this.topSlots.pop();
       this.topTimes.pop();
       if (!lastHidden) this.topVisible--;
     }
     // A full list that lost a visible entry (one went hidden) cannot refill itself; and many hidden
     // users among the most recent make it too long: either way it is rebuilt on the next read.
-    if ((full && this.topVisible < this.topSize) || this.top.length > TOP_CAPACITY) this.topValid = false;
+    if ((full && this.topVisible < this.topSize) || this.top.length > TOP_CAPACITY) this.invalidateTop();
   }
+
+  /** Whether the listed entry at `i` is marked hidden (its entry, not the slot: the slot may have changed since). */
+  private hiddenEntry(i: number): boolean {
+    return this.top[i].hidden === true;
+  }
+
+  /** A listed entry: its profile copied, its time read from the slot while the slot is still this user's. */
+  private liveEntry(slot: number): StoredEntry {
+    const gen = this.gens[slot];
+    let last = this.times[slot];
+    return frozenEntry(this.idOf(slot), this.profiles[slot], () => {
+      if (this.gens[slot] === gen) last = this.times[slot];
+      return last;
+    });
+  }
+
+  private invalidateTop(): void {
+    this.topValid = false;
+    this.version++;
+  }
+
   /** A logout at `at`: removes the key if it was last seen at or before then. True when removed. */
   forget(key: string, at: number): boolean {
-    const presence = this.cache.peek(key);
-    if (presence === undefined || presence.at > at) return false;
-    this.cache.delete(key);
+    const k = internalKey(key);
+    const slot = this.cache.peek(k, LRU_OPTIONS);
+    if (slot === undefined || this.times[slot] > at) return false;
+    this.cache.delete(k);
     return true;
   }
 
-  /** Exact count, the `limit` most recent, and lookups, all as of `now` and as `viewer` may see them. */
+  /**
+   * Exact count, the `limit` most recent, and lookups, all as of `now` and as
+   * `viewer` may see them. The same view object is handed out again while
+   * nothing it shows has changed.
+   */
   view(limit: number, now: number, viewer: Viewer = EVERYONE): ScopeView {
     const cutoff = now - this.thresholdMs;
+    this.cutoff = cutoff;
     this.expire(cutoff);
+    // A hidden user sees themself listed: their view is theirs alone.
+    const own = !viewer.seesHidden && viewer.self !== undefined && this.hiddenCount > 0 && this.isHiddenKey(viewer.self);
+    const which = viewer.seesHidden ? 1 : 0;
+    const ready = this.ready[which];
+    if (!own && ready !== undefined && ready.version === this.version && ready.limit === limit && ready.lastAt > cutoff) return ready.view;
     let entries = this.recent(limit, viewer);
     if (this.lastListedAt <= cutoff) {
       // Late arrivals that expired behind a live key: the listed ones leave now, so list and count agree.
-      for (const { id } of entries) {
-        const key = String(id);
-        if ((this.cache.peek(key)?.at ?? Infinity) <= cutoff) this.cache.delete(key);
+      for (const entry of entries) {
+        const k = internalKey(String(entry.id));
+        const slot = this.cache.peek(k, LRU_OPTIONS);
+        if (slot !== undefined && this.times[slot] <= cutoff) this.cache.delete(k);
       }
       entries = this.recent(limit, viewer);
     }
-    const hidden = this.hiddenCount;
-    return {
-      count: this.cache.size - hidden,
-      hidden,
-      entries,
-      lastSeen: (key) => {
-        const presence = this.cache.peek(key);
-        if (presence === undefined || presence.at <= cutoff) return null;
-        // Hidden reads exactly as offline, to everyone but staff and the user themselves.
-        return isHidden(presence.profile) && !viewer.seesHidden && key !== viewer.self ? null : presence.at;
-      },
-    };
+    const ids = entries.map((entry) => entry.id);
+    const view = new IndexView(this, this.cache.size - this.hiddenCount, this.hiddenCount, Object.freeze(entries), Object.freeze(ids), own ? viewer : which === 1 ? STAFF : EVERYONE);
+    // Kept only when made from the ready-made list: what `version` follows.
+    if (!own && this.topValid && limit <= this.topSize) this.ready[which] = { view, version: this.version, limit, lastAt: this.lastListedAt };
+    return view;
+  }
+
+  /** What a view's `lastSeen(key)` answers: as of the latest view's cutoff, hidden reading exactly as offline. */
+  lastSeenBy(key: string, viewer: Viewer): number | null {
+    const slot = this.slotOf(key);
+    if (slot === -1 || this.times[slot] <= this.cutoff) return null;
+    // Hidden reads exactly as offline, to everyone but staff and the user themselves.
+    return (this.flags[slot] & HIDDEN) !== 0 && !viewer.seesHidden && key !== viewer.self ? null : this.times[slot];
   }
 
   /** Moves every time by `delta` ms: a Redis read model learns Redis's clock only after its first touches. */
   shift(delta: number): void {
-    for (const presence of this.cache.values()) presence.at += delta;
+    for (const slot of this.cache.values()) this.times[slot] += delta;
     this.latest += delta;
-    this.topValid = false;
+    this.invalidateTop();
   }
 
   /** Every key, least recent first: what a Redis read model writes back when Redis has lost its data. */
-  keys(): IterableIterator<string> {
-    return this.cache.rkeys();
+  *keys(): IterableIterator<string> {
+    for (const k of this.cache.rkeys()) yield String(k);
+  }
+
+  private isHiddenKey(key: string): boolean {
+    const slot = this.slotOf(key);
+    return slot !== -1 && (this.flags[slot] & HIDDEN) !== 0;
   }
 
   /** The `limit` most recent entries `viewer` may see, newest first; sets `lastListedAt`. */
@@ -280,64 +457,64 @@ export class PresenceIndex {
     if (limit <= 0) {
       entries = [];
     } else if (this.topValid && limit <= this.topSize && this.hiddenCount === 0) {
-      // The common case: nobody hidden, the list ready. No allocation but the slice.
+      // The common case: nobody hidden, the list ready.
       const n = Math.min(limit, this.top.length);
       this.lastListedAt = n === 0 ? Infinity : this.topTimes[n - 1];
       return this.top.slice(0, n);
     } else if (this.topValid && limit <= this.topSize) {
-      entries = this.visibleTo(viewer, this.top, this.topKeys, limit);
+      entries = this.visibleTo(viewer, this.top, this.topSlots, limit);
     } else {
       const [kept, visible] = this.walk(limit);
-      const listed = kept.map(([, presence]) => listedEntry(presence));
-      const keys = kept.map(([key]) => key);
+      const listed = kept.map((slot) => this.liveEntry(slot));
       if (limit <= TOP_CAPACITY && kept.length <= TOP_CAPACITY) {
         this.top = listed;
-        this.topKeys = keys;
-        this.topTimes = kept.map(([, presence]) => presence.at);
+        this.topSlots = kept;
+        this.topTimes = kept.map((slot) => this.times[slot]);
         this.topVisible = visible;
         this.topSize = limit;
         this.topValid = true;
+        this.version++;
       }
-      entries = this.visibleTo(viewer, listed, keys, limit);
+      entries = this.visibleTo(viewer, listed, kept, limit);
     }
     this.lastListedAt = entries.length === 0 ? Infinity : entries[entries.length - 1].lastSeen.getTime();
     return entries;
   }
 
   /** The first `limit` of a newest-first list that `viewer` may see. */
-  private visibleTo(viewer: Viewer, entries: readonly StoredEntry[], keys: readonly string[], limit: number): StoredEntry[] {
+  private visibleTo(viewer: Viewer, entries: readonly StoredEntry[], slots: readonly number[], limit: number): StoredEntry[] {
+    const self = viewer.self === undefined ? -1 : this.slotOf(viewer.self);
     const seen: StoredEntry[] = [];
     for (let i = 0; i < entries.length && seen.length < limit; i++) {
-      if (viewer.seesHidden || !hiddenEntry(entries[i]) || keys[i] === viewer.self) seen.push(entries[i]);
+      if (viewer.seesHidden || entries[i].hidden !== true || slots[i] === self) seen.push(entries[i]);
     }
     return seen;
   }
 
   /**
-   * Every record down to the `limit`-th visible one, newest first, and how many
+   * Every slot down to the `limit`-th visible one, newest first, and how many
    * of them are visible. Arrival order is time order only within `tolerance`, so
    * the walk goes on until no earlier arrival can be newer than the last one kept.
    */
-  private walk(limit: number): [KeyedPresence[], number] {
-    const kept: KeyedPresence[] = [];
+  private walk(limit: number): [number[], number] {
+    const kept: number[] = [];
     let visible = 0;
     let floor = Infinity; // the oldest time walked: nothing that arrived earlier is newer than floor + tolerance
-    for (const record of this.cache.entries()) {
-      const at = record[1].at;
+    for (const slot of this.cache.values()) {
+      const at = this.times[slot];
       if (at < floor) floor = at;
       if (visible >= limit) {
-        const bar = kept[kept.length - 1][1].at;
+        const bar = this.times[kept[kept.length - 1]];
         if (floor + this.tolerance <= bar) break;
         if (at <= bar) continue;
       }
       let i = kept.length;
-      while (i > 0 && kept[i - 1][1].at < at) i--;
-      kept.splice(i, 0, record);
-      if (!isHidden(record[1].profile)) visible++;
-      // End just after the limit-th visible record.
+      while (i > 0 && this.times[kept[i - 1]] < at) i--;
+      kept.splice(i, 0, slot);
+      if ((this.flags[slot] & HIDDEN) === 0) visible++;
+      // End just after the limit-th visible slot.
       for (;;) {
-        const last = kept[kept.length - 1];
-        const lastHidden = isHidden(last[1].profile);
+        const lastHidden = (this.flags[kept[kept.length - 1]] & HIDDEN) !== 0;
         if (!(visible > limit || (visible === limit && lastHidden))) break;
         kept.pop();
         if (!lastHidden) visible--;
@@ -348,12 +525,50 @@ export class PresenceIndex {
 
   /** Drops keys seen at or before `cutoff` from the least-recent end; stops at the first live one. */
   private expire(cutoff: number): void {
+    if (this.tailSlot !== -1 && this.times[this.tailSlot] > cutoff) return;
     for (;;) {
       const oldest = this.cache.rkeys().next();
       if (oldest.done) return;
-      const presence = this.cache.peek(oldest.value);
-      if (presence !== undefined && presence.at > cutoff) return;
+      const slot = this.cache.peek(oldest.value, LRU_OPTIONS) as number;
+      if (this.times[slot] > cutoff) {
+        this.tailSlot = slot;
+        return;
+      }
       this.cache.delete(oldest.value);
     }
   }
+
+  /** A free slot, growing the per-slot arrays (doubling, up to maxTracked + 1) when none is. */
+  private allocate(): number {
+    const free = this.freeSlots.pop();
+    if (free !== undefined) return free;
+    const slot = this.usedSlots++;
+    if (slot === this.times.length) {
+      const size = Math.min(this.maxSlots, Math.max(FIRST_SLOTS, slot * 2));
+      this.times = grown(this.times, new Float64Array(size));
+      this.gens = grown(this.gens, new Uint32Array(size));
+      this.flags = grown(this.flags, new Uint8Array(size));
+      if (this.reported !== undefined) this.reported = grown(this.reported, new Float64Array(size).fill(-Infinity));
+    }
+    return slot;
+  }
+
+  /** A key left (expired, forgotten or evicted): its slot is free for the next new key. */
+  private release(slot: number): void {
+    if ((this.flags[slot] & HIDDEN) !== 0) this.hiddenCount--;
+    if (this.topValid && this.topSlots.includes(slot)) this.topValid = false;
+    if (slot === this.tailSlot) this.tailSlot = -1;
+    this.version++;
+    this.gens[slot]++;
+    this.flags[slot] = 0;
+    this.ids[slot] = 0;
+    this.profiles[slot] = EMPTY_PROFILE;
+    if (this.reported !== undefined) this.reported[slot] = -Infinity;
+    this.freeSlots.push(slot);
+  }
+}
+
+function grown<T extends Float64Array | Uint32Array | Uint8Array>(from: T, to: T): T {
+  to.set(from);
+  return to;
 }

@@ -62,6 +62,8 @@ export interface ScopeView {
   readonly hidden: number;
   /** Most recently active first, at most the limit asked for. */
   readonly entries: readonly StoredEntry[];
+  /** The entries' ids, in the same order, when the store keeps them ready (else the middleware maps `entries`). */
+  readonly ids?: readonly UserId[];
   /** Last-seen time (ms since the epoch) of any key in this scope, or `null` when it is not online (or hidden from this viewer). */
   lastSeen(key: string): number | null;
 }

@@ -35,18 +35,33 @@ describe('PresenceIndex', () => {
   });
 
   describe('touch: the latest event wins', () => {
-    it('returns the record it applied, with id, time and profile', () => {
+    it('returns the slot it applied, with id, time and profile', () => {
       const index = new PresenceIndex(THRESHOLD, 10);
-      const record = index.touch('1', 1, { name: 'Ann' }, 5000);
-      expect(record).to.include({ id: 1, at: 5000 });
-      expect(record?.profile).to.deep.equal({ name: 'Ann' });
-      expect(index.peek('1')).to.equal(record);
+      const slot = index.touch('1', 1, { name: 'Ann' }, 5000);
+      expect(slot).not.to.equal(-1);
+      expect([index.idOf(slot), index.timeOf(slot)]).to.deep.equal([1, 5000]);
+      expect(index.profileOf(slot)).to.deep.equal({ name: 'Ann' });
+      expect(index.slotOf('1')).to.equal(slot);
     });
 
-    it('ignores an older touch: returns undefined and changes neither time, profile nor order', () => {
+    it('keeps ids of every kind as they were given, whether their key is held as a number or a string', () => {
+      const index = new PresenceIndex(THRESHOLD, 10);
+      const ids = [7, '8', 999_999_999, '1000000000', 1e12, -3, '007', 'ann', 1.5];
+      ids.forEach((id, i) => index.touch(String(id), id, undefined, 5000 + i));
+      const view = index.view(20, 5010);
+      expect(idsOf(view)).to.deep.equal([...ids].reverse());
+      for (const id of ids) expect(view.lastSeen(String(id)), String(id)).not.to.equal(null);
+      // "7" and 7 are one key; "07" is another.
+      expect(view.lastSeen('07')).to.equal(null);
+      index.touch('7', '7', undefined, 5020);
+      expect(idsOf(index.view(1, 5020))).to.deep.equal(['7']);
+      expect([...index.keys()].sort()).to.deep.equal(ids.map(String).sort());
+    });
+
+    it('ignores an older touch: returns -1 and changes neither time, profile nor order', () => {
       const index = indexWith([['a', 5000], ['b', 5100]]);
       const before = index.view(10, 5100);
-      expect(index.touch('a', 'a', { name: 'stale' }, 4950)).to.equal(undefined);
+      expect(index.touch('a', 'a', { name: 'stale' }, 4950)).to.equal(-1);
       const after = index.view(10, 5100);
       expect(after.lastSeen('a')).to.equal(5000);
       expect(idsOf(after)).to.deep.equal(['b', 'a']);
@@ -59,8 +74,8 @@ describe('PresenceIndex', () => {
     it('applies a touch at the same time: the profile is updated, the time stays', () => {
       const index = indexWith([['a', 5000], ['b', 5100]]);
       index.view(10, 5100); // makes the ready-made list, which must follow the change
-      const record = index.touch('a', 'a', { name: 'Ann' }, 5000);
-      expect(record).to.include({ at: 5000 });
+      const slot = index.touch('a', 'a', { name: 'Ann' }, 5000);
+      expect(index.timeOf(slot)).to.equal(5000);
       const view = index.view(10, 5100);
       expect(view.entries[1]).to.include({ id: 'a', name: 'Ann' });
       expect(view.lastSeen('a')).to.equal(5000);
@@ -71,9 +86,9 @@ describe('PresenceIndex', () => {
       const profile = { name: 'Ann' };
       index.touch('a', 'a', profile, 5000);
       index.touch('a', 'a', undefined, 5010);
-      expect(index.peek('a')?.profile).to.equal(profile);
+      expect(index.profileOf(index.slotOf('a'))).to.equal(profile);
       index.touch('a', 'a', { name: 'Ann' }, 5020);
-      expect(index.peek('a')?.profile).to.equal(profile); // equal: not replaced
+      expect(index.profileOf(index.slotOf('a'))).to.equal(profile); // equal: not replaced
       expect(index.view(1, 5020).entries[0]).to.include({ name: 'Ann', id: 'a' });
     });
 
@@ -138,18 +153,40 @@ describe('PresenceIndex', () => {
       expect(idsOf(index.view(10, 5200))).to.deep.equal(['c', 'b', 'a']);
     });
 
-    it('returns the same ready-made entries from one view to the next while nothing changes', () => {
+    it('returns the same view, and the same ready-made entries, while nothing listed or counted changes', () => {
       const index = indexWith([['a', 5000], ['b', 5100], ['c', 5200]]);
       const first = index.view(3, 5200);
-      const second = index.view(3, 5300);
-      for (let i = 0; i < 3; i++) expect(second.entries[i]).to.equal(first.entries[i]);
-      // A touch of one key makes a new entry for it alone.
+      expect(index.view(3, 5300)).to.equal(first);
+      // The first key touched again: still first, so the view stands, and its entry reads the new time.
+      index.touch('c', 'c', undefined, 5250);
+      expect(index.view(3, 5300)).to.equal(first);
+      expect(first.entries[0].lastSeen.getTime()).to.equal(5250);
+      expect(first.lastSeen('c')).to.equal(5250);
+      // A touch that reorders the list makes a new view, with the same entries moved.
       index.touch('a', 'a', undefined, 5300);
       const third = index.view(3, 5300);
+      expect(third).not.to.equal(first);
       expect(idsOf(third)).to.deep.equal(['a', 'c', 'b']);
-      expect(third.entries[0]).not.to.equal(first.entries[2]);
-      expect(third.entries[1]).to.equal(first.entries[0]);
-      expect(third.entries[2]).to.equal(first.entries[1]);
+      expect(idsOf(first)).to.deep.equal(['c', 'b', 'a']); // a view once handed out never changes its list
+      expect(third.entries[0]).to.equal(first.entries[2]);
+      expect(third.entries[0].lastSeen.getTime()).to.equal(5300);
+      expect(third.ids).to.deep.equal(['a', 'c', 'b']);
+      expect(Object.isFrozen(third.entries) && Object.isFrozen(third.ids)).to.equal(true);
+      // A new profile makes a new entry for that key alone.
+      index.touch('a', 'a', { name: 'Ann' }, 5300);
+      const fourth = index.view(3, 5300);
+      expect(fourth.entries[0]).not.to.equal(third.entries[0]);
+      expect(fourth.entries[0]).to.include({ name: 'Ann' });
+      expect(fourth.entries[1]).to.equal(third.entries[1]);
+    });
+
+    it('keeps an entry handed out true to its user after the user leaves and their slot is reused', () => {
+      const index = indexWith([['a', 5000], ['b', 5100]], { maxTracked: 2 });
+      const [b] = index.view(1, 5100).entries;
+      index.forget('b', 5100);
+      index.touch('c', 'c', undefined, 5900); // takes b's slot
+      expect(b).to.include({ id: 'b' });
+      expect(b.lastSeen.getTime()).to.equal(5100);
     });
 
     it('lists past the ready-made capacity (200) in time order too', () => {
@@ -244,11 +281,12 @@ describe('PresenceIndex', () => {
       expect(timesOf(view)).to.deep.equal([5300, 5200, 5100]);
     });
 
-    it('returns only the records that changed: an older touch in the batch is skipped', () => {
+    it('skips an older touch in the batch', () => {
       const index = indexWith([['a', 5000]]);
-      const changed = index.merge([touch('a', 4900), touch('b', 5100), touch('a', 5050)]);
-      expect(changed.map((r) => [r.id, r.at]).sort()).to.deep.equal([['a', 5050], ['b', 5100]]);
-      expect(index.merge([touch('a', 10)])).to.deep.equal([]);
+      index.merge([touch('a', 4900), touch('b', 5100), touch('a', 5050)]);
+      expect(index.view(0, 5100).lastSeen('a')).to.equal(5050);
+      expect(index.view(0, 5100).lastSeen('b')).to.equal(5100);
+      index.merge([touch('a', 10)]);
       expect(index.view(0, 5100).lastSeen('a')).to.equal(5050);
     });
 
@@ -256,8 +294,7 @@ describe('PresenceIndex', () => {
       const index = new PresenceIndex(THRESHOLD, 10);
       index.touch('x', 'x', undefined, 5000);
       // The second is older than the first, the third keeps the first's profile.
-      const changed = index.merge([touch('k', 5000, { name: 'Ann' }), touch('k', 4900, { name: 'old' }), touch('k', 5000)]);
-      expect(changed.map((r) => r.at)).not.to.include(4900);
+      index.merge([touch('k', 5000, { name: 'Ann' }), touch('k', 4900, { name: 'old' }), touch('k', 5000)]);
       const view = index.view(10, 5000);
       expect(view.count).to.equal(2);
       expect(view.lastSeen('k')).to.equal(5000);
@@ -339,7 +376,7 @@ describe('PresenceIndex', () => {
       expect(view.lastSeen('a')).to.equal(1200);
       expect(index.view(5, 1200 + THRESHOLD).count).to.equal(1); // a expires on its new time
       // A touch at b's old time is now older than b: ignored.
-      expect(index.touch('b', 'b', undefined, 1600)).to.equal(undefined);
+      expect(index.touch('b', 'b', undefined, 1600)).to.equal(-1);
       expect(index.view(0, 1700).lastSeen('b')).to.equal(1700);
     });
 
@@ -462,9 +499,9 @@ function runAgainstModel(seed: number, tolerance: number): void {
   let lastCutoff = -Infinity;
   const settled = (key: string): boolean => (model.records.get(key)?.at ?? Infinity) > lastCutoff;
   const adopt = (key: string): void => {
-    const held = index.peek(key);
-    if (held === undefined) model.records.delete(key);
-    else model.records.set(key, { at: held.at, name: held.profile.name as string | undefined });
+    const slot = index.slotOf(key);
+    if (slot === -1) model.records.delete(key);
+    else model.records.set(key, { at: index.timeOf(slot), name: index.profileOf(slot).name as string | undefined });
   };
   const eventTime = (): number => {
     const r = rng.next();
@@ -483,14 +520,14 @@ function runAgainstModel(seed: number, tolerance: number): void {
       const at = eventTime();
       const given = profile();
       const sure = settled(key);
-      const record = index.touch(key, key, given, at);
+      const slot = index.touch(key, key, given, at);
       if (!sure) {
         adopt(key);
         continue;
       }
       const applied = model.touch(key, given, at);
-      expect(record !== undefined, `${where}: touch ${key} at ${at}`).to.equal(applied);
-      if (record !== undefined) expect(record.at, where).to.equal(at);
+      expect(slot !== -1, `${where}: touch ${key} at ${at}`).to.equal(applied);
+      if (slot !== -1) expect(index.timeOf(slot), where).to.equal(at);
     } else if (op < 0.5) {
       const key = keys[rng.int(0, keys.length - 1)];
       const at = eventTime();
@@ -504,14 +541,18 @@ function runAgainstModel(seed: number, tolerance: number): void {
     } else if (op < 0.7) {
       const batch = Array.from({ length: rng.int(1, 6) }, () => touch(keys[rng.int(0, keys.length - 1)], eventTime(), profile()));
       const sure = batch.every((t) => settled(t.key));
-      const changed = index.merge(batch);
+      index.merge(batch);
       if (!sure) {
         for (const t of batch) adopt(t.key);
         continue;
       }
-      // One record per key that changed, however many of the batch's touches it took.
-      const applied = new Set(batch.filter((t) => model.touch(t.key, t.profile, t.at)).map((t) => t.key));
-      expect(changed.map((r) => r.id).sort(), `${where}: merge`).to.deep.equal([...applied].sort());
+      for (const t of batch) model.touch(t.key, t.profile, t.at);
+      // Each key of the batch holds what applying its touches one by one would leave.
+      for (const key of new Set(batch.map((t) => t.key))) {
+        const slot = index.slotOf(key);
+        const held = model.records.get(key);
+        expect(slot === -1 ? undefined : [index.timeOf(slot), index.profileOf(slot).name], `${where}: merge ${key}`).to.deep.equal(held === undefined ? undefined : [held.at, held.name]);
+      }
     } else {
       const limit = limits[rng.int(0, limits.length - 1)];
       const view = index.view(limit, now);

@@ -54,12 +54,12 @@ export class MemoryStore extends SharedStore {
     const index = this.index(scope);
     const now = this.now();
     const added = index.added;
-    const presence = index.touch(key, id, profile, now);
-    if (presence === undefined || scope === 'bots') return;
+    const slot = index.touch(key, id, profile, now);
+    if (slot === -1 || scope === 'bots') return;
     if (index.added !== added) this.checkRecord(now);
-    if (scope === 'users' && now - presence.reportedAt >= this.seenIntervalMs) {
-      presence.reportedAt = now;
-      this.seen(presence, now);
+    if (scope === 'users' && now - index.reportedAt(slot) >= this.seenIntervalMs) {
+      index.markReported(slot, now);
+      this.seen(index.entryOf(slot), now);
     }
   }
 

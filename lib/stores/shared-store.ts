@@ -5,8 +5,8 @@
  * request), and the store stopped only when the last of its trackers closes.
  */
 import { OnlineNowConfigError } from '../errors';
-import { listedEntry, type Presence, type PresenceIndex } from '../presence-index';
-import type { Awaitable, OnlineRecord, Profile, Scope, ScopeView, Store, StoreConfig, StoreHooks, StoreReporter, UserId, Viewer } from '../types';
+import type { PresenceIndex } from '../presence-index';
+import type { Awaitable, OnlineRecord, Profile, Scope, ScopeView, Store, StoreConfig, StoreHooks, StoreReporter, StoredEntry, UserId, Viewer } from '../types';
 
 /** Most users (and, apart, guests) a built-in store keeps unless told otherwise. */
 export const DEFAULT_MAX_TRACKED = 100_000;
@@ -110,17 +110,18 @@ export abstract class SharedStore implements Store {
 
   /** A logout at `at` in `index`; a user who was online gets one last `onSeen`, with their last activity. */
   protected forgetIn(index: PresenceIndex, key: string, at: number, users: boolean): boolean {
-    const presence = index.peek(key);
-    const online = presence !== undefined && presence.at > at - this.thresholdMs;
+    const slot = index.slotOf(key);
+    const last = slot === -1 ? -Infinity : index.timeOf(slot);
+    const entry = users && last > at - this.thresholdMs && this.seenIntervalMs !== Infinity ? index.entryOf(slot) : undefined;
     const removed = index.forget(key, at);
-    if (removed && online && users) this.seen(presence, presence.at);
+    if (removed && entry !== undefined) this.seen(entry, last);
     return removed;
   }
 
-  /** `onSeen` for a presence, as it is now, for every tracker that has it. */
-  protected seen(presence: Presence, atMs: number): void {
+  /** `onSeen` for an entry (see `PresenceIndex.entryOf`), for every tracker that has it. */
+  protected seen(entry: StoredEntry, atMs: number): void {
     for (const t of this.attachedTrackers) {
-      if (t.hooks?.onSeen !== undefined) this.defer([t, 'onSeen', listedEntry(presence), new Date(atMs)]);
+      if (t.hooks?.onSeen !== undefined) this.defer([t, 'onSeen', entry, new Date(atMs)]);
     }
   }
 

@@ -192,7 +192,7 @@ export class RedisStore extends SharedStore {
 
   touch(scope: Scope, key: string, id: UserId, profile: Profile | undefined): void {
     const s = SLOTS[scope];
-    if (this.index(s).touch(key, id, profile, this.eventTime()) === undefined) return;
+    if (this.index(s).touch(key, id, profile, this.eventTime()) === -1) return;
     // A touch without a profile (a bare id) must not send the profile this replica holds: it may be
     // older than one another process has written (the user hid there a moment ago).
     const withProfile = profile !== undefined || this.pendingTouches[s].get(key) === true;
@@ -284,7 +284,7 @@ export class RedisStore extends SharedStore {
       this.reporter.recovered(REPORT_KIND);
     } catch (error) {
       // Put back what is not known to have landed: writes are idempotent, so one that did is harmless to send again.
-      for (const [s, key, withProfile] of touches) if (this.index(s).peek(key) !== undefined) this.pendingTouches[s].set(key, withProfile);
+      for (const [s, key, withProfile] of touches) if (this.index(s).slotOf(key) !== -1) this.pendingTouches[s].set(key, withProfile);
       for (const f of forgets.slice(sentForgets)) {
         const queued = this.pendingForgets[f.scope].get(f.key);
         if (queued === undefined || queued < f.atUs / 1000) this.pendingForgets[f.scope].set(f.key, f.atUs / 1000);
@@ -357,9 +357,10 @@ export class RedisStore extends SharedStore {
   private touchWrites(keys: readonly PendingTouch[]): TouchWrite[] {
     const writes: TouchWrite[] = [];
     for (const [s, key, withProfile] of keys) {
-      const presence = this.index(s).peek(key);
-      if (presence === undefined) continue;
-      writes.push({ scope: s, key, atUs: Math.round(presence.at * 1000), profile: s === 0 && withProfile ? encodeProfile(presence.id, presence.profile) : '' });
+      const index = this.index(s);
+      const slot = index.slotOf(key);
+      if (slot === -1) continue;
+      writes.push({ scope: s, key, atUs: Math.round(index.timeOf(slot) * 1000), profile: s === 0 && withProfile ? encodeProfile(index.idOf(slot), index.profileOf(slot)) : '' });
     }
     return writes;
   }
@@ -414,8 +415,8 @@ export class RedisStore extends SharedStore {
     if (reply.recordRaised) this.recordRaised(reply.recordCount, reply.recordAtUs / 1000);
     else this.setRecord(reply.recordCount, reply.recordAtUs / 1000);
     for (const { key, atUs } of reply.reports) {
-      const presence = this.index(0).peek(key);
-      if (presence !== undefined) this.seen(presence, atUs / 1000);
+      const slot = this.index(0).slotOf(key);
+      if (slot !== -1) this.seen(this.index(0).entryOf(slot), atUs / 1000);
     }
   }
 
