@@ -1,7 +1,7 @@
 // `npm run bench`: every table of BENCHMARKS.md, measured side by side in one
 // run on this machine, printed as Markdown and written to bench/results.json.
 // Starts its own redis-server where one is installed; the whole-request section needs wrk,
-// the instructions-per-request section valgrind (INSTRUCTIONS=0 skips it, INSTRUCTIONS_1M=1 adds 1,000,000 users).
+// the instructions-per-request section valgrind (INSTRUCTIONS=0 skips it).
 // QUICK=1 runs smaller sizes and fewer rounds, for a look in about a minute (plus some 5 minutes of callgrind).
 import { writeFileSync } from 'node:fs';
 import { haveWrk, wholeRequests } from './http.mjs';
@@ -74,13 +74,11 @@ if (process.env.INSTRUCTIONS === '0') {
   console.log('\nvalgrind is not installed (apt-get install valgrind): the instructions-per-request section is skipped.\n');
 } else {
   // Counted by callgrind, so machine load does not matter; about 15 ms of real time per request under valgrind.
-  const cases = [
-    { store: 'memory', n: 1_000 },
-    { store: 'memory', n: 100_000 },
-  ];
-  if (!quick && process.env.INSTRUCTIONS_1M === '1') cases.push({ store: 'memory', n: 1_000_000 });
-  if (!quick && redis !== null) cases.push({ store: 'redis', n: 100_000 }); // each run starts a redis-server of its own
-  const counted = await instructionsPerRequest({ cases, K: 300, W: 3000, repeats: quick ? 1 : 3 });
+  const sizes = quick ? [1_000, 100_000] : [1_000, 100_000, 1_000_000];
+  const cases = sizes.map((n) => ({ store: 'memory', n }));
+  // Each RedisStore run starts a redis-server of its own.
+  if (redis !== null) cases.push(...(quick ? [100_000] : sizes).map((n) => ({ store: 'redis', n })));
+  const counted = await instructionsPerRequest({ cases, K: quick ? 300 : 1000, W: 3000, repeats: quick ? 1 : 3 });
   results.instructionsPerRequest = counted.results;
   texts.push(counted.text);
 }

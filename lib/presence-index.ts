@@ -34,7 +34,7 @@
  */
 import { LRUCache } from 'lru-cache';
 import { EMPTY_PROFILE, isHidden, sameProfile } from './identity';
-import type { Profile, ScopeView, StoredEntry, UserId, Viewer } from './types';
+import type { Profile, ProfileValue, ScopeView, StoredEntry, UserId, Viewer } from './types';
 
 /** A key as the LRU holds it: a decimal id of up to 9 digits as a number (no string per user), anything else as given. */
 type Key = string | number;
@@ -85,6 +85,8 @@ const STAFF: Viewer = Object.freeze({ seesHidden: true });
 const HIDDEN = 1;
 /** The id is a string whose key is held as a number ('42'). */
 const ID_TEXT = 2;
+/** The profile is held as the bare value of its one field, `soleField`. */
+const SOLE = 4;
 
 /**
  * Passed to every lru-cache call: its default options object (`= {}`) would be
@@ -126,14 +128,20 @@ interface ReadyView {
 }
 
 export class PresenceIndex {
-  private readonly cache: LRUCache<Key, number>;
+  /** Made on the first key: lru-cache allocates its lists for `max` at once (~28 B a key), and a scope may never be used. */
+  private lru: LRUCache<Key, number> | undefined;
   private readonly maxSlots: number;
-  /** Per slot: last seen (ms on the store's time base), a reuse count, flags, id, profile. */
+  /**
+   * Per slot: last seen (ms on the store's time base), flags, id, and profile:
+   * a profile of one field named `soleField` (the usual `{ username }`) is held
+   * as its bare value, which saves an object per user.
+   */
   private times = new Float64Array(0);
-  private gens = new Uint32Array(0);
   private flags = new Uint8Array(0);
-  private readonly ids: UserId[] = [];
-  private readonly profiles: Profile[] = [];
+  private ids: UserId[] = [];
+  private profiles: (Profile | ProfileValue)[] = [];
+  /** The one field name of single-field profiles, learned from the first one seen. */
+  private soleField: string | undefined;
   /** Per slot, when `onSeen` was last called (memory store); allocated on first use. */
   private reported: Float64Array | undefined;
   private readonly freeSlots: number[] = [];
@@ -165,6 +173,8 @@ export class PresenceIndex {
   private topSize = 0;
   /** Time of the last entry the latest `recent()` listed. */
   private lastListedAt = Infinity;
+  /** What a scope never used shows. */
+  private emptyView: IndexView | undefined;
   /** The views last built for everyone and for staff. */
   private readonly ready: [ReadyView | undefined, ReadyView | undefined] = [undefined, undefined];
 
@@ -175,16 +185,19 @@ export class PresenceIndex {
   ) {
     // One more than the LRU holds: a new key's slot is taken before the LRU evicts the oldest.
     this.maxSlots = maxTracked + 1;
-    this.cache = new LRUCache<Key, number>({
-      max: maxTracked,
+  }
+
+  private get cache(): LRUCache<Key, number> {
+    return (this.lru ??= new LRUCache<Key, number>({
+      max: this.maxSlots - 1,
       // Called on eviction (maxTracked), forget and expiry.
       dispose: (slot) => this.release(slot),
-    });
+    }));
   }
 
   /** The slot of `key`, or -1 when it is not held (expired or not). */
   slotOf(key: string): number {
-    return this.cache.peek(internalKey(key), LRU_OPTIONS) ?? -1;
+    return this.lru?.peek(internalKey(key), LRU_OPTIONS) ?? -1;
   }
 
   /** Last seen of a held slot, ms. */
@@ -198,13 +211,14 @@ export class PresenceIndex {
   }
 
   profileOf(slot: number): Profile {
-    return this.profiles[slot];
+    const held = this.profiles[slot];
+    return (this.flags[slot] & SOLE) !== 0 ? { [this.soleField as string]: held as ProfileValue } : (held as Profile);
   }
 
   /** The slot's entry as it is now, its time fixed: what `onSeen` is given. */
   entryOf(slot: number): StoredEntry {
     const at = this.times[slot];
-    return frozenEntry(this.idOf(slot), this.profiles[slot], () => at);
+    return frozenEntry(this.idOf(slot), this.profileOf(slot), () => at);
   }
 
   reportedAt(slot: number): number {
@@ -218,6 +232,7 @@ export class PresenceIndex {
 
   /** Keys online at `now`, hidden ones included. */
   size(now: number): number {
+    if (this.lru === undefined) return 0;
     this.expire(now - this.thresholdMs);
     return this.cache.size;
   }
@@ -265,7 +280,7 @@ export class PresenceIndex {
       for (const [k, slot] of this.cache.entries()) {
         const at = this.times[slot];
         if (at < oldest - this.tolerance) break;
-        if (!batch.has(k)) items.push([k, { key: String(k), id: this.idOf(slot), profile: this.profiles[slot], at }]);
+        if (!batch.has(k)) items.push([k, { key: String(k), id: this.idOf(slot), profile: this.profileOf(slot), at }]);
       }
       this.invalidateTop();
     }
@@ -291,9 +306,12 @@ export class PresenceIndex {
       this.times[slot] = at;
       // The key itself is the id (number, or the key's own string) unless the id is some other number, like 1e12.
       this.ids[slot] = typeof k === 'number' || typeof id !== 'number' ? k : id;
-      this.profiles[slot] = profile ?? EMPTY_PROFILE;
-      this.flags[slot] = idText | (isHidden(this.profiles[slot]) ? HIDDEN : 0);
-      if (isHidden(this.profiles[slot])) this.hiddenCount++;
+      this.flags[slot] = idText;
+      this.holdProfile(slot, profile ?? EMPTY_PROFILE);
+      if (isHidden(profile ?? EMPTY_PROFILE)) {
+        this.flags[slot] |= HIDDEN;
+        this.hiddenCount++;
+      }
       return slot;
     }
     if (at < this.times[slot]) return -1;
@@ -303,17 +321,45 @@ export class PresenceIndex {
       this.flags[slot] = (this.flags[slot] & ~ID_TEXT) | idText;
       this.entryStale = true;
     }
-    if (profile !== undefined && !sameProfile(this.profiles[slot], profile)) {
+    if (profile !== undefined && !this.holds(slot, profile)) {
       const hidden = isHidden(profile);
       if (hidden !== ((this.flags[slot] & HIDDEN) !== 0)) {
         this.hiddenCount += hidden ? 1 : -1;
         this.flags[slot] ^= HIDDEN;
         this.version++;
       }
-      this.profiles[slot] = profile;
+      this.holdProfile(slot, profile);
       this.entryStale = true;
     }
     return slot;
+  }
+
+  /** Whether the slot holds this profile (same fields, same values). Runs on every touch: no allocation. */
+  private holds(slot: number, profile: Profile): boolean {
+    const held = this.profiles[slot];
+    if ((this.flags[slot] & SOLE) === 0) return sameProfile(held as Profile, profile);
+    let fields = 0;
+    for (const name in profile) {
+      if (name !== this.soleField || profile[name] !== held) return false;
+      fields++;
+    }
+    return fields === 1;
+  }
+
+  private holdProfile(slot: number, profile: Profile): void {
+    let only: string | undefined;
+    let fields = 0;
+    for (const name in profile) {
+      only = name;
+      fields++;
+    }
+    if (fields === 1 && (this.soleField ??= only) === only) {
+      this.profiles[slot] = profile[only as string];
+      this.flags[slot] |= SOLE;
+    } else {
+      this.profiles[slot] = profile;
+      this.flags[slot] &= ~SOLE;
+    }
   }
 
   /** Moves a just-updated slot to the most recent end, and into the ready-made list where it belongs. */
@@ -371,12 +417,15 @@ export class PresenceIndex {
     return this.top[i].hidden === true;
   }
 
-  /** A listed entry: its profile copied, its time read from the slot while the slot is still this user's. */
+  /**
+   * A listed entry: its profile copied, its time read from the slot while the
+   * slot still holds this id (a slot another user took leaves it its last time).
+   */
   private liveEntry(slot: number): StoredEntry {
-    const gen = this.gens[slot];
+    const held = this.ids[slot];
     let last = this.times[slot];
-    return frozenEntry(this.idOf(slot), this.profiles[slot], () => {
-      if (this.gens[slot] === gen) last = this.times[slot];
+    return frozenEntry(this.idOf(slot), this.profileOf(slot), () => {
+      if (this.ids[slot] === held) last = this.times[slot];
       return last;
     });
   }
@@ -388,6 +437,7 @@ export class PresenceIndex {
 
   /** A logout at `at`: removes the key if it was last seen at or before then. True when removed. */
   forget(key: string, at: number): boolean {
+    if (this.lru === undefined) return false;
     const k = internalKey(key);
     const slot = this.cache.peek(k, LRU_OPTIONS);
     if (slot === undefined || this.times[slot] > at) return false;
@@ -403,6 +453,7 @@ export class PresenceIndex {
   view(limit: number, now: number, viewer: Viewer = EVERYONE): ScopeView {
     const cutoff = now - this.thresholdMs;
     this.cutoff = cutoff;
+    if (this.lru === undefined) return (this.emptyView ??= new IndexView(this, 0, 0, Object.freeze([]), Object.freeze([]), EVERYONE));
     this.expire(cutoff);
     // A hidden user sees themself listed: their view is theirs alone.
     const own = !viewer.seesHidden && viewer.self !== undefined && this.hiddenCount > 0 && this.isHiddenKey(viewer.self);
@@ -436,6 +487,7 @@ export class PresenceIndex {
 
   /** Moves every time by `delta` ms: a Redis read model learns Redis's clock only after its first touches. */
   shift(delta: number): void {
+    if (this.lru === undefined) return;
     for (const slot of this.cache.values()) this.times[slot] += delta;
     this.latest += delta;
     this.invalidateTop();
@@ -443,7 +495,8 @@ export class PresenceIndex {
 
   /** Every key, least recent first: what a Redis read model writes back when Redis has lost its data. */
   *keys(): IterableIterator<string> {
-    for (const k of this.cache.rkeys()) yield String(k);
+    if (this.lru === undefined) return;
+    for (const k of this.lru.rkeys()) yield String(k);
   }
 
   private isHiddenKey(key: string): boolean {
@@ -546,8 +599,10 @@ export class PresenceIndex {
     if (slot === this.times.length) {
       const size = Math.min(this.maxSlots, Math.max(FIRST_SLOTS, slot * 2));
       this.times = grown(this.times, new Float64Array(size));
-      this.gens = grown(this.gens, new Uint32Array(size));
       this.flags = grown(this.flags, new Uint8Array(size));
+      // Filled, so V8 keeps them as plain arrays of exactly this size (no slack past it, no holes).
+      this.ids = grownArray(this.ids, size, 0);
+      this.profiles = grownArray(this.profiles, size, EMPTY_PROFILE);
       if (this.reported !== undefined) this.reported = grown(this.reported, new Float64Array(size).fill(-Infinity));
     }
     return slot;
@@ -559,7 +614,6 @@ export class PresenceIndex {
     if (this.topValid && this.topSlots.includes(slot)) this.topValid = false;
     if (slot === this.tailSlot) this.tailSlot = -1;
     this.version++;
-    this.gens[slot]++;
     this.flags[slot] = 0;
     this.ids[slot] = 0;
     this.profiles[slot] = EMPTY_PROFILE;
@@ -568,7 +622,13 @@ export class PresenceIndex {
   }
 }
 
-function grown<T extends Float64Array | Uint32Array | Uint8Array>(from: T, to: T): T {
+function grownArray<T>(from: readonly T[], size: number, fill: T): T[] {
+  const to = new Array<T>(size).fill(fill);
+  for (let i = 0; i < from.length; i++) to[i] = from[i];
+  return to;
+}
+
+function grown<T extends Float64Array | Uint8Array>(from: T, to: T): T {
   to.set(from);
   return to;
 }

@@ -81,15 +81,22 @@ describe('PresenceIndex', () => {
       expect(view.lastSeen('a')).to.equal(5000);
     });
 
-    it('keeps the held profile when touched without one, and the same profile object when given an equal one', () => {
-      const index = new PresenceIndex(THRESHOLD, 10);
-      const profile = { name: 'Ann' };
-      index.touch('a', 'a', profile, 5000);
-      index.touch('a', 'a', undefined, 5010);
-      expect(index.profileOf(index.slotOf('a'))).to.equal(profile);
-      index.touch('a', 'a', { name: 'Ann' }, 5020);
-      expect(index.profileOf(index.slotOf('a'))).to.equal(profile); // equal: not replaced
-      expect(index.view(1, 5020).entries[0]).to.include({ name: 'Ann', id: 'a' });
+    it('keeps the held profile when touched without one, and the same listed entry when given an equal one', () => {
+      for (const profile of [{ name: 'Ann' }, { name: 'Ann', role: 'admin' }]) {
+        const index = new PresenceIndex(THRESHOLD, 10);
+        index.touch('a', 'a', profile, 5000);
+        const [entry] = index.view(1, 5000).entries;
+        index.touch('a', 'a', undefined, 5010);
+        expect(index.profileOf(index.slotOf('a'))).to.deep.equal(profile);
+        index.touch('a', 'a', { ...profile }, 5020);
+        expect(index.profileOf(index.slotOf('a'))).to.deep.equal(profile);
+        expect(index.view(1, 5020).entries[0]).to.equal(entry); // equal: not replaced
+        expect(entry).to.include({ ...profile, id: 'a' });
+        index.touch('a', 'a', { name: 'Bea' }, 5030);
+        expect(index.view(1, 5030).entries[0]).to.include({ name: 'Bea', id: 'a' }).and.not.have.property('role');
+        index.touch('a', 'a', { nick: 'Bea' }, 5040);
+        expect({ ...index.view(1, 5040).entries[0] }).to.deep.equal({ id: 'a', nick: 'Bea', lastSeen: new Date(5040) });
+      }
     });
 
     it('takes the id of the latest touch (42 and "42" are one key)', () => {
@@ -509,7 +516,8 @@ function runAgainstModel(seed: number, tolerance: number): void {
     if (r < 0.9) return now - rng.int(0, tolerance); // late within tolerance
     return now - rng.int(tolerance + 1, tolerance + 400); // late beyond it: re-inserted
   };
-  const profile = (): Profile | undefined => (rng.chance(0.5) ? undefined : { name: `n${rng.int(0, 2)}` });
+  // One field (held as a bare value) or two (held as an object), so changes cross between the two.
+  const profile = (): Profile | undefined => (rng.chance(0.5) ? undefined : rng.chance(0.7) ? { name: `n${rng.int(0, 2)}` } : { name: `n${rng.int(0, 2)}`, role: 'r' });
 
   for (let step = 0; step < 3000; step++) {
     const where = `PRESENCE_SEED=${seed} tolerance=${tolerance} step ${step}`;
