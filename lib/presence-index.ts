@@ -87,6 +87,8 @@ const HIDDEN = 1;
 const ID_TEXT = 2;
 /** The profile is held as the bare value of its one field, `soleField`. */
 const SOLE = 4;
+/** The profile is held as stored text, decoded (by `decodeRaw`) when first needed. */
+const RAW = 8;
 
 /**
  * Passed to every lru-cache call: its default options object (`= {}`) would be
@@ -145,6 +147,8 @@ export class PresenceIndex {
   /** Per slot, when `onSeen` was last called (memory store); allocated on first use. */
   private reported: Float64Array | undefined;
   private readonly freeSlots: number[] = [];
+  /** Where `decodeLoaded` goes on. */
+  private rawScan = 0;
   private usedSlots = 0;
   /** The least recently seen slot as last found, -1 when unknown: `expire` needs no iterator while it is live. */
   private tailSlot = -1;
@@ -182,6 +186,8 @@ export class PresenceIndex {
     private readonly thresholdMs: number,
     maxTracked: number,
     private readonly tolerance = 0,
+    /** Turns a profile given to `load` as stored text into a profile (a Redis read model's codec). */
+    private readonly decodeRaw: (raw: string) => Profile = () => EMPTY_PROFILE,
   ) {
     // One more than the LRU holds: a new key's slot is taken before the LRU evicts the oldest.
     this.maxSlots = maxTracked + 1;
@@ -211,6 +217,7 @@ export class PresenceIndex {
   }
 
   profileOf(slot: number): Profile {
+    if ((this.flags[slot] & RAW) !== 0) this.decodeHeld(slot);
     const held = this.profiles[slot];
     return (this.flags[slot] & SOLE) !== 0 ? { [this.soleField as string]: held as ProfileValue } : (held as Profile);
   }
@@ -322,12 +329,7 @@ export class PresenceIndex {
       this.entryStale = true;
     }
     if (profile !== undefined && !this.holds(slot, profile)) {
-      const hidden = isHidden(profile);
-      if (hidden !== ((this.flags[slot] & HIDDEN) !== 0)) {
-        this.hiddenCount += hidden ? 1 : -1;
-        this.flags[slot] ^= HIDDEN;
-        this.version++;
-      }
+      this.setHidden(slot, isHidden(profile));
       this.holdProfile(slot, profile);
       this.entryStale = true;
     }
@@ -336,6 +338,7 @@ export class PresenceIndex {
 
   /** Whether the slot holds this profile (same fields, same values). Runs on every touch: no allocation. */
   private holds(slot: number, profile: Profile): boolean {
+    if ((this.flags[slot] & RAW) !== 0) this.decodeHeld(slot);
     const held = this.profiles[slot];
     if ((this.flags[slot] & SOLE) === 0) return sameProfile(held as Profile, profile);
     let fields = 0;
@@ -353,6 +356,7 @@ export class PresenceIndex {
       only = name;
       fields++;
     }
+    this.flags[slot] &= ~RAW;
     if (fields === 1 && (this.soleField ??= only) === only) {
       this.profiles[slot] = profile[only as string];
       this.flags[slot] |= SOLE;
@@ -360,6 +364,54 @@ export class PresenceIndex {
       this.profiles[slot] = profile;
       this.flags[slot] &= ~SOLE;
     }
+  }
+
+  /** A profile held as text is decoded, once; whether it is hidden was guessed from the text, and is now known. */
+  private decodeHeld(slot: number): void {
+    const profile = this.decodeRaw(this.profiles[slot] as string);
+    this.holdProfile(slot, profile);
+    this.setHidden(slot, isHidden(profile));
+  }
+
+  private setHidden(slot: number, hidden: boolean): void {
+    if (hidden === ((this.flags[slot] & HIDDEN) !== 0)) return;
+    this.hiddenCount += hidden ? 1 : -1;
+    this.flags[slot] ^= HIDDEN;
+    this.version++;
+  }
+
+  /** Decodes up to `limit` profiles still held as text (see `load`); true while some may be left. */
+  decodeLoaded(limit: number): boolean {
+    for (let decoded = 0; this.rawScan < this.usedSlots && decoded < limit; this.rawScan++) {
+      if ((this.flags[this.rawScan] & RAW) === 0) continue;
+      this.decodeHeld(this.rawScan);
+      decoded++;
+    }
+    if (this.rawScan < this.usedSlots) return true;
+    this.rawScan = 0;
+    return false;
+  }
+
+  /**
+   * A touch whose profile is stored text, decoded only when the entry is first
+   * listed or read: a new Redis replica loads a million users without parsing
+   * a million profiles. The text tells whether the user is hidden.
+   */
+  load(key: string, id: UserId, raw: string, at: number): void {
+    const k = internalKey(key);
+    const held = this.cache.peek(k, LRU_OPTIONS) ?? -1;
+    if (held !== -1 && at < this.times[held]) return;
+    if (at < this.latest - this.tolerance) {
+      this.touch(key, id, this.decodeRaw(raw), at);
+      return;
+    }
+    const slot = this.update(held, k, id, undefined, at);
+    this.profiles[slot] = raw;
+    this.flags[slot] = (this.flags[slot] & ~SOLE) | RAW;
+    // Only the key "hidden" can be followed by :true unescaped in a flat JSON object.
+    this.setHidden(slot, raw.includes('"hidden":true'));
+    this.entryStale = true;
+    this.place(k, slot);
   }
 
   /** Moves a just-updated slot to the most recent end, and into the ready-made list where it belongs. */

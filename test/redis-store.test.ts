@@ -110,6 +110,64 @@ describe('RedisStore', function () {
         expect(await b.online.isOnline('42')).to.equal(true);
       });
 
+      it('a new process reads every user in large chunks (ties across a chunk’s edge too) and agrees with Redis, hidden users and profiles included', async () => {
+        const prefix = uniquePrefix();
+        const seen = `{${prefix}}:users:seen`;
+        const a = await tracker(prefix, {}, kind);
+        const n = 45_000; // over two chunks of 20,000
+        for (let i = 1; i <= n; i++) a.store.touch('users', String(i), i, i % 1000 === 0 ? { username: `u${i}`, hidden: true } : { username: `u${i}` });
+        while (Number(await a.client.command('ZCARD', seen)) < n) await sleep(50);
+        // 50 users on each side of both chunk edges get one time: a chunk ends inside a tie.
+        for (const edge of [20_000, 40_000]) {
+          const rows = (await a.client.command('ZRANGE', seen, String(edge - 50), String(edge + 49), 'WITHSCORES')) as string[];
+          const args = rows.filter((_, i) => i % 2 === 0).flatMap((key) => [rows[1], key]);
+          await a.client.command('ZADD', seen, ...args);
+        }
+        const inRedis = (await a.client.command('ZRANGE', seen, '0', '-1', 'WITHSCORES')) as string[];
+        const b = await tracker(prefix, {}, kind);
+        let view = await b.store.view('users', 50, { seesHidden: true });
+        for (let i = 0; i < 100 && view.count + view.hidden < n; i++) {
+          await sleep(50);
+          view = await b.store.view('users', 50, { seesHidden: true });
+        }
+        expect([view.count, view.hidden]).to.deep.equal([n - 45, 45]);
+        for (let i = 0; i < inRedis.length; i += 2) {
+          if (view.lastSeen(inRedis[i]) !== Number(inRedis[i + 1]) / 1000) expect.fail(`user ${inRedis[i]}: ${view.lastSeen(inRedis[i])} in the new process, ${inRedis[i + 1]} µs in Redis`);
+        }
+        // The 50 most recent, with their profiles, as the writing process lists them.
+        const writer = await a.store.view('users', 50, { seesHidden: true });
+        expect(view.entries.map((e) => [e.id, e.username, e.hidden])).to.deep.equal(writer.entries.map((e) => [e.id, e.username, e.hidden]));
+        expect(view.entries.some((e) => e.hidden === true)).to.equal(true);
+        expect(typeof view.entries[0].id).to.equal('number');
+        // A guest's view leaves the hidden out, in the new process too.
+        expect((await b.store.view('users', 50)).entries.some((e) => e.hidden === true)).to.equal(false);
+      });
+
+      it('a new process misses no logout or sign-in made while it reads everyone', async () => {
+        const prefix = uniquePrefix();
+        const seen = `{${prefix}}:users:seen`;
+        const a = await tracker(prefix, {}, kind);
+        const n = 30_000;
+        for (let i = 1; i <= n; i++) a.store.touch('users', String(i), i, { username: `u${i}` });
+        while (Number(await a.client.command('ZCARD', seen)) < n) await sleep(50);
+        const b = await tracker(prefix, {}, kind);
+        // While b reads: 300 logouts spread over the oldest and newest, 300 new users.
+        await Promise.all([
+          ...Array.from({ length: 150 }, (_, i) => a.store.forget('users', String(i + 1))),
+          ...Array.from({ length: 150 }, (_, i) => a.store.forget('users', String(n - i))),
+        ]);
+        for (let i = n + 1; i <= n + 300; i++) a.store.touch('users', String(i), i, { username: `u${i}` });
+        await sleep(400);
+        let view = await b.store.view('users', 0);
+        for (let i = 0; i < 100 && view.count !== n; i++) {
+          await sleep(50);
+          view = await b.store.view('users', 0);
+        }
+        expect(view.count).to.equal(n);
+        for (const gone of [1, 150, n - 149, n]) expect(view.lastSeen(String(gone)), `user ${gone}`).to.equal(null);
+        for (const there of [151, n - 150, n + 1, n + 300]) expect(view.lastSeen(String(there)), `user ${there}`).not.to.equal(null);
+      });
+
       it('forget in one process takes the user offline in another within syncInterval', async () => {
         const prefix = uniquePrefix();
         const a = await tracker(prefix, {}, kind);

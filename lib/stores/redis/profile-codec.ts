@@ -11,19 +11,31 @@ export function encodeProfile(id: UserId, profile: Profile): string {
   return typeof id === 'number' ? `#${json}` : json;
 }
 
+/** The profile part of a profiles hash value, "µs|profile": the time is the profile's own (latest write wins). */
+export function storedProfile(value: string): string {
+  return value.slice(value.indexOf('|') + 1);
+}
+
 /** A profile read back from Redis is bounded again: whoever wrote it, it reaches our pages. */
 export function decodeProfile(key: string, stored: string | null): { id: UserId; profile: Profile } {
-  const numeric = stored?.startsWith('#') === true;
+  return { id: idOf(key, stored), profile: profileOf(stored === null ? null : stored.startsWith('#') ? stored.slice(1) : stored) };
+}
+
+/** The id a stored profile was written for: the key's number when it was a number. */
+export function idOf(key: string, stored: string | null): UserId {
+  if (stored?.startsWith('#') !== true) return key;
+  const asNumber = Number(key);
+  return keyOf(asNumber) === key ? asNumber : key;
+}
+
+/** The profile of a stored profile's JSON (without the "#"). */
+export function profileOf(json: string | null): Profile {
   let parsed: unknown;
   try {
-    parsed = stored === null ? undefined : JSON.parse(numeric ? stored.slice(1) : stored);
+    parsed = json === null ? undefined : JSON.parse(json);
   } catch {
     parsed = undefined;
   }
-  const asNumber = Number(key);
   const profile = boundedProfile(parsed);
-  return {
-    id: numeric && keyOf(asNumber) === key ? asNumber : key,
-    profile: (parsed as { hidden?: unknown } | undefined)?.hidden === true ? withHidden(profile) : profile,
-  };
+  return (parsed as { hidden?: unknown } | undefined)?.hidden === true ? withHidden(profile) : profile;
 }

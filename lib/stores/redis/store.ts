@@ -24,7 +24,7 @@ import type { Profile, Scope, ScopeView, StoreConfig, UserId, Viewer } from '../
 import { checkOptions, optionNames, positiveNumber, storeBasics } from '../../validations';
 import { DEFAULT_MAX_TRACKED, MAX_BOTS, SharedStore } from '../shared-store';
 import { adaptClient, type RawRedis, type RedisClientLike } from './client';
-import { decodeProfile, encodeProfile } from './profile-codec';
+import { decodeProfile, encodeProfile, idOf, profileOf, storedProfile } from './profile-codec';
 import {
   SYNC_SCRIPT,
   SYNC_SHA,
@@ -62,6 +62,10 @@ const redisStoreOptions = optionNames<RedisStoreOptions>({ client: true, prefix:
 
 /** Most changes one script call returns per scope, most writes it takes, most expired keys it removes. */
 const READ_LIMIT = 2000;
+/** Users one read of a new replica's first load takes (a ZRANGEBYSCORE and an HMGET, a few ms of Redis each). */
+const SNAPSHOT_CHUNK = 20_000;
+/** Profiles parsed per tick after the first read (about 1 ms). */
+const DECODE_SLICE = 2000;
 const WRITE_LIMIT = 2000;
 const CLEANUP_LIMIT = 5000;
 /** A sync that takes longer is counted as failed (and the next waits for it to settle). */
@@ -79,6 +83,26 @@ type PerScope<T> = [T, T, T];
 const perScope = <T>(make: () => T): PerScope<T> => [make(), make(), make()];
 /** A key to send, and whether its profile goes too (it does unless every touch since the last sync was a bare id). */
 type PendingTouch = [ScopeSlot, string, boolean];
+
+/** Part of a new replica's first read (see `loadSnapshot`). */
+interface SnapshotChunk {
+  readonly keys: readonly string[];
+  /** Scores as Redis sends them: µs, as text. */
+  readonly scores: readonly string[];
+  /** Users' stored profiles ("µs|json"), by position; none for guests and bots. */
+  readonly profiles: readonly (string | null)[];
+  /** Where the next chunk starts, when this one was full. */
+  readonly next: [string, Set<string>] | undefined;
+}
+
+/** A WITHSCORES reply as [member, score, member, score, …]: RESP2 sends it flat, RESP3 as pairs. */
+function flatPairs(reply: unknown): string[] {
+  const rows = reply as (string | [string, string | number])[];
+  if (rows.length === 0 || !Array.isArray(rows[0])) return rows as string[];
+  const flat: string[] = [];
+  for (const [member, score] of rows as [string, string | number][]) flat.push(member, String(score));
+  return flat;
+}
 
 /** Adds to a Map kept in insertion order, dropping the oldest past `max`. */
 function boundedSet<K, V>(map: Map<K, V>, key: K, value: V, max: number): void {
@@ -111,6 +135,8 @@ export class RedisStore extends SharedStore {
   /** The reset generation of the record this process knows (-1 before its first reply). */
   private recordGeneration = -1;
   private cursor = 0;
+  /** A replica that has not read Redis's whole state yet: it does so in large plain reads, not through the change feed. */
+  private fresh = true;
   private epoch: string | undefined;
   /** Redis's time at this process's last reply, µs. */
   private lastReplyUs = 0;
@@ -159,10 +185,11 @@ export class RedisStore extends SharedStore {
   protected start(): void {
     // A store attached again starts with an empty replica: it reads Redis from the start.
     this.cursor = 0;
+    this.fresh = true;
     for (const m of this.pendingTouches) m.clear();
     // Arrival order is kept within one sync of time order: an expired user stays counted at most that long.
     this.indexes = [
-      new PresenceIndex(this.thresholdMs, this.maxTracked, this.syncInterval),
+      new PresenceIndex(this.thresholdMs, this.maxTracked, this.syncInterval, (stored) => profileOf(storedProfile(stored).replace(/^#/, ''))),
       new PresenceIndex(this.thresholdMs, this.maxTracked, this.syncInterval),
       new PresenceIndex(this.thresholdMs, Math.min(this.maxTracked, MAX_BOTS), this.syncInterval),
     ];
@@ -258,6 +285,11 @@ export class RedisStore extends SharedStore {
     try {
       // Nothing is stamped for Redis before this process knows Redis's clock.
       if (!this.measured) await this.round([], []);
+      if (this.fresh) {
+        await this.loadSnapshot();
+        this.fresh = false;
+        this.decodeLoaded();
+      }
       touches = this.takeTouches();
       forgets = this.takeForgets();
       let sentTouches = 0;
@@ -328,7 +360,9 @@ export class RedisStore extends SharedStore {
     this.epoch = reply.epoch;
     this.lastReplyUs = reply.nowUs;
     if (reset) this.resetPending = false;
-    this.apply(reply);
+    // A fresh replica's first call only measures the clock: what it holds is read whole next (loadSnapshot),
+    // from a version read after this call, so changes listed here would be skipped unapplied, logouts too.
+    if (!this.fresh) this.apply(reply);
     this.applyRecord(reply);
     if (lost) this.cursor = 0;
     return { reply, lost };
@@ -351,6 +385,90 @@ export class RedisStore extends SharedStore {
 
   private forgetWrite(scope: ScopeSlot, key: string, at: number): ForgetWrite {
     return { scope, key, atUs: Math.round(at * 1000) };
+  }
+
+  /**
+   * A new replica's first read: every scope's online keys, oldest first, in
+   * chunks of plain ZRANGEBYSCORE + HMGET (the change feed's script reads ~7 µs of
+   * Redis a key, these well under one). Changes made meanwhile are in the feed
+   * after the version read first, and are read again from there: applying one
+   * twice is harmless, as the latest event wins.
+   */
+  private async loadSnapshot(): Promise<void> {
+    const [epoch, version] = (await this.command(['HMGET', this.keys[0], 'epoch', 'version'])) as [string | null, string | null];
+    if (epoch === null || epoch !== this.epoch) return; // Redis has no presence yet, or lost it just now: the feed reads it all
+    for (const s of [0, 1, 2] as const) {
+      const index = this.index(s);
+      const queued = this.pendingForgets[s];
+      // The next chunk is read from Redis while this one is applied here.
+      let pending = this.snapshotChunk(s, `(${Math.round((this.now() - this.thresholdMs) * 1000)}`, new Set());
+      for (;;) {
+        const { keys, scores, profiles, next } = await pending;
+        if (next !== undefined) pending = this.snapshotChunk(s, ...next);
+        for (let i = 0; i < keys.length; i++) {
+          const key = keys[i];
+          const at = Number(scores[i]) / 1000;
+          if ((queued.get(key) ?? -Infinity) >= at) continue;
+          const stored = profiles[i];
+          if (typeof stored !== 'string') {
+            index.touch(key, key, undefined, at);
+            continue;
+          }
+          // Kept as stored ("µs|#json": a substring would keep the whole reply's text alive), parsed when first needed.
+          index.load(key, idOf(key, storedProfile(stored)), stored, at);
+        }
+        if (next === undefined) break;
+      }
+    }
+    this.cursor = Math.max(this.cursor, Number(version ?? 0));
+  }
+
+  /**
+   * Up to SNAPSHOT_CHUNK keys of scope `s` seen after `min` (a score, exclusive
+   * when it starts with "("), oldest first, with their profiles (users only),
+   * and where the next chunk starts: from the last score, inclusive, less the
+   * keys already read at it (so keys that share a time across two chunks are all read).
+   */
+  private async snapshotChunk(s: ScopeSlot, min: string, atMin: Set<string>): Promise<SnapshotChunk> {
+    const rows = flatPairs(await this.command(['ZRANGEBYSCORE', this.keys[1 + s * 4], min, '+inf', 'WITHSCORES', 'LIMIT', '0', String(SNAPSHOT_CHUNK)]));
+    const keys: string[] = [];
+    const scores: string[] = [];
+    for (let i = 0; i < rows.length; i += 2) {
+      if (atMin.has(rows[i])) continue;
+      keys.push(rows[i]);
+      scores.push(rows[i + 1]);
+    }
+    let next: [string, Set<string>] | undefined;
+    if (rows.length === 2 * SNAPSHOT_CHUNK && keys.length > 0) {
+      const last = scores[scores.length - 1];
+      const ties = last === min ? atMin : new Set<string>();
+      for (let i = scores.length - 1; i >= 0 && scores[i] === last; i--) ties.add(keys[i]);
+      next = [last, ties];
+    }
+    const profiles = s === 0 && keys.length > 0 ? ((await this.command(['HMGET', this.keys[2], ...keys])) as (string | null)[]) : [];
+    return { keys, scores, profiles, next };
+  }
+
+  /** The profiles the first read kept as text are parsed a slice at a time, between requests: a loaded replica shrinks to its usual size. */
+  private decodeLoaded(): void {
+    const index = this.index(0);
+    const step = (): void => {
+      if (index.decodeLoaded(DECODE_SLICE)) setImmediate(step);
+    };
+    setImmediate(step);
+  }
+
+  /** One plain command, bounded in time like a sync (and, like one, the only command of ours out until answered). */
+  private command(args: string[]): Promise<unknown> {
+    const sent = (async (): Promise<unknown> => {
+      this.outstanding = true;
+      try {
+        return await this.redis.send(args, args[1]);
+      } finally {
+        this.outstanding = false;
+      }
+    })();
+    return withTimeout(sent, SYNC_TIMEOUT_MS, `Redis did not answer within ${SYNC_TIMEOUT_MS} ms`);
   }
 
   /** Each touched key as the index holds it when sent: its latest time and profile. One that left since is not sent. */
