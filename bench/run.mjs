@@ -7,6 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { haveWrk, wholeRequests } from './http.mjs';
 import { haveValgrind, instructionsPerRequest } from './instructions.mjs';
 import { machine, startRedis } from './lib.mjs';
+import { readModelScale } from './read-model.mjs';
 import { soak } from './soak.mjs';
 import { forumFeatureCosts, memoryHeap, memoryStoreOps, redisStoreOps } from './store-ops.mjs';
 
@@ -81,6 +82,13 @@ if (process.env.INSTRUCTIONS === '0') {
   const counted = await instructionsPerRequest({ cases, K: quick ? 300 : 1000, W: 3000, repeats: quick ? 1 : 3 });
   results.instructionsPerRequest = counted.results;
   texts.push(counted.text);
+}
+
+if (redis !== null) {
+  // Every process holds every online user: a new process's first read, memory and CPU at scale.
+  const scale = await readModelScale(quick ? { n: 100_000, processes: 3, seconds: 2 } : { n: 1_000_000, processes: 8 });
+  results.readModel = scale.results;
+  texts.push(scale.text);
 }
 
 const soaked = soak(quick ? { requests: 600_000, distinctUsers: 400_000, maxTracked: 20_000 } : {});

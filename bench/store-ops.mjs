@@ -79,21 +79,35 @@ export async function memoryStoreOps(sizes) {
 
 /** Heap bytes per tracked user at n, measured with --expose-gc. */
 export function memoryHeap(n) {
+  // The JS heap and the typed arrays' memory (outside the heap, in `arrayBuffers`): both are per user.
+  const used = () => {
+    gc();
+    gc();
+    const { heapUsed, arrayBuffers } = process.memoryUsage();
+    return heapUsed + arrayBuffers;
+  };
   const measure = (profile, count = n) => {
-    gc();
-    gc();
-    const before = process.memoryUsage().heapUsed;
+    const before = used();
     const store = new MemoryStore({ maxTracked: count });
     createOnlineTracker({ store, threshold: THRESHOLD_S });
     for (let id = 1; id <= count; id++) store.touch('users', String(id), id, profile(id));
-    gc();
-    gc();
-    const bytes = (process.memoryUsage().heapUsed - before) / count;
+    const bytes = (used() - before) / count;
     store.view('users', 1); // keeps the store alive until measured
     return bytes;
   };
   const idOnly = measure(() => undefined); // as the middleware passes for a user with no name fields: the shared empty profile
   const withName = measure((id) => ({ username: `user${id}` }));
+  // A string id (a UUID): its key is a string per user.
+  const uuid = (id) => `${id.toString(16).padStart(8, '0')}-7d3c-4b8e-9a51-0c2f6e4d8b17`;
+  const uuidOnly = (() => {
+    const before = used();
+    const store = new MemoryStore({ maxTracked: n });
+    createOnlineTracker({ store, threshold: THRESHOLD_S });
+    for (let id = 1; id <= n; id++) store.touch('users', uuid(id), uuid(id), undefined);
+    const bytes = (used() - before) / n;
+    store.view('users', 1);
+    return bytes;
+  })();
   // The most a profile can cost: 16 short fields of two-byte characters, as the 512-character cap leaves them.
   const worstN = Math.min(n, 100_000);
   const worst = measure((id) => {
@@ -102,15 +116,16 @@ export function memoryHeap(n) {
     return boundedProfile(wide);
   }, worstN);
   const text = table(
-    `Memory store: heap per tracked user at ${n.toLocaleString('en-US')} users`,
+    `Memory store: memory per tracked user at ${n.toLocaleString('en-US')} users (JS heap + typed arrays)`,
     ['profile', 'bytes per user'],
     [
-      ['id only', idOnly.toFixed(0)],
-      ['id + username ("user123456")', withName.toFixed(0)],
+      ['numeric id only', idOnly.toFixed(0)],
+      ['numeric id + username ("user123456")', withName.toFixed(0)],
+      ['UUID string id only', uuidOnly.toFixed(0)],
       [`the largest profile allowed (at ${worstN.toLocaleString('en-US')} users)`, worst.toFixed(0)],
     ],
   );
-  return { results: { idOnly, withName, worst }, text };
+  return { results: { idOnly, withName, uuidOnly, worst }, text };
 }
 
 async function redisInfo(client, section) {

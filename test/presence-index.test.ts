@@ -82,7 +82,7 @@ describe('PresenceIndex', () => {
     });
 
     it('keeps the held profile when touched without one, and the same listed entry when given an equal one', () => {
-      for (const profile of [{ name: 'Ann' }, { name: 'Ann', role: 'admin' }]) {
+      for (const profile of [{ name: 'Ann' }, { name: 'Ann', role: 'admin' }] as Profile[]) {
         const index = new PresenceIndex(THRESHOLD, 10);
         index.touch('a', 'a', profile, 5000);
         const [entry] = index.view(1, 5000).entries;

@@ -222,8 +222,12 @@ export class RedisStore extends SharedStore {
     if (this.index(s).touch(key, id, profile, this.eventTime()) === -1) return;
     // A touch without a profile (a bare id) must not send the profile this replica holds: it may be
     // older than one another process has written (the user hid there a moment ago).
-    const withProfile = profile !== undefined || this.pendingTouches[s].get(key) === true;
-    boundedSet(this.pendingTouches[s], key, withProfile, this.maxTracked);
+    const pending = this.pendingTouches[s];
+    const queued = pending.get(key);
+    const withProfile = profile !== undefined || queued === true;
+    // Already queued as it is: the common case of a busy user, left without touching the Map.
+    if (queued === withProfile) return;
+    boundedSet(pending, key, withProfile, this.maxTracked);
   }
 
   async forget(scope: Scope, key: string): Promise<void> {
