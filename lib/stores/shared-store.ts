@@ -13,14 +13,34 @@ export const DEFAULT_MAX_TRACKED = 100_000;
 /** Most kinds of bots kept: a flood of invented user agents cannot grow memory past this. */
 export const MAX_BOTS = 1000;
 
-/** The record as locals show it: frozen, its `at` a fresh Date at each read. */
-function recordOf(count: number, atMs: number): OnlineRecord {
-  const record = { count } as { count: number; at: Date };
-  Object.defineProperty(record, 'at', { enumerable: true, get: () => new Date(atMs) });
-  return Object.freeze(record);
+/** The record as locals show it: frozen, its `at` a fresh Date at each read. Made at every new high, so made cheaply. */
+class RecordView implements OnlineRecord {
+  declare readonly at: Date;
+  readonly #atMs: number;
+
+  constructor(
+    readonly count: number,
+    atMs: number,
+  ) {
+    this.#atMs = atMs;
+    // One shared descriptor: every record keeps one hidden class.
+    Object.defineProperty(this, 'at', RECORD_AT);
+    Object.freeze(this);
+  }
+
+  static atOf(record: RecordView): number {
+    return record.#atMs;
+  }
 }
 
-const NO_RECORD = recordOf(0, 0);
+const RECORD_AT: PropertyDescriptor = {
+  enumerable: true,
+  get(this: RecordView): Date {
+    return new Date(RecordView.atOf(this));
+  },
+};
+
+const NO_RECORD = new RecordView(0, 0);
 
 interface Attached {
   readonly reporter: StoreReporter;
@@ -99,7 +119,7 @@ export abstract class SharedStore implements Store {
     if (count === this.recordCount && atMs === this.recordAtMs) return;
     this.recordCount = count;
     this.recordAtMs = atMs;
-    this.recordView = recordOf(count, atMs);
+    this.recordView = new RecordView(count, atMs);
   }
 
   /** This store raised the record: the trackers with `onRecord` hear of it. */
