@@ -182,6 +182,14 @@ export async function instructionsPerRequest({ cases, pages = ['/', '/hbs', '/js
   process.stdout.write('\n');
 
   const perPage = (key, page) => summary(counts.get(key).map((c) => c[page]));
+  // Each window split into major GC (mark-compact: marking, sweeping, evacuation) and the rest, by function names.
+  const splits = new Map();
+  for (const u of units) {
+    for (const [p, page] of pages.entries()) {
+      const parts = Array.from({ length: repeats }, (_, r) => majorGcSplit(`${fileOf(u, r)}.${p + 1}`, W));
+      splits.set(`${u.variant} ${u.n} ${page}`, { major: summary(parts.map((x) => x.major)), rest: summary(parts.map((x) => x.rest)) });
+    }
+  }
   const results = {};
   const rows = [];
   const pointers = [];
@@ -191,7 +199,10 @@ export async function instructionsPerRequest({ cases, pages = ['/', '/hbs', '/js
       const none = perPage('static 1000', page);
       const ratio = presence.median / none.median;
       const pageName = PAGE_NAMES[page] ?? page;
-      results[`${store} ${n} ${pageName}`] = { store, n, page, presence, none, ratio, W };
+      const split = splits.get(`${store} ${n} ${page}`);
+      const noneSplit = splits.get(`static 1000 ${page}`);
+      const restRatio = split.rest.median / noneSplit.rest.median;
+      results[`${store} ${n} ${pageName}`] = { store, n, page, presence, none, ratio, W, split, noneSplit, restRatio };
       if (n >= annotateFrom) {
         // Where the difference goes, from callgrind_annotate of the first run's window of this page.
         const diff = functionDiff({ presence: `${fileOf({ variant: store, n }, 0)}.${p + 1}`, none: `${fileOf(units[0], 0)}.${p + 1}`, W });
@@ -217,17 +228,35 @@ export async function instructionsPerRequest({ cases, pages = ['/', '/hbs', '/js
         `${fmtInt(none.median)} (${fmtInt(none.min)}–${fmtInt(none.max)})`,
         fmtInt(presence.median - none.median),
         `${((ratio - 1) * 100).toFixed(1)}%`,
+        `${fmtInt(split.major.median)} (${fmtInt(split.major.min)}–${fmtInt(split.major.max)}) / ${fmtInt(noneSplit.major.median)} (${fmtInt(noneSplit.major.min)}–${fmtInt(noneSplit.major.max)})`,
+        `${((restRatio - 1) * 100).toFixed(1)}%`,
       ]);
     }
   }
   const text = table(
     `Instructions per whole request (callgrind, node --single-threaded): presence vs none, one signed-in user, sequential keep-alive; windows of ${fmtInt(W)} requests per page after ${K} warm-up requests, ${repeats} runs (median, min–max)`,
-    ['store', 'users online', 'page', 'with presence', 'no presence', 'difference', 'presence costs'],
+    ['store', 'users online', 'page', 'with presence', 'no presence', 'difference', 'presence costs', 'of which major GC: with / without', 'presence costs, major GC left out'],
     rows,
   );
   const allText = [text, ...pointers.map((print) => print())].join('\n\n');
   rmSync(dir, { recursive: true, force: true });
   return { results, text: allText, seconds: Math.round((Date.now() - started) / 1000) };
+}
+
+/** Functions of V8's major (mark-compact) collector: marking, sweeping, evacuation. The scavenger's are not. */
+const MAJOR_GC = /Sweep|MarkCompact|Marking|MarkBit|Evacuat(?!ionAllocator)|Compaction|LiveObject|PointersUpdating|RememberedSetUpdating|ClearNonLive|WeakObjects/;
+
+/**
+ * A window's instructions per request, split: major GC, and the rest. A window
+ * of a few thousand requests holds zero, one or two major GCs, and at 100,000
+ * users and more each one marks the whole presence heap: the split shows how
+ * much of a row's spread that is.
+ */
+function majorGcSplit(file, W) {
+  let major = 0;
+  for (const [name, count] of functions(file)) if (MAJOR_GC.test(name) && !/Scaveng/.test(name)) major += count;
+  const total = callgrindTotal(file);
+  return { major: major / W, rest: (total - major) / W };
 }
 
 /** Self-instructions per function (callgrind_annotate) of one output file. */

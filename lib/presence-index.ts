@@ -119,8 +119,18 @@ export interface TimedTouch {
   readonly id: UserId;
   /** `undefined` keeps the profile already held. */
   readonly profile: Profile | undefined;
+  /**
+   * The profile as stored text instead, decoded (by the index's `decodeRaw`)
+   * only when the entry is first listed or read: a new Redis replica loads a
+   * million users without parsing a million profiles.
+   */
+  readonly raw?: string | undefined;
   readonly at: number;
 }
+
+const givesProfile = (touch: TimedTouch): boolean => touch.profile !== undefined || touch.raw !== undefined;
+/** Only the key "hidden" can be followed by :true, right after `{` or `,`, in the JSON of a flat object. */
+const HIDDEN_IN_JSON = /[{,]"hidden":true[,}]/;
 
 /** A view as the index hands it out, possibly to many requests in turn: immutable but for lookups read live. */
 class IndexView implements ScopeView {
@@ -203,7 +213,7 @@ export class PresenceIndex {
     private readonly thresholdMs: number,
     maxTracked: number,
     private readonly tolerance = 0,
-    /** Turns a profile given to `load` as stored text into a profile (a Redis read model's codec). */
+    /** Turns a profile given as stored text (`TimedTouch.raw`) into a profile (a Redis read model's codec). */
     private readonly decodeRaw: (raw: string) => Profile = () => EMPTY_PROFILE,
   ) {
     // One more than the LRU holds: a new key's slot is taken before the LRU evicts the oldest.
@@ -277,15 +287,24 @@ export class PresenceIndex {
     return slot;
   }
 
-  /** Applies many touches, in any order (a sync's changes). */
+  /**
+   * Applies many touches (a sync's changes, a chunk of a first load). In time
+   * order and none late, each is applied in turn; otherwise as a batch in any order.
+   */
   merge(touches: readonly TimedTouch[]): void {
+    let ordered = touches.length > 0 && touches[0].at >= this.latest - this.tolerance;
+    for (let i = 1; ordered && i < touches.length; i++) ordered = touches[i].at >= touches[i - 1].at;
+    if (ordered) {
+      for (const touch of touches) this.apply(internalKey(touch.key), touch);
+      return;
+    }
     // Per key, what applying the batch in order would leave: the latest touch, with the last profile given.
     const batch = new Map<Key, TimedTouch>();
     for (const touch of touches) {
       const k = internalKey(touch.key);
       const before = batch.get(k);
       if (before !== undefined) {
-        if (touch.at >= before.at) batch.set(k, touch.profile !== undefined ? touch : { ...touch, profile: before.profile });
+        if (touch.at >= before.at) batch.set(k, givesProfile(touch) ? touch : { ...touch, profile: before.profile, raw: before.raw });
         continue;
       }
       const slot = this.cache.peek(k, LRU_OPTIONS) ?? -1;
@@ -309,10 +328,20 @@ export class PresenceIndex {
       this.invalidateTop();
     }
     items.sort((a, b) => a[1].at - b[1].at);
-    for (const [k, { id, profile, at }] of items) {
-      const slot = this.update(this.cache.peek(k, LRU_OPTIONS) ?? -1, k, id, profile, at);
-      if (slot !== -1) this.place(k, slot);
+    for (const [k, touch] of items) this.apply(k, touch);
+  }
+
+  /** One touch of a batch, updated and placed. */
+  private apply(k: Key, { id, profile, raw, at }: TimedTouch): void {
+    const slot = this.update(this.cache.peek(k, LRU_OPTIONS) ?? -1, k, id, raw === undefined ? profile : undefined, at);
+    if (slot === -1) return;
+    if (raw !== undefined) {
+      this.profiles[slot] = raw;
+      this.flags[slot] = (this.flags[slot] & ~SOLE) | RAW;
+      this.setHidden(slot, HIDDEN_IN_JSON.test(raw));
+      this.entryStale = true;
     }
+    this.place(k, slot);
   }
 
   /**
@@ -397,7 +426,7 @@ export class PresenceIndex {
     this.version++;
   }
 
-  /** Decodes up to `limit` profiles still held as text (see `load`); true while some may be left. */
+  /** Decodes up to `limit` profiles still held as text (see `TimedTouch.raw`); true while some may be left. */
   decodeLoaded(limit: number): boolean {
     for (let decoded = 0; this.rawScan < this.usedSlots && decoded < limit; this.rawScan++) {
       if ((this.flags[this.rawScan] & RAW) === 0) continue;
@@ -407,28 +436,6 @@ export class PresenceIndex {
     if (this.rawScan < this.usedSlots) return true;
     this.rawScan = 0;
     return false;
-  }
-
-  /**
-   * A touch whose profile is stored text, decoded only when the entry is first
-   * listed or read: a new Redis replica loads a million users without parsing
-   * a million profiles. The text tells whether the user is hidden.
-   */
-  load(key: string, id: UserId, raw: string, at: number): void {
-    const k = internalKey(key);
-    const held = this.cache.peek(k, LRU_OPTIONS) ?? -1;
-    if (held !== -1 && at < this.times[held]) return;
-    if (at < this.latest - this.tolerance) {
-      this.touch(key, id, this.decodeRaw(raw), at);
-      return;
-    }
-    const slot = this.update(held, k, id, undefined, at);
-    this.profiles[slot] = raw;
-    this.flags[slot] = (this.flags[slot] & ~SOLE) | RAW;
-    // Only the key "hidden" can be followed by :true unescaped in a flat JSON object.
-    this.setHidden(slot, raw.includes('"hidden":true'));
-    this.entryStale = true;
-    this.place(k, slot);
   }
 
   /** Moves a just-updated slot to the most recent end, and into the ready-made list where it belongs. */
@@ -530,8 +537,9 @@ export class PresenceIndex {
     const ready = this.ready[which];
     if (!own && ready !== undefined && ready.version === this.version && ready.limit === limit && ready.lastAt > cutoff) return ready.view;
     let entries = this.recent(limit, viewer);
-    if (this.lastListedAt <= cutoff) {
-      // Late arrivals that expired behind a live key: the listed ones leave now, so list and count agree.
+    while (this.lastListedAt <= cutoff) {
+      // Late arrivals that expired behind a live key: the listed ones leave now, so list and count agree
+      // (again, while the list refills with more of them).
       for (const entry of entries) {
         const k = internalKey(String(entry.id));
         const slot = this.cache.peek(k, LRU_OPTIONS);
@@ -684,7 +692,8 @@ export class PresenceIndex {
     if (slot === this.tailSlot) this.tailSlot = -1;
     this.version++;
     this.flags[slot] = 0;
-    this.ids[slot] = 0;
+    // Not a possible id (a listed entry tells its user from the slot's next one by the id).
+    this.ids[slot] = NaN;
     this.profiles[slot] = EMPTY_PROFILE;
     if (this.reported !== undefined) this.reported[slot] = -Infinity;
     this.freeSlots.push(slot);

@@ -91,8 +91,8 @@ interface SnapshotChunk {
   readonly scores: readonly string[];
   /** Users' stored profiles ("µs|json"), by position; none for guests and bots. */
   readonly profiles: readonly (string | null)[];
-  /** Where the next chunk starts, when this one was full. */
-  readonly next: [string, Set<string>] | undefined;
+  /** Where the next chunk starts (score, keys already read at it, offset), when this one was full. */
+  readonly next: [string, Set<string>, number] | undefined;
 }
 
 /** A WITHSCORES reply as [member, score, member, score, …]: RESP2 sends it flat, RESP3 as pairs. */
@@ -405,22 +405,22 @@ export class RedisStore extends SharedStore {
       const index = this.index(s);
       const queued = this.pendingForgets[s];
       // The next chunk is read from Redis while this one is applied here.
-      let pending = this.snapshotChunk(s, `(${Math.round((this.now() - this.thresholdMs) * 1000)}`, new Set());
+      let pending = this.snapshotChunk(s, `(${Math.round((this.now() - this.thresholdMs) * 1000)}`, new Set(), 0);
       for (;;) {
         const { keys, scores, profiles, next } = await pending;
         if (next !== undefined) pending = this.snapshotChunk(s, ...next);
+        const touches: TimedTouch[] = [];
         for (let i = 0; i < keys.length; i++) {
           const key = keys[i];
           const at = Number(scores[i]) / 1000;
           if ((queued.get(key) ?? -Infinity) >= at) continue;
           const stored = profiles[i];
-          if (typeof stored !== 'string') {
-            index.touch(key, key, undefined, at);
-            continue;
-          }
           // Kept as stored ("µs|#json": a substring would keep the whole reply's text alive), parsed when first needed.
-          index.load(key, idOf(key, storedProfile(stored)), stored, at);
+          if (typeof stored === 'string') touches.push({ key, id: idOf(key, storedProfile(stored)), profile: undefined, raw: stored, at });
+          else touches.push({ key, id: key, profile: undefined, at });
         }
+        // Oldest first, so applied one by one; as one batch when pages touched users meanwhile (then these are late).
+        index.merge(touches);
         if (next === undefined) break;
       }
     }
@@ -429,12 +429,15 @@ export class RedisStore extends SharedStore {
 
   /**
    * Up to SNAPSHOT_CHUNK keys of scope `s` seen after `min` (a score, exclusive
-   * when it starts with "("), oldest first, with their profiles (users only),
-   * and where the next chunk starts: from the last score, inclusive, less the
-   * keys already read at it (so keys that share a time across two chunks are all read).
+   * when it starts with "("), from the `offset`-th on, oldest first, with their
+   * profiles (users only), and where the next chunk starts: from the last score,
+   * inclusive, less the keys already read at it (so keys that share a time
+   * across two chunks are all read, however many).
    */
-  private async snapshotChunk(s: ScopeSlot, min: string, atMin: Set<string>): Promise<SnapshotChunk> {
-    const rows = flatPairs(await this.command(['ZRANGEBYSCORE', this.keys[1 + s * 4], min, '+inf', 'WITHSCORES', 'LIMIT', '0', String(SNAPSHOT_CHUNK)]));
+  private async snapshotChunk(s: ScopeSlot, min: string, atMin: Set<string>, offset: number): Promise<SnapshotChunk> {
+    const rows = flatPairs(
+      await this.command(['ZRANGEBYSCORE', this.keys[1 + s * 4], min, '+inf', 'WITHSCORES', 'LIMIT', String(offset), String(SNAPSHOT_CHUNK)]),
+    );
     const keys: string[] = [];
     const scores: string[] = [];
     for (let i = 0; i < rows.length; i += 2) {
@@ -442,12 +445,13 @@ export class RedisStore extends SharedStore {
       keys.push(rows[i]);
       scores.push(rows[i + 1]);
     }
-    let next: [string, Set<string>] | undefined;
-    if (rows.length === 2 * SNAPSHOT_CHUNK && keys.length > 0) {
-      const last = scores[scores.length - 1];
-      const ties = last === min ? atMin : new Set<string>();
-      for (let i = scores.length - 1; i >= 0 && scores[i] === last; i--) ties.add(keys[i]);
-      next = [last, ties];
+    let next: [string, Set<string>, number] | undefined;
+    if (rows.length === 2 * SNAPSHOT_CHUNK) {
+      const last = rows[rows.length - 1];
+      // A whole chunk of one time: the next starts further along the same time.
+      if (last === min) next = [min, atMin, offset + SNAPSHOT_CHUNK];
+      else next = [last, new Set(), 0];
+      for (let i = rows.length - 2; i >= 0 && rows[i + 1] === last; i -= 2) next[1].add(rows[i]);
     }
     const profiles = s === 0 && keys.length > 0 ? ((await this.command(['HMGET', this.keys[2], ...keys])) as (string | null)[]) : [];
     return { keys, scores, profiles, next };
