@@ -537,13 +537,14 @@ export class PresenceIndex {
     const ready = this.ready[which];
     if (!own && ready !== undefined && ready.version === this.version && ready.limit === limit && ready.lastAt > cutoff) return ready.view;
     let entries = this.recent(limit, viewer);
-    while (this.lastListedAt <= cutoff) {
+    for (let removed = true; removed && this.lastListedAt <= cutoff; ) {
       // Late arrivals that expired behind a live key: the listed ones leave now, so list and count agree
       // (again, while the list refills with more of them).
+      removed = false;
       for (const entry of entries) {
         const k = internalKey(String(entry.id));
         const slot = this.cache.peek(k, LRU_OPTIONS);
-        if (slot !== undefined && this.times[slot] <= cutoff) this.cache.delete(k);
+        if (slot !== undefined && this.times[slot] <= cutoff) removed = this.cache.delete(k);
       }
       entries = this.recent(limit, viewer);
     }
@@ -581,42 +582,41 @@ export class PresenceIndex {
     return slot !== -1 && (this.flags[slot] & HIDDEN) !== 0;
   }
 
-  /** The `limit` most recent entries `viewer` may see, newest first; sets `lastListedAt`. */
+  /** The `limit` most recent entries `viewer` may see, newest first; sets `lastListedAt` (the slot's time: a Date keeps only whole ms). */
   private recent(limit: number, viewer: Viewer): StoredEntry[] {
-    let entries: StoredEntry[];
-    if (limit <= 0) {
-      entries = [];
-    } else if (this.topValid && limit <= this.topSize && this.hiddenCount === 0) {
+    this.lastListedAt = Infinity;
+    if (limit <= 0) return [];
+    if (this.topValid && limit <= this.topSize && this.hiddenCount === 0) {
       // The common case: nobody hidden, the list ready.
       const n = Math.min(limit, this.top.length);
-      this.lastListedAt = n === 0 ? Infinity : this.topTimes[n - 1];
+      if (n > 0) this.lastListedAt = this.topTimes[n - 1];
       return this.top.slice(0, n);
-    } else if (this.topValid && limit <= this.topSize) {
-      entries = this.visibleTo(viewer, this.top, this.topSlots, limit);
-    } else {
-      const [kept, visible] = this.walk(limit);
-      const listed = kept.map((slot) => this.liveEntry(slot));
-      if (limit <= TOP_CAPACITY && kept.length <= TOP_CAPACITY) {
-        this.top = listed;
-        this.topSlots = kept;
-        this.topTimes = kept.map((slot) => this.times[slot]);
-        this.topVisible = visible;
-        this.topSize = limit;
-        this.topValid = true;
-        this.version++;
-      }
-      entries = this.visibleTo(viewer, listed, kept, limit);
     }
-    this.lastListedAt = entries.length === 0 ? Infinity : entries[entries.length - 1].lastSeen.getTime();
-    return entries;
+    if (this.topValid && limit <= this.topSize) return this.visibleTo(viewer, this.top, this.topSlots, limit);
+    const [kept, visible] = this.walk(limit);
+    const listed = kept.map((slot) => this.liveEntry(slot));
+    if (limit <= TOP_CAPACITY && kept.length <= TOP_CAPACITY) {
+      this.top = listed;
+      this.topSlots = kept;
+      this.topTimes = kept.map((slot) => this.times[slot]);
+      this.topVisible = visible;
+      this.topSize = limit;
+      this.topValid = true;
+      this.version++;
+    }
+    return this.visibleTo(viewer, listed, kept, limit);
   }
 
-  /** The first `limit` of a newest-first list that `viewer` may see. */
+
+  /** The first `limit` of a newest-first list that `viewer` may see; sets `lastListedAt`. */
   private visibleTo(viewer: Viewer, entries: readonly StoredEntry[], slots: readonly number[], limit: number): StoredEntry[] {
     const self = viewer.self === undefined ? -1 : this.slotOf(viewer.self);
     const seen: StoredEntry[] = [];
     for (let i = 0; i < entries.length && seen.length < limit; i++) {
-      if (viewer.seesHidden || entries[i].hidden !== true || slots[i] === self) seen.push(entries[i]);
+      if (viewer.seesHidden || entries[i].hidden !== true || slots[i] === self) {
+        seen.push(entries[i]);
+        this.lastListedAt = this.times[slots[i]];
+      }
     }
     return seen;
   }

@@ -413,6 +413,18 @@ describe('PresenceIndex', () => {
     });
   });
 
+  describe('times with fractions of a ms (a Redis replica: µs)', () => {
+    it('keeps a user seen 0.2 ms after the cutoff listed, though a Date of their time shows a whole ms before it', () => {
+      const index = new PresenceIndex(THRESHOLD, 10, 50);
+      index.touch('a', 'a', undefined, 5000.5);
+      index.touch('h', 'h', { hidden: true }, 5000.9);
+      const view = index.view(5, 6000.3); // cutoff 5000.3: a's Date says 5000, its time is 5000.5
+      expect(idsOf(view)).to.deep.equal(['a']);
+      expect([view.count, view.hidden]).to.deep.equal([1, 1]);
+      expect(view.lastSeen('a')).to.equal(5000.5);
+    });
+  });
+
   describe('late arrivals that expired', () => {
     it('lists and counts none of them, however many expired behind a live key', () => {
       const index = new PresenceIndex(100, 1000, 30);
