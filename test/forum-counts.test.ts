@@ -163,6 +163,9 @@ describe('the record on a controlled clock (memory store)', () => {
     });
     expect(online.record()).to.deep.include({ count: 2 });
     expect(online.record().at.toISOString()).to.equal('2026-01-02T03:04:05.000Z');
+    // Read through a prototype or a Proxy, as an app extending it would.
+    expect((Object.create(online.record()) as { at: Date }).at.toISOString()).to.equal('2026-01-02T03:04:05.000Z');
+    expect(new Proxy(online.record(), {}).at.toISOString()).to.equal('2026-01-02T03:04:05.000Z');
     await online.touch(1);
     await online.touch(2);
     expect(records).to.have.length(0);

@@ -16,27 +16,25 @@ export const MAX_BOTS = 1000;
 /** The record as locals show it: frozen, its `at` a fresh Date at each read. Made at every new high, so made cheaply. */
 class RecordView implements OnlineRecord {
   declare readonly at: Date;
-  readonly #atMs: number;
 
   constructor(
     readonly count: number,
     atMs: number,
   ) {
-    this.#atMs = atMs;
+    // Hidden from JSON and templates, and read through a prototype or a Proxy too.
+    Object.defineProperty(this, AT_MS, { value: atMs });
     // One shared descriptor: every record keeps one hidden class.
     Object.defineProperty(this, 'at', RECORD_AT);
     Object.freeze(this);
   }
-
-  static atOf(record: RecordView): number {
-    return record.#atMs;
-  }
 }
+
+const AT_MS = Symbol('atMs');
 
 const RECORD_AT: PropertyDescriptor = {
   enumerable: true,
-  get(this: RecordView): Date {
-    return new Date(RecordView.atOf(this));
+  get(this: { [AT_MS]: number }): Date {
+    return new Date(this[AT_MS]);
   },
 };
 

@@ -91,8 +91,8 @@ interface SnapshotChunk {
   readonly scores: readonly string[];
   /** Users' stored profiles ("µs|json"), by position; none for guests and bots. */
   readonly profiles: readonly (string | null)[];
-  /** Where the next chunk starts (score, keys already read at it, offset), when this one was full. */
-  readonly next: [string, Set<string>, number] | undefined;
+  /** Where the next chunk starts (score, keys already read at it, every key at that score at once), when there is one. */
+  readonly next: [string, Set<string>, boolean] | undefined;
 }
 
 /** A WITHSCORES reply as [member, score, member, score, …]: RESP2 sends it flat, RESP3 as pairs. */
@@ -405,7 +405,7 @@ export class RedisStore extends SharedStore {
       const index = this.index(s);
       const queued = this.pendingForgets[s];
       // The next chunk is read from Redis while this one is applied here.
-      let pending = this.snapshotChunk(s, `(${Math.round((this.now() - this.thresholdMs) * 1000)}`, new Set(), 0);
+      let pending = this.snapshotChunk(s, `(${Math.round((this.now() - this.thresholdMs) * 1000)}`, new Set(), false);
       for (;;) {
         const { keys, scores, profiles, next } = await pending;
         if (next !== undefined) pending = this.snapshotChunk(s, ...next);
@@ -429,14 +429,16 @@ export class RedisStore extends SharedStore {
 
   /**
    * Up to SNAPSHOT_CHUNK keys of scope `s` seen after `min` (a score, exclusive
-   * when it starts with "("), from the `offset`-th on, oldest first, with their
-   * profiles (users only), and where the next chunk starts: from the last score,
-   * inclusive, less the keys already read at it (so keys that share a time
-   * across two chunks are all read, however many).
+   * when it starts with "("), oldest first, with their profiles (users only),
+   * and where the next chunk starts: from the last score, inclusive, less the
+   * keys already read at it, so keys that share a time across two chunks are
+   * all read. A chunk that is all one time is followed by every key at that
+   * time at once (`whole`): no offset, which writes meanwhile could shift.
    */
-  private async snapshotChunk(s: ScopeSlot, min: string, atMin: Set<string>, offset: number): Promise<SnapshotChunk> {
+  private async snapshotChunk(s: ScopeSlot, min: string, atMin: Set<string>, whole: boolean): Promise<SnapshotChunk> {
+    const seen = this.keys[1 + s * 4];
     const rows = flatPairs(
-      await this.command(['ZRANGEBYSCORE', this.keys[1 + s * 4], min, '+inf', 'WITHSCORES', 'LIMIT', String(offset), String(SNAPSHOT_CHUNK)]),
+      await this.command(whole ? ['ZRANGEBYSCORE', seen, min, min, 'WITHSCORES'] : ['ZRANGEBYSCORE', seen, min, '+inf', 'WITHSCORES', 'LIMIT', '0', String(SNAPSHOT_CHUNK)]),
     );
     const keys: string[] = [];
     const scores: string[] = [];
@@ -445,13 +447,14 @@ export class RedisStore extends SharedStore {
       keys.push(rows[i]);
       scores.push(rows[i + 1]);
     }
-    let next: [string, Set<string>, number] | undefined;
-    if (rows.length === 2 * SNAPSHOT_CHUNK) {
+    let next: [string, Set<string>, boolean] | undefined;
+    if (whole) {
+      next = [`(${min}`, new Set(), false];
+    } else if (rows.length === 2 * SNAPSHOT_CHUNK) {
       const last = rows[rows.length - 1];
-      // A whole chunk of one time: the next starts further along the same time.
-      if (last === min) next = [min, atMin, offset + SNAPSHOT_CHUNK];
-      else next = [last, new Set(), 0];
-      for (let i = rows.length - 2; i >= 0 && rows[i + 1] === last; i -= 2) next[1].add(rows[i]);
+      const ties = new Set(last === min ? atMin : []);
+      for (let i = rows.length - 2; i >= 0 && rows[i + 1] === last; i -= 2) ties.add(rows[i]);
+      next = [last, ties, last === min];
     }
     const profiles = s === 0 && keys.length > 0 ? ((await this.command(['HMGET', this.keys[2], ...keys])) as (string | null)[]) : [];
     return { keys, scores, profiles, next };
