@@ -4,6 +4,7 @@
  * `onSeen` calls handed to the trackers that asked for them (outside any
  * request), and the store stopped only when the last of its trackers closes.
  */
+import { dateProperty } from '../date-property';
 import { OnlineNowConfigError } from '../errors';
 import type { PresenceIndex } from '../presence-index';
 import type { Awaitable, OnlineRecord, Profile, Scope, ScopeView, Store, StoreConfig, StoreHooks, StoreReporter, StoredEntry, UserId, Viewer } from '../types';
@@ -13,7 +14,7 @@ export const DEFAULT_MAX_TRACKED = 100_000;
 /** Most kinds of bots kept: a flood of invented user agents cannot grow memory past this. */
 export const MAX_BOTS = 1000;
 
-/** The record as locals show it: frozen, its `at` a fresh Date at each read. Made at every new high, so made cheaply. */
+/** The record as locals show it: frozen, its `at` a fresh Date at each read. */
 class RecordView implements OnlineRecord {
   declare readonly at: Date;
 
@@ -21,22 +22,12 @@ class RecordView implements OnlineRecord {
     readonly count: number,
     atMs: number,
   ) {
-    // Hidden from JSON and templates, and read through a prototype or a Proxy too.
-    Object.defineProperty(this, AT_MS, { value: atMs });
-    // One shared descriptor: every record keeps one hidden class.
-    Object.defineProperty(this, 'at', RECORD_AT);
+    defineAt(this, () => atMs);
     Object.freeze(this);
   }
 }
 
-const AT_MS = Symbol('atMs');
-
-const RECORD_AT: PropertyDescriptor = {
-  enumerable: true,
-  get(this: { [AT_MS]: number }): Date {
-    return new Date(this[AT_MS]);
-  },
-};
+const defineAt = dateProperty('at');
 
 const NO_RECORD = new RecordView(0, 0);
 

@@ -18,7 +18,7 @@ export function storedProfile(value: string): string {
 
 /** A profile read back from Redis is bounded again: whoever wrote it, it reaches our pages. */
 export function decodeProfile(key: string, stored: string | null): { id: UserId; profile: Profile } {
-  return { id: idOf(key, stored), profile: profileOf(stored === null ? null : stored.startsWith('#') ? stored.slice(1) : stored) };
+  return { id: idOf(key, stored), profile: profileOf(stored) };
 }
 
 /** The id a stored profile was written for: the key's number when it was a number. */
@@ -28,11 +28,11 @@ export function idOf(key: string, stored: string | null): UserId {
   return keyOf(asNumber) === key ? asNumber : key;
 }
 
-/** The profile of a stored profile's JSON (without the "#"). */
-export function profileOf(json: string | null): Profile {
+/** The profile of a stored profile ("#" and JSON, or JSON). */
+export function profileOf(stored: string | null): Profile {
   let parsed: unknown;
   try {
-    parsed = json === null ? undefined : JSON.parse(json);
+    parsed = stored === null ? undefined : JSON.parse(stored.startsWith('#') ? stored.slice(1) : stored);
   } catch {
     parsed = undefined;
   }

@@ -189,7 +189,7 @@ export class RedisStore extends SharedStore {
     for (const m of this.pendingTouches) m.clear();
     // Arrival order is kept within one sync of time order: an expired user stays counted at most that long.
     this.indexes = [
-      new PresenceIndex(this.thresholdMs, this.maxTracked, this.syncInterval, (stored) => profileOf(storedProfile(stored).replace(/^#/, ''))),
+      new PresenceIndex(this.thresholdMs, this.maxTracked, this.syncInterval, (stored) => profileOf(storedProfile(stored))),
       new PresenceIndex(this.thresholdMs, this.maxTracked, this.syncInterval),
       new PresenceIndex(this.thresholdMs, Math.min(this.maxTracked, MAX_BOTS), this.syncInterval),
     ];
