@@ -34,6 +34,14 @@ export const ERROR_CODES = {
   ERR_ONLINE_NOW_REDIS_EVICTED: 'reported: Redis evicted presence keys (an evicting maxmemory-policy)',
   ERR_ONLINE_NOW_NUNJUCKS: '`registerNunjucks` was not given a Nunjucks Environment',
   ERR_ONLINE_NOW_HANDLEBARS: '`registerHandlebars` was not given Handlebars or express-handlebars',
+  ERR_ONLINE_NOW_ROOMTHRESHOLD: '`roomThreshold` is not a positive number of seconds',
+  ERR_ONLINE_NOW_MAXROOMS: '`maxRooms` is not a whole number ≥ 1',
+  ERR_ONLINE_NOW_MAXROOMMEMBERS: '`maxRoomMembers` is not a whole number ≥ 1',
+  ERR_ONLINE_NOW_ROOM: '`here()` was given a room that is not a name (1–200 characters, no control characters) or a mode other than viewing / editing',
+  ERR_ONLINE_NOW_NO_ROOMS: 'the store has no rooms (a custom store without `roomTouch`): `here()` and room events need a built-in store',
+  ERR_ONLINE_NOW_INTERVAL: '`events({ interval })` is not a positive number of ms',
+  ERR_ONLINE_NOW_MAXCONNECTIONS: '`events({ maxConnections })` is not a whole number ≥ 1',
+  ERR_ONLINE_NOW_PATH: '`client({ path })` is not a path starting with "/"',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -7,6 +7,10 @@ export { RedisStore, type RedisStoreOptions } from './stores/redis/store';
 export type { IORedisLike, NodeRedisClusterLike, NodeRedisLike, RedisClientLike } from './stores/redis/client';
 export { registerNunjucks, registerHandlebars } from './template-helpers';
 export { OnlineNowConfigError, type ErrorCode } from './errors';
+export type { RoomEntry, RoomLimits, RoomLock, RoomMode, RoomTouch, RoomView } from './rooms';
+export type { HereOptions, HereView } from './here';
+export type { ClientOptions } from './client-routes';
+export type { EventsOptions } from './events';
 export type {
   Awaitable,
   DefaultProfile,

@@ -3,6 +3,7 @@
  * then takes one view of the store and turns it into `res.locals`. Count, list
  * and badges all come from that one view, so a page agrees with itself.
  */
+import type { ClientConfig } from './client-routes';
 import { guestKey, sessionCameWithRequest } from './identity';
 import type { ErrorReporter } from './report';
 import { formatTimeAgo, timeAgoHtml } from './time-ago';
@@ -31,6 +32,8 @@ export interface MiddlewareSettings {
   readonly max: number;
   readonly trackGuests: boolean;
   readonly users: UserResolver;
+  /** The client script's settings, once `client()` was called: for the `onlineScript` helper. */
+  readonly client: () => ClientConfig | undefined;
 }
 
 interface Views {
@@ -74,7 +77,7 @@ class Lookups {
   };
 }
 
-export function createMiddleware({ store, max, trackGuests, users }: MiddlewareSettings): OnlineMiddleware {
+export function createMiddleware({ store, max, trackGuests, users, client }: MiddlewareSettings): OnlineMiddleware {
   const reporter: ErrorReporter = users.reporter;
   const storeFailed = (error: unknown): void => reporter.report('store', error);
 
@@ -172,6 +175,7 @@ export function createMiddleware({ store, max, trackGuests, users }: MiddlewareS
     locals.onlineRecord = view === undefined ? NO_RECORD : (store.record?.() ?? NO_RECORD);
     locals.isOnline = lookups.isOnline;
     locals.lastSeen = lookups.lastSeen;
+    locals.onlineClient = client();
     locals.timeAgo = (dateOrUser, options) => {
       const time = dateOrUser instanceof Date ? dateOrUser.getTime() : seen(dateOrUser);
       if (time === null) return '';

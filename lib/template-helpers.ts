@@ -4,6 +4,8 @@
  * count and list, and a template costs no store lookup.
  */
 import { OnlineNowConfigError } from './errors';
+import { escapeHtml, hereHtml, lockHtml } from './fragments';
+import { newTabId } from './here';
 import { formatTimeAgo, timeAgoHtml } from './time-ago';
 import type { OnlineNowLocals } from './types';
 
@@ -20,6 +22,25 @@ function ask(locals: unknown, question: Question, subject: unknown, html: boolea
   if (question === 'lastSeen') return null;
   if (!(subject instanceof Date)) return '';
   return html ? timeAgoHtml(subject) : formatTimeAgo(subject);
+}
+
+type Markup = 'onlineScript' | 'onlineHereHtml' | 'onlineLockHtml';
+const MARKUP: readonly Markup[] = ['onlineScript', 'onlineHereHtml', 'onlineLockHtml'];
+
+/**
+ * The markup helpers: the client script's tag (room, tab and mode of this page
+ * view; '' until `client()` is mounted), and a room's viewers and lock as the
+ * live updates render them, so a page looks the same before its first update.
+ */
+function markup(locals: unknown, which: Markup): string {
+  const l = (locals ?? {}) as Partial<OnlineNowLocals>;
+  if (which === 'onlineHereHtml') return hereHtml(l.onlineHere ?? []);
+  if (which === 'onlineLockHtml') return lockHtml(l.onlineHereLock ?? null, l.onlineHereLock?.tab !== undefined && l.onlineHereLock.tab === l.onlineHereTab);
+  const client = l.onlineClient;
+  if (client === undefined) return '';
+  let attributes = ` data-tab="${escapeHtml(l.onlineHereTab ?? newTabId())}" data-interval="${client.interval}" data-events="${escapeHtml(client.events)}"`;
+  if (l.onlineHereRoom !== undefined) attributes += ` data-room="${escapeHtml(l.onlineHereRoom)}" data-mode="${escapeHtml(l.onlineHereMode ?? 'viewing')}"`;
+  return `<script src="${escapeHtml(client.src)}"${attributes} defer></script>`;
 }
 
 interface NunjucksEnvironmentLike {
@@ -59,6 +80,11 @@ export function registerNunjucks<E extends NunjucksEnvironmentLike>(env: E): E {
   env.addGlobal('isOnline', filter('isOnline'));
   env.addFilter('lastSeen', filter('lastSeen'));
   env.addFilter('timeAgo', filter('timeAgo'));
+  for (const name of MARKUP) {
+    env.addGlobal(name, function (this: NunjucksContext) {
+      return safe(markup(this?.ctx, name));
+    });
+  }
   return env;
 }
 
@@ -94,7 +120,14 @@ function handlebarsHelpers(SafeString: (new (html: string) => unknown) | undefin
       const answer = ask(options?.data?.root, question, subject, html);
       return html && answer !== '' && SafeString !== undefined ? new SafeString(String(answer)) : answer;
     };
-  return { isOnline: helper('isOnline'), lastSeen: helper('lastSeen'), timeAgo: helper('timeAgo') };
+  const helpers: Record<string, HelperFn> = { isOnline: helper('isOnline'), lastSeen: helper('lastSeen'), timeAgo: helper('timeAgo') };
+  for (const name of MARKUP) {
+    helpers[name] = function (this: unknown, ...args: unknown[]) {
+      const html = markup((args[args.length - 1] as HelperOptions | undefined)?.data?.root, name);
+      return SafeString === undefined ? html : new SafeString(html);
+    };
+  }
+  return helpers;
 }
 
 /**

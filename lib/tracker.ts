@@ -2,10 +2,15 @@
  * createOnlineTracker: options in, a tracker out. The tracker owns the store,
  * turns users into store keys (through a UserResolver), and makes the middleware.
  */
+import { checkPath, createClientRoutes, type ClientConfig, type ClientOptions } from './client-routes';
+import { EventHub, type EventsOptions } from './events';
+import { Rooms, type HereOptions, type HereView } from './here';
 import { boundedProfile } from './identity';
 import { createMiddleware } from './middleware';
 import { ErrorReporter, defaultErrorSink } from './report';
 import { MemoryStore } from './stores/memory';
+import type { NextFunction, Request, Response } from 'express';
+import { DEFAULT_ROOM_LIMITS } from './rooms';
 import type {
   DefaultProfile,
   OnlineEntry,
@@ -48,6 +53,8 @@ export interface OnlineCounts {
   readonly bots: number;
 }
 
+const clientOptions = optionNames<ClientOptions>({ path: true });
+
 const viewerFor = (options: LookupOptions | undefined): Viewer | undefined =>
   options?.hidden === true ? { seesHidden: true } : undefined;
 
@@ -69,6 +76,9 @@ const trackerOptions = optionNames<OnlineTrackerOptions>({
   seenInterval: true,
   onRecord: true,
   initialRecord: true,
+  roomThreshold: true,
+  maxRooms: true,
+  maxRoomMembers: true,
 });
 
 export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
@@ -78,7 +88,12 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
   readonly max: number;
   readonly store: Store;
   readonly trackGuests: boolean;
+  /** Seconds a room tab stays after its last heartbeat. */
+  readonly roomThreshold: number;
   readonly #users: UserResolver;
+  readonly #rooms: Rooms;
+  readonly #hubs: EventHub[] = [];
+  #client: ClientConfig | undefined;
   #closed = false;
 
   constructor(options: OnlineTrackerOptions<U, P> = {}) {
@@ -96,6 +111,9 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
     optionalFunction('onSeen', options.onSeen, '(user, date) => void (or a Promise)');
     optionalFunction('onRecord', options.onRecord, '(record) => void (or a Promise)');
     const seenInterval = positiveNumber('seenInterval', options.seenInterval ?? 60, '60 (seconds)');
+    this.roomThreshold = positiveNumber('roomThreshold', options.roomThreshold ?? DEFAULT_ROOM_LIMITS.thresholdMs / 1000, '30 (seconds)');
+    const maxRooms = integerAtLeast('maxRooms', options.maxRooms ?? DEFAULT_ROOM_LIMITS.maxRooms, 1, '1000');
+    const maxRoomMembers = integerAtLeast('maxRoomMembers', options.maxRoomMembers ?? DEFAULT_ROOM_LIMITS.maxMembers, 1, '50');
     const initialRecord = optionalRecord(options.initialRecord);
     optionalBoolean('trackGuests', options.trackGuests);
     optionalLocale(options.locale);
@@ -113,13 +131,51 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
         onRecord: options.onRecord,
         initialRecord,
       },
+      rooms: { thresholdMs: this.roomThreshold * 1000, maxRooms, maxMembers: maxRoomMembers },
     });
+    this.#rooms = new Rooms(this.store, this.#users);
     this.trackGuests = options.trackGuests ?? false;
   }
 
   /** Express middleware: marks the request's user online and sets the `res.locals` of the contract. */
   middleware(): OnlineMiddleware {
-    return createMiddleware({ store: this.store, max: this.max, trackGuests: this.trackGuests, users: this.#users });
+    return createMiddleware({ store: this.store, max: this.max, trackGuests: this.trackGuests, users: this.#users, client: () => this.#client });
+  }
+
+  /**
+   * Puts the request's user in `room` (such as `order:123`) as one tab, this
+   * page view, and sets `res.locals.onlineHere` (who is here, in the order they
+   * came), `onlineHereCount`, `onlineHereLock` (who holds the editing lock, or
+   * null) and what the client script needs. `{ mode: 'editing' }` asks for the
+   * lock: the first editor holds it until their tab stops beating or someone takes over.
+   * A signed-out reader sees the room without joining it.
+   */
+  here(req: Request, room: string, options?: HereOptions): Promise<HereView> {
+    return this.#rooms.here(req, room, options);
+  }
+
+  /**
+   * The browser side: serves \`{path}/client.js\` and takes its heartbeats
+   * (\`{path}/beat\`) and leaves (\`{path}/leave\`). Mount it after the session
+   * middleware: \`app.use(online.client())\`. Templates render its tag with the
+   * \`onlineScript\` helper.
+   */
+  client(options: ClientOptions = {}): (req: Request, res: Response, next: NextFunction) => void {
+    checkOptions('client()', options, clientOptions);
+    const path = checkPath(options.path ?? '/online-now');
+    this.#client = Object.freeze({ src: `${path}/client.js`, events: `${path}/events`, interval: Math.max(1000, Math.round((this.roomThreshold * 1000) / 3)) });
+    return createClientRoutes(path, this.store, this.#users, this.#rooms) as unknown as (req: Request, res: Response, next: NextFunction) => void;
+  }
+
+  /**
+   * Server-Sent Events for live pages: counts, the online list, badges and
+   * rooms, as JSON and as ready HTML. Mount it at \`{client path}/events\`:
+   * \`app.get('/online-now/events', online.events())\`.
+   */
+  events(options?: EventsOptions): ((req: Request, res: Response, next: NextFunction) => void) & { readonly hub: EventHub } {
+    const hub = new EventHub({ store: this.store, users: this.#users, rooms: this.#rooms, max: this.max, trackGuests: this.trackGuests }, options);
+    this.#hubs.push(hub);
+    return Object.assign(hub.handler() as unknown as (req: Request, res: Response, next: NextFunction) => void, { hub });
   }
 
   /**
@@ -191,6 +247,7 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    for (const hub of this.#hubs) hub.close();
     await this.store.close();
   }
 }

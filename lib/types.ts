@@ -1,4 +1,5 @@
 import type { Request } from 'express';
+import type { RoomEntry, RoomLimits, RoomLock, RoomMode, RoomTouch, RoomView } from './rooms';
 
 /** A user's id as the app knows it. `42` and `"42"` name the same user. */
 export type UserId = string | number;
@@ -91,6 +92,8 @@ export interface StoreConfig {
   readonly thresholdMs: number;
   readonly reporter: StoreReporter;
   readonly hooks?: StoreHooks | undefined;
+  /** Rooms' threshold and bounds (default: 30 s, 1,000 rooms of 50 tabs). */
+  readonly rooms?: RoomLimits | undefined;
 }
 
 /**
@@ -113,6 +116,11 @@ export interface Store {
   resetRecord?(): Awaitable<void>;
   /** Stops the store's timers; never closes a client it was given. */
   close(): Awaitable<void>;
+  /** Rooms (`tracker.here()`): a tab's heartbeat, and the room as `viewer` then sees it. A store without rooms cannot serve `here()`. */
+  roomTouch?(touch: RoomTouch, viewer: Viewer): Awaitable<RoomView>;
+  /** A tab left its room (its page closed). */
+  roomLeave?(room: string, key: string, tab: string): Awaitable<void>;
+  roomView?(room: string, viewer: Viewer): Awaitable<RoomView>;
 }
 
 /** The parts of a request the tracker reads. Structural, so Express 4 and 5 both fit. */
@@ -185,6 +193,12 @@ export interface OnlineTrackerOptions<U = unknown, P extends object = DefaultPro
   onRecord?: (record: OnlineRecord) => unknown;
   /** The record to start from, as `onRecord` last gave it (persisted by your app). */
   initialRecord?: { count: number; at: Date | number | string };
+  /** Seconds a tab stays in a room (`here()`) after its last heartbeat. Default 30 (the client beats every third of it while visible). */
+  roomThreshold?: number;
+  /** Rooms kept at once; past it the least recently active room is forgotten first. Default 1000. */
+  maxRooms?: number;
+  /** Tabs kept per room; past it the least recently active tab is dropped first. Default 50. */
+  maxRoomMembers?: number;
 }
 
 /**
@@ -223,6 +237,18 @@ export interface OnlineNowLocals {
   lastSeen: (userOrId: unknown) => Date | null;
   /** "3 minutes ago" for a Date, or for a user's last request ('' when offline), in the request's locale. */
   timeAgo: (dateOrUser: unknown, options?: TimeAgoOptions) => string;
+  /** Where the client script is served, once `tracker.client()` is mounted (for the `onlineScript` helper). */
+  onlineClient: { readonly src: string; readonly events: string; readonly interval: number } | undefined;
+  /** Set by `tracker.here()`: who is in the room, in the order they came (each with `tabs` and `mode`). */
+  onlineHere?: readonly RoomEntry[];
+  /** Set by `tracker.here()`: how many users are in the room (as this viewer may see). */
+  onlineHereCount?: number;
+  /** Set by `tracker.here()`: who holds the editing lock, or null. */
+  onlineHereLock?: RoomLock | null;
+  onlineHereRoom?: string;
+  /** This page view's tab (the client script beats with it). */
+  onlineHereTab?: string;
+  onlineHereMode?: RoomMode;
 }
 
 declare global {

@@ -4,6 +4,7 @@
  */
 import { monotonicNow, type Clock } from '../clock';
 import { PresenceIndex } from '../presence-index';
+import { RoomIndex, type RoomTouch, type RoomView } from '../rooms';
 import type { Profile, Scope, ScopeView, UserId, Viewer } from '../types';
 import { checkOptions, optionNames, storeBasics } from '../validations';
 import { DEFAULT_MAX_TRACKED, MAX_BOTS, SharedStore } from './shared-store';
@@ -29,6 +30,7 @@ export class MemoryStore extends SharedStore {
   readonly maxTracked: number;
   private readonly now: Clock;
   private indexes: Record<Scope, PresenceIndex> | undefined;
+  private rooms: RoomIndex | undefined;
 
   constructor(options: MemoryStoreOptions = {}) {
     super('MemoryStore');
@@ -44,6 +46,7 @@ export class MemoryStore extends SharedStore {
       guests: new PresenceIndex(this.thresholdMs, this.maxTracked),
       bots: new PresenceIndex(this.thresholdMs, Math.min(this.maxTracked, MAX_BOTS)),
     };
+    this.rooms = new RoomIndex(this.roomLimits);
   }
 
   protected stop(): void {
@@ -69,6 +72,21 @@ export class MemoryStore extends SharedStore {
 
   view(scope: Scope, limit: number, viewer?: Viewer): ScopeView {
     return this.index(scope).view(limit, this.now(), viewer);
+  }
+
+  roomTouch(touch: RoomTouch, viewer: Viewer): RoomView {
+    const rooms = this.attached(this.rooms);
+    const now = this.now();
+    rooms.touch(touch, now);
+    return rooms.view(touch.room, now, viewer);
+  }
+
+  roomLeave(room: string, key: string, tab: string): void {
+    this.attached(this.rooms).leave(room, key, tab, this.now());
+  }
+
+  roomView(room: string, viewer: Viewer): RoomView {
+    return this.attached(this.rooms).view(room, this.now(), viewer);
   }
 
   resetRecord(): void {

@@ -7,6 +7,7 @@
 import { dateProperty } from '../date-property';
 import { OnlineNowConfigError } from '../errors';
 import type { PresenceIndex } from '../presence-index';
+import { DEFAULT_ROOM_LIMITS, type RoomLimits, type RoomTouch, type RoomView } from '../rooms';
 import type { Awaitable, OnlineRecord, Profile, Scope, ScopeView, Store, StoreConfig, StoreHooks, StoreReporter, StoredEntry, UserId, Viewer } from '../types';
 
 /** Most users (and, apart, guests) a built-in store keeps unless told otherwise. */
@@ -41,6 +42,8 @@ type Call = [Attached, 'onSeen' | 'onRecord', unknown, unknown];
 export abstract class SharedStore implements Store {
   /** The trackers' threshold, once one has attached. */
   protected thresholdMs = 0;
+  /** The trackers' room settings, once one has attached. */
+  protected roomLimits: RoomLimits = DEFAULT_ROOM_LIMITS;
   /** Milliseconds between two `onSeen` calls for one user; Infinity when no tracker has `onSeen`. */
   protected seenIntervalMs = Infinity;
   /** Most users and guests online at once: count, and when (ms since the epoch). */
@@ -72,6 +75,14 @@ export abstract class SharedStore implements Store {
         `one ${this.what} is shared by trackers with different thresholds (${this.thresholdMs / 1000}s and ${config.thresholdMs / 1000}s). Give each tracker its own store, or the same threshold.`,
       );
     }
+    const rooms = config.rooms ?? DEFAULT_ROOM_LIMITS;
+    const roomsDiffer = !first && (['thresholdMs', 'maxRooms', 'maxMembers'] as const).some((k) => rooms[k] !== this.roomLimits[k]);
+    if (roomsDiffer) {
+      throw new OnlineNowConfigError(
+        'ERR_ONLINE_NOW_STORE_SHARED',
+        `one ${this.what} is shared by trackers with different room settings (roomThreshold, maxRooms, maxRoomMembers). Give each tracker its own store, or the same settings.`,
+      );
+    }
     const hooks = config.hooks;
     if (hooks?.onSeen !== undefined) {
       if (this.seenIntervalMs !== Infinity && this.seenIntervalMs !== hooks.seenIntervalMs) {
@@ -88,6 +99,7 @@ export abstract class SharedStore implements Store {
     this.open++;
     if (first) {
       this.thresholdMs = config.thresholdMs;
+      this.roomLimits = rooms;
       this.start();
     }
   }
@@ -181,4 +193,7 @@ export abstract class SharedStore implements Store {
   abstract forget(scope: Scope, key: string): Awaitable<void>;
   abstract view(scope: Scope, limit: number, viewer?: Viewer): Awaitable<ScopeView>;
   abstract resetRecord(): Awaitable<void>;
+  abstract roomTouch(touch: RoomTouch, viewer: Viewer): Awaitable<RoomView>;
+  abstract roomLeave(room: string, key: string, tab: string): Awaitable<void>;
+  abstract roomView(room: string, viewer: Viewer): Awaitable<RoomView>;
 }

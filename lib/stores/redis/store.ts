@@ -19,6 +19,7 @@ import { randomBytes } from 'node:crypto';
 import { monotonicNow, type Clock } from '../../clock';
 import { OnlineNowConfigError } from '../../errors';
 import { PresenceIndex, type TimedTouch } from '../../presence-index';
+import { RoomIndex, type RoomTouch, type RoomView } from '../../rooms';
 import { withTimeout } from '../../timeout';
 import type { Profile, Scope, ScopeView, StoreConfig, UserId, Viewer } from '../../types';
 import { checkOptions, optionNames, positiveNumber, storeBasics } from '../../validations';
@@ -79,8 +80,11 @@ const SYNCS_PER_THRESHOLD = 4;
 const REPORT_KIND = 'redis';
 
 const SLOTS: Record<Scope, ScopeSlot> = { users: 0, guests: 1, bots: 2 };
-type PerScope<T> = [T, T, T];
-const perScope = <T>(make: () => T): PerScope<T> => [make(), make(), make()];
+/** Rooms' tabs travel as a fourth scope. */
+const ROOMS: ScopeSlot = 3;
+const SCOPES = [0, 1, 2, 3] as const;
+type PerScope<T> = [T, T, T, T];
+const perScope = <T>(make: () => T): PerScope<T> => [make(), make(), make(), make()];
 /** A key to send, and whether its profile goes too (it does unless every touch since the last sync was a bare id). */
 type PendingTouch = [ScopeSlot, string, boolean];
 
@@ -124,6 +128,7 @@ export class RedisStore extends SharedStore {
   private offsetRtt = Infinity;
   private measured = false;
   private indexes: PerScope<PresenceIndex> | undefined;
+  private rooms: RoomIndex | undefined;
   /** Keys touched here since the last sync; their time and profile are read from the index when sent. */
   private readonly pendingTouches: PerScope<Map<string, boolean>> = perScope(() => new Map<string, boolean>());
   /** Logouts here not yet in Redis, key → time (ms, Redis time base). */
@@ -188,10 +193,12 @@ export class RedisStore extends SharedStore {
     this.fresh = true;
     for (const m of this.pendingTouches) m.clear();
     // Arrival order is kept within one sync of time order: an expired user stays counted at most that long.
+    this.rooms = new RoomIndex(this.roomLimits, this.syncInterval);
     this.indexes = [
       new PresenceIndex(this.thresholdMs, this.maxTracked, this.syncInterval, (stored) => profileOf(storedProfile(stored))),
       new PresenceIndex(this.thresholdMs, this.maxTracked, this.syncInterval),
       new PresenceIndex(this.thresholdMs, Math.min(this.maxTracked, MAX_BOTS), this.syncInterval),
+      this.rooms.tabs,
     ];
     this.warm = false;
     this.warmed = new Promise<void>((resolve) => {
@@ -244,6 +251,30 @@ export class RedisStore extends SharedStore {
     const s = SLOTS[scope];
     if (this.warm || this.warmed === undefined) return this.index(s).view(limit, this.now(), viewer);
     return this.warmed.then(() => this.index(s).view(limit, this.now(), viewer));
+  }
+
+  roomTouch(touch: RoomTouch, viewer: Viewer): RoomView | Promise<RoomView> {
+    // The claim is settled against the room as this replica knows it: after the first sync, not before.
+    if (!this.warm && this.warmed !== undefined) return this.warmed.then(() => this.roomTouch(touch, viewer));
+    const rooms = this.attached(this.rooms);
+    const key = rooms.touch(touch, this.eventTime());
+    boundedSet(this.pendingTouches[ROOMS], key, true, this.roomLimits.maxRooms * this.roomLimits.maxMembers);
+    // A takeover is told to the holder's process at its next sync, not one interval later.
+    if (touch.takeover) void this.syncSoon();
+    return rooms.view(touch.room, this.now(), viewer);
+  }
+
+  async roomLeave(room: string, key: string, tab: string): Promise<void> {
+    const at = this.eventTime();
+    const tabKey = this.attached(this.rooms).leave(room, key, tab, at);
+    this.pendingTouches[ROOMS].delete(tabKey);
+    boundedSet(this.pendingForgets[ROOMS], tabKey, at, this.roomLimits.maxRooms * this.roomLimits.maxMembers);
+    await withTimeout(this.syncSoon(), FORGET_WAIT_MS, 'Redis did not answer').catch(() => undefined);
+  }
+
+  roomView(room: string, viewer: Viewer): RoomView | Promise<RoomView> {
+    if (this.warm || this.warmed === undefined) return this.attached(this.rooms).view(room, this.now(), viewer);
+    return this.warmed.then(() => this.attached(this.rooms).view(room, this.now(), viewer));
   }
 
   /** Starts the record over, in Redis for every process, from the number online now. */
@@ -342,9 +373,11 @@ export class RedisStore extends SharedStore {
       candidateEpoch: randomBytes(8).toString('hex'),
       knownEpoch: this.epoch,
       knownAtUs: this.lastReplyUs,
-      keyTtlMs: this.thresholdMs * 2,
+      keyTtlMs: Math.max(this.thresholdMs, this.roomLimits.thresholdMs) * 2,
       maxTracked: this.maxTracked,
       maxBots: Math.min(this.maxTracked, MAX_BOTS),
+      maxRoomTabs: this.roomLimits.maxRooms * this.roomLimits.maxMembers,
+      roomThresholdUs: this.roomLimits.thresholdMs * 1000,
       seenIntervalUs: this.seenIntervalMs === Infinity ? 0 : this.seenIntervalMs * 1000,
       recordFloor: this.recordCount,
       recordFloorAtUs: this.recordAtMs * 1000,
@@ -401,11 +434,12 @@ export class RedisStore extends SharedStore {
   private async loadSnapshot(): Promise<void> {
     const [epoch, version] = (await this.command(['HMGET', this.keys[0], 'epoch', 'version'])) as [string | null, string | null];
     if (epoch === null || epoch !== this.epoch) return; // Redis has no presence yet, or lost it just now: the feed reads it all
-    for (const s of [0, 1, 2] as const) {
+    for (const s of SCOPES) {
       const index = this.index(s);
       const queued = this.pendingForgets[s];
       // The next chunk is read from Redis while this one is applied here.
-      let pending = this.snapshotChunk(s, `(${Math.round((this.now() - this.thresholdMs) * 1000)}`, new Set(), false);
+      const threshold = s === ROOMS ? this.roomLimits.thresholdMs : this.thresholdMs;
+      let pending = this.snapshotChunk(s, `(${Math.round((this.now() - threshold) * 1000)}`, new Set(), false);
       for (;;) {
         const { keys, scores, profiles, next } = await pending;
         if (next !== undefined) pending = this.snapshotChunk(s, ...next);
@@ -416,11 +450,13 @@ export class RedisStore extends SharedStore {
           if ((queued.get(key) ?? -Infinity) >= at) continue;
           const stored = profiles[i];
           // Kept as stored ("µs|#json": a substring would keep the whole reply's text alive), parsed when first needed.
-          if (typeof stored === 'string') touches.push({ key, id: idOf(key, storedProfile(stored)), profile: undefined, raw: stored, at });
+          if (s === ROOMS) touches.push({ key, id: key, profile: { t: storedProfile(stored ?? '') }, at });
+          else if (typeof stored === 'string') touches.push({ key, id: idOf(key, storedProfile(stored)), profile: undefined, raw: stored, at });
           else touches.push({ key, id: key, profile: undefined, at });
         }
         // Oldest first, so applied one by one; as one batch when pages touched users meanwhile (then these are late).
         index.merge(touches);
+        if (s === ROOMS) this.attached(this.rooms).noteKeys(keys);
         if (next === undefined) break;
       }
     }
@@ -436,7 +472,7 @@ export class RedisStore extends SharedStore {
    * time at once (`whole`): no offset, which writes meanwhile could shift.
    */
   private async snapshotChunk(s: ScopeSlot, min: string, atMin: Set<string>, whole: boolean): Promise<SnapshotChunk> {
-    const seen = this.keys[1 + s * 4];
+    const seen = this.scopeKey(s, 0);
     const rows = flatPairs(
       await this.command(whole ? ['ZRANGEBYSCORE', seen, min, min, 'WITHSCORES'] : ['ZRANGEBYSCORE', seen, min, '+inf', 'WITHSCORES', 'LIMIT', '0', String(SNAPSHOT_CHUNK)]),
     );
@@ -456,8 +492,13 @@ export class RedisStore extends SharedStore {
       for (let i = rows.length - 2; i >= 0 && rows[i + 1] === last; i -= 2) ties.add(rows[i]);
       next = [last, ties, last === min];
     }
-    const profiles = s === 0 && keys.length > 0 ? ((await this.command(['HMGET', this.keys[2], ...keys])) as (string | null)[]) : [];
+    const profiles = (s === 0 || s === ROOMS) && keys.length > 0 ? ((await this.command(['HMGET', this.scopeKey(s, 1), ...keys])) as (string | null)[]) : [];
     return { keys, scores, profiles, next };
+  }
+
+  /** A scope's key in KEYS order (see syncKeys): 0 seen, 1 profiles. Rooms come after `reported`. */
+  private scopeKey(s: ScopeSlot, part: 0 | 1): string {
+    return this.keys[(s === ROOMS ? 14 : 1 + s * 4) + part];
   }
 
   /** The profiles the first read kept as text are parsed a slice at a time, between requests: a loaded replica shrinks to its usual size. */
@@ -489,7 +530,10 @@ export class RedisStore extends SharedStore {
       const index = this.index(s);
       const slot = index.slotOf(key);
       if (slot === -1) continue;
-      writes.push({ scope: s, key, atUs: Math.round(index.timeOf(slot) * 1000), profile: s === 0 && withProfile ? encodeProfile(index.idOf(slot), index.profileOf(slot)) : '' });
+      let profile = '';
+      if (s === 0 && withProfile) profile = encodeProfile(index.idOf(slot), index.profileOf(slot));
+      else if (s === ROOMS) profile = String(index.profileOf(slot).t);
+      writes.push({ scope: s, key, atUs: Math.round(index.timeOf(slot) * 1000), profile });
     }
     return writes;
   }
@@ -518,9 +562,9 @@ export class RedisStore extends SharedStore {
 
   /** Applies one reply's changes to the read model, under the same latest-event rules as Redis. */
   private apply(reply: SyncReply): void {
-    const cutoff = this.now() - this.thresholdMs;
     reply.changes.forEach((rows, s) => {
       const index = this.index(s as ScopeSlot);
+      const cutoff = this.now() - this.thresholdOf(s as ScopeSlot);
       const queued = this.pendingForgets[s];
       const unsent = this.unsentForgets[s];
       const touches: TimedTouch[] = [];
@@ -530,10 +574,16 @@ export class RedisStore extends SharedStore {
         const at = row.seenUs / 1000;
         // A logout here that Redis has not had yet beats what Redis saw before it.
         if (at <= cutoff || (queued.get(row.key) ?? -Infinity) >= at || (unsent.get(row.key) ?? -Infinity) >= at) continue;
+        if (s === ROOMS) {
+          // A tab's record is read (and checked) by the rooms index, which keeps it as text.
+          touches.push({ key: row.key, id: row.key, profile: { t: row.profile ?? '' }, at });
+          continue;
+        }
         const { id, profile } = s === 0 ? decodeProfile(row.key, row.profile) : { id: row.key, profile: undefined };
         touches.push({ key: row.key, id, profile, at });
       }
       index.merge(touches);
+      if (s === ROOMS) this.attached(this.rooms).noteKeys(touches.map((t) => t.key));
     });
     this.cursor = reply.cursor;
   }
@@ -549,14 +599,18 @@ export class RedisStore extends SharedStore {
     }
   }
 
+  private thresholdOf(s: ScopeSlot): number {
+    return s === ROOMS ? this.roomLimits.thresholdMs : this.thresholdMs;
+  }
+
   private pruneRecentForgets(): void {
-    const cutoff = this.now() - this.thresholdMs;
-    for (const m of this.recentForgets) {
+    this.recentForgets.forEach((m, s) => {
+      const cutoff = this.now() - this.thresholdOf(s as ScopeSlot);
       for (const [key, at] of m) {
         if (at > cutoff) break;
         m.delete(key);
       }
-    }
+    });
   }
 
   private fail(error: unknown): void {

@@ -13,6 +13,9 @@
  *   gone     sorted set  key → time of its last logout, µs; kept one threshold
  *   changes  sorted set  key → version of its last change: the feed that processes read
  *   KEYS[14] reported   sorted set  user key → time of its last `onSeen` call, µs; kept one threshold
+ *   rooms' tabs at KEYS[15..18], as a fourth scope: key "room␟user␟tab", profile the tab's record
+ *   (../../rooms.ts), their own threshold; the same rules, so a tab's heartbeat, leave and lock claim
+ *   travel like a user's touch and logout
  *
  * Rules (latest event wins; so writes commute, and a late or repeated write is harmless):
  *   touch(key, t):  ignored if t is older than the threshold, or not newer than the key's logout or last seen
@@ -39,7 +42,7 @@ import { createHash } from 'node:crypto';
 
 const SCRIPT = `
 local meta = KEYS[1]
-local scopes = { { KEYS[2], KEYS[3], KEYS[4], KEYS[5] }, { KEYS[6], KEYS[7], KEYS[8], KEYS[9] }, { KEYS[10], KEYS[11], KEYS[12], KEYS[13] } }
+local scopes = { { KEYS[2], KEYS[3], KEYS[4], KEYS[5] }, { KEYS[6], KEYS[7], KEYS[8], KEYS[9] }, { KEYS[10], KEYS[11], KEYS[12], KEYS[13] }, { KEYS[15], KEYS[16], KEYS[17], KEYS[18] } }
 local reported = KEYS[14]
 local threshold = tonumber(ARGV[1])
 local cursor = tonumber(ARGV[2])
@@ -48,11 +51,13 @@ local ttl = tonumber(ARGV[5])
 local cap = tonumber(ARGV[6])
 local batch = tonumber(ARGV[7])
 local seenInterval = tonumber(ARGV[11])
-local caps = { cap, cap, tonumber(ARGV[15]) }
+local caps = { cap, cap, tonumber(ARGV[15]), tonumber(ARGV[18]) }
 local function fmt(x) return string.format('%.0f', x) end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local cutoff = now - threshold
+-- Rooms' tabs have a short threshold of their own.
+local cutoffs = { cutoff, cutoff, cutoff, now - tonumber(ARGV[17]) }
 
 local evicted = 0
 local epoch = redis.call('HGET', meta, 'epoch')
@@ -94,12 +99,12 @@ local function changed(s, key)
 end
 
 local reports = {}
-local i = 17
+local i = 19
 for _ = 1, tonumber(ARGV[8]) do
   local n = tonumber(ARGV[i])
   local s, key, at, profile = scopes[n], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3]
   if at > now then at = now end
-  if at > cutoff then
+  if at > cutoffs[n] then
     local gone = redis.call('ZSCORE', s[3], key)
     local seen = redis.call('ZSCORE', s[1], key)
     local live = not gone or tonumber(gone) < at
@@ -132,7 +137,7 @@ while i < #ARGV do
   local n = tonumber(ARGV[i])
   local s, key, at = scopes[n], ARGV[i + 1], tonumber(ARGV[i + 2])
   if at > now then at = now end
-  if at > cutoff then
+  if at > cutoffs[n] then
     local gone = redis.call('ZSCORE', s[3], key)
     if not gone or tonumber(gone) < at then redis.call('ZADD', s[3], fmt(at), key) end
     local seen = redis.call('ZSCORE', s[1], key)
@@ -158,14 +163,14 @@ for n, s in ipairs(scopes) do
     redis.call('ZREM', s[4], unpack(dropped))
   end
   -- Expired: every process drops them by time on its own, so they leave the feed too.
-  local old = redis.call('ZRANGEBYSCORE', s[1], '-inf', fmt(cutoff), 'LIMIT', 0, batch)
+  local old = redis.call('ZRANGEBYSCORE', s[1], '-inf', fmt(cutoffs[n]), 'LIMIT', 0, batch)
   if #old > 0 then
     redis.call('ZREM', s[1], unpack(old))
     redis.call('HDEL', s[2], unpack(old))
     redis.call('ZREM', s[4], unpack(old))
   end
   -- A logout older than the threshold can remove nothing any more.
-  for _, key in ipairs(redis.call('ZRANGEBYSCORE', s[3], '-inf', fmt(cutoff), 'LIMIT', 0, batch)) do
+  for _, key in ipairs(redis.call('ZRANGEBYSCORE', s[3], '-inf', fmt(cutoffs[n]), 'LIMIT', 0, batch)) do
     redis.call('ZREM', s[3], key)
     if not redis.call('ZSCORE', s[1], key) then redis.call('ZREM', s[4], key) end
   end
@@ -218,7 +223,7 @@ for n, s in ipairs(scopes) do
       rows[#rows + 1] = key
       rows[#rows + 1] = redis.call('ZSCORE', s[1], key) or ''
       rows[#rows + 1] = redis.call('ZSCORE', s[3], key) or ''
-      local profile = (n == 1 and redis.call('HGET', s[2], key)) or ''
+      local profile = ((n == 1 or n == 4) and redis.call('HGET', s[2], key)) or ''
       rows[#rows + 1] = string.sub(profile, (string.find(profile, '|', 1, true) or 0) + 1)
     end
   end
@@ -249,17 +254,16 @@ export const SYNC_SCRIPT = SCRIPT;
 export const SYNC_SHA = createHash('sha1').update(SCRIPT).digest('hex');
 
 /** Scopes by their slot number in the protocol. */
-export const SCOPE_SLOTS = ['users', 'guests', 'bots'] as const;
-export type ScopeSlot = 0 | 1 | 2;
+export const SCOPE_SLOTS = ['users', 'guests', 'bots', 'rooms'] as const;
+/** Users, guests, bots, and rooms' tabs (see ../../rooms.ts). */
+export type ScopeSlot = 0 | 1 | 2 | 3;
 
 /** The keys of one prefix, in KEYS order. */
 export function syncKeys(prefix: string): string[] {
   const tag = `{${prefix}}`;
-  return [
-    `${tag}:meta`,
-    ...SCOPE_SLOTS.flatMap((scope) => ['seen', 'profiles', 'gone', 'changes'].map((k) => `${tag}:${scope}:${k}`)),
-    `${tag}:users:reported`,
-  ];
+  const scopeKeys = (scope: string): string[] => ['seen', 'profiles', 'gone', 'changes'].map((k) => `${tag}:${scope}:${k}`);
+  // Rooms came last, after `reported`: the other keys keep their places.
+  return [`${tag}:meta`, ...scopeKeys('users'), ...scopeKeys('guests'), ...scopeKeys('bots'), `${tag}:users:reported`, ...scopeKeys('rooms')];
 }
 
 export interface TouchWrite {
@@ -292,9 +296,12 @@ export interface SyncCall {
   readonly knownAtUs: number;
   /** How long the keys live after the last call, ms. */
   readonly keyTtlMs: number;
-  /** Most keys kept per scope, and for bots. */
+  /** Most keys kept per scope, for bots, and rooms' tabs. */
   readonly maxTracked: number;
   readonly maxBots: number;
+  readonly maxRoomTabs: number;
+  /** Rooms' threshold, µs. */
+  readonly roomThresholdUs: number;
   /** µs between two `onSeen` reports for one user; 0: nobody listens, nothing is reported. */
   readonly seenIntervalUs: number;
   /** The record this process knows: Redis takes it when it has none (it lost its data). */
@@ -331,7 +338,9 @@ export function syncArgs(call: SyncCall): string[] {
     /* ARGV[14] */ call.resetRecord ? '1' : '0',
     /* ARGV[15] */ String(call.maxBots),
     /* ARGV[16] */ String(call.recordGeneration),
-    // then ARGV[17…]: each touch as scope (1 users, 2 guests, 3 bots), key, µs, profile; then each forget as scope, key, µs
+    /* ARGV[17] */ String(call.roomThresholdUs),
+    /* ARGV[18] */ String(call.maxRoomTabs),
+    // then ARGV[19…]: each touch as scope (1 users, 2 guests, 3 bots, 4 rooms), key, µs, profile; then each forget as scope, key, µs
   ];
   for (const w of call.touches) args.push(String(w.scope + 1), w.key, String(w.atUs), w.profile);
   for (const w of call.forgets) args.push(String(w.scope + 1), w.key, String(w.atUs));
@@ -357,7 +366,7 @@ export interface SyncReply {
   readonly nowUs: number;
   /** True when Redis has more changes than one call returns. */
   readonly more: boolean;
-  readonly changes: readonly [readonly ChangeRow[], readonly ChangeRow[], readonly ChangeRow[]];
+  readonly changes: readonly [readonly ChangeRow[], readonly ChangeRow[], readonly ChangeRow[], readonly ChangeRow[]];
   /** Another tracker's threshold (µs) seen on this prefix since our last call, or null. */
   readonly otherThresholdUs: number | null;
   /** Redis had evicted some of our keys: presence started over. */
@@ -389,8 +398,8 @@ function decodeRows(raw: unknown): ChangeRow[] {
 
 /** Decodes the script's reply; throws on a reply of another shape (an older script under the same SHA cannot be). */
 export function decodeSyncReply(raw: unknown): SyncReply {
-  if (!Array.isArray(raw) || raw.length !== 14) throw new Error('unexpected reply from the sync script');
-  const [epoch, cursor, nowUs, more, users, guests, bots, other, evicted, reported, recordCount, recordAtUs, raised, generation] = raw as unknown[];
+  if (!Array.isArray(raw) || raw.length !== 15) throw new Error('unexpected reply from the sync script');
+  const [epoch, cursor, nowUs, more, users, guests, bots, rooms, other, evicted, reported, recordCount, recordAtUs, raised, generation] = raw as unknown[];
   const flat = Array.isArray(reported) ? (reported as unknown[]) : [];
   const reports: { key: string; atUs: number }[] = [];
   for (let j = 0; j + 1 < flat.length; j += 2) reports.push({ key: String(flat[j]), atUs: Number(flat[j + 1]) });
@@ -399,7 +408,7 @@ export function decodeSyncReply(raw: unknown): SyncReply {
     cursor: Number(cursor),
     nowUs: Number(nowUs),
     more: Number(more) === 1,
-    changes: [decodeRows(users), decodeRows(guests), decodeRows(bots)],
+    changes: [decodeRows(users), decodeRows(guests), decodeRows(bots), decodeRows(rooms)],
     otherThresholdUs: optionalNumber(other),
     evicted: Number(evicted) === 1,
     reports,

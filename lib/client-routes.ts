@@ -1,0 +1,157 @@
+/**
+ * `tracker.client()`: the browser side's three routes, under one path
+ * (default `/online-now`):
+ *   GET  {path}/client.js  the script (see lib/browser/online-now.js)
+ *   POST {path}/beat       a tab's heartbeat: keeps its user online, its room tab alive, its mode and lock claim
+ *   POST {path}/leave      a tab closed (navigator.sendBeacon)
+ * Who beats is always the session's user: a body names a room and a tab, never a user.
+ */
+import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { OnlineNowConfigError } from './errors';
+import { isMode, roomPayload, type Rooms } from './here';
+import { isRoomName, isTabId } from './rooms';
+import { isCrossSite } from './same-origin';
+import type { OnlineRequest, Store } from './types';
+import type { UserResolver } from './user-resolver';
+
+/** A beat's body is a few dozen bytes; anything past this is not ours. */
+const MAX_BODY = 2048;
+
+export interface ClientOptions {
+  /** Where the routes live. Default "/online-now"; `events()` is expected at `{path}/events` unless the tag says otherwise. */
+  path?: string;
+}
+
+/** What pages need to render the script tag (set on every request as `res.locals.onlineClient`). */
+export interface ClientConfig {
+  readonly src: string;
+  readonly events: string;
+  /** ms between a visible tab's heartbeats. */
+  readonly interval: number;
+}
+
+type Req = IncomingMessage & OnlineRequest & { body?: unknown; originalUrl?: string };
+type Res = ServerResponse;
+type Next = (err?: unknown) => void;
+
+class TooLarge extends Error {}
+
+let script: { body: Buffer; etag: string } | undefined;
+
+/** The built, minified script (dist/browser), or the readable source when run from lib/ (tests under tsx). */
+function clientScript(): { body: Buffer; etag: string } {
+  if (script === undefined) {
+    let body: Buffer;
+    try {
+      body = readFileSync(join(__dirname, 'browser', 'online-now.min.js'));
+    } catch {
+      body = readFileSync(join(__dirname, 'browser', 'online-now.js'));
+    }
+    script = { body, etag: `"${createHash('sha1').update(body).digest('base64url').slice(0, 16)}"` };
+  }
+  return script;
+}
+
+export function checkPath(path: unknown): string {
+  if (typeof path !== 'string' || !path.startsWith('/') || /[\s?#]/.test(path)) {
+    throw new OnlineNowConfigError('ERR_ONLINE_NOW_PATH', `client({ path }) takes a path such as "/online-now", got ${JSON.stringify(path)}.`);
+  }
+  return path.replace(/\/+$/, '');
+}
+
+/** The request's JSON body: already parsed by the app (express.json / express.text), or read here, bounded. */
+async function readBody(req: Req): Promise<unknown> {
+  if (req.body !== undefined && typeof req.body === 'object' && req.body !== null && !Buffer.isBuffer(req.body) && Object.keys(req.body).length > 0) return req.body;
+  let text: string;
+  if (typeof req.body === 'string') text = req.body;
+  else if (Buffer.isBuffer(req.body)) text = req.body.toString('utf8');
+  else {
+    text = await new Promise<string>((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      // Past the bound the rest is read and dropped, so the client still gets its answer (413).
+      req.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+        if (size <= MAX_BODY) chunks.push(chunk);
+      });
+      req.on('end', () => (size > MAX_BODY ? reject(new TooLarge()) : resolve(Buffer.concat(chunks).toString('utf8'))));
+      req.on('error', reject);
+    });
+  }
+  return JSON.parse(text);
+}
+
+function send(res: Res, status: number, body?: unknown): void {
+  res.statusCode = status;
+  res.setHeader('Cache-Control', 'no-store');
+  if (body === undefined) {
+    res.end();
+    return;
+  }
+  res.setHeader('Content-Type', 'application/json; charset=utf-8');
+  res.end(JSON.stringify(body));
+}
+
+export function createClientRoutes(path: string, store: Store, users: UserResolver, rooms: Rooms): (req: Req, res: Res, next: Next) => void {
+  const routes: Record<string, (req: Req, res: Res) => Promise<void>> = {
+    [`GET ${path}/client.js`]: async (req, res) => {
+      const { body, etag } = clientScript();
+      res.setHeader('ETag', etag);
+      res.setHeader('Cache-Control', 'public, max-age=3600');
+      if (req.headers['if-none-match'] === etag) {
+        res.statusCode = 304;
+        res.end();
+        return;
+      }
+      res.setHeader('Content-Type', 'text/javascript; charset=utf-8');
+      res.end(body);
+    },
+    [`POST ${path}/beat`]: async (req, res) => {
+      const user = users.userOf(req);
+      if (user === undefined) return send(res, 401);
+      const body = (await readBody(req)) as { tab?: unknown; room?: unknown; mode?: unknown; takeover?: unknown };
+      const mode = body.mode ?? 'viewing';
+      if (!isTabId(body.tab) || !isMode(mode) || (body.room !== undefined && !isRoomName(body.room))) return send(res, 400);
+      // A reader who stays on a page stays online.
+      await store.touch('users', user.key, user.id, user.profile);
+      if (body.room === undefined) return send(res, 200, {});
+      const view = await rooms
+        .roomStore()
+        .roomTouch({ room: body.room, tab: body.tab, key: user.key, id: user.id, profile: user.profile, mode, takeover: body.takeover === true }, rooms.viewerOf(req, user));
+      send(res, 200, roomPayload(view));
+    },
+    [`POST ${path}/leave`]: async (req, res) => {
+      const user = users.userOf(req);
+      if (user === undefined) return send(res, 401);
+      const body = (await readBody(req)) as { tab?: unknown; room?: unknown };
+      if (!isTabId(body.tab) || !isRoomName(body.room)) return send(res, 400);
+      await rooms.roomStore().roomLeave(body.room, user.key, body.tab);
+      send(res, 204);
+    },
+  };
+  return function onlineNowClient(req, res, next) {
+    const url = req.originalUrl ?? req.url ?? '';
+    const pathname = url.split('?', 1)[0];
+    const route = routes[`${req.method} ${pathname}`];
+    if (route === undefined) {
+      next();
+      return;
+    }
+    if (req.method === 'POST' && isCrossSite(req.headers)) {
+      send(res, 403);
+      return;
+    }
+    route(req, res).catch((error: unknown) => {
+      // A malformed body is the client's mistake; anything else is ours, and reported.
+      if (error instanceof TooLarge) send(res, 413);
+      else if (error instanceof SyntaxError) send(res, 400);
+      else {
+        users.reporter.report('client', error);
+        if (!res.headersSent) send(res, 503);
+      }
+    });
+  };
+}

@@ -1,0 +1,340 @@
+/**
+ * `tracker.events()`: Server-Sent Events for live pages. Each process looks at
+ * its own store's state a few times a second (the memory store, or a
+ * RedisStore's replica, which the sync feed keeps current across processes),
+ * finds what changed since the last look, and writes it to its own clients.
+ * So events cross processes through the same versioned change feed presence
+ * does: nothing is lost in a Redis blip (a process reads on from its cursor),
+ * and no second Redis connection is opened.
+ *
+ * A connection subscribes to: the counts (always), the online list (`list=1`),
+ * the badges of up to 200 users (`ids`), and up to 10 rooms the user is in
+ * (`rooms`). Work per look is O(watched ids + subscribed rooms' tabs), not
+ * O(users online); each change is serialized once per audience and written
+ * to each client that may see it (never a hidden user to whoever may not).
+ */
+import { randomBytes } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { keyOf } from './identity';
+import { displayName, listHtml } from './fragments';
+import { roomPayload, type Rooms } from './here';
+import { isRoomName, type RoomView } from './rooms';
+import { isCrossSite } from './same-origin';
+import type { OnlineRequest, ScopeView, Store, Viewer } from './types';
+import type { UserResolver } from './user-resolver';
+import { checkOptions, integerAtLeast, optionNames, positiveNumber } from './validations';
+
+export interface EventsOptions {
+  /** Milliseconds between two looks for changes. Default 250. */
+  interval?: number;
+  /** Most clients connected to this process; more get 503 (and the browser retries). Default 10,000. */
+  maxConnections?: number;
+}
+
+const eventsOptions = optionNames<EventsOptions>({ interval: true, maxConnections: true });
+
+const MAX_ROOMS_PER_CONNECTION = 10;
+const MAX_IDS_PER_CONNECTION = 200;
+/** A client this far behind (unsent bytes) is dropped: its browser reconnects and gets the state afresh. */
+const MAX_BUFFERED = 64 * 1024;
+/** A comment line this often keeps proxies from closing an idle stream. */
+const PING_MS = 20_000;
+/** The browser waits this long before reconnecting. */
+const RETRY_MS = 2000;
+
+type Req = IncomingMessage & OnlineRequest & { query?: unknown };
+
+interface Connection {
+  readonly res: ServerResponse;
+  readonly audience: Audience;
+  readonly userKey: string | undefined;
+  readonly rooms: readonly string[];
+  readonly ids: readonly string[];
+  readonly list: boolean;
+  readonly html: boolean;
+  /** Nothing sent yet: the next look sends it the whole state. */
+  fresh: boolean;
+  /** Per room, the state last sent (a room's events go to members only, so each connection keeps its own). */
+  readonly sentRooms: Map<string, string>;
+}
+
+interface RoomState {
+  readonly signature: string;
+  readonly view: RoomView;
+  readonly data: string;
+}
+
+/** Clients that see the same thing: everyone, staff, or one hidden user (who alone sees themself). */
+interface Audience {
+  readonly key: string;
+  readonly viewer: Viewer;
+  readonly connections: Set<Connection>;
+  count: string | undefined;
+  list: string | undefined;
+  readonly online: Map<string, boolean>;
+  readonly rooms: Map<string, RoomState>;
+}
+
+export interface EventSettings {
+  readonly store: Store;
+  readonly users: UserResolver;
+  readonly rooms: Rooms;
+  readonly max: number;
+  readonly trackGuests: boolean;
+}
+
+/** Splits a query value: several values, or one separated by newlines (what the client script sends). */
+function values(query: URLSearchParams, name: string): string[] {
+  return query.getAll(name).flatMap((v) => v.split('\n')).filter((v) => v !== '');
+}
+
+/** One SSE message; every line of the data gets its own `data:` (a name may hold a newline). */
+function message(id: string, event: string, data: string): string {
+  return `id: ${id}\nevent: ${event}\ndata: ${data.split(/\r\n|\r|\n/).join('\ndata: ')}\n\n`;
+}
+
+export class EventHub {
+  private readonly connections = new Set<Connection>();
+  private readonly audiences = new Map<string, Audience>();
+  private readonly boot = randomBytes(4).toString('hex');
+  private seq = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private looking = false;
+  private lastPing = Date.now();
+  readonly interval: number;
+  readonly maxConnections: number;
+
+  constructor(
+    private readonly settings: EventSettings,
+    options: EventsOptions = {},
+  ) {
+    checkOptions('events()', options, eventsOptions);
+    this.interval = positiveNumber('interval', options.interval ?? 250, '250 (ms)');
+    this.maxConnections = integerAtLeast('maxConnections', options.maxConnections ?? 10_000, 1, '10000');
+  }
+
+  /** Clients connected to this process now. */
+  get size(): number {
+    return this.connections.size;
+  }
+
+  /** The SSE endpoint. */
+  handler(): (req: Req, res: ServerResponse, next: (err?: unknown) => void) => void {
+    return (req, res, next) => {
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        next();
+        return;
+      }
+      if (isCrossSite(req.headers)) {
+        res.statusCode = 403;
+        res.end();
+        return;
+      }
+      if (this.connections.size >= this.maxConnections) {
+        res.statusCode = 503;
+        res.setHeader('Retry-After', '5');
+        res.end();
+        return;
+      }
+      try {
+        this.open(req, res);
+      } catch (error) {
+        next(error);
+      }
+    };
+  }
+
+  /** Ends every stream and stops looking (the tracker closed). */
+  close(): void {
+    for (const c of this.connections) c.res.end();
+    this.connections.clear();
+    this.audiences.clear();
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  private open(req: Req, res: ServerResponse): void {
+    const { users, rooms } = this.settings;
+    const query = new URL(req.url ?? '/', 'http://x').searchParams;
+    const user = users.userOf(req);
+    const viewer = rooms.viewerOf(req, user);
+    // A hidden user sees themself: an audience of their own. Everyone else shares one of two.
+    const own = user !== undefined && user.profile.hidden === true;
+    const key = own ? `u:${user.key}` : viewer.seesHidden ? 's' : 'e';
+    let audience = this.audiences.get(key);
+    if (audience === undefined) {
+      audience = { key, viewer: own ? viewer : { seesHidden: viewer.seesHidden }, connections: new Set(), count: undefined, list: undefined, online: new Map(), rooms: new Map() };
+      this.audiences.set(key, audience);
+    }
+    const ids = [...new Set(values(query, 'ids').map(keyOf).filter((k): k is string => k !== undefined))].slice(0, MAX_IDS_PER_CONNECTION);
+    const roomNames = [...new Set(values(query, 'rooms').filter(isRoomName))].slice(0, MAX_ROOMS_PER_CONNECTION);
+    const connection: Connection = {
+      res,
+      audience,
+      userKey: user?.key,
+      rooms: roomNames,
+      ids,
+      list: query.get('list') === '1',
+      html: query.get('html') === '1',
+      fresh: true,
+      sentRooms: new Map(),
+    };
+    res.statusCode = 200;
+    res.setHeader('Content-Type', 'text/event-stream; charset=utf-8');
+    res.setHeader('Cache-Control', 'no-store, no-transform');
+    res.setHeader('X-Accel-Buffering', 'no');
+    res.flushHeaders();
+    // Last-Event-ID (or ?last=) needs no replay: every event is a state, and a new connection is sent the whole state first.
+    res.write(`retry: ${RETRY_MS}\n\n`);
+    this.connections.add(connection);
+    audience.connections.add(connection);
+    const drop = (): void => this.drop(connection);
+    req.on('close', drop);
+    res.on('error', drop);
+    this.timer ??= setInterval(() => void this.look(), this.interval);
+    this.timer.unref();
+    setImmediate(() => void this.look());
+  }
+
+  private drop(connection: Connection): void {
+    if (!this.connections.delete(connection)) return;
+    connection.audience.connections.delete(connection);
+    if (connection.audience.connections.size === 0) this.audiences.delete(connection.audience.key);
+    if (!connection.res.destroyed) connection.res.destroy();
+    if (this.connections.size === 0) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+    }
+  }
+
+  private write(connection: Connection, text: string): void {
+    const { res } = connection;
+    if (res.destroyed || res.writableEnded) return this.drop(connection);
+    res.write(text);
+    if (res.writableLength > MAX_BUFFERED) this.drop(connection);
+  }
+
+  private send(connection: Connection, event: string, data: string): void {
+    this.write(connection, message(`${this.boot}-${++this.seq}`, event, data));
+  }
+
+  /** One look at the store: what changed for each audience goes to its clients. */
+  private async look(): Promise<void> {
+    if (this.looking) return;
+    this.looking = true;
+    try {
+      for (const audience of [...this.audiences.values()]) await this.lookFor(audience);
+      const now = Date.now();
+      if (now - this.lastPing >= PING_MS) {
+        this.lastPing = now;
+        for (const c of [...this.connections]) this.write(c, ': ping\n\n');
+      }
+    } catch (error) {
+      this.settings.users.reporter.report('events', error);
+    } finally {
+      this.looking = false;
+    }
+  }
+
+  private async lookFor(audience: Audience): Promise<void> {
+    const { store, max, trackGuests } = this.settings;
+    const connections = [...audience.connections];
+    const fresh = connections.filter((c) => c.fresh);
+    const view = await store.view('users', max, audience.viewer);
+    const guests = trackGuests ? (await store.view('guests', 0)).count : 0;
+
+    const count = JSON.stringify({ users: view.count, guests, hidden: view.hidden });
+    const countChanged = count !== audience.count;
+    audience.count = count;
+    for (const c of countChanged ? connections : fresh) {
+      this.send(c, 'count', count);
+      if (c.html) this.send(c, 'html:count', String(view.count));
+    }
+
+    if (connections.some((c) => c.list)) this.lookAtList(audience, view, connections);
+    this.lookAtIds(audience, view, connections);
+    await this.lookAtRooms(audience, connections);
+    for (const c of fresh) c.fresh = false;
+  }
+
+  private lookAtList(audience: Audience, view: ScopeView, connections: Connection[]): void {
+    const signature = view.entries.map((e) => `${String(e.id)}\u0000${displayName(e)}`).join('\n');
+    const changed = signature !== audience.list;
+    audience.list = signature;
+    let data: string | undefined;
+    let html: string | undefined;
+    for (const c of connections) {
+      if (!c.list || !(changed || c.fresh)) continue;
+      data ??= JSON.stringify({ entries: view.entries, html: (html ??= listHtml(view.entries)) });
+      this.send(c, 'list', data);
+      if (c.html) this.send(c, 'html:list', html ?? listHtml(view.entries));
+    }
+  }
+
+  private lookAtIds(audience: Audience, view: ScopeView, connections: Connection[]): void {
+    const watched = new Set<string>();
+    for (const c of connections) for (const key of c.ids) watched.add(key);
+    const changed = new Map<string, number | null>();
+    for (const key of watched) {
+      const seen = view.lastSeen(key);
+      const before = audience.online.get(key);
+      audience.online.set(key, seen !== null);
+      if (before !== undefined && before !== (seen !== null)) changed.set(key, seen);
+    }
+    for (const key of audience.online.keys()) if (!watched.has(key)) audience.online.delete(key);
+    for (const c of connections) {
+      for (const key of c.ids) {
+        if (!c.fresh && !changed.has(key)) continue;
+        const seen = c.fresh ? view.lastSeen(key) : (changed.get(key) as number | null);
+        this.send(c, seen === null ? 'offline' : 'online', JSON.stringify(seen === null ? { id: key } : { id: key, lastSeen: new Date(seen) }));
+      }
+    }
+  }
+
+  private async lookAtRooms(audience: Audience, connections: Connection[]): Promise<void> {
+    const names = new Set<string>();
+    for (const c of connections) for (const room of c.rooms) names.add(room);
+    for (const room of audience.rooms.keys()) if (!names.has(room)) audience.rooms.delete(room);
+    if (names.size === 0) return;
+    const store = this.settings.rooms.roomStore();
+    for (const room of names) {
+      const view = await store.roomView(room, audience.viewer);
+      // What a room's events say, without heartbeat times (they change every beat, and would wake every page).
+      const signature = JSON.stringify([
+        view.entries.map((e) => [e.id, displayName(e), e.tabs, e.mode, e.since.getTime()]),
+        view.lock === null ? null : [view.lock.id, view.lock.since.getTime(), view.lock.tab ?? null],
+      ]);
+      const before = audience.rooms.get(room);
+      const state = before?.signature === signature ? before : { signature, view, data: JSON.stringify(roomPayload(view)) };
+      audience.rooms.set(room, state);
+      const changes = before !== undefined && before !== state ? roomChanges(before.view, view) : [];
+      for (const c of connections) {
+        // Only a member sees a room: someone who opened its page (here()) and is still on it.
+        if (!c.rooms.includes(room) || c.userKey === undefined || !view.members.has(c.userKey)) continue;
+        const sent = c.sentRooms.get(room);
+        if (sent === signature) continue;
+        if (sent === before?.signature) for (const [event, data] of changes) this.send(c, event, data);
+        this.send(c, 'here', state.data);
+        if (c.html) {
+          const { html } = roomPayload(view) as { html: { here: string; lock: string } };
+          this.send(c, `html:here:${room}`, html.here);
+          this.send(c, `html:lock:${room}`, html.lock);
+        }
+        c.sentRooms.set(room, signature);
+      }
+    }
+  }
+}
+
+/** Who joined, who left, and whether the lock changed hands, between two views of a room. */
+function roomChanges(before: RoomView, after: RoomView): [string, string][] {
+  const ids = (view: RoomView): Map<string, RoomView['entries'][number]> => new Map(view.entries.map((e) => [String(e.id), e]));
+  const was = ids(before);
+  const now = ids(after);
+  const changes: [string, string][] = [];
+  for (const [id, entry] of now) if (!was.has(id)) changes.push(['join', JSON.stringify({ room: after.room, ...entry })]);
+  for (const [id, entry] of was) if (!now.has(id)) changes.push(['leave', JSON.stringify({ room: after.room, ...entry })]);
+  const holder = (view: RoomView): string => (view.lock === null ? '' : `${String(view.lock.id)}\u0000${view.lock.since.getTime()}\u0000${view.lock.tab ?? ''}`);
+  if (holder(before) !== holder(after)) changes.push(['lock', JSON.stringify({ room: after.room, holder: after.lock, previous: before.lock })]);
+  return changes;
+}

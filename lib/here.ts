@@ -1,0 +1,101 @@
+/**
+ * `tracker.here(req, room)`: the request's user joins a room (one tab: this
+ * page view) and the page gets the room's viewers and lock as locals. Also what
+ * the client's heartbeats and leaves do, and the JSON a room is sent as.
+ */
+import { randomBytes } from 'node:crypto';
+import { OnlineNowConfigError } from './errors';
+import { hereHtml, lockHtml } from './fragments';
+import { isRoomName, type RoomMode, type RoomView } from './rooms';
+import type { OnlineRequest, Store, Viewer } from './types';
+import type { SignedIn, UserResolver } from './user-resolver';
+
+export interface HereOptions {
+  /** 'editing' asks for the room's editing lock; the first editor holds it. Default 'viewing'. */
+  mode?: RoomMode;
+  /** Take the lock from whoever holds it (their page is told). */
+  takeover?: boolean;
+}
+
+/** What `here()` gives, and sets as locals. */
+export interface HereView extends RoomView {
+  /** This page view's tab: the client script beats and leaves with it. */
+  readonly tab: string;
+  readonly mode: RoomMode;
+}
+
+type RoomStore = Required<Pick<Store, 'roomTouch' | 'roomLeave' | 'roomView'>>;
+
+/** A page view's tab id: 128 random bits, URL-safe. */
+export function newTabId(): string {
+  return randomBytes(16).toString('base64url');
+}
+
+export function isMode(mode: unknown): mode is RoomMode {
+  return mode === 'viewing' || mode === 'editing';
+}
+
+/** A room as JSON (a heartbeat's reply, an SSE `here` event), with its ready HTML. */
+export function roomPayload(view: RoomView, now: number = Date.now()): Record<string, unknown> {
+  return {
+    room: view.room,
+    count: view.count,
+    here: view.entries,
+    lock: view.lock,
+    html: { here: hereHtml(view.entries), lock: lockHtml(view.lock, false, now), lockMine: lockHtml(view.lock, true, now) },
+  };
+}
+
+export class Rooms {
+  constructor(
+    private readonly store: Store,
+    private readonly users: UserResolver,
+  ) {}
+
+  /** The store's rooms, or an error that says why there are none. */
+  roomStore(): RoomStore {
+    const s = this.store;
+    if (typeof s.roomTouch !== 'function' || typeof s.roomLeave !== 'function' || typeof s.roomView !== 'function') {
+      throw new OnlineNowConfigError(
+        'ERR_ONLINE_NOW_NO_ROOMS',
+        'this store has no rooms (roomTouch, roomLeave, roomView): here() and room events need MemoryStore, RedisStore, or a store that implements them.',
+      );
+    }
+    return s as RoomStore;
+  }
+
+  /** Rooms always know who is asking (the lock's `mine`), invisible mode or not. */
+  viewerOf(req: OnlineRequest, user: SignedIn | undefined): Viewer {
+    return { seesHidden: this.users.viewerOf(req, user).seesHidden, self: user?.key };
+  }
+
+  async here(req: OnlineRequest, room: string, options: HereOptions = {}): Promise<HereView> {
+    if (!isRoomName(room)) {
+      throw new OnlineNowConfigError('ERR_ONLINE_NOW_ROOM', `here(req, room) takes a room name of 1–200 characters without control characters, such as \`order:\${order.id}\`; got ${typeof room === 'string' ? JSON.stringify((room as string).slice(0, 40)) : typeof room}.`);
+    }
+    const mode = options.mode ?? 'viewing';
+    if (!isMode(mode)) {
+      throw new OnlineNowConfigError('ERR_ONLINE_NOW_ROOM', `here(req, room, { mode }) takes mode 'viewing' or 'editing', got ${JSON.stringify(mode)}.`);
+    }
+    const store = this.roomStore();
+    const user = this.users.userOf(req);
+    const viewer = this.viewerOf(req, user);
+    const tab = newTabId();
+    // A signed-out reader sees the room but is not in it: a room lists people.
+    const view =
+      user === undefined
+        ? await store.roomView(room, viewer)
+        : await store.roomTouch({ room, tab, key: user.key, id: user.id, profile: user.profile, mode, takeover: options.takeover === true }, viewer);
+    const here: HereView = Object.freeze({ room: view.room, count: view.count, entries: view.entries, lock: view.lock, members: view.members, tab, mode });
+    const locals = (req as { res?: { locals?: Record<string, unknown> } }).res?.locals;
+    if (locals !== undefined) {
+      locals.onlineHere = view.entries;
+      locals.onlineHereCount = view.count;
+      locals.onlineHereLock = view.lock;
+      locals.onlineHereRoom = room;
+      locals.onlineHereTab = tab;
+      locals.onlineHereMode = mode;
+    }
+    return here;
+  }
+}

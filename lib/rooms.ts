@@ -1,0 +1,334 @@
+/**
+ * Rooms: who else is on one page ("order:123"), tab by tab, and who holds its
+ * editing lock. Every store keeps rooms the same way: each open tab is one key
+ * of a PresenceIndex of its own (short threshold, latest event wins, bounded),
+ * so a RedisStore replicates rooms with the very protocol it uses for users.
+ * This file adds what a room needs on top: which tabs are in which room, what a
+ * tab carries (user, mode, lock claim), and a room's view for one viewer.
+ *
+ * The lock is derived, never stored apart: among a room's live tabs, the one
+ * with the latest claim holds it. A tab claims when it edits and nobody holds
+ * the lock, or when its user takes over (a claim newer than the holder's). So
+ * processes that race converge on the same holder, and a lock whose tab stops
+ * beating expires with the tab.
+ */
+import { boundedProfile, isHidden, keyOf, withHidden } from './identity';
+import { PresenceIndex } from './presence-index';
+import type { Profile, UserId, Viewer } from './types';
+
+export type RoomMode = 'viewing' | 'editing';
+
+/** Longest room name; a name is any text without control characters. */
+const MAX_ROOM_LENGTH = 200;
+/** A tab id: what the server mints (22 characters) or a client's own of the same alphabet. */
+const TAB_ID = /^[A-Za-z0-9_-]{16,64}$/;
+/** Tabs of one user kept in one room: a user cannot push everyone else out of a room's list. */
+export const MAX_TABS_PER_USER = 20;
+const SEPARATOR = '\u001f';
+
+export function isRoomName(room: unknown): room is string {
+  // eslint-disable-next-line no-control-regex
+  return typeof room === 'string' && room.length > 0 && room.length <= MAX_ROOM_LENGTH && !/[\u0000-\u001f\u007f]/.test(room);
+}
+
+export function isTabId(tab: unknown): tab is string {
+  return typeof tab === 'string' && TAB_ID.test(tab);
+}
+
+/** A tab's key in the rooms index: room, user key and tab (neither room nor tab can hold the separator). */
+export function tabKey(room: string, userKey: string, tab: string): string {
+  return `${room}${SEPARATOR}${userKey}${SEPARATOR}${tab}`;
+}
+
+function roomOfKey(key: string): string {
+  return key.slice(0, key.indexOf(SEPARATOR));
+}
+
+/** What a room write says: this user's tab is here now, in this mode. */
+export interface RoomTouch {
+  readonly room: string;
+  readonly tab: string;
+  /** The user's store key, and id and profile (visibility applied). */
+  readonly key: string;
+  readonly id: UserId;
+  readonly profile: Profile;
+  readonly mode: RoomMode;
+  /** Claim the editing lock even from its holder. */
+  readonly takeover: boolean;
+}
+
+/** One tab as a room holds it. Times are ms on the store's time base. */
+interface Tab {
+  readonly userKey: string;
+  readonly tab: string;
+  readonly id: UserId;
+  readonly profile: Profile;
+  readonly mode: RoomMode;
+  /** When this tab claimed the lock; 0 when it does not claim it. */
+  readonly claim: number;
+  /** When this tab joined the room. */
+  readonly since: number;
+  /** As the index holds it (`encodeTab`): a replica's newer record shows as other text. */
+  readonly text: string;
+}
+
+/** A tab's record as text: what a RedisStore sends and reads back ({ i: id, m, c, s, p: profile }). */
+function encodeTab(tab: Omit<Tab, 'text' | 'userKey' | 'tab'>): string {
+  return JSON.stringify({ i: tab.id, m: tab.mode === 'editing' ? 1 : 0, c: tab.claim, s: tab.since, p: tab.profile });
+}
+
+/** Back from text, bounded and checked again: whoever wrote it, it reaches pages. Undefined when it is not a tab. */
+function decodeTab(key: string, text: unknown): Tab | undefined {
+  if (typeof text !== 'string') return undefined;
+  let raw: { i?: unknown; m?: unknown; c?: unknown; s?: unknown; p?: unknown };
+  try {
+    raw = JSON.parse(text) as typeof raw;
+  } catch {
+    return undefined;
+  }
+  const first = key.indexOf(SEPARATOR);
+  const last = key.lastIndexOf(SEPARATOR);
+  if (typeof raw !== 'object' || raw === null || first === last || keyOf(raw.i) === undefined) return undefined;
+  const claim = typeof raw.c === 'number' && Number.isFinite(raw.c) ? raw.c : 0;
+  const since = typeof raw.s === 'number' && Number.isFinite(raw.s) ? raw.s : 0;
+  const hidden = (raw.p as { hidden?: unknown } | undefined)?.hidden === true;
+  const bounded = boundedProfile(raw.p);
+  return {
+    userKey: key.slice(first + 1, last),
+    tab: key.slice(last + 1),
+    id: raw.i as UserId,
+    profile: hidden ? withHidden(bounded) : bounded,
+    mode: raw.m === 1 ? 'editing' : 'viewing',
+    claim,
+    since,
+    text,
+  };
+}
+
+/** One user in a room, as templates see it: the profile, plus how many tabs and in which mode. Frozen. */
+export type RoomEntry = Readonly<Record<string, unknown>> & {
+  readonly id: UserId;
+  readonly lastSeen: Date;
+  /** When the user's first tab still here joined. */
+  readonly since: Date;
+  /** Tabs of this user open on the page. */
+  readonly tabs: number;
+  /** 'editing' when any of them edits. */
+  readonly mode: RoomMode;
+  readonly hidden?: true;
+};
+
+/** Who holds a room's editing lock, as a viewer may see it. Frozen. */
+export type RoomLock = Readonly<Record<string, unknown>> & {
+  /** The holder's id; absent when the holder is hidden from this viewer ("someone is editing"). */
+  readonly id?: UserId;
+  /** When the holder claimed it. */
+  readonly since: Date;
+  /** The viewer's own user holds it. */
+  readonly mine: boolean;
+  /** The holding tab (absent when the holder is hidden from this viewer): a page tells by it whether it holds the lock. */
+  readonly tab?: string;
+  /** The holder is in invisible mode (staff see who; others only that someone is editing). */
+  readonly hidden?: true;
+};
+
+function roomEntry(user: UserGroup): RoomEntry {
+  // Built per view (never shared between pages), so plain Dates are safe to hand out.
+  return Object.freeze({ ...user.profile, id: user.id, lastSeen: new Date(user.lastSeen), since: new Date(user.since), tabs: user.tabs, mode: user.mode });
+}
+
+function roomLock(holder: Tab, profile: Profile, mine: boolean, anonymous: boolean): RoomLock {
+  const since = new Date(holder.claim);
+  if (anonymous) return Object.freeze({ since, mine: false, hidden: true as const });
+  // The tab is no secret (a tab id only ever acts for its own user): a page tells by it whether it holds the lock.
+  return Object.freeze({ ...profile, id: holder.id, since, mine, tab: holder.tab });
+}
+
+/** A room at one instant, for one viewer. */
+export interface RoomView {
+  readonly room: string;
+  /** Distinct users here that the viewer may see (themself included). */
+  readonly count: number;
+  /** In the order they joined. */
+  readonly entries: readonly RoomEntry[];
+  /** Who holds the editing lock; null when nobody does. */
+  readonly lock: RoomLock | null;
+  /** The user keys of everyone in the room, hidden ones too: for access checks (room events), never for display. */
+  readonly members: ReadonlySet<string>;
+}
+
+interface UserGroup {
+  readonly key: string;
+  id: UserId;
+  profile: Profile;
+  tabs: number;
+  mode: RoomMode;
+  lastSeen: number;
+  since: number;
+}
+
+/** Settings of a store's rooms. */
+export interface RoomLimits {
+  /** Milliseconds a tab stays in its room after its last heartbeat. */
+  readonly thresholdMs: number;
+  /** Rooms kept; past it the least recently active room is dropped from views. */
+  readonly maxRooms: number;
+  /** Tabs kept per room; past it the least recently active tab is dropped. */
+  readonly maxMembers: number;
+}
+
+/** 30 s without a heartbeat (a tab beats every 10 s while visible); 1,000 rooms of 50 tabs. */
+export const DEFAULT_ROOM_LIMITS: RoomLimits = Object.freeze({ thresholdMs: 30_000, maxRooms: 1000, maxMembers: 50 });
+
+export class RoomIndex {
+  /** Every tab of every room: key `room␟user␟tab`, profile `{ t: encoded tab }`. */
+  readonly tabs: PresenceIndex;
+  /** Room → its tabs' keys, least recently active first (Maps keep insertion order; a touch re-inserts). */
+  private readonly rooms = new Map<string, Map<string, Tab>>();
+
+  constructor(
+    readonly limits: RoomLimits,
+    /** A replica merges another process's writes late: the index's arrival-order tolerance. */
+    tolerance = 0,
+  ) {
+    this.tabs = new PresenceIndex(limits.thresholdMs, limits.maxRooms * limits.maxMembers, tolerance);
+  }
+
+  /**
+   * Records a tab's heartbeat at `now` and settles its lock claim against the
+   * room as this process sees it. Returns the tab's key (for a store to send on).
+   */
+  touch(t: RoomTouch, now: number): string {
+    const key = tabKey(t.room, t.key, t.tab);
+    const live = this.liveTabs(t.room, now);
+    const before = live.get(key);
+    const holder = lockHolder(live);
+    let claim = 0;
+    if (t.mode === 'editing') {
+      if (t.takeover) claim = Math.max(now, (holder?.claim ?? 0) + 0.001);
+      else if (holder === undefined) claim = now;
+      else if (holder === before) claim = before.claim;
+    }
+    const record = { id: t.id, profile: t.profile, mode: t.mode, claim, since: before?.since ?? now };
+    const tab: Tab = { ...record, userKey: t.key, tab: t.tab, text: encodeTab(record) };
+    this.tabs.touch(key, t.id, { t: tab.text }, now);
+    this.note(t.room, key, tab);
+    return key;
+  }
+
+  /** The tab's key, for a store to forget it (a leave). */
+  leave(room: string, userKey: string, tab: string, at: number): string {
+    const key = tabKey(room, userKey, tab);
+    this.tabs.forget(key, at);
+    return key;
+  }
+
+  /** Tabs a replica took from elsewhere (a sync, a first load), by key: registered in their rooms. */
+  noteKeys(keys: Iterable<string>): void {
+    for (const key of keys) {
+      const slot = this.tabs.slotOf(key);
+      const tab = slot === -1 ? undefined : decodeTab(key, this.tabs.profileOf(slot).t);
+      if (tab !== undefined) this.note(roomOfKey(key), key, tab);
+    }
+  }
+
+  /**
+   * The room as `viewer` may see it at `now`. O(tabs in the room). A user's
+   * latest heartbeat speaks for all their tabs (name, invisible mode), as
+   * the latest event does in site presence.
+   */
+  view(room: string, now: number, viewer: Viewer): RoomView {
+    const live = this.liveTabs(room, now);
+    const users = new Map<string, UserGroup>();
+    for (const [key, tab] of live) {
+      const at = this.tabs.timeOf(this.tabs.slotOf(key));
+      const user = users.get(tab.userKey);
+      if (user === undefined) {
+        users.set(tab.userKey, { key: tab.userKey, id: tab.id, profile: tab.profile, tabs: 1, mode: tab.mode, lastSeen: at, since: tab.since });
+        continue;
+      }
+      user.tabs++;
+      if (tab.mode === 'editing') user.mode = 'editing';
+      // Tabs come in the order they beat: at the same instant, the later heartbeat speaks.
+      if (at >= user.lastSeen) {
+        user.lastSeen = at;
+        user.profile = tab.profile;
+        user.id = tab.id;
+      }
+      if (tab.since < user.since) user.since = tab.since;
+    }
+    const hiddenFrom = (user: UserGroup | undefined): boolean =>
+      user !== undefined && isHidden(user.profile) && !viewer.seesHidden && user.key !== viewer.self;
+    const groups = [...users.values()].filter((u) => !hiddenFrom(u)).sort((a, b) => a.since - b.since || (a.key < b.key ? -1 : 1));
+    const holder = lockHolder(live);
+    let lock: RoomLock | null = null;
+    if (holder !== undefined) lock = roomLock(holder, users.get(holder.userKey)?.profile ?? holder.profile, holder.userKey === viewer.self, hiddenFrom(users.get(holder.userKey)));
+    return Object.freeze({ room, count: groups.length, entries: Object.freeze(groups.map(roomEntry)), lock, members: new Set(users.keys()) });
+  }
+
+  /** The room's live tabs, each checked against the index (a tab may have left, expired or been evicted since). */
+  private liveTabs(room: string, now: number): Map<string, Tab> {
+    const known = this.rooms.get(room);
+    if (known === undefined) return new Map();
+    this.tabs.size(now); // expires from the least recent end
+    const cutoff = now - this.limits.thresholdMs;
+    const live = new Map<string, Tab>();
+    for (const [key, tab] of known) {
+      const slot = this.tabs.slotOf(key);
+      if (slot === -1 || this.tabs.timeOf(slot) <= cutoff) {
+        if (slot === -1) known.delete(key);
+        continue;
+      }
+      // The index has the newest record (a replica may have merged one since): decoded again when it changed.
+      const text = this.tabs.profileOf(slot).t;
+      const current = text === tab.text ? tab : decodeTab(key, text);
+      if (current === undefined) continue;
+      if (current !== tab) known.set(key, current);
+      live.set(key, current);
+    }
+    if (known.size === 0) this.rooms.delete(room);
+    return live;
+  }
+
+  private note(room: string, key: string, tab: Tab): void {
+    let known = this.rooms.get(room);
+    if (known === undefined) {
+      known = new Map();
+      if (this.rooms.size >= this.limits.maxRooms) this.rooms.delete(this.rooms.keys().next().value as string);
+    } else {
+      this.rooms.delete(room);
+      known.delete(key);
+    }
+    this.rooms.set(room, known);
+    known.set(key, tab);
+    if (known.size > this.limits.maxMembers) known.delete(known.keys().next().value as string);
+    this.capUser(known, tab.userKey);
+  }
+
+  /** A user past MAX_TABS_PER_USER tabs in a room: their least recent one leaves the room's list (and expires in the index). */
+  private capUser(known: Map<string, Tab>, userKey: string): void {
+    if (known.size <= MAX_TABS_PER_USER) return;
+    let count = 0;
+    let oldest: string | undefined;
+    for (const [key, tab] of known) {
+      if (tab.userKey !== userKey) continue;
+      oldest ??= key;
+      count++;
+    }
+    if (count > MAX_TABS_PER_USER) known.delete(oldest as string);
+  }
+}
+
+/** The tab with the latest claim (ties: the greater key, so every process picks the same). */
+function lockHolder(live: Map<string, Tab>): Tab | undefined {
+  let holder: Tab | undefined;
+  let holderKey = '';
+  for (const [key, tab] of live) {
+    if (tab.claim === 0 || tab.mode !== 'editing') continue;
+    if (holder === undefined || tab.claim > holder.claim || (tab.claim === holder.claim && key > holderKey)) {
+      holder = tab;
+      holderKey = key;
+    }
+  }
+  return holder;
+}

@@ -1,0 +1,283 @@
+import { expect } from 'chai';
+import { createRequire } from 'node:module';
+import session from 'express-session';
+import nunjucks from 'nunjucks';
+import Handlebars from 'handlebars';
+import { createOnlineTracker, registerHandlebars, registerNunjucks, type OnlineTracker } from 'express-online-now';
+import { BROWSER_AGENT, CookieBrowser } from './helpers/browser';
+import { listen, sleep, type Listening } from './helpers/server';
+import { SseStream } from './helpers/sse';
+
+const require = createRequire(__filename);
+const express = require('express') as typeof import('express');
+
+const NUNJUCKS_PAGE = `<h1>Order {{ id }}</h1>
+<p>Here: <span data-online-here-count="{{ onlineHereRoom }}">{{ onlineHereCount }}</span></p>
+<ul data-online-here="{{ onlineHereRoom }}">{{ onlineHereHtml() }}</ul>
+<div data-online-lock="{{ onlineHereRoom }}">{{ onlineLockHtml() }}</div>
+{% for v in onlineHere %}<i class="viewer" data-mode="{{ v.mode }}">{{ v.name }}</i>{% endfor %}
+{{ onlineScript() }}`;
+
+const HANDLEBARS_PAGE = `<h1>Order {{id}}</h1>
+<p>Here: <span data-online-here-count="{{onlineHereRoom}}">{{onlineHereCount}}</span></p>
+<ul data-online-here="{{onlineHereRoom}}">{{onlineHereHtml}}</ul>
+<div data-online-lock="{{onlineHereRoom}}">{{onlineLockHtml}}</div>
+{{#each onlineHere}}<i class="viewer" data-mode="{{mode}}">{{name}}</i>{{/each}}
+{{onlineScript}}`;
+
+interface Users {
+  [id: string]: { id: number; name: string; hidden?: boolean; staff?: boolean };
+}
+
+function roomApp(online: OnlineTracker, users: Users): ReturnType<typeof express> {
+  const app = express();
+  const env = registerNunjucks(new nunjucks.Environment(null, { autoescape: true }));
+  const hbs = registerHandlebars(Handlebars.create());
+  const hbsPage = hbs.compile(HANDLEBARS_PAGE);
+  app.use(express.urlencoded({ extended: false }));
+  app.use(session({ secret: 'rooms test', resave: false, saveUninitialized: false }));
+  app.use(online.client());
+  app.get('/online-now/events', online.events({ interval: 50 }));
+  app.use(online.middleware());
+  app.post('/login', (req, res) => {
+    (req.session as unknown as { user: unknown }).user = users[String(req.body.id)];
+    res.sendStatus(204);
+  });
+  app.get('/orders/:id', async (req, res, next) => {
+    try {
+      await online.here(req, `order:${req.params.id}`, { mode: req.query.edit === '1' ? 'editing' : 'viewing' });
+      const locals = { ...res.locals, id: req.params.id };
+      res.type('html').send(req.query.engine === 'handlebars' ? hbsPage(locals) : env.renderString(NUNJUCKS_PAGE, locals));
+    } catch (error) {
+      next(error);
+    }
+  });
+  app.get('/orders/:id/json', async (req, res, next) => {
+    try {
+      res.json(await online.here(req, `order:${req.params.id}`, { mode: req.query.edit === '1' ? 'editing' : 'viewing' }));
+    } catch (error) {
+      next(error);
+    }
+  });
+  // What a mistake in here() looks like to the app: a rejected promise with a stable code.
+  app.use((error: { code?: string }, _req: unknown, res: { status(n: number): { send(b: string): void } }, _next: unknown) => {
+    void _next;
+    res.status(500).send(String(error.code));
+  });
+  return app;
+}
+
+/** A browser tab's heartbeat or leave, as the client script sends it (text/plain JSON, same-origin). */
+async function post(base: string, browser: CookieBrowser, path: string, body: unknown, headers: Record<string, string> = {}): Promise<Response> {
+  return fetch(new URL(path, base), {
+    method: 'POST',
+    headers: { 'user-agent': BROWSER_AGENT, cookie: browser.cookieHeader, 'content-type': 'text/plain;charset=UTF-8', 'sec-fetch-site': 'same-origin', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+}
+
+const tabOf = (html: string): string => /data-tab="([^"]+)"/.exec(html)?.[1] ?? '';
+
+describe('rooms over HTTP: here(), the heartbeat and leave routes, and the events stream', () => {
+  let server: Listening;
+  let online: OnlineTracker;
+  const users: Users = {
+    1: { id: 1, name: 'Ada Lovelace' },
+    2: { id: 2, name: 'Grace Hopper' },
+    3: { id: 3, name: 'Mallory <b>', hidden: true },
+    4: { id: 4, name: 'Staff', staff: true },
+  };
+
+  beforeEach(async () => {
+    online = createOnlineTracker({
+      roomThreshold: 30,
+      hidden: (u: { hidden?: boolean }) => u.hidden === true,
+      canSeeHidden: (req) => (req.session as unknown as { user?: { staff?: boolean } }).user?.staff === true,
+    });
+    server = await listen(roomApp(online, users));
+  });
+
+  afterEach(async () => {
+    await online.close();
+    await server.close();
+  });
+
+  async function signedIn(id: number): Promise<CookieBrowser> {
+    const browser = new CookieBrowser(server.base);
+    await browser.post('/login', { id: String(id) });
+    return browser;
+  }
+
+  for (const engine of ['nunjucks', 'handlebars']) {
+    it(`${engine}: two viewers see each other, the editor holds the lock, and the script tag carries the page's tab`, async () => {
+      const ada = await signedIn(1);
+      const grace = await signedIn(2);
+      const first = await ada.text(`/orders/123?edit=1&engine=${engine}`);
+      expect(first).to.contain('data-online-here-count="order:123">1<');
+      expect(first).to.contain('You are editing');
+      const page = await grace.text(`/orders/123?engine=${engine}`);
+      expect(page).to.contain('data-online-here-count="order:123">2<');
+      expect(page).to.match(/<i class="viewer" data-mode="editing">Ada Lovelace<\/i><i class="viewer" data-mode="viewing">Grace Hopper<\/i>/);
+      expect(page).to.contain('Ada Lovelace is editing since');
+      expect(page).to.contain('data-online-takeover');
+      expect(page).to.match(/<script src="\/online-now\/client\.js" data-tab="[A-Za-z0-9_-]{22}" data-interval="10000" data-events="\/online-now\/events" data-room="order:123" data-mode="viewing" defer><\/script>/);
+      // Another order is another room.
+      expect(await grace.text(`/orders/456?engine=${engine}`)).to.contain('data-online-here-count="order:456">1<');
+    });
+  }
+
+  it('a tab counts its user once; its leave takes it out at once; its heartbeats keep it in past the threshold', async () => {
+    const ada = await signedIn(1);
+    const tabs = [];
+    for (let i = 0; i < 3; i++) tabs.push(tabOf(await ada.text('/orders/1')));
+    const view = (await (await ada.get('/orders/1/json')).json()) as { count: number; entries: { tabs: number }[]; tab: string };
+    expect(view.count).to.equal(1);
+    expect(view.entries[0].tabs).to.equal(4);
+    const left = await post(server.base, ada, '/online-now/leave', { room: 'order:1', tab: view.tab });
+    expect(left.status).to.equal(204);
+    const beat = await post(server.base, ada, '/online-now/beat', { room: 'order:1', tab: tabs[0], mode: 'viewing' });
+    expect(beat.status).to.equal(200);
+    const state = (await beat.json()) as { count: number; here: { name: string; tabs: number }[]; html: { here: string } };
+    expect(state.count).to.equal(1);
+    expect(state.here[0].tabs).to.equal(3);
+    expect(state.html.here).to.contain('Ada Lovelace');
+  });
+
+  it('take over: the holder is told by the events stream, and the taker holds the lock', async () => {
+    const ada = await signedIn(1);
+    const grace = await signedIn(2);
+    const adaTab = tabOf(await ada.text('/orders/9?edit=1'));
+    const graceTab = tabOf(await grace.text('/orders/9'));
+    const stream = await SseStream.open(`${server.base}/online-now/events?rooms=order:9`, { cookie: ada.cookieHeader });
+    try {
+      const first = await stream.next<{ lock: { tab: string; name: string } }>('here');
+      expect(first.lock.tab).to.equal(adaTab);
+      const taken = await post(server.base, grace, '/online-now/beat', { room: 'order:9', tab: graceTab, mode: 'editing', takeover: true });
+      const state = (await taken.json()) as { lock: { tab: string; mine: boolean; name: string } };
+      expect(state.lock).to.include({ tab: graceTab, mine: true, name: 'Grace Hopper' });
+      const lock = await stream.next<{ holder: { tab: string; name: string }; previous: { tab: string } }>('lock');
+      expect(lock.holder).to.include({ tab: graceTab, name: 'Grace Hopper' });
+      expect(lock.previous.tab).to.equal(adaTab);
+      const after = await stream.next<{ lock: { tab: string }; html: { lock: string } }>('here', (d) => d.lock.tab === graceTab);
+      expect(after.html.lock).to.contain('Grace Hopper is editing since');
+      // Ada's next heartbeat as an editor does not take the lock back.
+      const back = await post(server.base, ada, '/online-now/beat', { room: 'order:9', tab: adaTab, mode: 'editing' });
+      expect(((await back.json()) as { lock: { tab: string } }).lock.tab).to.equal(graceTab);
+    } finally {
+      stream.close();
+    }
+  });
+
+  it('invisible mode: a hidden user is in nobody else’s room list or events, staff see them, and their lock says only “someone”', async () => {
+    const ada = await signedIn(1);
+    const mallory = await signedIn(3);
+    const staff = await signedIn(4);
+    await ada.text('/orders/5');
+    const adaStream = await SseStream.open(`${server.base}/online-now/events?rooms=order:5`, { cookie: ada.cookieHeader });
+    const staffTab = tabOf(await staff.text('/orders/5'));
+    const staffStream = await SseStream.open(`${server.base}/online-now/events?rooms=order:5`, { cookie: staff.cookieHeader });
+    try {
+      await adaStream.next('here', (d: { count: number }) => d.count === 2);
+      const malloryPage = await mallory.text('/orders/5?edit=1');
+      expect(malloryPage, 'a hidden user sees themself').to.contain('Mallory &lt;b&gt;');
+      const staffSees = await staffStream.next<{ here: { name: string; hidden?: boolean }[] }>('here', (d) => d.here.length === 3);
+      expect(staffSees.here.map((e) => e.name)).to.include('Mallory <b>');
+      expect(staffSees.here.find((e) => e.name === 'Mallory <b>')?.hidden).to.equal(true);
+      // Ada's stream tells her only that the lock is held, never by whom.
+      const lock = await adaStream.next<{ holder: { hidden?: boolean; name?: string; id?: number } }>('lock');
+      expect(lock.holder).to.deep.include({ hidden: true });
+      expect(lock.holder).not.to.have.any.keys('name', 'id', 'tab');
+      const adaPage = await ada.text('/orders/5');
+      expect(adaPage).not.to.contain('Mallory');
+      expect(adaPage).to.contain('Someone is editing since');
+      expect(adaStream.events.map((e) => e.data).join('\n')).not.to.contain('Mallory');
+      void staffTab;
+    } finally {
+      adaStream.close();
+      staffStream.close();
+    }
+  });
+
+  it('events: only members get a room; counts and badges go to anyone; a guest’s room subscription is ignored', async () => {
+    const ada = await signedIn(1);
+    const grace = await signedIn(2);
+    await grace.text('/orders/8');
+    await ada.text('/orders/7');
+    // Grace is signed in, but has not opened order 7: she gets its count of users online, never its viewers.
+    const graceStream = await SseStream.open(`${server.base}/online-now/events?rooms=order:7&ids=1%0A2%0A99`, { cookie: grace.cookieHeader });
+    const guestStream = await SseStream.open(`${server.base}/online-now/events?rooms=order:7`);
+    try {
+      const count = await graceStream.next<{ users: number }>('count');
+      expect(count.users).to.equal(2);
+      expect(await graceStream.next('online', (d: { id: string }) => d.id === '1')).to.include({ id: '1' });
+      expect(await graceStream.next('offline', (d: { id: string }) => d.id === '99')).to.deep.equal({ id: '99' });
+      await guestStream.next('count');
+      await sleep(300);
+      expect(graceStream.events.filter((e) => e.event === 'here')).to.have.length(0);
+      expect(guestStream.events.filter((e) => e.event === 'here')).to.have.length(0);
+      // Once she opens the page, she is a member, and the room comes.
+      await grace.text('/orders/7');
+      const ada2 = await SseStream.open(`${server.base}/online-now/events?rooms=order:7`, { cookie: grace.cookieHeader });
+      try {
+        expect((await ada2.next<{ count: number }>('here')).count).to.equal(2);
+      } finally {
+        ada2.close();
+      }
+    } finally {
+      graceStream.close();
+      guestStream.close();
+    }
+  });
+
+  it('came online, went offline: a watched badge changes over the stream without reload', async () => {
+    const ada = await signedIn(1);
+    await ada.text('/orders/1');
+    const stream = await SseStream.open(`${server.base}/online-now/events?ids=2&list=1`, { cookie: ada.cookieHeader });
+    try {
+      await stream.next('offline', (d: { id: string }) => d.id === '2');
+      const grace = await signedIn(2);
+      await grace.text('/orders/2');
+      await stream.next('online', (d: { id: string }) => d.id === '2');
+      const list = await stream.next<{ html: string }>('list', (d) => d.html.includes('Grace Hopper'));
+      expect(list.html).to.contain('data-online-id="2"');
+      expect((await stream.next<{ users: number }>('count', (d) => d.users === 2)).users).to.equal(2);
+      await online.forget(2);
+      await stream.next('offline', (d: { id: string }) => d.id === '2');
+      await stream.next('count', (d: { users: number }) => d.users === 1);
+    } finally {
+      stream.close();
+    }
+  });
+
+  it('refuses what is not the session’s own: cross-site posts, bad bodies, guests, and a room name that is not one', async () => {
+    const ada = await signedIn(1);
+    const tab = tabOf(await ada.text('/orders/1'));
+    expect((await post(server.base, ada, '/online-now/beat', { room: 'order:1', tab }, { 'sec-fetch-site': 'cross-site' })).status).to.equal(403);
+    expect((await post(server.base, ada, '/online-now/beat', { room: 'order:1', tab }, { 'sec-fetch-site': '', origin: 'https://evil.example' })).status).to.equal(403);
+    expect((await post(server.base, ada, '/online-now/beat', 'not json')).status).to.equal(400);
+    expect((await post(server.base, ada, '/online-now/beat', { room: 'order:1', tab: 'short' })).status).to.equal(400);
+    expect((await post(server.base, ada, '/online-now/beat', { room: 'x\u0000y', tab })).status).to.equal(400);
+    expect((await post(server.base, ada, '/online-now/beat', { room: 'order:1', tab, mode: 'owning' })).status).to.equal(400);
+    expect((await post(server.base, ada, '/online-now/beat', 'x'.repeat(5000))).status).to.equal(413);
+    expect((await post(server.base, new CookieBrowser(server.base), '/online-now/beat', { room: 'order:1', tab })).status).to.equal(401);
+    const crossSiteEvents = await SseStream.open(`${server.base}/online-now/events`, { cookie: ada.cookieHeader, 'sec-fetch-site': 'cross-site' });
+    expect(crossSiteEvents.status).to.equal(403);
+    // A leave for a tab of someone else's names that user's key with Ada's session: Ada's own key. Grace stays.
+    const grace = await signedIn(2);
+    const graceTab = tabOf(await grace.text('/orders/1'));
+    expect((await post(server.base, ada, '/online-now/leave', { room: 'order:1', tab: graceTab })).status).to.equal(204);
+    expect(((await (await grace.get('/orders/1/json')).json()) as { count: number }).count).to.equal(2);
+    const bad = await ada.get('/orders/%00/json');
+    expect(bad.status).to.equal(500);
+    expect(await bad.text()).to.equal('ERR_ONLINE_NOW_ROOM');
+  });
+
+  it('serves the client script with a validator, and the tag only once client() is mounted', async () => {
+    const res = await fetch(`${server.base}/online-now/client.js`);
+    expect(res.status).to.equal(200);
+    expect(res.headers.get('content-type')).to.match(/^text\/javascript/);
+    const etag = res.headers.get('etag') as string;
+    expect((await res.text()).length).to.be.greaterThan(500);
+    expect((await fetch(`${server.base}/online-now/client.js`, { headers: { 'if-none-match': etag } })).status).to.equal(304);
+  });
+});

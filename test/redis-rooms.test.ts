@@ -1,0 +1,163 @@
+import { expect } from 'chai';
+import { RedisStore, createOnlineTracker, type OnlineTracker, type RoomView } from 'express-online-now';
+import { RedisServer, REDIS_SERVER, connect, uniquePrefix, type TestClient } from './helpers/redis';
+import { modelSeed, Rng } from './helpers/model';
+import { requireBinary } from './helpers/requirements';
+import { eventually, sleep } from './helpers/server';
+
+interface Tab {
+  user: number;
+  mode: 'viewing' | 'editing';
+  /** Order of its lock claim (0: none): claims are made one after another here, so order is time order. */
+  claim: number;
+}
+
+const STAFF = { seesHidden: true } as const;
+const request = (id: number) => ({ headers: {}, session: { user: { id, name: `User ${id}` } }, res: { locals: {} } });
+
+/** Users with their tab count and mode, in any order, and the lock holder's user/tab. */
+function shape(view: RoomView): string {
+  const users = view.entries.map((e) => `${String(e.id)}:${e.tabs}:${e.mode}`).sort();
+  return `${users.join(',')} lock=${view.lock === null ? 'none' : `${String(view.lock.id)}/${String(view.lock.tab)}`}`;
+}
+
+describe('RedisStore rooms: tabs and the editing lock across processes, through Redis restarts, against a model', function () {
+  this.timeout(120_000);
+  let server: RedisServer;
+  const opened: { close(): Promise<unknown> }[] = [];
+
+  before(async function () {
+    requireBinary(this, REDIS_SERVER, 'apt-get install -y redis-server');
+    server = await RedisServer.start();
+  });
+  after(async () => {
+    await server?.stop();
+  });
+  afterEach(async () => {
+    for (const thing of opened.splice(0).reverse()) await thing.close();
+  });
+
+  async function processes(n: number, prefix: string, roomThreshold = 60): Promise<{ online: OnlineTracker; store: RedisStore; client: TestClient }[]> {
+    const made = [];
+    for (let i = 0; i < n; i++) {
+      const client = await connect(i % 2 === 0 ? 'node-redis' : 'ioredis', server);
+      opened.push(client);
+      const store = new RedisStore({ client: client.client, prefix, syncInterval: 50 });
+      const online = createOnlineTracker({ store, roomThreshold });
+      opened.push(online);
+      made.push({ online, store, client });
+    }
+    return made;
+  }
+
+  it('random page views, heartbeats, takeovers and leaves on random processes, and Redis restarts: every process shows the model', async () => {
+    const seed = modelSeed();
+    console.log(`      model seed: ${seed} (replay with MODEL_SEED=${seed})`);
+    const rng = new Rng(seed);
+    const procs = await processes(3, uniquePrefix());
+    const tabs = new Map<string, Tab>();
+    let claims = 0;
+    const holder = (): string | undefined => {
+      let best: [string, Tab] | undefined;
+      for (const entry of tabs) if (entry[1].mode === 'editing' && entry[1].claim > 0 && (best === undefined || entry[1].claim > best[1].claim)) best = entry;
+      return best?.[0];
+    };
+    const expected = (): string => {
+      const users = new Map<number, { tabs: number; mode: string }>();
+      for (const t of tabs.values()) {
+        const u = users.get(t.user) ?? { tabs: 0, mode: 'viewing' };
+        u.tabs++;
+        if (t.mode === 'editing') u.mode = 'editing';
+        users.set(t.user, u);
+      }
+      const h = holder();
+      return `${[...users].map(([id, u]) => `${id}:${u.tabs}:${u.mode}`).sort().join(',')} lock=${h === undefined ? 'none' : `${tabs.get(h)!.user}/${h}`}`;
+    };
+    for (let step = 0; step < 60; step++) {
+      const p = rng.pick(procs);
+      const roll = rng.next();
+      const user = 1 + Math.floor(rng.next() * 4);
+      const where = `seed ${seed}, step ${step}`;
+      if (roll < 0.3 || tabs.size === 0) {
+        const mode = rng.chance(0.4) ? 'editing' : 'viewing';
+        const view = await p.online.here(request(user) as never, 'order:1', { mode });
+        tabs.set(view.tab, { user, mode, claim: mode === 'editing' && holder() === undefined ? ++claims : 0 });
+      } else if (roll < 0.65) {
+        const [tab, t] = rng.pick([...tabs]);
+        const mode = rng.chance(0.5) ? 'editing' : 'viewing';
+        const takeover = mode === 'editing' && rng.chance(0.3);
+        await p.store.roomTouch({ room: 'order:1', tab, key: String(t.user), id: t.user, profile: { name: `User ${t.user}` }, mode, takeover }, STAFF);
+        const h = holder();
+        let claim = 0;
+        if (mode === 'editing') {
+          if (takeover || h === undefined) claim = ++claims;
+          else if (h === tab) claim = t.claim;
+        }
+        tabs.set(tab, { user: t.user, mode, claim });
+      } else if (roll < 0.85) {
+        const [tab, t] = rng.pick([...tabs]);
+        await p.store.roomLeave('order:1', String(t.user), tab);
+        tabs.delete(tab);
+      } else if (roll < 0.9) {
+        // Redis loses everything: each process writes its replica back.
+        await server.restart();
+      } else {
+        await sleep(rng.between(0, 120));
+      }
+      const want = expected();
+      // Each step waits for every process: the next claim is decided on an up-to-date replica, as the model assumes.
+      await eventually(async () => {
+        for (const [i, q] of procs.entries()) expect(shape(await q.store.roomView('order:1', STAFF)), `${where}, process ${i}`).to.equal(want);
+      }, 8000);
+    }
+  });
+
+  it('two editors on two processes claim at once: every process settles on the same one holder', async () => {
+    for (let round = 0; round < 5; round++) {
+      const [a, b] = await processes(2, uniquePrefix());
+      const [ta, tb] = await Promise.all([a.online.here(request(1) as never, 'doc', { mode: 'editing' }), b.online.here(request(2) as never, 'doc', { mode: 'editing' })]);
+      let holders: string[] = [];
+      await eventually(async () => {
+        holders = [];
+        for (const q of [a, b]) {
+          const lock = (await q.store.roomView('doc', STAFF)).lock;
+          holders.push(String(lock?.tab));
+        }
+        expect(holders[0]).to.equal(holders[1]);
+      });
+      expect([ta.tab, tb.tab]).to.include(holders[0]);
+      for (const thing of opened.splice(0).reverse()) await thing.close();
+    }
+  });
+
+  it('a tab that stops beating leaves every process after the room threshold; a leave, at once', async () => {
+    const [a, b] = await processes(2, uniquePrefix(), 2);
+    const gone = await a.online.here(request(1) as never, 'r', { mode: 'editing' });
+    const stays = await a.online.here(request(2) as never, 'r');
+    await eventually(async () => expect((await b.store.roomView('r', STAFF)).count).to.equal(2));
+    await b.store.roomLeave('r', '2', stays.tab);
+    await eventually(async () => expect((await a.store.roomView('r', STAFF)).count).to.equal(1), 1000);
+    expect((await a.store.roomView('r', STAFF)).lock?.tab).to.equal(gone.tab);
+    await sleep(2200);
+    for (const q of [a, b]) {
+      const view = await q.store.roomView('r', STAFF);
+      expect(view.count).to.equal(0);
+      expect(view.lock).to.equal(null);
+    }
+    // Redis let them go too: a new process reads an empty room.
+    const [c] = await processes(1, a.store.prefix, 2);
+    expect((await c.store.roomView('r', STAFF)).count).to.equal(0);
+  });
+
+  it('a new process reads the rooms whole on its first sync, lock and all', async () => {
+    const prefix = uniquePrefix();
+    const [a] = await processes(1, prefix);
+    const editor = await a.online.here(request(1) as never, 'order:7', { mode: 'editing' });
+    await a.online.here(request(2) as never, 'order:7');
+    await sleep(150);
+    const [fresh] = await processes(1, prefix);
+    const view = await fresh.store.roomView('order:7', STAFF);
+    expect(view.entries.map((e) => e.name)).to.deep.equal(['User 1', 'User 2']);
+    expect(view.lock).to.include({ tab: editor.tab, name: 'User 1' });
+  });
+});

@@ -1,0 +1,149 @@
+import { expect } from 'chai';
+import { createOnlineTracker, MemoryStore, type RoomView } from 'express-online-now';
+import { modelSeed, Rng } from './helpers/model';
+
+/** A clock the test moves. */
+class Clock {
+  now = 1_700_000_000_000;
+  readonly read = (): number => this.now;
+}
+
+interface FakeRequest {
+  headers: Record<string, string>;
+  session: { user?: { id: number; name: string; hidden?: boolean } };
+  res: { locals: Record<string, unknown> };
+}
+
+const request = (user?: { id: number; name: string; hidden?: boolean }): FakeRequest => ({ headers: {}, session: { user }, res: { locals: {} } });
+
+interface ModelTab {
+  user: number;
+  tab: string;
+  mode: 'viewing' | 'editing';
+  claim: number;
+  since: number;
+  at: number;
+  hidden: boolean;
+}
+
+/**
+ * What a room must show, kept the plainest way: every tab with its last
+ * heartbeat, mode, lock claim and invisible flag. The store must agree with it after every step.
+ */
+class RoomModel {
+  readonly tabs = new Map<string, ModelTab>();
+  constructor(private readonly thresholdMs: number) {}
+
+  live(now: number): [string, ModelTab][] {
+    return [...this.tabs].filter(([, t]) => t.at > now - this.thresholdMs);
+  }
+
+  /** The live editing tab with the latest claim (ties: the greater key). */
+  holder(now: number): ModelTab | undefined {
+    let best: [string, ModelTab] | undefined;
+    for (const [key, t] of this.live(now)) {
+      if (t.claim === 0 || t.mode !== 'editing') continue;
+      if (best === undefined || t.claim > best[1].claim || (t.claim === best[1].claim && key > best[0])) best = [key, t];
+    }
+    return best?.[1];
+  }
+
+  /** A heartbeat: an editor claims the lock when nobody holds it, keeps it while holding it, and takes it over when asked. */
+  beat(user: number, tab: string, mode: 'viewing' | 'editing', takeover: boolean, hidden: boolean, now: number): void {
+    const key = `r\u001f${user}\u001f${tab}`;
+    const before = new Map(this.live(now)).get(key);
+    const holder = this.holder(now);
+    let claim = 0;
+    if (mode === 'editing') {
+      if (takeover) claim = Math.max(now, (holder?.claim ?? 0) + 0.001);
+      else if (holder === undefined) claim = now;
+      else if (holder === before) claim = before.claim;
+    }
+    // Kept in the order they beat: at one instant, the later heartbeat speaks for its user.
+    this.tabs.delete(key);
+    this.tabs.set(key, { user, tab, mode, claim, since: before?.since ?? now, at: now, hidden });
+  }
+
+  leave(user: number, tab: string): void {
+    this.tabs.delete(`r\u001f${user}\u001f${tab}`);
+  }
+
+  /** Per user (their latest heartbeat says whether they are hidden): tabs and mode, in the order they came; and the lock. */
+  expected(now: number, viewer: { staff: boolean; self: number }): { users: [number, number, string][]; lock: string } {
+    const users = new Map<number, { tabs: number; mode: string; since: number; at: number; hidden: boolean }>();
+    for (const [, t] of this.live(now)) {
+      const u = users.get(t.user) ?? { tabs: 0, mode: 'viewing', since: Infinity, at: -Infinity, hidden: false };
+      u.tabs++;
+      if (t.mode === 'editing') u.mode = 'editing';
+      u.since = Math.min(u.since, t.since);
+      if (t.at >= u.at) [u.at, u.hidden] = [t.at, t.hidden];
+      users.set(t.user, u);
+    }
+    const hiddenFrom = (user: number): boolean => users.get(user)?.hidden === true && !viewer.staff && user !== viewer.self;
+    const ordered = [...users].filter(([id]) => !hiddenFrom(id)).sort((a, b) => a[1].since - b[1].since || (String(a[0]) < String(b[0]) ? -1 : 1));
+    const holder = this.holder(now);
+    let lock = 'none';
+    if (holder !== undefined) lock = hiddenFrom(holder.user) ? 'someone' : `${holder.user}/${holder.tab}`;
+    return { users: ordered.map(([id, u]) => [id, u.tabs, u.mode]), lock };
+  }
+}
+
+function seen(view: RoomView): { users: [number, number, string][]; lock: string } {
+  let lock = 'none';
+  if (view.lock !== null) lock = view.lock.id === undefined ? 'someone' : `${String(view.lock.id)}/${String(view.lock.tab)}`;
+  return { users: view.entries.map((e) => [e.id as number, e.tabs, e.mode]), lock };
+}
+
+describe('rooms (here): viewers, tabs and the editing lock, against a model', () => {
+  it('random page views, heartbeats, takeovers, leaves, invisible mode and time steps: every viewer sees what the model says', async function () {
+    this.timeout(60_000);
+    const seed = modelSeed();
+    console.log(`      model seed: ${seed} (replay with MODEL_SEED=${seed})`);
+    const rng = new Rng(seed);
+    for (let run = 0; run < 40; run++) {
+      const clock = new Clock();
+      const online = createOnlineTracker({ store: new MemoryStore({ now: clock.read }), roomThreshold: 30, hidden: (u: { hidden?: boolean }) => u.hidden === true });
+      const model = new RoomModel(30_000);
+      const hidden = new Set<number>();
+      const tabsOf = new Map<number, string[]>();
+      for (let step = 0; step < 150; step++) {
+        const user = 1 + Math.floor(rng.next() * 5);
+        const roll = rng.next();
+        const tabs = tabsOf.get(user) ?? [];
+        tabsOf.set(user, tabs);
+        const where = `seed ${seed}, run ${run}, step ${step}`;
+        const profile = hidden.has(user) ? { name: `User ${user}`, hidden: true } : { name: `User ${user}` };
+        if (roll < 0.25 || tabs.length === 0) {
+          // A new page view: here() mints its tab.
+          const mode = rng.chance(0.4) ? 'editing' : 'viewing';
+          const view = await online.here(request({ id: user, name: `User ${user}`, hidden: hidden.has(user) }) as never, 'r', { mode });
+          tabs.push(view.tab);
+          model.beat(user, view.tab, mode, false, hidden.has(user), clock.now);
+        } else if (roll < 0.55) {
+          const tab = rng.pick(tabs);
+          const mode = rng.chance(0.5) ? 'editing' : 'viewing';
+          const takeover = mode === 'editing' && rng.chance(0.2);
+          await online.store.roomTouch!({ room: 'r', tab, key: String(user), id: user, profile, mode, takeover }, { seesHidden: false, self: String(user) });
+          model.beat(user, tab, mode, takeover, hidden.has(user), clock.now);
+        } else if (roll < 0.65) {
+          const tab = tabs.splice(Math.floor(rng.next() * tabs.length), 1)[0];
+          await online.store.roomLeave!('r', String(user), tab);
+          model.leave(user, tab);
+        } else if (roll < 0.72) {
+          if (hidden.has(user)) hidden.delete(user);
+          else hidden.add(user);
+          continue;
+        } else {
+          clock.now += rng.between(1, 20_000);
+        }
+        const self = 1 + Math.floor(rng.next() * 5);
+        const view = await online.store.roomView!('r', { seesHidden: false, self: String(self) });
+        expect(seen(view), `${where}: user ${self}'s view`).to.deep.equal(model.expected(clock.now, { staff: false, self }));
+        expect(view.count, where).to.equal(view.entries.length);
+        const staff = await online.store.roomView!('r', { seesHidden: true });
+        expect(seen(staff), `${where}: staff's view`).to.deep.equal(model.expected(clock.now, { staff: true, self: -1 }));
+      }
+      await online.close();
+    }
+  });
+});
