@@ -27,4 +27,9 @@ export default tseslint.config(
     languageOptions: { globals: globals.node },
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
+  {
+    // The client script runs in the browser as a classic script.
+    files: ['lib/browser/**/*.js'],
+    languageOptions: { sourceType: 'script', globals: globals.browser },
+  },
 );

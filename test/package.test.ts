@@ -157,9 +157,11 @@ describe('the published package, installed from its tarball into a fresh project
       ...modules.flatMap((m) => [`dist/${m}.js`, `dist/${m}.js.map`, `dist/${m}.d.ts`]),
       'dist/index.mjs',
       'dist/index.d.mts',
+      // The browser script (tracker.client()): its readable source in lib/, minified in dist/.
+      'dist/browser/online-now.min.js',
     ].sort();
     expect(entries.filter((entry) => entry.startsWith('dist/'))).to.deep.equal(expected);
-    expect(entries.filter((entry) => entry.startsWith('lib/') && !entry.endsWith('.ts'))).to.deep.equal([]);
+    expect(entries.filter((entry) => entry.startsWith('lib/') && !entry.endsWith('.ts'))).to.deep.equal(['lib/browser/online-now.js']);
   });
 
   it('points main, types and every export at a file it ships, and runs nothing on install', () => {

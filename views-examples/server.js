@@ -57,6 +57,12 @@ function isStaff(req) {
   return req.session.user?.role === 'Admin';
 }
 
+/** The orders of the "who else is here" page: each is a room, `order:<id>`. */
+const SAMPLE_ORDERS = [
+  { id: 123, customer: 'Initech', total: '€1,250.00', status: 'Open' },
+  { id: 124, customer: 'Globex', total: '€89.90', status: 'Shipped' },
+];
+
 /** A name's first character, for the avatar: the same in both engines (a whole emoji, not half of one). */
 function initial(name) {
   return typeof name === 'string' ? (Array.from(name.trim())[0] ?? '') : '';
@@ -124,6 +130,9 @@ function createDemoApp({ express = require('express'), tracker: trackerOptions =
       cookie: { httpOnly: true, sameSite: 'lax' },
     }),
   );
+  // The browser side: the script, heartbeats and leaves; and live updates (Server-Sent Events).
+  app.use(online.client());
+  app.get('/online-now/events', online.events());
   app.use(online.middleware());
 
   // What every page needs besides presence: who is signed in, and the users with their last-seen.
@@ -190,6 +199,21 @@ function createDemoApp({ express = require('express'), tracker: trackerOptions =
   app.get('/admin/nunjucks', (req, res) => res.render('nunjucks/admin.njk', { engine: 'nunjucks', page: 'admin' }));
   app.get('/admin/handlebars', (req, res) => res.render('handlebars/admin.hbs', { engine: 'handlebars' }));
 
+  // Who else is looking at this order: a room per order. ?edit=1 opens it for editing (the first editor holds the lock).
+  const orderPage = (engine) => async (req, res, next) => {
+    const order = SAMPLE_ORDERS.find((o) => String(o.id) === req.params.id);
+    if (!order) return next();
+    if (!req.session.user) return res.redirect(303, '/');
+    try {
+      await online.here(req, `order:${order.id}`, { mode: req.query.edit === '1' ? 'editing' : 'viewing' });
+      res.render(engine === 'handlebars' ? 'handlebars/order.hbs' : 'nunjucks/order.njk', { engine, page: 'orders', order, orders: SAMPLE_ORDERS });
+    } catch (err) {
+      next(err);
+    }
+  };
+  app.get('/orders/:id', orderPage('nunjucks'));
+  app.get('/orders/:id/handlebars', orderPage('handlebars'));
+
   return { app, online, db };
 }
 
@@ -231,4 +255,4 @@ if (require.main === module) {
   });
 }
 
-module.exports = { createDemoApp, start, SAMPLE_USERS };
+module.exports = { createDemoApp, start, SAMPLE_USERS, SAMPLE_ORDERS };

@@ -1,0 +1,291 @@
+// express-online-now browser client, served minified at <base>/client.js.
+// Heartbeats while the page is visible, a leave beacon on pagehide, and one
+// EventSource per browser: the tab holding a Web Lock opens it and forwards its
+// events to the other tabs over a BroadcastChannel. Without those APIs each
+// tab opens its own. Nothing here may throw on an old browser or a bad reply.
+(() => {
+  'use strict';
+
+  const d = document;
+  const w = window;
+  const nav = navigator;
+  // A deferred classic script has document.currentScript; the selector covers odd embeddings.
+  const script = d.currentScript || d.querySelector('script[data-tab]');
+  if (!script) return;
+
+  const attr = (name) => script.getAttribute('data-' + name);
+  // beat/leave live next to client.js: its src without file name, query or hash.
+  const base = (script.src || '').replace(/[?#].*/, '').replace(/[^/]*$/, '');
+  const events = attr('events') || base + 'events';
+  const tab = attr('tab');
+  const room = attr('room') || undefined;
+  const interval = Number(attr('interval')) > 0 ? Number(attr('interval')) : 10000;
+  const TYPES = ['count', 'online', 'offline', 'list', 'here', 'join', 'leave', 'lock', 'reset'];
+
+  let mode = attr('mode') === 'editing' ? 'editing' : 'viewing';
+  let stopped = false; // the server said no (204/4xx): no more heartbeats from this page view
+  let timer = 0;
+  let held = false; // a state showed that this tab holds the room's lock
+
+  const each = (name, fn, value) => {
+    const list = d.querySelectorAll('[' + name + ']');
+    for (let i = 0; i < list.length; i++) {
+      if (value === undefined || list[i].getAttribute(name) === String(value)) fn(list[i]);
+    }
+  };
+
+  const dispatch = (type, detail) => {
+    if (typeof CustomEvent === 'function') d.dispatchEvent(new CustomEvent('online-now:' + type, { detail }));
+  };
+
+  const parse = (text) => {
+    try {
+      return JSON.parse(text);
+    } catch {
+      return {};
+    }
+  };
+
+  const handle = (type, data) => {
+    if (!data || typeof data !== 'object') data = {};
+    if (type === 'count' && data.users != null) {
+      each('data-online-count', (el) => {
+        el.textContent = data.users;
+      });
+    } else if ((type === 'online' || type === 'offline') && data.id != null) {
+      const on = type === 'online';
+      each(
+        'data-online-id',
+        (el) => {
+          el.setAttribute('data-online', String(on));
+          const text = el.getAttribute('data-online-text');
+          if (text != null) {
+            const parts = text.split('|');
+            el.textContent = on ? parts[0] : parts.slice(1).join('|');
+          }
+        },
+        data.id,
+      );
+    } else if (type === 'here' && data.room) {
+      const html = data.html || {};
+      // A state without html leaves the server-rendered markup alone.
+      if (typeof html.here === 'string') {
+        each('data-online-here', (el) => {
+          el.innerHTML = html.here; // escaped by the server
+        }, data.room);
+      }
+      if (data.count != null) {
+        each('data-online-here-count', (el) => {
+          el.textContent = data.count;
+        }, data.room);
+      }
+      // The lock as its holder sees it ("You are editing") in the tab that holds it; with a take-over button elsewhere.
+      const lock = data.lock && data.lock.tab === tab && typeof html.lockMine === 'string' ? html.lockMine : html.lock;
+      if (typeof lock === 'string') {
+        each('data-online-lock', (el) => {
+          el.innerHTML = lock;
+        }, data.room);
+      }
+    } else if (type === 'list' && typeof data.html === 'string') {
+      each('data-online-list', (el) => {
+        el.innerHTML = data.html; // escaped by the server
+      });
+    }
+    dispatch(type, data);
+    if (type === 'here' && room && data.room === room) {
+      const lock = data.lock;
+      if (lock && lock.tab === tab) held = true;
+      // A lock held elsewhere after ours is a takeover; a free lock (null) is not.
+      else if (held && lock) {
+        held = false;
+        mode = 'viewing';
+        dispatch('takenover', lock);
+        beat();
+      }
+    }
+  };
+
+  const stop = () => {
+    stopped = true;
+    clearInterval(timer);
+  };
+
+  const beat = (takeover) => {
+    if (stopped || !w.fetch) return;
+    fetch(base + 'beat', {
+      method: 'POST',
+      headers: { 'Content-Type': 'text/plain;charset=UTF-8' },
+      body: JSON.stringify({ tab, room, mode, takeover: takeover || undefined }),
+    })
+      .then((res) => {
+        // 204 or 4xx means not signed in (or not wanted): stop quietly rather than retry.
+        if (res.status === 204 || (res.status >= 400 && res.status < 500)) stop();
+        else if (res.ok) return res.json();
+      })
+      .then((state) => {
+        if (state && state.room) handle('here', state);
+      })
+      // A network error or a non-JSON body: the timer's next beat is the retry.
+      .catch(() => {});
+  };
+
+  // Beat only while someone can see the page; coming back beats at once.
+  const onVisibility = () => {
+    clearInterval(timer);
+    if (d.visibilityState !== 'hidden' && !stopped) {
+      beat();
+      timer = setInterval(() => beat(), interval);
+    }
+  };
+
+  // navigator.locks exists only in secure contexts (https, localhost).
+  let chan = null;
+  try {
+    if (w.BroadcastChannel && nav.locks) chan = new BroadcastChannel('online-now');
+  } catch {
+    chan = null;
+  }
+  const post = (message) => {
+    if (chan) chan.postMessage(message);
+  };
+
+  const mySub = () => {
+    const ids = [];
+    each('data-online-id', (el) => {
+      const id = el.getAttribute('data-online-id');
+      if (id && ids.indexOf(id) < 0) ids.push(id);
+    });
+    return { t: 'sub', id: tab, rooms: room ? [room] : [], ids, list: !!d.querySelector('[data-online-list]') };
+  };
+
+  let leader = false;
+  let subs = {}; // tab id -> subscription, kept by the leader (or by a tab on its own)
+  let source = null;
+  let openKey = null;
+  let last = ''; // last SSE event id seen, here or forwarded, so a reopen resumes
+  let debounce = 0;
+
+  // Reopen the EventSource on the union of subscriptions, once tabs' 'sub' messages settle.
+  const reconnect = () => {
+    clearTimeout(debounce);
+    debounce = setTimeout(() => {
+      if (!w.EventSource) return;
+      const rooms = [];
+      const ids = [];
+      let list = false;
+      const add = (into, list) => {
+        if (Array.isArray(list)) list.forEach((x) => into.indexOf(String(x)) < 0 && into.push(String(x)));
+      };
+      Object.keys(subs).forEach((key) => {
+        add(rooms, subs[key].rooms);
+        add(ids, subs[key].ids);
+        list = list || subs[key].list === true;
+      });
+      const query = [];
+      if (rooms.length) query.push('rooms=' + encodeURIComponent(rooms.sort().join('\n')));
+      if (ids.length) query.push('ids=' + encodeURIComponent(ids.sort().join('\n')));
+      if (list) query.push('list=1');
+      const key = query.join('&');
+      if (key === openKey && source && source.readyState !== 2) return; // same union, still open
+      if (last) query.push('last=' + encodeURIComponent(last));
+      if (source) source.close();
+      try {
+        source = new EventSource(events + (query.length ? (events.indexOf('?') < 0 ? '?' : '&') + query.join('&') : ''));
+      } catch {
+        source = null;
+        return;
+      }
+      openKey = key;
+      TYPES.forEach((type) =>
+        source.addEventListener(type, (e) => {
+          if (e.lastEventId) last = e.lastEventId;
+          const data = parse(e.data);
+          post({ t: 'ev', type, data, id: last });
+          handle(type, data);
+        }),
+      );
+    }, 50);
+  };
+
+  const alone = () => {
+    if (chan) chan.close();
+    chan = null;
+    subs = {};
+    subs[tab] = mySub();
+    reconnect();
+  };
+
+  const start = () => {
+    d.addEventListener('visibilitychange', onVisibility);
+    onVisibility();
+    if (!chan) return alone();
+    chan.onmessage = (e) => {
+      const m = e.data || {};
+      if (m.t === 'ev') {
+        if (m.id) last = m.id;
+        handle(m.type, m.data);
+      } else if (m.t === 'hello') post(mySub());
+      else if (leader && m.t === 'sub') {
+        subs[m.id] = m;
+        reconnect();
+      } else if (leader && m.t === 'bye') {
+        delete subs[m.id];
+        reconnect();
+      }
+    };
+    post(mySub());
+    // Granted to one tab at a time and held until it goes away; then the next waiting tab leads.
+    nav.locks
+      .request('online-now:events', () => {
+        leader = true;
+        subs = {};
+        subs[tab] = mySub();
+        post({ t: 'hello' });
+        reconnect();
+        return new Promise(() => {});
+      })
+      .catch(alone); // e.g. a sandboxed frame: no shared connection, so open our own
+  };
+
+  w.addEventListener('pagehide', () => {
+    if (room && nav.sendBeacon) nav.sendBeacon(base + 'leave', JSON.stringify({ tab, room }));
+    post({ t: 'bye', id: tab });
+  });
+  // Back from the back/forward cache: we said bye, so subscribe again.
+  w.addEventListener('pageshow', (e) => {
+    if (!e.persisted) return;
+    post(mySub());
+    if (leader || !chan) reconnect();
+  });
+
+  const api = {
+    edit() {
+      mode = 'editing';
+      beat();
+    },
+    view() {
+      mode = 'viewing';
+      held = false; // giving the lock up ourselves is not a takeover
+      beat();
+    },
+    takeOver() {
+      mode = 'editing';
+      beat(true);
+    },
+    on(name, fn) {
+      d.addEventListener('online-now:' + name, (e) => fn(e.detail));
+    },
+  };
+  w.OnlineNow = api;
+
+  d.addEventListener('click', (e) => {
+    const el = e.target && e.target.closest && e.target.closest('[data-online-takeover],[data-online-edit],[data-online-view]');
+    if (!el) return;
+    if (el.hasAttribute('data-online-takeover')) api.takeOver();
+    else if (el.hasAttribute('data-online-edit')) api.edit();
+    else api.view();
+  });
+
+  if (d.readyState === 'loading') d.addEventListener('DOMContentLoaded', start);
+  else start();
+})();
