@@ -97,17 +97,14 @@ function send(res: Res, status: number, body?: unknown): void {
 
 export function createClientRoutes(path: string, store: Store, users: UserResolver, rooms: Rooms): (req: Req, res: Res, next: Next) => void {
   const routes: Record<string, (req: Req, res: Res) => Promise<void>> = {
-    [`GET ${path}/client.js`]: async (req, res) => {
+    [`GET ${path}/client.js`]: (req, res) => {
       const { body, etag } = clientScript();
       res.setHeader('ETag', etag);
       res.setHeader('Cache-Control', 'public, max-age=3600');
-      if (req.headers['if-none-match'] === etag) {
-        res.statusCode = 304;
-        res.end();
-        return;
-      }
-      res.setHeader('Content-Type', 'text/javascript; charset=utf-8');
-      res.end(body);
+      if (req.headers['if-none-match'] === etag) res.statusCode = 304;
+      else res.setHeader('Content-Type', 'text/javascript; charset=utf-8');
+      res.end(res.statusCode === 304 ? undefined : body);
+      return Promise.resolve();
     },
     [`POST ${path}/beat`]: async (req, res) => {
       const user = users.userOf(req);

@@ -19,7 +19,8 @@ export function displayName(entry: Readonly<Record<string, unknown>>): string {
     const value = entry[field];
     if (typeof value === 'string' && value !== '') return value;
   }
-  return String(entry.id ?? '');
+  const id = entry.id;
+  return typeof id === 'string' || typeof id === 'number' ? String(id) : '';
 }
 
 /** `<li>` per user in the room, in the order they joined. */

@@ -6,11 +6,13 @@
  * This file adds what a room needs on top: which tabs are in which room, what a
  * tab carries (user, mode, lock claim), and a room's view for one viewer.
  *
- * The lock is derived, never stored apart: among a room's live tabs, the one
- * with the latest claim holds it. A tab claims when it edits and nobody holds
- * the lock, or when its user takes over (a claim newer than the holder's). So
- * processes that race converge on the same holder, and a lock whose tab stops
- * beating expires with the tab.
+ * The lock is derived, never stored apart. A tab claims it when it edits and
+ * nobody holds it (generation 0), or when its user takes over (the holder's
+ * generation + 1). Among a room's live claims, the highest generation holds,
+ * and within one generation the earliest claim: so of two editors racing on two
+ * processes the first keeps it, a takeover beats the holder it saw, every
+ * process converges on the same holder, and a lock whose tab stops beating
+ * expires with the tab.
  */
 import { boundedProfile, isHidden, keyOf, withHidden } from './identity';
 import { PresenceIndex } from './presence-index';
@@ -66,6 +68,8 @@ interface Tab {
   readonly mode: RoomMode;
   /** When this tab claimed the lock; 0 when it does not claim it. */
   readonly claim: number;
+  /** Takeovers before this claim (see the top of this file). */
+  readonly gen: number;
   /** When this tab joined the room. */
   readonly since: number;
   /** As the index holds it (`encodeTab`): a replica's newer record shows as other text. */
@@ -74,13 +78,13 @@ interface Tab {
 
 /** A tab's record as text: what a RedisStore sends and reads back ({ i: id, m, c, s, p: profile }). */
 function encodeTab(tab: Omit<Tab, 'text' | 'userKey' | 'tab'>): string {
-  return JSON.stringify({ i: tab.id, m: tab.mode === 'editing' ? 1 : 0, c: tab.claim, s: tab.since, p: tab.profile });
+  return JSON.stringify({ i: tab.id, m: tab.mode === 'editing' ? 1 : 0, c: tab.claim, g: tab.gen, s: tab.since, p: tab.profile });
 }
 
 /** Back from text, bounded and checked again: whoever wrote it, it reaches pages. Undefined when it is not a tab. */
 function decodeTab(key: string, text: unknown): Tab | undefined {
   if (typeof text !== 'string') return undefined;
-  let raw: { i?: unknown; m?: unknown; c?: unknown; s?: unknown; p?: unknown };
+  let raw: { i?: unknown; m?: unknown; c?: unknown; g?: unknown; s?: unknown; p?: unknown };
   try {
     raw = JSON.parse(text) as typeof raw;
   } catch {
@@ -90,6 +94,7 @@ function decodeTab(key: string, text: unknown): Tab | undefined {
   const last = key.lastIndexOf(SEPARATOR);
   if (typeof raw !== 'object' || raw === null || first === last || keyOf(raw.i) === undefined) return undefined;
   const claim = typeof raw.c === 'number' && Number.isFinite(raw.c) ? raw.c : 0;
+  const gen = Number.isSafeInteger(raw.g) && (raw.g as number) >= 0 ? (raw.g as number) : 0;
   const since = typeof raw.s === 'number' && Number.isFinite(raw.s) ? raw.s : 0;
   const hidden = (raw.p as { hidden?: unknown } | undefined)?.hidden === true;
   const bounded = boundedProfile(raw.p);
@@ -100,6 +105,7 @@ function decodeTab(key: string, text: unknown): Tab | undefined {
     profile: hidden ? withHidden(bounded) : bounded,
     mode: raw.m === 1 ? 'editing' : 'viewing',
     claim,
+    gen,
     since,
     text,
   };
@@ -204,12 +210,13 @@ export class RoomIndex {
     const before = live.get(key);
     const holder = lockHolder(live);
     let claim = 0;
+    let gen = 0;
     if (t.mode === 'editing') {
-      if (t.takeover) claim = Math.max(now, (holder?.claim ?? 0) + 0.001);
+      if (t.takeover && holder !== before) [claim, gen] = [now, holder === undefined ? 0 : holder.gen + 1];
       else if (holder === undefined) claim = now;
-      else if (holder === before) claim = before.claim;
+      else if (holder === before) [claim, gen] = [before.claim, before.gen];
     }
-    const record = { id: t.id, profile: t.profile, mode: t.mode, claim, since: before?.since ?? now };
+    const record = { id: t.id, profile: t.profile, mode: t.mode, claim, gen, since: before?.since ?? now };
     const tab: Tab = { ...record, userKey: t.key, tab: t.tab, text: encodeTab(record) };
     this.tabs.touch(key, t.id, { t: tab.text }, now);
     this.note(t.room, key, tab);
@@ -319,13 +326,17 @@ export class RoomIndex {
   }
 }
 
-/** The tab with the latest claim (ties: the greater key, so every process picks the same). */
+/** The claim of the highest generation, earliest within it (ties: the greater key, so every process picks the same). */
 function lockHolder(live: Map<string, Tab>): Tab | undefined {
   let holder: Tab | undefined;
   let holderKey = '';
   for (const [key, tab] of live) {
     if (tab.claim === 0 || tab.mode !== 'editing') continue;
-    if (holder === undefined || tab.claim > holder.claim || (tab.claim === holder.claim && key > holderKey)) {
+    const better =
+      holder === undefined ||
+      tab.gen > holder.gen ||
+      (tab.gen === holder.gen && (tab.claim < holder.claim || (tab.claim === holder.claim && key > holderKey)));
+    if (better) {
       holder = tab;
       holderKey = key;
     }

@@ -164,7 +164,7 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
     checkOptions('client()', options, clientOptions);
     const path = checkPath(options.path ?? '/online-now');
     this.#client = Object.freeze({ src: `${path}/client.js`, events: `${path}/events`, interval: Math.max(1000, Math.round((this.roomThreshold * 1000) / 3)) });
-    return createClientRoutes(path, this.store, this.#users, this.#rooms) as unknown as (req: Request, res: Response, next: NextFunction) => void;
+    return createClientRoutes(path, this.store, this.#users, this.#rooms);
   }
 
   /**

@@ -10,6 +10,8 @@ interface Tab {
   mode: 'viewing' | 'editing';
   /** Order of its lock claim (0: none): claims are made one after another here, so order is time order. */
   claim: number;
+  /** Takeovers before the claim. */
+  gen: number;
 }
 
 const STAFF = { seesHidden: true } as const;
@@ -57,9 +59,14 @@ describe('RedisStore rooms: tabs and the editing lock across processes, through 
     const procs = await processes(3, uniquePrefix());
     const tabs = new Map<string, Tab>();
     let claims = 0;
+    // The most takeovers, then the earliest claim (claims here are made one after another, so never tied).
     const holder = (): string | undefined => {
       let best: [string, Tab] | undefined;
-      for (const entry of tabs) if (entry[1].mode === 'editing' && entry[1].claim > 0 && (best === undefined || entry[1].claim > best[1].claim)) best = entry;
+      for (const entry of tabs) {
+        const [, t] = entry;
+        if (t.mode !== 'editing' || t.claim === 0) continue;
+        if (best === undefined || t.gen > best[1].gen || (t.gen === best[1].gen && t.claim < best[1].claim)) best = entry;
+      }
       return best?.[0];
     };
     const expected = (): string => {
@@ -81,7 +88,7 @@ describe('RedisStore rooms: tabs and the editing lock across processes, through 
       if (roll < 0.3 || tabs.size === 0) {
         const mode = rng.chance(0.4) ? 'editing' : 'viewing';
         const view = await p.online.here(request(user) as never, 'order:1', { mode });
-        tabs.set(view.tab, { user, mode, claim: mode === 'editing' && holder() === undefined ? ++claims : 0 });
+        tabs.set(view.tab, { user, mode, claim: mode === 'editing' && holder() === undefined ? ++claims : 0, gen: 0 });
       } else if (roll < 0.65) {
         const [tab, t] = rng.pick([...tabs]);
         const mode = rng.chance(0.5) ? 'editing' : 'viewing';
@@ -89,11 +96,13 @@ describe('RedisStore rooms: tabs and the editing lock across processes, through 
         await p.store.roomTouch({ room: 'order:1', tab, key: String(t.user), id: t.user, profile: { name: `User ${t.user}` }, mode, takeover }, STAFF);
         const h = holder();
         let claim = 0;
+        let gen = 0;
         if (mode === 'editing') {
-          if (takeover || h === undefined) claim = ++claims;
-          else if (h === tab) claim = t.claim;
+          if (takeover && h !== tab) [claim, gen] = [++claims, h === undefined ? 0 : tabs.get(h)!.gen + 1];
+          else if (h === undefined) claim = ++claims;
+          else if (h === tab) [claim, gen] = [t.claim, t.gen];
         }
-        tabs.set(tab, { user: t.user, mode, claim });
+        tabs.set(tab, { user: t.user, mode, claim, gen });
       } else if (roll < 0.85) {
         const [tab, t] = rng.pick([...tabs]);
         await p.store.roomLeave('order:1', String(t.user), tab);
@@ -112,7 +121,7 @@ describe('RedisStore rooms: tabs and the editing lock across processes, through 
     }
   });
 
-  it('two editors on two processes claim at once: every process settles on the same one holder', async () => {
+  it('two editors on two processes claim at once: every process settles on the same one holder, the first to claim', async () => {
     for (let round = 0; round < 5; round++) {
       const [a, b] = await processes(2, uniquePrefix());
       const [ta, tb] = await Promise.all([a.online.here(request(1) as never, 'doc', { mode: 'editing' }), b.online.here(request(2) as never, 'doc', { mode: 'editing' })]);

@@ -21,6 +21,7 @@ interface ModelTab {
   tab: string;
   mode: 'viewing' | 'editing';
   claim: number;
+  gen: number;
   since: number;
   at: number;
   hidden: boolean;
@@ -38,12 +39,13 @@ class RoomModel {
     return [...this.tabs].filter(([, t]) => t.at > now - this.thresholdMs);
   }
 
-  /** The live editing tab with the latest claim (ties: the greater key). */
+  /** The live editing claim of the most takeovers, the earliest of those (ties: the greater key). */
   holder(now: number): ModelTab | undefined {
     let best: [string, ModelTab] | undefined;
     for (const [key, t] of this.live(now)) {
       if (t.claim === 0 || t.mode !== 'editing') continue;
-      if (best === undefined || t.claim > best[1].claim || (t.claim === best[1].claim && key > best[0])) best = [key, t];
+      const b = best?.[1];
+      if (b === undefined || t.gen > b.gen || (t.gen === b.gen && (t.claim < b.claim || (t.claim === b.claim && key > best![0])))) best = [key, t];
     }
     return best?.[1];
   }
@@ -54,14 +56,15 @@ class RoomModel {
     const before = new Map(this.live(now)).get(key);
     const holder = this.holder(now);
     let claim = 0;
+    let gen = 0;
     if (mode === 'editing') {
-      if (takeover) claim = Math.max(now, (holder?.claim ?? 0) + 0.001);
+      if (takeover && holder !== before) [claim, gen] = [now, holder === undefined ? 0 : holder.gen + 1];
       else if (holder === undefined) claim = now;
-      else if (holder === before) claim = before.claim;
+      else if (holder === before) [claim, gen] = [before.claim, before.gen];
     }
     // Kept in the order they beat: at one instant, the later heartbeat speaks for its user.
     this.tabs.delete(key);
-    this.tabs.set(key, { user, tab, mode, claim, since: before?.since ?? now, at: now, hidden });
+    this.tabs.set(key, { user, tab, mode, claim, gen, since: before?.since ?? now, at: now, hidden });
   }
 
   leave(user: number, tab: string): void {
@@ -112,7 +115,7 @@ describe('rooms (here): viewers, tabs and the editing lock, against a model', ()
         const tabs = tabsOf.get(user) ?? [];
         tabsOf.set(user, tabs);
         const where = `seed ${seed}, run ${run}, step ${step}`;
-        const profile = hidden.has(user) ? { name: `User ${user}`, hidden: true } : { name: `User ${user}` };
+        const profile: Record<string, string | boolean> = hidden.has(user) ? { name: `User ${user}`, hidden: true } : { name: `User ${user}` };
         if (roll < 0.25 || tabs.length === 0) {
           // A new page view: here() mints its tab.
           const mode = rng.chance(0.4) ? 'editing' : 'viewing';

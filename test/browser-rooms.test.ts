@@ -1,0 +1,232 @@
+import { expect } from 'chai';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
+import { chromium, type Browser, type BrowserContext, type Page, type Request } from 'playwright-core';
+import { freePort, REDIS_SERVER, RedisServer } from './helpers/redis';
+import { requireBinary } from './helpers/requirements';
+import { listen, type Listening } from './helpers/server';
+
+const require = createRequire(__filename);
+const express = require('express') as typeof import('express');
+const { createDemoApp } = require('../views-examples/server.js') as { createDemoApp: (o: object) => { app: never } };
+const CHROMIUM = '/usr/bin/chromium';
+const ROOT = path.join(__dirname, '..');
+
+/** What a person sees of an element, read until it matches (live updates come without reload). */
+async function shows(page: Page, testId: string, pattern: RegExp, withinMs = 2000): Promise<string> {
+  const locator = page.getByTestId(testId);
+  const deadline = Date.now() + withinMs;
+  let text = '';
+  for (;;) {
+    text = (await locator.innerText()).trim();
+    if (pattern.test(text)) return text;
+    if (Date.now() > deadline) throw new Error(`${testId} shows ${JSON.stringify(text)}, not ${String(pattern)}, after ${withinMs} ms`);
+    await page.waitForTimeout(50);
+  }
+}
+
+async function signIn(browser: Browser, base: string, who: 'ada' | 'grace' | 'alan'): Promise<BrowserContext> {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`${base}/`);
+  await page.getByTestId(`login-${who}`).click();
+  await page.waitForURL('**/admin/nunjucks');
+  await page.close();
+  return context;
+}
+
+/** Event streams a browser context has open now, as Chromium's network log counts them (a closed tab's end with it). */
+function openStreams(context: BrowserContext): () => number {
+  const open = new Set<Request>();
+  context.on('request', (r) => {
+    if (r.resourceType() === 'eventsource') open.add(r);
+  });
+  context.on('requestfinished', (r) => open.delete(r));
+  context.on('requestfailed', (r) => open.delete(r));
+  context.on('page', (page) => page.on('close', () => {
+    for (const r of open) if (r.frame().page() === page) open.delete(r);
+  }));
+  return () => open.size;
+}
+
+interface Site {
+  readonly base: string;
+  /** Event streams the server has open now, when it can tell (one process). */
+  readonly serverStreams?: () => number;
+  close(): Promise<void>;
+}
+
+/** The demo in this process, on the memory store, counting its open event streams. */
+async function memorySite(): Promise<Site> {
+  const outer = express();
+  let open = 0;
+  outer.use((req, res, next) => {
+    if (req.path === '/online-now/events') {
+      open++;
+      res.on('close', () => open--);
+    }
+    next();
+  });
+  outer.use(createDemoApp({ sessionSecret: 'rooms in the browser' }).app);
+  const server: Listening = await listen(outer as never);
+  return { base: server.base, serverStreams: () => open, close: () => server.close() };
+}
+
+/** Two demo processes behind one port (node:cluster, round robin), sharing sessions and presence through Redis. */
+async function redisSite(): Promise<Site> {
+  const redis = await RedisServer.start();
+  const port = await freePort();
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'rooms-cluster-'));
+  const child: ChildProcess = spawn(process.execPath, [path.join(ROOT, 'views-examples', 'cluster.js')], {
+    env: { ...process.env, REDIS_URL: redis.url, WORKERS: '2', PORT: String(port), DATABASE: path.join(dir, 'demo.sqlite'), SESSION_SECRET: 'two processes' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  await new Promise<void>((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`the cluster did not start: ${out}`)), 20_000);
+    const onData = (chunk: Buffer): void => {
+      out += chunk.toString();
+      if ((out.match(/express-online-now demo on/g) ?? []).length === 2) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.on('exit', (code) => reject(new Error(`the cluster exited (${code}): ${out}`)));
+  });
+  return {
+    base: `http://127.0.0.1:${port}`,
+    close: async () => {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGKILL');
+      await exited;
+      await redis.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+for (const kind of ['memory store', 'Redis, two processes behind one port'] as const) {
+  describe(`who else is here, in headless Chromium (${kind})`, function () {
+    this.timeout(90_000);
+    let browser: Browser;
+    let site: Site;
+
+    before(async function () {
+      requireBinary(this, CHROMIUM, 'apt-get install -y chromium');
+      if (kind !== 'memory store') requireBinary(this, REDIS_SERVER, 'apt-get install -y redis-server');
+      site = kind === 'memory store' ? await memorySite() : await redisSite();
+      browser = await chromium.launch({
+        executablePath: CHROMIUM,
+        args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      });
+    });
+
+    after(async () => {
+      await browser?.close();
+      await site?.close();
+    });
+
+    it('two admins on order 123 see each other within 2 s; one edits, the other sees the lock and takes over; the first is told at once', async () => {
+      const ada = await signIn(browser, site.base, 'ada');
+      const grace = await signIn(browser, site.base, 'grace');
+      const served = new Set<string>();
+      try {
+        const adaPage = await ada.newPage();
+        await adaPage.goto(`${site.base}/orders/123?edit=1`);
+        await shows(adaPage, 'lock', /^You are editing/);
+        await shows(adaPage, 'here-count', /^1$/);
+        served.add(/in process (\d+)/.exec(await adaPage.innerText('footer'))![1]);
+
+        const gracePage = await grace.newPage();
+        await gracePage.goto(`${site.base}/orders/123/handlebars`);
+        served.add(/in process (\d+)/.exec(await gracePage.innerText('footer'))![1]);
+        // On Redis, Grace's page may come from the other process before it has synced Ada: the list catches up live.
+        await shows(gracePage, 'here-list', /Ada Lovelace\s+editing[\s\S]*Grace Hopper/);
+        await shows(gracePage, 'lock', /^Ada Lovelace is editing since now\. Take over$/);
+        // Ada sees Grace arrive, without reloading.
+        await shows(adaPage, 'here-count', /^2$/);
+        expect(await adaPage.getByTestId('here-list').innerText()).to.contain('Grace Hopper');
+
+        await adaPage.evaluate(() => {
+          document.addEventListener('online-now:takenover', (e) => {
+            (window as unknown as { takenBy: string }).takenBy = String((e as CustomEvent<{ name: string }>).detail.name);
+          });
+        });
+        await gracePage.getByRole('button', { name: 'Take over' }).click();
+        await shows(gracePage, 'lock', /^You are editing/);
+        await shows(adaPage, 'lock', /^Grace Hopper is editing since now\. Take over$/);
+        expect(await adaPage.evaluate(() => (window as unknown as { takenBy?: string }).takenBy)).to.equal('Grace Hopper');
+        await shows(adaPage, 'here-list', /Grace Hopper\s+editing/);
+
+        // Grace closes her tab: Ada's page drops her within a few seconds (the leave beacon, not the 30 s threshold).
+        await gracePage.close({ runBeforeUnload: true });
+        await shows(adaPage, 'here-count', /^1$/, 4000);
+        expect(await adaPage.getByTestId('here-list').innerText()).not.to.contain('Grace Hopper');
+        await shows(adaPage, 'lock', /^$/);
+
+        if (kind !== 'memory store') {
+          // Make sure both processes served these browsers: more pages until a second process answers.
+          for (let i = 0; i < 20 && served.size < 2; i++) {
+            const p = await (i % 2 === 0 ? ada : grace).newPage();
+            await p.goto(`${site.base}/admin/nunjucks`);
+            served.add(/in process (\d+)/.exec(await p.innerText('footer'))![1]);
+            await p.close();
+          }
+          expect(served.size, 'pages from two processes').to.equal(2);
+        }
+      } finally {
+        await ada.close();
+        await grace.close();
+      }
+    });
+
+    it('eight tabs of one user keep one event stream and count one viewer; the dashboard count and badges go live', async () => {
+      const alan = await signIn(browser, site.base, 'alan');
+      const grace = await signIn(browser, site.base, 'grace');
+      const streams = openStreams(alan);
+      try {
+        const gracePage = await grace.newPage();
+        await gracePage.goto(`${site.base}/orders/124`);
+        const dashboard = await grace.newPage();
+        await dashboard.goto(`${site.base}/admin/nunjucks`);
+        const alanBadge = dashboard.locator('tr[data-user-id="3"] [data-testid=badge]');
+        const tabs: Page[] = [];
+        for (let i = 0; i < 8; i++) {
+          const tab = await alan.newPage();
+          await tab.goto(`${site.base}/orders/124`);
+          tabs.push(tab);
+        }
+        await shows(gracePage, 'here-count', /^2$/);
+        await shows(gracePage, 'here-list', /Alan Turing\s+\(8 tabs\)/);
+        const deadline = Date.now() + 3000;
+        while (streams() !== 1 && Date.now() < deadline) await tabs[0].waitForTimeout(50);
+        expect(streams(), 'event streams open in the browser with 8 tabs').to.equal(1);
+        if (site.serverStreams !== undefined) expect(site.serverStreams(), 'streams open at the server (Grace: one; Alan: one)').to.equal(2);
+        expect((await alanBadge.innerText()).trim()).to.equal('Online');
+        // Ada, from the test before, is still online too (she closed her browser without signing out).
+        const online = Number(await dashboard.getByTestId('online-count').innerText());
+        expect(online).to.be.greaterThanOrEqual(2);
+
+        // The leader tab closes: another of Alan's tabs takes the stream over; still one.
+        await tabs[0].close({ runBeforeUnload: true });
+        await shows(gracePage, 'here-list', /Alan Turing\s+\(7 tabs\)/, 4000);
+        const again = Date.now() + 3000;
+        while (streams() !== 1 && Date.now() < again) await tabs[1].waitForTimeout(50);
+        expect(streams()).to.equal(1);
+
+        // Alan signs out in one tab: Grace's dashboard shows him offline, and the count drops, without reload.
+        await tabs[1].getByRole('button', { name: 'Sign out' }).click();
+        await shows(dashboard, 'online-count', new RegExp(`^${online - 1}$`), 4000);
+        expect((await alanBadge.innerText()).trim()).to.equal('Offline');
+      } finally {
+        await alan.close();
+        await grace.close();
+      }
+    });
+  });
+}
