@@ -83,6 +83,8 @@ async function redisSite(): Promise<Site> {
   const child: ChildProcess = spawn(process.execPath, [path.join(ROOT, 'views-examples', 'cluster.js')], {
     env: { ...process.env, REDIS_URL: redis.url, WORKERS: '2', PORT: String(port), DATABASE: path.join(dir, 'demo.sqlite'), SESSION_SECRET: 'two processes' },
     stdio: ['ignore', 'pipe', 'pipe'],
+    // Its own process group: the workers are killed with the primary.
+    detached: true,
   });
   await new Promise<void>((resolve, reject) => {
     let out = '';
@@ -101,9 +103,11 @@ async function redisSite(): Promise<Site> {
   return {
     base: `http://127.0.0.1:${port}`,
     close: async () => {
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.kill('SIGKILL');
-      await exited;
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((resolve) => child.once('exit', resolve));
+        process.kill(-child.pid!, 'SIGKILL');
+        await exited;
+      }
       await redis.stop();
       rmSync(dir, { recursive: true, force: true });
     },

@@ -123,7 +123,9 @@ for (const { name, express } of expressVersions) {
           expect(html, who).not.to.contain('hidden-tag');
           // Her row is the only place she appears, and it reads exactly as Margaret's, who never signed in.
           const row = rowOf(html, 2);
-          const anonymous = (r: string, user: RegExp) => r.replace(/data-user-id="\d+"/, '').replace(user, 'someone').replace(/Moderator|Member/, 'role');
+          // The badge carries the id for live updates (data-online-id), like the row's data-user-id.
+          const anonymous = (r: string, user: RegExp) =>
+            r.replace(/data-user-id="\d+"/, '').replace(/data-online-id="\d+"/, '').replace(user, 'someone').replace(/Moderator|Member/, 'role');
           expect(anonymous(row, /Grace Hopper|grace/g), who).to.equal(anonymous(rowOf(html, 4), /Margaret Hamilton|margaret/g));
           expect(row, who).to.contain('<td class="muted">offline</td>');
           const rest = html.replace(row, '');

@@ -89,6 +89,8 @@ interface Example {
   readonly redis?: 'node-redis' | 'ioredis';
   /** Invisible mode, bots, the record and last-seen in SQLite. */
   readonly forum?: boolean;
+  /** Rooms: who else is on an order's page, and its editing lock. */
+  readonly rooms?: boolean;
 }
 
 const EXAMPLES: readonly Example[] = [
@@ -103,6 +105,7 @@ const EXAMPLES: readonly Example[] = [
   { file: 'redis.mjs', redis: 'node-redis' },
   { file: 'ioredis.mjs', redis: 'ioredis' },
   { file: 'forum.cjs', forum: true },
+  { file: 'rooms.cjs', rooms: true },
 ];
 
 /** An example running as its own process, as `node examples/FILE` runs it. */
@@ -306,6 +309,29 @@ for (const example of EXAMPLES) {
         await grace.post('/logout');
         // onSeen ran after the logout request: the offline row reads the database.
         await eventually(async () => expect(await ada.text('/')).to.contain('<tr><td>Grace Hopper</td><td>last seen now</td></tr>'));
+      });
+    }
+
+    if (example.rooms) {
+      it('puts both viewers of an order in its room, in Nunjucks and Handlebars, with the lock and the client script', async () => {
+        const base = apps[0].base;
+        const ada = await signIn(base, 'ada', example);
+        const grace = await signIn(base, 'grace', example);
+        const editing = await ada.text('/orders/123?edit=1');
+        expect(editing).to.contain('You are editing');
+        for (const path of ['/orders/123', '/orders/123/hbs']) {
+          const html = await grace.text(path);
+          expect(html, path).to.match(/<span data-online-here-count="order:123">2<\/span>/);
+          expect(html, path).to.match(/<li data-online-id="1" data-mode="editing">Ada Lovelace <span class="online-mode">editing<\/span><\/li><li data-online-id="2" data-mode="viewing">Grace Hopper/);
+          expect(html, path).to.contain('Ada Lovelace is editing since <time');
+          expect(html, path).to.match(/<script src="\/online-now\/client\.js" data-tab="[\w-]{22}" data-interval="10000" data-events="\/online-now\/events" data-room="order:123" data-mode="viewing" defer><\/script>/);
+        }
+        expect(await grace.text('/orders/123')).to.contain('Ada Lovelace has had it open for editing now.');
+        const script = await fetch(`${base}/online-now/client.js`);
+        expect(script.status).to.equal(200);
+        expect(await script.text()).to.contain('online-now:');
+        // A room is per order: 124 has nobody else.
+        expect(await grace.text('/orders/124')).to.match(/<span data-online-here-count="order:124">1<\/span>/);
       });
     }
 
