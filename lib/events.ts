@@ -61,7 +61,9 @@ interface Connection {
 interface RoomState {
   readonly signature: string;
   readonly view: RoomView;
+  /** The `here` event's data, and the HTML events' (made once per change, whatever the number of clients). */
   readonly data: string;
+  readonly html: { readonly here: string; readonly lock: string };
 }
 
 /** Clients that see the same thing: everyone, staff, or one hidden user (who alone sees themself). */
@@ -305,7 +307,11 @@ export class EventHub {
         view.lock === null ? null : [view.lock.id, view.lock.since.getTime(), view.lock.tab ?? null],
       ]);
       const before = audience.rooms.get(room);
-      const state = before?.signature === signature ? before : { signature, view, data: JSON.stringify(roomPayload(view)) };
+      let state = before;
+      if (state?.signature !== signature) {
+        const payload = roomPayload(view);
+        state = { signature, view, data: JSON.stringify(payload), html: payload.html };
+      }
       audience.rooms.set(room, state);
       const changes = before !== undefined && before !== state ? roomChanges(before.view, view) : [];
       for (const c of connections) {
@@ -316,9 +322,8 @@ export class EventHub {
         if (sent === before?.signature) for (const [event, data] of changes) this.send(c, event, data);
         this.send(c, 'here', state.data);
         if (c.html) {
-          const { html } = roomPayload(view) as { html: { here: string; lock: string } };
-          this.send(c, `html:here:${room}`, html.here);
-          this.send(c, `html:lock:${room}`, html.lock);
+          this.send(c, `html:here:${room}`, state.html.here);
+          this.send(c, `html:lock:${room}`, state.html.lock);
         }
         c.sentRooms.set(room, signature);
       }

@@ -35,8 +35,17 @@ export function isMode(mode: unknown): mode is RoomMode {
   return mode === 'viewing' || mode === 'editing';
 }
 
-/** A room as JSON (a heartbeat's reply, an SSE `here` event), with its ready HTML. */
-export function roomPayload(view: RoomView, now: number = Date.now()): Record<string, unknown> {
+/** A room as a heartbeat's reply and an SSE `here` event send it. */
+export interface RoomPayload {
+  readonly room: string;
+  readonly count: number;
+  readonly here: RoomView['entries'];
+  readonly lock: RoomView['lock'];
+  /** Ready HTML: the viewers, the lock as others see it, and as its holding tab does. */
+  readonly html: { readonly here: string; readonly lock: string; readonly lockMine: string };
+}
+
+export function roomPayload(view: RoomView, now: number = Date.now()): RoomPayload {
   return {
     room: view.room,
     count: view.count,
