@@ -5,7 +5,7 @@ import nunjucks from 'nunjucks';
 import Handlebars from 'handlebars';
 import { createOnlineTracker, registerHandlebars, registerNunjucks, type OnlineTracker } from 'express-online-now';
 import { BROWSER_AGENT, CookieBrowser } from './helpers/browser';
-import { listen, sleep, type Listening } from './helpers/server';
+import { eventually, listen, sleep, type Listening } from './helpers/server';
 import { SseStream } from './helpers/sse';
 
 const require = createRequire(__filename);
@@ -270,6 +270,25 @@ describe('rooms over HTTP: here(), the heartbeat and leave routes, and the event
     const bad = await ada.get('/orders/%00/json');
     expect(bad.status).to.equal(500);
     expect(await bad.text()).to.equal('ERR_ONLINE_NOW_ROOM');
+  });
+
+  it('events: refuses clients past maxConnections (503, the browser retries), and ends every stream when the tracker closes', async () => {
+    const small = createOnlineTracker();
+    const app = express();
+    app.get('/events', small.events({ maxConnections: 2 }));
+    const own = await listen(app as never);
+    try {
+      const first = await SseStream.open(`${own.base}/events`);
+      const second = await SseStream.open(`${own.base}/events`);
+      expect([first.status, second.status]).to.deep.equal([200, 200]);
+      const third = await SseStream.open(`${own.base}/events`);
+      expect(third.status).to.equal(503);
+      await first.next('count');
+      await small.close();
+      await eventually(() => expect([first.isClosed, second.isClosed]).to.deep.equal([true, true]), 2000);
+    } finally {
+      await own.close();
+    }
   });
 
   it('serves the client script with a validator, and the tag only once client() is mounted', async () => {
