@@ -125,3 +125,30 @@ export function table(title, header, rows) {
   console.log(`\n${text}\n`);
   return text;
 }
+
+/** One INFO section of a node-redis client's server, as { field: value }. */
+export async function redisInfo(client, section) {
+  const info = String(await client.sendCommand(['INFO', section]));
+  return Object.fromEntries(info.split('\r\n').filter((l) => l.includes(':')).map((l) => l.split(/:(.*)/s).slice(0, 2)));
+}
+
+/**
+ * Commands since the server started (or the last RESETSTAT), INFO and CONFIG
+ * left out: `roundTrips`, what clients sent (a script call counts once; our
+ * stores send nothing but scripts), `scripts`, the EVAL/EVALSHA calls, and
+ * `executed`, every command Redis ran, those inside scripts too, and `calls`, by command.
+ */
+export async function commandCount(client) {
+  const stats = await redisInfo(client, 'commandstats');
+  let executed = 0;
+  let scripts = 0;
+  const calls = {};
+  for (const [name, value] of Object.entries(stats)) {
+    if (/^cmdstat_(info|config)/.test(name)) continue;
+    const n = Number(/calls=(\d+)/.exec(value)[1]);
+    calls[name.slice('cmdstat_'.length)] = n;
+    executed += n;
+    if (/^cmdstat_eval/.test(name)) scripts += n;
+  }
+  return { roundTrips: scripts > 0 ? scripts : executed, scripts, executed, calls };
+}

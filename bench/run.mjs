@@ -3,10 +3,12 @@
 // Starts its own redis-server where one is installed; the whole-request section needs wrk,
 // the instructions-per-request section valgrind (INSTRUCTIONS=0 skips it).
 // QUICK=1 runs smaller sizes and fewer rounds, for a look in about a minute (plus some 5 minutes of callgrind).
+// The live-pages section (bench/live.mjs) opens 10,000 loopback connections: it wants ulimit -n above 10,200.
 import { writeFileSync } from 'node:fs';
 import { haveWrk, wholeRequests } from './http.mjs';
 import { haveValgrind, instructionsPerRequest } from './instructions.mjs';
 import { machine, startRedis } from './lib.mjs';
+import { live } from './live.mjs';
 import { readModelScale } from './read-model.mjs';
 import { soak } from './soak.mjs';
 import { forumFeatureCosts, memoryHeap, memoryStoreOps, redisStoreOps } from './store-ops.mjs';
@@ -90,6 +92,11 @@ if (redis !== null) {
   results.readModel = scale.results;
   texts.push(scale.text);
 }
+
+// Rooms and live updates: SSE fan-out (in two processes of its own), a room's page, Redis commands per heartbeat.
+const liveSection = await live({ quick });
+results.live = liveSection.results;
+texts.push(liveSection.text);
 
 const soaked = soak(quick ? { requests: 600_000, distinctUsers: 400_000, maxTracked: 20_000 } : {});
 results.soak = soaked.results;

@@ -4,7 +4,7 @@ import { createClient } from 'redis';
 import { MemoryStore, RedisStore, createOnlineTracker } from 'express-online-now';
 import { boundedProfile } from '../dist/identity.js';
 import { hgetallSnippet, recipeOnLru, recipeOnRedis, sortedSetGist } from './baselines.mjs';
-import { nsPerOp, prng, range, table, usPerAsyncOp } from './lib.mjs';
+import { commandCount, nsPerOp, prng, range, redisInfo, table, usPerAsyncOp } from './lib.mjs';
 
 const THRESHOLD_S = 900;
 const gc = globalThis.gc ?? (() => undefined);
@@ -126,28 +126,6 @@ export function memoryHeap(n) {
     ],
   );
   return { results: { idOnly, withName, uuidOnly, worst }, text };
-}
-
-async function redisInfo(client, section) {
-  const info = String(await client.sendCommand(['INFO', section]));
-  return Object.fromEntries(info.split('\r\n').filter((l) => l.includes(':')).map((l) => l.split(/:(.*)/s).slice(0, 2)));
-}
-
-/**
- * Commands since the last RESETSTAT: `roundTrips`, what clients sent (a script
- * call counts once), and `executed`, every command Redis ran, those inside scripts too.
- */
-async function commandCount(client) {
-  const stats = await redisInfo(client, 'commandstats');
-  let executed = 0;
-  let scripts = 0;
-  for (const [name, value] of Object.entries(stats)) {
-    if (/^cmdstat_(info|config)/.test(name)) continue;
-    const calls = Number(/calls=(\d+)/.exec(value)[1]);
-    executed += calls;
-    if (/^cmdstat_eval/.test(name)) scripts += calls;
-  }
-  return { roundTrips: scripts > 0 ? scripts : executed, executed };
 }
 
 async function usedMemory(client) {

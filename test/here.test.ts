@@ -272,6 +272,37 @@ describe('rooms over HTTP: here(), the heartbeat and leave routes, and the event
     expect(await bad.text()).to.equal('ERR_ONLINE_NOW_ROOM');
   });
 
+  it('events: a large room (400 viewers, a ~70 KB state) reaches its members; one large message alone does not count as a slow client', async () => {
+    const big = createOnlineTracker({ maxRoomMembers: 1000 });
+    const app = express();
+    app.use(session({ secret: 'big room', resave: false, saveUninitialized: false }));
+    app.get('/join', async (req, res) => {
+      (req.session as unknown as { user: unknown }).user = { id: 0, name: 'Ada Lovelace' };
+      res.json(await big.here(req, 'town-hall'));
+    });
+    app.get('/events', big.events({ interval: 50 }));
+    const own = await listen(app as never);
+    try {
+      for (let i = 1; i <= 400; i++) {
+        await big.store.roomTouch!({ room: 'town-hall', tab: `tab-of-user-${String(i).padStart(5, '0')}`, key: String(i), id: i, profile: { name: `Member number ${i} of the town hall` }, mode: 'viewing', takeover: false }, { seesHidden: false });
+      }
+      const ada = new CookieBrowser(own.base);
+      await ada.get('/join');
+      const stream = await SseStream.open(`${own.base}/events?rooms=town-hall`, { cookie: ada.cookieHeader });
+      try {
+        const state = await stream.next<{ count: number }>('here');
+        expect(state.count).to.equal(401);
+        expect(stream.events.find((e) => e.event === 'here')!.data.length).to.be.greaterThan(64 * 1024);
+        expect(stream.isClosed).to.equal(false);
+      } finally {
+        stream.close();
+      }
+    } finally {
+      await big.close();
+      await own.close();
+    }
+  });
+
   it('events: refuses clients past maxConnections (503, the browser retries), and ends every stream when the tracker closes', async () => {
     const small = createOnlineTracker();
     const app = express();
