@@ -62,25 +62,35 @@ export function checkPath(path: unknown): string {
   return path.replace(/\/+$/, '');
 }
 
-/** The request's JSON body: already parsed by the app (express.json / express.text), or read here, bounded. */
+/**
+ * The request's JSON body: parsed already by the app's body parser (express.json,
+ * express.text: the stream is then spent), or read here, at most MAX_BODY bytes.
+ */
 async function readBody(req: Req): Promise<unknown> {
-  if (req.body !== undefined && typeof req.body === 'object' && req.body !== null && !Buffer.isBuffer(req.body) && Object.keys(req.body).length > 0) return req.body;
-  let text: string;
-  if (typeof req.body === 'string') text = req.body;
-  else if (Buffer.isBuffer(req.body)) text = req.body.toString('utf8');
-  else {
-    text = await new Promise<string>((resolve, reject) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      // Past the bound the rest is read and dropped, so the client still gets its answer (413).
-      req.on('data', (chunk: Buffer) => {
-        size += chunk.length;
-        if (size <= MAX_BODY) chunks.push(chunk);
-      });
-      req.on('end', () => (size > MAX_BODY ? reject(new TooLarge()) : resolve(Buffer.concat(chunks).toString('utf8'))));
-      req.on('error', reject);
-    });
+  const body = req.body;
+  // Express 4's parsers leave `{}` for a type they skip, with the stream unread.
+  const parsed = typeof body === 'string' || Buffer.isBuffer(body) || (typeof body === 'object' && body !== null && Object.keys(body).length > 0);
+  if (req.readableEnded || parsed) {
+    if (typeof body === 'string') return JSON.parse(body);
+    if (Buffer.isBuffer(body)) return JSON.parse(body.toString('utf8'));
+    return typeof body === 'object' && body !== null ? body : {};
   }
+  const text = await new Promise<string>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_BODY) {
+        // Not read on: the answer (413) closes the connection.
+        req.pause();
+        reject(new TooLarge());
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
   return JSON.parse(text);
 }
 
@@ -112,6 +122,8 @@ export function createClientRoutes(path: string, store: Store, users: UserResolv
       const body = (await readBody(req)) as { tab?: unknown; room?: unknown; mode?: unknown; takeover?: unknown };
       const mode = body.mode ?? 'viewing';
       if (!isTabId(body.tab) || !isMode(mode) || (body.room !== undefined && !isRoomName(body.room))) return send(res, 400);
+      // Only a tab here() minted for this user and room (a page the app served them) beats in a room.
+      if (body.room !== undefined && !rooms.tabIds.verify(body.tab, body.room, user.key)) return send(res, 403);
       // A reader who stays on a page stays online.
       await store.touch('users', user.key, user.id, user.profile);
       if (body.room === undefined) return send(res, 200, {});
@@ -125,6 +137,7 @@ export function createClientRoutes(path: string, store: Store, users: UserResolv
       if (user === undefined) return send(res, 401);
       const body = (await readBody(req)) as { tab?: unknown; room?: unknown };
       if (!isTabId(body.tab) || !isRoomName(body.room)) return send(res, 400);
+      if (!rooms.tabIds.verify(body.tab, body.room, user.key)) return send(res, 403);
       await rooms.roomStore().roomLeave(body.room, user.key, body.tab);
       send(res, 204);
     },
@@ -143,7 +156,10 @@ export function createClientRoutes(path: string, store: Store, users: UserResolv
     }
     route(req, res).catch((error: unknown) => {
       // A malformed body is the client's mistake; anything else is ours, and reported.
-      if (error instanceof TooLarge) send(res, 413);
+      if (error instanceof TooLarge) {
+        res.setHeader('Connection', 'close');
+        send(res, 413);
+      }
       else if (error instanceof SyntaxError) send(res, 400);
       else {
         users.reporter.report('client', error);

@@ -8,7 +8,7 @@
  * and no second Redis connection is opened.
  *
  * A connection subscribes to: the counts (always), the online list (`list=1`),
- * the badges of up to 200 users (`ids`), and up to 10 rooms the user is in
+ * the badges of up to 200 users (`ids`), and up to 50 rooms the user is in
  * (`rooms`). Work per look is O(watched ids + subscribed rooms' tabs), not
  * O(users online); each change is serialized once per audience and written
  * to each client that may see it (never a hidden user to whoever may not).
@@ -33,7 +33,8 @@ export interface EventsOptions {
 
 const eventsOptions = optionNames<EventsOptions>({ interval: true, maxConnections: true });
 
-const MAX_ROOMS_PER_CONNECTION = 10;
+/** A browser's stream carries every room its tabs are in. */
+const MAX_ROOMS_PER_CONNECTION = 50;
 const MAX_IDS_PER_CONNECTION = 200;
 /** A client this far behind (unsent bytes) is dropped: its browser reconnects and gets the state afresh. */
 const MAX_BUFFERED = 64 * 1024;
@@ -63,7 +64,7 @@ interface RoomState {
   readonly view: RoomView;
   /** The `here` event's data, and the HTML events' (made once per change, whatever the number of clients). */
   readonly data: string;
-  readonly html: { readonly here: string; readonly lock: string };
+  readonly html: { readonly here: string; readonly lock: string; readonly lockMine: string };
 }
 
 /** Clients that see the same thing: everyone, staff, or one hidden user (who alone sees themself). */
@@ -102,6 +103,7 @@ export class EventHub {
   private seq = 0;
   private timer: NodeJS.Timeout | undefined;
   private looking = false;
+  private closed = false;
   private lookSoon = false;
   private lastPing = Date.now();
   readonly interval: number;
@@ -133,7 +135,7 @@ export class EventHub {
         res.end();
         return;
       }
-      if (this.connections.size >= this.maxConnections) {
+      if (this.closed || this.connections.size >= this.maxConnections) {
         res.statusCode = 503;
         res.setHeader('Retry-After', '5');
         res.end();
@@ -149,6 +151,7 @@ export class EventHub {
 
   /** Ends every stream and stops looking (the tracker closed). */
   close(): void {
+    this.closed = true;
     for (const c of this.connections) c.res.end();
     this.connections.clear();
     this.audiences.clear();
@@ -217,10 +220,14 @@ export class EventHub {
     }
   }
 
-  /** A client still behind by more than MAX_BUFFERED when the next message comes is dropped (one large message alone is not). */
+  /**
+   * A client still behind by more than MAX_BUFFERED when the next message comes
+   * is dropped (one large message alone is not, nor the whole state a new client
+   * is sent first, which its subscriptions bound).
+   */
   private write(connection: Connection, text: string): void {
     const { res } = connection;
-    if (res.destroyed || res.writableEnded || res.writableLength > MAX_BUFFERED) return this.drop(connection);
+    if (res.destroyed || res.writableEnded || (!connection.fresh && res.writableLength > MAX_BUFFERED)) return this.drop(connection);
     res.write(text);
   }
 
@@ -233,7 +240,14 @@ export class EventHub {
     if (this.looking) return;
     this.looking = true;
     try {
-      for (const audience of [...this.audiences.values()]) await this.lookFor(audience);
+      for (const audience of [...this.audiences.values()]) {
+        try {
+          await this.lookFor(audience);
+        } catch (error) {
+          // One audience's failure (a store that threw) leaves the others their updates.
+          this.settings.users.reporter.report('events', error);
+        }
+      }
       const now = Date.now();
       if (now - this.lastPing >= PING_MS) {
         this.lastPing = now;
@@ -331,7 +345,9 @@ export class EventHub {
         this.send(c, 'here', state.data);
         if (c.html) {
           this.send(c, `html:here:${room}`, state.html.here);
-          this.send(c, `html:lock:${room}`, state.html.lock);
+          // Without a tab to tell by (htmx), the holder's own user reads "You are editing".
+          const mine = view.lock?.id !== undefined && keyOf(view.lock.id) === c.userKey;
+          this.send(c, `html:lock:${room}`, mine ? state.html.lockMine : state.html.lock);
         }
         c.sentRooms.set(room, signature);
       }
@@ -345,8 +361,9 @@ function roomChanges(before: RoomView, after: RoomView): [string, string][] {
   const was = ids(before);
   const now = ids(after);
   const changes: [string, string][] = [];
-  for (const [id, entry] of now) if (!was.has(id)) changes.push(['join', JSON.stringify({ room: after.room, ...entry })]);
-  for (const [id, entry] of was) if (!now.has(id)) changes.push(['leave', JSON.stringify({ room: after.room, ...entry })]);
+  // `room` last: a profile field of that name must not replace it.
+  for (const [id, entry] of now) if (!was.has(id)) changes.push(['join', JSON.stringify({ ...entry, room: after.room })]);
+  for (const [id, entry] of was) if (!now.has(id)) changes.push(['leave', JSON.stringify({ ...entry, room: after.room })]);
   const holder = (view: RoomView): string => (view.lock === null ? '' : `${String(view.lock.id)}\u0000${view.lock.since.getTime()}\u0000${view.lock.tab ?? ''}`);
   if (holder(before) !== holder(after)) changes.push(['lock', JSON.stringify({ room: after.room, holder: after.lock, previous: before.lock })]);
   return changes;

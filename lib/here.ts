@@ -3,7 +3,7 @@
  * page view) and the page gets the room's viewers and lock as locals. Also what
  * the client's heartbeats and leaves do, and the JSON a room is sent as.
  */
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { OnlineNowConfigError } from './errors';
 import { hereHtml, lockHtml } from './fragments';
 import { isRoomName, type RoomMode, type RoomView } from './rooms';
@@ -29,6 +29,32 @@ type RoomStore = Required<Pick<Store, 'roomTouch' | 'roomLeave' | 'roomView'>>;
 /** A page view's tab id: 128 random bits, URL-safe. */
 export function newTabId(): string {
   return randomBytes(16).toString('base64url');
+}
+
+/**
+ * Tabs in a room are minted by `here()`, that is by a page the app chose to
+ * serve: the id carries an HMAC of its room and user. So a heartbeat can keep
+ * alive, or take the lock for, only a tab the app gave this user for this
+ * room, and nobody joins (or reads the events of) a room by naming it.
+ */
+export class TabIds {
+  constructor(private readonly secret: string | Buffer) {}
+
+  mint(room: string, userKey: string): string {
+    const nonce = newTabId();
+    return nonce + this.mac(nonce, room, userKey);
+  }
+
+  verify(tab: string, room: string, userKey: string): boolean {
+    if (tab.length !== 44) return false;
+    const expected = Buffer.from(this.mac(tab.slice(0, 22), room, userKey));
+    const given = Buffer.from(tab.slice(22));
+    return expected.length === given.length && timingSafeEqual(expected, given);
+  }
+
+  private mac(nonce: string, room: string, userKey: string): string {
+    return createHmac('sha256', this.secret).update(`${nonce}\n${room}\n${userKey}`).digest('base64url').slice(0, 22);
+  }
 }
 
 export function isMode(mode: unknown): mode is RoomMode {
@@ -59,6 +85,7 @@ export class Rooms {
   constructor(
     private readonly store: Store,
     private readonly users: UserResolver,
+    readonly tabIds: TabIds,
   ) {}
 
   /** The store's rooms, or an error that says why there are none. */
@@ -89,7 +116,7 @@ export class Rooms {
     const store = this.roomStore();
     const user = this.users.userOf(req);
     const viewer = this.viewerOf(req, user);
-    const tab = newTabId();
+    const tab = user === undefined ? newTabId() : this.tabIds.mint(room, user.key);
     // A signed-out reader sees the room but is not in it: a room lists people.
     const view =
       user === undefined

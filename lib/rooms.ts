@@ -227,9 +227,11 @@ export class RoomIndex {
     let claim = 0;
     let gen = 0;
     if (t.mode === 'editing') {
-      if (t.takeover && holder !== before) [claim, gen] = [now, holder === undefined ? 0 : holder.gen + 1];
+      const holds = before !== undefined && holder === before;
+      if (holds) [claim, gen] = [before.claim, before.gen];
+      // Above every claim this process knows of: a replica that has not yet seen the holder still takes over.
+      else if (t.takeover) [claim, gen] = [now, topGeneration(live) + 1];
       else if (holder === undefined) claim = now;
-      else if (holder === before) [claim, gen] = [before.claim, before.gen];
     }
     const record = { id: t.id, profile: t.profile, mode: t.mode, claim, gen, since: before?.since ?? now };
     const tab: Tab = { ...record, userKey: t.key, tab: t.tab, text: encodeTab(record) };
@@ -243,6 +245,19 @@ export class RoomIndex {
     const key = tabKey(room, userKey, tab);
     this.tabs.forget(key, at);
     return key;
+  }
+
+  /** A user signed out: every tab of theirs leaves its room. Returns their keys (a store sends them on). O(tabs held). */
+  forgetUser(userKey: string, at: number): string[] {
+    const gone: string[] = [];
+    for (const known of this.rooms.values()) {
+      for (const [key, tab] of known) {
+        if (tab.userKey !== userKey) continue;
+        this.tabs.forget(key, at);
+        gone.push(key);
+      }
+    }
+    return gone;
   }
 
   /** Tabs a replica took from elsewhere (a sync, a first load), by key: registered in their rooms. */
@@ -323,7 +338,7 @@ export class RoomIndex {
     }
     this.rooms.set(room, known);
     known.set(key, tab);
-    if (known.size > this.limits.maxMembers) known.delete(known.keys().next().value as string);
+    if (known.size > this.limits.maxMembers) known.delete(leastRecentToDrop(known));
     this.capUser(known, tab.userKey);
   }
 
@@ -339,6 +354,18 @@ export class RoomIndex {
     }
     if (count > MAX_TABS_PER_USER) known.delete(oldest as string);
   }
+}
+
+/** A full room's least recently active tab, passing over tabs that claim the lock (so a crowd cannot drop its holder). */
+function leastRecentToDrop(known: Map<string, Tab>): string {
+  for (const [key, tab] of known) if (tab.claim === 0) return key;
+  return known.keys().next().value as string;
+}
+
+function topGeneration(live: Map<string, Tab>): number {
+  let top = 0;
+  for (const tab of live.values()) if (tab.claim !== 0 && tab.gen > top) top = tab.gen;
+  return top;
 }
 
 /** The claim of the highest generation, earliest within it (ties: the greater key, so every process picks the same). */

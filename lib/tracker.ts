@@ -4,11 +4,14 @@
  */
 import { checkPath, createClientRoutes, type ClientConfig, type ClientOptions } from './client-routes';
 import { EventHub, type EventsOptions } from './events';
-import { Rooms, type HereOptions, type HereView } from './here';
+import { Rooms, TabIds, type HereOptions, type HereView } from './here';
 import { boundedProfile } from './identity';
 import { createMiddleware } from './middleware';
 import { ErrorReporter, defaultErrorSink } from './report';
 import { MemoryStore } from './stores/memory';
+import { RedisStore } from './stores/redis/store';
+import { OnlineNowConfigError } from './errors';
+import { randomBytes } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
 import { DEFAULT_ROOM_LIMITS } from './rooms';
 import type {
@@ -32,6 +35,7 @@ import {
   optionalFunction,
   optionalLocale,
   optionalRecord,
+  optionalSecret,
   optionNames,
   positiveNumber,
 } from './validations';
@@ -79,6 +83,7 @@ const trackerOptions = optionNames<OnlineTrackerOptions>({
   roomThreshold: true,
   maxRooms: true,
   maxRoomMembers: true,
+  secret: true,
 });
 
 export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
@@ -94,6 +99,7 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
   readonly #rooms: Rooms;
   readonly #hubs: EventHub[] = [];
   #client: ClientConfig | undefined;
+  #secretGiven: boolean;
   #closed = false;
 
   constructor(options: OnlineTrackerOptions<U, P> = {}) {
@@ -133,7 +139,8 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
       },
       rooms: { thresholdMs: this.roomThreshold * 1000, maxRooms, maxMembers: maxRoomMembers },
     });
-    this.#rooms = new Rooms(this.store, this.#users);
+    this.#secretGiven = options.secret !== undefined;
+    this.#rooms = new Rooms(this.store, this.#users, new TabIds(optionalSecret(options.secret) ?? randomBytes(32)));
     this.trackGuests = options.trackGuests ?? false;
   }
 
@@ -162,6 +169,12 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
    */
   client(options: ClientOptions = {}): (req: Request, res: Response, next: NextFunction) => void {
     checkOptions('client()', options, clientOptions);
+    if (this.store instanceof RedisStore && !this.#secretGiven) {
+      throw new OnlineNowConfigError(
+        'ERR_ONLINE_NOW_SECRET',
+        'client() with a RedisStore needs the same `secret` in every process, so a tab minted by one is recognised by the others: createOnlineTracker({ store, secret: process.env.SESSION_SECRET }).',
+      );
+    }
     const path = checkPath(options.path ?? '/online-now');
     this.#client = Object.freeze({ src: `${path}/client.js`, events: `${path}/events`, interval: Math.max(1000, Math.round((this.roomThreshold * 1000) / 3)) });
     return createClientRoutes(path, this.store, this.#users, this.#rooms);

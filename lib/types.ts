@@ -199,6 +199,12 @@ export interface OnlineTrackerOptions<U = unknown, P extends object = DefaultPro
   maxRooms?: number;
   /** Tabs kept per room; past it the least recently active tab is dropped first. Default 50. */
   maxRoomMembers?: number;
+  /**
+   * Signs the tab ids `here()` mints, so a heartbeat acts only for a tab the app
+   * served this user in this room. Default: random per process; with a RedisStore
+   * and `client()`, required, the same in every process (your session secret will do).
+   */
+  secret?: string;
 }
 
 /**

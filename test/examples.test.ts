@@ -324,7 +324,7 @@ for (const example of EXAMPLES) {
           expect(html, path).to.match(/<span data-online-here-count="order:123">2<\/span>/);
           expect(html, path).to.match(/<li data-online-id="1" data-mode="editing">Ada Lovelace <span class="online-mode">editing<\/span><\/li><li data-online-id="2" data-mode="viewing">Grace Hopper/);
           expect(html, path).to.contain('Ada Lovelace is editing since <time');
-          expect(html, path).to.match(/<script src="\/online-now\/client\.js" data-tab="[\w-]{22}" data-interval="10000" data-events="\/online-now\/events" data-room="order:123" data-mode="viewing" defer><\/script>/);
+          expect(html, path).to.match(/<script src="\/online-now\/client\.js" data-tab="[\w-]{44}" data-interval="10000" data-events="\/online-now\/events" data-room="order:123" data-mode="viewing" defer><\/script>/);
         }
         expect(await grace.text('/orders/123')).to.contain('Ada Lovelace has had it open for editing now.');
         const script = await fetch(`${base}/online-now/client.js`);

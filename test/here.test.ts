@@ -5,7 +5,7 @@ import nunjucks from 'nunjucks';
 import Handlebars from 'handlebars';
 import { createOnlineTracker, registerHandlebars, registerNunjucks, type OnlineTracker } from 'express-online-now';
 import { BROWSER_AGENT, CookieBrowser } from './helpers/browser';
-import { eventually, listen, sleep, type Listening } from './helpers/server';
+import { eventually, expressVersions, listen, sleep, type Listening } from './helpers/server';
 import { SseStream } from './helpers/sse';
 
 const require = createRequire(__filename);
@@ -120,7 +120,7 @@ describe('rooms over HTTP: here(), the heartbeat and leave routes, and the event
       expect(page).to.match(/<i class="viewer" data-mode="editing">Ada Lovelace<\/i><i class="viewer" data-mode="viewing">Grace Hopper<\/i>/);
       expect(page).to.contain('Ada Lovelace is editing since');
       expect(page).to.contain('data-online-takeover');
-      expect(page).to.match(/<script src="\/online-now\/client\.js" data-tab="[A-Za-z0-9_-]{22}" data-interval="10000" data-events="\/online-now\/events" data-room="order:123" data-mode="viewing" defer><\/script>/);
+      expect(page).to.match(/<script src="\/online-now\/client\.js" data-tab="[A-Za-z0-9_-]{44}" data-interval="10000" data-events="\/online-now\/events" data-room="order:123" data-mode="viewing" defer><\/script>/);
       // Another order is another room.
       expect(await grace.text(`/orders/456?engine=${engine}`)).to.contain('data-online-here-count="order:456">1<');
     });
@@ -262,15 +262,47 @@ describe('rooms over HTTP: here(), the heartbeat and leave routes, and the event
     expect((await post(server.base, new CookieBrowser(server.base), '/online-now/beat', { room: 'order:1', tab })).status).to.equal(401);
     const crossSiteEvents = await SseStream.open(`${server.base}/online-now/events`, { cookie: ada.cookieHeader, 'sec-fetch-site': 'cross-site' });
     expect(crossSiteEvents.status).to.equal(403);
-    // A leave for a tab of someone else's names that user's key with Ada's session: Ada's own key. Grace stays.
+    // Only a tab here() minted for this user and this room counts: not Grace's, not one of another room, not one made up.
     const grace = await signedIn(2);
     const graceTab = tabOf(await grace.text('/orders/1'));
-    expect((await post(server.base, ada, '/online-now/leave', { room: 'order:1', tab: graceTab })).status).to.equal(204);
+    expect((await post(server.base, ada, '/online-now/leave', { room: 'order:1', tab: graceTab })).status).to.equal(403);
+    expect((await post(server.base, ada, '/online-now/beat', { room: 'order:1', tab: graceTab, mode: 'editing', takeover: true })).status).to.equal(403);
+    expect((await post(server.base, ada, '/online-now/beat', { room: 'order:2', tab })).status).to.equal(403);
+    expect((await post(server.base, ada, '/online-now/beat', { room: 'order:secret', tab: 'A'.repeat(44) })).status).to.equal(403);
     expect(((await (await grace.get('/orders/1/json')).json()) as { count: number }).count).to.equal(2);
+    // Nobody joined order:secret by naming it.
+    expect(((await (await grace.get('/orders/secret/json')).json()) as { count: number }).count).to.equal(1);
     const bad = await ada.get('/orders/%00/json');
     expect(bad.status).to.equal(500);
     expect(await bad.text()).to.equal('ERR_ONLINE_NOW_ROOM');
   });
+
+  for (const { name, express: expressN } of expressVersions) {
+    it(`${name}: heartbeats work behind the app's own body parsers (json, urlencoded, text), and an empty body is refused, not hung`, async () => {
+      const parsed = createOnlineTracker();
+      const app = expressN();
+      app.use(expressN.json());
+      app.use(expressN.urlencoded({ extended: false }));
+      app.use(session({ secret: 'parsers', resave: false, saveUninitialized: false }));
+      app.use(parsed.client());
+      app.get('/page', async (req, res) => {
+        (req.session as unknown as { user: unknown }).user = { id: 1, name: 'Ada' };
+        res.json(await parsed.here(req, 'r'));
+      });
+      const own = await listen(app as never);
+      try {
+        const ada = new CookieBrowser(own.base);
+        const { tab } = (await (await ada.get('/page')).json()) as { tab: string };
+        expect((await post(own.base, ada, '/online-now/beat', { room: 'r', tab })).status, 'text/plain').to.equal(200);
+        expect((await post(own.base, ada, '/online-now/beat', { room: 'r', tab }, { 'content-type': 'application/json' })).status, 'json').to.equal(200);
+        const empty = await post(own.base, ada, '/online-now/beat', '', { 'content-type': 'application/json' });
+        expect(empty.status).to.equal(400);
+      } finally {
+        await parsed.close();
+        await own.close();
+      }
+    });
+  }
 
   it('events: a large room (400 viewers, a ~70 KB state) reaches its members; one large message alone does not count as a slow client', async () => {
     const big = createOnlineTracker({ maxRoomMembers: 1000 });

@@ -98,9 +98,10 @@ describe('RedisStore rooms: tabs and the editing lock across processes, through 
         let claim = 0;
         let gen = 0;
         if (mode === 'editing') {
-          if (takeover && h !== tab) [claim, gen] = [++claims, h === undefined ? 0 : tabs.get(h)!.gen + 1];
+          const top = Math.max(0, ...[...tabs.values()].map((x) => (x.claim === 0 ? 0 : x.gen)));
+          if (h === tab) [claim, gen] = [t.claim, t.gen];
+          else if (takeover) [claim, gen] = [++claims, top + 1];
           else if (h === undefined) claim = ++claims;
-          else if (h === tab) [claim, gen] = [t.claim, t.gen];
         }
         tabs.set(tab, { user: t.user, mode, claim, gen });
       } else if (roll < 0.85) {
@@ -137,6 +138,23 @@ describe('RedisStore rooms: tabs and the editing lock across processes, through 
       expect([ta.tab, tb.tab]).to.include(holders[0]);
       for (const thing of opened.splice(0).reverse()) await thing.close();
     }
+  });
+
+  it('a takeover on a process that has not yet seen the holder still takes the lock, on every process', async () => {
+    const [a, b] = await processes(2, uniquePrefix());
+    await a.online.here(request(1) as never, 'doc', { mode: 'editing' });
+    const taker = await b.online.here(request(2) as never, 'doc', { mode: 'editing', takeover: true });
+    await eventually(async () => {
+      for (const q of [a, b]) expect((await q.store.roomView('doc', STAFF)).lock?.tab).to.equal(taker.tab);
+    });
+  });
+
+  it('refuses a room threshold that a sync interval would make flicker, naming the fix', async () => {
+    const client = await connect('node-redis', server);
+    opened.push(client);
+    const store = new RedisStore({ client: client.client, prefix: uniquePrefix(), syncInterval: 1000 });
+    expect(() => createOnlineTracker({ store, roomThreshold: 2 })).to.throw(TypeError, /roomThreshold \(2000 ms\).*\{ syncInterval: 500 \}/);
+    expect(() => createOnlineTracker({ store: new RedisStore({ client: client.client, prefix: uniquePrefix() }) }).client()).to.throw(TypeError, /secret/);
   });
 
   it('a tab that stops beating leaves every process after the room threshold; a leave, at once', async () => {

@@ -58,9 +58,10 @@ class RoomModel {
     let claim = 0;
     let gen = 0;
     if (mode === 'editing') {
-      if (takeover && holder !== before) [claim, gen] = [now, holder === undefined ? 0 : holder.gen + 1];
+      const top = Math.max(0, ...this.live(now).map(([, t]) => (t.claim === 0 ? 0 : t.gen)));
+      if (before !== undefined && holder === before) [claim, gen] = [before.claim, before.gen];
+      else if (takeover) [claim, gen] = [now, top + 1];
       else if (holder === undefined) claim = now;
-      else if (holder === before) [claim, gen] = [before.claim, before.gen];
     }
     // Kept in the order they beat: at one instant, the later heartbeat speaks for its user.
     this.tabs.delete(key);
@@ -148,5 +149,55 @@ describe('rooms (here): viewers, tabs and the editing lock, against a model', ()
       }
       await online.close();
     }
+  });
+
+  it('bounds: a full room drops its least recently active viewer, never the lock holder; a user keeps at most 20 tabs in a room', async () => {
+    const clock = new Clock();
+    const online = createOnlineTracker({ store: new MemoryStore({ now: clock.read }), maxRoomMembers: 3 });
+    const editor = await online.here(request({ id: 1, name: 'Ada' }) as never, 'r', { mode: 'editing' });
+    for (let id = 2; id <= 6; id++) {
+      clock.now += 1000;
+      await online.here(request({ id, name: `User ${id}` }) as never, 'r');
+    }
+    const view = await online.store.roomView!('r', { seesHidden: true });
+    expect(view.entries.map((e) => e.id)).to.deep.equal([1, 5, 6]);
+    expect(view.lock?.tab).to.equal(editor.tab);
+    const many = createOnlineTracker({ store: new MemoryStore({ now: clock.read }) });
+    for (let i = 0; i < 25; i++) await many.here(request({ id: 7, name: 'Tabby' }) as never, 'r');
+    expect((await many.store.roomView!('r', { seesHidden: true })).entries[0].tabs).to.equal(20);
+    await online.close();
+    await many.close();
+  });
+
+  it('signing out (forget) takes the user out of every room at once', async () => {
+    const online = createOnlineTracker();
+    await online.here(request({ id: 1, name: 'Ada' }) as never, 'a', { mode: 'editing' });
+    await online.here(request({ id: 1, name: 'Ada' }) as never, 'b');
+    await online.here(request({ id: 2, name: 'Grace' }) as never, 'a');
+    await online.forget(1);
+    const a = await online.store.roomView!('a', { seesHidden: true });
+    expect(a.entries.map((e) => e.id)).to.deep.equal([2]);
+    expect(a.lock).to.equal(null);
+    expect((await online.store.roomView!('b', { seesHidden: true })).count).to.equal(0);
+    await online.close();
+  });
+
+  it('rejects a room that is not a name, a mode that is not one, and bad room options, naming the fix', async () => {
+    const online = createOnlineTracker();
+    for (const room of ['', 'x'.repeat(201), 'a\nb', 42]) {
+      await online.here(request({ id: 1, name: 'Ada' }) as never, room as never).then(
+        () => expect.fail(`accepted ${JSON.stringify(room)}`),
+        (error: { code?: string }) => expect(error.code).to.equal('ERR_ONLINE_NOW_ROOM'),
+      );
+    }
+    await online.here(request({ id: 1, name: 'Ada' }) as never, 'r', { mode: 'owning' as never }).then(
+      () => expect.fail('accepted mode owning'),
+      (error: { code?: string; message: string }) => expect(error.message).to.match(/'viewing' or 'editing'/),
+    );
+    expect(() => createOnlineTracker({ roomThreshold: 0 })).to.throw(TypeError, /roomThreshold/);
+    expect(() => createOnlineTracker({ maxRooms: 1.5 })).to.throw(TypeError, /maxRooms/);
+    expect(() => createOnlineTracker({ maxRoomMembers: 0 })).to.throw(TypeError, /maxRoomMembers/);
+    expect(() => createOnlineTracker({ secret: 'short' })).to.throw(TypeError, /secret/);
+    await online.close();
   });
 });

@@ -87,6 +87,8 @@ function createDemoApp({ express = require('express'), tracker: trackerOptions =
     saveRecord: db.prepare("INSERT INTO meta (key, value) VALUES ('record', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"),
   };
   const savedRecord = sql.record.get();
+  // One secret signs the session cookie and the room tabs here() mints: every process must share it.
+  const secret = sessionSecret ?? process.env.SESSION_SECRET ?? crypto.randomBytes(32).toString('hex');
 
   const online = createOnlineTracker({
     trackGuests: true, // and crawlers, counted apart by the isbot list
@@ -97,6 +99,7 @@ function createDemoApp({ express = require('express'), tracker: trackerOptions =
     onSeen: (entry, date) => sql.seen.run(date.getTime(), entry.id),
     onRecord: ({ count, at }) => sql.saveRecord.run(JSON.stringify({ count, at: at.getTime() })),
     initialRecord: savedRecord === undefined ? undefined : JSON.parse(savedRecord),
+    secret,
     ...trackerOptions,
   });
 
@@ -124,7 +127,7 @@ function createDemoApp({ express = require('express'), tracker: trackerOptions =
   app.use(
     session({
       store: sessionStore, // undefined: express-session's in-process store, fine for one process
-      secret: sessionSecret ?? process.env.SESSION_SECRET ?? crypto.randomBytes(32).toString('hex'),
+      secret,
       resave: false,
       saveUninitialized: false,
       cookie: { httpOnly: true, sameSite: 'lax' },

@@ -95,6 +95,8 @@
     if (type === 'here' && room && data.room === room) {
       const lock = data.lock;
       if (lock && lock.tab === tab) held = true;
+      // A lock without a tab is "someone" (a hidden holder), maybe ourselves as others see us: our heartbeat's reply tells.
+      else if (held && lock && !lock.tab) beat();
       // A lock held elsewhere after ours is a takeover; a free lock (null) is not.
       else if (held && lock) {
         held = false;
@@ -153,7 +155,8 @@
     const ids = [];
     each('data-online-id', (el) => {
       const id = el.getAttribute('data-online-id');
-      if (id && ids.indexOf(id) < 0) ids.push(id);
+      // As many as the server takes (a URL stays short).
+      if (id && ids.indexOf(id) < 0 && ids.length < 200) ids.push(id);
     });
     return { t: 'sub', id: tab, rooms: room ? [room] : [], ids, list: !!d.querySelector('[data-online-list]') };
   };
@@ -196,6 +199,11 @@
         return;
       }
       openKey = key;
+      // EventSource retries a dropped stream itself, but not a refused one (503: the server is full): try again later.
+      const opened = source;
+      opened.onerror = () => {
+        if (opened.readyState === 2 && opened === source) setTimeout(() => opened === source && reconnect(), 5000 + Math.random() * 5000);
+      };
       TYPES.forEach((type) =>
         source.addEventListener(type, (e) => {
           if (e.lastEventId) last = e.lastEventId;

@@ -67,7 +67,10 @@ export class MemoryStore extends SharedStore {
   }
 
   forget(scope: Scope, key: string): void {
-    this.forgetIn(this.index(scope), key, this.now(), scope === 'users');
+    const now = this.now();
+    this.forgetIn(this.index(scope), key, now, scope === 'users');
+    // Signed out: out of every room too, so their pages' streams stop getting rooms.
+    if (scope === 'users') this.attached(this.rooms).forgetUser(key, now);
   }
 
   view(scope: Scope, limit: number, viewer?: Viewer): ScopeView {

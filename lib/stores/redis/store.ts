@@ -184,6 +184,13 @@ export class RedisStore extends SharedStore {
         `option "syncInterval" (${this.syncInterval} ms) must be at most a quarter of the tracker's threshold (${config.thresholdMs} ms), or users active on another process would flicker offline. Use { syncInterval: ${Math.floor(config.thresholdMs / SYNCS_PER_THRESHOLD)} } or less, or a longer threshold.`,
       );
     }
+    const roomMs = config.rooms?.thresholdMs;
+    if (roomMs !== undefined && this.syncInterval * SYNCS_PER_THRESHOLD > roomMs) {
+      throw new OnlineNowConfigError(
+        'ERR_ONLINE_NOW_SYNCINTERVAL',
+        `option "syncInterval" (${this.syncInterval} ms) must be at most a quarter of the tracker's roomThreshold (${roomMs} ms), or viewers on another process would flicker out of rooms. Use { syncInterval: ${Math.floor(roomMs / SYNCS_PER_THRESHOLD)} } or less, or a longer roomThreshold.`,
+      );
+    }
     super.init(config);
   }
 
@@ -243,6 +250,8 @@ export class RedisStore extends SharedStore {
     this.forgetIn(this.index(s), key, at, s === 0);
     this.pendingTouches[s].delete(key);
     boundedSet(this.pendingForgets[s], key, at, this.maxTracked);
+    // Signed out: out of every room too, in every process.
+    if (s === 0) for (const tab of this.attached(this.rooms).forgetUser(key, at)) this.queueRoomForget(tab, at);
     // Logouts go out at once rather than at the next tick, so other processes see them within one syncInterval.
     await withTimeout(this.syncSoon(), FORGET_WAIT_MS, 'Redis did not answer').catch(() => undefined);
   }
@@ -266,10 +275,13 @@ export class RedisStore extends SharedStore {
 
   async roomLeave(room: string, key: string, tab: string): Promise<void> {
     const at = this.eventTime();
-    const tabKey = this.attached(this.rooms).leave(room, key, tab, at);
+    this.queueRoomForget(this.attached(this.rooms).leave(room, key, tab, at), at);
+    await withTimeout(this.syncSoon(), FORGET_WAIT_MS, 'Redis did not answer').catch(() => undefined);
+  }
+
+  private queueRoomForget(tabKey: string, at: number): void {
     this.pendingTouches[ROOMS].delete(tabKey);
     boundedSet(this.pendingForgets[ROOMS], tabKey, at, this.roomLimits.maxRooms * this.roomLimits.maxMembers);
-    await withTimeout(this.syncSoon(), FORGET_WAIT_MS, 'Redis did not answer').catch(() => undefined);
   }
 
   roomView(room: string, viewer: Viewer): RoomView | Promise<RoomView> {
