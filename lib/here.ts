@@ -91,6 +91,8 @@ export class Rooms {
   /** The store's rooms, or an error that says why there are none. */
   roomStore(): RoomStore {
     const s = this.store;
+    const problem = (s as { roomsProblem?: () => Error | undefined }).roomsProblem?.();
+    if (problem !== undefined) throw problem;
     if (typeof s.roomTouch !== 'function' || typeof s.roomLeave !== 'function' || typeof s.roomView !== 'function') {
       throw new OnlineNowConfigError(
         'ERR_ONLINE_NOW_NO_ROOMS',

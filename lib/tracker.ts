@@ -169,6 +169,7 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
    */
   client(options: ClientOptions = {}): (req: Request, res: Response, next: NextFunction) => void {
     checkOptions('client()', options, clientOptions);
+    this.#rooms.roomStore(); // a store without rooms fails here, at startup, not at the first heartbeat
     if (this.store instanceof RedisStore && !this.#secretGiven) {
       throw new OnlineNowConfigError(
         'ERR_ONLINE_NOW_SECRET',

@@ -137,8 +137,8 @@ export function checkStore(value: unknown): void {
 
 /** A secret for signing tab ids: a non-empty string (the app's session secret will do). */
 export function optionalSecret(value: unknown): string | undefined {
-  if (value !== undefined && (typeof value !== 'string' || value.length < 8)) {
-    throw new OnlineNowConfigError('ERR_ONLINE_NOW_SECRET', `option "secret" must be a string of at least 8 characters (such as your session secret), got ${describe(value)}.`);
+  if (value !== undefined && (typeof value !== 'string' || value === '')) {
+    throw new OnlineNowConfigError('ERR_ONLINE_NOW_SECRET', `option "secret" must be a non-empty string (your session secret will do), got ${describe(value)}.`);
   }
   return value;
 }

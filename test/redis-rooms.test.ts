@@ -153,7 +153,14 @@ describe('RedisStore rooms: tabs and the editing lock across processes, through 
     const client = await connect('node-redis', server);
     opened.push(client);
     const store = new RedisStore({ client: client.client, prefix: uniquePrefix(), syncInterval: 1000 });
-    expect(() => createOnlineTracker({ store, roomThreshold: 2 })).to.throw(TypeError, /roomThreshold \(2000 ms\).*\{ syncInterval: 500 \}/);
+    // Fine without rooms (an app may sync slowly); refused when rooms are used.
+    const online = createOnlineTracker({ store, roomThreshold: 2, secret: 'shared' });
+    opened.push(online);
+    expect(() => online.client()).to.throw(TypeError, /roomThreshold \(2000 ms\).*\{ syncInterval: 500 \}/);
+    await online.here({ headers: {}, session: {} } as never, 'r').then(
+      () => expect.fail('here() accepted'),
+      (error: { code?: string }) => expect(error.code).to.equal('ERR_ONLINE_NOW_SYNCINTERVAL'),
+    );
     expect(() => createOnlineTracker({ store: new RedisStore({ client: client.client, prefix: uniquePrefix() }) }).client()).to.throw(TypeError, /secret/);
   });
 

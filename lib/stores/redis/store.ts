@@ -184,14 +184,20 @@ export class RedisStore extends SharedStore {
         `option "syncInterval" (${this.syncInterval} ms) must be at most a quarter of the tracker's threshold (${config.thresholdMs} ms), or users active on another process would flicker offline. Use { syncInterval: ${Math.floor(config.thresholdMs / SYNCS_PER_THRESHOLD)} } or less, or a longer threshold.`,
       );
     }
-    const roomMs = config.rooms?.thresholdMs;
-    if (roomMs !== undefined && this.syncInterval * SYNCS_PER_THRESHOLD > roomMs) {
-      throw new OnlineNowConfigError(
-        'ERR_ONLINE_NOW_SYNCINTERVAL',
-        `option "syncInterval" (${this.syncInterval} ms) must be at most a quarter of the tracker's roomThreshold (${roomMs} ms), or viewers on another process would flicker out of rooms. Use { syncInterval: ${Math.floor(roomMs / SYNCS_PER_THRESHOLD)} } or less, or a longer roomThreshold.`,
-      );
-    }
     super.init(config);
+  }
+
+  /**
+   * Why rooms cannot work on this store, if they cannot: checked when an app
+   * first uses them (here(), client()), so an app without rooms may sync slowly.
+   */
+  roomsProblem(): OnlineNowConfigError | undefined {
+    const roomMs = this.roomLimits.thresholdMs;
+    if (this.syncInterval * SYNCS_PER_THRESHOLD <= roomMs) return undefined;
+    return new OnlineNowConfigError(
+      'ERR_ONLINE_NOW_SYNCINTERVAL',
+      `option "syncInterval" (${this.syncInterval} ms) must be at most a quarter of the tracker's roomThreshold (${roomMs} ms) for rooms, or viewers on another process would flicker out of them. Use { syncInterval: ${Math.floor(roomMs / SYNCS_PER_THRESHOLD)} } or less, or a longer roomThreshold.`,
+    );
   }
 
   protected start(): void {
