@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { OnlineNowConfigError } from './errors';
 import { isMode, roomPayload, type Rooms } from './here';
-import { isRoomName, isTabId } from './rooms';
+import { isRoomName, isTabClaim, isTabId } from './rooms';
 import { isCrossSite } from './same-origin';
 import type { OnlineRequest, Store } from './types';
 import type { UserResolver } from './user-resolver';
@@ -94,6 +94,11 @@ async function readBody(req: Req): Promise<unknown> {
   return JSON.parse(text);
 }
 
+/** A body that is not a JSON object (null, a number, an array) is treated as empty, and so refused. */
+function objectOf(body: unknown): Record<string, unknown> {
+  return typeof body === 'object' && body !== null && !Array.isArray(body) ? (body as Record<string, unknown>) : {};
+}
+
 function send(res: Res, status: number, body?: unknown): void {
   res.statusCode = status;
   res.setHeader('Cache-Control', 'no-store');
@@ -119,7 +124,7 @@ export function createClientRoutes(path: string, store: Store, users: UserResolv
     [`POST ${path}/beat`]: async (req, res) => {
       const user = users.userOf(req);
       if (user === undefined) return send(res, 401);
-      const body = (await readBody(req)) as { tab?: unknown; room?: unknown; mode?: unknown; takeover?: unknown };
+      const body = objectOf(await readBody(req)) as { tab?: unknown; room?: unknown; mode?: unknown; takeover?: unknown; claim?: unknown };
       const mode = body.mode ?? 'viewing';
       if (!isTabId(body.tab) || !isMode(mode) || (body.room !== undefined && !isRoomName(body.room))) return send(res, 400);
       // Only a tab here() minted for this user and room (a page the app served them) beats in a room.
@@ -129,13 +134,16 @@ export function createClientRoutes(path: string, store: Store, users: UserResolv
       if (body.room === undefined) return send(res, 200, {});
       const view = await rooms
         .roomStore()
-        .roomTouch({ room: body.room, tab: body.tab, key: user.key, id: user.id, profile: user.profile, mode, takeover: body.takeover === true }, rooms.viewerOf(req, user));
+        .roomTouch(
+          { room: body.room, tab: body.tab, key: user.key, id: user.id, profile: user.profile, mode, takeover: body.takeover === true, known: isTabClaim(body.claim) ? body.claim : undefined },
+          rooms.viewerOf(req, user),
+        );
       send(res, 200, roomPayload(view));
     },
     [`POST ${path}/leave`]: async (req, res) => {
       const user = users.userOf(req);
       if (user === undefined) return send(res, 401);
-      const body = (await readBody(req)) as { tab?: unknown; room?: unknown };
+      const body = objectOf(await readBody(req)) as { tab?: unknown; room?: unknown };
       if (!isTabId(body.tab) || !isRoomName(body.room)) return send(res, 400);
       if (!rooms.tabIds.verify(body.tab, body.room, user.key)) return send(res, 403);
       await rooms.roomStore().roomLeave(body.room, user.key, body.tab);

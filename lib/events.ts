@@ -42,6 +42,11 @@ const MAX_BUFFERED = 64 * 1024;
 const PING_MS = 20_000;
 /** The browser waits this long before reconnecting. */
 const RETRY_MS = 2000;
+/**
+ * A stream ends after this long, and the browser reconnects with the cookies
+ * it has then: who it is for (signed out, no longer staff) is read afresh.
+ */
+const MAX_AGE_MS = 5 * 60_000;
 
 type Req = IncomingMessage & OnlineRequest & { query?: unknown };
 
@@ -55,6 +60,9 @@ interface Connection {
   readonly html: boolean;
   /** Nothing sent yet: the next look sends it the whole state. */
   fresh: boolean;
+  /** Unsent bytes past MAX_BUFFERED when this look began (a look's own writes are not yet flushed). */
+  behind: boolean;
+  readonly openedAt: number;
   /** Per room, the state last sent (a room's events go to members only, so each connection keeps its own). */
   readonly sentRooms: Map<string, string>;
 }
@@ -76,6 +84,8 @@ interface Audience {
   list: string | undefined;
   readonly online: Map<string, boolean>;
   readonly rooms: Map<string, RoomState>;
+  /** Its connections by the rooms they subscribe to: a look visits each room's own. */
+  readonly byRoom: Map<string, Set<Connection>>;
 }
 
 export interface EventSettings {
@@ -126,7 +136,7 @@ export class EventHub {
   /** The SSE endpoint. */
   handler(): (req: Req, res: ServerResponse, next: (err?: unknown) => void) => void {
     return (req, res, next) => {
-      if (req.method !== 'GET' && req.method !== 'HEAD') {
+      if (req.method !== 'GET') {
         next();
         return;
       }
@@ -149,6 +159,11 @@ export class EventHub {
     };
   }
 
+  /** A user signed out: their streams end (the browser reconnects as whoever it is now). */
+  endFor(userKey: string): void {
+    for (const c of [...this.connections]) if (c.userKey === userKey) c.res.end();
+  }
+
   /** Ends every stream and stops looking (the tracker closed). */
   close(): void {
     this.closed = true;
@@ -169,7 +184,7 @@ export class EventHub {
     const key = own ? `u:${user.key}` : viewer.seesHidden ? 's' : 'e';
     let audience = this.audiences.get(key);
     if (audience === undefined) {
-      audience = { key, viewer: own ? viewer : { seesHidden: viewer.seesHidden }, connections: new Set(), count: undefined, list: undefined, online: new Map(), rooms: new Map() };
+      audience = { key, viewer: own ? viewer : { seesHidden: viewer.seesHidden }, connections: new Set(), count: undefined, list: undefined, online: new Map(), rooms: new Map(), byRoom: new Map() };
       this.audiences.set(key, audience);
     }
     const ids = [...new Set(values(query, 'ids').map(keyOf).filter((k): k is string => k !== undefined))].slice(0, MAX_IDS_PER_CONNECTION);
@@ -183,6 +198,8 @@ export class EventHub {
       list: query.get('list') === '1',
       html: query.get('html') === '1',
       fresh: true,
+      behind: false,
+      openedAt: Date.now(),
       sentRooms: new Map(),
     };
     res.statusCode = 200;
@@ -194,6 +211,11 @@ export class EventHub {
     res.write(`retry: ${RETRY_MS}\n\n`);
     this.connections.add(connection);
     audience.connections.add(connection);
+    for (const room of roomNames) {
+      let subscribers = audience.byRoom.get(room);
+      if (subscribers === undefined) audience.byRoom.set(room, (subscribers = new Set()));
+      subscribers.add(connection);
+    }
     const drop = (): void => this.drop(connection);
     req.on('close', drop);
     res.on('error', drop);
@@ -212,6 +234,11 @@ export class EventHub {
   private drop(connection: Connection): void {
     if (!this.connections.delete(connection)) return;
     connection.audience.connections.delete(connection);
+    for (const room of connection.rooms) {
+      const subscribers = connection.audience.byRoom.get(room);
+      subscribers?.delete(connection);
+      if (subscribers?.size === 0) connection.audience.byRoom.delete(room);
+    }
     if (connection.audience.connections.size === 0) this.audiences.delete(connection.audience.key);
     if (!connection.res.destroyed) connection.res.destroy();
     if (this.connections.size === 0) {
@@ -221,13 +248,13 @@ export class EventHub {
   }
 
   /**
-   * A client still behind by more than MAX_BUFFERED when the next message comes
-   * is dropped (one large message alone is not, nor the whole state a new client
-   * is sent first, which its subscriptions bound).
+   * A client still behind by more than MAX_BUFFERED when a look begins is
+   * dropped: what one look writes (a new client's whole state, several rooms at
+   * once) is bounded by the client's subscriptions, and is not flushed before the look ends.
    */
   private write(connection: Connection, text: string): void {
     const { res } = connection;
-    if (res.destroyed || res.writableEnded || (!connection.fresh && res.writableLength > MAX_BUFFERED)) return this.drop(connection);
+    if (res.destroyed || res.writableEnded || connection.behind) return this.drop(connection);
     res.write(text);
   }
 
@@ -240,6 +267,11 @@ export class EventHub {
     if (this.looking) return;
     this.looking = true;
     try {
+      const now = Date.now();
+      for (const c of [...this.connections]) {
+        c.behind = c.res.writableLength > MAX_BUFFERED;
+        if (now - c.openedAt > MAX_AGE_MS) c.res.end();
+      }
       for (const audience of [...this.audiences.values()]) {
         try {
           await this.lookFor(audience);
@@ -248,7 +280,6 @@ export class EventHub {
           this.settings.users.reporter.report('events', error);
         }
       }
-      const now = Date.now();
       if (now - this.lastPing >= PING_MS) {
         this.lastPing = now;
         for (const c of [...this.connections]) this.write(c, ': ping\n\n');
@@ -277,7 +308,7 @@ export class EventHub {
 
     if (connections.some((c) => c.list)) this.lookAtList(audience, view, connections);
     this.lookAtIds(audience, view, connections);
-    await this.lookAtRooms(audience, connections);
+    await this.lookAtRooms(audience);
     for (const c of fresh) c.fresh = false;
   }
 
@@ -315,13 +346,19 @@ export class EventHub {
     }
   }
 
-  private async lookAtRooms(audience: Audience, connections: Connection[]): Promise<void> {
-    const names = new Set<string>();
-    for (const c of connections) for (const room of c.rooms) names.add(room);
-    for (const room of audience.rooms.keys()) if (!names.has(room)) audience.rooms.delete(room);
-    if (names.size === 0) return;
-    const store = this.settings.rooms.roomStore();
-    for (const room of names) {
+  /** O(subscribed rooms × their tabs + their subscribers). */
+  private async lookAtRooms(audience: Audience): Promise<void> {
+    for (const room of audience.rooms.keys()) if (!audience.byRoom.has(room)) audience.rooms.delete(room);
+    if (audience.byRoom.size === 0) return;
+    let store: ReturnType<Rooms['roomStore']>;
+    try {
+      store = this.settings.rooms.roomStore();
+    } catch (error) {
+      // A store without rooms: the rooms asked for are left out, everything else still flows.
+      this.settings.users.reporter.report('events', error);
+      return;
+    }
+    for (const [room, subscribers] of audience.byRoom) {
       const view = await store.roomView(room, audience.viewer);
       // What a room's events say, without heartbeat times (they change every beat, and would wake every page).
       const signature = JSON.stringify([
@@ -336,9 +373,9 @@ export class EventHub {
       }
       audience.rooms.set(room, state);
       const changes = before !== undefined && before !== state ? roomChanges(before.view, view) : [];
-      for (const c of connections) {
+      for (const c of [...subscribers]) {
         // Only a member sees a room: someone who opened its page (here()) and is still on it.
-        if (!c.rooms.includes(room) || c.userKey === undefined || !view.members.has(c.userKey)) continue;
+        if (c.userKey === undefined || !view.members.has(c.userKey)) continue;
         const sent = c.sentRooms.get(room);
         if (sent === signature) continue;
         if (sent === before?.signature) for (const [event, data] of changes) this.send(c, event, data);

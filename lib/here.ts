@@ -63,6 +63,8 @@ export function isMode(mode: unknown): mode is RoomMode {
 
 /** A room as a heartbeat's reply and an SSE `here` event send it. */
 export interface RoomPayload {
+  /** A heartbeat's own tab record, for its page to echo back. */
+  readonly self?: RoomView['self'];
   readonly room: string;
   readonly count: number;
   readonly here: RoomView['entries'];
@@ -73,6 +75,7 @@ export interface RoomPayload {
 
 export function roomPayload(view: RoomView, now: number = Date.now()): RoomPayload {
   return {
+    self: view.self,
     room: view.room,
     count: view.count,
     here: view.entries,
@@ -124,7 +127,7 @@ export class Rooms {
       user === undefined
         ? await store.roomView(room, viewer)
         : await store.roomTouch({ room, tab, key: user.key, id: user.id, profile: user.profile, mode, takeover: options.takeover === true }, viewer);
-    const here: HereView = Object.freeze({ room: view.room, count: view.count, entries: view.entries, lock: view.lock, members: view.members, tab, mode });
+    const here: HereView = Object.freeze({ room: view.room, count: view.count, entries: view.entries, lock: view.lock, members: view.members, self: view.self, tab, mode });
     const locals = (req as { res?: { locals?: Record<string, unknown> } }).res?.locals;
     if (locals !== undefined) {
       locals.onlineHere = view.entries;
@@ -133,6 +136,8 @@ export class Rooms {
       locals.onlineHereRoom = room;
       locals.onlineHereTab = tab;
       locals.onlineHereMode = mode;
+      // For the script tag (data-claim): the page echoes its tab's claim back on its first heartbeat.
+      locals.onlineHereSelf = view.self;
     }
     return here;
   }

@@ -57,6 +57,25 @@ export interface RoomTouch {
   readonly mode: RoomMode;
   /** Claim the editing lock even from its holder. */
   readonly takeover: boolean;
+  /**
+   * The tab's own record as its page last heard it (a heartbeat's reply): a
+   * replica that has not yet synced the tab's claim keeps it instead of
+   * overwriting it. Trusting it gives nothing a takeover would not.
+   */
+  readonly known?: TabClaim | undefined;
+}
+
+/** A tab's lock claim and join time, as a page echoes them back. */
+export interface TabClaim {
+  readonly claim: number;
+  readonly gen: number;
+  readonly since: number;
+}
+
+export function isTabClaim(value: unknown): value is TabClaim {
+  const v = value as Partial<Record<keyof TabClaim, unknown>> | null;
+  const finite = (x: unknown): boolean => typeof x === 'number' && Number.isFinite(x) && x >= 0;
+  return typeof v === 'object' && v !== null && finite(v.claim) && finite(v.since) && Number.isSafeInteger(v.gen) && (v.gen as number) >= 0;
 }
 
 /** One tab as a room holds it. Times are ms on the store's time base. */
@@ -176,6 +195,8 @@ export interface RoomView {
   readonly lock: RoomLock | null;
   /** The user keys of everyone in the room, hidden ones too: for access checks (room events), never for display. */
   readonly members: ReadonlySet<string>;
+  /** After a heartbeat (roomTouch): the tab's own record, for its page to echo back (RoomTouch.known). */
+  readonly self?: TabClaim;
 }
 
 interface UserGroup {
@@ -217,18 +238,22 @@ export class RoomIndex {
 
   /**
    * Records a tab's heartbeat at `now` and settles its lock claim against the
-   * room as this process sees it. Returns the tab's key (for a store to send on).
+   * room as this process sees it. Returns the tab's record (for its page to echo back).
    */
-  touch(t: RoomTouch, now: number): string {
+  touch(t: RoomTouch, now: number): TabClaim {
     const key = tabKey(t.room, t.key, t.tab);
     const live = this.liveTabs(t.room, now);
-    const before = live.get(key);
+    let before = live.get(key);
+    if (t.known !== undefined && (before === undefined || claimsBetter(t.known, before))) {
+      // The page knows more of its tab than this replica does yet (its claim was made on another process).
+      before = { userKey: t.key, tab: t.tab, id: t.id, profile: t.profile, mode: t.mode, claim: t.known.claim, gen: t.known.gen, since: t.known.since, text: '' };
+      live.set(key, before);
+    }
     const holder = lockHolder(live);
     let claim = 0;
     let gen = 0;
     if (t.mode === 'editing') {
-      const holds = before !== undefined && holder === before;
-      if (holds) [claim, gen] = [before.claim, before.gen];
+      if (before !== undefined && holder === before) [claim, gen] = [before.claim, before.gen];
       // Above every claim this process knows of: a replica that has not yet seen the holder still takes over.
       else if (t.takeover) [claim, gen] = [now, topGeneration(live) + 1];
       else if (holder === undefined) claim = now;
@@ -237,7 +262,7 @@ export class RoomIndex {
     const tab: Tab = { ...record, userKey: t.key, tab: t.tab, text: encodeTab(record) };
     this.tabs.touch(key, t.id, { t: tab.text }, now);
     this.note(t.room, key, tab);
-    return key;
+    return { claim, gen, since: record.since };
   }
 
   /** The tab's key, for a store to forget it (a leave). */
@@ -342,17 +367,17 @@ export class RoomIndex {
     this.capUser(known, tab.userKey);
   }
 
-  /** A user past MAX_TABS_PER_USER tabs in a room: their least recent one leaves the room's list (and expires in the index). */
+  /** A user past MAX_TABS_PER_USER tabs in a room: their least recent one that claims nothing leaves the room's list (and expires in the index). */
   private capUser(known: Map<string, Tab>, userKey: string): void {
     if (known.size <= MAX_TABS_PER_USER) return;
     let count = 0;
     let oldest: string | undefined;
     for (const [key, tab] of known) {
       if (tab.userKey !== userKey) continue;
-      oldest ??= key;
+      if (tab.claim === 0) oldest ??= key;
       count++;
     }
-    if (count > MAX_TABS_PER_USER) known.delete(oldest as string);
+    if (count > MAX_TABS_PER_USER && oldest !== undefined) known.delete(oldest);
   }
 }
 
@@ -360,6 +385,12 @@ export class RoomIndex {
 function leastRecentToDrop(known: Map<string, Tab>): string {
   for (const [key, tab] of known) if (tab.claim === 0) return key;
   return known.keys().next().value as string;
+}
+
+/** Whether claim `a` outranks `b` (see lockHolder). */
+function claimsBetter(a: TabClaim, b: TabClaim): boolean {
+  if (a.claim === 0) return false;
+  return b.claim === 0 || a.gen > b.gen || (a.gen === b.gen && a.claim < b.claim);
 }
 
 function topGeneration(live: Map<string, Tab>): number {

@@ -40,6 +40,8 @@ function markup(locals: unknown, which: Markup): string {
   if (client === undefined) return '';
   let attributes = ` data-tab="${escapeHtml(l.onlineHereTab ?? newTabId())}" data-interval="${client.interval}" data-events="${escapeHtml(client.events)}"`;
   if (l.onlineHereRoom !== undefined) attributes += ` data-room="${escapeHtml(l.onlineHereRoom)}" data-mode="${escapeHtml(l.onlineHereMode ?? 'viewing')}"`;
+  const self = l.onlineHereSelf;
+  if (self !== undefined && self.claim !== 0) attributes += ` data-claim="${escapeHtml(JSON.stringify(self))}"`;
   return `<script src="${escapeHtml(client.src)}"${attributes} defer></script>`;
 }
 

@@ -215,7 +215,10 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
   /** Takes a user offline at once: call it on logout. Nothing (a session without a user) is ignored. */
   async forget(userOrId: U | UserId | null | undefined): Promise<void> {
     const who = this.#users.identify(userOrId);
-    if (who !== undefined) await this.store.forget('users', who.key);
+    if (who === undefined) return;
+    // Their live pages' streams end too: the browser reconnects as whoever it is now (signed out).
+    for (const hub of this.#hubs) hub.endFor(who.key);
+    await this.store.forget('users', who.key);
   }
 
   /** Exact number of distinct users online, hidden ones left out. */

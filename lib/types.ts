@@ -1,5 +1,5 @@
 import type { Request } from 'express';
-import type { RoomEntry, RoomLimits, RoomLock, RoomMode, RoomTouch, RoomView } from './rooms';
+import type { RoomEntry, RoomLimits, RoomLock, RoomMode, RoomTouch, RoomView, TabClaim } from './rooms';
 
 /** A user's id as the app knows it. `42` and `"42"` name the same user. */
 export type UserId = string | number;
@@ -255,6 +255,8 @@ export interface OnlineNowLocals {
   /** This page view's tab (the client script beats with it). */
   onlineHereTab?: string;
   onlineHereMode?: RoomMode;
+  /** The page's own tab record (its lock claim), which the script echoes back: see RoomTouch.known. */
+  onlineHereSelf?: TabClaim;
 }
 
 declare global {

@@ -244,6 +244,9 @@ describe('rooms over HTTP: here(), the heartbeat and leave routes, and the event
       await online.forget(2);
       await stream.next('offline', (d: { id: string }) => d.id === '2');
       await stream.next('count', (d: { users: number }) => d.users === 1);
+      // Ada signs out: her stream ends (her browser reconnects as whoever it is now, with what that may see).
+      await online.forget(1);
+      await eventually(() => expect(stream.isClosed).to.equal(true), 2000);
     } finally {
       stream.close();
     }

@@ -149,6 +149,45 @@ describe('RedisStore rooms: tabs and the editing lock across processes, through 
     });
   });
 
+  it('a heartbeat that lands on a process not yet synced keeps its tab’s claim (the page echoes it): after a takeover, and for the first editor', async () => {
+    const beat = (p: { store: RedisStore }, user: number, room: string, tab: string, self: unknown) =>
+      p.store.roomTouch({ room, tab, key: String(user), id: user, profile: { name: `User ${user}` }, mode: 'editing', takeover: false, known: self as never }, STAFF);
+    // Default syncInterval: each process is up to a second behind the other.
+    const slow = async (prefix: string) => {
+      const made = [];
+      for (const kind of ['node-redis', 'ioredis'] as const) {
+        const client = await connect(kind, server);
+        opened.push(client);
+        const store = new RedisStore({ client: client.client, prefix });
+        const online = createOnlineTracker({ store });
+        opened.push(online);
+        made.push({ online, store });
+      }
+      return made;
+    };
+    {
+      const [p1, p2] = await slow(uniquePrefix());
+      await p1.online.here(request(1) as never, 'doc', { mode: 'editing' });
+      await sleep(1300);
+      const bob = await p1.online.here(request(2) as never, 'doc', { mode: 'editing', takeover: true });
+      await sleep(100);
+      await beat(p2, 2, 'doc', bob.tab, bob.self);
+      await eventually(async () => {
+        for (const p of [p1, p2]) expect((await p.store.roomView('doc', STAFF)).lock?.tab, 'after the takeover').to.equal(bob.tab);
+      }, 4000);
+    }
+    {
+      const [p1, p2] = await slow(uniquePrefix());
+      const ada = await p1.online.here(request(1) as never, 'doc', { mode: 'editing' });
+      await sleep(20);
+      await p2.online.here(request(2) as never, 'doc', { mode: 'editing' });
+      await beat(p2, 1, 'doc', ada.tab, ada.self);
+      await eventually(async () => {
+        for (const p of [p1, p2]) expect((await p.store.roomView('doc', STAFF)).lock?.tab, 'the first editor').to.equal(ada.tab);
+      }, 4000);
+    }
+  });
+
   it('refuses a room threshold that a sync interval would make flicker, naming the fix', async () => {
     const client = await connect('node-redis', server);
     opened.push(client);

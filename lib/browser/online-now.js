@@ -23,6 +23,8 @@
   const TYPES = ['count', 'online', 'offline', 'list', 'here', 'join', 'leave', 'lock', 'reset'];
 
   let mode = attr('mode') === 'editing' ? 'editing' : 'viewing';
+  // This tab's lock claim as the server last told it, echoed back: a process that has not synced it yet keeps it.
+  let claim = null;
   let stopped = false; // the server said no (204/4xx): no more heartbeats from this page view
   let timer = 0;
   let held = false; // a state showed that this tab holds the room's lock
@@ -45,6 +47,7 @@
       return {};
     }
   };
+  claim = parse(attr('claim') || 'null');
 
   const handle = (type, data) => {
     if (!data || typeof data !== 'object') data = {};
@@ -117,7 +120,7 @@
     fetch(base + 'beat', {
       method: 'POST',
       headers: { 'Content-Type': 'text/plain;charset=UTF-8' },
-      body: JSON.stringify({ tab, room, mode, takeover: takeover || undefined }),
+      body: JSON.stringify({ tab, room, mode, takeover: takeover || undefined, claim: claim || undefined }),
     })
       .then((res) => {
         // 204 or 4xx means not signed in (or not wanted): stop quietly rather than retry.
@@ -125,6 +128,7 @@
         else if (res.ok) return res.json();
       })
       .then((state) => {
+        if (state && state.self) claim = state.self;
         if (state && state.room) handle('here', state);
       })
       // A network error or a non-JSON body: the timer's next beat is the retry.

@@ -80,8 +80,8 @@ export class MemoryStore extends SharedStore {
   roomTouch(touch: RoomTouch, viewer: Viewer): RoomView {
     const rooms = this.attached(this.rooms);
     const now = this.now();
-    rooms.touch(touch, now);
-    return rooms.view(touch.room, now, viewer);
+    const self = rooms.touch(touch, now);
+    return { ...rooms.view(touch.room, now, viewer), self };
   }
 
   roomLeave(room: string, key: string, tab: string): void {

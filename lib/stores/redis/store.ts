@@ -19,7 +19,7 @@ import { randomBytes } from 'node:crypto';
 import { monotonicNow, type Clock } from '../../clock';
 import { OnlineNowConfigError } from '../../errors';
 import { PresenceIndex, type TimedTouch } from '../../presence-index';
-import { RoomIndex, type RoomTouch, type RoomView } from '../../rooms';
+import { RoomIndex, tabKey, type RoomTouch, type RoomView } from '../../rooms';
 import { withTimeout } from '../../timeout';
 import type { Profile, Scope, ScopeView, StoreConfig, UserId, Viewer } from '../../types';
 import { checkOptions, optionNames, positiveNumber, storeBasics } from '../../validations';
@@ -272,11 +272,11 @@ export class RedisStore extends SharedStore {
     // The claim is settled against the room as this replica knows it: after the first sync, not before.
     if (!this.warm && this.warmed !== undefined) return this.warmed.then(() => this.roomTouch(touch, viewer));
     const rooms = this.attached(this.rooms);
-    const key = rooms.touch(touch, this.eventTime());
-    boundedSet(this.pendingTouches[ROOMS], key, true, this.roomLimits.maxRooms * this.roomLimits.maxMembers);
+    const self = rooms.touch(touch, this.eventTime());
+    boundedSet(this.pendingTouches[ROOMS], tabKey(touch.room, touch.key, touch.tab), true, this.roomLimits.maxRooms * this.roomLimits.maxMembers);
     // A takeover is told to the holder's process at its next sync, not one interval later.
     if (touch.takeover) void this.syncSoon();
-    return rooms.view(touch.room, this.now(), viewer);
+    return { ...rooms.view(touch.room, this.now(), viewer), self };
   }
 
   async roomLeave(room: string, key: string, tab: string): Promise<void> {
