@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { OnlineNowConfigError } from './errors';
 import { isMode, roomPayload, type Rooms } from './here';
-import { isRoomName, isTabClaim, isTabId } from './rooms';
+import { isRoomName, isTabId } from './rooms';
 import { isCrossSite } from './same-origin';
 import type { OnlineRequest, Store } from './types';
 import type { UserResolver } from './user-resolver';
@@ -132,13 +132,13 @@ export function createClientRoutes(path: string, store: Store, users: UserResolv
       // A reader who stays on a page stays online.
       await store.touch('users', user.key, user.id, user.profile);
       if (body.room === undefined) return send(res, 200, {});
+      const { room, tab } = body;
+      const known = rooms.tabIds.claimOf(body.claim, room, user.key, tab);
       const view = await rooms
         .roomStore()
-        .roomTouch(
-          { room: body.room, tab: body.tab, key: user.key, id: user.id, profile: user.profile, mode, takeover: body.takeover === true, known: isTabClaim(body.claim) ? body.claim : undefined },
-          rooms.viewerOf(req, user),
-        );
-      send(res, 200, roomPayload(view));
+        .roomTouch({ room, tab, key: user.key, id: user.id, profile: user.profile, mode, takeover: body.takeover === true, known }, rooms.viewerOf(req, user));
+      const self = view.self === undefined ? undefined : rooms.tabIds.signClaim(room, user.key, tab, view.self);
+      send(res, 200, { self, ...roomPayload(view) });
     },
     [`POST ${path}/leave`]: async (req, res) => {
       const user = users.userOf(req);

@@ -188,7 +188,8 @@ export class EventHub {
       this.audiences.set(key, audience);
     }
     const ids = [...new Set(values(query, 'ids').map(keyOf).filter((k): k is string => k !== undefined))].slice(0, MAX_IDS_PER_CONNECTION);
-    const roomNames = [...new Set(values(query, 'rooms').filter(isRoomName))].slice(0, MAX_ROOMS_PER_CONNECTION);
+    // A signed-out reader is in no room: rooms they name cost nothing.
+    const roomNames = user === undefined ? [] : [...new Set(values(query, 'rooms').filter(isRoomName))].slice(0, MAX_ROOMS_PER_CONNECTION);
     const connection: Connection = {
       res,
       audience,
@@ -292,9 +293,18 @@ export class EventHub {
   }
 
   private async lookFor(audience: Audience): Promise<void> {
-    const { store, max, trackGuests } = this.settings;
     const connections = [...audience.connections];
     const fresh = connections.filter((c) => c.fresh);
+    try {
+      await this.lookAtAll(audience, connections, fresh);
+    } finally {
+      // Sent once: a failure later in the look does not send a new client everything again.
+      for (const c of fresh) c.fresh = false;
+    }
+  }
+
+  private async lookAtAll(audience: Audience, connections: Connection[], fresh: Connection[]): Promise<void> {
+    const { store, max, trackGuests } = this.settings;
     const view = await store.view('users', max, audience.viewer);
     const guests = trackGuests ? (await store.view('guests', 0)).count : 0;
 
@@ -309,7 +319,6 @@ export class EventHub {
     if (connections.some((c) => c.list)) this.lookAtList(audience, view, connections);
     this.lookAtIds(audience, view, connections);
     await this.lookAtRooms(audience);
-    for (const c of fresh) c.fresh = false;
   }
 
   private lookAtList(audience: Audience, view: ScopeView, connections: Connection[]): void {
@@ -359,35 +368,44 @@ export class EventHub {
       return;
     }
     for (const [room, subscribers] of audience.byRoom) {
-      const view = await store.roomView(room, audience.viewer);
-      // What a room's events say, without heartbeat times (they change every beat, and would wake every page).
-      const signature = JSON.stringify([
-        view.entries.map((e) => [e.id, displayName(e), e.tabs, e.mode, e.since.getTime()]),
-        view.lock === null ? null : [view.lock.id, view.lock.since.getTime(), view.lock.tab ?? null],
-      ]);
-      const before = audience.rooms.get(room);
-      let state = before;
-      if (state?.signature !== signature) {
-        const payload = roomPayload(view);
-        state = { signature, view, data: JSON.stringify(payload), html: payload.html };
+      try {
+        await this.lookAtRoom(audience, store, room, subscribers);
+      } catch (error) {
+        // One room's failure leaves the others their updates.
+        this.settings.users.reporter.report('events', error);
       }
-      audience.rooms.set(room, state);
-      const changes = before !== undefined && before !== state ? roomChanges(before.view, view) : [];
-      for (const c of [...subscribers]) {
-        // Only a member sees a room: someone who opened its page (here()) and is still on it.
-        if (c.userKey === undefined || !view.members.has(c.userKey)) continue;
-        const sent = c.sentRooms.get(room);
-        if (sent === signature) continue;
-        if (sent === before?.signature) for (const [event, data] of changes) this.send(c, event, data);
-        this.send(c, 'here', state.data);
-        if (c.html) {
-          this.send(c, `html:here:${room}`, state.html.here);
-          // Without a tab to tell by (htmx), the holder's own user reads "You are editing".
-          const mine = view.lock?.id !== undefined && keyOf(view.lock.id) === c.userKey;
-          this.send(c, `html:lock:${room}`, mine ? state.html.lockMine : state.html.lock);
-        }
-        c.sentRooms.set(room, signature);
+    }
+  }
+
+  private async lookAtRoom(audience: Audience, store: ReturnType<Rooms['roomStore']>, room: string, subscribers: Set<Connection>): Promise<void> {
+    const view = await store.roomView(room, audience.viewer);
+    // What a room's events say, without heartbeat times (they change every beat, and would wake every page).
+    const signature = JSON.stringify([
+      view.entries.map((e) => [e.id, displayName(e), e.tabs, e.mode, e.since.getTime()]),
+      view.lock === null ? null : [view.lock.id, view.lock.since.getTime(), view.lock.tab ?? null],
+    ]);
+    const before = audience.rooms.get(room);
+    let state = before;
+    if (state?.signature !== signature) {
+      const payload = roomPayload(view);
+      state = { signature, view, data: JSON.stringify(payload), html: payload.html };
+    }
+    audience.rooms.set(room, state);
+    const changes = before !== undefined && before !== state ? roomChanges(before.view, view) : [];
+    for (const c of [...subscribers]) {
+      // Only a member sees a room: someone who opened its page (here()) and is still on it.
+      if (c.userKey === undefined || !view.members.has(c.userKey)) continue;
+      const sent = c.sentRooms.get(room);
+      if (sent === signature) continue;
+      if (sent === before?.signature) for (const [event, data] of changes) this.send(c, event, data);
+      this.send(c, 'here', state.data);
+      if (c.html) {
+        this.send(c, `html:here:${room}`, state.html.here);
+        // Without a tab to tell by (htmx), the holder's own user reads "You are editing".
+        const mine = view.lock?.id !== undefined && keyOf(view.lock.id) === c.userKey;
+        this.send(c, `html:lock:${room}`, mine ? state.html.lockMine : state.html.lock);
       }
+      c.sentRooms.set(room, signature);
     }
   }
 }

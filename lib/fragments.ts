@@ -40,7 +40,8 @@ export function hereHtml(entries: readonly RoomEntry[]): string {
  */
 export function lockHtml(lock: RoomLock | null, mine: boolean, now: number = Date.now()): string {
   if (lock === null) return '';
-  const since = `<time datetime="${lock.since.toISOString()}">${escapeHtml(formatTimeAgo(lock.since, 'en', now))}</time>`;
+  const valid = Number.isFinite(lock.since.getTime());
+  const since = valid ? `<time datetime="${lock.since.toISOString()}">${escapeHtml(formatTimeAgo(lock.since, 'en', now))}</time>` : 'a while';
   if (mine) return `<p class="online-lock" data-mine>You are editing (since ${since}).</p>`;
   const who = lock.hidden === true ? 'Someone' : escapeHtml(displayName(lock));
   return `<p class="online-lock">${who} is editing since ${since}. <button type="button" data-online-takeover>Take over</button></p>`;

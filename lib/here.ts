@@ -6,7 +6,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { OnlineNowConfigError } from './errors';
 import { hereHtml, lockHtml } from './fragments';
-import { isRoomName, type RoomMode, type RoomView } from './rooms';
+import { isRoomName, isTabClaim, type RoomMode, type RoomView, type TabClaim } from './rooms';
 import type { OnlineRequest, Store, Viewer } from './types';
 import type { SignedIn, UserResolver } from './user-resolver';
 
@@ -52,9 +52,30 @@ export class TabIds {
     return expected.length === given.length && timingSafeEqual(expected, given);
   }
 
+  /**
+   * A tab's record as its page gets it, signed: the page echoes it in its
+   * heartbeats (RoomTouch.known), and only what this server said is taken back.
+   */
+  signClaim(room: string, userKey: string, tab: string, claim: TabClaim): SignedClaim {
+    return { claim: claim.claim, gen: claim.gen, since: claim.since, sig: this.mac(`${tab}\n${claim.claim}\n${claim.gen}\n${claim.since}`, room, userKey) };
+  }
+
+  /** The echoed record, when it is one this server signed for this tab; else undefined. */
+  claimOf(echo: unknown, room: string, userKey: string, tab: string): TabClaim | undefined {
+    if (!isTabClaim(echo) || typeof (echo as SignedClaim).sig !== 'string') return undefined;
+    const expected = Buffer.from(this.signClaim(room, userKey, tab, echo).sig);
+    const given = Buffer.from((echo as SignedClaim).sig);
+    return expected.length === given.length && timingSafeEqual(expected, given) ? { claim: echo.claim, gen: echo.gen, since: echo.since } : undefined;
+  }
+
   private mac(nonce: string, room: string, userKey: string): string {
     return createHmac('sha256', this.secret).update(`${nonce}\n${room}\n${userKey}`).digest('base64url').slice(0, 22);
   }
+}
+
+/** A tab's record with the server's signature, as pages echo it. */
+export interface SignedClaim extends TabClaim {
+  readonly sig: string;
 }
 
 export function isMode(mode: unknown): mode is RoomMode {
@@ -63,8 +84,8 @@ export function isMode(mode: unknown): mode is RoomMode {
 
 /** A room as a heartbeat's reply and an SSE `here` event send it. */
 export interface RoomPayload {
-  /** A heartbeat's own tab record, for its page to echo back. */
-  readonly self?: RoomView['self'];
+  /** A heartbeat's own tab record, signed, for its page to echo back. */
+  readonly self?: SignedClaim;
   readonly room: string;
   readonly count: number;
   readonly here: RoomView['entries'];
@@ -75,7 +96,6 @@ export interface RoomPayload {
 
 export function roomPayload(view: RoomView, now: number = Date.now()): RoomPayload {
   return {
-    self: view.self,
     room: view.room,
     count: view.count,
     here: view.entries,
@@ -137,7 +157,7 @@ export class Rooms {
       locals.onlineHereTab = tab;
       locals.onlineHereMode = mode;
       // For the script tag (data-claim): the page echoes its tab's claim back on its first heartbeat.
-      locals.onlineHereSelf = view.self;
+      locals.onlineHereSelf = user === undefined || view.self === undefined ? undefined : this.tabIds.signClaim(room, user.key, tab, view.self);
     }
     return here;
   }

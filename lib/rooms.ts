@@ -72,10 +72,14 @@ export interface TabClaim {
   readonly since: number;
 }
 
+/** Times within what a Date holds, generations well short of where +1 stops counting. */
+const MAX_TIME = 8.64e15;
+const MAX_GEN = 1e9;
+
 export function isTabClaim(value: unknown): value is TabClaim {
   const v = value as Partial<Record<keyof TabClaim, unknown>> | null;
-  const finite = (x: unknown): boolean => typeof x === 'number' && Number.isFinite(x) && x >= 0;
-  return typeof v === 'object' && v !== null && finite(v.claim) && finite(v.since) && Number.isSafeInteger(v.gen) && (v.gen as number) >= 0;
+  const time = (x: unknown): boolean => typeof x === 'number' && x >= 0 && x <= MAX_TIME;
+  return typeof v === 'object' && v !== null && time(v.claim) && time(v.since) && Number.isSafeInteger(v.gen) && (v.gen as number) >= 0 && (v.gen as number) <= MAX_GEN;
 }
 
 /** One tab as a room holds it. Times are ms on the store's time base. */
@@ -112,9 +116,10 @@ function decodeTab(key: string, text: unknown): Tab | undefined {
   const first = key.indexOf(SEPARATOR);
   const last = key.lastIndexOf(SEPARATOR);
   if (typeof raw !== 'object' || raw === null || first === last || keyOf(raw.i) === undefined) return undefined;
-  const claim = typeof raw.c === 'number' && Number.isFinite(raw.c) ? raw.c : 0;
-  const gen = Number.isSafeInteger(raw.g) && (raw.g as number) >= 0 ? (raw.g as number) : 0;
-  const since = typeof raw.s === 'number' && Number.isFinite(raw.s) ? raw.s : 0;
+  if (!isTabClaim({ claim: raw.c ?? 0, gen: raw.g ?? 0, since: raw.s ?? 0 })) return undefined;
+  const claim = (raw.c ?? 0) as number;
+  const gen = (raw.g ?? 0) as number;
+  const since = (raw.s ?? 0) as number;
   const hidden = (raw.p as { hidden?: unknown } | undefined)?.hidden === true;
   const bounded = boundedProfile(raw.p);
   return {
@@ -255,7 +260,7 @@ export class RoomIndex {
     if (t.mode === 'editing') {
       if (before !== undefined && holder === before) [claim, gen] = [before.claim, before.gen];
       // Above every claim this process knows of: a replica that has not yet seen the holder still takes over.
-      else if (t.takeover) [claim, gen] = [now, topGeneration(live) + 1];
+      else if (t.takeover) [claim, gen] = [now, Math.min(topGeneration(live) + 1, MAX_GEN)];
       else if (holder === undefined) claim = now;
     }
     const record = { id: t.id, profile: t.profile, mode: t.mode, claim, gen, since: before?.since ?? now };
@@ -356,7 +361,7 @@ export class RoomIndex {
     let known = this.rooms.get(room);
     if (known === undefined) {
       known = new Map();
-      if (this.rooms.size >= this.limits.maxRooms) this.rooms.delete(this.rooms.keys().next().value as string);
+      if (this.rooms.size >= this.limits.maxRooms) this.dropIdleRoom();
     } else {
       this.rooms.delete(room);
       known.delete(key);
@@ -365,6 +370,29 @@ export class RoomIndex {
     known.set(key, tab);
     if (known.size > this.limits.maxMembers) known.delete(leastRecentToDrop(known));
     this.capUser(known, tab.userKey);
+  }
+
+  /**
+   * Past maxRooms, the least recently active room that nobody is in any more
+   * leaves the map. A room with a live tab stays (a flood of page views cannot
+   * empty a room someone edits): the tabs index, maxRooms × maxRoomMembers
+   * tabs, bounds them all.
+   */
+  private dropIdleRoom(): void {
+    // The index drops expired tabs as rooms are read and written: a tab it still holds is taken as live.
+    for (const [room, known] of this.rooms) {
+      let live = false;
+      for (const key of known.keys()) {
+        if (this.tabs.slotOf(key) !== -1) {
+          live = true;
+          break;
+        }
+      }
+      if (!live) {
+        this.rooms.delete(room);
+        return;
+      }
+    }
   }
 
   /** A user past MAX_TABS_PER_USER tabs in a room: their least recent one that claims nothing leaves the room's list (and expires in the index). */

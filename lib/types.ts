@@ -255,8 +255,8 @@ export interface OnlineNowLocals {
   /** This page view's tab (the client script beats with it). */
   onlineHereTab?: string;
   onlineHereMode?: RoomMode;
-  /** The page's own tab record (its lock claim), which the script echoes back: see RoomTouch.known. */
-  onlineHereSelf?: TabClaim;
+  /** The page's own tab record (its lock claim), signed, which the script echoes back: see RoomTouch.known. */
+  onlineHereSelf?: TabClaim & { readonly sig: string };
 }
 
 declare global {

@@ -252,6 +252,33 @@ describe('rooms over HTTP: here(), the heartbeat and leave routes, and the event
     }
   });
 
+  it('a heartbeat echoes its tab’s signed claim; a forged or borrowed claim is ignored, so it takes no lock', async () => {
+    const ada = await signedIn(1);
+    const grace = await signedIn(2);
+    const adaPage = await ada.text('/orders/33?edit=1');
+    const adaTab = tabOf(adaPage);
+    const echoed = JSON.parse(/data-claim="([^"]+)"/.exec(adaPage)![1].replace(/&quot;/g, '"')) as { claim: number; gen: number; since: number; sig: string };
+    expect(echoed.gen).to.equal(0);
+    // Ada's own echo is taken: she keeps the lock, and her reply gives her the record to echo next.
+    const kept = (await (await post(server.base, ada, '/online-now/beat', { room: 'order:33', tab: adaTab, mode: 'editing', claim: echoed })).json()) as { lock: { tab: string }; self: { sig: string } };
+    expect(kept.lock.tab).to.equal(adaTab);
+    expect(kept.self.sig).to.be.a('string');
+    const graceTab = tabOf(await grace.text('/orders/33'));
+    for (const claim of [
+      { claim: 1, gen: 1e9, since: 0, sig: 'x'.repeat(22) },
+      { claim: 1, gen: Number.MAX_SAFE_INTEGER, since: 0 },
+      { claim: 1e16, gen: 5, since: 1 },
+      echoed, // Ada's, for another tab
+    ]) {
+      const res = await post(server.base, grace, '/online-now/beat', { room: 'order:33', tab: graceTab, mode: 'editing', claim });
+      expect(res.status).to.equal(200);
+      expect(((await res.json()) as { lock: { tab: string } }).lock.tab, JSON.stringify(claim)).to.equal(adaTab);
+    }
+    // A plain takeover still works, and a valid date is shown.
+    const taken = (await (await post(server.base, grace, '/online-now/beat', { room: 'order:33', tab: graceTab, mode: 'editing', takeover: true })).json()) as { lock: { tab: string }; html: { lock: string } };
+    expect(taken.lock.tab).to.equal(graceTab);
+  });
+
   it('refuses what is not the session’s own: cross-site posts, bad bodies, guests, and a room name that is not one', async () => {
     const ada = await signedIn(1);
     const tab = tabOf(await ada.text('/orders/1'));

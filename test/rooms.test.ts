@@ -169,6 +169,17 @@ describe('rooms (here): viewers, tabs and the editing lock, against a model', ()
     await many.close();
   });
 
+  it('past maxRooms, only rooms nobody is in any more are dropped: a flood of page views cannot empty a room someone edits', async () => {
+    const clock = new Clock();
+    const online = createOnlineTracker({ store: new MemoryStore({ now: clock.read }), maxRooms: 3 });
+    const editor = await online.here(request({ id: 1, name: 'Ada' }) as never, 'order:1', { mode: 'editing' });
+    for (let i = 0; i < 50; i++) await online.here(request({ id: 2, name: 'Eve' }) as never, `article:${i}`);
+    const view = await online.store.roomView!('order:1', { seesHidden: true });
+    expect(view.entries.map((e) => e.id)).to.deep.equal([1]);
+    expect(view.lock?.tab).to.equal(editor.tab);
+    await online.close();
+  });
+
   it('signing out (forget) takes the user out of every room at once', async () => {
     const online = createOnlineTracker();
     await online.here(request({ id: 1, name: 'Ada' }) as never, 'a', { mode: 'editing' });

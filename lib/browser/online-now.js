@@ -36,9 +36,9 @@
     }
   };
 
-  const dispatch = (type, detail) => {
-    if (typeof CustomEvent === 'function') d.dispatchEvent(new CustomEvent('online-now:' + type, { detail }));
-  };
+  // False when a listener called preventDefault(): the page renders that update itself.
+  const dispatch = (type, detail) =>
+    typeof CustomEvent !== 'function' || d.dispatchEvent(new CustomEvent('online-now:' + type, { detail, cancelable: true }));
 
   const parse = (text) => {
     try {
@@ -49,8 +49,8 @@
   };
   claim = parse(attr('claim') || 'null');
 
-  const handle = (type, data) => {
-    if (!data || typeof data !== 'object') data = {};
+  // The built-in updates, by data attributes.
+  const draw = (type, data) => {
     if (type === 'count' && data.users != null) {
       each('data-online-count', (el) => {
         el.textContent = data.users;
@@ -94,12 +94,18 @@
         el.innerHTML = data.html; // escaped by the server
       });
     }
-    dispatch(type, data);
+  };
+
+  // `reply`: the state came from our own heartbeat, which sees the room as this user does (ourselves included).
+  const handle = (type, data, reply) => {
+    if (!data || typeof data !== 'object') data = {};
+    // A listener that calls preventDefault() draws the update itself.
+    if (dispatch(type, data)) draw(type, data);
     if (type === 'here' && room && data.room === room) {
       const lock = data.lock;
       if (lock && lock.tab === tab) held = true;
-      // A lock without a tab is "someone" (a hidden holder), maybe ourselves as others see us: our heartbeat's reply tells.
-      else if (held && lock && !lock.tab) beat();
+      // A lock without a tab is "someone" (a hidden holder), maybe ourselves as the stream shows us: our heartbeat's reply tells.
+      else if (held && lock && !lock.tab && !reply) beat();
       // A lock held elsewhere after ours is a takeover; a free lock (null) is not.
       else if (held && lock) {
         held = false;
@@ -115,8 +121,10 @@
     clearInterval(timer);
   };
 
+  let beats = 0;
   const beat = (takeover) => {
     if (stopped || !w.fetch) return;
+    const n = ++beats;
     fetch(base + 'beat', {
       method: 'POST',
       headers: { 'Content-Type': 'text/plain;charset=UTF-8' },
@@ -128,8 +136,10 @@
         else if (res.ok) return res.json();
       })
       .then((state) => {
+        // Only the latest heartbeat's reply: an older one would bring back a claim since changed.
+        if (n !== beats) return;
         if (state && state.self) claim = state.self;
-        if (state && state.room) handle('here', state);
+        if (state && state.room) handle('here', state, true);
       })
       // A network error or a non-JSON body: the timer's next beat is the retry.
       .catch(() => {});
