@@ -28,8 +28,8 @@ export default tseslint.config(
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
   {
-    // The client script runs in the browser as a classic script.
-    files: ['lib/browser/**/*.js'],
+    // The client script (and the demo's page script) run in the browser as classic scripts.
+    files: ['lib/browser/**/*.js', 'views-examples/public/**/*.js'],
     languageOptions: { sourceType: 'script', globals: globals.browser },
   },
 );

@@ -212,6 +212,8 @@ for (const kind of ['memory store', 'Redis, two processes behind one port'] as c
         expect(streams(), 'event streams open in the browser with 8 tabs').to.equal(1);
         if (site.serverStreams !== undefined) expect(site.serverStreams(), 'streams open at the server (Grace: one; Alan: one)').to.equal(2);
         expect((await alanBadge.innerText()).trim()).to.equal('Online');
+        // The dashboard's list came live too, in its own markup (the page draws the list event itself).
+        await shows(dashboard, 'online-list', /Alan Turing\s+@alan/);
         // Ada, from the test before, is still online too (she closed her browser without signing out).
         const online = Number(await dashboard.getByTestId('online-count').innerText());
         expect(online).to.be.greaterThanOrEqual(2);
@@ -227,6 +229,7 @@ for (const kind of ['memory store', 'Redis, two processes behind one port'] as c
         await tabs[1].getByRole('button', { name: 'Sign out' }).click();
         await shows(dashboard, 'online-count', new RegExp(`^${online - 1}$`), 4000);
         expect((await alanBadge.innerText()).trim()).to.equal('Offline');
+        expect(await dashboard.getByTestId('online-list').innerText()).not.to.contain('Alan Turing');
       } finally {
         await alan.close();
         await grace.close();

@@ -1,0 +1,40 @@
+'use strict';
+// The dashboard's "Online now" list, kept live: the client script dispatches
+// `online-now:list` with the entries; this draws them in the page's own markup
+// and calls preventDefault(), so the script's default list markup is not used.
+document.addEventListener('online-now:list', (event) => {
+  const panel = document.querySelector('[data-online-list]');
+  if (!panel) return;
+  event.preventDefault();
+  const { entries } = event.detail;
+  panel.querySelector('[data-testid=online-list]')?.remove();
+  panel.querySelector('.empty')?.remove();
+  if (entries.length === 0) {
+    panel.insertAdjacentHTML('beforeend', '<p class="empty">Nobody is signed in right now.</p>');
+    return;
+  }
+  const list = document.createElement('ul');
+  list.className = 'online-list';
+  list.dataset.testid = 'online-list';
+  for (const entry of entries) {
+    const item = document.createElement('li');
+    item.dataset.userId = entry.id;
+    const name = document.createElement('span');
+    name.className = 'name';
+    name.textContent = entry.name || entry.username || entry.id; // text, never markup
+    if (entry.hidden) {
+      const tag = document.createElement('span');
+      tag.className = 'tag hidden';
+      tag.textContent = 'hidden';
+      name.append(' ', tag);
+    }
+    const dot = document.createElement('span');
+    dot.className = 'dot';
+    const handle = document.createElement('span');
+    handle.className = 'muted';
+    handle.textContent = '@' + (entry.username || '');
+    item.append(dot, ' ', name, ' ', handle);
+    list.append(item);
+  }
+  panel.append(list);
+});
