@@ -41,6 +41,7 @@ export const ERROR_CODES = {
   ERR_ONLINE_NOW_NO_ROOMS: 'the store has no rooms (a custom store without `roomTouch`): `here()` and room events need a built-in store',
   ERR_ONLINE_NOW_INTERVAL: '`events({ interval })` is not a positive number of ms',
   ERR_ONLINE_NOW_MAXCONNECTIONS: '`events({ maxConnections })` is not a whole number ≥ 1',
+  ERR_ONLINE_NOW_MAXAGE: '`events({ maxAge })` is not a positive number of ms',
   ERR_ONLINE_NOW_SECRET: '`secret` is not a non-empty string, or is missing where `client()` runs on a RedisStore',
   ERR_ONLINE_NOW_PATH: '`client({ path })` is not a path starting with "/"',
 } as const;

@@ -29,9 +29,15 @@ export interface EventsOptions {
   interval?: number;
   /** Most clients connected to this process; more get 503 (and the browser retries). Default 10,000. */
   maxConnections?: number;
+  /**
+   * Milliseconds a stream lives before it ends and the browser reconnects with
+   * the cookies it has then, so who it is for (signed out, no longer staff) is
+   * read afresh. Default 300,000 (5 minutes).
+   */
+  maxAge?: number;
 }
 
-const eventsOptions = optionNames<EventsOptions>({ interval: true, maxConnections: true });
+const eventsOptions = optionNames<EventsOptions>({ interval: true, maxConnections: true, maxAge: true });
 
 /** A browser's stream carries every room its tabs are in. */
 const MAX_ROOMS_PER_CONNECTION = 50;
@@ -42,11 +48,7 @@ const MAX_BUFFERED = 64 * 1024;
 const PING_MS = 20_000;
 /** The browser waits this long before reconnecting. */
 const RETRY_MS = 2000;
-/**
- * A stream ends after this long, and the browser reconnects with the cookies
- * it has then: who it is for (signed out, no longer staff) is read afresh.
- */
-const MAX_AGE_MS = 5 * 60_000;
+
 
 type Req = IncomingMessage & OnlineRequest & { query?: unknown };
 
@@ -118,6 +120,7 @@ export class EventHub {
   private lastPing = Date.now();
   readonly interval: number;
   readonly maxConnections: number;
+  readonly maxAge: number;
 
   constructor(
     private readonly settings: EventSettings,
@@ -126,6 +129,7 @@ export class EventHub {
     checkOptions('events()', options, eventsOptions);
     this.interval = positiveNumber('interval', options.interval ?? 250, '250 (ms)');
     this.maxConnections = integerAtLeast('maxConnections', options.maxConnections ?? 10_000, 1, '10000');
+    this.maxAge = positiveNumber('maxAge', options.maxAge ?? 300_000, '300000 (ms)');
   }
 
   /** Clients connected to this process now. */
@@ -271,7 +275,7 @@ export class EventHub {
       const now = Date.now();
       for (const c of [...this.connections]) {
         c.behind = c.res.writableLength > MAX_BUFFERED;
-        if (now - c.openedAt > MAX_AGE_MS) c.res.end();
+        if (now - c.openedAt > this.maxAge) c.res.end();
       }
       for (const audience of [...this.audiences.values()]) {
         try {

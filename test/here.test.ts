@@ -379,7 +379,25 @@ describe('rooms over HTTP: here(), the heartbeat and leave routes, and the event
       await first.next('count');
       await small.close();
       await eventually(() => expect([first.isClosed, second.isClosed]).to.deep.equal([true, true]), 2000);
+      expect((await SseStream.open(`${own.base}/events`)).status, 'after close()').to.equal(503);
     } finally {
+      await own.close();
+    }
+  });
+
+  it('events: a stream ends after maxAge, so who it is for is read afresh when the browser reconnects', async () => {
+    const aging = createOnlineTracker();
+    const app = express();
+    app.get('/events', aging.events({ interval: 50, maxAge: 300 }));
+    const own = await listen(app as never);
+    try {
+      const stream = await SseStream.open(`${own.base}/events`);
+      await stream.next('count');
+      expect(stream.isClosed).to.equal(false);
+      await eventually(() => expect(stream.isClosed).to.equal(true), 2000);
+      expect(() => aging.events({ maxAge: 0 })).to.throw(TypeError, /maxAge/);
+    } finally {
+      await aging.close();
       await own.close();
     }
   });
