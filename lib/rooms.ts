@@ -218,7 +218,7 @@ interface UserGroup {
 export interface RoomLimits {
   /** Milliseconds a tab stays in its room after its last heartbeat. */
   readonly thresholdMs: number;
-  /** Rooms kept; past it the least recently active room is dropped from views. */
+  /** Rooms kept; past it the least recently active room that nobody is in any more is forgotten. */
   readonly maxRooms: number;
   /** Tabs kept per room; past it the least recently active tab is dropped. */
   readonly maxMembers: number;

@@ -195,7 +195,7 @@ export interface OnlineTrackerOptions<U = unknown, P extends object = DefaultPro
   initialRecord?: { count: number; at: Date | number | string };
   /** Seconds a tab stays in a room (`here()`) after its last heartbeat. Default 30 (the client beats every third of it while visible). */
   roomThreshold?: number;
-  /** Rooms kept at once; past it the least recently active room is forgotten first. Default 1000. */
+  /** Rooms kept at once; past it the least recently active room that nobody is in is forgotten (a room with a live tab stays). Default 1000. */
   maxRooms?: number;
   /** Tabs kept per room; past it the least recently active tab is dropped first. Default 50. */
   maxRoomMembers?: number;
