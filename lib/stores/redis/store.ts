@@ -264,13 +264,12 @@ export class RedisStore extends SharedStore {
 
   view(scope: Scope, limit: number, viewer?: Viewer): ScopeView | Promise<ScopeView> {
     const s = SLOTS[scope];
-    if (this.warm || this.warmed === undefined) return this.index(s).view(limit, this.now(), viewer);
-    return this.warmed.then(() => this.index(s).view(limit, this.now(), viewer));
+    return this.whenWarm(() => this.index(s).view(limit, this.now(), viewer));
   }
 
   roomTouch(touch: RoomTouch, viewer: Viewer): RoomView | Promise<RoomView> {
     // The claim is settled against the room as this replica knows it: after the first sync, not before.
-    if (!this.warm && this.warmed !== undefined) return this.warmed.then(() => this.roomTouch(touch, viewer));
+    if (!this.warm && this.warmed !== undefined) return this.whenWarm(() => this.roomTouch(touch, viewer));
     const rooms = this.attached(this.rooms);
     const self = rooms.touch(touch, this.eventTime());
     boundedSet(this.pendingTouches[ROOMS], tabKey(touch.room, touch.key, touch.tab), true, this.roomLimits.maxRooms * this.roomLimits.maxMembers);
@@ -291,14 +290,19 @@ export class RedisStore extends SharedStore {
   }
 
   roomView(room: string, viewer: Viewer): RoomView | Promise<RoomView> {
-    if (this.warm || this.warmed === undefined) return this.attached(this.rooms).view(room, this.now(), viewer);
-    return this.warmed.then(() => this.attached(this.rooms).view(room, this.now(), viewer));
+    return this.whenWarm(() => this.attached(this.rooms).view(room, this.now(), viewer));
   }
 
   /** Starts the record over, in Redis for every process, from the number online now. */
   async resetRecord(): Promise<void> {
     this.resetPending = true;
     await withTimeout(this.syncSoon(), SYNC_TIMEOUT_MS, 'Redis did not answer').catch(() => undefined);
+  }
+
+  /** `read` now, or once the first sync (bounded by COLD_START_WAIT_MS) has brought what other processes hold. */
+  private whenWarm<T>(read: () => T | Promise<T>): T | Promise<T> {
+    if (this.warm || this.warmed === undefined) return read();
+    return this.warmed.then(read);
   }
 
   /** Now on the shared time base: Redis's clock, as estimated here. */
