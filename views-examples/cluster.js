@@ -14,6 +14,10 @@ if (!process.env.REDIS_URL) {
 }
 
 if (cluster.isPrimary) {
+  // The primary creates the database (WAL mode, tables, sample users) before the workers open it:
+  // two workers switching a new file to WAL at once would find it locked.
+  const { openDatabase, databaseFile } = require('./server.js');
+  openDatabase(databaseFile()).close();
   const workers = Number(process.env.WORKERS ?? 3);
   // One secret for all workers, so a session cookie from one is valid at the others.
   const env = { SESSION_SECRET: process.env.SESSION_SECRET ?? crypto.randomBytes(32).toString('hex') };

@@ -224,8 +224,13 @@ function createDemoApp({ express = require('express'), tracker: trackerOptions =
  * Starts the demo on PORT (default 3000): on Redis when REDIS_URL is set, else in memory;
  * the database in DATABASE (default a file in the temporary directory, kept across restarts).
  */
+/** Where `start` keeps the database: DATABASE, or a file in the temporary directory. */
+function databaseFile() {
+  return process.env.DATABASE ?? path.join(os.tmpdir(), 'express-online-now-demo.sqlite');
+}
+
 async function start({ port = Number(process.env.PORT ?? 3000) } = {}) {
-  const database = process.env.DATABASE ?? path.join(os.tmpdir(), 'express-online-now-demo.sqlite');
+  const database = databaseFile();
   let options = {};
   let where = 'memory store';
   if (process.env.REDIS_URL) {
@@ -258,4 +263,4 @@ if (require.main === module) {
   });
 }
 
-module.exports = { createDemoApp, start, SAMPLE_USERS, SAMPLE_ORDERS };
+module.exports = { createDemoApp, start, openDatabase, databaseFile, SAMPLE_USERS, SAMPLE_ORDERS };
