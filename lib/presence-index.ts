@@ -35,6 +35,7 @@
 import { LRUCache } from 'lru-cache';
 import { dateProperty } from './date-property';
 import { EMPTY_PROFILE, isHidden, sameProfile } from './identity';
+import { TextArena } from './text-arena';
 import type { Profile, ProfileValue, ScopeView, StoredEntry, UserId, Viewer } from './types';
 
 /** A key as the LRU holds it: a decimal id of up to 9 digits as a number (no string per user), anything else as given. */
@@ -93,6 +94,8 @@ const ID_TEXT = 2;
 const SOLE = 4;
 /** The profile is held as stored text, decoded (by `decodeRaw`) when first needed. */
 const RAW = 8;
+/** With SOLE: the value is a string in `arena`, at the offset held in its place. */
+const ARENA = 16;
 
 /**
  * Passed to every lru-cache call: its default options object (`= {}`) would be
@@ -158,6 +161,8 @@ export class PresenceIndex {
   private profiles: (Profile | ProfileValue)[] = [];
   /** The one field name of single-field profiles, learned from the first one seen. */
   private soleField: string | undefined;
+  /** Where those values are kept when they are short Latin-1 strings (most usernames): off the heap. */
+  private readonly arena = new TextArena();
   /** Per slot, when `onSeen` was last called (memory store); allocated on first use. */
   private reported: Float64Array | undefined;
   private readonly freeSlots: number[] = [];
@@ -232,8 +237,10 @@ export class PresenceIndex {
 
   profileOf(slot: number): Profile {
     if ((this.flags[slot] & RAW) !== 0) this.decodeHeld(slot);
+    const flags = this.flags[slot];
     const held = this.profiles[slot];
-    return (this.flags[slot] & SOLE) !== 0 ? { [this.soleField as string]: held as ProfileValue } : (held as Profile);
+    if ((flags & SOLE) === 0) return held as Profile;
+    return { [this.soleField as string]: (flags & ARENA) !== 0 ? this.arena.read(held as number) : (held as ProfileValue) };
   }
 
   /** The slot's entry as it is now, its time fixed: what `onSeen` is given. */
@@ -323,6 +330,7 @@ export class PresenceIndex {
     const slot = this.update(this.cache.peek(k, LRU_OPTIONS) ?? -1, k, id, raw === undefined ? profile : undefined, at);
     if (slot === -1) return;
     if (raw !== undefined) {
+      this.dropHeld(slot);
       this.profiles[slot] = raw;
       this.flags[slot] = (this.flags[slot] & ~SOLE) | RAW;
       this.setHidden(slot, HIDDEN_IN_JSON.test(raw));
@@ -372,11 +380,14 @@ export class PresenceIndex {
   /** Whether the slot holds this profile (same fields, same values). Runs on every touch: no allocation. */
   private holds(slot: number, profile: Profile): boolean {
     if ((this.flags[slot] & RAW) !== 0) this.decodeHeld(slot);
+    const flags = this.flags[slot];
     const held = this.profiles[slot];
-    if ((this.flags[slot] & SOLE) === 0) return sameProfile(held as Profile, profile);
+    if ((flags & SOLE) === 0) return sameProfile(held as Profile, profile);
     let fields = 0;
     for (const name in profile) {
-      if (name !== this.soleField || profile[name] !== held) return false;
+      if (name !== this.soleField) return false;
+      const value = profile[name];
+      if ((flags & ARENA) !== 0 ? typeof value !== 'string' || !this.arena.equals(held as number, value) : value !== held) return false;
       fields++;
     }
     return fields === 1;
@@ -389,14 +400,33 @@ export class PresenceIndex {
       only = name;
       fields++;
     }
-    this.flags[slot] &= ~RAW;
+    this.dropHeld(slot);
+    this.flags[slot] &= ~(RAW | SOLE);
     if (fields === 1 && (this.soleField ??= only) === only) {
-      this.profiles[slot] = profile[only as string];
-      this.flags[slot] |= SOLE;
+      const value = profile[only as string];
+      const at = typeof value === 'string' ? this.store(value) : -1;
+      this.profiles[slot] = at === -1 ? value : at;
+      this.flags[slot] |= at === -1 ? SOLE : SOLE | ARENA;
     } else {
       this.profiles[slot] = profile;
-      this.flags[slot] &= ~SOLE;
     }
+  }
+
+  /** `text`'s offset in the arena, or -1 when it stays a string. */
+  private store(text: string): number {
+    if (this.arena.wasteful) {
+      this.arena.compact((move) => {
+        for (let slot = 0; slot < this.usedSlots; slot++) if ((this.flags[slot] & ARENA) !== 0) this.profiles[slot] = move(this.profiles[slot] as number);
+      });
+    }
+    return this.arena.add(text);
+  }
+
+  /** The slot's arena entry, if any, is garbage from now on. */
+  private dropHeld(slot: number): void {
+    if ((this.flags[slot] & ARENA) === 0) return;
+    this.arena.free(this.profiles[slot] as number);
+    this.flags[slot] &= ~ARENA;
   }
 
   /** A profile held as text is decoded, once; whether it is hidden was guessed from the text, and is now known. */
@@ -684,6 +714,7 @@ export class PresenceIndex {
   /** A key left (expired, forgotten or evicted): its slot is free for the next new key. */
   private release(slot: number): void {
     if ((this.flags[slot] & HIDDEN) !== 0) this.hiddenCount--;
+    this.dropHeld(slot);
     if (this.topValid && this.topSlots.includes(slot)) this.topValid = false;
     if (slot === this.tailSlot) this.tailSlot = -1;
     this.version++;

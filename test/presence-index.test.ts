@@ -416,6 +416,35 @@ describe('PresenceIndex', () => {
     });
   });
 
+  describe('usernames kept off the heap', () => {
+    it('gives back every kind of sole field as given: short and long Latin-1, too long, empty, beyond Latin-1, not a string', () => {
+      const values = ['ann', 'Zoë', 'q'.repeat(255), 'q'.repeat(256), '', '名前', '😀 x', 42, true, null];
+      const index = new PresenceIndex(THRESHOLD, 1000);
+      values.forEach((v, i) => index.touch(`u${i}`, `u${i}`, { username: v }, 10 + i));
+      const listed = index.view(50, 20).entries.map((e) => e.username);
+      expect(listed).to.deep.equal([...values].reverse());
+      // The same name again (compared in the arena) is the same profile: the same entry, moved up. A changed one shows.
+      const before = index.view(50, 20).entries.find((e) => e.id === 'u1');
+      index.touch('u1', 'u1', { username: 'Zoë' }, 30);
+      index.touch('u2', 'u2', { username: 'q'.repeat(254) }, 31);
+      const after = index.view(50, 40).entries;
+      expect(after[1]).to.equal(before);
+      expect(after[0].username).to.equal('q'.repeat(254));
+    });
+
+    it("keeps each user's name right, and the arena bounded, through churn of 400,000 users over 1,000 places", () => {
+      const index = new PresenceIndex(THRESHOLD, 1000);
+      const name = (i: number): string => `user-${i}-${'x'.repeat(150)}`;
+      const start = process.memoryUsage().arrayBuffers;
+      for (let i = 0; i < 400_000; i++) index.touch(`u${i}`, `u${i}`, { username: name(i) }, 10 + i / 1000);
+      const view = index.view(1000, 10 + 400_000 / 1000);
+      expect(view.count).to.equal(1000);
+      for (const entry of view.entries) expect(entry.username).to.equal(name(Number(String(entry.id).slice(1))));
+      // 400,000 names of ~160 bytes are 64 MB; 1,000 held are 160 KB (and arenas dropped wait for a GC).
+      expect(process.memoryUsage().arrayBuffers - start).to.be.below(24 * 2 ** 20);
+    });
+  });
+
   describe('times with fractions of a ms (a Redis replica: µs)', () => {
     it('keeps a user seen 0.2 ms after the cutoff listed, though a Date of their time shows a whole ms before it', () => {
       const index = new PresenceIndex(THRESHOLD, 10, 50);
@@ -548,7 +577,7 @@ function rngFrom(seed: number): { next(): number; int(lo: number, hi: number): n
 
 interface ModelRecord {
   at: number;
-  name: string | undefined;
+  name: Profile[string] | undefined;
 }
 
 /**
@@ -561,7 +590,7 @@ class Model {
   touch(key: string, profile: Profile | undefined, at: number): boolean {
     const held = this.records.get(key);
     if (held !== undefined && at < held.at) return false;
-    this.records.set(key, { at, name: profile === undefined ? held?.name : (profile.name as string | undefined) });
+    this.records.set(key, { at, name: profile === undefined ? held?.name : profile.name });
     return true;
   }
 
@@ -587,7 +616,7 @@ function runAgainstModel(seed: number, tolerance: number): void {
   const adopt = (key: string): void => {
     const slot = index.slotOf(key);
     if (slot === -1) model.records.delete(key);
-    else model.records.set(key, { at: index.timeOf(slot), name: index.profileOf(slot).name as string | undefined });
+    else model.records.set(key, { at: index.timeOf(slot), name: index.profileOf(slot).name });
   };
   const eventTime = (): number => {
     const r = rng.next();
@@ -595,10 +624,15 @@ function runAgainstModel(seed: number, tolerance: number): void {
     if (r < 0.9) return now - rng.int(0, tolerance); // late within tolerance
     return now - rng.int(tolerance + 1, tolerance + 400); // late beyond it: re-inserted
   };
-  // One field (held as a bare value) or two (held as an object), so changes cross between the two.
-  const profile = (): Profile | undefined => (rng.chance(0.5) ? undefined : rng.chance(0.7) ? { name: `n${rng.int(0, 2)}` } : { name: `n${rng.int(0, 2)}`, role: 'r' });
+  // One field (held as a bare value) or two (held as an object), so changes cross between the two. Names
+  // of every kind: short and long Latin-1 (kept in the arena, whose garbage then fills up and is compacted),
+  // too long, empty, beyond Latin-1 and not strings (kept as they are).
+  const names = ['n0', 'n1', 'n2', 'Zoë', 'x'.repeat(200), 'y'.repeat(255), 'z'.repeat(256), '', '名前', '😀', 7, true];
+  const name = (): string | number | boolean => (rng.chance(0.5) ? names[rng.int(0, 2)] : rng.chance(0.5) ? `${'w'.repeat(rng.int(1, 250))}${step}` : names[rng.int(3, names.length - 1)]);
+  const profile = (): Profile | undefined => (rng.chance(0.5) ? undefined : rng.chance(0.7) ? { name: name() } : { name: name(), role: 'r' });
 
-  for (let step = 0; step < 3000; step++) {
+  let step = 0;
+  for (; step < 3000; step++) {
     const where = `PRESENCE_SEED=${seed} tolerance=${tolerance} step ${step}`;
     now += rng.chance(0.02) ? rng.int(0, 2 * THRESHOLD) : rng.int(0, 30);
     const op = rng.next();

@@ -65,6 +65,8 @@ const redisStoreOptions = optionNames<RedisStoreOptions>({ client: true, prefix:
 const READ_LIMIT = 2000;
 /** Users one read of a new replica's first load takes (a ZRANGEBYSCORE and an HMGET, a few ms of Redis each). */
 const SNAPSHOT_CHUNK = 20_000;
+/** Keys of a chunk applied between two looks at the network (a few ms). */
+const APPLY_SLICE = 4000;
 /** Profiles parsed per tick after the first read (about 1 ms). */
 const DECODE_SLICE = 2000;
 const WRITE_LIMIT = 2000;
@@ -457,32 +459,43 @@ export class RedisStore extends SharedStore {
     const [epoch, version] = (await this.command(['HMGET', this.keys[0], 'epoch', 'version'])) as [string | null, string | null];
     if (epoch === null || epoch !== this.epoch) return; // Redis has no presence yet, or lost it just now: the feed reads it all
     for (const s of SCOPES) {
-      const index = this.index(s);
-      const queued = this.pendingForgets[s];
-      // The next chunk is read from Redis while this one is applied here.
       const threshold = s === ROOMS ? this.roomLimits.thresholdMs : this.thresholdMs;
       let pending = this.snapshotChunk(s, `(${Math.round((this.now() - threshold) * 1000)}`, new Set(), false);
       for (;;) {
         const { keys, scores, profiles, next } = await pending;
-        if (next !== undefined) pending = this.snapshotChunk(s, ...next);
-        const touches: TimedTouch[] = [];
-        for (let i = 0; i < keys.length; i++) {
-          const key = keys[i];
-          const at = Number(scores[i]) / 1000;
-          if ((queued.get(key) ?? -Infinity) >= at) continue;
-          const stored = profiles[i];
-          // Kept as stored ("µs|#json": a substring would keep the whole reply's text alive), parsed when first needed.
-          if (s === ROOMS) touches.push({ key, id: key, profile: { t: storedProfile(stored ?? '') }, at });
-          else if (typeof stored === 'string') touches.push({ key, id: idOf(key, storedProfile(stored)), profile: undefined, raw: stored, at });
-          else touches.push({ key, id: key, profile: undefined, at });
+        if (next !== undefined) {
+          pending = this.snapshotChunk(s, ...next);
+          pending.catch(() => undefined); // awaited below; meanwhile it may fail while this chunk is applied
         }
-        // Oldest first, so applied one by one; as one batch when pages touched users meanwhile (then these are late).
-        index.merge(touches);
-        if (s === ROOMS) this.attached(this.rooms).noteKeys(keys);
+        for (let from = 0; from < keys.length; from += APPLY_SLICE) {
+          // Between slices the next chunk's replies come in and its HMGET goes out: Redis reads while this process applies.
+          if (from > 0) await new Promise(setImmediate);
+          this.applyLoaded(s, keys, scores, profiles, from, Math.min(from + APPLY_SLICE, keys.length));
+        }
         if (next === undefined) break;
       }
     }
     this.cursor = Math.max(this.cursor, Number(version ?? 0));
+  }
+
+  /** Keys `from` to `to` of a first read's chunk, into the index. */
+  private applyLoaded(s: ScopeSlot, keys: readonly string[], scores: readonly string[], profiles: readonly (string | null)[], from: number, to: number): void {
+    const index = this.index(s);
+    const queued = this.pendingForgets[s];
+    const touches: TimedTouch[] = [];
+    for (let i = from; i < to; i++) {
+      const key = keys[i];
+      const at = Number(scores[i]) / 1000;
+      if ((queued.get(key) ?? -Infinity) >= at) continue;
+      const stored = profiles[i];
+      // Kept as stored ("µs|#json": a substring would keep the whole reply's text alive), parsed when first needed.
+      if (s === ROOMS) touches.push({ key, id: key, profile: { t: storedProfile(stored ?? '') }, at });
+      else if (typeof stored === 'string') touches.push({ key, id: idOf(key, storedProfile(stored)), profile: undefined, raw: stored, at });
+      else touches.push({ key, id: key, profile: undefined, at });
+    }
+    // Oldest first, so applied one by one; as one batch when pages touched users meanwhile (then these are late).
+    index.merge(touches);
+    if (s === ROOMS) this.attached(this.rooms).noteKeys(keys.slice(from, to));
   }
 
   /**
