@@ -6,6 +6,7 @@ import express from 'express';
 import session from 'express-session';
 import Handlebars from 'handlebars';
 import nunjucks from 'nunjucks';
+import { PerformanceObserver, constants } from 'node:perf_hooks';
 import { createClient } from 'redis';
 import { MemoryStore, RedisStore, createOnlineTracker, registerHandlebars, registerNunjucks } from 'express-online-now';
 import { hgetallSnippet, recipeOnLru, recipeOnRedis, sortedSetGist } from './baselines.mjs';
@@ -105,6 +106,20 @@ const hbs = ours ? registerHandlebars(Handlebars.create()) : registerBaselineHan
 const hbsTemplate = hbs.compile(HBS_PAGE);
 // Wakes the app for callgrind_control (bench/instructions.mjs): no session, no presence.
 app.get('/ping', (_req, res) => res.end());
+// For bench/instructions.mjs: one full collection of this heap (node --expose-gc), and how many major and
+// minor collections V8 has made so far.
+const collections = { major: 0, minor: 0 };
+new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) {
+    if (entry.detail.kind === constants.NODE_PERFORMANCE_GC_MAJOR) collections.major++;
+    else if (entry.detail.kind === constants.NODE_PERFORMANCE_GC_MINOR) collections.minor++;
+  }
+}).observe({ entryTypes: ['gc'] });
+app.get('/gc', (_req, res) => {
+  globalThis.gc?.();
+  res.end();
+});
+app.get('/collections', (_req, res) => res.json(collections));
 app.use(session({ secret: 'bench', resave: false, saveUninitialized: false }));
 app.get('/login/:id', (req, res) => {
   req.session.user = { id: Number(req.params.id), username: `user${req.params.id}` };

@@ -8,6 +8,12 @@
 // each page's window: each dump holds exactly that window's instructions. Start-up,
 // preload and warm-up are never counted. Each run is repeated `repeats` times;
 // median and min–max are reported.
+//
+// A window of a few thousand requests holds zero, one or two major GCs, so its
+// count swings with where they fall. Each run therefore also counts one forced
+// full GC alone (GET /gc), and the same app outside valgrind counts how many
+// major GCs R requests bring: a request's steady cost is the window without its
+// major GCs, plus one full GC times that rate.
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
@@ -87,6 +93,7 @@ async function oneRun({ variant, n, pages, K, W, outFile }) {
       `--callgrind-out-file=${outFile}`,
       process.execPath,
       '--single-threaded',
+      '--expose-gc',
       path.join(HERE, 'app-server.mjs'),
       variant,
       String(n),
@@ -127,6 +134,10 @@ async function oneRun({ variant, n, pages, K, W, outFile }) {
       await control(child.pid, '-d', agent, port);
       perRequest[page] = callgrindTotal(`${outFile}.${i + 1}`) / W;
     }
+    // One full collection of this heap, counted alone: what a major GC costs at this N.
+    await send('/gc', FULL_GCS);
+    await control(child.pid, '-d', agent, port);
+    perRequest.fullGc = callgrindTotal(`${outFile}.${pages.length + 1}`) / FULL_GCS;
     child.kill('SIGINT');
     await exited;
     return perRequest;
@@ -136,6 +147,47 @@ async function oneRun({ variant, n, pages, K, W, outFile }) {
     redis?.stop();
   }
 }
+
+/**
+ * How often V8 makes a major collection on each page, outside valgrind: the
+ * same app with node --single-threaded, R sequential requests a page after K
+ * of warm-up, counted by the app's own GC observer. A callgrind window holds
+ * too few major GCs to say; this many requests hold several.
+ */
+async function collectionRate({ variant, n, pages, K, R }) {
+  const redis = variant === 'redis' ? await startRedis() : null;
+  const child = spawn(process.execPath, ['--single-threaded', path.join(HERE, 'app-server.mjs'), variant, String(n), redis?.url ?? ''], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  try {
+    const port = await new Promise((resolve, reject) => {
+      let out = '';
+      child.stdout.on('data', (c) => {
+        out += c;
+        const line = out.split('\n').find((l) => l.startsWith('{'));
+        if (line) resolve(JSON.parse(line).port);
+      });
+      child.on('exit', (code) => reject(new Error(`${variant} app exited with ${code}`)));
+    });
+    const cookie = (await get(agent, port, `/login/${1 + ((n * 7) >> 3)}`)).headers['set-cookie'][0].split(';')[0];
+    const counts = async () => JSON.parse((await get(agent, port, '/collections')).body);
+    const rate = {};
+    for (const page of pages) {
+      for (let i = 0; i < K; i++) await get(agent, port, page, cookie);
+      const before = await counts();
+      for (let i = 0; i < R; i++) await get(agent, port, page, cookie);
+      const after = await counts();
+      rate[page] = { major: (after.major - before.major) / R, minor: (after.minor - before.minor) / R };
+    }
+    return rate;
+  } finally {
+    agent.destroy();
+    child.kill('SIGKILL');
+    redis?.stop();
+  }
+}
+
+/** Full collections counted per run, each alone in its window. */
+const FULL_GCS = 3;
 
 /** Runs async jobs, `parallel` at a time (each app under valgrind takes one core). */
 async function pool(jobs, parallel) {
@@ -153,6 +205,7 @@ async function pool(jobs, parallel) {
 }
 
 const fmtInt = (x) => Math.round(x).toLocaleString('en-US');
+const fmtRate = (perRequest) => (perRequest * 10_000).toFixed(1);
 const PAGE_NAMES = { '/': 'Nunjucks page', '/hbs': 'Handlebars page', '/json': 'JSON' };
 const storeName = (store) => (store === 'memory' ? 'MemoryStore' : 'RedisStore');
 
@@ -161,7 +214,7 @@ const storeName = (store) => (store === 'memory' ? 'MemoryStore' : 'RedisStore')
  * presence ('static': the same locals built once at start-up), is run `repeats`
  * times; every run counts W requests of each page.
  */
-export async function instructionsPerRequest({ cases, pages = ['/', '/hbs', '/json'], K = 300, W = 3000, repeats = 3, parallel = 2, annotateFrom = 100_000 }) {
+export async function instructionsPerRequest({ cases, pages = ['/', '/hbs', '/json'], K = 300, W = 3000, R = 30_000, repeats = 3, parallel = 2, annotateFrom = 100_000 }) {
   const dir = mkdtempSync(path.join(tmpdir(), 'online-now-callgrind-'));
   const started = Date.now();
   // 'static' lists the same 50 names whatever N: one set of runs serves every case.
@@ -179,9 +232,22 @@ export async function instructionsPerRequest({ cases, pages = ['/', '/hbs', '/js
   }
   process.stdout.write(`callgrind: ${jobs.length} runs of the app under valgrind, ${pages.length} pages × ${fmtInt(W)} requests each `);
   await pool(jobs, parallel);
-  process.stdout.write('\n');
+  process.stdout.write(`\nmajor GCs per request, outside valgrind: ${units.length} apps, ${pages.length} pages × ${fmtInt(R)} requests each\n`);
+  const rates = new Map();
+  await pool(
+    units.map((u) => async () => rates.set(`${u.variant} ${u.n}`, await collectionRate({ ...u, pages, K, R }))),
+    parallel,
+  );
 
   const perPage = (key, page) => summary(counts.get(key).map((c) => c[page]));
+  // A request's instructions with major GC amortized: the rest, plus one full GC's count at this heap times
+  // the major GCs a request brings (from R requests outside valgrind).
+  const amortized = (key, page) => {
+    const split = splits.get(`${key} ${page}`);
+    const gc = perPage(key, 'fullGc').median;
+    const majors = rates.get(key)[page].major;
+    return { fullGc: gc, majorsPerRequest: majors, perRequest: split.rest.median + gc * majors };
+  };
   // Each window split into major GC (mark-compact: marking, sweeping, evacuation) and the rest, by function names.
   const splits = new Map();
   for (const u of units) {
@@ -202,7 +268,10 @@ export async function instructionsPerRequest({ cases, pages = ['/', '/hbs', '/js
       const split = splits.get(`${store} ${n} ${page}`);
       const noneSplit = splits.get(`static 1000 ${page}`);
       const restRatio = split.rest.median / noneSplit.rest.median;
-      results[`${store} ${n} ${pageName}`] = { store, n, page, presence, none, ratio, W, split, noneSplit, restRatio };
+      const steady = amortized(`${store} ${n}`, page);
+      const noneSteady = amortized('static 1000', page);
+      const steadyRatio = steady.perRequest / noneSteady.perRequest;
+      results[`${store} ${n} ${pageName}`] = { store, n, page, presence, none, ratio, W, split, noneSplit, restRatio, R, steady, noneSteady, steadyRatio };
       if (n >= annotateFrom) {
         // Where the difference goes, from callgrind_annotate of the first run's window of this page.
         const diff = functionDiff({ presence: `${fileOf({ variant: store, n }, 0)}.${p + 1}`, none: `${fileOf(units[0], 0)}.${p + 1}`, W });
@@ -230,12 +299,26 @@ export async function instructionsPerRequest({ cases, pages = ['/', '/hbs', '/js
         `${((ratio - 1) * 100).toFixed(1)}%`,
         `${fmtInt(split.major.median)} (${fmtInt(split.major.min)}–${fmtInt(split.major.max)}) / ${fmtInt(noneSplit.major.median)} (${fmtInt(noneSplit.major.min)}–${fmtInt(noneSplit.major.max)})`,
         `${((restRatio - 1) * 100).toFixed(1)}%`,
+        `${(steady.fullGc / 1e6).toFixed(1)} M × ${fmtRate(steady.majorsPerRequest)} / ${(noneSteady.fullGc / 1e6).toFixed(1)} M × ${fmtRate(noneSteady.majorsPerRequest)}`,
+        `**${((steadyRatio - 1) * 100).toFixed(1)}%**`,
       ]);
     }
   }
   const text = table(
     `Instructions per whole request (callgrind, node --single-threaded): presence vs none, one signed-in user, sequential keep-alive; windows of ${fmtInt(W)} requests per page after ${K} warm-up requests, ${repeats} runs (median, min–max)`,
-    ['store', 'users online', 'page', 'with presence', 'no presence', 'difference', 'presence costs', 'of which major GC: with / without', 'presence costs, major GC left out'],
+    [
+      'store',
+      'users online',
+      'page',
+      'with presence',
+      'no presence',
+      'difference',
+      'presence costs',
+      'of which major GC: with / without',
+      'presence costs, major GC left out',
+      `one full GC × major GCs per 10,000 requests (${fmtInt(R)} outside valgrind): with / without`,
+      'presence costs, major GC amortized',
+    ],
     rows,
   );
   const allText = [text, ...pointers.map((print) => print())].join('\n\n');
