@@ -8,8 +8,8 @@ import type { OnlineRequest, Profile, ProfileValue } from './types';
 const MAX_ID_LENGTH = 256;
 /** Profile bounds: at most this many fields, each string at most this long. */
 const MAX_PROFILE_FIELDS = 16;
-const MAX_PROFILE_STRING = 256;
-const MAX_FIELD_NAME = 64;
+export const MAX_PROFILE_STRING = 256;
+export const MAX_FIELD_NAME = 64;
 /** And all of a profile's names and strings together at most this many characters: a bound on memory per user whatever the profile. */
 const MAX_PROFILE_CHARS = 512;
 

@@ -25,7 +25,7 @@ import type { Profile, Scope, ScopeView, StoreConfig, UserId, Viewer } from '../
 import { checkOptions, optionNames, positiveNumber, storeBasics } from '../../validations';
 import { DEFAULT_MAX_TRACKED, MAX_BOTS, SharedStore } from '../shared-store';
 import { adaptClient, type RawRedis, type RedisClientLike } from './client';
-import { decodeProfile, encodeProfile, idOf, profileOf, storedProfile } from './profile-codec';
+import { decodeProfile, encodeProfile, idOf, plainProfile, profileOf, storedProfile } from './profile-codec';
 import {
   SYNC_SCRIPT,
   SYNC_SHA,
@@ -66,7 +66,7 @@ const READ_LIMIT = 2000;
 /** Users one read of a new replica's first load takes (a ZRANGEBYSCORE and an HMGET, a few ms of Redis each). */
 const SNAPSHOT_CHUNK = 20_000;
 /** Keys of a chunk applied between two looks at the network (a few ms). */
-const APPLY_SLICE = 4000;
+const APPLY_SLICE = 1000;
 /** Profiles parsed per tick after the first read (about 1 ms). */
 const DECODE_SLICE = 2000;
 const WRITE_LIMIT = 2000;
@@ -488,10 +488,16 @@ export class RedisStore extends SharedStore {
       const at = Number(scores[i]) / 1000;
       if ((queued.get(key) ?? -Infinity) >= at) continue;
       const stored = profiles[i];
-      // Kept as stored ("µs|#json": a substring would keep the whole reply's text alive), parsed when first needed.
-      if (s === ROOMS) touches.push({ key, id: key, profile: { t: storedProfile(stored ?? '') }, at });
-      else if (typeof stored === 'string') touches.push({ key, id: idOf(key, storedProfile(stored)), profile: undefined, raw: stored, at });
-      else touches.push({ key, id: key, profile: undefined, at });
+      if (s === ROOMS) {
+        touches.push({ key, id: key, profile: { t: storedProfile(stored ?? '') }, at });
+      } else if (typeof stored === 'string') {
+        // The usual one-field profile is taken at once (the index keeps its value off the heap). Any other is
+        // kept as stored ("µs|#json": a substring would keep the whole reply's text alive), parsed when first needed.
+        const plain = plainProfile(stored);
+        touches.push({ key, id: idOf(key, storedProfile(stored)), profile: plain, raw: plain === undefined ? stored : undefined, at });
+      } else {
+        touches.push({ key, id: key, profile: undefined, at });
+      }
     }
     // Oldest first, so applied one by one; as one batch when pages touched users meanwhile (then these are late).
     index.merge(touches);
