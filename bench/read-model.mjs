@@ -33,6 +33,8 @@ async function worker() {
   const { createClient } = await import('redis');
   const { RedisStore, createOnlineTracker } = await import('express-online-now');
   const client = await createClient({ url }).connect();
+  // The process before it holds anyone: Node, the app's modules and a Redis client.
+  const bareRssMB = memory().rssMB;
   const started = performance.now();
   const store = new RedisStore({ client, prefix: PREFIX, maxTracked: n + 1000 });
   createOnlineTracker({ store, threshold: THRESHOLD_S });
@@ -44,7 +46,7 @@ async function worker() {
     while ((await count()) < n) await new Promise((r) => setTimeout(r, 5));
   }
   const completeMs = performance.now() - started;
-  process.send({ ready: true, completeMs, ...memory() });
+  process.send({ ready: true, completeMs, bareRssMB, ...memory() });
   let touching;
   process.on('message', (m) => {
     if (m.touch !== undefined) {
@@ -155,6 +157,9 @@ export async function readModelScale({ n = 1_000_000, processes = 8, touchesPerS
       reader: { heapMB: summary(readers.map((r) => r.heapMB)), rssMB: summary(readers.map((r) => r.rssMB)), externalMB: summary(readers.map((r) => r.externalMB)) },
       writer: { heapMB: writer.heapMB, rssMB: writer.rssMB, externalMB: writer.externalMB },
       afterTouching: { heapMB: summary(stopped.map((s) => s.heapMB)), rssMB: summary(stopped.map((s) => s.rssMB)) },
+      bareRssMB: summary(apps.map((a) => a.bareRssMB)),
+      // What holding everyone adds to a process: its RSS after the touching, less its RSS before it held anyone.
+      presenceRssMB: summary(stopped.map((s, i) => s.rssMB - apps[i].bareRssMB)),
       touchesPerSecond,
       cpuPercentPerProcess: summary(cpu),
       redisCpuPercent: redisCpu,
@@ -171,6 +176,8 @@ export async function readModelScale({ n = 1_000_000, processes = 8, touchesPerS
         ['a reader then: heap / RSS, MB', `${mb(results.reader.heapMB)} / ${mb(results.reader.rssMB)}`],
         ['the writer (wrote all N): heap / RSS, MB', `${writer.heapMB.toFixed(0)} / ${writer.rssMB.toFixed(0)}`],
         ['every process after touching: heap / RSS, MB', `${mb(results.afterTouching.heapMB)} / ${mb(results.afterTouching.rssMB)}`],
+        ['a process before it holds anyone (Node, modules, Redis client): RSS, MB', mb(results.bareRssMB)],
+        ['RSS that presence adds to a process (after touching − before), MB', mb(results.presenceRssMB)],
         ['CPU per app process, % of a core', mb(results.cpuPercentPerProcess)],
         ['Redis CPU, % of a core', redisCpu.toFixed(0)],
         ['Redis time per sync (script), µs', usPerSync.toFixed(0)],

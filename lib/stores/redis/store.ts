@@ -65,7 +65,7 @@ const redisStoreOptions = optionNames<RedisStoreOptions>({ client: true, prefix:
 const READ_LIMIT = 2000;
 /** Users one read of a new replica's first load takes (a ZRANGEBYSCORE and an HMGET, a few ms of Redis each). */
 const SNAPSHOT_CHUNK = 20_000;
-/** Keys of a chunk applied between two looks at the network (a few ms). */
+/** Keys of a chunk applied between two looks at the network (about 1 ms). */
 const APPLY_SLICE = 1000;
 /** Profiles parsed per tick after the first read (about 1 ms). */
 const DECODE_SLICE = 2000;
