@@ -11,13 +11,17 @@ import type { OnlineNowLocals } from './types';
 
 type Question = 'isOnline' | 'lastSeen' | 'timeAgo';
 
+/** `timeAgo`'s options, made once: a page may ask dozens of times. */
+const AS_HTML = Object.freeze({ html: true });
+const AS_TEXT = Object.freeze({ html: false });
+
 /**
  * Answers from a render context. A page rendered without the middleware (an
  * error page) says offline, and still tells the time of a Date.
  */
 function ask(locals: unknown, question: Question, subject: unknown, html: boolean): unknown {
   const answer = (locals as Partial<OnlineNowLocals> | undefined)?.[question];
-  if (typeof answer === 'function') return answer(subject, { html });
+  if (typeof answer === 'function') return answer(subject, html ? AS_HTML : AS_TEXT);
   if (question === 'isOnline') return false;
   if (question === 'lastSeen') return null;
   if (!(subject instanceof Date)) return '';
@@ -114,10 +118,14 @@ interface HelperOptions {
  * the current context, so `{{#each onlineNow}}{{timeAgo}}{{/each}}` tells each entry's time.
  */
 function handlebarsHelpers(SafeString: (new (html: string) => unknown) | undefined): Record<string, HelperFn> {
+  // Handlebars calls a helper with its arguments and then its options: (user, options), or (options) alone.
   const helper = (question: Question): HelperFn =>
-    function (this: unknown, ...args: unknown[]) {
-      const options = args[args.length - 1] as HelperOptions | undefined;
-      const subject = args.length > 1 ? args[0] : this;
+    function (this: unknown, first?: unknown, second?: unknown) {
+      const alone = arguments.length < 2;
+      // A rest parameter would make an array on every call, and a page may ask dozens of times.
+      // eslint-disable-next-line prefer-rest-params
+      const options = (alone ? first : arguments.length === 2 ? second : arguments[arguments.length - 1]) as HelperOptions | undefined;
+      const subject = alone ? this : first;
       const html = options?.hash?.html === true;
       const answer = ask(options?.data?.root, question, subject, html);
       return html && answer !== '' && SafeString !== undefined ? new SafeString(String(answer)) : answer;
