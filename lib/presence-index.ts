@@ -159,7 +159,7 @@ export class PresenceIndex {
   private flags = new Uint8Array(0);
   private ids: UserId[] = [];
   private profiles: (Profile | ProfileValue)[] = [];
-  /** The one field name of single-field profiles, learned from the first one seen. */
+  /** The one field name of single-field profiles, learnt from the first one seen whose value is text. */
   private soleField: string | undefined;
   /** Where those values are kept when they are short Latin-1 strings (most usernames): off the heap. */
   private readonly arena = new TextArena();
@@ -402,7 +402,9 @@ export class PresenceIndex {
     }
     this.dropHeld(slot);
     this.flags[slot] &= ~(RAW | SOLE);
-    if (fields === 1 && (this.soleField ??= only) === only) {
+    // Learnt from a text field: a first profile of `{ hidden: true }` alone must not make it 'hidden' for good.
+    if (fields === 1 && this.soleField === undefined && typeof profile[only as string] === 'string') this.soleField = only;
+    if (fields === 1 && this.soleField === only) {
       const value = profile[only as string];
       const at = typeof value === 'string' ? this.store(value) : -1;
       this.profiles[slot] = at === -1 ? value : at;

@@ -432,6 +432,17 @@ describe('PresenceIndex', () => {
       expect(after[0].username).to.equal('q'.repeat(254));
     });
 
+    it('learns which field to keep off the heap from a name, not from a first user who is hidden and nameless', () => {
+      const index = new PresenceIndex(THRESHOLD, 1000);
+      index.touch('ghost', 'ghost', { hidden: true }, 10);
+      index.touch('ann', 'ann', { username: 'ann' }, 11);
+      expect((index as unknown as { soleField?: string }).soleField).to.equal('username');
+      expect(index.view(5, 20, { seesHidden: true }).entries.map((e) => [e.id, e.username, e.hidden])).to.deep.equal([
+        ['ann', 'ann', undefined],
+        ['ghost', undefined, true],
+      ]);
+    });
+
     it("keeps each user's name right, and the arena bounded, through churn of 400,000 users over 1,000 places", () => {
       const index = new PresenceIndex(THRESHOLD, 1000);
       const name = (i: number): string => `user-${i}-${'x'.repeat(150)}`;

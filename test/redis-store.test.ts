@@ -193,6 +193,30 @@ describe('RedisStore', function () {
         for (const there of [151, n - 150, n + 1, n + 300]) expect(view.lastSeen(String(there)), `user ${there}`).not.to.equal(null);
       });
 
+      it('a store closed and attached again while it reads everyone reads everyone again', async () => {
+        const prefix = uniquePrefix();
+        const seen = `{${prefix}}:users:seen`;
+        const a = await tracker(prefix, {}, kind);
+        const n = 60_000; // three chunks
+        for (let i = 1; i <= n; i++) a.store.touch('users', String(i), i, { username: `u${i}` });
+        while (Number(await a.client.command('ZCARD', seen)) < n) await sleep(50);
+        const b = await tracker(prefix, {}, kind);
+        // Its replica, looked at directly: pages would wait for the first read, and this must act during it.
+        const replica = (): { slotOf(key: string): number } | undefined => (b.store as unknown as { indexes?: { slotOf(key: string): number }[] }).indexes?.[0];
+        while (replica()?.slotOf('25000') === -1 || replica() === undefined) await new Promise(setImmediate);
+        const closing = b.online.close();
+        const again = createOnlineTracker({ store: b.store });
+        opened.push(again);
+        await closing;
+        let count = 0;
+        for (let i = 0; i < 100 && count < n; i++) {
+          await sleep(50);
+          count = (await b.store.view('users', 0)).count;
+        }
+        expect(count).to.equal(n);
+        expect((await b.store.view('users', 1)).entries[0]).to.deep.include({ id: n, username: `u${n}` });
+      });
+
       it('forget in one process takes the user offline in another within syncInterval', async () => {
         const prefix = uniquePrefix();
         const a = await tracker(prefix, {}, kind);

@@ -144,6 +144,8 @@ export class RedisStore extends SharedStore {
   private cursor = 0;
   /** A replica that has not read Redis's whole state yet: it does so in large plain reads, not through the change feed. */
   private fresh = true;
+  /** Bumped by each start(): a first read still running for the replica before it stops where it is. */
+  private generation = 0;
   private epoch: string | undefined;
   /** Redis's time at this process's last reply, µs. */
   private lastReplyUs = 0;
@@ -206,6 +208,7 @@ export class RedisStore extends SharedStore {
     // A store attached again starts with an empty replica: it reads Redis from the start.
     this.cursor = 0;
     this.fresh = true;
+    this.generation++;
     for (const m of this.pendingTouches) m.clear();
     // Arrival order is kept within one sync of time order: an expired user stays counted at most that long.
     this.rooms = new RoomIndex(this.roomLimits, this.syncInterval);
@@ -219,7 +222,8 @@ export class RedisStore extends SharedStore {
     this.warmed = new Promise<void>((resolve) => {
       const cold = setTimeout(resolve, COLD_START_WAIT_MS);
       cold.unref();
-      void this.sync().then(() => {
+      // After any sync still running for the replica before (a store closed and attached again).
+      void this.syncSoon().then(() => {
         clearTimeout(cold);
         resolve();
       });
@@ -345,7 +349,10 @@ export class RedisStore extends SharedStore {
       // Nothing is stamped for Redis before this process knows Redis's clock.
       if (!this.measured) await this.round([], []);
       if (this.fresh) {
-        await this.loadSnapshot();
+        const generation = this.generation;
+        await this.loadSnapshot(generation);
+        // Attached again meanwhile: the new replica reads everything at its own first sync.
+        if (generation !== this.generation) return;
         this.fresh = false;
         this.decodeLoaded();
       }
@@ -455,7 +462,7 @@ export class RedisStore extends SharedStore {
    * after the version read first, and are read again from there: applying one
    * twice is harmless, as the latest event wins.
    */
-  private async loadSnapshot(): Promise<void> {
+  private async loadSnapshot(generation: number): Promise<void> {
     const [epoch, version] = (await this.command(['HMGET', this.keys[0], 'epoch', 'version'])) as [string | null, string | null];
     if (epoch === null || epoch !== this.epoch) return; // Redis has no presence yet, or lost it just now: the feed reads it all
     for (const s of SCOPES) {
@@ -463,6 +470,7 @@ export class RedisStore extends SharedStore {
       let pending = this.snapshotChunk(s, `(${Math.round((this.now() - threshold) * 1000)}`, new Set(), false);
       for (;;) {
         const { keys, scores, profiles, next } = await pending;
+        if (generation !== this.generation) return;
         if (next !== undefined) {
           pending = this.snapshotChunk(s, ...next);
           pending.catch(() => undefined); // awaited below; meanwhile it may fail while this chunk is applied
@@ -470,6 +478,7 @@ export class RedisStore extends SharedStore {
         for (let from = 0; from < keys.length; from += APPLY_SLICE) {
           // Between slices the next chunk's replies come in and its HMGET goes out: Redis reads while this process applies.
           if (from > 0) await new Promise(setImmediate);
+          if (generation !== this.generation) return;
           this.applyLoaded(s, keys, scores, profiles, from, Math.min(from + APPLY_SLICE, keys.length));
         }
         if (next === undefined) break;
