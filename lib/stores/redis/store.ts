@@ -219,6 +219,7 @@ export class RedisStore extends SharedStore {
       this.rooms.tabs,
     ];
     this.warm = false;
+    const generation = this.generation;
     this.warmed = new Promise<void>((resolve) => {
       const cold = setTimeout(resolve, COLD_START_WAIT_MS);
       cold.unref();
@@ -228,7 +229,7 @@ export class RedisStore extends SharedStore {
         resolve();
       });
     }).then(() => {
-      this.warm = true;
+      if (generation === this.generation) this.warm = true;
     });
     this.timer = setInterval(() => void this.sync(), this.syncInterval);
     this.timer.unref();
@@ -471,14 +472,21 @@ export class RedisStore extends SharedStore {
       for (;;) {
         const { keys, scores, profiles, next } = await pending;
         if (generation !== this.generation) return;
+        // The next chunk is read while this one is applied. Settled, it is awaited below; failed, it must not
+        // be an unhandled rejection meanwhile; and it is waited for before leaving early, or the next sync
+        // would find our command still out.
+        let settled: Promise<unknown> | undefined;
         if (next !== undefined) {
           pending = this.snapshotChunk(s, ...next);
-          pending.catch(() => undefined); // awaited below; meanwhile it may fail while this chunk is applied
+          settled = pending.catch(() => undefined);
         }
         for (let from = 0; from < keys.length; from += APPLY_SLICE) {
           // Between slices the next chunk's replies come in and its HMGET goes out: Redis reads while this process applies.
           if (from > 0) await new Promise(setImmediate);
-          if (generation !== this.generation) return;
+          if (generation !== this.generation) {
+            await settled;
+            return;
+          }
           this.applyLoaded(s, keys, scores, profiles, from, Math.min(from + APPLY_SLICE, keys.length));
         }
         if (next === undefined) break;
