@@ -16,6 +16,8 @@ const n = Number(nArg);
 const THRESHOLD_S = 900;
 const thresholdMs = THRESHOLD_S * 1000;
 const ids = Array.from({ length: n }, (_, i) => i + 1);
+/** Names of one length whatever N ("user0000042"), so every variant's page is the same size. */
+const nameOf = (id) => `user${String(id).padStart(7, '0')}`;
 
 const PAGE = `<!doctype html><title>Forum</title>
 <p>{{ onlineCount }} online</p>
@@ -25,14 +27,19 @@ const HBS_PAGE = `<!doctype html><title>Forum</title>
 <p>{{ onlineCount }} online</p>
 <ul>{{#each onlineNow}}<li>{{ username }}</li>{{/each}}</ul>
 <table>{{#each posts}}<tr><td>{{ author }}</td><td>{{#if (isOnline author)}}online{{/if}}</td></tr>{{/each}}</table>`;
-const posts = Array.from({ length: 20 }, (_, i) => ({ author: 1 + ((i * 7919) % n) }));
+// Authors among the first 1,000 users, so the page is the same whatever N; every one of them is online.
+const posts = Array.from({ length: 20 }, (_, i) => ({ author: 1 + ((i * 7919) % Math.min(n, 1000)) }));
 
-/** Sets the locals our middleware would, from a baseline's answer, so the same page renders. */
-function baselineLocals(res, answer) {
+/**
+ * Sets the locals our middleware would, from a baseline's answer, so the same page renders. A snippet
+ * knows only the ids it lists; the apps without presence (`everyoneOnline`) say what presence says:
+ * all N users are online, so each post shows its badge.
+ */
+function baselineLocals(res, answer, everyoneOnline = false) {
   const online = new Set(answer.ids.map(String));
-  res.locals.onlineNow = answer.ids.map((id) => ({ id, username: `user${id}` }));
+  res.locals.onlineNow = answer.ids.map((id) => ({ id, username: nameOf(id) }));
   res.locals.onlineCount = answer.count;
-  res.locals.isOnline = (id) => online.has(String(id));
+  res.locals.isOnline = everyoneOnline ? (id) => id >= 1 && id <= n : (id) => online.has(String(id));
 }
 
 /** The baselines' isOnline as a Handlebars helper, as registerHandlebars makes ours. */
@@ -49,14 +56,14 @@ async function presence() {
       // The same page with the same content, from a fixed list: what rendering costs without presence.
       const fixed = { ids: ids.slice(-50).reverse(), count: n };
       return (_req, res, next) => {
-        baselineLocals(res, fixed);
+        baselineLocals(res, fixed, true);
         next();
       };
     }
     case 'static': {
       // 'none' with the locals built once: the page's content at the least cost (bench/instructions.mjs).
       const locals = {};
-      baselineLocals({ locals }, { ids: ids.slice(-50).reverse(), count: n });
+      baselineLocals({ locals }, { ids: ids.slice(-50).reverse(), count: n }, true);
       return (_req, res, next) => {
         Object.assign(res.locals, locals);
         next();
@@ -65,7 +72,7 @@ async function presence() {
     case 'memory': {
       const store = new MemoryStore({ maxTracked: n + 1000 });
       const online = createOnlineTracker({ store, threshold: THRESHOLD_S });
-      for (const id of ids) store.touch('users', String(id), id, { username: `user${id}` });
+      for (const id of ids) store.touch('users', String(id), id, { username: nameOf(id) });
       return online.middleware();
     }
     case 'recipe-lru': {
@@ -81,7 +88,7 @@ async function presence() {
       if (variant === 'redis') {
         const store = new RedisStore({ client, prefix: `bench-web-${n}`, maxTracked: n + 1000 });
         const online = createOnlineTracker({ store, threshold: THRESHOLD_S });
-        for (const id of ids) store.touch('users', String(id), id, { username: `user${id}` });
+        for (const id of ids) store.touch('users', String(id), id, { username: nameOf(id) });
         while ((await client.sendCommand(['ZCARD', `{bench-web-${n}}:users:seen`])) < n) await new Promise((r) => setTimeout(r, 100));
         return online.middleware();
       }
@@ -122,7 +129,7 @@ app.get('/gc', (_req, res) => {
 app.get('/collections', (_req, res) => res.json(collections));
 app.use(session({ secret: 'bench', resave: false, saveUninitialized: false }));
 app.get('/login/:id', (req, res) => {
-  req.session.user = { id: Number(req.params.id), username: `user${req.params.id}` };
+  req.session.user = { id: Number(req.params.id), username: nameOf(req.params.id) };
   res.sendStatus(204);
 });
 app.use(await presence());
