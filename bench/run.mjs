@@ -82,7 +82,7 @@ if (process.env.INSTRUCTIONS === '0') {
   // Each RedisStore run starts a redis-server of its own. Not at 1,000,000: under valgrind a new process's
   // first read of a million users outlasts the 1 s sync timeout and never completes (the read-model section measures it).
   if (redis !== null) cases.push(...(quick ? [100_000] : [1_000, 100_000]).map((n) => ({ store: 'redis', n })));
-  const counted = await instructionsPerRequest({ cases, K: quick ? 300 : 2000, W: 3000, repeats: quick ? 1 : 3 });
+  const counted = await instructionsPerRequest({ cases, K: quick ? 300 : 2000, W: 3000, R: quick ? 5000 : 30_000, repeats: quick ? 1 : 3 });
   results.instructionsPerRequest = counted.results;
   texts.push(counted.text);
 }
