@@ -42,6 +42,19 @@ function get(agent, port, urlPath, cookie) {
   });
 }
 
+/** The port app-server.mjs prints when it listens; rejects with the message `failed` gives if it exits first. */
+function appPort(child, failed) {
+  return new Promise((resolve, reject) => {
+    let out = '';
+    child.stdout.on('data', (c) => {
+      out += c;
+      const line = out.split('\n').find((l) => l.startsWith('{'));
+      if (line) resolve(JSON.parse(line).port);
+    });
+    failed.then((message) => reject(new Error(message)));
+  });
+}
+
 /** Total instructions (Ir) from a callgrind output file: its `totals:` (or `summary:`) line. */
 export function callgrindTotal(file) {
   const text = readFileSync(file, 'utf8');
@@ -108,15 +121,7 @@ async function oneRun({ variant, n, pages, K, W, outFile }) {
   const exited = new Promise((resolve) => child.on('exit', resolve));
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   try {
-    const port = await new Promise((resolve, reject) => {
-      let out = '';
-      child.stdout.on('data', (c) => {
-        out += c;
-        const line = out.split('\n').find((l) => l.startsWith('{'));
-        if (line) resolve(JSON.parse(line).port);
-      });
-      exited.then((code) => reject(new Error(`${variant} app under callgrind exited with ${code}: ${stderr.slice(-2000)}`)));
-    });
+    const port = await appPort(child, exited.then((code) => `${variant} app under callgrind exited with ${code}: ${stderr.slice(-2000)}`));
     const login = await get(agent, port, `/login/${1 + ((n * 7) >> 3)}`);
     const cookie = login.headers['set-cookie'][0].split(';')[0];
     const send = async (page, count) => {
@@ -159,15 +164,7 @@ async function collectionRate({ variant, n, pages, K, R }) {
   const child = spawn(process.execPath, ['--single-threaded', path.join(HERE, 'app-server.mjs'), variant, String(n), redis?.url ?? ''], { stdio: ['ignore', 'pipe', 'inherit'] });
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   try {
-    const port = await new Promise((resolve, reject) => {
-      let out = '';
-      child.stdout.on('data', (c) => {
-        out += c;
-        const line = out.split('\n').find((l) => l.startsWith('{'));
-        if (line) resolve(JSON.parse(line).port);
-      });
-      child.on('exit', (code) => reject(new Error(`${variant} app exited with ${code}`)));
-    });
+    const port = await appPort(child, new Promise((resolve) => child.on('exit', (code) => resolve(`${variant} app exited with ${code}`))));
     const cookie = (await get(agent, port, `/login/${1 + ((n * 7) >> 3)}`)).headers['set-cookie'][0].split(';')[0];
     const counts = async () => JSON.parse((await get(agent, port, '/collections')).body);
     const rate = {};
