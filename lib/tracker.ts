@@ -23,6 +23,7 @@ import type {
   Profile,
   StoredEntry,
   Store,
+  StoreConfig,
   UserId,
   Viewer,
 } from './types';
@@ -101,6 +102,8 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
   #client: ClientConfig | undefined;
   #secretGiven: boolean;
   #closed = false;
+  /** What this tracker gave the store's `init`: it says which tracker leaves at `close`. */
+  readonly #storeConfig: StoreConfig;
 
   constructor(options: OnlineTrackerOptions<U, P> = {}) {
     checkOptions('createOnlineTracker()', options, trackerOptions);
@@ -128,7 +131,7 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
     const reporter = new ErrorReporter(options.onError ?? defaultErrorSink);
     this.#users = new UserResolver(options, reporter);
     this.store = options.store ?? new MemoryStore();
-    this.store.init({
+    this.#storeConfig = {
       thresholdMs: this.threshold * 1000,
       reporter,
       hooks: {
@@ -138,7 +141,8 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
         initialRecord,
       },
       rooms: { thresholdMs: this.roomThreshold * 1000, maxRooms, maxMembers: maxRoomMembers },
-    });
+    };
+    this.store.init(this.#storeConfig);
     this.#secretGiven = options.secret !== undefined;
     this.#rooms = new Rooms(this.store, this.#users, new TabIds(optionalSecret(options.secret) ?? randomBytes(32)));
     this.trackGuests = options.trackGuests ?? false;
@@ -265,7 +269,7 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
     if (this.#closed) return;
     this.#closed = true;
     for (const hub of this.#hubs) hub.close();
-    await this.store.close();
+    await this.store.close(this.#storeConfig);
   }
 }
 

@@ -114,8 +114,12 @@ export interface Store {
   record?(): OnlineRecord;
   /** Starts the record over from the number online now. */
   resetRecord?(): Awaitable<void>;
-  /** Stops the store's timers; never closes a client it was given. */
-  close(): Awaitable<void>;
+  /**
+   * Called once by each tracker as it closes, with the config it gave `init`:
+   * that tracker hears nothing more. The store stops its timers with the last
+   * tracker; it never closes a client it was given.
+   */
+  close(config?: StoreConfig): Awaitable<void>;
   /** Rooms (`tracker.here()`): a tab's heartbeat, and the room as `viewer` then sees it. A store without rooms cannot serve `here()`. */
   roomTouch?(touch: RoomTouch, viewer: Viewer): Awaitable<RoomView>;
   /** A tab left its room (its page closed). */

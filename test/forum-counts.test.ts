@@ -186,6 +186,20 @@ describe('the record on a controlled clock (memory store)', () => {
     await online.close();
   });
 
+  it('a tracker closed on a shared store hears nothing more from it', async () => {
+    const store = new MemoryStore();
+    const heard: string[] = [];
+    const a = createOnlineTracker({ store, onRecord: (record) => void heard.push(`a ${record.count}`) });
+    const b = createOnlineTracker({ store, onRecord: (record) => void heard.push(`b ${record.count}`) });
+    await a.touch(1);
+    await sleep(5);
+    await a.close();
+    await b.touch(2);
+    await sleep(5);
+    expect(heard).to.deep.equal(['a 1', 'b 1', 'b 2']);
+    await b.close();
+  });
+
   it('refuses an initialRecord that is not { count, at }', () => {
     for (const bad of [{ count: -1, at: 0 }, { count: 1.5, at: 0 }, { count: 3, at: 'yesterday' }, { count: 3 }, 7]) {
       expect(() => createOnlineTracker({ initialRecord: bad as never }))

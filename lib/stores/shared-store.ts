@@ -104,9 +104,14 @@ export abstract class SharedStore implements Store {
     }
   }
 
-  /** Called once by each tracker as it closes; the store stops with the last. */
-  close(): Awaitable<void> {
+  /** Called once by each tracker as it closes: it hears nothing more, and the store stops with the last. */
+  close(config?: StoreConfig): Awaitable<void> {
     if (this.open === 0) return undefined;
+    const leaving = this.attachedTrackers.findIndex((t) => t.reporter === config?.reporter);
+    if (leaving !== -1) {
+      const [gone] = this.attachedTrackers.splice(leaving, 1);
+      this.queue = this.queue.filter(([t]) => t !== gone);
+    }
     this.open -= 1;
     return this.open === 0 ? this.stop() : undefined;
   }
