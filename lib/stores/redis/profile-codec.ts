@@ -43,14 +43,13 @@ function literal(text: string, from: number, to: number): boolean {
 }
 
 /**
- * The profile of a stored profile ("µs|#json" or "µs|json") when it is one
- * plain string field, `{"username":"ann"}`, as this package writes the usual
- * profile; undefined for any other form. The same as `profileOf` gives, read
- * without JSON.parse: a first read of a million users takes them so.
+ * The profile of a stored profile ("#" and JSON, or JSON, as `storedProfile`
+ * gives it) when it is one plain string field, `{"username":"ann"}`, as this
+ * package writes the usual profile; undefined for any other form. The same as
+ * `profileOf` gives, read without JSON.parse: a first read of a million users takes them so.
  */
 export function plainProfile(stored: string): Profile | undefined {
-  let at = stored.indexOf('|') + 1;
-  if (stored.charCodeAt(at) === 0x23 /* # */) at++;
+  const at = stored.charCodeAt(0) === 0x23 /* # */ ? 1 : 0;
   const end = stored.length - 2;
   if (!stored.startsWith('{"', at) || !stored.endsWith('"}') || end < at + 2) return undefined;
   const from = at + 2;

@@ -510,8 +510,9 @@ export class RedisStore extends SharedStore {
       } else if (typeof stored === 'string') {
         // The usual one-field profile is taken at once (the index keeps its value off the heap). Any other is
         // kept as stored ("µs|#json": a substring would keep the whole reply's text alive), parsed when first needed.
-        const plain = plainProfile(stored);
-        touches.push({ key, id: idOf(key, storedProfile(stored)), profile: plain, raw: plain === undefined ? stored : undefined, at });
+        const text = storedProfile(stored);
+        const plain = plainProfile(text);
+        touches.push({ key, id: idOf(key, text), profile: plain, raw: plain === undefined ? stored : undefined, at });
       } else {
         touches.push({ key, id: key, profile: undefined, at });
       }
