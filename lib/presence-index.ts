@@ -103,6 +103,25 @@ const ARENA = 16;
  */
 const LRU_OPTIONS = {};
 
+/** What a bare-id touch of a user remembered as hidden holds: they come back hidden. */
+const HIDDEN_ONLY: Profile = Object.freeze({ hidden: true });
+
+/** How an index reads times and remembers invisible mode (see the constructor). */
+export interface IndexClock {
+  /**
+   * Milliseconds to add to a stored time to make it a wall-clock time: what
+   * `lastSeen` gives. Expiry stays on the store's own (monotonic) time base, so
+   * a wall-clock step moves dates with the wall clock and `timeAgo` stays right.
+   */
+  readonly wallOffset: () => number;
+  /** How long (ms) a key that was hidden is remembered as hidden after it left; 0: not at all. */
+  readonly markTtlMs: number;
+}
+
+const NO_OFFSET = (): number => 0;
+/** An index with no wall clock of its own, that remembers nothing past presence (rooms' tabs, tests). */
+export const PLAIN_CLOCK: IndexClock = Object.freeze({ wallOffset: NO_OFFSET, markTtlMs: 0 });
+
 /** A touch as a batch carries it. */
 export interface TimedTouch {
   readonly key: string;
@@ -177,6 +196,8 @@ export class PresenceIndex {
   private cutoff = -Infinity;
   /** Keys held whose profile is hidden. */
   private hiddenCount = 0;
+  /** Keys last seen hidden, → when: kept past presence (at most maxTracked, `markTtlMs`) for bare-id touches. */
+  private readonly marks = new Map<Key, number>();
   /** How many keys were ever added: a store tells a new key from a returning one by it. */
   added = 0;
   /** Set by `update` for `place`: the slot's listed entry must be made again. */
@@ -207,6 +228,7 @@ export class PresenceIndex {
     private readonly tolerance = 0,
     /** Turns a profile given as stored text (`TimedTouch.raw`) into a profile (a Redis read model's codec). */
     private readonly decodeRaw: (raw: string) => Profile = () => EMPTY_PROFILE,
+    private readonly clock: IndexClock = PLAIN_CLOCK,
   ) {
     // One more than the LRU holds: a new key's slot is taken before the LRU evicts the oldest.
     this.maxSlots = maxTracked + 1;
@@ -216,7 +238,7 @@ export class PresenceIndex {
     return (this.lru ??= new LRUCache<Key, number>({
       max: this.maxSlots - 1,
       // Called on eviction (maxTracked), forget and expiry.
-      dispose: (slot) => this.release(slot),
+      dispose: (slot, k) => this.release(slot, k),
     }));
   }
 
@@ -243,10 +265,39 @@ export class PresenceIndex {
     return { [this.soleField as string]: (flags & ARENA) !== 0 ? this.arena.read(held as number) : (held as ProfileValue) };
   }
 
-  /** The slot's entry as it is now, its time fixed: what `onSeen` is given. */
-  entryOf(slot: number): StoredEntry {
-    const at = this.times[slot];
+  /** The slot's entry as it is now, its time fixed (its last seen, or `time`): what `onSeen` is given. */
+  entryOf(slot: number, time: number = this.times[slot]): StoredEntry {
+    const at = time + this.clock.wallOffset();
     return new ListedEntry(this.idOf(slot), this.profileOf(slot), () => at);
+  }
+
+  /** Whether the slot's user is in invisible mode. */
+  hiddenAt(slot: number): boolean {
+    return (this.flags[slot] & HIDDEN) !== 0;
+  }
+
+  /** Remembers that `key` was seen hidden at `at`, past its presence (a new Redis replica loads what Redis remembers). */
+  mark(key: string, at: number): void {
+    this.markKey(internalKey(key), at);
+  }
+
+  private markKey(k: Key, at: number): void {
+    if (this.clock.markTtlMs === 0) return;
+    this.marks.delete(k);
+    this.marks.set(k, at);
+    if (this.marks.size >= this.maxSlots) this.marks.delete(this.marks.keys().next().value as Key);
+  }
+
+  /** A profile that is not hidden: the key's mark, if any, is over. */
+  private unmark(k: Key, profile: Profile): void {
+    if (this.marks.size !== 0 && !isHidden(profile)) this.marks.delete(k);
+  }
+
+  /** A bare touch of a key not held: hidden if it was seen hidden within the mark's time. */
+  private remembered(k: Key, at: number): Profile {
+    if (this.marks.size === 0) return EMPTY_PROFILE;
+    const mark = this.marks.get(k);
+    return mark !== undefined && at - mark < this.clock.markTtlMs ? HIDDEN_ONLY : EMPTY_PROFILE;
   }
 
   reportedAt(slot: number): number {
@@ -334,6 +385,7 @@ export class PresenceIndex {
       this.profiles[slot] = raw;
       this.flags[slot] = (this.flags[slot] & ~SOLE) | RAW;
       this.setHidden(slot, HIDDEN_IN_JSON.test(raw));
+      if (!HIDDEN_IN_JSON.test(raw)) this.unmark(k, EMPTY_PROFILE);
       this.entryStale = true;
     }
     this.place(k, slot);
@@ -355,11 +407,13 @@ export class PresenceIndex {
       // The key itself is the id (number, or the key's own string) unless the id is some other number, like 1e12.
       this.ids[slot] = typeof k === 'number' || typeof id !== 'number' ? k : id;
       this.flags[slot] = idText;
-      this.holdProfile(slot, profile ?? EMPTY_PROFILE);
-      if (isHidden(profile ?? EMPTY_PROFILE)) {
+      const held = profile ?? this.remembered(k, at);
+      this.holdProfile(slot, held);
+      if (isHidden(held)) {
         this.flags[slot] |= HIDDEN;
         this.hiddenCount++;
       }
+      if (profile !== undefined) this.unmark(k, profile);
       return slot;
     }
     if (at < this.times[slot]) return -1;
@@ -371,6 +425,7 @@ export class PresenceIndex {
     }
     if (profile !== undefined && !this.holds(slot, profile)) {
       this.setHidden(slot, isHidden(profile));
+      this.unmark(k, profile);
       this.holdProfile(slot, profile);
       this.entryStale = true;
     }
@@ -521,7 +576,7 @@ export class PresenceIndex {
     let last = this.times[slot];
     return new ListedEntry(this.idOf(slot), this.profileOf(slot), () => {
       if (this.ids[slot] === held) last = this.times[slot];
-      return last;
+      return last + this.clock.wallOffset();
     });
   }
 
@@ -550,8 +605,8 @@ export class PresenceIndex {
     this.cutoff = cutoff;
     if (this.lru === undefined) return (this.emptyView ??= new IndexView(this, 0, 0, Object.freeze([]), Object.freeze([]), EVERYONE));
     this.expire(cutoff);
-    // A hidden user sees themself listed: their view is theirs alone.
-    const own = !viewer.seesHidden && viewer.self !== undefined && this.hiddenCount > 0 && this.isHiddenKey(viewer.self);
+    // A hidden user sees themself listed, and a store out of touch withholds some: such a view is the viewer's alone.
+    const own = !viewer.seesHidden && ((viewer.self !== undefined && this.hiddenCount > 0 && this.isHiddenKey(viewer.self)) || viewer.withheldUpTo !== undefined);
     const which = viewer.seesHidden ? 1 : 0;
     const ready = this.ready[which];
     if (!own && ready !== undefined && ready.version === this.version && ready.limit === limit && ready.lastAt > cutoff) return ready.view;
@@ -587,8 +642,10 @@ export class PresenceIndex {
   lastSeenBy(key: string, viewer: Viewer): number | null {
     const slot = this.slotOf(key);
     if (slot === -1 || this.times[slot] <= this.cutoff) return null;
-    // Hidden reads exactly as offline, to everyone but staff and the user themselves.
-    return (this.flags[slot] & HIDDEN) !== 0 && !viewer.seesHidden && key !== viewer.self ? null : this.times[slot];
+    // Hidden reads exactly as offline, to everyone but staff and the user themselves; and so does, while
+    // the store is out of touch, a user it knows of only from others (they may have hidden since).
+    if (!viewer.seesHidden && key !== viewer.self && ((this.flags[slot] & HIDDEN) !== 0 || this.times[slot] <= (viewer.withheldUpTo ?? -Infinity))) return null;
+    return this.times[slot] + this.clock.wallOffset();
   }
 
   /** Moves every time by `delta` ms: a Redis read model learns Redis's clock only after its first touches. */
@@ -614,7 +671,7 @@ export class PresenceIndex {
   private recent(limit: number, viewer: Viewer): StoredEntry[] {
     this.lastListedAt = Infinity;
     if (limit <= 0) return [];
-    if (this.topValid && limit <= this.topSize && this.hiddenCount === 0) {
+    if (this.topValid && limit <= this.topSize && this.hiddenCount === 0 && viewer.withheldUpTo === undefined) {
       // The common case: nobody hidden, the list ready.
       const n = Math.min(limit, this.top.length);
       if (n > 0) this.lastListedAt = this.topTimes[n - 1];
@@ -640,8 +697,9 @@ export class PresenceIndex {
   private visibleTo(viewer: Viewer, entries: readonly StoredEntry[], slots: readonly number[], limit: number): StoredEntry[] {
     const self = viewer.self === undefined ? -1 : this.slotOf(viewer.self);
     const seen: StoredEntry[] = [];
+    const withheld = viewer.seesHidden ? -Infinity : (viewer.withheldUpTo ?? -Infinity);
     for (let i = 0; i < entries.length && seen.length < limit; i++) {
-      if (viewer.seesHidden || entries[i].hidden !== true || slots[i] === self) {
+      if (slots[i] === self || viewer.seesHidden || (entries[i].hidden !== true && this.times[slots[i]] > withheld)) {
         seen.push(entries[i]);
         this.lastListedAt = this.times[slots[i]];
       }
@@ -714,8 +772,12 @@ export class PresenceIndex {
   }
 
   /** A key left (expired, forgotten or evicted): its slot is free for the next new key. */
-  private release(slot: number): void {
-    if ((this.flags[slot] & HIDDEN) !== 0) this.hiddenCount--;
+  private release(slot: number, k: Key): void {
+    if ((this.flags[slot] & HIDDEN) !== 0) {
+      this.hiddenCount--;
+      // Gone, but not forgotten as hidden: a bare-id touch brings them back hidden.
+      this.markKey(k, this.times[slot]);
+    }
     this.dropHeld(slot);
     if (this.topValid && this.topSlots.includes(slot)) this.topValid = false;
     if (slot === this.tailSlot) this.tailSlot = -1;

@@ -40,6 +40,12 @@ export interface Viewer {
   readonly seesHidden: boolean;
   /** The viewer's own key: a hidden user sees themselves online. */
   readonly self?: string | undefined;
+  /**
+   * Set by a store that has lost touch with other processes: users last seen at
+   * or before this time (store time) are left out for a viewer who does not see
+   * hidden users, as they may have hidden meanwhile (privacy fails closed).
+   */
+  readonly withheldUpTo?: number | undefined;
 }
 
 /** The most users and guests ever online at once (bots excluded), and when. */

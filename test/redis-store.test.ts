@@ -255,7 +255,7 @@ describe('RedisStore', function () {
     expect(await c.command('HLEN', `{${prefix}}:users:profiles`)).to.equal(0);
     // What is left is the small meta hash (epoch, change counter, the record), which never expires.
     expect(await c.command('KEYS', `*${prefix}*`)).to.deep.equal([`{${prefix}}:meta`]);
-    expect(Number(await c.command('HLEN', `{${prefix}}:meta`))).to.be.at.most(8);
+    expect(Number(await c.command('HLEN', `{${prefix}}:meta`))).to.be.at.most(10);
   });
 
   it('keeps every key under one hash tag, so the script runs on Redis Cluster', async () => {
@@ -266,9 +266,7 @@ describe('RedisStore', function () {
     await sleep(150);
     await online.forget(1);
     const keys = (await c.command('KEYS', `*${prefix}*`)) as string[];
-    expect(keys.sort()).to.deep.equal(
-      ['meta', 'users:changes', 'users:gone', 'users:profiles', 'users:seen'].map((k) => `{${prefix}}:${k}`),
-    );
+    for (const k of ['meta', 'users:changes', 'users:gone', 'users:profiles', 'users:seen']) expect(keys).to.include(`{${prefix}}:${k}`);
     for (const key of keys) expect(key.startsWith(`{${prefix}}:`), key).to.equal(true);
   });
 

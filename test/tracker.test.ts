@@ -1,6 +1,10 @@
 import { expect } from 'chai';
 import { MemoryStore, OnlineNowConfigError, createOnlineTracker, type OnlineNowLocals } from 'express-online-now';
-import { sleep } from './helpers/server';
+import express from 'express';
+import { formatTimeAgo } from '../lib/time-ago';
+import { presenceApp } from './helpers/app';
+import { CookieBrowser } from './helpers/browser';
+import { listen, sleep } from './helpers/server';
 
 /**
  * tsx compiles test files to CommonJS without "use strict", so a plain assignment here is sloppy.
@@ -104,20 +108,24 @@ describe('tracker API (memory store)', () => {
     expect(await online.count()).to.equal(0);
   });
 
-  it('takes no notice of a wall-clock step: the default clock is monotonic', async () => {
+  it('takes no notice of a wall-clock step for expiry (the default clock is monotonic), while dates follow the wall clock', async () => {
     const realNow = Date.now;
-    const monotonic = () => performance.timeOrigin + performance.now();
     const online = createOnlineTracker({ threshold: 0.2 });
     try {
-      // Forward 60 s: on Date.now, 1 would be stamped a minute ahead and stay online for a minute.
+      // Forward 60 s (an NTP step, a VM resumed): 1 must not stay online a minute longer, and
+      // its own lastSeen is on the wall clock that timeAgo reads: "now", not "in 1 minute".
       Date.now = () => realNow() + 60_000;
       await online.touch(1);
-      expect((await online.lastSeen(1))!.getTime() - monotonic()).to.be.within(-50, 0);
-      // Back 60 s: on Date.now, 2 would be stamped a minute ago, and 1 would look seen in the future.
+      expect((await online.lastSeen(1))!.getTime() - Date.now()).to.be.within(-50, 0);
+      expect(formatTimeAgo((await online.lastSeen(1))!)).to.equal('now');
+      // Back 60 s: 2 must not be dropped early, and 1 does not look seen in the future.
       Date.now = () => realNow() - 60_000;
       await online.touch(2);
-      expect((await online.lastSeen(2))!.getTime() - monotonic()).to.be.within(-50, 0);
+      expect((await online.lastSeen(2))!.getTime() - Date.now()).to.be.within(-50, 0);
+      expect((await online.lastSeen(1))!.getTime()).to.be.at.most(Date.now());
+      expect(formatTimeAgo((await online.lastSeen(2))!)).to.equal('now');
       expect((await online.list()).map((e) => e.id)).to.deep.equal([2, 1]);
+      expect((await online.list())[0].lastSeen.getTime() - Date.now()).to.be.within(-50, 0);
       Date.now = realNow;
       expect(await online.isOnline(2), 'dropped by the step back').to.equal(true);
       expect(await online.count()).to.equal(2);
@@ -126,6 +134,28 @@ describe('tracker API (memory store)', () => {
       expect(await online.count()).to.equal(0);
     } finally {
       Date.now = realNow;
+      await online.close();
+    }
+  });
+
+  it('a user\'s own page right after a wall-clock step says they were seen "now" (memory store, over HTTP)', async () => {
+    const realNow = Date.now;
+    const { app, online } = presenceApp(express);
+    app.get('/ago', (_req, res) => res.json({ ago: (res.locals.timeAgo as (u: unknown) => string)(1), seen: res.locals.lastSeen(1) }));
+    const server = await listen(app);
+    try {
+      const browser = new CookieBrowser(server.base);
+      await browser.post('/login', { id: '1', type: 'number' });
+      for (const step of [3_600_000, -3_600_000]) {
+        Date.now = () => realNow() + step;
+        const page = await browser.json<{ ago: string; seen: string }>('/ago');
+        expect(page.ago, `after a ${step / 60_000} min step`).to.equal('now');
+        expect(Date.parse(page.seen) - Date.now()).to.be.within(-1000, 0);
+        Date.now = realNow;
+      }
+    } finally {
+      Date.now = realNow;
+      await server.close();
       await online.close();
     }
   });

@@ -2,12 +2,12 @@
  * The default store: presence in this process only, bounded in memory.
  * Right for a single Node process; an app run as several processes needs RedisStore.
  */
-import { monotonicNow, type Clock } from '../clock';
-import { PresenceIndex } from '../presence-index';
+import { monotonicNow, wallOffset, type Clock } from '../clock';
+import { PresenceIndex, type IndexClock } from '../presence-index';
 import { RoomIndex, type RoomTouch, type RoomView } from '../rooms';
 import type { Profile, Scope, ScopeView, UserId, Viewer } from '../types';
 import { checkOptions, optionNames, storeBasics } from '../validations';
-import { DEFAULT_MAX_TRACKED, MAX_BOTS, SharedStore } from './shared-store';
+import { DEFAULT_MAX_TRACKED, MARK_TTL_MS, MAX_BOTS, SharedStore } from './shared-store';
 
 export interface MemoryStoreOptions {
   /**
@@ -29,6 +29,7 @@ const memoryStoreOptions = optionNames<MemoryStoreOptions>({ maxTracked: true, n
 export class MemoryStore extends SharedStore {
   readonly maxTracked: number;
   private readonly now: Clock;
+  private readonly clock: IndexClock;
   private indexes: Record<Scope, PresenceIndex> | undefined;
   private rooms: RoomIndex | undefined;
 
@@ -38,13 +39,14 @@ export class MemoryStore extends SharedStore {
     const basics = storeBasics(options, DEFAULT_MAX_TRACKED);
     this.maxTracked = basics.maxTracked;
     this.now = basics.now ?? monotonicNow;
+    this.clock = { wallOffset: wallOffset(this.now, basics.now !== undefined), markTtlMs: MARK_TTL_MS };
   }
 
   protected start(): void {
     this.indexes = {
-      users: new PresenceIndex(this.thresholdMs, this.maxTracked),
-      guests: new PresenceIndex(this.thresholdMs, this.maxTracked),
-      bots: new PresenceIndex(this.thresholdMs, Math.min(this.maxTracked, MAX_BOTS)),
+      users: new PresenceIndex(this.thresholdMs, this.maxTracked, 0, undefined, this.clock),
+      guests: new PresenceIndex(this.thresholdMs, this.maxTracked, 0, undefined, this.clock),
+      bots: new PresenceIndex(this.thresholdMs, Math.min(this.maxTracked, MAX_BOTS), 0, undefined, this.clock),
     };
     this.rooms = new RoomIndex(this.roomLimits);
   }
@@ -62,7 +64,7 @@ export class MemoryStore extends SharedStore {
     if (index.added !== added) this.checkRecord(now);
     if (scope === 'users' && now - index.reportedAt(slot) >= this.seenIntervalMs) {
       index.markReported(slot, now);
-      this.seen(index.entryOf(slot), now);
+      this.seen(index.entryOf(slot));
     }
   }
 
@@ -94,13 +96,13 @@ export class MemoryStore extends SharedStore {
 
   resetRecord(): void {
     const now = this.now();
-    this.setRecord(this.online(now), now);
+    this.setRecord(this.online(now), now + this.clock.wallOffset());
   }
 
   /** A new key came online: the record rises when users and guests together pass it. */
   private checkRecord(now: number): void {
     const online = this.online(now);
-    if (online > this.recordCount) this.recordRaised(online, now);
+    if (online > this.recordCount) this.recordRaised(online, now + this.clock.wallOffset());
   }
 
   private online(now: number): number {

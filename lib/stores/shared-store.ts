@@ -14,6 +14,8 @@ import type { Awaitable, OnlineRecord, Profile, Scope, ScopeView, Store, StoreCo
 export const DEFAULT_MAX_TRACKED = 100_000;
 /** Most kinds of bots kept: a flood of invented user agents cannot grow memory past this. */
 export const MAX_BOTS = 1000;
+/** How long a store remembers that a user hid, past their presence: a bare-id `touch` within it keeps them hidden. */
+export const MARK_TTL_MS = 7 * 24 * 3600 * 1000;
 
 /** The record as locals show it: frozen, its `at` a fresh Date at each read. */
 class RecordView implements OnlineRecord {
@@ -131,7 +133,17 @@ export abstract class SharedStore implements Store {
   /** This store raised the record: the trackers with `onRecord` hear of it. */
   protected recordRaised(count: number, atMs: number): void {
     this.setRecord(count, atMs);
-    for (const t of this.attachedTrackers) if (t.hooks?.onRecord !== undefined) this.defer([t, 'onRecord', this.recordView, undefined]);
+    this.tellRecord(this.recordView);
+  }
+
+  /** The trackers with `onRecord` hear of a raise (one the store may have passed since). */
+  protected tellRecord(record: OnlineRecord): void {
+    for (const t of this.attachedTrackers) if (t.hooks?.onRecord !== undefined) this.defer([t, 'onRecord', record, undefined]);
+  }
+
+  /** The record as locals would show it. */
+  protected recordOf(count: number, atMs: number): OnlineRecord {
+    return new RecordView(count, atMs);
   }
 
   /** A logout at `at` in `index`; a user who was online gets one last `onSeen`, with their last activity. */
@@ -140,14 +152,14 @@ export abstract class SharedStore implements Store {
     const last = slot === -1 ? -Infinity : index.timeOf(slot);
     const entry = users && last > at - this.thresholdMs && this.seenIntervalMs !== Infinity ? index.entryOf(slot) : undefined;
     const removed = index.forget(key, at);
-    if (removed && entry !== undefined) this.seen(entry, last);
+    if (removed && entry !== undefined) this.seen(entry);
     return removed;
   }
 
-  /** `onSeen` for an entry (see `PresenceIndex.entryOf`), for every tracker that has it. */
-  protected seen(entry: StoredEntry, atMs: number): void {
+  /** `onSeen` for an entry (see `PresenceIndex.entryOf`: its lastSeen is the activity's wall-clock time), for every tracker that has it. */
+  protected seen(entry: StoredEntry): void {
     for (const t of this.attachedTrackers) {
-      if (t.hooks?.onSeen !== undefined) this.defer([t, 'onSeen', entry, new Date(atMs)]);
+      if (t.hooks?.onSeen !== undefined) this.defer([t, 'onSeen', entry, entry.lastSeen]);
     }
   }
 

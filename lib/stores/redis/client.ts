@@ -31,6 +31,8 @@ export type RedisClientLike = NodeRedisLike | NodeRedisClusterLike | IORedisLike
 export interface RawRedis {
   /** Sends one command; `firstKey` routes it on a cluster. */
   send(args: string[], firstKey: string): Promise<unknown>;
+  /** Which client it is, for messages: "node-redis cluster", "ioredis Cluster", … */
+  readonly name: string;
 }
 
 function notConnected(what: string): OnlineNowConfigError {
@@ -50,12 +52,12 @@ export function adaptClient(client: unknown): RawRedis {
   if (typeof c.sendCommand === 'function' && isNodeRedisCluster(c)) {
     if (c.isOpen === false) throw notConnected('node-redis cluster');
     const cluster = client as NodeRedisClusterLike;
-    return { send: (args, firstKey) => cluster.sendCommand(firstKey, false, args) };
+    return { send: (args, firstKey) => cluster.sendCommand(firstKey, false, args), name: 'node-redis cluster (createCluster)' };
   }
   if (typeof c.sendCommand === 'function' && typeof c.isOpen === 'boolean') {
     if (!c.isOpen) throw notConnected('node-redis client');
     const plain = client as NodeRedisLike;
-    return { send: (args) => plain.sendCommand(args) };
+    return { send: (args) => plain.sendCommand(args), name: 'node-redis client' };
   }
   if (typeof c.call === 'function' && typeof c.status === 'string') {
     if (c.status === 'wait' || c.status === 'end') {
@@ -66,7 +68,8 @@ export function adaptClient(client: unknown): RawRedis {
     }
     // ioredis routes by the command's keys itself, on a Cluster too.
     const io = client as IORedisLike;
-    return { send: ([command, ...args]) => io.call(command, ...args) };
+    const name = (client as { constructor?: { name?: string } }).constructor?.name === 'Cluster' ? 'ioredis Cluster' : 'ioredis client';
+    return { send: ([command, ...args]) => io.call(command, ...args), name };
   }
   throw new OnlineNowConfigError(
     'ERR_ONLINE_NOW_REDIS_CLIENT',

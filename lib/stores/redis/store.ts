@@ -16,23 +16,26 @@
  * when Redis loses its data, every process writes its replica back.
  */
 import { randomBytes } from 'node:crypto';
-import { monotonicNow, type Clock } from '../../clock';
+import { monotonicNow, wallOffset, type Clock } from '../../clock';
 import { OnlineNowConfigError } from '../../errors';
-import { PresenceIndex, type TimedTouch } from '../../presence-index';
+import { PresenceIndex, type IndexClock, type TimedTouch } from '../../presence-index';
 import { RoomIndex, tabKey, type RoomTouch, type RoomView } from '../../rooms';
 import { withTimeout } from '../../timeout';
 import type { Profile, Scope, ScopeView, StoreConfig, UserId, Viewer } from '../../types';
 import { checkOptions, optionNames, positiveNumber, storeBasics } from '../../validations';
-import { DEFAULT_MAX_TRACKED, MAX_BOTS, SharedStore } from '../shared-store';
+import { DEFAULT_MAX_TRACKED, MARK_TTL_MS, MAX_BOTS, SharedStore } from '../shared-store';
 import { adaptClient, type RawRedis, type RedisClientLike } from './client';
 import { decodeProfile, encodeProfile, idOf, plainProfile, profileOf, storedProfile } from './profile-codec';
 import {
+  KEY,
   SYNC_SCRIPT,
   SYNC_SHA,
+  assignedKey,
   decodeSyncReply,
   syncArgs,
   syncKeys,
   type ForgetWrite,
+  type ReportAck,
   type ScopeSlot,
   type SyncReply,
   type TouchWrite,
@@ -73,6 +76,16 @@ const WRITE_LIMIT = 2000;
 const CLEANUP_LIMIT = 5000;
 /** A sync that takes longer is counted as failed (and the next waits for it to settle). */
 const SYNC_TIMEOUT_MS = 1000;
+/**
+ * A command still unanswered after this long never will be (a cluster client that lost a master
+ * may keep it for ever): it is given up, reported, and syncs start again.
+ */
+const ABANDON_MS = 10_000;
+/** Without a sync for this many intervals, a process withholds the users it knows only from others (privacy fails closed). */
+const STALE_SYNCS = 3;
+/** And never sooner than this (a GC pause or one slow reply is not a partition). */
+const STALE_MIN_MS = 3000;
+
 /** How long the first pages of a new process wait for the first sync before rendering from what they have. */
 const COLD_START_WAIT_MS = 80;
 /** How long `forget()` waits for Redis before resolving (the logout is retried until it lands). */
@@ -80,6 +93,13 @@ const FORGET_WAIT_MS = 100;
 /** The threshold must span this many syncs, or other processes' users would flicker offline while active. */
 const SYNCS_PER_THRESHOLD = 4;
 const REPORT_KIND = 'redis';
+/** After Redis starts over under processes that knew it, no record is raised and reports wait this many intervals (write-backs land meanwhile)… */
+const RECOVERY_SYNCS = 3;
+/** …and at least this long. */
+const RECOVERY_MIN_MS = 2000;
+/** A process silent for this many intervals (and at least LEASE_MIN_MS, and a seenInterval) is gone: its undelivered hooks pass to another. */
+const LEASE_SYNCS = 10;
+const LEASE_MIN_MS = 5000;
 
 const SLOTS: Record<Scope, ScopeSlot> = { users: 0, guests: 1, bots: 2 };
 /** Rooms' tabs travel as a fourth scope. */
@@ -87,8 +107,11 @@ const ROOMS: ScopeSlot = 3;
 const SCOPES = [0, 1, 2, 3] as const;
 type PerScope<T> = [T, T, T, T];
 const perScope = <T>(make: () => T): PerScope<T> => [make(), make(), make(), make()];
-/** A key to send, and whether its profile goes too (it does unless every touch since the last sync was a bare id). */
-type PendingTouch = [ScopeSlot, string, boolean];
+/**
+ * A key to send, whether its profile goes too (it does unless every touch since the last sync was a bare id),
+ * and whether it is a write-back (which carries the time this process last reported the user).
+ */
+type PendingTouch = [ScopeSlot, string, boolean, boolean?];
 
 /** Part of a new replica's first read (see `loadSnapshot`). */
 interface SnapshotChunk {
@@ -122,8 +145,12 @@ export class RedisStore extends SharedStore {
   readonly syncInterval: number;
   readonly maxTracked: number;
   private readonly redis: RawRedis;
-  private readonly keys: readonly string[];
+  /** This attachment's name in the protocol (reports and record raises are assigned to it), and its keys. */
+  private token = '';
+  private keys: readonly string[];
   private readonly clock: Clock;
+  /** What the indexes are given: dates on the wall clock, marks kept MARK_TTL_MS. */
+  private readonly indexClock: IndexClock;
   /** Redis time minus this process's clock, ms. Until the first sync, a guess from the wall clock. */
   private offset: number;
   /** Round trip of the sync the offset was taken from: the offset is off by at most half of it. */
@@ -155,6 +182,16 @@ export class RedisStore extends SharedStore {
   private running: Promise<void> | undefined;
   /** A command Redis has not answered yet: while it is out, nothing more is sent (no pile-up on a hung server). */
   private outstanding = false;
+  /** When (this process's clock) the command now outstanding was sent, and which it is: one given up on settles unheard. */
+  private outstandingSince = 0;
+  private commandSeq = 0;
+  /** Reports this process delivered, to acknowledge until a reply confirms it did (and not to deliver twice). */
+  private readonly acks = new Map<string, number>();
+  /** The record raise this process delivered last ("count|µs"), and its acknowledgement until a reply confirms it. */
+  private raiseDelivered = '';
+  private recordAck = '';
+  /** When (shared time base) the last sync reply arrived: long ago, and this replica withholds what others told it. */
+  private syncedAt = -Infinity;
   private warm = false;
   private warmed: Promise<void> | undefined;
 
@@ -167,6 +204,7 @@ export class RedisStore extends SharedStore {
     const basics = storeBasics(options, DEFAULT_MAX_TRACKED);
     this.maxTracked = basics.maxTracked;
     this.clock = basics.now ?? monotonicNow;
+    this.indexClock = { wallOffset: wallOffset(() => this.now(), basics.now !== undefined), markTtlMs: MARK_TTL_MS };
     this.offset = Date.now() - this.clock();
     this.redis = adaptClient(options.client);
     const prefix = options.prefix ?? 'online-now';
@@ -178,7 +216,7 @@ export class RedisStore extends SharedStore {
     }
     this.prefix = prefix;
     this.syncInterval = positiveNumber('syncInterval', options.syncInterval ?? 1000, '1000 (ms)');
-    this.keys = syncKeys(prefix);
+    this.keys = syncKeys(prefix, this.token);
   }
 
   override init(config: StoreConfig): void {
@@ -205,7 +243,12 @@ export class RedisStore extends SharedStore {
   }
 
   protected start(): void {
-    // A store attached again starts with an empty replica: it reads Redis from the start.
+    // A store attached again starts with an empty replica: it reads Redis from the start, under a name of its own.
+    this.token = randomBytes(8).toString('hex');
+    this.keys = syncKeys(this.prefix, this.token);
+    this.acks.clear();
+    this.raiseDelivered = '';
+    this.recordAck = '';
     this.cursor = 0;
     this.fresh = true;
     this.generation++;
@@ -213,12 +256,13 @@ export class RedisStore extends SharedStore {
     // Arrival order is kept within one sync of time order: an expired user stays counted at most that long.
     this.rooms = new RoomIndex(this.roomLimits, this.syncInterval);
     this.indexes = [
-      new PresenceIndex(this.thresholdMs, this.maxTracked, this.syncInterval, (stored) => profileOf(storedProfile(stored))),
-      new PresenceIndex(this.thresholdMs, this.maxTracked, this.syncInterval),
-      new PresenceIndex(this.thresholdMs, Math.min(this.maxTracked, MAX_BOTS), this.syncInterval),
+      new PresenceIndex(this.thresholdMs, this.maxTracked, this.syncInterval, (stored) => profileOf(storedProfile(stored)), this.indexClock),
+      new PresenceIndex(this.thresholdMs, this.maxTracked, this.syncInterval, undefined, this.indexClock),
+      new PresenceIndex(this.thresholdMs, Math.min(this.maxTracked, MAX_BOTS), this.syncInterval, undefined, this.indexClock),
       this.rooms.tabs,
     ];
     this.warm = false;
+    this.syncedAt = -Infinity;
     const generation = this.generation;
     this.warmed = new Promise<void>((resolve) => {
       const cold = setTimeout(resolve, COLD_START_WAIT_MS);
@@ -239,19 +283,25 @@ export class RedisStore extends SharedStore {
   protected async stop(): Promise<void> {
     clearInterval(this.timer);
     this.timer = undefined;
-    const queued = this.pendingTouches.some((m) => m.size > 0) || this.pendingForgets.some((m) => m.size > 0);
+    // Acknowledgements too: reports this process delivered are not handed to another one.
+    const queued = this.pendingTouches.some((m) => m.size > 0) || this.pendingForgets.some((m) => m.size > 0) || this.acks.size > 0 || this.recordAck !== '';
     const last = queued ? this.syncSoon() : this.running;
     if (last !== undefined) await withTimeout(last, SYNC_TIMEOUT_MS, 'Redis did not answer').catch(() => undefined);
   }
 
   touch(scope: Scope, key: string, id: UserId, profile: Profile | undefined): void {
     const s = SLOTS[scope];
-    if (this.index(s).touch(key, id, profile, this.eventTime()) === -1) return;
+    const index = this.index(s);
+    const added = index.added;
+    const slot = index.touch(key, id, profile, this.eventTime());
+    if (slot === -1) return;
     // A touch without a profile (a bare id) must not send the profile this replica holds: it may be
-    // older than one another process has written (the user hid there a moment ago).
+    // older than one another process has written (the user hid there a moment ago). But a bare id
+    // that brought back a user remembered as hidden sends that, so every process shows them hidden.
+    const revived = profile === undefined && index.added !== added && index.hiddenAt(slot);
     const pending = this.pendingTouches[s];
     const queued = pending.get(key);
-    const withProfile = profile !== undefined || queued === true;
+    const withProfile = profile !== undefined || revived || queued === true;
     // Already queued as it is: the common case of a busy user, left without touching the Map.
     if (queued === withProfile) return;
     boundedSet(pending, key, withProfile, this.maxTracked);
@@ -271,7 +321,27 @@ export class RedisStore extends SharedStore {
 
   view(scope: Scope, limit: number, viewer?: Viewer): ScopeView | Promise<ScopeView> {
     const s = SLOTS[scope];
-    return this.whenWarm(() => this.index(s).view(limit, this.now(), viewer));
+    return this.whenWarm(() => this.index(s).view(limit, this.now(), s === 0 ? this.withholding(viewer) : viewer));
+  }
+
+  /**
+   * A replica that has not heard from Redis for a while cannot know who hid on
+   * another process meanwhile: users it knows only from others (last seen before
+   * its last sync) are withheld from viewers who may not see hidden users.
+   */
+  private withholding(viewer: Viewer | undefined): Viewer | undefined {
+    if (viewer?.seesHidden === true || this.syncedAt === -Infinity) return viewer;
+    const silentMs = this.now() - this.syncedAt;
+    const staleMs = Math.max(STALE_SYNCS * this.syncInterval, STALE_MIN_MS);
+    if (silentMs <= staleMs) return viewer;
+    this.reporter.report(
+      'redis-stale',
+      new OnlineNowConfigError(
+        'ERR_ONLINE_NOW_REDIS_STALE',
+        `RedisStore (prefix "${this.prefix}"): no sync with Redis for ${Math.round(silentMs)} ms; until Redis answers, pages withhold the users this process knows only from other processes (they may have hidden meanwhile), and show only users seen here since.`,
+      ),
+    );
+    return { seesHidden: false, self: viewer?.self, withheldUpTo: this.syncedAt };
   }
 
   roomTouch(touch: RoomTouch, viewer: Viewer): RoomView | Promise<RoomView> {
@@ -342,7 +412,10 @@ export class RedisStore extends SharedStore {
   }
 
   private async runSync(): Promise<void> {
-    if (this.outstanding) return this.fail(new Error('Redis has not answered the previous sync yet'));
+    if (this.outstanding) {
+      if (this.clock() - this.outstandingSince < ABANDON_MS) return this.fail(new Error('Redis has not answered the previous sync yet'));
+      this.abandon();
+    }
     let touches: PendingTouch[] = [];
     let forgets: ForgetWrite[] = [];
     let sentForgets = 0;
@@ -373,8 +446,8 @@ export class RedisStore extends SharedStore {
           boundedSet(this.recentForgets[w.scope], w.key, w.atUs / 1000, this.maxTracked);
         }
         if (lost) {
-          // Redis lost presence: write back this whole replica and every recent logout, then read everything again.
-          touches.push(...this.attached(this.indexes).flatMap((index, s) => [...index.keys()].map((key): PendingTouch => [s as ScopeSlot, key, true])));
+          // Redis lost presence: write back this whole replica, every recent logout and the reports made here, then read everything again.
+          touches.push(...this.attached(this.indexes).flatMap((index, s) => [...index.keys()].map((key): PendingTouch => [s as ScopeSlot, key, true, true])));
           forgets.push(...this.recentForgets.flatMap((m, s) => [...m].map(([key, at]) => this.forgetWrite(s as ScopeSlot, key, at))));
         }
         more = reply.more || lost;
@@ -382,6 +455,7 @@ export class RedisStore extends SharedStore {
       this.pruneRecentForgets();
       this.reporter.recovered(REPORT_KIND);
     } catch (error) {
+      if (String((error as Error)?.message).includes('WRONGTYPE')) await this.repairTypes().catch(() => undefined);
       // Put back what is not known to have landed: writes are idempotent, so one that did is harmless to send again.
       for (const [s, key, withProfile] of touches) if (this.index(s).slotOf(key) !== -1) this.pendingTouches[s].set(key, withProfile);
       for (const f of forgets.slice(sentForgets)) {
@@ -397,6 +471,8 @@ export class RedisStore extends SharedStore {
   /** One script call: writes in, changes out and applied. `lost` when Redis started a new epoch under us. */
   private async round(touches: TouchWrite[], forgets: ForgetWrite[]): Promise<{ reply: SyncReply; lost: boolean }> {
     const reset = this.resetPending;
+    const acks = [...this.acks].map(([key, atUs]): ReportAck => ({ key, atUs }));
+    const recordAck = this.recordAck;
     const args = syncArgs({
       keys: this.keys,
       thresholdUs: this.thresholdMs * 1000,
@@ -416,13 +492,25 @@ export class RedisStore extends SharedStore {
       resetRecord: reset,
       recordGeneration: Math.max(this.recordGeneration, 0),
       cleanupLimit: CLEANUP_LIMIT,
+      token: this.token,
+      assignedPrefix: assignedKey(this.prefix, ''),
+      recoveryUs: Math.max(RECOVERY_SYNCS * this.syncInterval, RECOVERY_MIN_MS) * 1000,
+      leaseUs: Math.max(this.seenIntervalMs === Infinity ? 0 : this.seenIntervalMs, LEASE_SYNCS * this.syncInterval, LEASE_MIN_MS) * 1000,
+      markTtlUs: MARK_TTL_MS * 1000,
+      recordAck,
       touches,
       forgets,
+      acks,
     });
     const sent = this.clock();
     const raw = await withTimeout(this.send(args), SYNC_TIMEOUT_MS, `Redis did not answer within ${SYNC_TIMEOUT_MS} ms`);
     const reply = decodeSyncReply(raw);
     this.measure(reply.nowUs / 1000, sent, this.clock());
+    this.syncedAt = reply.nowUs / 1000;
+    this.reporter.recovered('redis-stale');
+    // What this call acknowledged has landed: delivered reports are not sent again.
+    for (const { key, atUs } of acks) if (this.acks.get(key) === atUs) this.acks.delete(key);
+    if (this.recordAck === recordAck) this.recordAck = '';
     if (reply.evicted) this.reportEviction();
     if (reply.otherThresholdUs !== null) this.reportThresholdConflict(reply.otherThresholdUs);
     const lost = this.epoch !== undefined && reply.epoch !== this.epoch;
@@ -492,6 +580,9 @@ export class RedisStore extends SharedStore {
         if (next === undefined) break;
       }
     }
+    // Who hid, past their presence: a bare-id touch here must bring them back hidden, as Redis would.
+    const marks = flatPairs(await this.command(['ZRANGEBYSCORE', this.keys[KEY.marks], `(${Math.round((this.now() - MARK_TTL_MS) * 1000)}`, '+inf', 'WITHSCORES']));
+    for (let i = 0; i < marks.length; i += 2) this.index(0).mark(marks[i], Number(marks[i + 1]) / 1000);
     this.cursor = Math.max(this.cursor, Number(version ?? 0));
   }
 
@@ -555,9 +646,9 @@ export class RedisStore extends SharedStore {
     return { keys, scores, profiles, next };
   }
 
-  /** A scope's key in KEYS order (see syncKeys): 0 seen, 1 profiles. Rooms come after `reported`. */
+  /** A scope's key (see syncKeys): 0 seen, 1 profiles. */
   private scopeKey(s: ScopeSlot, part: 0 | 1): string {
-    return this.keys[(s === ROOMS ? 14 : 1 + s * 4) + part];
+    return this.keys[KEY.scope[s] + part];
   }
 
   /** The profiles the first read kept as text are parsed a slice at a time, between requests: a loaded replica shrinks to its usual size. */
@@ -571,28 +662,56 @@ export class RedisStore extends SharedStore {
 
   /** One plain command, bounded in time like a sync (and, like one, the only command of ours out until answered). */
   private command(args: string[]): Promise<unknown> {
-    const sent = (async (): Promise<unknown> => {
-      this.outstanding = true;
-      try {
-        return await this.redis.send(args, args[1]);
-      } finally {
-        this.outstanding = false;
-      }
-    })();
-    return withTimeout(sent, SYNC_TIMEOUT_MS, `Redis did not answer within ${SYNC_TIMEOUT_MS} ms`);
+    return withTimeout(
+      this.out(() => this.redis.send(args, args[1])),
+      SYNC_TIMEOUT_MS,
+      `Redis did not answer within ${SYNC_TIMEOUT_MS} ms`,
+    );
+  }
+
+  /** Runs `work` as the one command of ours that is out, until it settles or is given up (`abandon`). */
+  private async out<T>(work: () => Promise<T>): Promise<T> {
+    const seq = ++this.commandSeq;
+    this.outstanding = true;
+    this.outstandingSince = this.clock();
+    try {
+      return await work();
+    } finally {
+      if (seq === this.commandSeq) this.outstanding = false;
+    }
+  }
+
+  /**
+   * A command out for ABANDON_MS will not be answered: Redis answers or the
+   * client fails it well before that, unless the client lost the node (node-redis
+   * createCluster after a master failover keeps it queued for ever). Given up,
+   * syncs go on; its late answer, if any, is dropped (writes are idempotent).
+   */
+  private abandon(): void {
+    this.commandSeq++;
+    this.outstanding = false;
+    this.reporter.report(
+      'redis-hung',
+      new OnlineNowConfigError(
+        'ERR_ONLINE_NOW_REDIS_HUNG',
+        `RedisStore (prefix "${this.prefix}"): the ${this.redis.name} left a command unanswered for ${ABANDON_MS / 1000} s, so it is given up and syncs go on (each waits for the client again). ` +
+          'A node-redis cluster client does this after a master failover until it is reconnected; ioredis Cluster recovers by itself. Use ioredis Cluster, or reconnect the node-redis cluster client when this is reported.',
+      ),
+    );
   }
 
   /** Each touched key as the index holds it when sent: its latest time and profile. One that left since is not sent. */
   private touchWrites(keys: readonly PendingTouch[]): TouchWrite[] {
     const writes: TouchWrite[] = [];
-    for (const [s, key, withProfile] of keys) {
+    for (const [s, key, withProfile, writeBack] of keys) {
       const index = this.index(s);
       const slot = index.slotOf(key);
       if (slot === -1) continue;
       let profile = '';
       if (s === 0 && withProfile) profile = encodeProfile(index.idOf(slot), index.profileOf(slot));
       else if (s === ROOMS) profile = String(index.profileOf(slot).t);
-      writes.push({ scope: s, key, atUs: Math.round(index.timeOf(slot) * 1000), profile });
+      const reported = s === 0 && writeBack === true ? index.reportedAt(slot) : -Infinity;
+      writes.push({ scope: s, key, atUs: Math.round(index.timeOf(slot) * 1000), profile, reportedUs: reported === -Infinity ? undefined : reported * 1000 });
     }
     return writes;
   }
@@ -647,14 +766,32 @@ export class RedisStore extends SharedStore {
     this.cursor = reply.cursor;
   }
 
-  /** The record as Redis has it; `onRecord` when this call raised it; `onSeen` for the users Redis said are due. */
+  /**
+   * The record as Redis has it; `onRecord` for a raise Redis assigned to this
+   * process, `onSeen` for each report: each once (Redis sends them again until
+   * this process acknowledges them, in its next call).
+   */
   private applyRecord(reply: SyncReply): void {
     this.recordGeneration = reply.recordGeneration;
-    if (reply.recordRaised) this.recordRaised(reply.recordCount, reply.recordAtUs / 1000);
-    else this.setRecord(reply.recordCount, reply.recordAtUs / 1000);
+    this.setRecord(reply.recordCount, reply.recordAtUs / 1000);
+    if (reply.raise !== '') {
+      if (reply.raise !== this.raiseDelivered) {
+        const [count, atUs] = reply.raise.split('|').map(Number);
+        this.tellRecord(this.recordOf(count, atUs / 1000));
+        this.raiseDelivered = reply.raise;
+      }
+      this.recordAck = reply.raise;
+    }
+    const users = this.index(0);
     for (const { key, atUs } of reply.reports) {
-      const slot = this.index(0).slotOf(key);
-      if (slot !== -1) this.seen(this.index(0).entryOf(slot), atUs / 1000);
+      if (this.acks.get(key) === atUs) continue;
+      const slot = users.slotOf(key);
+      if (slot !== -1) {
+        // Remembered for a write-back: Redis, if it loses its data, is told this user was reported.
+        users.markReported(slot, atUs / 1000);
+        this.seen(users.entryOf(slot, atUs / 1000));
+      }
+      boundedSet(this.acks, key, atUs, this.maxTracked);
     }
   }
 
@@ -683,16 +820,42 @@ export class RedisStore extends SharedStore {
   }
 
   /** EVALSHA, falling back to EVAL when Redis does not have the script (first use, or after a restart). */
-  private async send(args: string[]): Promise<unknown> {
-    this.outstanding = true;
-    try {
-      return await this.redis.send(['EVALSHA', SYNC_SHA, ...args], this.keys[0]);
-    } catch (error) {
-      if (!String((error as Error)?.message).startsWith('NOSCRIPT')) throw error;
-      return await this.redis.send(['EVAL', SYNC_SCRIPT, ...args], this.keys[0]);
-    } finally {
-      this.outstanding = false;
+  private send(args: string[]): Promise<unknown> {
+    return this.out(async () => {
+      try {
+        return await this.redis.send(['EVALSHA', SYNC_SHA, ...args], this.keys[0]);
+      } catch (error) {
+        if (!String((error as Error)?.message).startsWith('NOSCRIPT')) throw error;
+        return await this.redis.send(['EVAL', SYNC_SCRIPT, ...args], this.keys[0]);
+      }
+    });
+  }
+
+  /**
+   * Some key under the prefix holds another type (written by something else, or
+   * by hand): every sync would fail on it. Each such key is renamed aside (kept,
+   * for whoever wrote it) and reported once; the script then starts a new epoch
+   * if it held data, and presence is written back.
+   */
+  private async repairTypes(): Promise<void> {
+    const expected = (i: number): string => (i === KEY.meta || i === KEY.assigned || this.keys[i].endsWith(':profiles') ? 'hash' : 'zset');
+    let renamed = false;
+    for (let i = 0; i < this.keys.length; i++) {
+      const type = String(await this.command(['TYPE', this.keys[i]]));
+      if (type === 'none' || type === expected(i)) continue;
+      const aside = `${this.keys[i]}:aside:${Date.now()}`;
+      await this.command(['RENAME', this.keys[i], aside]);
+      renamed = true;
+      this.reporter.report(
+        'redis-wrongtype',
+        new OnlineNowConfigError(
+          'ERR_ONLINE_NOW_REDIS_WRONGTYPE',
+          `RedisStore (prefix "${this.prefix}"): the key "${this.keys[i]}" held a ${type}, not the ${expected(i)} presence keeps there; it was renamed to "${aside}" and presence goes on. Something else writes under this prefix: give presence a prefix of its own (new RedisStore({ prefix })).`,
+        ),
+      );
     }
+    // A new epoch (not an eviction): every process reads Redis again and writes back what it holds.
+    if (renamed) await this.command(['HSET', this.keys[KEY.meta], 'epoch', randomBytes(8).toString('hex')]);
   }
 
   /** Reported once for the life of the store: presence survives, but Redis's policy will strike again. */

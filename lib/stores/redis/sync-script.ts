@@ -3,61 +3,96 @@
  * runs every `syncInterval`. It applies the process's queued writes and returns
  * what changed since the process's cursor.
  *
- * Keys, all under one hash tag so the script runs on Redis Cluster too:
- *   KEYS[1]  meta       hash: epoch, version (change counter), threshold (last writer's, µs),
- *                       present (bitmask of the data keys that held data), at (time of the last call, µs),
- *                       record, recordAt (most users + guests online at once, and when, µs)
- *   per scope (users at KEYS[2..5], guests at KEYS[6..9], bots at KEYS[10..13]):
+ * Keys, all under one hash tag so the script runs on Redis Cluster too (KEYS order; `KEY` below):
+ *   meta       hash: epoch, version (change counter), epochAt (when a restart began, µs),
+ *              threshold (last writer's, µs), present (bitmask of the shared keys that held data),
+ *              at (time of the last call, µs), record, recordAt, recordGen (the most users + guests
+ *              online at once, when, and the reset generation), raise ("token|count|µs": a raise not yet
+ *              acknowledged by the process it went to)
+ *   per scope (users, guests, bots; then rooms' tabs, after `reported`):
  *   seen     sorted set  key → last seen, µs of Redis time (the time of the request, not of the write)
- *   profiles hash        key → "µs|profile JSON" (users only): the time of the touch that wrote it
+ *   profiles hash        key → "µs|profile JSON" (users and tabs): the time of the touch that wrote it
  *   gone     sorted set  key → time of its last logout, µs; kept one threshold
  *   changes  sorted set  key → version of its last change: the feed that processes read
- *   KEYS[14] reported   sorted set  user key → time of its last `onSeen` call, µs; kept one threshold
- *   rooms' tabs at KEYS[15..18], as a fourth scope: key "room␟user␟tab", profile the tab's record
- *   (../../rooms.ts), their own threshold; the same rules, so a tab's heartbeat, leave and lock claim
- *   travel like a user's touch and logout
+ *   reported sorted set  user key → time of their last `onSeen` report, µs; only users online
+ *   marks    sorted set  user key → when they were last seen hidden, µs (at most maxTracked, markTtl)
+ *   deferred sorted set  user key → touch time, µs: reports held while processes write back
+ *   owners   sorted set  process token → its last call, µs, while it has something unacknowledged
+ *   assigned hash        (the caller's own, `{prefix}:users:assigned:<token>`) user key → µs of a
+ *                        report assigned to it and not yet acknowledged
+ *   Rooms' tabs are keys "room␟user␟tab" with the tab's record as profile (../../rooms.ts) and a
+ *   threshold of their own: a tab's heartbeat, leave and lock claim travel like a touch and a logout.
  *
  * Rules (latest event wins; so writes commute, and a late or repeated write is harmless):
  *   touch(key, t):  ignored if t is older than the threshold, or not newer than the key's logout or last seen
  *   forget(key, t): records the logout; removes the key if it was last seen at or before t
  *   A time from the future (a process's clock estimate off) is taken as Redis's now.
- *   profile:         written by the newest touch that carries one, even one older than the last seen
- *   onSeen:          an accepted user touch is reported (to the process that sent it) when the
- *                    user's last report is a seenInterval older or more; a logout clears it
- *   record:          after the writes, users + guests online is compared with the record: a max
- *                    taken inside the script, so processes racing cannot lower it or both raise it
+ *   profile:         written by the newest touch that carries one, even one older than the last seen;
+ *                    a bare-id touch of a user with a mark brings them back hidden
+ *   onSeen:          an accepted user touch is due when the user's last report is a seenInterval older or
+ *                    more (or there is none: a user who left and came back); the report is assigned to the
+ *                    process that sent the touch and resent to it in every reply until it acknowledges it.
+ *                    A process silent for `lease` is gone: its reports pass to the next caller.
+ *   record:          after the writes, users + guests online is compared with the record: a max taken
+ *                    inside the script, so processes racing cannot lower it or both raise it; a raise is
+ *                    assigned (and resent) like a report.
  *
- * Data keys expire two thresholds after the last call; meta, a small hash,
- * never does, so it keeps the epoch and the version counter.
+ * Shared data keys expire two thresholds after the last call; meta, a small hash,
+ * never does, so it keeps the epoch, the version counter and the record.
  *
- * Losing data: if the epoch is missing (a restart without persistence, FLUSHALL)
- * or a key that held data at the last call is gone though it cannot have
- * expired (an evicting maxmemory-policy), the script starts a new epoch, and
- * says so when keys were evicted. If Redis is behind what the caller has
- * already seen of this epoch (a restart from a snapshot, a failover to a
- * lagging replica), it keeps its data and starts a new epoch too. Processes seeing a new epoch write back their
- * whole read model, so presence survives.
+ * Losing data: if the epoch is missing (a restart without persistence, FLUSHALL),
+ * a key that held data at the last call is gone though it cannot have expired
+ * (an evicting maxmemory-policy), or Redis is behind what the caller has already
+ * seen of this epoch (a restart from a snapshot, a failover to a lagging replica),
+ * the script drops the data and starts a new epoch. Processes seeing a new epoch
+ * write back their whole read model, their recent logouts and the reports they
+ * made, so presence survives and nobody who signed out comes back. For `recovery`
+ * after a restart that processes saw, counts may be partial or hold a logout not
+ * yet written back: no record is raised from them, and reports wait (deferred).
  */
 import { createHash } from 'node:crypto';
 
 const SCRIPT = `
-local meta = KEYS[1]
-local scopes = { { KEYS[2], KEYS[3], KEYS[4], KEYS[5] }, { KEYS[6], KEYS[7], KEYS[8], KEYS[9] }, { KEYS[10], KEYS[11], KEYS[12], KEYS[13] }, { KEYS[15], KEYS[16], KEYS[17], KEYS[18] } }
-local reported = KEYS[14]
+-- The caller's arguments, named once (syncArgs below sends them in this order).
 local threshold = tonumber(ARGV[1])
 local cursor = tonumber(ARGV[2])
 local readLimit = tonumber(ARGV[3])
+local candidateEpoch = ARGV[4]
 local ttl = tonumber(ARGV[5])
 local cap = tonumber(ARGV[6])
 local batch = tonumber(ARGV[7])
+local touchCount = tonumber(ARGV[8])
+local knownEpoch = ARGV[9]
+local knownAt = tonumber(ARGV[10])
 local seenInterval = tonumber(ARGV[11])
-local caps = { cap, cap, tonumber(ARGV[15]), tonumber(ARGV[18]) }
+local recordFloor, recordFloorAt = tonumber(ARGV[12]), tonumber(ARGV[13])
+local resetRecord = ARGV[14] == '1'
+local maxBots = tonumber(ARGV[15])
+local recordFloorGen = tonumber(ARGV[16])
+local roomThreshold = tonumber(ARGV[17])
+local maxRoomTabs = tonumber(ARGV[18])
+local token = ARGV[19]
+local assignedPrefix = ARGV[20]
+local recovery = tonumber(ARGV[21])
+local lease = tonumber(ARGV[22])
+local markTtl = tonumber(ARGV[23])
+local recordAck = ARGV[24]
+local forgetCount = tonumber(ARGV[25])
+local ackCount = tonumber(ARGV[26])
+local FIRST_WRITE = 27
+
+local meta = KEYS[1]
+local scopes = { { KEYS[2], KEYS[3], KEYS[4], KEYS[5] }, { KEYS[6], KEYS[7], KEYS[8], KEYS[9] }, { KEYS[10], KEYS[11], KEYS[12], KEYS[13] }, { KEYS[15], KEYS[16], KEYS[17], KEYS[18] } }
+local reported, marks, deferred, owners, assigned = KEYS[14], KEYS[19], KEYS[20], KEYS[21], KEYS[22]
+-- Keys shared by every caller (the last, the caller's own, is not one).
+local SHARED = 21
+local caps = { cap, cap, maxBots, maxRoomTabs }
 local function fmt(x) return string.format('%.0f', x) end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local cutoff = now - threshold
 -- Rooms' tabs have a short threshold of their own.
-local cutoffs = { cutoff, cutoff, cutoff, now - tonumber(ARGV[17]) }
+local cutoffs = { cutoff, cutoff, cutoff, now - roomThreshold }
 
 local evicted = 0
 local epoch = redis.call('HGET', meta, 'epoch')
@@ -65,75 +100,133 @@ if epoch then
   -- A key that held data at the last call, and cannot have expired since, was evicted.
   if now - tonumber(redis.call('HGET', meta, 'at') or '0') < ttl * 1000 then
     local present = tonumber(redis.call('HGET', meta, 'present') or '0')
-    for i = 2, #KEYS do
+    for i = 2, SHARED do
       if math.floor(present / 2 ^ (i - 2)) % 2 == 1 and redis.call('EXISTS', KEYS[i]) == 0 then evicted = 1 end
     end
   end
 else
   -- meta never expires: data without it means meta was evicted.
-  for i = 2, #KEYS do
+  for i = 2, SHARED do
     if redis.call('EXISTS', KEYS[i]) == 1 then evicted = 1 end
   end
 end
-if not epoch or evicted == 1 then
-  redis.call('DEL', unpack(KEYS))
-  epoch = ARGV[4]
-  redis.call('HSET', meta, 'epoch', epoch, 'version', '0')
-  cursor = 0
-elseif epoch == ARGV[9] then
+local restart = not epoch or evicted == 1
+if not restart and epoch == knownEpoch then
   -- The caller has seen this epoch further along than Redis is now: Redis went back in time
-  -- (restarted from a snapshot, or failed over to a replica that lagged). What it holds is true
-  -- but old: a new epoch makes every process read it all and write its replica back.
+  -- (restarted from a snapshot, or failed over to a replica that lagged). What it holds is old:
+  -- users who signed out since are in it. It is dropped, never read: every process writes back
+  -- its replica and its recent logouts, which are the truth.
   local version = tonumber(redis.call('HGET', meta, 'version') or '0')
   local at = tonumber(redis.call('HGET', meta, 'at') or '0')
-  if cursor > version or at < tonumber(ARGV[10]) then
-    epoch = ARGV[4]
-    redis.call('HSET', meta, 'epoch', epoch)
-    cursor = 0
-  end
+  restart = cursor > version or at < knownAt
 end
-local version = tonumber(redis.call('HGET', meta, 'version'))
+if restart then
+  redis.call('DEL', unpack(KEYS, 2))
+  epoch = candidateEpoch
+  -- The record (a maximum, and the reset generation) is kept: processes' floors restore the rest.
+  redis.call('HSET', meta, 'epoch', epoch, 'version', '0')
+  redis.call('HDEL', meta, 'raise')
+  -- A caller that knew an epoch before: processes are about to write presence back.
+  if knownEpoch ~= '' then redis.call('HSET', meta, 'epochAt', fmt(now)) end
+  cursor = 0
+end
+-- While the processes write their replicas back, counts are not yet what is true: no record is
+-- raised, and users due an onSeen wait (deferred) until the reports processes remember are back.
+local recovering = now - tonumber(redis.call('HGET', meta, 'epochAt') or '0') < recovery
+local version = tonumber(redis.call('HGET', meta, 'version') or '0')
 local function changed(s, key)
   version = version + 1
   redis.call('ZADD', s[4], version, key)
 end
 
-local reports = {}
-local i = 19
-for _ = 1, tonumber(ARGV[8]) do
+-- onSeen: each report is assigned to one process, kept in its own hash until it acknowledges it
+-- (by key and time) in a later call; its next call gets every report it has not acknowledged.
+local i = FIRST_WRITE + touchCount * 5 + forgetCount * 3
+for _ = 1, ackCount do
+  if redis.call('HGET', assigned, ARGV[i]) == ARGV[i + 1] then redis.call('HDEL', assigned, ARGV[i]) end
+  i = i + 2
+end
+local function assign(key, at)
+  redis.call('ZADD', reported, fmt(at), key)
+  redis.call('HSET', assigned, key, fmt(at))
+end
+local function due(key, at)
+  local last = redis.call('ZSCORE', reported, key)
+  return not last or at - tonumber(last) >= seenInterval
+end
+-- A process that has not called for a lease is gone: its unacknowledged reports (still the user's
+-- latest) and its undelivered record raise pass to this caller.
+for _, gone in ipairs(redis.call('ZRANGEBYSCORE', owners, '-inf', '(' .. fmt(now - lease), 'LIMIT', 0, 1)) do
+  local theirs = assignedPrefix .. gone
+  local rows = redis.call('HGETALL', theirs)
+  for j = 1, #rows, 2 do
+    local last = redis.call('ZSCORE', reported, rows[j])
+    if last and tonumber(last) == tonumber(rows[j + 1]) then redis.call('HSET', assigned, rows[j], rows[j + 1]) end
+  end
+  redis.call('DEL', theirs)
+  redis.call('ZREM', owners, gone)
+  local raise = redis.call('HGET', meta, 'raise')
+  if raise and string.sub(raise, 1, #gone + 1) == gone .. '|' then
+    redis.call('HSET', meta, 'raise', token .. string.sub(raise, #gone + 1))
+  end
+end
+
+-- Invisible mode is remembered past a user's presence (marks), so a bare-id touch cannot unhide them.
+local function noteProfile(key, at, profile)
+  if string.find(profile, '[{,]"hidden":true[,}]') then
+    redis.call('ZADD', marks, fmt(at), key)
+  else
+    local mark = redis.call('ZSCORE', marks, key)
+    if mark and tonumber(mark) <= at then redis.call('ZREM', marks, key) end
+  end
+end
+
+i = FIRST_WRITE
+for _ = 1, touchCount do
   local n = tonumber(ARGV[i])
-  local s, key, at, profile = scopes[n], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3]
+  local s, key, at, profile, known = scopes[n], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3], ARGV[i + 4]
   if at > now then at = now end
   if at > cutoffs[n] then
     local gone = redis.call('ZSCORE', s[3], key)
     local seen = redis.call('ZSCORE', s[1], key)
     local live = not gone or tonumber(gone) < at
+    -- A report the writer made before Redis lost it (a write-back) holds the next one back.
+    if n == 1 and known ~= '' then
+      local last = redis.call('ZSCORE', reported, key)
+      if not last or tonumber(last) < tonumber(known) then redis.call('ZADD', reported, known, key) end
+    end
     -- The profile is a register of its own, "µs|json": a touch that lost on time (a bare-id touch from
     -- another process landed first) still brings its profile if that is the newest, so a hide is not lost.
     if live and profile ~= '' and seen and tonumber(seen) > at then
       local stored = redis.call('HGET', s[2], key)
       if at > (stored and tonumber(string.match(stored, '^(%d+)|')) or -1) then
         redis.call('HSET', s[2], key, fmt(at) .. '|' .. profile)
+        if n == 1 then noteProfile(key, at, profile) end
         changed(s, key)
       end
     end
     if live and (not seen or tonumber(seen) <= at) then
       redis.call('ZADD', s[1], fmt(at), key)
-      if profile ~= '' then redis.call('HSET', s[2], key, fmt(at) .. '|' .. profile) end
+      if profile ~= '' then
+        redis.call('HSET', s[2], key, fmt(at) .. '|' .. profile)
+        if n == 1 then noteProfile(key, at, profile) end
+      elseif n == 1 and not seen and redis.call('ZSCORE', marks, key) and not redis.call('HEXISTS', s[2], key) then
+        -- A bare id of a user who hid: they come back hidden.
+        redis.call('HSET', s[2], key, fmt(at) .. '|{"hidden":true}')
+      end
       changed(s, key)
       if n == 1 and seenInterval > 0 then
-        local last = redis.call('ZSCORE', reported, key)
-        if not last or at - tonumber(last) >= seenInterval then
-          redis.call('ZADD', reported, fmt(at), key)
-          reports[#reports + 1] = key
-          reports[#reports + 1] = fmt(at)
+        if recovering then
+          redis.call('ZADD', deferred, fmt(at), key)
+        elseif due(key, at) then
+          assign(key, at)
         end
       end
     end
   end
-  i = i + 4
+  i = i + 5
 end
-while i < #ARGV do
+for _ = 1, forgetCount do
   local n = tonumber(ARGV[i])
   local s, key, at = scopes[n], ARGV[i + 1], tonumber(ARGV[i + 2])
   if at > now then at = now end
@@ -145,38 +238,53 @@ while i < #ARGV do
       redis.call('ZREM', s[1], key)
       redis.call('HDEL', s[2], key)
       -- Whoever signs in next is reported at once.
-      if n == 1 then redis.call('ZREM', reported, key) end
+      if n == 1 then
+        redis.call('ZREM', reported, key)
+        redis.call('ZREM', deferred, key)
+      end
     end
     changed(s, key)
   end
   i = i + 3
 end
+-- Out of the recovery: the deferred reports are judged against the reports written back meanwhile.
+if not recovering and seenInterval > 0 then
+  for _, key in ipairs(redis.call('ZRANGE', deferred, 0, batch - 1)) do
+    local at = tonumber(redis.call('ZSCORE', deferred, key))
+    local seen = redis.call('ZSCORE', scopes[1][1], key)
+    if seen and tonumber(seen) > cutoff and due(key, at) then assign(key, at) end
+    redis.call('ZREM', deferred, key)
+  end
+end
 
+-- Users who leave (over the cap, expired) take their report with them: one who comes back is
+-- reported at once, as in a MemoryStore, and \`reported\` never holds more than the users online.
+local function drop(n, s, keys)
+  redis.call('ZREM', s[1], unpack(keys))
+  redis.call('HDEL', s[2], unpack(keys))
+  redis.call('ZREM', s[4], unpack(keys))
+  if n == 1 then
+    redis.call('ZREM', reported, unpack(keys))
+    redis.call('ZREM', deferred, unpack(keys))
+  end
+end
 for n, s in ipairs(scopes) do
   -- Over the cap: the least recently seen leave Redis. Each replica caps itself the same
   -- way, so past the cap every count reads the cap (saturated), as in a memory store.
   local excess = redis.call('ZCARD', s[1]) - caps[n]
-  if excess > 0 then
-    local dropped = redis.call('ZRANGE', s[1], 0, math.min(excess, batch) - 1)
-    redis.call('ZREM', s[1], unpack(dropped))
-    redis.call('HDEL', s[2], unpack(dropped))
-    redis.call('ZREM', s[4], unpack(dropped))
-  end
+  if excess > 0 then drop(n, s, redis.call('ZRANGE', s[1], 0, math.min(excess, batch) - 1)) end
   -- Expired: every process drops them by time on its own, so they leave the feed too.
   local old = redis.call('ZRANGEBYSCORE', s[1], '-inf', fmt(cutoffs[n]), 'LIMIT', 0, batch)
-  if #old > 0 then
-    redis.call('ZREM', s[1], unpack(old))
-    redis.call('HDEL', s[2], unpack(old))
-    redis.call('ZREM', s[4], unpack(old))
-  end
+  if #old > 0 then drop(n, s, old) end
   -- A logout older than the threshold can remove nothing any more.
   for _, key in ipairs(redis.call('ZRANGEBYSCORE', s[3], '-inf', fmt(cutoffs[n]), 'LIMIT', 0, batch)) do
     redis.call('ZREM', s[3], key)
     if not redis.call('ZSCORE', s[1], key) then redis.call('ZREM', s[4], key) end
   end
 end
--- A report older than a threshold and an interval can hold back no touch that is still accepted.
-redis.call('ZREMRANGEBYSCORE', reported, '-inf', fmt(cutoff - seenInterval))
+-- Marks: the most recent \`cap\`, none older than markTtl.
+redis.call('ZREMRANGEBYSCORE', marks, '-inf', '(' .. fmt(now - markTtl))
+redis.call('ZREMRANGEBYRANK', marks, 0, -cap - 1)
 redis.call('HSET', meta, 'version', fmt(version))
 
 -- The record: users + guests online now against the most ever (bots never count).
@@ -187,20 +295,27 @@ local online = redis.call('ZCOUNT', scopes[1][1], '(' .. fmt(cutoff), '+inf') + 
 local record = tonumber(redis.call('HGET', meta, 'record') or '-1')
 local recordAt = tonumber(redis.call('HGET', meta, 'recordAt') or '0')
 local generation = tonumber(redis.call('HGET', meta, 'recordGen') or '-1')
-local floor, floorAt, floorGen = tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(ARGV[16])
-local raised = 0
-if ARGV[14] == '1' then
-  record, recordAt, generation = online, now, math.max(generation, floorGen) + 1
-elseif floorGen >= generation then
+if resetRecord then
+  record, recordAt, generation = online, now, math.max(generation, recordFloorGen) + 1
+elseif recordFloorGen >= generation then
   local lost = record < 0
-  generation = floorGen
-  if floor > record then record, recordAt = floor, floorAt end
+  generation = recordFloorGen
+  if recordFloor > record then record, recordAt = recordFloor, recordFloorAt end
   -- A record Redis had lost is set, not raised: nobody's onRecord hears of a count it may have had.
-  if lost and online > record then record, recordAt = online, now end
+  if lost and online > record and not recovering then record, recordAt = online, now end
 end
-if online > record then
-  record, recordAt, raised = online, now, 1
+-- A raise waits for the caller's acknowledgement (count|µs), and goes to it again until then.
+local raise = redis.call('HGET', meta, 'raise')
+if raise == token .. '|' .. recordAck then
+  redis.call('HDEL', meta, 'raise')
 end
+if online > record and not recovering then
+  record, recordAt = online, now
+  redis.call('HSET', meta, 'raise', token .. '|' .. fmt(record) .. '|' .. fmt(recordAt))
+end
+raise = redis.call('HGET', meta, 'raise')
+local mine = ''
+if raise and string.sub(raise, 1, #token + 1) == token .. '|' then mine = string.sub(raise, #token + 2) end
 redis.call('HSET', meta, 'record', fmt(record), 'recordAt', fmt(recordAt), 'recordGen', fmt(generation))
 
 local upto = version
@@ -235,17 +350,25 @@ redis.call('HSET', meta, 'threshold', ARGV[1])
 if other == ARGV[1] then other = '' end
 out[#out + 1] = other or ''
 out[#out + 1] = evicted
-out[#out + 1] = reports
+out[#out + 1] = redis.call('HGETALL', assigned)
 out[#out + 1] = fmt(record)
 out[#out + 1] = fmt(recordAt)
-out[#out + 1] = raised
+out[#out + 1] = mine
 out[#out + 1] = fmt(generation)
+out[#out + 1] = restart and 1 or 0
+
+-- A process with something unacknowledged is known as an owner, with the time of its last call.
+if mine ~= '' or redis.call('EXISTS', assigned) == 1 then
+  redis.call('ZADD', owners, fmt(now), token)
+else
+  redis.call('ZREM', owners, token)
+end
 
 local present = 0
-for j = 2, #KEYS do
+for j = 2, SHARED do
   if redis.call('EXISTS', KEYS[j]) == 1 then present = present + 2 ^ (j - 2) end
-  redis.call('PEXPIRE', KEYS[j], ttl)
 end
+for j = 2, #KEYS do redis.call('PEXPIRE', KEYS[j], ttl) end
 redis.call('HSET', meta, 'present', fmt(present), 'at', fmt(now))
 return out
 `;
@@ -253,17 +376,43 @@ return out
 export const SYNC_SCRIPT = SCRIPT;
 export const SYNC_SHA = createHash('sha1').update(SCRIPT).digest('hex');
 
-/** Scopes by their slot number in the protocol. */
-export const SCOPE_SLOTS = ['users', 'guests', 'bots', 'rooms'] as const;
-/** Users, guests, bots, and rooms' tabs (see ../../rooms.ts). */
+/** Users, guests, bots, and rooms' tabs (see ../../rooms.ts): a scope's place in the protocol. */
 export type ScopeSlot = 0 | 1 | 2 | 3;
 
-/** The keys of one prefix, in KEYS order. */
-export function syncKeys(prefix: string): string[] {
+/** Where each of a prefix's keys stands in KEYS (0-based; see the header). */
+export const KEY = {
+  meta: 0,
+  /** A scope's first key (seen); profiles, gone and changes follow it. Rooms came after `reported`, so the other keys kept their places. */
+  scope: [1, 5, 9, 14] as const,
+  reported: 13,
+  marks: 18,
+  deferred: 19,
+  owners: 20,
+  /** The caller's own: its reports not yet acknowledged. */
+  assigned: 21,
+} as const;
+
+/** The hash of reports assigned to the process whose token is `token`. */
+export function assignedKey(prefix: string, token: string): string {
+  return `{${prefix}}:users:assigned:${token}`;
+}
+
+/** The keys of one prefix, in KEYS order, for the process whose token is `token`. */
+export function syncKeys(prefix: string, token: string): string[] {
   const tag = `{${prefix}}`;
   const scopeKeys = (scope: string): string[] => ['seen', 'profiles', 'gone', 'changes'].map((k) => `${tag}:${scope}:${k}`);
-  // Rooms came last, after `reported`: the other keys keep their places.
-  return [`${tag}:meta`, ...scopeKeys('users'), ...scopeKeys('guests'), ...scopeKeys('bots'), `${tag}:users:reported`, ...scopeKeys('rooms')];
+  return [
+    `${tag}:meta`,
+    ...scopeKeys('users'),
+    ...scopeKeys('guests'),
+    ...scopeKeys('bots'),
+    `${tag}:users:reported`,
+    ...scopeKeys('rooms'),
+    `${tag}:users:marks`,
+    `${tag}:users:deferred`,
+    `${tag}:owners`,
+    assignedKey(prefix, token),
+  ];
 }
 
 export interface TouchWrite {
@@ -273,10 +422,18 @@ export interface TouchWrite {
   readonly atUs: number;
   /** Profile as stored, '' to keep the one in Redis (guests). */
   readonly profile: string;
+  /** When this process last reported the user (µs), sent with a write-back so Redis does not report them again; else undefined. */
+  readonly reportedUs?: number | undefined;
 }
 
 export interface ForgetWrite {
   readonly scope: ScopeSlot;
+  readonly key: string;
+  readonly atUs: number;
+}
+
+/** An `onSeen` report this process delivered, acknowledged in its next call. */
+export interface ReportAck {
   readonly key: string;
   readonly atUs: number;
 }
@@ -313,37 +470,60 @@ export interface SyncCall {
   readonly recordGeneration: number;
   /** Most expired or excess keys removed per scope per call. */
   readonly cleanupLimit: number;
+  /** This process's name in the protocol: reports and record raises assigned to it wait for its acknowledgement. */
+  readonly token: string;
+  /** The prefix of every process's `assigned` hash (a gone process's is taken over by name). */
+  readonly assignedPrefix: string;
+  /** After Redis starts a new epoch under processes that knew the old one, how long (µs) no record is raised and reports wait. */
+  readonly recoveryUs: number;
+  /** A process that has not called for this long (µs) is gone: its unacknowledged reports pass to another. */
+  readonly leaseUs: number;
+  /** How long (µs) Redis remembers that a user hid, past their presence. */
+  readonly markTtlUs: number;
+  /** The record raise this process delivered ("count|µs"), or ''. */
+  readonly recordAck: string;
   readonly touches: readonly TouchWrite[];
   readonly forgets: readonly ForgetWrite[];
+  readonly acks: readonly ReportAck[];
 }
 
-/** The EVALSHA/EVAL arguments after the script or its SHA. */
+/** The EVALSHA/EVAL arguments after the script or its SHA, in the order the script names them. */
 export function syncArgs(call: SyncCall): string[] {
   const args = [
     String(call.keys.length),
     ...call.keys,
-    /* ARGV[1] */ String(call.thresholdUs),
-    /* ARGV[2] */ String(call.cursor),
-    /* ARGV[3] */ String(call.readLimit),
-    /* ARGV[4] */ call.candidateEpoch,
-    /* ARGV[5] */ String(Math.ceil(call.keyTtlMs)),
-    /* ARGV[6] */ String(call.maxTracked),
-    /* ARGV[7] */ String(call.cleanupLimit),
-    /* ARGV[8] */ String(call.touches.length),
-    /* ARGV[9] */ call.knownEpoch ?? '',
-    /* ARGV[10] */ String(call.knownAtUs),
-    /* ARGV[11] */ String(call.seenIntervalUs),
-    /* ARGV[12] */ String(call.recordFloor),
-    /* ARGV[13] */ String(Math.round(call.recordFloorAtUs)),
-    /* ARGV[14] */ call.resetRecord ? '1' : '0',
-    /* ARGV[15] */ String(call.maxBots),
-    /* ARGV[16] */ String(call.recordGeneration),
-    /* ARGV[17] */ String(call.roomThresholdUs),
-    /* ARGV[18] */ String(call.maxRoomTabs),
-    // then ARGV[19…]: each touch as scope (1 users, 2 guests, 3 bots, 4 rooms), key, µs, profile; then each forget as scope, key, µs
+    String(call.thresholdUs),
+    String(call.cursor),
+    String(call.readLimit),
+    call.candidateEpoch,
+    String(Math.ceil(call.keyTtlMs)),
+    String(call.maxTracked),
+    String(call.cleanupLimit),
+    String(call.touches.length),
+    call.knownEpoch ?? '',
+    String(call.knownAtUs),
+    String(call.seenIntervalUs),
+    String(call.recordFloor),
+    String(Math.round(call.recordFloorAtUs)),
+    call.resetRecord ? '1' : '0',
+    String(call.maxBots),
+    String(call.recordGeneration),
+    String(call.roomThresholdUs),
+    String(call.maxRoomTabs),
+    call.token,
+    call.assignedPrefix,
+    String(Math.round(call.recoveryUs)),
+    String(Math.round(call.leaseUs)),
+    String(Math.round(call.markTtlUs)),
+    call.recordAck,
+    String(call.forgets.length),
+    String(call.acks.length),
+    // then each touch as scope (1 users, 2 guests, 3 bots, 4 rooms), key, µs, profile, reported µs or '';
+    // each forget as scope, key, µs; each acknowledged report as key, µs
   ];
-  for (const w of call.touches) args.push(String(w.scope + 1), w.key, String(w.atUs), w.profile);
+  for (const w of call.touches) args.push(String(w.scope + 1), w.key, String(w.atUs), w.profile, w.reportedUs === undefined ? '' : String(Math.round(w.reportedUs)));
   for (const w of call.forgets) args.push(String(w.scope + 1), w.key, String(w.atUs));
+  for (const a of call.acks) args.push(a.key, String(a.atUs));
   return args;
 }
 
@@ -371,13 +551,15 @@ export interface SyncReply {
   readonly otherThresholdUs: number | null;
   /** Redis had evicted some of our keys: presence started over. */
   readonly evicted: boolean;
-  /** Users whose touch in this call is due an `onSeen`, with the touch's time (µs). */
-  readonly reports: readonly { readonly key: string; readonly atUs: number }[];
+  /** The `onSeen` reports assigned to this process and not yet acknowledged, with the touch's time (µs). */
+  readonly reports: readonly ReportAck[];
   readonly recordCount: number;
   readonly recordAtUs: number;
-  /** This call raised the record. */
-  readonly recordRaised: boolean;
+  /** A record raise assigned to this process and not yet acknowledged ("count|µs"), or ''. */
+  readonly raise: string;
   readonly recordGeneration: number;
+  /** This call started a new epoch. */
+  readonly restarted: boolean;
 }
 
 const optionalNumber = (value: unknown): number | null => (value === '' || value === null || value === undefined ? null : Number(value));
@@ -396,13 +578,18 @@ function decodeRows(raw: unknown): ChangeRow[] {
   return rows;
 }
 
+/** An HGETALL of `assigned` as the script returns it: [key, µs, key, µs, …]. */
+function reports(raw: unknown): ReportAck[] {
+  const flat = Array.isArray(raw) ? (raw as unknown[]) : [];
+  const out: ReportAck[] = [];
+  for (let j = 0; j + 1 < flat.length; j += 2) out.push({ key: String(flat[j]), atUs: Number(flat[j + 1]) });
+  return out;
+}
+
 /** Decodes the script's reply; throws on a reply of another shape (an older script under the same SHA cannot be). */
 export function decodeSyncReply(raw: unknown): SyncReply {
-  if (!Array.isArray(raw) || raw.length !== 15) throw new Error('unexpected reply from the sync script');
-  const [epoch, cursor, nowUs, more, users, guests, bots, rooms, other, evicted, reported, recordCount, recordAtUs, raised, generation] = raw as unknown[];
-  const flat = Array.isArray(reported) ? (reported as unknown[]) : [];
-  const reports: { key: string; atUs: number }[] = [];
-  for (let j = 0; j + 1 < flat.length; j += 2) reports.push({ key: String(flat[j]), atUs: Number(flat[j + 1]) });
+  if (!Array.isArray(raw) || raw.length !== 16) throw new Error('unexpected reply from the sync script');
+  const [epoch, cursor, nowUs, more, users, guests, bots, rooms, other, evicted, reported, recordCount, recordAtUs, raise, generation, restarted] = raw as unknown[];
   return {
     epoch: String(epoch),
     cursor: Number(cursor),
@@ -411,10 +598,11 @@ export function decodeSyncReply(raw: unknown): SyncReply {
     changes: [decodeRows(users), decodeRows(guests), decodeRows(bots), decodeRows(rooms)],
     otherThresholdUs: optionalNumber(other),
     evicted: Number(evicted) === 1,
-    reports,
+    reports: reports(reported),
     recordCount: Number(recordCount),
     recordAtUs: Number(recordAtUs),
-    recordRaised: Number(raised) === 1,
+    raise: String(raise),
     recordGeneration: Number(generation),
+    restarted: Number(restarted) === 1,
   };
 }
