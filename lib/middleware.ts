@@ -180,7 +180,8 @@ export function createMiddleware({ store, max, trackGuests, users, client }: Mid
       const time = dateOrUser instanceof Date ? dateOrUser.getTime() : seen(dateOrUser);
       if (time === null) return '';
       const locale = users.localeOf(req, res.locals);
-      return options?.html === true ? timeAgoHtml(time, locale) : formatTimeAgo(time, locale);
+      const now = store.dateNow?.() ?? Date.now();
+      return options?.html === true ? timeAgoHtml(time, locale, now) : formatTimeAgo(time, locale, now);
     };
   }
 

@@ -271,11 +271,6 @@ export class PresenceIndex {
     return new ListedEntry(this.idOf(slot), this.profileOf(slot), () => at);
   }
 
-  /** Whether the slot's user is in invisible mode. */
-  hiddenAt(slot: number): boolean {
-    return (this.flags[slot] & HIDDEN) !== 0;
-  }
-
   /** Remembers that `key` was seen hidden at `at`, past its presence (a new Redis replica loads what Redis remembers). */
   mark(key: string, at: number): void {
     this.markKey(internalKey(key), at);

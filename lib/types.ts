@@ -118,6 +118,8 @@ export interface Store {
   view(scope: Scope, limit: number, viewer?: Viewer): Awaitable<ScopeView>;
   /** The most users and guests online at once so far (a store without one: the middleware shows none). */
   record?(): OnlineRecord;
+  /** Now (ms since 1970) on the clock the store's dates are on: `timeAgo` measures from it (default `Date.now()`). */
+  dateNow?(): number;
   /** Starts the record over from the number online now. */
   resetRecord?(): Awaitable<void>;
   /**

@@ -74,6 +74,9 @@ describe('RedisStore across three separate Node processes (two node-redis, one i
       expect(locals.onlineNowIds.every((id) => typeof id === 'number')).to.equal(true);
       // Every process dates everyone by Redis's clock: nobody seen 10 minutes in the future, or the past.
       for (const entry of locals.onlineNow) expect(Math.abs(Date.parse(String(entry.lastSeen)) - Date.now()), `process ${n}`).to.be.below(30_000);
+      // And measures timeAgo from it: a user's own page says "now", on the process whose clock is off too.
+      const own = await browsers.get(n === 0 ? 3 : n)!.json<LocalsJson>(`/locals?ask=[${n === 0 ? 3 : n}]`);
+      expect(own.timeAgo, `process ${n}`).to.deep.equal(['now']);
     }
     expect(await admin.command('ZCARD', `{${prefix}}:users:seen`)).to.equal(300);
   });

@@ -30,6 +30,8 @@ export class MemoryStore extends SharedStore {
   readonly maxTracked: number;
   private readonly now: Clock;
   private readonly clock: IndexClock;
+  /** Dates are on the wall clock (or on the clock a test gave): `timeAgo` measures from it. */
+  readonly dateNow: () => number;
   private indexes: Record<Scope, PresenceIndex> | undefined;
   private rooms: RoomIndex | undefined;
 
@@ -40,6 +42,7 @@ export class MemoryStore extends SharedStore {
     this.maxTracked = basics.maxTracked;
     this.now = basics.now ?? monotonicNow;
     this.clock = { wallOffset: wallOffset(this.now, basics.now !== undefined), markTtlMs: MARK_TTL_MS };
+    this.dateNow = basics.now ?? Date.now;
   }
 
   protected start(): void {

@@ -69,6 +69,7 @@ export function presenceApp(
       onlineNow: locals.onlineNow,
       isOnline: typeof locals.isOnline === 'function' ? ask.map((a) => locals.isOnline(a)) : null,
       lastSeen: typeof locals.lastSeen === 'function' ? ask.map((a) => locals.lastSeen(a)) : null,
+      timeAgo: typeof locals.timeAgo === 'function' ? ask.map((a) => locals.timeAgo(a)) : null,
       // Asked about the listed entries themselves, as `{% if entry | isOnline %}` does.
       listedOnline: typeof locals.isOnline === 'function' ? locals.onlineNow.map((e) => locals.isOnline(e)) : null,
     });
@@ -87,5 +88,6 @@ export interface LocalsJson {
   onlineNow: Record<string, unknown>[];
   isOnline: boolean[] | null;
   lastSeen: (string | null)[] | null;
+  timeAgo: string[] | null;
   listedOnline: boolean[] | null;
 }

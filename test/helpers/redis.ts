@@ -25,11 +25,11 @@ process.on('exit', () => {
 });
 
 /**
- * Starts redis-server with `args` (no persistence, in the foreground) and
- * resolves once it accepts connections; killed when the test process exits.
+ * Starts redis-server with `args` (in the foreground; without persistence unless
+ * `args` turn it on) and resolves once it accepts connections; killed when the test process exits.
  */
 export function spawnRedis(args: readonly string[], label: string): Promise<ChildProcess> {
-  const child = spawn(REDIS_SERVER, [...args, '--save', '', '--appendonly', 'no', '--daemonize', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(REDIS_SERVER, ['--save', '', '--appendonly', 'no', '--daemonize', 'no', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   running.add(child);
   child.on('exit', () => running.delete(child));
   return new Promise((resolve, reject) => {

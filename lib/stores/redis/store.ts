@@ -16,9 +16,9 @@
  * when Redis loses its data, every process writes its replica back.
  */
 import { randomBytes } from 'node:crypto';
-import { monotonicNow, wallOffset, type Clock } from '../../clock';
+import { monotonicNow, type Clock } from '../../clock';
 import { OnlineNowConfigError } from '../../errors';
-import { PresenceIndex, type IndexClock, type TimedTouch } from '../../presence-index';
+import { PLAIN_CLOCK, PresenceIndex, type IndexClock, type TimedTouch } from '../../presence-index';
 import { RoomIndex, tabKey, type RoomTouch, type RoomView } from '../../rooms';
 import { withTimeout } from '../../timeout';
 import type { Profile, Scope, ScopeView, StoreConfig, UserId, Viewer } from '../../types';
@@ -149,8 +149,8 @@ export class RedisStore extends SharedStore {
   private token = '';
   private keys: readonly string[];
   private readonly clock: Clock;
-  /** What the indexes are given: dates on the wall clock, marks kept MARK_TTL_MS. */
-  private readonly indexClock: IndexClock;
+  /** What the indexes are given: dates on Redis's clock (every process's one time base), marks kept MARK_TTL_MS. */
+  private readonly indexClock: IndexClock = { ...PLAIN_CLOCK, markTtlMs: MARK_TTL_MS };
   /** Redis time minus this process's clock, ms. Until the first sync, a guess from the wall clock. */
   private offset: number;
   /** Round trip of the sync the offset was taken from: the offset is off by at most half of it. */
@@ -204,7 +204,6 @@ export class RedisStore extends SharedStore {
     const basics = storeBasics(options, DEFAULT_MAX_TRACKED);
     this.maxTracked = basics.maxTracked;
     this.clock = basics.now ?? monotonicNow;
-    this.indexClock = { wallOffset: wallOffset(() => this.now(), basics.now !== undefined), markTtlMs: MARK_TTL_MS };
     this.offset = Date.now() - this.clock();
     this.redis = adaptClient(options.client);
     const prefix = options.prefix ?? 'online-now';
@@ -291,17 +290,14 @@ export class RedisStore extends SharedStore {
 
   touch(scope: Scope, key: string, id: UserId, profile: Profile | undefined): void {
     const s = SLOTS[scope];
-    const index = this.index(s);
-    const added = index.added;
-    const slot = index.touch(key, id, profile, this.eventTime());
-    if (slot === -1) return;
+    if (this.index(s).touch(key, id, profile, this.eventTime()) === -1) return;
     // A touch without a profile (a bare id) must not send the profile this replica holds: it may be
-    // older than one another process has written (the user hid there a moment ago). But a bare id
-    // that brought back a user remembered as hidden sends that, so every process shows them hidden.
-    const revived = profile === undefined && index.added !== added && index.hiddenAt(slot);
+    // older than one another process has written (the user hid there a moment ago). One that brings
+    // back a user this replica remembers as hidden shows them hidden here until Redis, which
+    // remembers too, says otherwise (a request elsewhere may have unhidden them meanwhile).
     const pending = this.pendingTouches[s];
     const queued = pending.get(key);
-    const withProfile = profile !== undefined || revived || queued === true;
+    const withProfile = profile !== undefined || queued === true;
     // Already queued as it is: the common case of a busy user, left without touching the Map.
     if (queued === withProfile) return;
     boundedSet(pending, key, withProfile, this.maxTracked);
@@ -382,9 +378,18 @@ export class RedisStore extends SharedStore {
     return this.warmed.then(read);
   }
 
-  /** Now on the shared time base: Redis's clock, as estimated here. */
+  /**
+   * Now on the shared time base: Redis's clock, as estimated here. Dates are on
+   * it, and so is `timeAgo`'s now (`dateNow`): a server whose own clock is off
+   * (or stepped) still says "now" for a user seen now.
+   */
   private now(): number {
     return this.clock() + this.offset;
+  }
+
+  /** Now on Redis's clock, as estimated here: every date this store gives is on it. */
+  dateNow(): number {
+    return this.now();
   }
 
   /**

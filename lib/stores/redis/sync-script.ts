@@ -210,9 +210,11 @@ for _ = 1, touchCount do
       if profile ~= '' then
         redis.call('HSET', s[2], key, fmt(at) .. '|' .. profile)
         if n == 1 then noteProfile(key, at, profile) end
-      elseif n == 1 and not seen and redis.call('ZSCORE', marks, key) and not redis.call('HEXISTS', s[2], key) then
-        -- A bare id of a user who hid: they come back hidden.
-        redis.call('HSET', s[2], key, fmt(at) .. '|{"hidden":true}')
+      elseif n == 1 and not seen and redis.call('HEXISTS', s[2], key) == 0 then
+        -- A bare id of a user who hid: they come back hidden, as of when they were last seen hidden
+        -- (so a request that unhid them since, landing after this, still wins).
+        local mark = redis.call('ZSCORE', marks, key)
+        if mark then redis.call('HSET', s[2], key, mark .. '|{"hidden":true}') end
       end
       changed(s, key)
       if n == 1 and seenInterval > 0 then

@@ -1,0 +1,96 @@
+// A TCP proxy on loopback between one app process (or one client) and
+// redis-server, for the faults a network gives: replies held back for a while
+// (a slow link, a GC pause on the far side), a partition (nothing gets through
+// until it heals), connections reset, and a new target (a failover to a replica).
+import { createServer, connect, type Server, type Socket } from 'node:net';
+
+export class TcpProxy {
+  private readonly sockets = new Set<Socket>();
+  private delayMs = 0;
+  private held = false;
+  private readonly waiting: (() => void)[] = [];
+
+  private constructor(
+    private readonly server: Server,
+    readonly port: number,
+    private target: number,
+  ) {}
+
+  /** Listens on a free loopback port and forwards each connection to `targetPort`. */
+  static async start(targetPort: number): Promise<TcpProxy> {
+    let proxy: TcpProxy | undefined;
+    const server = createServer((client) => proxy!.accept(client));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', resolve);
+    });
+    proxy = new TcpProxy(server, (server.address() as { port: number }).port, targetPort);
+    return proxy;
+  }
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  /** Every reply from now on reaches the client `ms` late (0: at once). */
+  delayReplies(ms: number): void {
+    this.delayMs = ms;
+  }
+
+  /** A partition: nothing passes either way (connections stay open) until `heal()`. */
+  partition(): void {
+    this.held = true;
+  }
+
+  heal(): void {
+    this.held = false;
+    for (const release of this.waiting.splice(0)) release();
+  }
+
+  /** Every open connection is reset, as a dropped link or a failover does. */
+  reset(): void {
+    for (const socket of this.sockets) socket.destroy();
+    this.sockets.clear();
+  }
+
+  /** New connections go to `port` (a promoted replica); open ones are reset. */
+  retarget(port: number): void {
+    this.target = port;
+    this.reset();
+  }
+
+  async stop(): Promise<void> {
+    this.heal();
+    this.reset();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private accept(client: Socket): void {
+    const upstream = connect(this.target, '127.0.0.1');
+    this.sockets.add(client);
+    this.sockets.add(upstream);
+    const close = (): void => {
+      client.destroy();
+      upstream.destroy();
+      this.sockets.delete(client);
+      this.sockets.delete(upstream);
+    };
+    client.on('error', close).on('close', close);
+    upstream.on('error', close).on('close', close);
+    // Data is passed on in order, each chunk after the one before it, held while partitioned.
+    this.pipe(client, upstream, () => 0);
+    this.pipe(upstream, client, () => this.delayMs);
+  }
+
+  private pipe(from: Socket, to: Socket, delay: () => number): void {
+    let chain = Promise.resolve();
+    from.on('data', (chunk: Buffer) => {
+      const ms = delay();
+      chain = chain.then(async () => {
+        if (ms > 0) await new Promise((resolve) => setTimeout(resolve, ms));
+        while (this.held) await new Promise<void>((resolve) => this.waiting.push(resolve));
+        if (!to.destroyed) to.write(chunk);
+      });
+    });
+  }
+}
