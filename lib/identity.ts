@@ -52,16 +52,20 @@ export function isHidden(profile: Profile): boolean {
   return profile.hidden === true;
 }
 
-/** `username`, `name` and `displayName`, when the user object has them: never the whole object. */
+/**
+ * `username`, `name` and `displayName`, when the user object has them: never the
+ * whole object. Bounded by the one rule every profile follows (boundedProfile),
+ * so every process that reads it back from a shared store keeps the same fields.
+ */
 export function defaultProfile(user: unknown): Profile {
-  let profile: Record<string, ProfileValue> | undefined;
+  let picked: Record<string, string> | undefined;
   if (typeof user === 'object' && user !== null) {
     for (const field of defaultProfileFields) {
       const value = (user as Record<string, unknown>)[field];
-      if (typeof value === 'string') (profile ??= {})[field] = value.slice(0, MAX_PROFILE_STRING);
+      if (typeof value === 'string') (picked ??= {})[field] = value;
     }
   }
-  return profile ?? EMPTY_PROFILE;
+  return picked === undefined ? EMPTY_PROFILE : boundedProfile(picked);
 }
 
 /** Same fields, same values. Runs on every request: no allocation. */

@@ -59,7 +59,7 @@ export class TcpProxy {
     this.reset();
   }
 
-  async stop(): Promise<void> {
+  async close(): Promise<void> {
     this.heal();
     this.reset();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
@@ -78,16 +78,19 @@ export class TcpProxy {
     client.on('error', close).on('close', close);
     upstream.on('error', close).on('close', close);
     // Data is passed on in order, each chunk after the one before it, held while partitioned.
-    this.pipe(client, upstream, () => 0);
-    this.pipe(upstream, client, () => this.delayMs);
+    this.pipe(client, upstream, false);
+    this.pipe(upstream, client, true);
   }
 
-  private pipe(from: Socket, to: Socket, delay: () => number): void {
+  private pipe(from: Socket, to: Socket, replies: boolean): void {
     let chain = Promise.resolve();
     from.on('data', (chunk: Buffer) => {
-      const ms = delay();
+      const arrived = Date.now();
       chain = chain.then(async () => {
-        if (ms > 0) await new Promise((resolve) => setTimeout(resolve, ms));
+        // The delay is read as it stands now: lowering it lets what it holds go.
+        for (let wait = arrived + (replies ? this.delayMs : 0) - Date.now(); wait > 0; wait = arrived + (replies ? this.delayMs : 0) - Date.now()) {
+          await new Promise((resolve) => setTimeout(resolve, Math.min(wait, 50)));
+        }
         while (this.held) await new Promise<void>((resolve) => this.waiting.push(resolve));
         if (!to.destroyed) to.write(chunk);
       });

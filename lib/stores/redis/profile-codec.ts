@@ -6,8 +6,9 @@
 import { MAX_FIELD_NAME, MAX_PROFILE_STRING, boundedProfile, keyOf, withHidden } from '../../identity';
 import type { Profile, ProfileValue, UserId } from '../../types';
 
-export function encodeProfile(id: UserId, profile: Profile): string {
-  const json = JSON.stringify(profile);
+/** A profile as stored; none (`undefined`, a bare-id touch) is '' or just the id's '#'. */
+export function encodeProfile(id: UserId, profile: Profile | undefined): string {
+  const json = profile === undefined ? '' : JSON.stringify(profile);
   return typeof id === 'number' ? `#${json}` : json;
 }
 

@@ -713,7 +713,7 @@ export class RedisStore extends SharedStore {
       const slot = index.slotOf(key);
       if (slot === -1) continue;
       let profile = '';
-      if (s === 0 && withProfile) profile = encodeProfile(index.idOf(slot), index.profileOf(slot));
+      if (s === 0) profile = encodeProfile(index.idOf(slot), withProfile ? index.profileOf(slot) : undefined);
       else if (s === ROOMS) profile = String(index.profileOf(slot).t);
       const reported = s === 0 && writeBack === true ? index.reportedAt(slot) : -Infinity;
       writes.push({ scope: s, key, atUs: Math.round(index.timeOf(slot) * 1000), profile, reportedUs: reported === -Infinity ? undefined : reported * 1000 });

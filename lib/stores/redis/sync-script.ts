@@ -185,6 +185,8 @@ i = FIRST_WRITE
 for _ = 1, touchCount do
   local n = tonumber(ARGV[i])
   local s, key, at, profile, known = scopes[n], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3], ARGV[i + 4]
+  -- No profile: '' keeps the stored one; '#' too, for a user whose id is a number.
+  local bare = profile == '' or profile == '#'
   if at > now then at = now end
   if at > cutoffs[n] then
     local gone = redis.call('ZSCORE', s[3], key)
@@ -197,7 +199,7 @@ for _ = 1, touchCount do
     end
     -- The profile is a register of its own, "µs|json": a touch that lost on time (a bare-id touch from
     -- another process landed first) still brings its profile if that is the newest, so a hide is not lost.
-    if live and profile ~= '' and seen and tonumber(seen) > at then
+    if live and not bare and seen and tonumber(seen) > at then
       local stored = redis.call('HGET', s[2], key)
       if at > (stored and tonumber(string.match(stored, '^(%d+)|')) or -1) then
         redis.call('HSET', s[2], key, fmt(at) .. '|' .. profile)
@@ -207,14 +209,14 @@ for _ = 1, touchCount do
     end
     if live and (not seen or tonumber(seen) <= at) then
       redis.call('ZADD', s[1], fmt(at), key)
-      if profile ~= '' then
+      if not bare then
         redis.call('HSET', s[2], key, fmt(at) .. '|' .. profile)
         if n == 1 then noteProfile(key, at, profile) end
       elseif n == 1 and not seen and redis.call('HEXISTS', s[2], key) == 0 then
         -- A bare id of a user who hid: they come back hidden, as of when they were last seen hidden
         -- (so a request that unhid them since, landing after this, still wins).
         local mark = redis.call('ZSCORE', marks, key)
-        if mark then redis.call('HSET', s[2], key, mark .. '|{"hidden":true}') end
+        if mark then redis.call('HSET', s[2], key, mark .. '|' .. profile .. '{"hidden":true}') end
       end
       changed(s, key)
       if n == 1 and seenInterval > 0 then
@@ -422,7 +424,7 @@ export interface TouchWrite {
   readonly key: string;
   /** Redis time of the request, µs. */
   readonly atUs: number;
-  /** Profile as stored, '' to keep the one in Redis (guests). */
+  /** Profile as stored; '' to keep the one in Redis, or '#' for a user whose id is a number (guests send ''). */
   readonly profile: string;
   /** When this process last reported the user (µs), sent with a write-back so Redis does not report them again; else undefined. */
   readonly reportedUs?: number | undefined;
@@ -520,7 +522,7 @@ export function syncArgs(call: SyncCall): string[] {
     call.recordAck,
     String(call.forgets.length),
     String(call.acks.length),
-    // then each touch as scope (1 users, 2 guests, 3 bots, 4 rooms), key, µs, profile, reported µs or '';
+    // then each touch as scope (1 users, 2 guests, 3 bots, 4 rooms), key, µs, profile ('' or '#' for none), reported µs or '';
     // each forget as scope, key, µs; each acknowledged report as key, µs
   ];
   for (const w of call.touches) args.push(String(w.scope + 1), w.key, String(w.atUs), w.profile, w.reportedUs === undefined ? '' : String(Math.round(w.reportedUs)));
