@@ -29,7 +29,7 @@ import { TcpProxy } from './helpers/tcp-proxy';
  *
  * The plan (who does what, where, when; the faults) comes from a seeded PRNG:
  * the seed is printed, and MODEL_SEED=N replays the same plan (the exact
- * interleavings still depend on timing). MODEL_SECONDS sets each run's length (45 s, 30 s at 5 s syncs);
+ * interleavings still depend on timing). MODEL_SECONDS sets each run's length (60 s, 30 s at 5 s syncs);
  * MODEL_LOG=file appends every violation there (a failure shows a few of each kind).
  */
 
@@ -407,27 +407,27 @@ function shuffled<T>(rng: Rng, items: readonly T[]): T[] {
 }
 
 /**
- * Faults of the given kinds, each kind once before any repeats (a shuffled bag), with quiet
- * stretches between some for checks.
+ * Faults of the given kinds: first those of #21 (every one in each run, in a random order), then
+ * every kind, each once before any repeats (a shuffled bag); quiet stretches between some, for checks.
  */
 function planFaults(rng: Rng, durationMs: number, outageSettleMs: number, kinds: readonly FaultKind[]): Fault[] {
   const faults: Fault[] = [];
-  let bag: FaultKind[] = [];
-  let at = rng.between(2000, 6000);
+  let bag: FaultKind[] = shuffled(rng, kinds.filter((k) => k !== 'pause' && k !== 'restart'));
+  let at = rng.between(2000, 4000);
   while (at < durationMs - 1000) {
     if (bag.length === 0) bag = shuffled(rng, kinds);
     const kind = bag.pop()!;
     const ms = {
       pause: rng.between(500, 3000),
       restart: 0,
-      rdb: rng.between(1500, 4000),
-      aof: rng.between(1000, 3000),
-      failover: rng.between(1500, 4000),
-      delay: rng.between(4000, 6000),
+      rdb: rng.between(1500, 3000),
+      aof: rng.between(1000, 2000),
+      failover: rng.between(1500, 3000),
+      delay: rng.between(3500, 5000),
       partition: rng.between(5000, 9000),
     }[kind];
     faults.push({ at, kind, ms, proc: rng.pick(PROCS), delayMs: rng.between(1200, 2000) });
-    at += ms + rng.between(2000, 6000) + (rng.chance(0.5) ? outageSettleMs + 2000 : 0);
+    at += ms + rng.between(1500, 4000) + (rng.chance(0.3) ? outageSettleMs + 2000 : 0);
   }
   return faults;
 }
@@ -436,6 +436,8 @@ interface CheckRecord {
   readonly label: string;
   readonly settled: number;
   readonly online: number;
+  /** Settled users hidden by the model (online or not): what the guest reads are judged on. */
+  readonly hidden: number;
 }
 
 class ModelRun {
@@ -522,7 +524,7 @@ class ModelRun {
       const where = CUT.has(o.kind) ? `@P${o.proc}` : '';
       return `${o.kind}${where} ${this.rel(o.start)}+${((o.end! - o.start) / 1000).toFixed(1)}s`;
     });
-    const settled = this.checks.map((c) => `${c.label} ${c.settled}/${USERS.length} (${c.online} online)`);
+    const settled = this.checks.map((c) => `${c.label} ${c.settled}/${USERS.length} (${c.online} online, ${c.hidden} hidden)`);
     const seen = this.hooks.filter((h) => h.hook === 'seen');
     const records = this.hooks.filter((h) => h.hook === 'record');
     return (
@@ -750,9 +752,8 @@ class ModelRun {
       case 'partition': {
         if (kind === 'delay') proxy.delayReplies(delayMs);
         else proxy.partition();
-        // Past the staleness bound (and a reply already on its way), the cut process is read as a guest sees it.
-        const read = start + this.staleMs + 500;
-        if (read < start + ms) {
+        // Past the staleness bound (and a reply already on its way), the cut process is read as a guest sees it, once a second.
+        for (let read = start + this.staleMs + 500; read < start + ms - 200; read += 1000) {
           await sleepUntil(read);
           await this.checkCut(proc, start);
         }
@@ -816,6 +817,7 @@ class ModelRun {
       label: final ? 'final' : `@${this.rel(xs)}`,
       settled: judged.filter((j) => j.settled).length,
       online: judged.filter((j) => j.settled && j.online).length,
+      hidden: USERS.filter((u) => this.model.hidden(u, xs, xr) === true).length,
     });
     for (const read of done) this.checkRead(name, read);
     for (const read of guests) {
@@ -1015,21 +1017,20 @@ class ModelRun {
   }
 
   /**
-   * None lost: each touch has an onSeen (a report, or a logout's) dated from a seenInterval before it
-   * to its end, or later when the touch may have been passed by a later one before reaching Redis (that
-   * one takes the report), or held back in a recovery window (a deferred report carries the latest
-   * touch). A touch a logout follows closely may be beaten by it in Redis: the logout's onSeen stands for it.
+   * None lost: each touch has an onSeen dated from a seenInterval before it to its end, or later when
+   * the user's next requests came before it had surely reached Redis and been answered: a later touch
+   * that lands first takes the report, and a logout (whose request is a touch, then forget()) drops a
+   * queued touch and a report not yet delivered, and makes its own onSeen. A recovery window after an
+   * epoch change holds reports back (the deferred report carries the latest touch).
    */
   private checkReported(user: number, events: readonly PresenceEvent[], seen: readonly HookCall[], by: number): void {
     const dates = seen.map((h) => (h as { date: number }).date);
     events.forEach((e, i) => {
       if (e.kind !== 'touch' || e.end === undefined) return;
-      const next = events[i + 1];
-      if (next?.kind === 'logout' && next.send < this.propagated(e.end)) return;
       let upto = e.end;
       const reached = this.propagated(e.end);
       for (const f of events.slice(i + 1)) {
-        if (f.send >= reached || f.kind !== 'touch') break;
+        if (f.send >= reached) break;
         upto = Math.max(upto, f.end ?? Infinity);
       }
       for (const o of this.outages) {
@@ -1071,13 +1072,13 @@ class ModelRun {
 
 /**
  * Every interval keeps the user side (invisible flips, bare touches, hooks, guest and staff reads).
- * The new faults run at 50 ms and 1 s, 45 s each; at 5 s the recovery window and the staleness bound
+ * The new faults run at 50 ms and 1 s, 60 s each (room for all five, then pauses and restarts); at 5 s the recovery window and the staleness bound
  * are 15 s and a fault settles in 17.5 s, so in 30 s they would leave no checks (and a 9 s partition
  * never reaches the bound): that run keeps pauses and empty restarts.
  */
 const RUNS = [
-  { syncMs: 50, seconds: 45, kinds: ALL_FAULTS },
-  { syncMs: 1000, seconds: 45, kinds: ALL_FAULTS },
+  { syncMs: 50, seconds: 60, kinds: ALL_FAULTS },
+  { syncMs: 1000, seconds: 60, kinds: ALL_FAULTS },
   { syncMs: 5000, seconds: 30, kinds: ['pause', 'restart'] as const },
 ];
 
