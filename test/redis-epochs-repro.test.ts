@@ -86,4 +86,22 @@ describe('REPRO (#21, found by the model test): Redis gone back in time, and hid
     expect(await b.list(), 'B, as a guest sees it').to.deep.equal([]);
     expect(await a.list(), 'A, as a guest sees it').to.deep.equal([]);
   });
+
+  it('a hidden user who signed out stays hidden after a bare-id touch once Redis has lost its data (model seed 1776904546, 5 s syncs: user 48 shown to guests after an empty restart)', async () => {
+    redis = await RedisServer.start();
+    const prefix = uniquePrefix();
+    const a = await tracker(prefix, 50);
+    const b = await tracker(prefix, 50);
+    await a.touch({ id: 48, name: 'Hal', invisible: true });
+    await eventually(async () => expect(await b.list(50, { hidden: true })).to.have.length(1));
+    await a.forget({ id: 48, name: 'Hal' });
+    await eventually(async () => expect(await b.list(50, { hidden: true })).to.deep.equal([]));
+    // Redis loses its data; both processes write back what they hold (the user is in no replica).
+    await redis.restart();
+    await sleep(3000);
+    await b.touch(48);
+    await sleep(1000);
+    expect(await b.list(), 'B, as a guest sees it').to.deep.equal([]);
+    expect(await a.list(), 'A, as a guest sees it').to.deep.equal([]);
+  });
 });
