@@ -892,7 +892,7 @@ class ModelRun {
   private checkGuest(name: string, { proc, xs, xr, locals }: Read): void {
     const where = `${name}, guest on P${proc} (${this.rel(xs)}–${this.rel(xr)})`;
     if (locals.onlineCount !== locals.onlineNowIds.length) {
-      this.violation('hidden shown', `${where}: onlineCount ${locals.onlineCount}, but ${locals.onlineNowIds.length} listed (max 500): the count includes someone not shown`);
+      this.violation('page', `${where}: onlineCount ${locals.onlineCount}, but ${locals.onlineNowIds.length} listed (max 500): the count includes someone not shown`);
     }
     for (const user of USERS) {
       const hidden = this.model.hidden(user, xs, xr);
@@ -999,7 +999,8 @@ class ModelRun {
         if (b.date === a.date || !between) {
           this.violation(
             'onSeen twice',
-            `user ${user}: onSeen ${this.rel(a.date)} on P${a.proc} and ${this.rel(b.date)} on P${b.proc}, ${b.date - a.date} ms apart (seenInterval ${SEEN_INTERVAL_MS} ms), no logout between: ${this.story(user, b.date + 1000)}`,
+            `user ${user}: onSeen ${this.rel(a.date)} on P${a.proc} (called ${this.rel(a.t)}) and ${this.rel(b.date)} on P${b.proc} (called ${this.rel(b.t)}), ` +
+              `${b.date - a.date} ms apart (seenInterval ${SEEN_INTERVAL_MS} ms), no logout between; faults around: ${this.faultsAround(a.date - 1000, b.t)}: ${this.story(user, b.date + 1000)}`,
           );
         }
       }
@@ -1014,6 +1015,11 @@ class ModelRun {
       raises.add(raise);
       if (h.count > bound) this.violation('record', `onRecord(${raise}) on P${h.proc}, but at most ${bound} users were ever online at once by the model`);
     }
+  }
+
+  private faultsAround(from: number, to: number): string {
+    const near = this.outages.filter((o) => o.start <= to && (o.end ?? Infinity) >= from);
+    return near.map((o) => `${o.kind}${CUT.has(o.kind) ? `@P${o.proc}` : ''} ${this.rel(o.start)}–${o.end === undefined ? '?' : this.rel(o.end)}`).join(', ') || 'none';
   }
 
   /**
