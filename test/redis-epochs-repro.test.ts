@@ -6,6 +6,7 @@ import { RedisStore, createOnlineTracker, type OnlineTracker } from 'express-onl
 import { REDIS_SERVER, RedisServer, connect, uniquePrefix, type TestClient } from './helpers/redis';
 import { requireBinary } from './helpers/requirements';
 import { eventually, sleep } from './helpers/server';
+import { TcpProxy } from './helpers/tcp-proxy';
 
 /**
  * REPRODUCTIONS of defects the randomized model test (test/redis-model.test.ts) found in the
@@ -36,9 +37,9 @@ describe('REPRO (#21, found by the model test): Redis gone back in time, and hid
 
   type User = { id: number; name: string; invisible?: boolean };
   /** One "process": a tracker on its own connection, counting its onSeen calls. */
-  async function tracker(prefix: string, syncInterval: number, seen: [number, number][] = []): Promise<OnlineTracker<User>> {
+  async function tracker(prefix: string, syncInterval: number, seen: [number, number][] = [], via?: TestClient): Promise<OnlineTracker<User>> {
     const online = createOnlineTracker<User>({
-      store: new RedisStore({ client: (await client()).client, prefix, syncInterval }),
+      store: new RedisStore({ client: (via ?? (await client())).client, prefix, syncInterval }),
       threshold: 8,
       seenInterval: 60,
       hidden: (user) => user.invisible === true,
@@ -103,5 +104,32 @@ describe('REPRO (#21, found by the model test): Redis gone back in time, and hid
     await sleep(1000);
     expect(await b.list(), 'B, as a guest sees it').to.deep.equal([]);
     expect(await a.list(), 'A, as a guest sees it').to.deep.equal([]);
+  });
+
+  it('a hide held on a cut-off process is not forgotten when a logout elsewhere reaches Redis first (model seed 849163143, 50 ms: user 46 shown to guests after a partition)', async () => {
+    redis = await RedisServer.start();
+    const prefix = uniquePrefix();
+    const proxy = await TcpProxy.start(redis.port);
+    opened.push({ close: () => proxy.stop() });
+    const a = await tracker(prefix, 50);
+    const viaProxy = await connect('node-redis', { port: proxy.port, url: proxy.url } as RedisServer);
+    opened.push(viaProxy);
+    const b = await tracker(prefix, 50, [], viaProxy);
+    await a.touch({ id: 46, name: 'Ida' });
+    await eventually(async () => expect(await b.list()).to.have.length(1));
+    // B is cut off; the user hides there, then signs out on A, then a websocket message arrives on A.
+    proxy.partition();
+    await b.touch({ id: 46, name: 'Ida', invisible: true });
+    await sleep(20);
+    await a.forget({ id: 46, name: 'Ida' });
+    await sleep(200);
+    await a.touch(46);
+    // A's bare touch is in Redis before B's held writes are.
+    await sleep(300);
+    proxy.heal();
+    await sleep(2000);
+
+    expect(await a.list(), 'A, as a guest sees it').to.deep.equal([]);
+    expect(await b.list(), 'B, as a guest sees it').to.deep.equal([]);
   });
 });
