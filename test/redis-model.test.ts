@@ -1,25 +1,35 @@
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import type { LocalsJson } from './helpers/app';
 import { CookieBrowser } from './helpers/browser';
 import { PresenceModel, Rng, modelSeed, type PresenceEvent } from './helpers/model';
-import { REDIS_SERVER, RedisServer, uniquePrefix, type ClientKind } from './helpers/redis';
+import { REDIS_SERVER, RedisServer, connect, uniquePrefix, type ClientKind, type TestClient } from './helpers/redis';
 import { requireBinary } from './helpers/requirements';
 import { sleep } from './helpers/server';
+import { TcpProxy } from './helpers/tcp-proxy';
 
 /**
- * Presence truth, at random: 200 users sign in, browse, log out and sign in
- * again through 4 Node processes that share one redis-server, which is
- * paused (SIGSTOP) and restarted empty at random moments. Every few seconds,
- * and once everything has settled at the end, every process is asked about
- * every user, and must agree with a model of what the package promises (see
- * helpers/model.ts): no ghosts, no lost users, lastSeen the time of the request.
+ * Presence truth, at random: 200 users sign in, browse, hide (invisible mode),
+ * are touched by bare id (a websocket message), log out and sign in again
+ * through 4 Node processes, each behind its own TCP proxy to one redis-server.
+ * At random moments Redis is paused (SIGSTOP), restarted empty, restarted from
+ * an older RDB snapshot or from its AOF, or replaced by a replica that lagged;
+ * one process's link is partitioned, or its replies come late (past the
+ * store's 1 s timeout). Every few seconds, and once everything has settled at
+ * the end, every process is asked about every user, by staff and by a guest,
+ * and must agree with a model of what the package promises (see
+ * helpers/model.ts): no ghosts, no lost users, lastSeen the time of the
+ * request, no hidden user shown to a guest (nor, on a process cut off from
+ * Redis past its staleness bound, anyone it knows only from others); every
+ * onSeen call counted (none twice within seenInterval, none lost); the record
+ * never above the most users the model lets be online at once.
  *
  * The plan (who does what, where, when; the faults) comes from a seeded PRNG:
  * the seed is printed, and MODEL_SEED=N replays the same plan (the exact
- * interleavings still depend on timing). MODEL_SECONDS sets the length (30);
+ * interleavings still depend on timing). MODEL_SECONDS sets each run's length (60 s, 30 s at 5 s syncs);
  * MODEL_LOG=file appends every violation there (a failure shows a few of each kind).
  */
 
@@ -30,7 +40,6 @@ const PROCS = CLIENTS.map((_, i) => i);
 const USERS = Array.from({ length: 200 }, (_, i) => i + 1);
 /** A fifth of the users get most of the traffic: the rest are often settled when checked. */
 const HOT = USERS.slice(0, 40);
-const SECONDS = Number(process.env.MODEL_SECONDS ?? 30);
 /** Planned sequences of requests (a page, a logout, a logout then a sign-in elsewhere, …) per second. */
 const CHAINS_PER_SECOND = 50;
 /** At most this many sequences run at once (each user's own run one after another). */
@@ -40,13 +49,17 @@ const CHECK_EVERY_MS = 5000;
 const LAST_SEEN_SLACK_MS = 150;
 /** Violations shown in full per kind; the rest are counted. */
 const SHOWN_PER_KIND = 6;
+/** onSeen's interval: short, so a 30–45 s run holds several per active user. */
+const SEEN_INTERVAL_MS = 4000;
 
-type Op = 'login' | 'page' | 'logout';
+type Op = 'login' | 'page' | 'logout' | 'hide' | 'show' | 'ping';
 interface Step {
   readonly op: Op;
   readonly proc: number;
   /** Wait before this step, ms. */
   readonly waitMs?: number;
+  /** A sign-in: the user is invisible (every session of theirs says the same, as an app's user record would). */
+  readonly hidden?: boolean;
 }
 interface Chain {
   /** ms after the start of the run. */
@@ -55,13 +68,28 @@ interface Chain {
   readonly label: string;
   readonly steps: readonly Step[];
 }
+/**
+ * pause: SIGSTOP for `ms`; restart: empty; rdb: SAVE, `ms` more of traffic, then a restart that
+ * reloads that snapshot; aof: AOF on, `ms` more, SIGKILL and a restart from the AOF; failover: a
+ * replica stalled for `ms` is promoted; delay: `proc`'s replies come `delayMs` late for `ms`;
+ * partition: `proc`'s link carries nothing for `ms`.
+ */
+type FaultKind = 'pause' | 'restart' | 'rdb' | 'aof' | 'failover' | 'delay' | 'partition';
+/** Faults that make Redis lose data or go back in time: a new epoch, write-backs, a recovery window. */
+const LOSSY: ReadonlySet<FaultKind> = new Set(['restart', 'rdb', 'aof', 'failover']);
+/** Faults that cut one process off from Redis. */
+const CUT: ReadonlySet<FaultKind> = new Set(['delay', 'partition']);
+const ALL_FAULTS: readonly FaultKind[] = ['pause', 'restart', 'rdb', 'aof', 'failover', 'delay', 'partition'];
 interface Fault {
   readonly at: number;
-  readonly kind: 'pause' | 'restart';
+  readonly kind: FaultKind;
   readonly ms: number;
+  readonly proc: number;
+  readonly delayMs: number;
 }
 interface Outage {
-  readonly kind: 'pause' | 'restart';
+  readonly kind: FaultKind;
+  readonly proc: number;
   readonly start: number;
   end: number | undefined;
 }
@@ -69,15 +97,49 @@ interface Worker {
   readonly child: ChildProcess;
   readonly base: string;
 }
+/** One hook call a worker printed: onSeen (on logout, or a report) or onRecord. */
+type HookCall =
+  | { readonly hook: 'seen'; readonly proc: number; readonly id: number; readonly date: number; readonly cause: 'report' | 'forget'; readonly t: number }
+  | { readonly hook: 'record'; readonly proc: number; readonly count: number; readonly at: number; readonly t: number };
 interface Violation {
-  readonly kind: 'ghost' | 'lost' | 'lastSeen' | 'count' | 'page' | 'own page' | 'disagree' | 'request';
+  readonly kind:
+    | 'ghost'
+    | 'lost'
+    | 'lastSeen'
+    | 'count'
+    | 'page'
+    | 'own page'
+    | 'disagree'
+    | 'request'
+    | 'hidden shown'
+    | 'withheld'
+    | 'onSeen twice'
+    | 'onSeen lost'
+    | 'onSeen date'
+    | 'record'
+    | 'onRecord twice';
   readonly text: string;
 }
+interface Read {
+  readonly proc: number;
+  readonly xs: number;
+  readonly xr: number;
+  readonly locals: LocalsJson;
+}
 
-function startWorker(children: ChildProcess[], redisPort: number, kind: ClientKind, prefix: string, syncMs: number, thresholdS: number): Promise<Worker> {
+function startWorker(
+  children: ChildProcess[],
+  proc: number,
+  redisPort: number,
+  kind: ClientKind,
+  prefix: string,
+  syncMs: number,
+  thresholdS: number,
+  hooks: HookCall[],
+): Promise<Worker> {
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', WORKER, String(redisPort), kind, prefix, String(syncMs), String(thresholdS)],
+    ['--import', 'tsx', WORKER, String(redisPort), kind, prefix, String(syncMs), String(thresholdS), String(SEEN_INTERVAL_MS / 1000)],
     { stdio: ['pipe', 'pipe', 'inherit'] },
   );
   children.push(child);
@@ -86,10 +148,17 @@ function startWorker(children: ChildProcess[], redisPort: number, kind: ClientKi
     const timer = setTimeout(() => reject(new Error(`worker did not start within 30 s: ${out}`)), 30_000);
     child.stdout!.on('data', (chunk: Buffer) => {
       out += chunk.toString();
-      const line = out.split('\n').find((l) => l.startsWith('{'));
-      if (line) {
-        clearTimeout(timer);
-        resolve({ child, base: (JSON.parse(line) as { base: string }).base });
+      const lines = out.split('\n');
+      out = lines.pop()!;
+      for (const line of lines) {
+        if (!line.startsWith('{')) continue;
+        const message = JSON.parse(line) as { base?: string; hook?: string };
+        if (message.base !== undefined) {
+          clearTimeout(timer);
+          resolve({ child, base: message.base });
+        } else if (message.hook !== undefined) {
+          hooks.push({ ...message, proc } as HookCall);
+        }
       }
     });
     child.on('exit', (code) => {
@@ -127,6 +196,135 @@ function limiter(max: number): <T>(fn: () => Promise<T>) => Promise<T> {
   };
 }
 
+/** A field of `INFO section`, as text. */
+async function info(admin: TestClient, section: string, field: string): Promise<string | undefined> {
+  return new RegExp(`^${field}:(.*)$`, 'm').exec(String(await admin.command('INFO', section)))?.[1]?.trim();
+}
+
+/** Polls until `ready` (a server's state change we asked for), for at most 10 s. */
+async function until(what: string, ready: () => Promise<boolean>): Promise<void> {
+  for (const end = Date.now() + 10_000; !(await ready()); await sleep(50)) {
+    if (Date.now() > end) throw new Error(`${what}: not within 10 s`);
+  }
+}
+
+/**
+ * The Redis side of the deployment: the master (replaced on a failover), and one TCP
+ * proxy per app process in front of it, so one process's link can be held or slowed and
+ * every process pointed at a promoted replica. Each launch has a data directory of its own
+ * (a restart from a snapshot is a launch in a new one with that snapshot only in it).
+ */
+class RedisSite {
+  readonly proxies: TcpProxy[] = [];
+  /** Servers started besides the master, stopped at the end. */
+  private readonly others: RedisServer[] = [];
+  private dirs = 0;
+
+  private constructor(
+    private readonly root: string,
+    public master: RedisServer,
+    private dir: string,
+  ) {}
+
+  static async start(procs: number): Promise<RedisSite> {
+    const root = mkdtempSync(path.join(os.tmpdir(), 'model-redis-'));
+    const dir = path.join(root, 'gen-0');
+    mkdirSync(dir);
+    const site = new RedisSite(root, await RedisSite.launch(undefined, dir, false), dir);
+    for (let i = 0; i < procs; i++) site.proxies.push(await TcpProxy.start(site.master.port));
+    return site;
+  }
+
+  /** A master with its data in `dir`: from the AOF there if `aof`, else from the RDB file there (if any). */
+  private static launch(port: number | undefined, dir: string, aof: boolean): Promise<RedisServer> {
+    // A replica's first sync starts at once (Redis 7 waits 5 s for more replicas by default).
+    return RedisServer.start(port, ['--dir', dir, '--dbfilename', 'dump.rdb', '--appendonly', aof ? 'yes' : 'no', '--appendfsync', 'everysec', '--repl-diskless-sync-delay', '0']);
+  }
+
+  private newDir(): string {
+    const dir = path.join(this.root, `gen-${++this.dirs}`);
+    mkdirSync(dir);
+    return dir;
+  }
+
+  private async admin<T>(server: RedisServer, work: (admin: TestClient) => Promise<T>): Promise<T> {
+    const admin = await connect('ioredis', server);
+    try {
+      return await work(admin);
+    } finally {
+      await admin.close();
+    }
+  }
+
+  /** SIGKILL, and a new master on the same port from `dir`. */
+  private async relaunch(dir: string, aof: boolean): Promise<void> {
+    await this.master.kill();
+    this.master = await RedisSite.launch(this.master.port, dir, aof);
+    this.dir = dir;
+  }
+
+  async restartEmpty(): Promise<void> {
+    await this.relaunch(this.newDir(), false);
+  }
+
+  /** SAVE now; traffic goes on for `ms`; then Redis restarts from that snapshot, `ms` in the past. */
+  async restartFromSnapshot(ms: number): Promise<void> {
+    await this.admin(this.master, (admin) => admin.command('SAVE'));
+    const dir = this.newDir();
+    copyFileSync(path.join(this.dir, 'dump.rdb'), path.join(dir, 'dump.rdb'));
+    await sleep(ms);
+    await this.relaunch(dir, false);
+  }
+
+  /** AOF on (fsync every second), `ms` of traffic, SIGKILL: the restart replays the AOF, the last second maybe lost. */
+  async restartFromAof(ms: number): Promise<void> {
+    await this.admin(this.master, async (admin) => {
+      await admin.command('CONFIG', 'SET', 'appendfsync', 'everysec');
+      await admin.command('CONFIG', 'SET', 'appendonly', 'yes');
+      await until('AOF rewrite', async () => (await info(admin, 'persistence', 'aof_rewrite_in_progress')) === '0' && (await info(admin, 'persistence', 'aof_rewrite_scheduled')) === '0');
+    });
+    await sleep(ms);
+    await this.relaunch(this.dir, true);
+  }
+
+  /**
+   * A real replica, in sync, then stalled for `ms` while traffic goes on: its link held (SIGSTOP
+   * alone would let the kernel's socket buffers catch it up) and the process stopped. The master
+   * dies, the replica is resumed and promoted (REPLICAOF NO ONE), and every process is pointed at it.
+   */
+  async failover(ms: number): Promise<void> {
+    const link = await TcpProxy.start(this.master.port);
+    const dir = this.newDir();
+    const replica = await RedisServer.start(undefined, ['--dir', dir, '--dbfilename', 'dump.rdb', '--replicaof', '127.0.0.1', String(link.port)]);
+    this.others.push(replica);
+    try {
+      await this.admin(replica, (admin) => until('replica sync', async () => (await info(admin, 'replication', 'master_link_status')) === 'up'));
+      link.partition();
+      replica.pause();
+      await sleep(ms);
+      // What the link holds is dropped, not delivered: the replica stays behind.
+      link.reset();
+      await this.master.kill();
+    } finally {
+      await link.stop();
+      replica.resume();
+    }
+    await this.admin(replica, (admin) => admin.command('REPLICAOF', 'NO', 'ONE'));
+    this.others.splice(this.others.indexOf(replica), 1);
+    this.others.push(this.master);
+    this.master = replica;
+    this.dir = dir;
+    for (const proxy of this.proxies) proxy.retarget(replica.port);
+  }
+
+  async stop(): Promise<void> {
+    this.master.resume();
+    for (const proxy of this.proxies) await proxy.stop();
+    for (const server of [this.master, ...this.others]) await server.stop();
+    rmSync(this.root, { recursive: true, force: true });
+  }
+}
+
 /**
  * Who does what, where, and when: drawn up front, following each user's sessions
  * (one per process at most: a browser tab per server behind a load balancer), so
@@ -136,15 +334,29 @@ function planChains(rng: Rng, durationMs: number): Chain[] {
   const count = Math.round((durationMs / 1000) * CHAINS_PER_SECOND);
   const times = Array.from({ length: count }, () => rng.between(0, durationMs)).sort((a, b) => a - b);
   const sessions = new Map(USERS.map((u) => [u, new Set<number>()]));
+  const invisible = new Set<number>();
   const elsewhere = (p: number): number[] => PROCS.filter((q) => q !== p);
   return times.map((at): Chain => {
     const user = rng.chance(0.6) ? rng.pick(HOT) : rng.pick(USERS);
     const mine = sessions.get(user)!;
     const signedIn = [...mine];
+    const hidden = invisible.has(user);
+    const login = (proc: number): Step => ({ op: 'login', proc, hidden });
+    const kind = rng.next();
+    // A bare-id touch (a websocket message), on any process, signed in or not: after a logout, or idle
+    // past the threshold, it brings the user back, hidden if they hid.
+    if (kind < 0.1) return { at, user, label: signedIn.length === 0 ? 'bare touch, signed out' : 'bare touch', steps: [{ op: 'ping', proc: rng.pick(PROCS) }] };
     if (signedIn.length === 0) {
       const p = rng.pick(PROCS);
       mine.add(p);
-      return { at, user, label: 'sign-in', steps: [{ op: 'login', proc: p }, { op: 'page', proc: p }] };
+      return { at, user, label: 'sign-in', steps: [login(p), { op: 'page', proc: p }] };
+    }
+    if (kind < 0.18) {
+      // Invisible mode flips in every session of the user; the next page carries it.
+      const op = hidden ? 'show' : 'hide';
+      if (hidden) invisible.delete(user);
+      else invisible.add(user);
+      return { at, user, label: op, steps: [...signedIn.map((proc): Step => ({ op, proc })), { op: 'page', proc: rng.pick(signedIn) }] };
     }
     const r = rng.next();
     const free = PROCS.filter((q) => !mine.has(q));
@@ -154,7 +366,7 @@ function planChains(rng: Rng, durationMs: number): Chain[] {
     if (r < 0.5) {
       const p = rng.pick(free);
       mine.add(p);
-      return { at, user, label: 'sign-in on another process', steps: [{ op: 'login', proc: p }, { op: 'page', proc: p }] };
+      return { at, user, label: 'sign-in on another process', steps: [login(p), { op: 'page', proc: p }] };
     }
     if (r < 0.65) {
       const b = rng.pick(signedIn);
@@ -172,28 +384,50 @@ function planChains(rng: Rng, durationMs: number): Chain[] {
         at,
         user,
         label: 'logout, sign-in elsewhere',
-        steps: [{ op: 'logout', proc: b }, { op: 'login', proc: c, waitMs }, { op: 'page', proc: c }],
+        steps: [{ op: 'logout', proc: b }, { ...login(c), waitMs }, { op: 'page', proc: c }],
       };
     }
     // The race that used to revive users: a page on one process, at once a logout on another.
     const a = rng.pick(signedIn);
     const b = rng.pick(elsewhere(a));
-    const steps: Step[] = mine.has(b) ? [] : [{ op: 'login', proc: b }];
+    const steps: Step[] = mine.has(b) ? [] : [login(b)];
     steps.push({ op: 'page', proc: a }, { op: 'logout', proc: b });
     mine.delete(b);
     return { at, user, label: 'page, logout elsewhere', steps };
   });
 }
 
-/** Redis pauses (SIGSTOP, 0.5–3 s) and restarts (data lost), with quiet stretches between some for checks. */
-function planFaults(rng: Rng, durationMs: number, outageSettleMs: number): Fault[] {
+function shuffled<T>(rng: Rng, items: readonly T[]): T[] {
+  const out = [...items];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(rng.next() * (i + 1));
+    [out[i], out[j]] = [out[j], out[i]];
+  }
+  return out;
+}
+
+/**
+ * Faults of the given kinds: first those of #21 (every one in each run, in a random order), then
+ * every kind, each once before any repeats (a shuffled bag); quiet stretches between some, for checks.
+ */
+function planFaults(rng: Rng, durationMs: number, outageSettleMs: number, kinds: readonly FaultKind[]): Fault[] {
   const faults: Fault[] = [];
-  let at = rng.between(2000, 6000);
+  let bag: FaultKind[] = shuffled(rng, kinds.filter((k) => k !== 'pause' && k !== 'restart'));
+  let at = rng.between(2000, 4000);
   while (at < durationMs - 1000) {
-    const kind = rng.chance(0.55) ? 'pause' : 'restart';
-    const ms = kind === 'pause' ? rng.between(500, 3000) : 0;
-    faults.push({ at, kind, ms });
-    at += ms + rng.between(2000, 8000) + (rng.chance(0.5) ? outageSettleMs + 2000 : 0);
+    if (bag.length === 0) bag = shuffled(rng, kinds);
+    const kind = bag.pop()!;
+    const ms = {
+      pause: rng.between(500, 3000),
+      restart: 0,
+      rdb: rng.between(1500, 3000),
+      aof: rng.between(1000, 2000),
+      failover: rng.between(1500, 3000),
+      delay: rng.between(3500, 5000),
+      partition: rng.between(5000, 9000),
+    }[kind];
+    faults.push({ at, kind, ms, proc: rng.pick(PROCS), delayMs: rng.between(1200, 2000) });
+    at += ms + rng.between(1500, 4000) + (rng.chance(0.3) ? outageSettleMs + 2000 : 0);
   }
   return faults;
 }
@@ -202,6 +436,8 @@ interface CheckRecord {
   readonly label: string;
   readonly settled: number;
   readonly online: number;
+  /** Settled users hidden by the model (online or not): what the guest reads are judged on. */
+  readonly hidden: number;
 }
 
 class ModelRun {
@@ -209,13 +445,37 @@ class ModelRun {
   readonly thresholdMs: number;
   /** After a user's last event, every process must show it within this. */
   readonly settleMs: number;
-  /** After a pause or restart ends, every process must be right again within this. */
+  /** After a fault ends, every process must be right again within this. */
   readonly outageSettleMs: number;
+  /** The store's bound: a process without a sync for this long withholds the users it knows only from others. */
+  readonly staleMs: number;
+  /** The store's recovery window after an epoch change: reports wait (deferred) and the record is not raised. */
+  readonly recoveryMs: number;
   readonly outages: Outage[] = [];
   readonly violations: Violation[] = [];
   readonly checks: CheckRecord[] = [];
-  readonly counts = { chains: 0, requests: 0, logins: 0, pages: 0, logouts: 0, delayedChecks: 0, skippedChecks: 0 };
+  readonly counts = {
+    chains: 0,
+    requests: 0,
+    logins: 0,
+    pages: 0,
+    logouts: 0,
+    flips: 0,
+    pings: 0,
+    guestReads: 0,
+    cutChecks: 0,
+    delayedChecks: 0,
+    skippedChecks: 0,
+    skippedFaults: 0,
+    maxPageRecord: 0,
+    /** onSeen repeats within seenInterval a logout, or a partition that let Redis see the user expire, justifies. */
+    allowedRepeats: 0,
+    /** Touches held on a cut-off process past their expiry: never in Redis, so never reported. */
+    expiredUnsent: 0,
+  };
   private readonly browsers = new Map<string, CookieBrowser>();
+  /** Whether each session (user:proc) is in invisible mode. */
+  private readonly sessionHidden = new Map<string, boolean>();
   private checking: Promise<void> | undefined;
   private faultActive = false;
   private t0 = Date.now();
@@ -224,13 +484,16 @@ class ModelRun {
     readonly seed: number,
     readonly syncMs: number,
     private readonly workers: readonly Worker[],
-    private readonly redis: RedisServer,
+    private readonly site: RedisSite,
+    private readonly hooks: readonly HookCall[],
   ) {
     this.thresholdMs = Math.max(8000, 5 * syncMs);
     this.settleMs = 2 * syncMs + 1500;
     // A restart: reconnect (≤ 300 ms), every process's next sync sees the new epoch and
     // writes back its replica, and the others read it at their sync after: three syncs, with room.
     this.outageSettleMs = 3 * syncMs + 2500;
+    this.staleMs = Math.max(3 * syncMs, 3000);
+    this.recoveryMs = Math.max(3 * syncMs, 2000);
     this.model = new PresenceModel(USERS, {
       thresholdMs: this.thresholdMs,
       settleMs: this.settleMs,
@@ -248,24 +511,37 @@ class ModelRun {
 
   async run(chains: readonly Chain[], faults: readonly Fault[], durationMs: number): Promise<void> {
     this.t0 = Date.now();
-    const loops = await Promise.allSettled([this.runChains(chains), this.runFaults(faults), this.runChecks(durationMs)]);
+    const loops = await Promise.allSettled([this.runChains(chains), this.runFaults(faults, durationMs), this.runChecks(durationMs)]);
     for (const loop of loops) if (loop.status === 'rejected') throw loop.reason;
     // Settled: every user's last event and the last outage had their time.
     const quiet = Math.max(this.model.lastActivity() + this.settleMs, this.lastOutageEnd() + this.outageSettleMs) + 100;
     await sleepUntil(quiet);
     await this.check(true);
+    // Reports held back by a recovery window go out at the first sync after it (and a printed hook line has a moment to arrive).
+    await sleepUntil(Math.max(Date.now(), this.lastOutageEnd() + this.recoveryMs + 2 * this.syncMs + 2000) + 500);
+    this.checkHooks(Date.now() - 500);
   }
 
   summary(): string {
     const byKind = this.violationCounts();
-    const faults = this.outages.map((o) => (o.kind === 'pause' ? `pause ${this.rel(o.start)}+${((o.end! - o.start) / 1000).toFixed(1)}s` : `restart ${this.rel(o.start)}`));
-    const settled = this.checks.map((c) => `${c.label} ${c.settled}/${USERS.length} (${c.online} online)`);
+    const faults = this.outages.map((o) => {
+      const where = CUT.has(o.kind) ? `@P${o.proc}` : '';
+      return `${o.kind}${where} ${this.rel(o.start)}+${((o.end! - o.start) / 1000).toFixed(1)}s`;
+    });
+    const settled = this.checks.map((c) => `${c.label} ${c.settled}/${USERS.length} (${c.online} online, ${c.hidden} hidden)`);
+    const seen = this.hooks.filter((h) => h.hook === 'seen');
+    const records = this.hooks.filter((h) => h.hook === 'record');
     return (
       `${this.label}: ${this.counts.chains} sequences, ${this.counts.requests} requests ` +
-      `(${this.counts.logins} sign-ins, ${this.counts.pages} pages, ${this.counts.logouts} logouts); ` +
-      `faults: ${faults.join(', ') || 'none'}; ${this.checks.length} checks (${this.counts.delayedChecks} waited for an outage to settle, ` +
-      `${this.counts.skippedChecks} skipped), ` +
-      `users settled per check: ${settled.join(', ')}; violations: ${this.violations.length}` +
+      `(${this.counts.logins} sign-ins, ${this.counts.pages} pages, ${this.counts.pings} bare touches, ${this.counts.flips} invisible flips, ${this.counts.logouts} logouts); ` +
+      `faults: ${faults.join(', ') || 'none'}${this.counts.skippedFaults > 0 ? ` (${this.counts.skippedFaults} past the end, skipped)` : ''}; ` +
+      `${this.checks.length} checks (${this.counts.delayedChecks} waited for an outage to settle, ${this.counts.skippedChecks} skipped; ` +
+      `${this.counts.guestReads} guest reads, ${this.counts.cutChecks} reads of a cut-off process), ` +
+      `users settled per check: ${settled.join(', ')}; ` +
+      `onSeen: ${seen.filter((h) => h.cause === 'report').length} reports + ${seen.filter((h) => h.cause === 'forget').length} on logout, ` +
+      `for ${new Set(seen.map((h) => h.id)).size} users (${this.counts.allowedRepeats} repeats within seenInterval after a logout or a partition's expiry, ` +
+      `${this.counts.expiredUnsent} touches held past expiry on a cut-off process); record: ${records.length} onRecord calls (highest ${Math.max(0, ...records.map((h) => h.count))}), ` +
+      `highest on a page ${this.counts.maxPageRecord}, the model's most online at once ${this.maxOnline(Infinity)}; violations: ${this.violations.length}` +
       (this.violations.length > 0 ? ` (${Object.entries(byKind).map(([k, n]) => `${k} ${n}`).join(', ')})` : '')
     );
   }
@@ -287,7 +563,7 @@ class ModelRun {
       for (const v of all.slice(0, SHOWN_PER_KIND)) lines.push(`    - ${v.text}`);
       if (all.length > SHOWN_PER_KIND) lines.push(`    … and ${all.length - SHOWN_PER_KIND} more`);
     }
-    const outages = this.outages.map((o) => `${o.kind} ${this.rel(o.start)}–${o.end === undefined ? '?' : this.rel(o.end)}`);
+    const outages = this.outages.map((o) => `${o.kind}${CUT.has(o.kind) ? `@P${o.proc}` : ''} ${this.rel(o.start)}–${o.end === undefined ? '?' : this.rel(o.end)}`);
     expect.fail(
       `${this.label}: ${this.violations.length} violations of presence truth (times are seconds from the start; ` +
         `P0–P3 the processes):\n${lines.join('\n')}\n  outages: ${outages.join(', ') || 'none'}`,
@@ -309,7 +585,8 @@ class ModelRun {
   }
 
   private describeEvent(e: PresenceEvent): string {
-    return `${e.kind}@P${e.proc} ${this.rel(e.send)}–${e.end === undefined ? '…' : this.rel(e.end)}`;
+    const how = e.kind === 'logout' ? 'logout' : e.profile === undefined ? 'bare touch' : e.profile === 'hidden' ? 'hidden page' : 'page';
+    return `${how}@P${e.proc} ${this.rel(e.send)}–${e.end === undefined ? '…' : this.rel(e.end)}`;
   }
 
   /** The user's last few presence requests, for a violation's message. */
@@ -326,6 +603,16 @@ class ModelRun {
   /** Checks run only outside outages, and long enough after one. */
   private blocked(): boolean {
     return this.faultActive || Date.now() < this.lastOutageEnd() + this.outageSettleMs;
+  }
+
+  /** By when an event that ended at `t` has surely reached Redis and every process: settleMs, or an outage's settling after it. */
+  private propagated(t: number): number {
+    let by = t + this.settleMs;
+    for (const o of this.outages) {
+      const settled = (o.end ?? Infinity) + this.outageSettleMs;
+      if (o.start <= t + this.settleMs && settled > t) by = Math.max(by, settled);
+    }
+    return by;
   }
 
   private async runChains(chains: readonly Chain[]): Promise<void> {
@@ -352,7 +639,7 @@ class ModelRun {
     }
   }
 
-  private async step(user: number, { op, proc }: Step, label: string): Promise<void> {
+  private async step(user: number, { op, proc, hidden }: Step, label: string): Promise<void> {
     const key = `${user}:${proc}`;
     let event: PresenceEvent | undefined;
     this.counts.requests++;
@@ -364,13 +651,30 @@ class ModelRun {
         this.counts.logins++;
         const res = await browser.post('/login', { id: String(user), type: 'number' });
         if (res.status !== 204) throw new Error(`POST /login answered ${res.status}`);
+        this.sessionHidden.set(key, hidden === true);
+        // An invisible user's new session is invisible too (the app reads it from the user's record).
+        if (hidden === true) await this.invisible(browser, true);
+        return;
+      }
+      if (op === 'ping') {
+        // A bare id, from no session: no profile, so what Redis and the processes remember decides visibility.
+        this.counts.pings++;
+        event = this.model.begin(user, 'touch', proc);
+        const res = await new CookieBrowser(this.workers[proc].base).post('/ping', { id: String(user) });
+        if (res.status !== 204) throw new Error(`POST /ping answered ${res.status}`);
+        this.model.finish(event);
         return;
       }
       const browser = this.browsers.get(key);
       if (browser === undefined) throw new Error(`the plan has no session for user ${user} on P${proc}`);
-      if (op === 'page') {
+      if (op === 'hide' || op === 'show') {
+        // Not a presence event (the tracker skips it): the session's next page carries it.
+        this.counts.flips++;
+        await this.invisible(browser, op === 'hide');
+        this.sessionHidden.set(key, op === 'hide');
+      } else if (op === 'page') {
         this.counts.pages++;
-        event = this.model.begin(user, 'touch', proc);
+        event = this.model.begin(user, 'touch', proc, this.sessionHidden.get(key) === true ? 'hidden' : 'visible');
         const locals = await browser.json<LocalsJson>(`/locals?ask=[${user}]`);
         this.model.finish(event);
         this.checkOwnPage(event, locals);
@@ -389,7 +693,12 @@ class ModelRun {
     }
   }
 
-  /** README: "The request's own user is already in its own page." */
+  private async invisible(browser: CookieBrowser, on: boolean): Promise<void> {
+    const res = await browser.post('/invisible', { on: on ? '1' : '0' });
+    if (res.status !== 204) throw new Error(`POST /invisible answered ${res.status}`);
+  }
+
+  /** README: "The request's own user is already in its own page." (A hidden user sees themselves.) */
   private checkOwnPage(event: PresenceEvent, locals: LocalsJson): void {
     const where = `user ${event.user}'s own page on P${event.proc} (${this.rel(event.send)}–${this.rel(event.end!)})`;
     const seen = locals.lastSeen?.[0] ?? null;
@@ -403,25 +712,65 @@ class ModelRun {
     }
   }
 
-  private async runFaults(faults: readonly Fault[]): Promise<void> {
+  private async runFaults(faults: readonly Fault[], durationMs: number): Promise<void> {
     for (const fault of faults) {
       await sleepUntil(this.t0 + fault.at);
+      // A cut process is judged against its last sync: taken when Redis was well, after the fault before settled.
+      if (CUT.has(fault.kind)) await sleepUntil(this.lastOutageEnd() + this.outageSettleMs + 500);
+      // One that overran the plan would only lengthen the run.
+      if (Date.now() > this.t0 + durationMs - 1000) {
+        this.counts.skippedFaults++;
+        continue;
+      }
       // A check in progress finishes first: checks happen only outside outages.
       while (this.checking !== undefined) await this.checking;
       this.faultActive = true;
-      const outage: Outage = { kind: fault.kind, start: Date.now(), end: undefined };
+      const outage: Outage = { kind: fault.kind, proc: fault.proc, start: Date.now(), end: undefined };
       this.outages.push(outage);
       try {
-        if (fault.kind === 'pause') {
-          this.redis.pause();
-          await sleep(fault.ms);
-          this.redis.resume();
-        } else {
-          await this.redis.restart();
-        }
+        await this.fault(fault, outage.start);
       } finally {
         outage.end = Date.now();
         this.faultActive = false;
+      }
+    }
+  }
+
+  private async fault({ kind, ms, proc, delayMs }: Fault, start: number): Promise<void> {
+    const redis = this.site;
+    const proxy = redis.proxies[proc];
+    switch (kind) {
+      case 'pause':
+        redis.master.pause();
+        await sleep(ms);
+        redis.master.resume();
+        return;
+      case 'restart':
+        return redis.restartEmpty();
+      case 'rdb':
+        return redis.restartFromSnapshot(ms);
+      case 'aof':
+        return redis.restartFromAof(ms);
+      case 'failover':
+        return redis.failover(ms);
+      case 'delay':
+      case 'partition': {
+        if (kind === 'delay') proxy.delayReplies(delayMs);
+        else proxy.partition();
+        // Past the staleness bound (and a reply already on its way), the cut process is read as a guest sees it, once a second.
+        for (let read = start + this.staleMs + 500; read < start + ms - 200; read += 1000) {
+          await sleepUntil(read);
+          await this.checkCut(proc, start);
+        }
+        await sleepUntil(start + ms);
+        if (kind === 'delay') {
+          proxy.delayReplies(0);
+          // Replies already held back still arrive late.
+          await sleep(delayMs);
+        } else {
+          proxy.heal();
+        }
+        return;
       }
     }
   }
@@ -444,23 +793,27 @@ class ModelRun {
     }
   }
 
-  /** Every process, asked about every user, against the model. */
+  /** One read of every user on `proc`, as staff (who see hidden users) or as a guest. */
+  private async read(n: string, proc: number, staff: boolean): Promise<Read | undefined> {
+    const xs = Date.now();
+    try {
+      const locals = await new CookieBrowser(this.workers[proc].base).json<LocalsJson>(`/locals?${staff ? 'staff=1&' : ''}ask=${JSON.stringify(USERS)}`);
+      return { proc, xs, xr: Date.now(), locals };
+    } catch (error) {
+      this.violation('request', `${n}: the ${staff ? 'staff' : 'guest'} read on P${proc} failed: ${(error as Error).message}`);
+      return undefined;
+    }
+  }
+
+  /** Every process, asked about every user by staff and by a guest, against the model. */
   private async check(final: boolean): Promise<void> {
     const n = this.checks.length + 1;
-    const ask = `/locals?ask=${JSON.stringify(USERS)}`;
-    const reads = await Promise.all(
-      this.workers.map(async (worker, proc) => {
-        const xs = Date.now();
-        try {
-          const locals = await new CookieBrowser(worker.base).json<LocalsJson>(ask);
-          return { proc, xs, xr: Date.now(), locals };
-        } catch (error) {
-          this.violation('request', `check ${n}: the read on P${proc} failed: ${(error as Error).message}`);
-          return undefined;
-        }
-      }),
-    );
-    const done = reads.filter((r) => r !== undefined);
+    const name = final ? `final check (${n})` : `check ${n}`;
+    const [staff, guests] = await Promise.all([
+      Promise.all(PROCS.map((proc) => this.read(name, proc, true))),
+      Promise.all(PROCS.map((proc) => this.read(name, proc, false))),
+    ]);
+    const done = staff.filter((r) => r !== undefined);
     if (done.length === 0) return;
     const xs = Math.min(...done.map((r) => r.xs));
     const xr = Math.max(...done.map((r) => r.xr));
@@ -469,22 +822,32 @@ class ModelRun {
       label: final ? 'final' : `@${this.rel(xs)}`,
       settled: judged.filter((j) => j.settled).length,
       online: judged.filter((j) => j.settled && j.online).length,
+      hidden: USERS.filter((u) => this.model.hidden(u, xs, xr) === true).length,
     });
-    for (const read of done) this.checkRead(final ? `final check (${n})` : `check ${n}`, read);
-    if (final && done.length === reads.length) this.checkAgreement(done, xs, xr);
+    for (const read of done) this.checkRead(name, read);
+    for (const read of guests) {
+      if (read === undefined) continue;
+      this.counts.guestReads++;
+      this.checkGuest(name, read);
+    }
+    if (final && done.length === staff.length) this.checkAgreement(done, xs, xr);
   }
 
-  private checkRead(name: string, { proc, xs, xr, locals }: { proc: number; xs: number; xr: number; locals: LocalsJson }): void {
+  /** Presence, as staff see it (hidden users too, marked). */
+  private checkRead(name: string, { proc, xs, xr, locals }: Read): void {
     const where = `${name} on P${proc} (${this.rel(xs)}–${this.rel(xr)})`;
-    const ids = locals.onlineNowIds;
+    this.checkRecord(where, locals, xr);
+    // Compared as text: a user only ever touched by bare id is listed by other processes with its key, a string (see the report).
+    const ids = locals.onlineNowIds.map(String);
     const listed = new Set(ids);
     const isOnline = locals.isOnline ?? [];
     const lastSeen = locals.lastSeen ?? [];
-    // A page agrees with itself: with max 500, everyone counted is listed, once. (Whether each
-    // badge agrees with the list is judged below for settled users only: near their expiry
+    // A page agrees with itself: with max 500, everyone online is listed, once: the count, and the hidden apart.
+    // (Whether each badge agrees with the list is judged below for settled users only: near their expiry
     // instant a user may still be listed for a moment after their badge went out.)
+    const online = locals.onlineCount + locals.onlineHidden;
     if (listed.size !== ids.length) this.violation('page', `${where}: onlineNowIds has duplicates`);
-    if (locals.onlineCount !== ids.length) this.violation('page', `${where}: onlineCount ${locals.onlineCount}, but ${ids.length} listed (max 500)`);
+    if (online !== ids.length) this.violation('page', `${where}: onlineCount ${locals.onlineCount} + onlineHidden ${locals.onlineHidden}, but ${ids.length} listed to staff (max 500)`);
     let settledOnline = 0;
     let unsettled = 0;
     USERS.forEach((user, i) => {
@@ -493,11 +856,12 @@ class ModelRun {
         unsettled++;
         return;
       }
-      const shown = isOnline[i] === true || listed.has(user) || lastSeen[i] !== null;
+      const id = String(user);
+      const shown = isOnline[i] === true || listed.has(id) || lastSeen[i] !== null;
       if (judgement.online) {
         settledOnline++;
-        if (isOnline[i] !== true || !listed.has(user) || lastSeen[i] === null) {
-          const how = `isOnline ${isOnline[i]}, ${listed.has(user) ? '' : 'not '}listed, lastSeen ${lastSeen[i]}`;
+        if (isOnline[i] !== true || !listed.has(id) || lastSeen[i] === null) {
+          const how = `isOnline ${isOnline[i]}, ${listed.has(id) ? '' : 'not '}listed, lastSeen ${lastSeen[i]}`;
           this.violation('lost', `${where}: user ${user} offline (${how}), but online by the model: ${this.story(user, xr)}`);
           return;
         }
@@ -509,25 +873,225 @@ class ModelRun {
         }
       } else if (shown) {
         const at = lastSeen[i] === null ? 'none' : this.rel(Date.parse(lastSeen[i]!));
-        const how = `isOnline ${isOnline[i]}, ${listed.has(user) ? '' : 'not '}listed, lastSeen ${at}`;
+        const how = `isOnline ${isOnline[i]}, ${listed.has(id) ? '' : 'not '}listed, lastSeen ${at}`;
         this.violation('ghost', `${where}: user ${user} online (${how}), but offline by the model (${judgement.why}): ${this.story(user, xr)}`);
       }
     });
-    if (locals.onlineCount < settledOnline || locals.onlineCount > settledOnline + unsettled) {
-      this.violation(
-        'count',
-        `${where}: onlineCount ${locals.onlineCount}, the model says ${settledOnline} settled online + up to ${unsettled} unsettled`,
-      );
+    if (online < settledOnline || online > settledOnline + unsettled) {
+      this.violation('count', `${where}: ${online} online (count + hidden), the model says ${settledOnline} settled online + up to ${unsettled} unsettled`);
     }
   }
 
+  /** Whether a read shows the user online, in any way a template could. */
+  private shows(locals: LocalsJson, user: number): string | undefined {
+    const i = USERS.indexOf(user);
+    const ways = [
+      locals.onlineNowIds.some((id) => String(id) === String(user)) ? 'listed' : '',
+      locals.isOnline?.[i] === true ? 'isOnline' : '',
+      (locals.lastSeen?.[i] ?? null) !== null ? `lastSeen ${this.rel(Date.parse(locals.lastSeen![i]!))}` : '',
+    ].filter((w) => w !== '');
+    return ways.length === 0 ? undefined : ways.join(', ');
+  }
+
+  /** As a guest sees it: nobody hidden (by the model, settled), everyone visible and online; the count is the list. */
+  private checkGuest(name: string, { proc, xs, xr, locals }: Read): void {
+    const where = `${name}, guest on P${proc} (${this.rel(xs)}–${this.rel(xr)})`;
+    if (locals.onlineCount !== locals.onlineNowIds.length) {
+      this.violation('page', `${where}: onlineCount ${locals.onlineCount}, but ${locals.onlineNowIds.length} listed (max 500): the count includes someone not shown`);
+    }
+    for (const user of USERS) {
+      const hidden = this.model.hidden(user, xs, xr);
+      const judgement = this.model.judge(user, xs, xr);
+      const shown = this.shows(locals, user);
+      if (hidden === true && shown !== undefined) {
+        this.violation('hidden shown', `${where}: user ${user} (${shown}), hidden by the model: ${this.story(user, xr)}`);
+      } else if (hidden === false && judgement.settled && judgement.online && shown === undefined) {
+        this.violation('lost', `${where}: visible user ${user} not shown to a guest, online by the model: ${this.story(user, xr)}`);
+      }
+    }
+  }
+
+  /**
+   * A process cut off from Redis past the staleness bound, as a guest sees it: it shows only users
+   * seen on it since its last sync (taken when the cut began, or up to a sync interval and a
+   * timeout before), and none it knows hid: one whose hidden page it served, or whose hiding
+   * settled before the cut.
+   */
+  private async checkCut(proc: number, cutStart: number): Promise<void> {
+    const read = await this.read(`cut-off check on P${proc}`, proc, false);
+    if (read === undefined) return;
+    this.counts.cutChecks++;
+    const { xs, xr, locals } = read;
+    const where = `guest on P${proc} ${this.rel(xs)}–${this.rel(xr)}, cut off from Redis since ${this.rel(cutStart)}`;
+    const lastSync = cutStart - this.syncMs - 1100;
+    for (const user of USERS) {
+      const shown = this.shows(locals, user);
+      if (shown === undefined || this.model.failed(user)) continue;
+      const events = this.model.history(user).filter((e) => e.send <= xr);
+      if (!events.some((e) => e.kind === 'touch' && e.proc === proc && (e.end ?? Infinity) >= lastSync)) {
+        this.violation('withheld', `${where}: user ${user} (${shown}), known there only from other processes: ${this.story(user, xr)}`);
+        continue;
+      }
+      const hid = events.filter((e) => e.profile !== undefined).at(-1);
+      if (hid?.profile === 'hidden' && hid.end !== undefined && (hid.proc === proc ? hid.end <= xs : hid.end < cutStart - this.settleMs)) {
+        this.violation('hidden shown', `${where}: user ${user} (${shown}), hidden, and that process knew: ${this.story(user, xr)}`);
+      }
+    }
+  }
+
+  /** The record on a page is never above the most users the model lets be online at once, up to then. */
+  private checkRecord(where: string, locals: LocalsJson, xr: number): void {
+    const count = locals.onlineRecord.count;
+    this.counts.maxPageRecord = Math.max(this.counts.maxPageRecord, count);
+    const bound = this.maxOnline(xr);
+    if (count > bound) this.violation('record', `${where}: onlineRecord ${count} (at ${this.rel(Date.parse(locals.onlineRecord.at))}), but at most ${bound} users were ever online at once by the model`);
+  }
+
+  /**
+   * The most users that can have been counted online in Redis at once, up to `upto`: each touch
+   * from when it was sent until it expired (threshold, and the model's margin) or a logout after
+   * it had surely reached Redis; a user whose request failed, from then on. Trackers count no
+   * guests here (trackGuests off), so users are the whole record.
+   */
+  private maxOnline(upto: number): number {
+    const marks: [number, number][] = [];
+    for (const user of USERS) {
+      const list = this.model.history(user);
+      const spans: [number, number][] = [];
+      list.forEach((e, i) => {
+        if (e.kind !== 'touch' || e.send > upto) return;
+        let end = e.end === undefined ? Infinity : e.end + this.thresholdMs + this.model.timing.expiryMarginMs;
+        const logout = list.slice(i + 1).find((f) => f.kind === 'logout');
+        if (logout !== undefined) end = Math.min(end, logout.end === undefined ? Infinity : this.propagated(logout.end));
+        if (this.model.failed(user)) end = Infinity;
+        const last = spans.at(-1);
+        if (last !== undefined && e.send <= last[1]) last[1] = Math.max(last[1], end);
+        else spans.push([e.send, end]);
+      });
+      for (const [from, to] of spans) marks.push([from, 1], [to, -1]);
+    }
+    marks.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+    let now = 0;
+    let most = 0;
+    for (const [, step] of marks) most = Math.max(most, (now += step));
+    return most;
+  }
+
+  /**
+   * The hooks, counted (`by`: when the lines were read). onSeen: each date is a request of that
+   * user's; per user, no two reports closer than seenInterval unless a logout came between (the
+   * next sign-in is reported at once, as documented); every touch reported, or covered by a report
+   * less than seenInterval before it. onRecord: never above the model's most online, never twice.
+   */
+  private checkHooks(by: number): void {
+    const seen = this.hooks.filter((h) => h.hook === 'seen');
+    for (const user of USERS) {
+      if (this.model.failed(user)) continue;
+      const events = this.model.history(user);
+      const mine = seen.filter((h) => h.id === user);
+      for (const h of mine) {
+        // A logout request is a touch too (the middleware marks the user, then the route forgets them).
+        if (!events.some((e) => e.send - LAST_SEEN_SLACK_MS <= h.date && h.date <= (e.end ?? Infinity) + LAST_SEEN_SLACK_MS)) {
+          this.violation('onSeen date', `user ${user}: onSeen (${h.cause}) on P${h.proc} with date ${this.rel(h.date)}, when they made no request: ${this.story(user, Infinity)}`);
+        }
+      }
+      const reports = mine.filter((h) => h.cause === 'report').sort((a, b) => a.date - b.date);
+      for (let i = 1; i < reports.length; i++) {
+        const [a, b] = [reports[i - 1], reports[i]];
+        // Dates come to the hook as whole ms: 1 ms of rounding.
+        if (b.date - a.date >= SEEN_INTERVAL_MS - 1) continue;
+        const between = events.some((e) => e.kind === 'logout' && (e.end ?? Infinity) >= a.date && e.send <= b.date);
+        if (b.date !== a.date && (between || this.expiredInRedis(events, a.date, b.date))) {
+          this.counts.allowedRepeats++;
+          continue;
+        }
+        this.violation(
+          'onSeen twice',
+          `user ${user}: onSeen ${this.rel(a.date)} on P${a.proc} (called ${this.rel(a.t)}) and ${this.rel(b.date)} on P${b.proc} (called ${this.rel(b.t)}), ` +
+            `${b.date - a.date} ms apart (seenInterval ${SEEN_INTERVAL_MS} ms), no logout between; faults around: ${this.faultsAround(a.date - 1000, b.t)}: ${this.story(user, b.date + 1000)}`,
+        );
+      }
+      this.checkReported(user, events, mine, by);
+    }
+    const raises = new Set<string>();
+    const bound = this.maxOnline(Infinity);
+    for (const h of this.hooks) {
+      if (h.hook !== 'record') continue;
+      const raise = `${h.count} at ${this.rel(h.at)}`;
+      if (raises.has(raise)) this.violation('onRecord twice', `onRecord(${raise}) called again, on P${h.proc} at ${this.rel(h.t)}`);
+      raises.add(raise);
+      if (h.count > bound) this.violation('record', `onRecord(${raise}) on P${h.proc}, but at most ${bound} users were ever online at once by the model`);
+    }
+  }
+
+  /** A cut-off process that served `e` (its writes held until the cut ends), if one did. */
+  private cutAt(e: PresenceEvent): Outage | undefined {
+    return this.outages.find((o) => CUT.has(o.kind) && o.proc === e.proc && o.start <= (e.end ?? Infinity) + this.syncMs + 1000 && (e.end ?? Infinity) <= (o.end ?? Infinity));
+  }
+
+  /**
+   * A repeat that a partition justifies: the report at `to` is for a touch held on a cut-off process, and no
+   * other process touched the user after the report at `from`, so Redis saw the user expire (taking their
+   * report with them, as documented) before the held touches landed: to Redis, the user left and came back.
+   */
+  private expiredInRedis(events: readonly PresenceEvent[], from: number, to: number): boolean {
+    const touch = events.find((e) => e.kind === 'touch' && e.send - LAST_SEEN_SLACK_MS <= to && to <= (e.end ?? Infinity) + LAST_SEEN_SLACK_MS);
+    const cut = touch === undefined ? undefined : this.cutAt(touch);
+    if (touch === undefined || cut === undefined) return false;
+    const landed = (cut.end ?? Infinity) + this.syncMs + 1000;
+    const kept = events.some((e) => e.proc !== touch.proc && e.send > from + 1 && e.send < landed);
+    return !kept && from + this.thresholdMs < landed;
+  }
+
+  private faultsAround(from: number, to: number): string {
+    const near = this.outages.filter((o) => o.start <= to && (o.end ?? Infinity) >= from);
+    return near.map((o) => `${o.kind}${CUT.has(o.kind) ? `@P${o.proc}` : ''} ${this.rel(o.start)}–${o.end === undefined ? '?' : this.rel(o.end)}`).join(', ') || 'none';
+  }
+
+  /**
+   * None lost: each touch has an onSeen dated from a seenInterval before it to its end, or later when
+   * the user's next requests came before it had surely reached Redis and been answered: a later touch
+   * that lands first takes the report, and a logout (whose request is a touch, then forget()) drops a
+   * queued touch and a report not yet delivered, and makes its own onSeen. A recovery window after an
+   * epoch change holds reports back (the deferred report carries the latest touch).
+   */
+  private checkReported(user: number, events: readonly PresenceEvent[], seen: readonly HookCall[], by: number): void {
+    const dates = seen.map((h) => (h as { date: number }).date);
+    events.forEach((e, i) => {
+      if (e.kind !== 'touch' || e.end === undefined) return;
+      let upto = e.end;
+      const reached = this.propagated(e.end);
+      for (const f of events.slice(i + 1)) {
+        if (f.send >= reached) break;
+        upto = Math.max(upto, f.end ?? Infinity);
+      }
+      for (const o of this.outages) {
+        if (!LOSSY.has(o.kind)) continue;
+        const recovered = (o.end ?? Infinity) + this.recoveryMs + 2 * this.syncMs + 2000;
+        if (o.start <= upto && upto < recovered) upto = recovered;
+      }
+      if (upto > by) return;
+      // Held on a cut-off process until it had expired: Redis ignores a touch older than the threshold (no presence, no report).
+      const cut = this.cutAt(e);
+      if (cut !== undefined && (cut.end ?? Infinity) + this.syncMs + 1000 > e.send + this.thresholdMs) {
+        this.counts.expiredUnsent++;
+        return;
+      }
+      const from = e.send - SEEN_INTERVAL_MS - LAST_SEEN_SLACK_MS;
+      if (!dates.some((d) => d > from && d <= upto + LAST_SEEN_SLACK_MS)) {
+        const near = dates.filter((d) => Math.abs(d - e.send) < 3 * SEEN_INTERVAL_MS).map((d) => this.rel(d));
+        this.violation('onSeen lost', `user ${user}: ${this.describeEvent(e)} never reported (onSeen dates near it: ${near.join(', ') || 'none'}): ${this.story(user, e.end + 3 * SEEN_INTERVAL_MS)}`);
+      }
+    });
+  }
+
   /** At the end, settled: the processes agree with each other, on every user not about to expire. */
-  private checkAgreement(reads: readonly { proc: number; locals: LocalsJson }[], xs: number, xr: number): void {
+  private checkAgreement(reads: readonly Read[], xs: number, xr: number): void {
     // Everyone is settled by now but those about to expire (or whose request failed).
     const exempt = new Set(USERS.filter((user) => !this.model.judge(user, xs, xr).settled));
     const views = reads.map(({ proc, locals }) => {
-      const ids = locals.onlineNowIds.filter((id) => !exempt.has(Number(id)));
-      return { proc, ids: [...new Set(ids)].sort((a, b) => Number(a) - Number(b)), count: locals.onlineCount - (locals.onlineNowIds.length - ids.length) };
+      const ids = locals.onlineNowIds.map(Number).filter((id) => !exempt.has(id));
+      return { proc, ids: [...new Set(ids)].sort((a, b) => a - b), count: locals.onlineCount + locals.onlineHidden - (locals.onlineNowIds.length - ids.length) };
     });
     const [first, ...rest] = views;
     for (const other of rest) {
@@ -544,34 +1108,46 @@ class ModelRun {
   }
 }
 
+/**
+ * Every interval keeps the user side (invisible flips, bare touches, hooks, guest and staff reads).
+ * The new faults run at 50 ms and 1 s, 60 s each (room for all five, then pauses and restarts); at 5 s the recovery window and the staleness bound
+ * are 15 s and a fault settles in 17.5 s, so in 30 s they would leave no checks (and a 9 s partition
+ * never reaches the bound): that run keeps pauses and empty restarts.
+ */
+const RUNS = [
+  { syncMs: 50, seconds: 60, kinds: ALL_FAULTS },
+  { syncMs: 1000, seconds: 60, kinds: ALL_FAULTS },
+  { syncMs: 5000, seconds: 30, kinds: ['pause', 'restart'] as const },
+];
+
 describe('RedisStore presence truth: 4 processes on one Redis, random sessions, races and Redis faults, against a model', function () {
   this.timeout(60_000);
   const seed = modelSeed();
   const children: ChildProcess[] = [];
-  let redis: RedisServer | undefined;
+  let site: RedisSite | undefined;
 
   afterEach(async () => {
     await Promise.all(children.splice(0).map(stopWorker));
-    redis?.resume();
-    await redis?.stop();
-    redis = undefined;
+    await site?.stop();
+    site = undefined;
   });
 
-  for (const syncMs of [50, 1000, 5000]) {
+  for (const { syncMs, seconds, kinds } of RUNS) {
     const thresholdMs = Math.max(8000, 5 * syncMs);
-    it(`syncInterval ${syncMs} ms, threshold ${thresholdMs / 1000} s: every process shows what the model says`, async function () {
-      const durationMs = SECONDS * 1000;
-      this.timeout(durationMs + 2 * (3 * syncMs + 2500) + 120_000);
+    it(`syncInterval ${syncMs} ms, threshold ${thresholdMs / 1000} s, faults: ${kinds.join(', ')}: every process shows what the model says`, async function () {
+      const durationMs = Number(process.env.MODEL_SECONDS ?? seconds) * 1000;
+      this.timeout(durationMs + 3 * (3 * syncMs + 2500) + 120_000);
       requireBinary(this, REDIS_SERVER, 'apt-get install -y redis-server');
       console.log(`      model seed: ${seed} (replay with MODEL_SEED=${seed})`);
-      redis = await RedisServer.start();
+      site = await RedisSite.start(PROCS.length);
       const prefix = uniquePrefix();
-      const port = redis.port;
-      const workers = await Promise.all(CLIENTS.map((kind) => startWorker(children, port, kind, prefix, syncMs, thresholdMs / 1000)));
-      const run = new ModelRun(seed, syncMs, workers, redis);
+      const hooks: HookCall[] = [];
+      const proxies = site.proxies;
+      const workers = await Promise.all(CLIENTS.map((kind, proc) => startWorker(children, proc, proxies[proc].port, kind, prefix, syncMs, thresholdMs / 1000, hooks)));
+      const run = new ModelRun(seed, syncMs, workers, site, hooks);
       const rng = new Rng(seed);
       const chains = planChains(rng, durationMs);
-      const faults = planFaults(rng, durationMs, run.outageSettleMs);
+      const faults = planFaults(rng, durationMs, run.outageSettleMs, kinds);
       await run.run(chains, faults, durationMs);
       console.log(`      ${run.summary()}`);
       run.writeLog();

@@ -55,6 +55,8 @@ export interface PresenceEvent {
   readonly kind: EventKind;
   /** Index of the process that served it. */
   readonly proc: number;
+  /** A touch's profile: a page carries one (visible or hidden, as the session says); a bare-id touch none. */
+  readonly profile?: 'visible' | 'hidden' | undefined;
   readonly send: number;
   /** When its response arrived; undefined while in flight. */
   end: number | undefined;
@@ -94,8 +96,8 @@ export class PresenceModel {
     readonly timing: ModelTiming,
   ) {}
 
-  begin(user: number, kind: EventKind, proc: number): PresenceEvent {
-    const event: PresenceEvent = { user, kind, proc, send: Date.now(), end: undefined };
+  begin(user: number, kind: EventKind, proc: number, profile?: 'visible' | 'hidden'): PresenceEvent {
+    const event: PresenceEvent = { user, kind, proc, profile, send: Date.now(), end: undefined };
     let list = this.events.get(user);
     if (list === undefined) this.events.set(user, (list = []));
     const last = list.at(-1);
@@ -132,6 +134,23 @@ export class PresenceModel {
       if (last !== undefined) latest = Math.max(latest, last.end ?? Date.now());
     }
     return latest;
+  }
+
+  /**
+   * Whether the user is hidden for a read answered in [xs, xr]: invisible mode goes with the
+   * profile, and the latest touch that carried one decides, past logouts and expiry (a bare-id
+   * touch keeps it: Redis and every process remember who hid). `undefined` when it is not settled.
+   */
+  hidden(user: number, xs: number, xr: number): boolean | undefined {
+    if (this.failures.has(user)) return undefined;
+    const list = this.events.get(user) ?? [];
+    for (let i = list.length - 1; i >= 0; i--) {
+      const e = list[i];
+      if (e.send > xr || e.profile === undefined) continue;
+      if (e.end === undefined || e.end > xs - this.timing.settleMs) return undefined;
+      return e.profile === 'hidden';
+    }
+    return false;
   }
 
   /**

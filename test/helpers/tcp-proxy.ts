@@ -18,13 +18,14 @@ export class TcpProxy {
 
   /** Listens on a free loopback port and forwards each connection to `targetPort`. */
   static async start(targetPort: number): Promise<TcpProxy> {
-    let proxy: TcpProxy | undefined;
-    const server = createServer((client) => proxy!.accept(client));
+    const server = createServer();
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(0, '127.0.0.1', resolve);
     });
-    proxy = new TcpProxy(server, (server.address() as { port: number }).port, targetPort);
+    const proxy = new TcpProxy(server, (server.address() as { port: number }).port, targetPort);
+    // Connections arrive from I/O callbacks: none before this line runs.
+    server.on('connection', (client) => proxy.accept(client));
     return proxy;
   }
 
