@@ -283,6 +283,11 @@ export class PresenceIndex {
     if (this.marks.size >= this.maxSlots) this.marks.delete(this.marks.keys().next().value as Key);
   }
 
+  /** Every key remembered as hidden, with when: what a Redis replica writes back. */
+  *marked(): IterableIterator<[string, number]> {
+    for (const [k, at] of this.marks) yield [String(k), at];
+  }
+
   /** A profile that is not hidden: the key's mark, if any, is over. */
   private unmark(k: Key, profile: Profile): void {
     if (this.marks.size !== 0 && !isHidden(profile)) this.marks.delete(k);
@@ -299,9 +304,10 @@ export class PresenceIndex {
     return this.reported?.[slot] ?? -Infinity;
   }
 
+  /** The slot's user was reported at `at` (never moved back: an old report sent again changes nothing). */
   markReported(slot: number, at: number): void {
     this.reported ??= new Float64Array(this.times.length).fill(-Infinity);
-    this.reported[slot] = at;
+    if (at > this.reported[slot]) this.reported[slot] = at;
   }
 
   /** Keys online at `now`, hidden ones included. */

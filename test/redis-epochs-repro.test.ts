@@ -77,7 +77,7 @@ describe('REPRO (#21, found by the model test): Redis gone back in time, and hid
     const prefix = uniquePrefix();
     // A writes back through a proxy held for a moment: B's bare touch lands first, as it did in the model run.
     const proxy = await TcpProxy.start(redis.port);
-    opened.push({ close: () => proxy.stop() });
+    opened.push({ close: () => proxy.close() });
     const viaProxy = await connect('node-redis', { port: proxy.port, url: proxy.url } as RedisServer);
     opened.push(viaProxy);
     const a = await tracker(prefix, 50, [], viaProxy);
@@ -118,7 +118,7 @@ describe('REPRO (#21, found by the model test): Redis gone back in time, and hid
     redis = await RedisServer.start();
     const prefix = uniquePrefix();
     const proxy = await TcpProxy.start(redis.port);
-    opened.push({ close: () => proxy.stop() });
+    opened.push({ close: () => proxy.close() });
     const a = await tracker(prefix, 50);
     const viaProxy = await connect('node-redis', { port: proxy.port, url: proxy.url } as RedisServer);
     opened.push(viaProxy);

@@ -306,7 +306,7 @@ class RedisSite {
       link.reset();
       await this.master.kill();
     } finally {
-      await link.stop();
+      await link.close();
       replica.resume();
     }
     await this.admin(replica, (admin) => admin.command('REPLICAOF', 'NO', 'ONE'));
@@ -319,7 +319,7 @@ class RedisSite {
 
   async stop(): Promise<void> {
     this.master.resume();
-    for (const proxy of this.proxies) await proxy.stop();
+    for (const proxy of this.proxies) await proxy.close();
     for (const server of [this.master, ...this.others]) await server.stop();
     rmSync(this.root, { recursive: true, force: true });
   }

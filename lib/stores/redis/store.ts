@@ -35,7 +35,7 @@ import {
   syncArgs,
   syncKeys,
   type ForgetWrite,
-  type ReportAck,
+  type KeyTime,
   type ScopeSlot,
   type SyncReply,
   type TouchWrite,
@@ -437,15 +437,19 @@ export class RedisStore extends SharedStore {
       }
       touches = this.takeTouches();
       forgets = this.takeForgets();
+      const marks: KeyTime[] = [];
       let sentTouches = 0;
+      let sentMarks = 0;
       let more = true;
-      for (let rounds = 0; (more || sentTouches < touches.length || sentForgets < forgets.length) && rounds < 1000; rounds++) {
+      for (let rounds = 0; (more || sentTouches < touches.length || sentForgets < forgets.length || sentMarks < marks.length) && rounds < 1000; rounds++) {
         // A backlog (a burst, an outage's queue, a replica written back) goes in bounded slices, logouts first.
         const f = forgets.slice(sentForgets, sentForgets + WRITE_LIMIT);
-        const t = touches.slice(sentTouches, sentTouches + WRITE_LIMIT - f.length);
-        const { reply, lost } = await this.round(this.touchWrites(t), f);
+        const m = marks.slice(sentMarks, sentMarks + WRITE_LIMIT - f.length);
+        const t = touches.slice(sentTouches, sentTouches + WRITE_LIMIT - f.length - m.length);
+        const { reply, lost } = await this.round(this.touchWrites(t), f, m);
         sentTouches += t.length;
         sentForgets += f.length;
+        sentMarks += m.length;
         for (const w of f) {
           this.unsentForgets[w.scope].delete(w.key);
           boundedSet(this.recentForgets[w.scope], w.key, w.atUs / 1000, this.maxTracked);
@@ -454,6 +458,8 @@ export class RedisStore extends SharedStore {
           // Redis lost presence: write back this whole replica, every recent logout and the reports made here, then read everything again.
           touches.push(...this.attached(this.indexes).flatMap((index, s) => [...index.keys()].map((key): PendingTouch => [s as ScopeSlot, key, true, true])));
           forgets.push(...this.recentForgets.flatMap((m, s) => [...m].map(([key, at]) => this.forgetWrite(s as ScopeSlot, key, at))));
+          // And who it remembers as hidden, some of them in no replica (signed out, idle).
+          for (const [key, at] of this.index(0).marked()) marks.push({ key, atUs: Math.round(at * 1000) });
         }
         more = reply.more || lost;
       }
@@ -474,9 +480,9 @@ export class RedisStore extends SharedStore {
   }
 
   /** One script call: writes in, changes out and applied. `lost` when Redis started a new epoch under us. */
-  private async round(touches: TouchWrite[], forgets: ForgetWrite[]): Promise<{ reply: SyncReply; lost: boolean }> {
+  private async round(touches: TouchWrite[], forgets: ForgetWrite[], marks: KeyTime[] = []): Promise<{ reply: SyncReply; lost: boolean }> {
     const reset = this.resetPending;
-    const acks = [...this.acks].map(([key, atUs]): ReportAck => ({ key, atUs }));
+    const acks = [...this.acks].map(([key, atUs]): KeyTime => ({ key, atUs }));
     const recordAck = this.recordAck;
     const args = syncArgs({
       keys: this.keys,
@@ -506,6 +512,7 @@ export class RedisStore extends SharedStore {
       touches,
       forgets,
       acks,
+      marks,
     });
     const sent = this.clock();
     const raw = await withTimeout(this.send(args), SYNC_TIMEOUT_MS, `Redis did not answer within ${SYNC_TIMEOUT_MS} ms`);
@@ -762,7 +769,8 @@ export class RedisStore extends SharedStore {
           touches.push({ key: row.key, id: row.key, profile: { t: row.profile ?? '' }, at });
           continue;
         }
-        const { id, profile } = s === 0 ? decodeProfile(row.key, row.profile) : { id: row.key, profile: undefined };
+        // No profile in Redis (a bare-id touch reached it first) says nothing of visibility: what is held stays.
+        const { id, profile } = s === 0 && row.profile !== null ? decodeProfile(row.key, row.profile) : { id: row.key, profile: undefined };
         touches.push({ key: row.key, id, profile, at });
       }
       index.merge(touches);

@@ -79,7 +79,8 @@ local markTtl = tonumber(ARGV[23])
 local recordAck = ARGV[24]
 local forgetCount = tonumber(ARGV[25])
 local ackCount = tonumber(ARGV[26])
-local FIRST_WRITE = 27
+local markCount = tonumber(ARGV[27])
+local FIRST_WRITE = 28
 
 local meta = KEYS[1]
 local scopes = { { KEYS[2], KEYS[3], KEYS[4], KEYS[5] }, { KEYS[6], KEYS[7], KEYS[8], KEYS[9] }, { KEYS[10], KEYS[11], KEYS[12], KEYS[13] }, { KEYS[15], KEYS[16], KEYS[17], KEYS[18] } }
@@ -121,7 +122,12 @@ if not restart and epoch == knownEpoch then
   restart = cursor > version or at < knownAt
 end
 if restart then
-  redis.call('DEL', unpack(KEYS, 2))
+  -- Every process's unacknowledged reports go with the old data (an old copy of one would be delivered
+  -- again); marks and deferred reports are kept: true, if old (they fail closed, and report once).
+  for _, owner in ipairs(redis.call('ZRANGE', owners, 0, -1)) do redis.call('DEL', assignedPrefix .. owner) end
+  for j = 2, #KEYS do
+    if j ~= 19 and j ~= 20 then redis.call('DEL', KEYS[j]) end
+  end
   epoch = candidateEpoch
   -- The record (a maximum, and the reset generation) is kept: processes' floors restore the rest.
   redis.call('HSET', meta, 'epoch', epoch, 'version', '0')
@@ -144,6 +150,13 @@ end
 local i = FIRST_WRITE + touchCount * 5 + forgetCount * 3
 for _ = 1, ackCount do
   if redis.call('HGET', assigned, ARGV[i]) == ARGV[i + 1] then redis.call('HDEL', assigned, ARGV[i]) end
+  i = i + 2
+end
+-- Marks written back (Redis lost them): a newer one wins.
+i = FIRST_WRITE + touchCount * 5 + forgetCount * 3 + ackCount * 2
+for _ = 1, markCount do
+  local mark = redis.call('ZSCORE', marks, ARGV[i])
+  if not mark or tonumber(mark) < tonumber(ARGV[i + 1]) then redis.call('ZADD', marks, ARGV[i + 1], ARGV[i]) end
   i = i + 2
 end
 local function assign(key, at)
@@ -172,12 +185,16 @@ for _, gone in ipairs(redis.call('ZRANGEBYSCORE', owners, '-inf', '(' .. fmt(now
 end
 
 -- Invisible mode is remembered past a user's presence (marks), so a bare-id touch cannot unhide them.
-local function noteProfile(key, at, profile)
+-- Every profile a touch carries counts, in time order, even one that comes after a logout (a hide
+-- held on a cut-off process): only a newer profile (stored, or a newer mark) overrides it.
+local function noteProfile(s, key, at, profile)
+  local stored = redis.call('HGET', s[2], key)
+  if stored and tonumber(string.match(stored, '^(%d+)|')) > at then return end
+  local mark = redis.call('ZSCORE', marks, key)
   if string.find(profile, '[{,]"hidden":true[,}]') then
-    redis.call('ZADD', marks, fmt(at), key)
-  else
-    local mark = redis.call('ZSCORE', marks, key)
-    if mark and tonumber(mark) <= at then redis.call('ZREM', marks, key) end
+    if not mark or tonumber(mark) < at then redis.call('ZADD', marks, fmt(at), key) end
+  elseif mark and tonumber(mark) <= at then
+    redis.call('ZREM', marks, key)
   end
 end
 
@@ -192,6 +209,7 @@ for _ = 1, touchCount do
     local gone = redis.call('ZSCORE', s[3], key)
     local seen = redis.call('ZSCORE', s[1], key)
     local live = not gone or tonumber(gone) < at
+    if n == 1 and not bare then noteProfile(s, key, at, profile) end
     -- A report the writer made before Redis lost it (a write-back) holds the next one back.
     if n == 1 and known ~= '' then
       local last = redis.call('ZSCORE', reported, key)
@@ -203,7 +221,6 @@ for _ = 1, touchCount do
       local stored = redis.call('HGET', s[2], key)
       if at > (stored and tonumber(string.match(stored, '^(%d+)|')) or -1) then
         redis.call('HSET', s[2], key, fmt(at) .. '|' .. profile)
-        if n == 1 then noteProfile(key, at, profile) end
         changed(s, key)
       end
     end
@@ -211,7 +228,6 @@ for _ = 1, touchCount do
       redis.call('ZADD', s[1], fmt(at), key)
       if not bare then
         redis.call('HSET', s[2], key, fmt(at) .. '|' .. profile)
-        if n == 1 then noteProfile(key, at, profile) end
       elseif n == 1 and not seen and redis.call('HEXISTS', s[2], key) == 0 then
         -- A bare id of a user who hid: they come back hidden, as of when they were last seen hidden
         -- (so a request that unhid them since, landing after this, still wins).
@@ -436,8 +452,8 @@ export interface ForgetWrite {
   readonly atUs: number;
 }
 
-/** An `onSeen` report this process delivered, acknowledged in its next call. */
-export interface ReportAck {
+/** A user key and a time, µs: a report (assigned, or acknowledged), or a mark. */
+export interface KeyTime {
   readonly key: string;
   readonly atUs: number;
 }
@@ -488,7 +504,9 @@ export interface SyncCall {
   readonly recordAck: string;
   readonly touches: readonly TouchWrite[];
   readonly forgets: readonly ForgetWrite[];
-  readonly acks: readonly ReportAck[];
+  readonly acks: readonly KeyTime[];
+  /** Users this process remembers as hidden (key, when last seen hidden, µs): written back when Redis lost its data. */
+  readonly marks: readonly KeyTime[];
 }
 
 /** The EVALSHA/EVAL arguments after the script or its SHA, in the order the script names them. */
@@ -522,12 +540,14 @@ export function syncArgs(call: SyncCall): string[] {
     call.recordAck,
     String(call.forgets.length),
     String(call.acks.length),
+    String(call.marks.length),
     // then each touch as scope (1 users, 2 guests, 3 bots, 4 rooms), key, µs, profile ('' or '#' for none), reported µs or '';
-    // each forget as scope, key, µs; each acknowledged report as key, µs
+    // each forget as scope, key, µs; each acknowledged report as key, µs; each mark as key, µs
   ];
   for (const w of call.touches) args.push(String(w.scope + 1), w.key, String(w.atUs), w.profile, w.reportedUs === undefined ? '' : String(Math.round(w.reportedUs)));
   for (const w of call.forgets) args.push(String(w.scope + 1), w.key, String(w.atUs));
   for (const a of call.acks) args.push(a.key, String(a.atUs));
+  for (const m of call.marks) args.push(m.key, String(m.atUs));
   return args;
 }
 
@@ -556,7 +576,7 @@ export interface SyncReply {
   /** Redis had evicted some of our keys: presence started over. */
   readonly evicted: boolean;
   /** The `onSeen` reports assigned to this process and not yet acknowledged, with the touch's time (µs). */
-  readonly reports: readonly ReportAck[];
+  readonly reports: readonly KeyTime[];
   readonly recordCount: number;
   readonly recordAtUs: number;
   /** A record raise assigned to this process and not yet acknowledged ("count|µs"), or ''. */
@@ -583,9 +603,9 @@ function decodeRows(raw: unknown): ChangeRow[] {
 }
 
 /** An HGETALL of `assigned` as the script returns it: [key, µs, key, µs, …]. */
-function reports(raw: unknown): ReportAck[] {
+function reports(raw: unknown): KeyTime[] {
   const flat = Array.isArray(raw) ? (raw as unknown[]) : [];
-  const out: ReportAck[] = [];
+  const out: KeyTime[] = [];
   for (let j = 0; j + 1 < flat.length; j += 2) out.push({ key: String(flat[j]), atUs: Number(flat[j + 1]) });
   return out;
 }
