@@ -247,7 +247,7 @@ describe('onSeen on a controlled clock (memory store)', () => {
         if (calls % 2 === 1) throw new Error('database down');
         return new Promise(() => undefined); // never settles
       },
-      seenInterval: 0.001,
+      seenInterval: '10ms', // the shortest accepted: each request below comes after it
       onError: (error) => errors.push(error.message),
     });
     const server = await listen(made.app);
@@ -255,7 +255,7 @@ describe('onSeen on a controlled clock (memory store)', () => {
       const browser = new CookieBrowser(server.base);
       await browser.post('/login', { id: '1' });
       for (let i = 0; i < 6; i++) {
-        await sleep(2);
+        await sleep(11);
         const res = await browser.get('/locals');
         expect(res.status).to.equal(200);
         await res.arrayBuffer();
