@@ -91,7 +91,7 @@ export function duration<N extends string>(name: CodedOption<N>, value: unknown,
     if (typeof value === 'number' && !tooLong && unit === 'ms') slip = ` It looks like seconds; ${name} is in milliseconds: use ${value * 1000} or ${durationText(value * 1000)}.`;
     throw new OnlineNowConfigError(
       'ERR_ONLINE_NOW_DURATION',
-      `option "${name}": ${describe(value)} is ${durationText(ms).slice(1, -1)}, ${tooLong ? 'over a day' : 'under 10 ms'}.${slip || ` Durations must be between 10 ms and a day; for example { ${name}: ${example} }.`}`,
+      `option "${name}": ${describe(value)}${typeof value === 'number' ? ` ${words}` : ''} is ${tooLong ? `${(ms / MAX_DURATION_MS).toFixed(1)} days, over a day` : `${ms} ms, under 10 ms`}.${slip || ` Durations must be between 10 ms and a day; for example { ${name}: ${example} }.`}`,
     );
   }
   return ms;
