@@ -144,8 +144,9 @@ export function guestIdOf(req: OnlineRequest, res: OnlineResponse): string {
   const id = randomBytes(16).toString('base64url');
   if (res.setHeader !== undefined && res.headersSent !== true) {
     const line = `${GUEST_COOKIE}=${id}; Path=/; HttpOnly; SameSite=Lax${req.secure === true ? '; Secure' : ''}`;
+    // Next to any cookie set before us (express-session adds its own later, on writeHead).
     const before = res.getHeader?.('set-cookie');
-    const lines = before === undefined ? [] : Array.isArray(before) ? before : [String(before)];
+    const lines: string[] = Array.isArray(before) ? before.map(String) : typeof before === 'string' ? [before] : [];
     res.setHeader('set-cookie', [...lines, line]);
   }
   return id;
