@@ -258,7 +258,7 @@ export interface OnlineNowLocals {
   onlineNowIds: readonly UserId[];
   /** Exact number of distinct signed-in users online; never capped by `max`. */
   onlineCount: number;
-  /** Distinct signed-out sessions online (0 unless `trackGuests`). */
+  /** Distinct signed-out browsers online, each from its first request (0 unless `trackGuests`). */
   onlineGuests: number;
   /** Signed-in users online in invisible mode (never who they are, unless the viewer may see them). */
   onlineHidden: number;
