@@ -1,5 +1,5 @@
 /**
- * The Express middleware: marks the request's user (or guest session) online,
+ * The Express middleware: marks the request's user (or guest) online,
  * then takes one view of the store and turns it into `res.locals`. Count, list
  * and badges all come from that one view, so a page agrees with itself.
  */

@@ -131,7 +131,6 @@ export interface Store {
 export interface OnlineRequest {
   headers: { cookie?: string | undefined; 'user-agent'?: string | undefined };
   session?: unknown;
-  sessionID?: string;
   user?: unknown;
   /** Express's: the request came over HTTPS, so the guest cookie is marked Secure. */
   secure?: boolean;

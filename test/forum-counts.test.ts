@@ -116,14 +116,14 @@ describe('bots: a flood of invented crawler user agents', () => {
     const rng = new Rng(seed);
     const online = createOnlineTracker({ trackGuests: true, onError: (e) => expect.fail(e.message) });
     const middleware = online.middleware();
-    const request = (agent: string, sessionID: string) => ({
-      headers: { 'user-agent': agent, cookie: `connect.sid=${sessionID}` },
+    // Each visitor brings its own guest cookie (22 characters, as the middleware gives them).
+    const request = (agent: string, visitor: string) => ({
+      headers: { 'user-agent': agent, cookie: `online_now_guest=${visitor.padEnd(22, '0')}` },
       session: {},
-      sessionID,
     });
-    const run = (agent: string, sessionID: string): Partial<OnlineNowLocals> => {
+    const run = (agent: string, visitor: string): Partial<OnlineNowLocals> => {
       const res = { locals: {} as Partial<OnlineNowLocals>, once: () => undefined };
-      middleware(request(agent, sessionID), res, () => undefined);
+      middleware(request(agent, visitor), res, () => undefined);
       return res.locals;
     };
     for (let i = 0; i < 10; i++) run(BROWSER_AGENT, `person-${i}`);

@@ -4,7 +4,7 @@ import session from 'express-session';
 import nunjucks from 'nunjucks';
 import Handlebars from 'handlebars';
 import { createOnlineTracker, MemoryStore, RedisStore, registerHandlebars, registerNunjucks, type OnlineTracker, type Store } from 'express-online-now';
-import { CookieBrowser } from './helpers/browser';
+import { BROWSER_AGENT, CookieBrowser } from './helpers/browser';
 import { REDIS_SERVER, connect, sharedRedis, uniquePrefix, type TestClient } from './helpers/redis';
 import { requireBinary } from './helpers/requirements';
 import { eventually, listen, type Listening } from './helpers/server';
@@ -84,3 +84,27 @@ for (const storeKind of ['memory store', 'Redis store'] as const) {
     }
   });
 }
+
+describe('the guest cookie over HTTPS', () => {
+  it('is Secure when the request came over HTTPS (req.secure, here through a trusted proxy), and not otherwise', async () => {
+    // Guests only, and no session: guests need none.
+    const online = createOnlineTracker({ trackGuests: true, getUser: () => undefined, onError: (error) => expect.fail(error.message) });
+    const app = express();
+    app.set('trust proxy', 'loopback');
+    app.use(online.middleware());
+    app.get('/', (_req, res) => res.send(String(res.locals.onlineGuests)));
+    const server = await listen(app);
+    try {
+      const over = async (proto: string) => (await fetch(`${server.base}/`, { headers: { 'x-forwarded-proto': proto, 'user-agent': BROWSER_AGENT } })).headers.getSetCookie();
+      const secure = await over('https');
+      const plain = await over('http');
+      expect(secure).to.have.length(1);
+      expect(secure[0]).to.match(/^online_now_guest=[\w-]{22}; Path=\/; HttpOnly; SameSite=Lax; Secure$/);
+      expect(plain).to.have.length(1);
+      expect(plain[0]).to.match(/^online_now_guest=[\w-]{22}; Path=\/; HttpOnly; SameSite=Lax$/);
+    } finally {
+      await server.close();
+      await online.close();
+    }
+  });
+});
