@@ -1,6 +1,6 @@
 /**
- * Every error code the package uses, with what it means. The README's table of
- * codes is checked against this list by a test, so the two cannot drift.
+ * Every error code the package uses, with what it means. The table of codes in
+ * docs/error-codes.md is checked against this list by a test, so the two cannot drift.
  */
 export const ERROR_CODES = {
   ERR_ONLINE_NOW_OPTIONS: 'the options argument is not an object',
