@@ -5,7 +5,7 @@ import tseslint from 'typescript-eslint';
 import globals from 'globals';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'bench/results.json'] },
+  { ignores: ['dist/', 'node_modules/', 'bench/results.json', '.assembled-*/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -23,7 +23,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['**/*.cjs', 'views-examples/**/*.js', 'examples/**/*.mjs', 'bench/**/*.mjs', 'scripts/**/*.mjs', 'test/fixtures/**/*.mjs'],
+    files: ['**/*.cjs', 'views-examples/**/*.js', 'examples/**/*.js', 'examples/**/*.mjs', 'bench/**/*.mjs', 'scripts/**/*.mjs', 'test/fixtures/**/*.mjs'],
     languageOptions: { globals: globals.node },
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },

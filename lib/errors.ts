@@ -1,11 +1,11 @@
 /**
- * Every error code the package uses, with what it means. The README's table of
- * codes is checked against this list by a test, so the two cannot drift.
+ * Every error code the package uses, with what it means. The table of codes in
+ * docs/error-codes.md is checked against this list by a test, so the two cannot drift.
  */
 export const ERROR_CODES = {
   ERR_ONLINE_NOW_OPTIONS: 'the options argument is not an object',
   ERR_ONLINE_NOW_UNKNOWN_OPTION: 'an option name the function does not know (a typo)',
-  ERR_ONLINE_NOW_THRESHOLD: '`threshold` is not a positive, finite number of seconds',
+  ERR_ONLINE_NOW_THRESHOLD: '`threshold` is not a positive number of seconds or a duration string such as "15m"',
   ERR_ONLINE_NOW_MAX: '`max` is not a whole number ≥ 0',
   ERR_ONLINE_NOW_STORE: '`store` is not a presence store',
   ERR_ONLINE_NOW_GETUSER: '`getUser` is not a function',
@@ -19,7 +19,7 @@ export const ERROR_CODES = {
   ERR_ONLINE_NOW_CANSEEHIDDEN: '`canSeeHidden` is not a function',
   ERR_ONLINE_NOW_ISBOT: '`isBot` is not a function',
   ERR_ONLINE_NOW_ONSEEN: '`onSeen` is not a function',
-  ERR_ONLINE_NOW_SEENINTERVAL: '`seenInterval` is not a positive number of seconds',
+  ERR_ONLINE_NOW_SEENINTERVAL: '`seenInterval` is not a positive number of seconds or a duration string such as "1m"',
   ERR_ONLINE_NOW_ONRECORD: '`onRecord` is not a function',
   ERR_ONLINE_NOW_INITIALRECORD: '`initialRecord` is not `{ count, at }` with a whole count and a valid date',
   ERR_ONLINE_NOW_MAXTRACKED: 'a store\'s `maxTracked` is not a whole number ≥ 1',
@@ -37,7 +37,8 @@ export const ERROR_CODES = {
   ERR_ONLINE_NOW_REDIS_STALE: 'reported: no sync with Redis for a while; pages withhold users known only from other processes',
   ERR_ONLINE_NOW_NUNJUCKS: '`registerNunjucks` was not given a Nunjucks Environment',
   ERR_ONLINE_NOW_HANDLEBARS: '`registerHandlebars` was not given Handlebars or express-handlebars',
-  ERR_ONLINE_NOW_ROOMTHRESHOLD: '`roomThreshold` is not a positive number of seconds',
+  ERR_ONLINE_NOW_ROOMTHRESHOLD: '`roomThreshold` is not a positive number of seconds or a duration string such as "30s"',
+  ERR_ONLINE_NOW_DURATION: 'a duration is implausible: over a day (`threshold: 900000`, milliseconds where seconds are meant) or under 10 ms; the message names the slip',
   ERR_ONLINE_NOW_MAXROOMS: '`maxRooms` is not a whole number ≥ 1',
   ERR_ONLINE_NOW_MAXROOMMEMBERS: '`maxRoomMembers` is not a whole number ≥ 1',
   ERR_ONLINE_NOW_ROOM: '`here()` was given a room that is not a name (1–200 characters, no control characters) or a mode other than viewing / editing',

@@ -191,7 +191,8 @@ export class EventHub {
       audience = { key, viewer: own ? viewer : { seesHidden: viewer.seesHidden }, connections: new Set(), count: undefined, list: undefined, online: new Map(), rooms: new Map(), byRoom: new Map() };
       this.audiences.set(key, audience);
     }
-    const ids = [...new Set(values(query, 'ids').map(keyOf).filter((k): k is string => k !== undefined))].slice(0, MAX_IDS_PER_CONNECTION);
+    // `ids=1,2` and `ids=1&ids=2` alike (so an id containing a comma cannot be watched here).
+    const ids = [...new Set(values(query, 'ids').flatMap((v) => v.split(',')).map(keyOf).filter((k): k is string => k !== undefined))].slice(0, MAX_IDS_PER_CONNECTION);
     // A signed-out reader is in no room: rooms they name cost nothing.
     const roomNames = user === undefined ? [] : [...new Set(values(query, 'rooms').filter(isRoomName))].slice(0, MAX_ROOMS_PER_CONNECTION);
     const connection: Connection = {

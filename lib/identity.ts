@@ -1,8 +1,8 @@
 /**
  * Who a request belongs to, and how users are keyed and described in a store.
  */
-import { createHash } from 'node:crypto';
-import type { OnlineRequest, Profile, ProfileValue } from './types';
+import { createHash, randomBytes } from 'node:crypto';
+import type { OnlineRequest, OnlineResponse, Profile, ProfileValue } from './types';
 
 /** Longest string id tracked; longer ones are ignored (they are not ids, and would bloat the store). */
 const MAX_ID_LENGTH = 256;
@@ -118,21 +118,40 @@ export function boundedProfile(raw: unknown): Profile {
 }
 
 /**
- * A guest's key: a hash of the session id, so the id itself (a bearer secret)
- * is never stored or shown.
+ * Guests carry a cookie of the package's own: a random id that says "the same
+ * browser as before", nothing else. So a signed-out visitor counts from their
+ * first request, whatever the session settings (express-session's
+ * `saveUninitialized: false` gives them no session cookie), and no session id
+ * or address is ever needed.
  */
-export function guestKey(sessionID: string): string {
-  return createHash('sha256').update(sessionID).digest('base64url').slice(0, 22);
+export const GUEST_COOKIE = 'online_now_guest';
+/** 16 random bytes, base64url: 22 characters. Anything else in the cookie is ignored, and replaced. */
+const GUEST_ID = /(?:^|;)\s*online_now_guest=([\w-]{22})\s*(?:;|$)/;
+
+/**
+ * A guest's key: a hash of their cookie's id, so the id itself (what tells one
+ * browser from another) is never stored or shown.
+ */
+export function guestKey(guestId: string): string {
+  return createHash('sha256').update(guestId).digest('base64url').slice(0, 22);
 }
 
 /**
- * Whether the request arrived with the cookie of its current session. A
- * session express-session has just generated (no cookie yet) is not a visitor
- * we can count once, and we must not force a cookie on it.
+ * The guest id of the request's cookie; without a valid one, a new id, sent
+ * back as the cookie (for the browser's lifetime, HttpOnly, SameSite=Lax, and
+ * Secure on HTTPS).
  */
-export function sessionCameWithRequest(req: OnlineRequest): boolean {
-  const id = req.sessionID;
+export function guestIdOf(req: OnlineRequest, res: OnlineResponse): string {
   const cookie = req.headers.cookie;
-  if (typeof id !== 'string' || id === '' || typeof cookie !== 'string') return false;
-  return cookie.includes(id) || cookie.includes(encodeURIComponent(id));
+  const sent = typeof cookie === 'string' ? GUEST_ID.exec(cookie)?.[1] : undefined;
+  if (sent !== undefined) return sent;
+  const id = randomBytes(16).toString('base64url');
+  if (res.setHeader !== undefined && res.headersSent !== true) {
+    const line = `${GUEST_COOKIE}=${id}; Path=/; HttpOnly; SameSite=Lax${req.secure === true ? '; Secure' : ''}`;
+    // Next to any cookie set before us (express-session adds its own later, on writeHead).
+    const before = res.getHeader?.('set-cookie');
+    const lines: string[] = Array.isArray(before) ? before.map(String) : typeof before === 'string' ? [before] : [];
+    res.setHeader('set-cookie', [...lines, line]);
+  }
+  return id;
 }

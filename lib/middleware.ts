@@ -1,10 +1,10 @@
 /**
- * The Express middleware: marks the request's user (or guest session) online,
+ * The Express middleware: marks the request's user (or guest) online,
  * then takes one view of the store and turns it into `res.locals`. Count, list
  * and badges all come from that one view, so a page agrees with itself.
  */
 import type { ClientConfig } from './client-routes';
-import { guestKey, sessionCameWithRequest } from './identity';
+import { guestIdOf, guestKey } from './identity';
 import type { ErrorReporter } from './report';
 import { formatTimeAgo, timeAgoHtml } from './time-ago';
 import { withTimeout } from './timeout';
@@ -82,7 +82,8 @@ export function createMiddleware({ store, max, trackGuests, users, client }: Mid
   const storeFailed = (error: unknown): void => reporter.report('store', error);
 
   function checkSession(req: OnlineRequest): void {
-    if (req.session === undefined && (users.usesDefaultGetUser ? req.user === undefined : trackGuests)) {
+    // Guests need no session (they carry a cookie of their own): only the default getUser reads one.
+    if (req.session === undefined && users.usesDefaultGetUser && req.user === undefined) {
       reporter.report(
         'no-session',
         new Error(
@@ -147,8 +148,8 @@ export function createMiddleware({ store, max, trackGuests, users, client }: Mid
       const bot = users.botOf(req);
       if (bot !== undefined) {
         touched = store.touch('bots', bot, bot, undefined);
-      } else if (sessionCameWithRequest(req)) {
-        const guest = guestKey(req.sessionID as string);
+      } else {
+        const guest = guestKey(guestIdOf(req, res));
         touched = store.touch('guests', guest, guest, undefined);
         watchSignIn(req, res, guest);
       }

@@ -20,6 +20,7 @@ import type {
   OnlineMiddleware,
   OnlineRecord,
   OnlineTrackerOptions,
+  NoAsyncGetUser,
   Profile,
   StoredEntry,
   Store,
@@ -31,6 +32,7 @@ import { UserResolver } from './user-resolver';
 import {
   checkOptions,
   checkStore,
+  duration,
   integerAtLeast,
   optionalBoolean,
   optionalFunction,
@@ -38,7 +40,6 @@ import {
   optionalRecord,
   optionalSecret,
   optionNames,
-  positiveNumber,
 } from './validations';
 
 /** For `list`, `isOnline` and `lastSeen`: `{ hidden: true }` answers for hidden users too, as staff see them. */
@@ -105,9 +106,10 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
   /** What this tracker gave the store's `init`: it says which tracker leaves at `close`. */
   readonly #storeConfig: StoreConfig;
 
-  constructor(options: OnlineTrackerOptions<U, P> = {}) {
+  constructor(given?: OnlineTrackerOptions<U, P> & NoAsyncGetUser<U>) {
+    const options: OnlineTrackerOptions<U, P> = given ?? {};
     checkOptions('createOnlineTracker()', options, trackerOptions);
-    this.threshold = positiveNumber('threshold', options.threshold ?? 900, '900 (seconds: 15 minutes)');
+    this.threshold = duration('threshold', options.threshold ?? 900, 's', 900) / 1000;
     this.max = integerAtLeast('max', options.max ?? 50, 0, '50');
     optionalFunction('getUser', options.getUser, '(req) => user');
     optionalFunction('getId', options.getId, '(user) => id');
@@ -119,8 +121,8 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
     optionalFunction('isBot', options.isBot, '(req) => boolean or a bot name');
     optionalFunction('onSeen', options.onSeen, '(user, date) => void (or a Promise)');
     optionalFunction('onRecord', options.onRecord, '(record) => void (or a Promise)');
-    const seenInterval = positiveNumber('seenInterval', options.seenInterval ?? 60, '60 (seconds)');
-    this.roomThreshold = positiveNumber('roomThreshold', options.roomThreshold ?? DEFAULT_ROOM_LIMITS.thresholdMs / 1000, '30 (seconds)');
+    const seenIntervalMs = duration('seenInterval', options.seenInterval ?? 60, 's', 60);
+    this.roomThreshold = duration('roomThreshold', options.roomThreshold ?? DEFAULT_ROOM_LIMITS.thresholdMs / 1000, 's', 30) / 1000;
     const maxRooms = integerAtLeast('maxRooms', options.maxRooms ?? DEFAULT_ROOM_LIMITS.maxRooms, 1, '1000');
     const maxRoomMembers = integerAtLeast('maxRoomMembers', options.maxRoomMembers ?? DEFAULT_ROOM_LIMITS.maxMembers, 1, '50');
     const initialRecord = optionalRecord(options.initialRecord);
@@ -136,7 +138,7 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
       reporter,
       hooks: {
         onSeen: options.onSeen as ((entry: StoredEntry, at: Date) => unknown) | undefined,
-        seenIntervalMs: seenInterval * 1000,
+        seenIntervalMs,
         onRecord: options.onRecord,
         initialRecord,
       },
@@ -275,7 +277,7 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
 
 /** Creates a tracker; see OnlineTrackerOptions for every option and its default. */
 export function createOnlineTracker<U = unknown, P extends object = DefaultProfile>(
-  options?: OnlineTrackerOptions<U, P>,
+  options?: OnlineTrackerOptions<U, P> & NoAsyncGetUser<U>,
 ): OnlineTracker<U, P> {
   return new OnlineTracker<U, P>(options);
 }

@@ -139,8 +139,9 @@ export interface Store {
 export interface OnlineRequest {
   headers: { cookie?: string | undefined; 'user-agent'?: string | undefined };
   session?: unknown;
-  sessionID?: string;
   user?: unknown;
+  /** Express's: the request came over HTTPS, so the guest cookie is marked Secure. */
+  secure?: boolean;
 }
 
 /** The parts of a response the tracker writes. */
@@ -148,15 +149,34 @@ export interface OnlineResponse {
   locals: Record<string, unknown>;
   /** Express's response is an EventEmitter: a guest who signs in is switched over on 'finish'. */
   once?(event: 'finish', listener: () => void): unknown;
+  /** To give a new guest their cookie (with `trackGuests`). */
+  headersSent?: boolean;
+  getHeader?(name: string): unknown;
+  setHeader?(name: string, value: string[]): unknown;
 }
 
 export type NextFunction = (err?: unknown) => void;
 
 export type OnlineMiddleware = (req: OnlineRequest, res: OnlineResponse, next: NextFunction) => void;
 
+/** A duration option: a number in the option's documented unit, or a string with its own unit (`'15m'`, `'250ms'`, `'1.5s'`). */
+type Duration = number | `${number}${'ms' | 's' | 'm' | 'h' | 'd'}`;
+
+/**
+ * `getUser` must return the user itself: a Promise-returning (async) one fails
+ * the type check with this message, as it would be refused on every request.
+ */
+export type NoAsyncGetUser<U> = [U] extends [PromiseLike<unknown>]
+  ? { getUser: 'getUser must return the user (or id) itself, not a Promise: read it from the session, synchronously' }
+  : unknown;
+
 export interface OnlineTrackerOptions<U = unknown, P extends object = DefaultProfile> {
-  /** Seconds a user counts as online after their last request. Default 900 (15 minutes). */
-  threshold?: number;
+  /**
+   * How long a user counts as online after their last request: a number of
+   * seconds, or a string with its unit (`'15m'`, `'90s'`). Default 900 (15
+   * minutes). Over a day is refused (`900000` was likely meant as milliseconds).
+   */
+  threshold?: Duration;
   /** How many of the most recently active users `onlineNow` lists. Counting is never capped. Default 50. */
   max?: number;
   /** Where presence lives. Default: a new `MemoryStore()`. */
@@ -167,7 +187,11 @@ export interface OnlineTrackerOptions<U = unknown, P extends object = DefaultPro
   getId?: (user: U) => unknown;
   /** What each `onlineNow` entry carries; reduced to flat JSON values. */
   profile?: (user: U) => P;
-  /** Also count signed-out visitors, one per session (keyed by a hash of the session id). Default false. */
+  /**
+   * Also count signed-out visitors, from their first request: each browser gets
+   * a cookie of the package's own (`online_now_guest`, a random id; the store
+   * keeps only a hash of it). No session is needed. Default false.
+   */
   trackGuests?: boolean;
   /** Requests that neither mark anyone online nor get locals. */
   skip?: (req: Request) => boolean;
@@ -199,14 +223,14 @@ export interface OnlineTrackerOptions<U = unknown, P extends object = DefaultPro
    * your database; a slow or failing hook delays and fails nothing.
    */
   onSeen?: (user: OnlineEntry<P>, date: Date) => unknown;
-  /** Seconds between two `onSeen` calls for one user. Default 60. */
-  seenInterval?: number;
+  /** Time between two `onSeen` calls for one user: seconds, or a string with its unit (`'5m'`). Default 60. */
+  seenInterval?: Duration;
   /** Called when the record of users and guests online at once is raised (by one process when shared). */
   onRecord?: (record: OnlineRecord) => unknown;
   /** The record to start from, as `onRecord` last gave it (persisted by your app). */
   initialRecord?: { count: number; at: Date | number | string };
-  /** Seconds a tab stays in a room (`here()`) after its last heartbeat. Default 30 (the client beats every third of it while visible). */
-  roomThreshold?: number;
+  /** How long a tab stays in a room (`here()`) after its last heartbeat: seconds, or a string with its unit. Default 30 (the client beats every third of it while visible). */
+  roomThreshold?: Duration;
   /** Rooms kept at once; past it the least recently active room that nobody is in is forgotten (a room with a live tab stays). Default 1000. */
   maxRooms?: number;
   /** Tabs kept per room; past it the least recently active tab is dropped first. Default 50. */
@@ -241,7 +265,7 @@ export interface OnlineNowLocals {
   onlineNowIds: readonly UserId[];
   /** Exact number of distinct signed-in users online; never capped by `max`. */
   onlineCount: number;
-  /** Distinct signed-out sessions online (0 unless `trackGuests`). */
+  /** Distinct signed-out browsers online, each from its first request (0 unless `trackGuests`). */
   onlineGuests: number;
   /** Signed-in users online in invisible mode (never who they are, unless the viewer may see them). */
   onlineHidden: number;

@@ -54,6 +54,49 @@ export function positiveNumber<N extends string>(name: CodedOption<N>, value: un
   return value;
 }
 
+/** Milliseconds per unit of a duration string. */
+const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+const DURATION_TEXT = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/;
+/** What no presence duration plausibly is: past a day, the number was likely meant as ms; under 10 ms, as seconds. */
+const MAX_DURATION_MS = UNIT_MS.d;
+const MIN_DURATION_MS = 10;
+
+/** 900000 ms as "15m", 250 as "250ms": the shortest exact string form, for messages. */
+function durationText(ms: number): string {
+  for (const unit of ['d', 'h', 'm', 's'] as const) if (ms >= UNIT_MS[unit] && ms % UNIT_MS[unit] === 0) return `'${ms / UNIT_MS[unit]}${unit}'`;
+  return `'${ms}ms'`;
+}
+
+/**
+ * A duration option: a number in the option's documented `unit`, or a string
+ * with its own unit ('15m', '250ms', '1.5s'). Returns milliseconds. A value
+ * over a day or under 10 ms is refused, naming the likely slip (ms given where
+ * seconds are meant, or the reverse), since a silent 10-day threshold is worse than an error.
+ */
+export function duration<N extends string>(name: CodedOption<N>, value: unknown, unit: 's' | 'ms', example: number): number {
+  const text = typeof value === 'string' ? DURATION_TEXT.exec(value.trim()) : null;
+  const ms = text !== null ? Number(text[1]) * UNIT_MS[text[2] as keyof typeof UNIT_MS] : typeof value === 'number' ? value * UNIT_MS[unit] : NaN;
+  const words = unit === 's' ? 'seconds' : 'milliseconds';
+  if (!Number.isFinite(ms) || ms <= 0) {
+    throw new OnlineNowConfigError(
+      codeOf(name),
+      `option "${name}" must be a positive number of ${words} or a string with a unit such as ${durationText(example * UNIT_MS[unit])}, got ${describe(value)}. ` +
+        `For example: { ${name}: ${example} }.`,
+    );
+  }
+  if (ms > MAX_DURATION_MS || ms < MIN_DURATION_MS) {
+    const tooLong = ms > MAX_DURATION_MS;
+    let slip = '';
+    if (typeof value === 'number' && tooLong && unit === 's') slip = ` It looks like milliseconds; ${name} is in seconds: use ${value / 1000} or ${durationText(value)}.`;
+    if (typeof value === 'number' && !tooLong && unit === 'ms') slip = ` It looks like seconds; ${name} is in milliseconds: use ${value * 1000} or ${durationText(value * 1000)}.`;
+    throw new OnlineNowConfigError(
+      'ERR_ONLINE_NOW_DURATION',
+      `option "${name}": ${describe(value)}${typeof value === 'number' ? ` ${words}` : ''} is ${tooLong ? `${(ms / MAX_DURATION_MS).toFixed(1)} days, over a day` : `${ms} ms, under 10 ms`}.${slip || ` Durations must be between 10 ms and a day; for example { ${name}: ${example} }.`}`,
+    );
+  }
+  return ms;
+}
+
 /** A whole number no smaller than `min`. */
 export function integerAtLeast<N extends string>(name: CodedOption<N>, value: unknown, min: number, example: string): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {

@@ -1,110 +1,126 @@
-// README.md's code blocks come from runnable files in examples/: this checks that
-// each marked block equals its source, and with --write rewrites the blocks from
-// the sources.
+// The README and every guide in docs/ are read as a reader reads them: each
+// page's code blocks, pasted in the order the page shows them, must make apps
+// that run. This script assembles them; examples/ holds what it makes (one
+// folder per page), and test/examples.test.ts assembles the pages afresh and
+// runs every app over HTTP.
 //
-//   node scripts/readme-examples.mjs            check; exit 1 with a diff when they differ
-//   node scripts/readme-examples.mjs --write    rewrite README.md's marked blocks
-//   node scripts/readme-examples.mjs --readme other.md   check another file (tests use this)
+//   node scripts/readme-examples.mjs            check that examples/ is what the pages make; exit 1 with a diff if not
+//   node scripts/readme-examples.mjs --write    rewrite examples/ from the pages
+//   node scripts/readme-examples.mjs --page other.md   assemble one page only, to check it (tests use this)
 //
-// A block is marked by an HTML comment on the line just before its opening fence:
+// A program or template block names its file on its first line, as a comment
+// the reader sees, and either starts that file or continues it:
 //
-//   <!-- example: examples/minimal.cjs -->          the whole file
-//   <!-- example: examples/nunjucks.cjs#setup -->   the region named "setup"
+//   // app.js: …                      starts app.js (a whole file; a page starts each file once)
+//   // app.js, continued: …           appends to app.js, which a block above on the same page started
+//   {# views/home.njk #}              Nunjucks;  {{!-- views/home.hbs --}} Handlebars;  <%# views/home.ejs %> EJS
 //
-// A region is the lines between a "#region NAME" line and the next "#endregion"
-// line, each written as a comment of the file's language (the marker lines
-// themselves are left out, here and in whole-file blocks):
-//
-//   JavaScript, TypeScript   // #region setup        // #endregion
-//   Nunjucks                 {# #region intro #}     {# #endregion #}
-//   Handlebars               {{!-- #region x --}}    {{!-- #endregion --}}
-//   EJS                      <%# #region x %>        <%# #endregion %>
-//
-// Every other block must be a shell command (sh, bash, shell) or appear in
-// FRAGMENTS below, by its exact text.
-import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+// Appending is all a page may do to a file: so a block that continues an app
+// adds routes after the ones above it (Express takes routes added after
+// app.listen()). Shell blocks (sh, bash, shell, console) and text blocks are
+// commands and output, not files.
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-/** Languages whose blocks need no source: commands to type, not programs. */
-const SHELL = new Set(['sh', 'bash', 'shell', 'console']);
+/** Languages whose blocks are not files: commands to type and what they print. */
+const NOT_FILES = new Set(['sh', 'bash', 'shell', 'console', 'text']);
 
-/** Blocks allowed without a source, by exact text. Keep this empty or nearly so: prefer a region. */
-const FRAGMENTS = new Set([]);
-
-/** Which fence languages fit which source files. */
+/** Which fence languages fit which files. */
 const LANGUAGES = {
   '.js': ['js', 'javascript'],
   '.cjs': ['js', 'javascript'],
   '.mjs': ['js', 'javascript'],
   '.ts': ['ts', 'typescript'],
-  '.njk': ['nunjucks', 'njk', 'jinja', 'html'],
-  '.hbs': ['handlebars', 'hbs', 'html'],
-  '.ejs': ['ejs', 'html'],
+  '.njk': ['nunjucks', 'njk', 'jinja'],
+  '.hbs': ['handlebars', 'hbs'],
+  '.ejs': ['ejs'],
 };
 
-const MARKER = /^<!--\s*example:\s*(\S+?)\s*-->\s*$/;
-const REGION = /^\s*(?:\/\/|\/\*|\{#|\{\{!--|\{\{!|<%#|<!--)\s*#region\s+([\w.-]+)/;
-const END_REGION = /^\s*(?:\/\/|\/\*|\{#|\{\{!--|\{\{!|<%#|<!--)\s*#endregion\b/;
+/** The first line of a file block: a comment naming the file, and ", continued" when it appends. */
+const NAMES_FILE = /^(?:\/\/|\{#|\{\{!--|<%#)\s+([\w][\w./-]*\.(?:js|cjs|mjs|ts|njk|hbs|ejs))(, continued)?(?=$|[\s:;,.])/;
 
-class Problem extends Error {}
+export class Problem extends Error {}
 
-/** The lines of `file` in region `name` (all of them when name is undefined), marker lines left out. */
-export function extract(text, name, file = '(source)') {
-  const lines = text.replace(/\r\n/g, '\n').replace(/\n$/, '').split('\n');
-  const open = [];
-  const seen = new Set();
-  const out = [];
-  let found = name === undefined;
-  for (const [index, line] of lines.entries()) {
-    const start = REGION.exec(line);
-    if (start) {
-      if (seen.has(start[1])) throw new Problem(`${file}:${index + 1}: region "${start[1]}" is opened twice`);
-      seen.add(start[1]);
-      open.push(start[1]);
-      if (start[1] === name) found = true;
-      continue;
-    }
-    if (END_REGION.test(line)) {
-      if (open.length === 0) throw new Problem(`${file}:${index + 1}: #endregion without #region`);
-      open.pop();
-      continue;
-    }
-    if (name === undefined || open.includes(name)) out.push(line);
-  }
-  if (open.length > 0) throw new Problem(`${file}: region "${open.at(-1)}" is never closed (#endregion)`);
-  if (!found) throw new Problem(`${file} has no region "${name}" (regions: ${[...seen].join(', ') || 'none'})`);
-  if (out.length === 0) throw new Problem(`${file}${name ? `#${name}` : ''} is empty`);
-  return out.join('\n');
-}
-
-/** README's fenced blocks, with the marker line before each, if any. */
-export function blocks(readme) {
-  const lines = readme.split('\n');
+/** A page's fenced blocks, in order, with their line numbers. */
+export function blocks(text, page = '(page)') {
+  const lines = text.split('\n');
   const found = [];
   for (let i = 0; i < lines.length; i++) {
     const fence = /^(`{3,}|~{3,})\s*([\w+-]*)\s*$/.exec(lines[i]);
     if (!fence) continue;
-    const close = lines.findIndex((line, j) => j > i && line.startsWith(fence[1]) && line.trim() === fence[1]);
-    if (close === -1) throw new Problem(`README line ${i + 1}: a code block that never closes`);
-    const marker = i > 0 ? MARKER.exec(lines[i - 1]) : null;
-    found.push({ line: i + 1, lang: fence[2], body: lines.slice(i + 1, close).join('\n'), start: i + 1, end: close, source: marker?.[1] });
+    const close = lines.findIndex((line, j) => j > i && line.trim() === fence[1]);
+    if (close === -1) throw new Problem(`${page}:${i + 1}: a code block that never closes`);
+    found.push({ line: i + 1, lang: fence[2], body: lines.slice(i + 1, close).join('\n') });
     i = close;
   }
-  return { lines, found };
+  return found;
 }
 
-/** The text a marked block must hold. */
-function sourceText(source) {
-  const [file, region] = source.split('#');
-  const full = path.resolve(root, file);
-  if (!full.startsWith(root + path.sep) || !existsSync(full)) throw new Problem(`no such file: ${file}`);
-  return extract(readFileSync(full, 'utf8'), region, file);
+/** The folder of examples/ a page's files go to: `readme` for the README, else the guide's name. */
+export function folderOf(page) {
+  return page === 'README.md' ? 'readme' : path.basename(page, '.md');
 }
 
-/** A line diff (longest common subsequence): "-" README, "+" source. */
+/**
+ * The files a page makes, pasted in its order: Map of file name → text.
+ * Problems (a block naming no file, continuing one not started, starting one twice) are collected in `problems`.
+ */
+export function assemble(text, page, problems = []) {
+  const files = new Map();
+  for (const block of blocks(text, page)) {
+    if (NOT_FILES.has(block.lang)) continue;
+    const where = `${page}:${block.line}`;
+    const named = NAMES_FILE.exec(block.body.split('\n')[0]);
+    if (!named) {
+      problems.push(
+        `${where}: a \`\`\`${block.lang} block that names no file. Start it with a comment naming its file ("// app.js: …", or "// app.js, continued: …" to add to one above), or make it a shell or text block.`,
+      );
+      continue;
+    }
+    const [, file, continued] = named;
+    const fits = LANGUAGES[path.extname(file)];
+    if (!fits.includes(block.lang)) problems.push(`${where}: a \`\`\`${block.lang} block for ${file}; use \`\`\`${fits[0]}`);
+    if (path.normalize(file).startsWith('..') || path.isAbsolute(file)) problems.push(`${where}: ${file} is outside the app's folder`);
+    if (continued && !files.has(file)) {
+      problems.push(`${where}: continues ${file}, which no block above it on this page starts`);
+      continue;
+    }
+    if (!continued && files.has(file)) {
+      problems.push(`${where}: starts ${file} again; a page starts each file once (continue it with "${file}, continued")`);
+      continue;
+    }
+    files.set(file, continued ? `${files.get(file)}\n${block.body}\n` : `${block.body}\n`);
+  }
+  return files;
+}
+
+/** The README and every guide, as paths from the root. */
+export function pages() {
+  const docs = existsSync(path.join(root, 'docs')) ? readdirSync(path.join(root, 'docs')).filter((f) => f.endsWith('.md')).sort() : [];
+  return ['README.md', ...docs.map((f) => `docs/${f}`)];
+}
+
+/** Every page's files, as examples/ holds them: Map of path under examples/ → text. */
+export function assembleAll(problems = []) {
+  const all = new Map();
+  for (const page of pages()) {
+    for (const [file, text] of assemble(readFileSync(path.join(root, page), 'utf8'), page, problems)) all.set(`${folderOf(page)}/${file}`, text);
+  }
+  return all;
+}
+
+function filesUnder(dir) {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((entry) => entry.isFile())
+    .map((entry) => path.relative(dir, path.join(entry.parentPath ?? entry.path, entry.name)).split(path.sep).join('/'))
+    .sort();
+}
+
+/** A line diff (longest common subsequence): "-" examples/, "+" the pages. */
 function diff(actual, expected) {
   const a = actual.split('\n');
   const b = expected.split('\n');
@@ -117,7 +133,6 @@ function diff(actual, expected) {
   let j = 0;
   while (i < a.length || j < b.length) {
     if (i < a.length && j < b.length && a[i] === b[j]) {
-      out.push(`    ${a[i]}`);
       i++;
       j++;
     } else if (j < b.length && (i === a.length || lcs[i][j + 1] >= lcs[i + 1][j])) out.push(`  + ${b[j++]}`);
@@ -127,49 +142,42 @@ function diff(actual, expected) {
 }
 
 function main(argv) {
-  const write = argv.includes('--write');
-  const readmeArg = argv.indexOf('--readme');
-  const readmePath = readmeArg === -1 ? path.join(root, 'README.md') : path.resolve(argv[readmeArg + 1]);
-  const readme = readFileSync(readmePath, 'utf8');
-  const { lines, found } = blocks(readme);
   const problems = [];
-  const replacements = [];
-  let checked = 0;
-  for (const block of found) {
-    const where = `${path.relative(process.cwd(), readmePath)}:${block.line}`;
-    if (block.source === undefined) {
-      if (SHELL.has(block.lang) || FRAGMENTS.has(block.body)) continue;
-      problems.push(
-        `${where}: a \`\`\`${block.lang} block with no source. Put <!-- example: examples/FILE#REGION --> on the line before it, or make it a shell command.`,
-      );
-      continue;
+  const pageArg = argv.indexOf('--page');
+  if (pageArg !== -1) {
+    const page = argv[pageArg + 1];
+    const files = assemble(readFileSync(page, 'utf8'), page, problems);
+    if (problems.length > 0) {
+      console.error(problems.join('\n'));
+      return 1;
     }
-    try {
-      const expected = sourceText(block.source);
-      const ext = path.extname(block.source.split('#')[0]);
-      const fits = LANGUAGES[ext];
-      if (fits && !fits.includes(block.lang)) problems.push(`${where}: a \`\`\`${block.lang} block shows ${block.source}; use \`\`\`${fits[0]}`);
-      checked++;
-      if (block.body === expected) continue;
-      if (write) replacements.push({ block, expected });
-      else problems.push(`${where}: the block differs from ${block.source} ("-" README, "+" source; --write copies the source in):\n${diff(block.body, expected)}`);
-    } catch (error) {
-      if (!(error instanceof Problem)) throw error;
-      problems.push(`${where}: ${error.message}`);
-    }
+    console.log(`${page}: ${files.size} file(s): ${[...files.keys()].join(', ')}`);
+    return 0;
   }
-  if (write && replacements.length > 0) {
-    // From the last block up, so earlier line numbers stay valid.
-    for (const { block, expected } of replacements.reverse()) lines.splice(block.start, block.end - block.start, ...expected.split('\n'));
-    writeFileSync(readmePath, lines.join('\n'));
-    console.log(`rewrote ${replacements.length} block(s) of ${path.relative(process.cwd(), readmePath)} from their sources`);
+  const made = assembleAll(problems);
+  const dir = path.join(root, 'examples');
+  const present = filesUnder(dir);
+  if (argv.includes('--write') && problems.length === 0) {
+    for (const file of present) if (!made.has(file)) rmSync(path.join(dir, file));
+    for (const [file, text] of made) {
+      mkdirSync(path.dirname(path.join(dir, file)), { recursive: true });
+      writeFileSync(path.join(dir, file), text);
+    }
+    console.log(`wrote ${made.size} file(s) to examples/ from ${pages().length} page(s)`);
+    return 0;
+  }
+  for (const file of present) if (!made.has(file)) problems.push(`examples/${file}: no page makes this file (npm run examples:write removes it)`);
+  for (const [file, text] of made) {
+    const full = path.join(dir, file);
+    if (!existsSync(full)) problems.push(`examples/${file}: missing; the pages make it (npm run examples:write)`);
+    else if (readFileSync(full, 'utf8') !== text) problems.push(`examples/${file} differs from what its page makes ("-" examples/, "+" the page):\n${diff(readFileSync(full, 'utf8'), text)}`);
   }
   if (problems.length > 0) {
     console.error(problems.join('\n\n'));
-    console.error(`\n${problems.length} problem(s) in ${path.relative(process.cwd(), readmePath)}'s code blocks.`);
+    console.error(`\n${problems.length} problem(s).`);
     return 1;
   }
-  console.log(`${path.relative(process.cwd(), readmePath) || readmePath}: ${checked} code block(s) match their examples/ sources.`);
+  console.log(`${pages().length} page(s) make the ${made.size} file(s) of examples/.`);
   return 0;
 }
 

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 import os from 'node:os';
 import path from 'node:path';
 import express from 'express';
@@ -13,9 +14,11 @@ import { connect, freePort, REDIS_SERVER, RedisServer } from './helpers/redis';
 import { requireBinary } from './helpers/requirements';
 import { eventually, listen, type Listening } from './helpers/server';
 
-// Every example in examples/ is what a README block shows: the README and the
-// files must agree (scripts/readme-examples.mjs), and each file must run as a
-// real app that counts real users signing in over HTTP.
+// The README and every guide are read as a reader reads them: each page's code
+// blocks, pasted in the order the page shows them, make apps (scripts/readme-examples.mjs
+// assembles them). This suite assembles every page afresh, runs each app it
+// makes as its own process, and signs real users in over HTTP. examples/ must
+// hold exactly what the pages make: it is what the package ships.
 const root = path.join(__dirname, '..');
 const script = path.join(root, 'scripts', 'readme-examples.mjs');
 
@@ -33,7 +36,30 @@ function runScript(args: string[]): Promise<Run> {
   });
 }
 
-describe('README code blocks and examples/ agree', function () {
+interface Assembler {
+  assemble(text: string, page: string, problems: string[]): Map<string, string>;
+  assembleAll(problems: string[]): Map<string, string>;
+  pages(): string[];
+  folderOf(page: string): string;
+}
+
+/** Every page's blocks, pasted in order into a fresh folder of the repository (so `require('express-online-now')` finds this package). */
+let assembled: string;
+let made: Map<string, string>;
+before(async () => {
+  const { assembleAll } = (await import(pathToFileURL(script).href)) as Assembler;
+  const problems: string[] = [];
+  made = assembleAll(problems);
+  expect(problems).to.deep.equal([]);
+  assembled = mkdtempSync(path.join(root, '.assembled-'));
+  for (const [file, text] of made) {
+    mkdirSync(path.dirname(path.join(assembled, file)), { recursive: true });
+    writeFileSync(path.join(assembled, file), text);
+  }
+});
+after(() => rmSync(assembled, { recursive: true, force: true }));
+
+describe('the pages and examples/ agree', function () {
   this.timeout(15_000);
   let tmp: string;
   before(() => {
@@ -41,37 +67,39 @@ describe('README code blocks and examples/ agree', function () {
   });
   after(() => rmSync(tmp, { recursive: true, force: true }));
 
-  it('every marked block equals its source (npm run examples:check)', async () => {
+  it('examples/ holds exactly what the README and the guides make (npm run examples:check)', async () => {
     const run = await runScript([]);
     expect(run.stderr).to.equal('');
     expect(run.code).to.equal(0);
-    expect(run.stdout).to.match(/README\.md: \d+ code block\(s\) match/);
+    expect(run.stdout).to.match(/^\d+ page\(s\) make the \d+ file\(s\) of examples\/\.\n$/);
   });
 
-  it('a block edited by hand fails the check with a diff, and --write restores it', async () => {
-    const readme = readFileSync(path.join(root, 'README.md'), 'utf8');
-    const edited = readme.replace("app.use(online.middleware()); // after express-session\n", 'app.use(online.middleware());\n');
-    expect(edited).not.to.equal(readme);
-    const copy = path.join(tmp, 'README.md');
-    writeFileSync(copy, edited);
-    const run = await runScript(['--readme', copy]);
+  it('refuses a block that names no file, continues a file nothing started, or starts one twice', async () => {
+    const page = path.join(tmp, 'page.md');
+    writeFileSync(
+      page,
+      [
+        '# x',
+        '```js\nconsole.log(user);\n```',
+        '```js\n// app.js, continued: a route\napp.get("/", () => {});\n```',
+        '```js\n// app.js: an app\nconst app = 1;\n```',
+        '```js\n// app.js: again\n```',
+        '```nunjucks\n// app.js, continued\n```',
+        '```sh\nnpm test\n```',
+      ].join('\n\n'),
+    );
+    const run = await runScript(['--page', page]);
     expect(run.code).to.equal(1);
-    expect(run.stderr).to.contain('the block differs from examples/minimal.cjs');
-    expect(run.stderr).to.contain('  - app.use(online.middleware());\n');
-    expect(run.stderr).to.contain('  + app.use(online.middleware()); // after express-session\n');
-
-    expect((await runScript(['--readme', copy, '--write'])).code).to.equal(0);
-    expect(readFileSync(copy, 'utf8')).to.equal(readme);
+    expect(run.stderr).to.contain('page.md:3: a ```js block that names no file');
+    expect(run.stderr).to.contain('page.md:7: continues app.js, which no block above it on this page starts');
+    expect(run.stderr).to.contain('page.md:17: starts app.js again');
+    expect(run.stderr).to.contain('page.md:21: a ```nunjucks block for app.js; use ```js');
   });
 
-  it('a program block with no source, or a source region that does not exist, fails the check', async () => {
-    const copy = path.join(tmp, 'unsourced.md');
-    writeFileSync(copy, '# x\n\n```js\nconsole.log(user);\n```\n\n<!-- example: examples/minimal.cjs#nope -->\n```js\n```\n\n```sh\nnpm test\n```\n');
-    const run = await runScript(['--readme', copy]);
-    expect(run.code).to.equal(1);
-    expect(run.stderr).to.contain(':3: a ```js block with no source');
-    expect(run.stderr).to.contain('examples/minimal.cjs has no region "nope"');
-    expect(run.stderr).to.contain('2 problem(s)');
+  it('pastes a page in order: a continued block lands after the blocks above it', async () => {
+    const { assemble } = (await import(pathToFileURL(script).href)) as Assembler;
+    const files = assemble('```js\n// a.js: first\nconst a = 1;\n```\n\ntext\n\n```js\n// a.js, continued: second\nconsole.log(a);\n```\n', 'ordered.md', []);
+    expect([...files]).to.deep.equal([['a.js', '// a.js: first\nconst a = 1;\n\n// a.js, continued: second\nconsole.log(a);\n']]);
   });
 });
 
@@ -82,7 +110,13 @@ const USERS = {
 type Username = keyof typeof USERS;
 
 interface Example {
+  /** The page whose blocks make it, and the app's file under that page's folder (as examples/ holds it). */
+  readonly page: string;
   readonly file: string;
+  /** Pages besides "/" that show the same who-is-online list. */
+  readonly alsoAt?: readonly string[];
+  /** trackGuests: a signed-out browser counts from its first page. */
+  readonly guests?: boolean;
   /** Passport's local strategy: a form posting username and password. */
   readonly passport?: boolean;
   /** Sessions and presence in Redis, through this client library. */
@@ -94,18 +128,18 @@ interface Example {
 }
 
 const EXAMPLES: readonly Example[] = [
-  { file: 'minimal.cjs' },
-  { file: 'minimal.mjs' },
-  { file: 'typescript.ts' },
-  { file: 'passport.cjs', passport: true },
-  { file: 'nunjucks.cjs' },
-  { file: 'handlebars.cjs' },
-  { file: 'handlebars-no-layout.cjs' },
-  { file: 'ejs.cjs' },
-  { file: 'redis.mjs', redis: 'node-redis' },
-  { file: 'ioredis.mjs', redis: 'ioredis' },
-  { file: 'forum.cjs', forum: true },
-  { file: 'rooms.cjs', rooms: true },
+  { page: 'README.md', file: 'readme/app.js', alsoAt: ['/nunjucks', '/handlebars'], guests: true },
+  { page: 'docs/templates.md', file: 'templates/nunjucks.cjs' },
+  { page: 'docs/templates.md', file: 'templates/handlebars.cjs' },
+  { page: 'docs/templates.md', file: 'templates/handlebars-no-layout.cjs' },
+  { page: 'docs/templates.md', file: 'templates/ejs.cjs' },
+  { page: 'docs/forum-features.md', file: 'forum-features/forum.cjs', forum: true, guests: true },
+  { page: 'docs/rooms-and-live.md', file: 'rooms-and-live/rooms.cjs', rooms: true },
+  { page: 'docs/passport.md', file: 'passport/passport.cjs', passport: true },
+  { page: 'docs/typescript.md', file: 'typescript/typescript.ts' },
+  { page: 'docs/typescript.md', file: 'typescript/minimal.mjs' },
+  { page: 'docs/redis-and-processes.md', file: 'redis-and-processes/redis.mjs', redis: 'node-redis' },
+  { page: 'docs/redis-and-processes.md', file: 'redis-and-processes/ioredis.mjs', redis: 'ioredis' },
 ];
 
 /** An example running as its own process, as `node examples/FILE` runs it. */
@@ -120,11 +154,12 @@ class ExampleProcess {
     child.stderr!.on('data', (chunk: Buffer) => (this.output += chunk.toString()));
   }
 
+  /** Runs an assembled app from its own folder, as a reader runs `node app.js`. */
   static async start(file: string, env: Record<string, string>): Promise<ExampleProcess> {
     const port = await freePort();
-    const args = file.endsWith('.ts') ? ['--import', 'tsx', path.join('examples', file)] : [path.join('examples', file)];
-    const child = spawn(process.execPath, args, {
-      cwd: root,
+    const name = path.basename(file);
+    const child = spawn(process.execPath, name.endsWith('.ts') ? ['--import', 'tsx', name] : [name], {
+      cwd: path.join(assembled, path.dirname(file)),
       env: { ...process.env, NODE_OPTIONS: '', PORT: String(port), ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -145,7 +180,7 @@ class ExampleProcess {
     const deadline = Date.now() + 15_000;
     for (;;) {
       if (this.child.exitCode !== null || this.child.signalCode !== null) {
-        throw new Error(`examples/${file} exited (${this.child.exitCode ?? this.child.signalCode}) before answering:\n${this.output}`);
+        throw new Error(`${file} exited (${this.child.exitCode ?? this.child.signalCode}) before answering:\n${this.output}`);
       }
       let res: Response | undefined;
       try {
@@ -156,9 +191,9 @@ class ExampleProcess {
       if (res !== undefined) {
         const body = await res.text();
         if (res.status === 200) return;
-        throw new Error(`examples/${file}: GET / answered ${res.status}:\n${body}\n${this.output}`);
+        throw new Error(`${file}: GET / answered ${res.status}:\n${body}\n${this.output}`);
       }
-      if (Date.now() > deadline) throw new Error(`examples/${file} did not answer within 15 s:\n${this.output}`);
+      if (Date.now() > deadline) throw new Error(`${file} did not answer within 15 s:\n${this.output}`);
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
   }
@@ -226,7 +261,7 @@ async function page(browser: CookieBrowser): Promise<Presence> {
 const RECENT = /^(now|\d+ seconds? ago)$/;
 
 for (const example of EXAMPLES) {
-  describe(`examples/${example.file}`, function () {
+  describe(`${example.page}, pasted in order: ${example.file}`, function () {
     this.timeout(30_000);
     let redis: RedisServer | undefined;
     const apps: ExampleProcess[] = [];
@@ -248,9 +283,12 @@ for (const example of EXAMPLES) {
 
     it('counts a user who signs in, then a second from another browser, and drops one who signs out', async () => {
       const [app] = apps;
-      const anonymous = await page(new CookieBrowser(app.base));
+      const firstVisit = await new CookieBrowser(app.base).text('/');
+      const anonymous = presenceOf(firstVisit);
       expect(anonymous.count).to.equal(0);
       expect(anonymous.signedInAs).to.equal(null);
+      // A signed-out browser is a guest from its first page, with express-session's saveUninitialized: false.
+      if (example.guests) expect(firstVisit).to.match(/<p>0 online,( 0 hidden,)? 1 guests\b/);
 
       const ada = await signIn(app.base, 'ada', example);
       const first = await page(ada);
@@ -266,6 +304,12 @@ for (const example of EXAMPLES) {
       expect(second.count).to.equal(2);
       expect(second.names).to.deep.equal(['Grace Hopper', 'Ada Lovelace']); // most recent first
       expect((await page(ada)).count).to.equal(2);
+      for (const other of example.alsoAt ?? []) {
+        const there = presenceOf(await ada.text(other));
+        expect(there.count, other).to.equal(2);
+        expect(there.names, other).to.deep.equal(['Ada Lovelace', 'Grace Hopper']); // Ada's own request is the latest
+        expect(there.times, other).to.have.length(2);
+      }
 
       const out = await grace.post('/logout');
       expect(out.status).to.be.oneOf([302, 303]);
@@ -301,10 +345,10 @@ for (const example of EXAMPLES) {
         const visitor = await new CookieBrowser(base).text('/');
         expect(presenceOf(visitor).names).to.deep.equal(['Ada Lovelace']);
         expect(visitor).to.contain('<tr><td>Grace Hopper</td><td>offline</td></tr>');
-        expect(visitor).to.match(/<p>1 online, 1 hidden, 0 guests, \d+ bots<\/p>/);
+        expect(visitor).to.match(/<p>1 online, 1 hidden, [1-9]\d* guests, \d+ bots<\/p>/); // the visitor is a guest from its first page
         await fetch(`${base}/`, { headers: { 'user-agent': 'Mozilla/5.0 (compatible; Googlebot/2.1)' } });
-        expect(await ada.text('/')).to.match(/<p>1 online, 1 hidden, 0 guests, [1-9]\d* bots<\/p>/);
-        expect(await ada.text('/')).to.contain('<p>Most ever online: 2 on ');
+        expect(await ada.text('/')).to.match(/<p>1 online, 1 hidden, [1-9]\d* guests, [1-9]\d* bots<\/p>/);
+        expect(await ada.text('/')).to.match(/<p>Most ever online: [2-9] on /); // users and guests at once
         await grace.post('/invisible', { on: '0' });
         await grace.post('/logout');
         // onSeen ran after the logout request: the offline row reads the database.
@@ -364,10 +408,13 @@ for (const example of EXAMPLES) {
   });
 }
 
-describe('examples/ holds no example this suite does not run', () => {
-  it('lists every app in examples/', () => {
-    const apps = readdirSync(path.join(root, 'examples')).filter((name) => /\.(cjs|mjs|js|ts)$/.test(name));
+describe('every app the pages make is run above', () => {
+  it('lists every program file the README and the guides make, with its page', async () => {
+    const { folderOf, pages } = (await import(pathToFileURL(script).href)) as Assembler;
+    const apps = [...made.keys()].filter((file) => /\.(cjs|mjs|js|ts)$/.test(file));
     expect(apps.sort()).to.deep.equal(EXAMPLES.map((e) => e.file).sort());
+    for (const example of EXAMPLES) expect(example.file.split('/')[0], example.file).to.equal(folderOf(example.page));
+    expect(pages()).to.include.members([...new Set(EXAMPLES.map((e) => e.page))]);
   });
 });
 

@@ -116,14 +116,14 @@ describe('bots: a flood of invented crawler user agents', () => {
     const rng = new Rng(seed);
     const online = createOnlineTracker({ trackGuests: true, onError: (e) => expect.fail(e.message) });
     const middleware = online.middleware();
-    const request = (agent: string, sessionID: string) => ({
-      headers: { 'user-agent': agent, cookie: `connect.sid=${sessionID}` },
+    // Each visitor brings its own guest cookie (22 characters, as the middleware gives them).
+    const request = (agent: string, visitor: string) => ({
+      headers: { 'user-agent': agent, cookie: `online_now_guest=${visitor.padEnd(22, '0')}` },
       session: {},
-      sessionID,
     });
-    const run = (agent: string, sessionID: string): Partial<OnlineNowLocals> => {
+    const run = (agent: string, visitor: string): Partial<OnlineNowLocals> => {
       const res = { locals: {} as Partial<OnlineNowLocals>, once: () => undefined };
-      middleware(request(agent, sessionID), res, () => undefined);
+      middleware(request(agent, visitor), res, () => undefined);
       return res.locals;
     };
     for (let i = 0; i < 10; i++) run(BROWSER_AGENT, `person-${i}`);
@@ -247,7 +247,7 @@ describe('onSeen on a controlled clock (memory store)', () => {
         if (calls % 2 === 1) throw new Error('database down');
         return new Promise(() => undefined); // never settles
       },
-      seenInterval: 0.001,
+      seenInterval: '10ms', // the shortest accepted: each request below comes after it
       onError: (error) => errors.push(error.message),
     });
     const server = await listen(made.app);
@@ -255,7 +255,7 @@ describe('onSeen on a controlled clock (memory store)', () => {
       const browser = new CookieBrowser(server.base);
       await browser.post('/login', { id: '1' });
       for (let i = 0; i < 6; i++) {
-        await sleep(2);
+        await sleep(11);
         const res = await browser.get('/locals');
         expect(res.status).to.equal(200);
         await res.arrayBuffer();

@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import type { LocalsJson } from './helpers/app';
-import { CookieBrowser } from './helpers/browser';
+import { BROWSER_AGENT, CookieBrowser } from './helpers/browser';
 import { Rng, modelSeed } from './helpers/model';
 import { REDIS_SERVER, RedisServer, connect, uniquePrefix, type ClientKind, type TestClient } from './helpers/redis';
 import { requireBinary } from './helpers/requirements';
@@ -52,6 +52,18 @@ describe('onSeen and the record across three Node processes on one Redis', funct
   let redis: RedisServer;
   let admin: TestClient;
   const workers: Worker[] = [];
+  /**
+   * One signed-out observer for every process: its guest cookie goes to all of
+   * them, so it is one guest however often it looks (a fresh browser per look
+   * would be a new guest each time, from its first request).
+   */
+  let observerCookie: string | undefined;
+  async function look(w: Worker, query = ''): Promise<string> {
+    const res = await fetch(`${w.base}/locals${query}`, { headers: { 'user-agent': BROWSER_AGENT, ...(observerCookie ? { cookie: observerCookie } : {}) } });
+    observerCookie ??= res.headers.getSetCookie()[0]?.split(';')[0];
+    return res.text();
+  }
+  const observe = async (w: Worker, query = ''): Promise<LocalsJson> => JSON.parse(await look(w, query)) as LocalsJson;
   const prefix = uniquePrefix();
   const meta = `{${prefix}}:meta`;
 
@@ -98,7 +110,10 @@ describe('onSeen and the record across three Node processes on one Redis', funct
     await sleep(500); // the last syncs
     const calls = allSeen();
     for (const id of users) {
-      const times = calls.filter((c) => c.id === id).map((c) => c.at);
+      const all = calls.filter((c) => c.id === id).map((c) => c.at);
+      // Signing in is activity too (with trackGuests, the guest who signs in is the user from that response on): one call at most.
+      expect(all.filter((at) => at < start).length, `user ${id}`).to.be.at.most(1);
+      const times = all.filter((at) => at >= start);
       // The first request's sync reports it, then one per interval while the user is active.
       expect(times.length, `user ${id}: ${times.join(', ')}`).to.be.within(3, 4);
       for (let i = 1; i < times.length; i++) {
@@ -125,8 +140,10 @@ describe('onSeen and the record across three Node processes on one Redis', funct
 
   it('raises the record atomically as users and guests arrive on every process, never for bots', async () => {
     // The 50 browsing users are online; 777's logout has reached every process.
-    for (const w of workers) await eventually(async () => expect((await new CookieBrowser(w.base).json<LocalsJson>('/locals')).onlineCount).to.equal(50));
-    const before = await new CookieBrowser(workers[0].base).json<LocalsJson>('/locals');
+    for (const w of workers) await eventually(async () => expect((await observe(w)).onlineCount).to.equal(50));
+    // The observer's own guest has reached every process too.
+    const before = await observe(workers[0]);
+    for (const w of workers) await eventually(async () => expect((await observe(w)).onlineGuests).to.equal(before.onlineGuests));
     const online = before.onlineCount + before.onlineGuests;
     // 60 guests arrive at once, 20 on each process.
     await Promise.all(
@@ -144,7 +161,7 @@ describe('onSeen and the record across three Node processes on one Redis', funct
     }
     for (const w of workers) {
       await eventually(async () => {
-        const locals = await new CookieBrowser(w.base).json<LocalsJson>('/locals');
+        const locals = await observe(w);
         expect(locals.onlineGuests).to.equal(before.onlineGuests + 60);
         expect(locals.onlineBots).to.equal(2);
         expect(locals.onlineRecord.count).to.equal(online + 60);
@@ -165,8 +182,8 @@ describe('onSeen and the record across three Node processes on one Redis', funct
     expect(own.isOnline).to.deep.equal([true]); // they see themselves
     expect(own.onlineNow.find((e) => e.id === 4242)?.hidden).to.equal(true);
     for (const w of workers.slice(1)) {
-      await eventually(async () => expect((await new CookieBrowser(w.base).json<LocalsJson>('/locals')).onlineHidden).to.equal(1));
-      const text = await new CookieBrowser(w.base).text('/locals?ask=[4242]');
+      await eventually(async () => expect((await observe(w)).onlineHidden).to.equal(1));
+      const text = await look(w, '?ask=[4242]');
       expect(text).not.to.contain('Hermit');
       const locals = JSON.parse(text) as LocalsJson;
       expect(locals.onlineNowIds).not.to.include(4242);
@@ -178,18 +195,18 @@ describe('onSeen and the record across three Node processes on one Redis', funct
     await visible.get('/locals');
     for (const w of workers) {
       await eventually(async () => {
-        const locals = await new CookieBrowser(w.base).json<LocalsJson>('/locals?ask=[4242]');
+        const locals = await observe(w, '?ask=[4242]');
         expect([locals.isOnline, locals.onlineHidden]).to.deep.equal([[true], 0]);
       });
     }
   });
 
   it('keeps the record when Redis loses its data: the processes write it back', async () => {
-    const { onlineRecord } = await new CookieBrowser(workers[2].base).json<LocalsJson>('/locals');
+    const { onlineRecord } = await observe(workers[2]);
     await admin.command('FLUSHALL');
     await sleep(400);
     for (const w of workers) {
-      const locals = await new CookieBrowser(w.base).json<LocalsJson>('/locals');
+      const locals = await observe(w);
       expect(locals.onlineRecord).to.deep.equal(onlineRecord);
     }
     await eventually(async () => expect(await admin.command('HGET', meta, 'record')).to.equal(String(onlineRecord.count)));

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { MemoryStore, RedisStore, type OnlineTracker, type Store } from 'express-online-now';
 import { presenceApp, type LocalsJson } from './helpers/app';
-import { CookieBrowser } from './helpers/browser';
+import { BROWSER_AGENT, CookieBrowser } from './helpers/browser';
 import { REDIS_SERVER, connect, sharedRedis, uniquePrefix, type ClientKind, type TestClient } from './helpers/redis';
 import { requireBinary } from './helpers/requirements';
 import { expressVersions, listen, sleep, type Listening } from './helpers/server';
@@ -182,39 +182,46 @@ for (const kind of storeKinds) {
     });
 
     describe('guests (trackGuests)', () => {
-      it('counts a guest once per session, across requests', async () => {
+      it('counts a guest from their first request, once per browser, with no session saved', async () => {
         const { browser } = await start({ trackGuests: true });
         const g1 = browser();
         const g2 = browser();
-        await g1.post('/guest');
-        await g2.post('/guest');
-        await g1.get('/locals');
+        // The first page a browser loads already counts it (express-session's saveUninitialized: false gives it no session).
+        expect((await g1.json<LocalsJson>('/locals')).onlineGuests).to.equal(1);
         await g1.get('/locals');
         const locals = await g2.json<LocalsJson>('/locals');
         expect(locals.onlineGuests).to.equal(2);
         expect(locals.onlineCount).to.equal(0);
+        expect((await g1.json<LocalsJson>('/locals')).onlineGuests).to.equal(2);
+        expect(g1.cookieNames).to.deep.equal(['online_now_guest']); // no session cookie: only the package's own
       });
 
-      it('does not count or give a cookie to a visitor who has no session', async () => {
+      it('gives a guest cookie that is HttpOnly and SameSite=Lax, once, and replaces a forged one', async () => {
         const { browser } = await start({ trackGuests: true });
-        const passerby = browser();
-        for (let i = 0; i < 3; i++) expect((await passerby.json<LocalsJson>('/locals')).onlineGuests).to.equal(0);
-        expect(passerby.hasCookies).to.equal(false);
+        const guest = browser();
+        const first = await guest.get('/locals');
+        await first.arrayBuffer();
+        expect(first.headers.getSetCookie()).to.have.length(1);
+        expect(first.headers.getSetCookie()[0]).to.match(/^online_now_guest=[\w-]{22}; Path=\/; HttpOnly; SameSite=Lax$/);
+        const again = await guest.get('/locals');
+        await again.arrayBuffer();
+        expect(again.headers.getSetCookie()).to.deep.equal([]);
+        const forged = await fetch(`${guest.base}/locals`, { headers: { cookie: 'online_now_guest=<script>', 'user-agent': BROWSER_AGENT } });
+        expect(forged.headers.getSetCookie()[0]).to.match(/^online_now_guest=[\w-]{22};/);
+        expect((await forged.json()).onlineGuests).to.equal(2);
       });
 
-      it('stores only a hash of the session id, never the id itself', async () => {
+      it('stores only a hash of the guest cookie, never its value', async () => {
         const store = makeStore();
         const { browser } = await start({ trackGuests: true, store });
         const guest = browser();
-        await guest.post('/guest');
         await guest.get('/locals');
-        const sessionId = decodeURIComponent(guest.cookieHeader.split('=')[1]).slice(2).split('.')[0];
-        expect(sessionId).to.have.length.greaterThan(10);
+        const guestId = guest.cookieHeader.split('=')[1];
+        expect(guestId).to.have.length(22);
         const view = await store.view('guests', 10);
         expect(view.count).to.equal(1);
-        const stored = JSON.stringify(view.entries);
-        expect(stored).not.to.contain(sessionId);
-        expect(view.lastSeen(sessionId)).to.equal(null);
+        expect(JSON.stringify(view.entries)).not.to.contain(guestId);
+        expect(view.lastSeen(guestId)).to.equal(null);
       });
 
       it('stops counting a session as a guest once it signs in', async () => {
@@ -225,7 +232,7 @@ for (const kind of storeKinds) {
         await signIn(visitor, 5);
         const locals = await visitor.json<LocalsJson>('/locals');
         expect(locals).to.include({ onlineGuests: 0, onlineCount: 1 });
-        expect((await browser().json<LocalsJson>('/locals')).onlineGuests).to.equal(0);
+        expect((await browser().json<LocalsJson>('/locals')).onlineGuests).to.equal(1); // the newcomer alone
       });
 
       it('stops counting a guest on the very request that signs in through session.regenerate()', async () => {
@@ -250,6 +257,7 @@ for (const kind of storeKinds) {
         const guest = browser();
         await guest.post('/guest');
         expect((await guest.json<LocalsJson>('/locals')).onlineGuests).to.equal(0);
+        expect(guest.cookieNames).not.to.include('online_now_guest');
       });
     });
 

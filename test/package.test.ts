@@ -1,10 +1,13 @@
 import { expect } from 'chai';
-import { execFile } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { CookieBrowser } from './helpers/browser';
+import { freePort } from './helpers/redis';
+import { eventually } from './helpers/server';
 
 // What users get: the package as `npm pack` publishes it, installed from its
 // tarball into a fresh project outside this repository, then loaded by name
@@ -32,10 +35,10 @@ const works = {
 };
 
 /** The only top-level entries the tarball may hold. */
-const published = ['CHANGELOG.md', 'LICENSE', 'README.md', 'dist', 'lib', 'package.json'];
+const published = ['BENCHMARKS.md', 'CHANGELOG.md', 'CONTRIBUTING.md', 'LICENSE', 'README.md', 'dist', 'docs', 'examples', 'lib', 'package.json'];
 
 /** What the consumers need besides the package, at the versions this repository tests with. */
-const consumerDependencies = ['express', 'nunjucks', 'handlebars'];
+const consumerDependencies = ['express', 'express-session', 'express-handlebars', 'nunjucks', 'handlebars'];
 const consumerDevDependencies = ['@types/express', '@types/node', '@types/nunjucks'];
 
 /** Our environment minus what `npm test` adds for its own package, and minus module path overrides. */
@@ -144,7 +147,7 @@ describe('the published package, installed from its tarball into a fresh project
     return JSON.parse(stdout);
   }
 
-  it('holds dist/, lib/, README.md, LICENSE, CHANGELOG.md and package.json, and nothing else', () => {
+  it('holds dist/, lib/, docs/, examples/, the README, LICENSE, CHANGELOG, BENCHMARKS, CONTRIBUTING and package.json, and nothing else', () => {
     expect([...new Set(entries.map((entry) => entry.split('/')[0]))].sort()).to.deep.equal(published);
     expect(entries.filter((entry) => /^(test|bench|views-examples|scripts|node_modules)\//.test(entry))).to.deep.equal([]);
     expect(entries.filter((entry) => /\.tgz$|(^|\/)\.|tsconfig|eslint/.test(entry))).to.deep.equal([]);
@@ -170,6 +173,54 @@ describe('the published package, installed from its tarball into a fresh project
     for (const target of targets) expect(entries, target).to.include(target);
     const lifecycle = Object.keys(packedJson.scripts ?? {}).filter((name) => /^(pre|post)?install$|^prepare$/.test(name));
     expect(lifecycle).to.deep.equal([]);
+  });
+
+  it('ships the guides and examples/: every relative link of the README and the guides leads to a file it ships', () => {
+    const installed = path.join(project, 'node_modules', 'express-online-now');
+    const pages = ['README.md', ...entries.filter((entry) => /^docs\/[\w-]+\.md$/.test(entry))];
+    expect(pages).to.include.members(['docs/privacy.md', 'docs/rooms-and-live.md', 'docs/error-codes.md']);
+    const broken: string[] = [];
+    let relative = 0;
+    for (const page of pages) {
+      for (const [, target] of readFileSync(path.join(installed, page), 'utf8').matchAll(/\]\(([^)\s#]+)(?:#[^)\s]*)?\)/g)) {
+        if (/^[a-z]+:/i.test(target)) continue;
+        relative++;
+        const shipped = path.posix.normalize(path.posix.join(path.posix.dirname(page), target)).replace(/\/$/, '');
+        if (!entries.includes(shipped) && !entries.some((entry) => entry.startsWith(`${shipped}/`))) broken.push(`${page}: ${target}`);
+      }
+    }
+    expect(relative).to.be.greaterThan(20);
+    expect(broken).to.deep.equal([]);
+    // The examples are the repository's, which the pages make (test/examples.test.ts).
+    const inRepo = (readdirSync(path.join(root, 'examples'), { recursive: true }) as string[])
+      .filter((name) => statSync(path.join(root, 'examples', name)).isFile())
+      .map((name) => `examples/${name.split(path.sep).join('/')}`);
+    expect(entries.filter((entry) => entry.startsWith('examples/'))).to.deep.equal(inRepo.sort());
+  });
+
+  it("runs the README's app from the installed package, pasted into a new folder: two users and a guest counted", async function () {
+    this.timeout(30_000);
+    const app = path.join(project, 'newcomer');
+    cpSync(path.join(project, 'node_modules', 'express-online-now', 'examples', 'readme'), app, { recursive: true });
+    const port = await freePort();
+    const child = spawn(process.execPath, ['app.js'], { cwd: app, env: { ...env, PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let printed = '';
+    child.stdout.on('data', (chunk: Buffer) => (printed += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (printed += chunk.toString()));
+    try {
+      await eventually(() => expect(printed).to.contain('Listening on'), 15_000);
+      const base = `http://127.0.0.1:${port}`;
+      const guest = new CookieBrowser(base);
+      expect(await guest.text('/')).to.contain('<p>0 online, 1 guests</p>');
+      for (const username of ['ada', 'grace']) expect((await new CookieBrowser(base).post('/login', { username })).status).to.equal(303);
+      for (const page of ['/', '/nunjucks', '/handlebars']) {
+        const html = await guest.text(page);
+        expect(html, page).to.contain('<p>2 online, 1 guests</p>');
+        expect([...html.matchAll(/<li>([^,<]+),/g)].map((m) => m[1]), page).to.deep.equal(['Grace Hopper', 'Ada Lovelace']);
+      }
+    } finally {
+      child.kill();
+    }
   });
 
   it('works from CommonJS require()', async () => {

@@ -222,7 +222,7 @@ describe('tracker API (memory store)', () => {
 
 describe('option validation', () => {
   const cases: [string, Record<string, unknown>, RegExp][] = [
-    ['negative threshold', { threshold: -1 }, /"threshold".*positive, finite number.*threshold: 900/],
+    ['negative threshold', { threshold: -1 }, /"threshold".*positive number of seconds.*threshold: 900/],
     ['zero threshold', { threshold: 0 }, /"threshold"/],
     ['infinite threshold', { threshold: Infinity }, /"threshold"/],
     ['string threshold', { threshold: '900' }, /"threshold".*got "900"/],
@@ -251,6 +251,31 @@ describe('option validation', () => {
       expect((thrown as Error).message).to.match(message);
     });
   }
+
+  it('takes durations as a number in the option’s unit or a string with its own, and refuses implausible ones naming the slip', () => {
+    const online = createOnlineTracker({ threshold: '15m', roomThreshold: '1.5s', seenInterval: '250ms' });
+    expect([online.threshold, online.roomThreshold]).to.deep.equal([900, 1.5]);
+    expect(createOnlineTracker({ threshold: 900 }).threshold).to.equal(900);
+    expect(createOnlineTracker({ threshold: '1d' }).threshold).to.equal(86_400); // a day is the longest accepted
+    const refusals: [Record<string, unknown>, string, string][] = [
+      [{ threshold: 900_000 }, 'ERR_ONLINE_NOW_DURATION', `option "threshold": 900000 seconds is 10.4 days, over a day. It looks like milliseconds; threshold is in seconds: use 900 or '15m'.`],
+      [{ seenInterval: 3_600_000 }, 'ERR_ONLINE_NOW_DURATION', `option "seenInterval": 3600000 seconds is 41.7 days, over a day. It looks like milliseconds; seenInterval is in seconds: use 3600 or '1h'.`],
+      [{ threshold: '2d' }, 'ERR_ONLINE_NOW_DURATION', `option "threshold": "2d" is 2.0 days, over a day. Durations must be between 10 ms and a day; for example { threshold: 900 }.`],
+      [{ roomThreshold: 0.005 }, 'ERR_ONLINE_NOW_DURATION', `option "roomThreshold": 0.005 seconds is 5 ms, under 10 ms. Durations must be between 10 ms and a day; for example { roomThreshold: 30 }.`],
+      [{ threshold: '15 minutes' }, 'ERR_ONLINE_NOW_THRESHOLD', `option "threshold" must be a positive number of seconds or a string with a unit such as '15m', got "15 minutes". For example: { threshold: 900 }.`],
+      [{ seenInterval: '60' }, 'ERR_ONLINE_NOW_SEENINTERVAL', `option "seenInterval" must be a positive number of seconds or a string with a unit such as '1m', got "60". For example: { seenInterval: 60 }.`],
+    ];
+    for (const [options, code, message] of refusals) {
+      let thrown: OnlineNowConfigError | undefined;
+      try {
+        createOnlineTracker(options as never);
+      } catch (err) {
+        thrown = err as OnlineNowConfigError;
+      }
+      expect(thrown?.code, JSON.stringify(options)).to.equal(code);
+      expect(thrown?.message).to.equal(`express-online-now: ${message}`);
+    }
+  });
 
   it('rejects a non-object options argument', () => {
     expect(() => createOnlineTracker(5 as never)).to.throw(TypeError, /options object/);

@@ -6,10 +6,14 @@ export const BROWSER_AGENT = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36
 export class CookieBrowser {
   private readonly cookies = new Map<string, string>();
 
-  constructor(private readonly base: string) {}
+  constructor(readonly base: string) {}
 
   get cookieHeader(): string {
     return [...this.cookies].map(([name, value]) => `${name}=${value}`).join('; ');
+  }
+
+  get cookieNames(): string[] {
+    return [...this.cookies.keys()];
   }
 
   get hasCookies(): boolean {

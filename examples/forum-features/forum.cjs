@@ -1,0 +1,97 @@
+// forum.cjs: the app; the blocks below add its page and invisible mode
+'use strict';
+// Forum features: invisible mode, bots counted apart, the all-time record, and a
+// durable "last seen" in SQLite (npm install better-sqlite3@12 on Node 20).
+// node forum.cjs, then http://localhost:3000/ (DATABASE=forum.db keeps it across restarts)
+const express = require('express');
+const session = require('express-session');
+const Database = require('better-sqlite3');
+const { createOnlineTracker } = require('express-online-now');
+
+const db = new Database(process.env.DATABASE ?? ':memory:');
+db.exec(`CREATE TABLE IF NOT EXISTS users (id INTEGER PRIMARY KEY, username TEXT, name TEXT,
+           invisible INTEGER DEFAULT 0, admin INTEGER DEFAULT 0, last_seen INTEGER);
+         CREATE TABLE IF NOT EXISTS record (id INTEGER PRIMARY KEY CHECK (id = 1), count INTEGER, at INTEGER);
+         INSERT OR IGNORE INTO users (id, username, name, admin) VALUES (1, 'ada', 'Ada Lovelace', 1), (2, 'grace', 'Grace Hopper', 0);`);
+const saveLastSeen = db.prepare('UPDATE users SET last_seen = ? WHERE id = ?');
+const saveRecord = db.prepare('INSERT OR REPLACE INTO record (id, count, at) VALUES (1, ?, ?)');
+const savedRecord = db.prepare('SELECT count, at FROM record WHERE id = 1').get();
+
+const online = createOnlineTracker({
+  trackGuests: true, // guests, and crawlers counted apart (onlineBots)
+  hidden: (user) => user.invisible, // read on every request: hiding takes effect at once
+  canSeeHidden: (req) => req.session.user?.admin === true, // staff see hidden users, marked
+  onSeen: (user, date) => saveLastSeen.run(date.getTime(), user.id), // at most once a minute per user
+  onRecord: (record) => saveRecord.run(record.count, record.at.getTime()),
+  initialRecord: savedRecord, // undefined on the first start
+});
+
+const app = express();
+app.use(express.urlencoded({ extended: false }));
+app.use(
+  session({
+    secret: process.env.SESSION_SECRET ?? 'change me', // set SESSION_SECRET: the fallback is for trying the example
+    resave: false,
+    saveUninitialized: false,
+  }),
+);
+app.use(online.middleware()); // after express-session
+
+app.post('/login', (req, res, next) => {
+  const user = db.prepare('SELECT id, username, name, invisible, admin FROM users WHERE username = ?').get(req.body.username);
+  if (!user) return res.status(401).send('Unknown user: try ada or grace.');
+  req.session.regenerate((err) => {
+    if (err) return next(err);
+    req.session.user = { id: user.id, username: user.username, name: user.name, invisible: user.invisible === 1, admin: user.admin === 1 };
+    res.redirect(303, '/');
+  });
+});
+
+app.post('/logout', async (req, res, next) => {
+  await online.forget(req.session.user); // offline at once; onSeen writes the last activity
+  req.session.destroy((err) => (err ? next(err) : res.redirect(303, '/')));
+});
+
+const port = Number(process.env.PORT ?? 3000);
+app.listen(port, (error) => {
+  if (error) throw error;
+  console.log(`Listening on http://localhost:${port}/`);
+});
+
+// forum.cjs, continued: the page
+const escapeHtml = (text) => String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+app.get('/', (req, res) => {
+  const { onlineCount, onlineHidden, onlineGuests, onlineBots, onlineRecord, onlineNow, isOnline, timeAgo } = res.locals;
+  const me = req.session.user;
+  const form = me
+    ? `<form method="post" action="/logout">Signed in as ${escapeHtml(me.name)} <button>Sign out</button></form>` +
+      `<form method="post" action="/invisible"><input type="hidden" name="on" value="${me.invisible ? 0 : 1}"><button>${me.invisible ? 'Appear online' : 'Appear offline'}</button></form>`
+    : '<form method="post" action="/login"><input name="username" placeholder="ada or grace"> <button>Sign in</button></form>';
+  const list = onlineNow
+    .map((u) => `<li>${escapeHtml(u.name)}, ${timeAgo(u, { html: true })}${u.hidden ? ' (invisible)' : ''}</li>`)
+    .join('');
+  // Last seen from the database, for offline users only; never for a hidden one (isOnline says offline, and so must this).
+  const members = db.prepare('SELECT id, name, invisible, last_seen FROM users ORDER BY id').all();
+  const rows = members
+    .map((u) => {
+      const seen = isOnline(u) ? 'online' : u.last_seen && !u.invisible ? `last seen ${timeAgo(new Date(u.last_seen))}` : 'offline';
+      return `<tr><td>${escapeHtml(u.name)}</td><td>${seen}</td></tr>`;
+    })
+    .join('');
+  res.send(
+    '<!doctype html><title>Who is online</title>' +
+      `${form}<p>${onlineCount} online, ${onlineHidden} hidden, ${onlineGuests} guests, ${onlineBots} bots</p>` +
+      `<ul class="online">${list}</ul><table>${rows}</table>` +
+      `<p>Most ever online: ${onlineRecord.count}${onlineRecord.count > 0 ? ` on ${onlineRecord.at.toUTCString()}` : ''}</p>`,
+  );
+});
+
+// forum.cjs, continued: invisible mode
+app.post('/invisible', (req, res) => {
+  const me = req.session.user;
+  if (!me) return res.sendStatus(401);
+  me.invisible = req.body.on === '1';
+  db.prepare('UPDATE users SET invisible = ? WHERE id = ?').run(Number(me.invisible), me.id);
+  res.redirect(303, '/');
+});

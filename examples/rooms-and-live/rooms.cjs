@@ -1,0 +1,78 @@
+// rooms.cjs
+'use strict';
+// Who else is here: a room per order, live, in Nunjucks and Handlebars.
+// node rooms.cjs, sign in as ada in one browser and grace in another,
+// then open http://localhost:3000/orders/123 in both (add ?edit=1 to edit).
+const path = require('node:path');
+const express = require('express');
+const session = require('express-session');
+const nunjucks = require('nunjucks');
+const Handlebars = require('handlebars');
+const { createOnlineTracker, registerNunjucks, registerHandlebars } = require('express-online-now');
+
+const USERS = [
+  { id: 1, username: 'ada', name: 'Ada Lovelace' },
+  { id: 2, username: 'grace', name: 'Grace Hopper' },
+];
+const views = path.join(__dirname, 'views', 'rooms');
+
+const app = express();
+app.use(express.urlencoded({ extended: false }));
+app.use(
+  session({
+    secret: process.env.SESSION_SECRET ?? 'change me', // set SESSION_SECRET: the fallback is for trying the example
+    resave: false,
+    saveUninitialized: false,
+  }),
+);
+const online = createOnlineTracker();
+app.use(online.client()); // after express-session: serves /online-now/client.js, takes heartbeats and leaves
+app.get('/online-now/events', online.events()); // live updates (Server-Sent Events)
+app.use(online.middleware());
+
+app.get('/orders/:id', async (req, res, next) => {
+  try {
+    // This page view joins the room "order:<id>"; ?edit=1 asks for the editing lock.
+    await online.here(req, `order:${req.params.id}`, { mode: req.query.edit === '1' ? 'editing' : 'viewing' });
+    res.render('order.njk', { user: req.session.user, orderId: req.params.id });
+  } catch (err) {
+    next(err);
+  }
+});
+
+const env = nunjucks.configure(views, { express: app, autoescape: true });
+registerNunjucks(env); // also onlineScript(), onlineHereHtml(), onlineLockHtml()
+const hbs = registerHandlebars(Handlebars.create()); // the same helpers for Handlebars
+const orderHbs = hbs.compile(require('node:fs').readFileSync(path.join(views, 'order.hbs'), 'utf8'));
+
+app.get('/orders/:id/hbs', async (req, res, next) => {
+  try {
+    await online.here(req, `order:${req.params.id}`, { mode: req.query.edit === '1' ? 'editing' : 'viewing' });
+    res.type('html').send(orderHbs({ ...res.locals, user: req.session.user, orderId: req.params.id }));
+  } catch (err) {
+    next(err);
+  }
+});
+
+app.get('/', (req, res) => res.render('home.njk', { user: req.session.user }));
+
+app.post('/login', (req, res, next) => {
+  const user = USERS.find((u) => u.username === req.body.username);
+  if (!user) return res.status(401).send('Unknown user: try ada or grace.');
+  req.session.regenerate((err) => {
+    if (err) return next(err);
+    req.session.user = { id: user.id, username: user.username, name: user.name };
+    res.redirect(303, '/');
+  });
+});
+
+app.post('/logout', async (req, res, next) => {
+  await online.forget(req.session.user);
+  req.session.destroy((err) => (err ? next(err) : res.redirect(303, '/')));
+});
+
+const port = Number(process.env.PORT ?? 3000);
+app.listen(port, (error) => {
+  if (error) throw error;
+  console.log(`Listening on http://localhost:${port}/`);
+});

@@ -1,0 +1,56 @@
+// handlebars-no-layout.cjs
+'use strict';
+// Who is online, rendered by express-handlebars without a layout: node handlebars-no-layout.cjs,
+// then http://localhost:3000/. The page, a whole HTML document, is views/handlebars-no-layout/home.hbs.
+const path = require('node:path');
+const express = require('express');
+const session = require('express-session');
+const { create } = require('express-handlebars');
+const { createOnlineTracker, registerHandlebars } = require('express-online-now');
+
+// Sample users: sign in as "ada" or "grace". A real app checks a password.
+const USERS = [
+  { id: 1, username: 'ada', name: 'Ada Lovelace' },
+  { id: 2, username: 'grace', name: 'Grace Hopper' },
+];
+
+const app = express();
+app.use(express.urlencoded({ extended: false }));
+app.use(
+  session({
+    secret: process.env.SESSION_SECRET ?? 'change me', // set SESSION_SECRET: the fallback is for trying the example
+    resave: false,
+    saveUninitialized: false,
+  }),
+);
+const online = createOnlineTracker();
+app.use(online.middleware()); // after express-session
+
+const hbs = create({ extname: '.hbs', defaultLayout: false }); // each view is a whole page: no layouts/main.hbs
+registerHandlebars(hbs);
+app.engine('hbs', hbs.engine);
+app.set('view engine', 'hbs');
+app.set('views', path.join(__dirname, 'views', 'handlebars-no-layout'));
+
+app.get('/', (req, res) => res.render('home', { user: req.session.user, users: USERS }));
+
+app.post('/login', (req, res, next) => {
+  const user = USERS.find((u) => u.username === req.body.username);
+  if (!user) return res.status(401).send('Unknown user: try ada or grace.');
+  req.session.regenerate((err) => {
+    if (err) return next(err);
+    req.session.user = { id: user.id, username: user.username, name: user.name };
+    res.redirect(303, '/');
+  });
+});
+
+app.post('/logout', async (req, res, next) => {
+  await online.forget(req.session.user); // offline at once, not in 15 minutes
+  req.session.destroy((err) => (err ? next(err) : res.redirect(303, '/')));
+});
+
+const port = Number(process.env.PORT ?? 3000);
+app.listen(port, (error) => {
+  if (error) throw error;
+  console.log(`Listening on http://localhost:${port}/`);
+});
