@@ -3,6 +3,8 @@
  * (default `/online-now`):
  *   GET  {path}/client.js  the script (see lib/browser/online-now.js)
  *   POST {path}/beat       a tab's heartbeat: keeps its user online, its room tab alive, its mode and lock claim
+ *                          (409: the tab is not one this server signed, e.g. minted before a restart with a
+ *                          random secret: the page reloads its room state and beats with the new tab)
  *   POST {path}/leave      a tab closed (navigator.sendBeacon)
  * Who beats is always the session's user: a body names a room and a tab, never a user.
  */
@@ -124,11 +126,12 @@ export function createClientRoutes(path: string, store: Store, users: UserResolv
     [`POST ${path}/beat`]: async (req, res) => {
       const user = users.userOf(req);
       if (user === undefined) return send(res, 401);
-      const body = objectOf(await readBody(req)) as { tab?: unknown; room?: unknown; mode?: unknown; takeover?: unknown; claim?: unknown };
+      const body = objectOf(await readBody(req)) as { tab?: unknown; room?: unknown; mode?: unknown; takeover?: unknown; claim?: unknown; away?: unknown };
       const mode = body.mode ?? 'viewing';
       if (!isTabId(body.tab) || !isMode(mode) || (body.room !== undefined && !isRoomName(body.room))) return send(res, 400);
-      // Only a tab here() minted for this user and room (a page the app served them) beats in a room.
-      if (body.room !== undefined && !rooms.tabIds.verify(body.tab, body.room, user.key)) return send(res, 403);
+      // Only a tab here() minted for this user and room (a page the app served them) beats in a room. Not
+      // 403: a page whose tab this server cannot read asks the app for the page again (here() mints a new one).
+      if (body.room !== undefined && !rooms.tabIds.verify(body.tab, body.room, user.key)) return send(res, 409);
       // A reader who stays on a page stays online.
       await store.touch('users', user.key, user.id, user.profile);
       if (body.room === undefined) return send(res, 200, {});
@@ -136,7 +139,7 @@ export function createClientRoutes(path: string, store: Store, users: UserResolv
       const known = rooms.tabIds.claimOf(body.claim, room, user.key, tab);
       const view = await rooms
         .roomStore()
-        .roomTouch({ room, tab, key: user.key, id: user.id, profile: user.profile, mode, takeover: body.takeover === true, known }, rooms.viewerOf(req, user));
+        .roomTouch({ room, tab, key: user.key, id: user.id, profile: user.profile, mode, takeover: body.takeover === true, away: body.away === true, known }, rooms.viewerOf(req, user));
       const self = view.self === undefined ? undefined : rooms.tabIds.signClaim(room, user.key, tab, view.self);
       send(res, 200, { self, ...roomPayload(view) });
     },

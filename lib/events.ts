@@ -385,7 +385,7 @@ export class EventHub {
     const view = await store.roomView(room, audience.viewer);
     // What a room's events say, without heartbeat times (they change every beat, and would wake every page).
     const signature = JSON.stringify([
-      view.entries.map((e) => [e.id, displayName(e), e.tabs, e.mode, e.since.getTime()]),
+      view.entries.map((e) => [e.id, displayName(e), e.tabs, e.mode, e.away === true, e.since.getTime()]),
       view.lock === null ? null : [view.lock.id, view.lock.since.getTime(), view.lock.tab ?? null],
     ]);
     const before = audience.rooms.get(room);

@@ -13,7 +13,7 @@ import { RedisStore } from './stores/redis/store';
 import { OnlineNowConfigError } from './errors';
 import { randomBytes } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
-import { DEFAULT_ROOM_LIMITS } from './rooms';
+import { DEFAULT_ROOM_LIMITS, roomLimits } from './rooms';
 import type {
   DefaultProfile,
   OnlineEntry,
@@ -120,7 +120,7 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
     optionalFunction('onSeen', options.onSeen, '(user, date) => void (or a Promise)');
     optionalFunction('onRecord', options.onRecord, '(record) => void (or a Promise)');
     const seenInterval = positiveNumber('seenInterval', options.seenInterval ?? 60, '60 (seconds)');
-    this.roomThreshold = positiveNumber('roomThreshold', options.roomThreshold ?? DEFAULT_ROOM_LIMITS.thresholdMs / 1000, '30 (seconds)');
+    this.roomThreshold = positiveNumber('roomThreshold', options.roomThreshold ?? DEFAULT_ROOM_LIMITS.activeMs / 1000, '30 (seconds)');
     const maxRooms = integerAtLeast('maxRooms', options.maxRooms ?? DEFAULT_ROOM_LIMITS.maxRooms, 1, '1000');
     const maxRoomMembers = integerAtLeast('maxRoomMembers', options.maxRoomMembers ?? DEFAULT_ROOM_LIMITS.maxMembers, 1, '50');
     const initialRecord = optionalRecord(options.initialRecord);
@@ -140,7 +140,7 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
         onRecord: options.onRecord,
         initialRecord,
       },
-      rooms: { thresholdMs: this.roomThreshold * 1000, maxRooms, maxMembers: maxRoomMembers },
+      rooms: roomLimits(this.roomThreshold * 1000, maxRooms, maxRoomMembers),
     };
     this.store.init(this.#storeConfig);
     this.#secretGiven = options.secret !== undefined;

@@ -296,9 +296,9 @@ describe('rooms over HTTP: here(), the heartbeat and leave routes, and the event
     const grace = await signedIn(2);
     const graceTab = tabOf(await grace.text('/orders/1'));
     expect((await post(server.base, ada, '/online-now/leave', { room: 'order:1', tab: graceTab })).status).to.equal(403);
-    expect((await post(server.base, ada, '/online-now/beat', { room: 'order:1', tab: graceTab, mode: 'editing', takeover: true })).status).to.equal(403);
-    expect((await post(server.base, ada, '/online-now/beat', { room: 'order:2', tab })).status).to.equal(403);
-    expect((await post(server.base, ada, '/online-now/beat', { room: 'order:secret', tab: 'A'.repeat(44) })).status).to.equal(403);
+    expect((await post(server.base, ada, '/online-now/beat', { room: 'order:1', tab: graceTab, mode: 'editing', takeover: true })).status).to.equal(409);
+    expect((await post(server.base, ada, '/online-now/beat', { room: 'order:2', tab })).status).to.equal(409);
+    expect((await post(server.base, ada, '/online-now/beat', { room: 'order:secret', tab: 'A'.repeat(44) })).status).to.equal(409);
     expect(((await (await grace.get('/orders/1/json')).json()) as { count: number }).count).to.equal(2);
     // Nobody joined order:secret by naming it.
     expect(((await (await grace.get('/orders/secret/json')).json()) as { count: number }).count).to.equal(1);

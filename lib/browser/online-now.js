@@ -1,5 +1,6 @@
 // express-online-now browser client, served minified at <base>/client.js.
-// Heartbeats while the page is visible, a leave beacon on pagehide, and one
+// Heartbeats (marked away while the page is hidden: the server keeps a background
+// tab, and its lock, for a longer window), a leave beacon on pagehide, and one
 // EventSource per browser: the tab holding a Web Lock opens it and forwards its
 // events to the other tabs over a BroadcastChannel. Without those APIs each
 // tab opens its own. Nothing here may throw on an old browser or a bad reply.
@@ -17,7 +18,7 @@
   // beat/leave live next to client.js: its src without file name, query or hash.
   const base = (script.src || '').replace(/[?#].*/, '').replace(/[^/]*$/, '');
   const events = attr('events') || base + 'events';
-  const tab = attr('tab');
+  let tab = attr('tab');
   const room = attr('room') || undefined;
   const interval = Number(attr('interval')) > 0 ? Number(attr('interval')) : 10000;
   const TYPES = ['count', 'online', 'offline', 'list', 'here', 'join', 'leave', 'lock', 'reset'];
@@ -28,6 +29,7 @@
   let stopped = false; // the server said no (204/4xx): no more heartbeats from this page view
   let timer = 0;
   let held = false; // a state showed that this tab holds the room's lock
+  let renewed = false; // a refused tab was renewed since the last answered beat
 
   const each = (name, fn, value) => {
     const list = d.querySelectorAll('[' + name + ']');
@@ -122,36 +124,61 @@
   };
 
   let beats = 0;
+  // The server cannot read our tab (it restarted with a new secret): the page again, as the app serves it
+  // now, gives a new tab and the room's state; then we beat with it. Once between answered beats.
+  const renew = () => {
+    renewed = true;
+    fetch(location.href, { headers: { Accept: 'text/html' } })
+      .then((res) => res.text())
+      .then((html) => {
+        const doc = new DOMParser().parseFromString(html, 'text/html');
+        const fresh = doc.querySelector('script[data-tab]');
+        if (!fresh || fresh.getAttribute('data-room') !== room) return stop();
+        tab = fresh.getAttribute('data-tab');
+        claim = parse(fresh.getAttribute('data-claim') || 'null');
+        ['data-online-here', 'data-online-here-count', 'data-online-lock'].forEach((name) => {
+          doc.querySelectorAll('[' + name + ']').forEach((from) => {
+            each(name, (el) => {
+              el.innerHTML = from.innerHTML; // the app's own markup
+            }, from.getAttribute(name));
+          });
+        });
+        beat();
+      })
+      .catch(() => {});
+  };
+
   const beat = (takeover) => {
     if (stopped || !w.fetch) return;
     const n = ++beats;
     fetch(base + 'beat', {
       method: 'POST',
       headers: { 'Content-Type': 'text/plain;charset=UTF-8' },
-      body: JSON.stringify({ tab, room, mode, takeover: takeover || undefined, claim: claim || undefined }),
+      body: JSON.stringify({ tab, room, mode, takeover: takeover || undefined, claim: claim || undefined, away: d.visibilityState === 'hidden' || undefined }),
     })
       .then((res) => {
+        if (res.status === 409 && !renewed) renew();
         // 204 or 4xx means not signed in (or not wanted): stop quietly rather than retry.
-        if (res.status === 204 || (res.status >= 400 && res.status < 500)) stop();
+        else if (res.status === 204 || (res.status >= 400 && res.status < 500)) stop();
         else if (res.ok) return res.json();
       })
       .then((state) => {
         // Only the latest heartbeat's reply: an older one would bring back a claim since changed.
-        if (n !== beats) return;
-        if (state && state.self) claim = state.self;
-        if (state && state.room) handle('here', state, true);
+        if (n !== beats || !state) return;
+        renewed = false;
+        if (state.self) claim = state.self;
+        if (state.room) handle('here', state, true);
       })
       // A network error or a non-JSON body: the timer's next beat is the retry.
       .catch(() => {});
   };
 
-  // Beat only while someone can see the page; coming back beats at once.
+  // Hidden or shown, the server hears it at once; a hidden page beats on as often as the browser lets it.
   const onVisibility = () => {
     clearInterval(timer);
-    if (d.visibilityState !== 'hidden' && !stopped) {
-      beat();
-      timer = setInterval(() => beat(), interval);
-    }
+    if (stopped) return;
+    beat();
+    timer = setInterval(() => beat(), interval);
   };
 
   // navigator.locks exists only in secure contexts (https, localhost).

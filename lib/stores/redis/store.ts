@@ -196,7 +196,7 @@ export class RedisStore extends SharedStore {
    * first uses them (here(), client()), so an app without rooms may sync slowly.
    */
   roomsProblem(): OnlineNowConfigError | undefined {
-    const roomMs = this.roomLimits.thresholdMs;
+    const roomMs = this.roomLimits.activeMs;
     if (this.syncInterval * SYNCS_PER_THRESHOLD <= roomMs) return undefined;
     return new OnlineNowConfigError(
       'ERR_ONLINE_NOW_SYNCINTERVAL',
