@@ -60,7 +60,7 @@ interface Site {
 }
 
 /** The demo in this process, on the memory store, counting its open event streams. */
-async function memorySite(): Promise<Site> {
+async function memorySite(tracker: object = {}): Promise<Site> {
   const outer = express();
   let open = 0;
   outer.use((req, res, next) => {
@@ -70,18 +70,18 @@ async function memorySite(): Promise<Site> {
     }
     next();
   });
-  outer.use(createDemoApp({ sessionSecret: 'rooms in the browser' }).app);
+  outer.use(createDemoApp({ sessionSecret: 'rooms in the browser', tracker }).app);
   const server: Listening = await listen(outer as never);
   return { base: server.base, serverStreams: () => open, close: () => server.close() };
 }
 
 /** Two demo processes behind one port (node:cluster, round robin), sharing sessions and presence through Redis. */
-async function redisSite(): Promise<Site> {
+async function redisSite(env: Record<string, string> = {}): Promise<Site> {
   const redis = await RedisServer.start();
   const port = await freePort();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'rooms-cluster-'));
   const child: ChildProcess = spawn(process.execPath, [path.join(ROOT, 'views-examples', 'cluster.js')], {
-    env: { ...process.env, REDIS_URL: redis.url, WORKERS: '2', PORT: String(port), DATABASE: path.join(dir, 'demo.sqlite'), SESSION_SECRET: 'two processes' },
+    env: { ...process.env, REDIS_URL: redis.url, WORKERS: '2', PORT: String(port), DATABASE: path.join(dir, 'demo.sqlite'), SESSION_SECRET: 'two processes', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     // Its own process group: the workers are killed with the primary.
     detached: true,
@@ -114,6 +114,13 @@ async function redisSite(): Promise<Site> {
   };
 }
 
+function launch(args: string[] = []): Promise<Browser> {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', ...args],
+  });
+}
+
 for (const kind of ['memory store', 'Redis, two processes behind one port'] as const) {
   describe(`who else is here, in headless Chromium (${kind})`, function () {
     this.timeout(90_000);
@@ -124,10 +131,7 @@ for (const kind of ['memory store', 'Redis, two processes behind one port'] as c
       requireBinary(this, CHROMIUM, 'apt-get install -y chromium');
       if (kind !== 'memory store') requireBinary(this, REDIS_SERVER, 'apt-get install -y redis-server');
       site = kind === 'memory store' ? await memorySite() : await redisSite();
-      browser = await chromium.launch({
-        executablePath: CHROMIUM,
-        args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-      });
+      browser = await launch();
     });
 
     after(async () => {
@@ -234,6 +238,110 @@ for (const kind of ['memory store', 'Redis, two processes behind one port'] as c
         expect(await dashboard.getByTestId('online-list').innerText()).not.to.contain('Alan Turing');
       } finally {
         await alan.close();
+        await grace.close();
+      }
+    });
+  });
+}
+
+/**
+ * Headless Chromium reports every page visible, whatever is in front of it (a
+ * second tab, a minimized window, focus emulation off: all tried). So a page's
+ * visibility is the one thing emulated: `setHidden(true)` makes
+ * `document.visibilityState` read 'hidden' and fires `visibilitychange`, as a
+ * tab switch does.
+ */
+async function withVisibility(context: BrowserContext): Promise<void> {
+  // Source text, not a function: the test's transpiler would add helpers the page does not have.
+  await context.addInitScript(`
+    let hidden = false;
+    Object.defineProperty(document, 'visibilityState', { get: () => (hidden ? 'hidden' : 'visible') });
+    Object.defineProperty(document, 'hidden', { get: () => hidden });
+    window.setHidden = (h) => {
+      hidden = h;
+      document.dispatchEvent(new Event('visibilitychange'));
+    };
+  `);
+}
+
+const ROOM_THRESHOLD = 4; // seconds: a visible tab's window; a background tab's is 5 × that (20 s)
+
+for (const kind of ['memory store', 'Redis, two processes behind one port'] as const) {
+  describe(`a tab in the background, and one that lapsed, in headless Chromium (${kind}, roomThreshold ${ROOM_THRESHOLD} s)`, function () {
+    this.timeout(120_000);
+    let browser: Browser;
+    let site: Site;
+
+    before(async function () {
+      requireBinary(this, CHROMIUM, 'apt-get install -y chromium');
+      if (kind !== 'memory store') requireBinary(this, REDIS_SERVER, 'apt-get install -y redis-server');
+      site = kind === 'memory store' ? await memorySite({ roomThreshold: ROOM_THRESHOLD }) : await redisSite({ ROOM_THRESHOLD: String(ROOM_THRESHOLD) });
+      browser = await launch();
+    });
+
+    after(async () => {
+      await browser?.close();
+      await site?.close();
+    });
+
+    it('an editor whose tab is in the background (beating as rarely as browsers let hidden tabs) keeps presence and the lock, shown as away; back, still editing', async () => {
+      const ada = await signIn(browser, site.base, 'ada');
+      const grace = await signIn(browser, site.base, 'grace');
+      await withVisibility(ada);
+      try {
+        const adaPage = await ada.newPage();
+        await adaPage.goto(`${site.base}/orders/123?edit=1`);
+        await shows(adaPage, 'lock', /^You are editing/);
+        const awayBeat = adaPage.waitForResponse((r) => r.url().endsWith('/online-now/beat') && /"away":true/.test(r.request().postData() ?? ''));
+        await adaPage.evaluate(() => (window as unknown as { setHidden: (h: boolean) => void }).setHidden(true));
+        expect((await awayBeat).status()).to.equal(200);
+        // A hidden tab's timers are throttled to about one a minute: here, its beats stop reaching the server.
+        await adaPage.route('**/online-now/beat', (route) => route.abort());
+        await adaPage.waitForTimeout(ROOM_THRESHOLD * 1000 * 2);
+
+        const gracePage = await grace.newPage();
+        await gracePage.goto(`${site.base}/orders/123/handlebars?edit=1`);
+        await shows(gracePage, 'here-list', /Ada Lovelace\s+editing\s+away[\s\S]*Grace Hopper/);
+        await shows(gracePage, 'lock', /^Ada Lovelace is editing since .*Take over$/);
+
+        await adaPage.unroute('**/online-now/beat');
+        await adaPage.evaluate(() => (window as unknown as { setHidden: (h: boolean) => void }).setHidden(false));
+        await shows(adaPage, 'lock', /^You are editing/, 4000);
+        // Not away any more (on Redis, once Grace's process has synced Ada's beat).
+        await shows(gracePage, 'here-list', /^Ada Lovelace\s+editing\s+Grace Hopper/, 4000);
+        expect(await gracePage.getByTestId('lock').innerText()).to.match(/^Ada Lovelace is editing/);
+      } finally {
+        await ada.close();
+        await grace.close();
+      }
+    });
+
+    it('lapse, other claims, first returns: a tab offline past its window comes back to who edits now, with Take over; nobody is switched without clicking', async () => {
+      const ada = await signIn(browser, site.base, 'ada');
+      const grace = await signIn(browser, site.base, 'grace');
+      try {
+        const adaPage = await ada.newPage();
+        await adaPage.goto(`${site.base}/orders/124?edit=1`);
+        await shows(adaPage, 'lock', /^You are editing/);
+        await ada.setOffline(true);
+        await adaPage.waitForTimeout(ROOM_THRESHOLD * 1000 * 2);
+
+        const gracePage = await grace.newPage();
+        await gracePage.goto(`${site.base}/orders/124?edit=1`);
+        await shows(gracePage, 'lock', /^You are editing/, 4000);
+        await ada.setOffline(false);
+        // Ada's page, back, learns from its next beat that Grace edits now.
+        await shows(adaPage, 'lock', /^Grace Hopper is editing since .*Take over$/, 6000);
+        // And Grace keeps the lock: Ada's old, earlier claim did not take it back.
+        await gracePage.waitForTimeout(ROOM_THRESHOLD * 1000);
+        await shows(gracePage, 'lock', /^You are editing/);
+        await shows(adaPage, 'lock', /^Grace Hopper is editing/);
+        // Ada may take over like anyone else.
+        await adaPage.getByRole('button', { name: 'Take over' }).click();
+        await shows(adaPage, 'lock', /^You are editing/);
+        await shows(gracePage, 'lock', /^Ada Lovelace is editing since .*Take over$/, 4000);
+      } finally {
+        await ada.close();
         await grace.close();
       }
     });

@@ -248,6 +248,8 @@ async function start({ port = Number(process.env.PORT ?? 3000) } = {}) {
     };
     where = `Redis store at ${process.env.REDIS_URL}`;
   }
+  // ROOM_THRESHOLD (seconds): how long a visible tab stays in a room without a heartbeat (default 30).
+  if (process.env.ROOM_THRESHOLD) options.tracker = { ...options.tracker, roomThreshold: Number(process.env.ROOM_THRESHOLD) };
   const { app } = createDemoApp({ ...options, database });
   const server = app.listen(port, () => {
     const { port: actual } = server.address();
