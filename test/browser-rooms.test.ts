@@ -11,7 +11,8 @@ import { eventually, listen, type Listening } from './helpers/server';
 
 const require = createRequire(__filename);
 const express = require('express') as typeof import('express');
-const { createDemoApp } = require('../views-examples/server.js') as { createDemoApp: (o: object) => { app: never } };
+const { createDemoApp } = require('../views-examples/server.js') as { createDemoApp: (o: object) => { app: never; online: { close(): Promise<void> } } };
+const session = require('express-session') as typeof import('express-session');
 const CHROMIUM = '/usr/bin/chromium';
 const ROOT = path.join(__dirname, '..');
 
@@ -347,3 +348,58 @@ for (const kind of ['memory store', 'Redis, two processes behind one port'] as c
     });
   });
 }
+
+describe('a server restart with default options (a random secret), in headless Chromium', function () {
+  this.timeout(90_000);
+  let browser: Browser;
+
+  before(async function () {
+    requireBinary(this, CHROMIUM, 'apt-get install -y chromium');
+    browser = await launch();
+  });
+  after(async () => {
+    await browser?.close();
+  });
+
+  it('an open page shows the truth within one heartbeat: its tab renewed, the room as it is now, the lock still its own', async () => {
+    // Sessions outlive the process (as with any real session store); the tracker's secret does not.
+    const sessions = new session.MemoryStore();
+    const port = await freePort();
+    const start = async (): Promise<() => Promise<void>> => {
+      const { app, online } = createDemoApp({ sessionSecret: 'restarts', sessionStore: sessions, tracker: { secret: undefined, roomThreshold: ROOM_THRESHOLD } });
+      const server = await listen(app, port);
+      return async () => {
+        await online.close();
+        await server.close();
+      };
+    };
+    let stop = await start();
+    const base = `http://127.0.0.1:${port}`;
+    const ada = await signIn(browser, base, 'ada');
+    const grace = await signIn(browser, base, 'grace');
+    try {
+      const adaPage = await ada.newPage();
+      await adaPage.goto(`${base}/orders/123?edit=1`);
+      const gracePage = await grace.newPage();
+      await gracePage.goto(`${base}/orders/123`);
+      await shows(adaPage, 'here-count', /^2$/);
+
+      await stop();
+      // Grace leaves while the server is down: nobody hears her go.
+      await gracePage.close({ runBeforeUnload: true });
+      stop = await start();
+
+      await shows(adaPage, 'here-count', /^1$/, ROOM_THRESHOLD * 1000);
+      expect(await adaPage.getByTestId('here-list').innerText()).not.to.contain('Grace Hopper');
+      await shows(adaPage, 'lock', /^You are editing/);
+      const again = await grace.newPage();
+      await again.goto(`${base}/orders/123`);
+      await shows(again, 'lock', /^Ada Lovelace is editing since .*Take over$/);
+      await shows(adaPage, 'here-count', /^2$/, 4000);
+    } finally {
+      await ada.close();
+      await grace.close();
+      await stop();
+    }
+  });
+});
