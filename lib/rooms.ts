@@ -261,12 +261,17 @@ export class RoomIndex {
   /** Room → its tabs' keys, least recently active first (Maps keep insertion order; a touch re-inserts). */
   private readonly rooms = new Map<string, Map<string, Tab>>();
 
+  private readonly capacity: number;
+
   constructor(
     readonly limits: RoomLimits,
     /** A replica merges another process's writes late: the index's arrival-order tolerance. */
     tolerance = 0,
+    /** A tab this index dropped to make room (a store that shares rooms tells the others). */
+    private readonly dropped: (key: string, at: number) => void = () => undefined,
   ) {
-    this.tabs = new PresenceIndex(limits.thresholdMs, limits.maxRooms * limits.maxMembers, tolerance);
+    this.capacity = limits.maxRooms * limits.maxMembers;
+    this.tabs = new PresenceIndex(limits.thresholdMs, this.capacity, tolerance);
   }
 
   /**
@@ -275,6 +280,11 @@ export class RoomIndex {
    */
   touch(t: RoomTouch, now: number): TabClaim {
     const key = tabKey(t.room, t.key, t.tab);
+    // The index would drop its least recent tab, lock holder or not: this index picks one that claims nothing first.
+    if (this.tabs.slotOf(key) === -1 && this.tabs.size(now) >= this.capacity && !this.makeRoom(now)) {
+      // Every tab kept holds or claims a live lock: the newcomer is not kept rather than one of them.
+      return { claim: 0, gen: 0, since: now, until: now };
+    }
     const live = this.liveTabs(t.room, now);
     let before = live.get(key);
     // A record whose window has ended lapsed with its tab: its claim never outranks one made since.
@@ -297,7 +307,7 @@ export class RoomIndex {
     const record = { id: t.id, profile: t.profile, mode: t.mode, claim, gen, since: before?.since ?? now, away };
     const tab: Tab = { ...record, userKey: t.key, tab: t.tab, text: encodeTab(record) };
     this.tabs.touch(key, t.id, { t: tab.text }, now);
-    this.note(t.room, key, tab);
+    this.note(t.room, key, tab, now);
     return { claim, gen, since: record.since, until: now + this.windowOf(away) };
   }
 
@@ -388,12 +398,37 @@ export class RoomIndex {
     return live;
   }
 
+  /** Drops the least recently active tab that has lapsed or claims nothing. False when every tab holds or claims a live lock. O(tabs) at worst. */
+  private makeRoom(now: number): boolean {
+    for (const [room, known] of this.rooms) {
+      for (const [key, tab] of known) {
+        const slot = this.tabs.slotOf(key);
+        if (slot !== -1 && tab.claim !== 0 && this.tabs.timeOf(slot) > now - this.windowOf(tab.away)) continue;
+        this.drop(room, known, key, now);
+        if (slot !== -1) return true;
+      }
+    }
+    return false;
+  }
+
   /** How long a tab stays after a heartbeat: the away window when its page was hidden. */
   private windowOf(away: boolean): number {
     return away ? this.limits.thresholdMs : this.limits.activeMs;
   }
 
-  private note(room: string, key: string, tab: Tab): void {
+  /**
+   * Takes a tab out of its room's list; on a write here (`now`), out of the
+   * index too, so that it holds no place there (a replica's sync only lists).
+   */
+  private drop(room: string, known: Map<string, Tab>, key: string, now: number | undefined): void {
+    known.delete(key);
+    if (known.size === 0) this.rooms.delete(room);
+    if (now === undefined || this.tabs.slotOf(key) === -1) return;
+    this.tabs.forget(key, now);
+    this.dropped(key, now);
+  }
+
+  private note(room: string, key: string, tab: Tab, now?: number): void {
     let known = this.rooms.get(room);
     if (known === undefined) {
       known = new Map();
@@ -404,8 +439,12 @@ export class RoomIndex {
     }
     this.rooms.set(room, known);
     known.set(key, tab);
-    if (known.size > this.limits.maxMembers) known.delete(leastRecentToDrop(known));
-    this.capUser(known, tab.userKey);
+    if (known.size > this.limits.maxMembers) {
+      const drop = leastRecentToDrop(known);
+      if (drop !== undefined) this.drop(room, known, drop, now);
+    }
+    const surplus = surplusTab(known, tab.userKey);
+    if (surplus !== undefined) this.drop(room, known, surplus, now);
   }
 
   /**
@@ -431,24 +470,25 @@ export class RoomIndex {
     }
   }
 
-  /** A user past MAX_TABS_PER_USER tabs in a room: their least recent one that claims nothing leaves the room's list (and expires in the index). */
-  private capUser(known: Map<string, Tab>, userKey: string): void {
-    if (known.size <= MAX_TABS_PER_USER) return;
-    let count = 0;
-    let oldest: string | undefined;
-    for (const [key, tab] of known) {
-      if (tab.userKey !== userKey) continue;
-      if (tab.claim === 0) oldest ??= key;
-      count++;
-    }
-    if (count > MAX_TABS_PER_USER && oldest !== undefined) known.delete(oldest);
-  }
 }
 
-/** A full room's least recently active tab, passing over tabs that claim the lock (so a crowd cannot drop its holder). */
-function leastRecentToDrop(known: Map<string, Tab>): string {
+/** A user past MAX_TABS_PER_USER tabs in a room: their least recent one that claims nothing, to leave. */
+function surplusTab(known: Map<string, Tab>, userKey: string): string | undefined {
+  if (known.size <= MAX_TABS_PER_USER) return undefined;
+  let count = 0;
+  let oldest: string | undefined;
+  for (const [key, tab] of known) {
+    if (tab.userKey !== userKey) continue;
+    if (tab.claim === 0) oldest ??= key;
+    count++;
+  }
+  return count > MAX_TABS_PER_USER ? oldest : undefined;
+}
+
+/** A full room's least recently active tab that claims nothing (a crowd cannot drop its holder, nor a claimant); undefined when every tab claims. */
+function leastRecentToDrop(known: Map<string, Tab>): string | undefined {
   for (const [key, tab] of known) if (tab.claim === 0) return key;
-  return known.keys().next().value as string;
+  return undefined;
 }
 
 /** Whether claim `a` outranks `b` (see lockHolder). */

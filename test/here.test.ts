@@ -411,3 +411,39 @@ describe('rooms over HTTP: here(), the heartbeat and leave routes, and the event
     expect((await fetch(`${server.base}/online-now/client.js`, { headers: { 'if-none-match': etag } })).status).to.equal(304);
   });
 });
+
+describe('rooms over HTTP at the smallest bounds (maxRooms 1, maxRoomMembers 1)', () => {
+  it('the lock holder survives a flood of rooms, tabs and heartbeats from other users: every page and every beat still shows them editing', async () => {
+    const online = createOnlineTracker({ maxRooms: 1, maxRoomMembers: 1 });
+    const users: Users = { 1: { id: 1, name: 'Ada Lovelace' } };
+    for (let id = 2; id <= 11; id++) users[id] = { id, name: `Flooder ${id}` };
+    const server = await listen(roomApp(online, users));
+    try {
+      const login = async (id: number): Promise<CookieBrowser> => {
+        const browser = new CookieBrowser(server.base);
+        await browser.post('/login', { id: String(id) });
+        return browser;
+      };
+      const ada = await login(1);
+      const page = await ada.text('/orders/1?edit=1');
+      expect(page).to.contain('You are editing');
+      const adaTab = tabOf(page);
+      const flooders = await Promise.all([2, 3, 4, 5, 6, 7, 8, 9, 10, 11].map(login));
+      for (let round = 0; round < 20; round++) {
+        await Promise.all(
+          flooders.map(async (f, i) => {
+            const tab = tabOf(await f.text(`/orders/${round % 2 === 0 ? 1 : 100 + round * 10 + i}?edit=1`));
+            await post(server.base, f, '/online-now/beat', { room: 'order:1', tab, mode: 'editing' });
+          }),
+        );
+        const beat = (await (await post(server.base, ada, '/online-now/beat', { room: 'order:1', tab: adaTab, mode: 'editing' })).json()) as { lock: { tab?: string } | null };
+        expect(beat.lock?.tab, `round ${round}: Ada's beat`).to.equal(adaTab);
+        const seen = await flooders[round % flooders.length].text('/orders/1');
+        expect(seen, `round ${round}: a flooder's page`).to.contain('Ada Lovelace is editing since');
+      }
+    } finally {
+      await online.close();
+      await server.close();
+    }
+  });
+});

@@ -213,6 +213,29 @@ describe('rooms (here): viewers, tabs and the editing lock, against a model', ()
     await many.close();
   });
 
+  it('at the smallest bounds (1 room of 1 tab), no flood of rooms, tabs or page views drops the lock holder', async () => {
+    const seed = modelSeed();
+    console.log(`      model seed: ${seed} (replay with MODEL_SEED=${seed})`);
+    const rng = new Rng(seed);
+    const clock = new Clock();
+    const online = createOnlineTracker({ store: new MemoryStore({ now: clock.read }), maxRooms: 1, maxRoomMembers: 1 });
+    const ada = await online.here(request({ id: 1, name: 'Ada' }) as never, 'order:1', { mode: 'editing' });
+    let known = ada.self;
+    for (let step = 0; step < 2000; step++) {
+      const room = rng.chance(0.3) ? 'order:1' : `article:${Math.floor(rng.next() * 500)}`;
+      const user = 2 + Math.floor(rng.next() * 50);
+      // Viewers and would-be editors (no takeover: that one is a person's choice) on many rooms.
+      await online.here(request({ id: user, name: `User ${user}` }) as never, room, { mode: rng.chance(0.3) ? 'editing' : 'viewing' });
+      if (step % 100 === 0) {
+        clock.now += 10_000; // Ada's page beats every 10 s
+        known = (await online.store.roomTouch!({ room: 'order:1', tab: ada.tab, key: '1', id: 1, profile: { name: 'Ada' }, mode: 'editing', takeover: false, known }, { seesHidden: true })).self;
+      }
+      const view = await online.store.roomView!('order:1', { seesHidden: true });
+      expect(view.lock?.tab, `seed ${seed}, step ${step}`).to.equal(ada.tab);
+    }
+    await online.close();
+  });
+
   it('past maxRooms, only rooms nobody is in any more are dropped: a flood of page views cannot empty a room someone edits', async () => {
     const clock = new Clock();
     const online = createOnlineTracker({ store: new MemoryStore({ now: clock.read }), maxRooms: 3 });

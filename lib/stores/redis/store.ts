@@ -211,7 +211,7 @@ export class RedisStore extends SharedStore {
     this.generation++;
     for (const m of this.pendingTouches) m.clear();
     // Arrival order is kept within one sync of time order: an expired user stays counted at most that long.
-    this.rooms = new RoomIndex(this.roomLimits, this.syncInterval);
+    this.rooms = new RoomIndex(this.roomLimits, this.syncInterval, (key, at) => this.queueRoomForget(key, at));
     this.indexes = [
       new PresenceIndex(this.thresholdMs, this.maxTracked, this.syncInterval, (stored) => profileOf(storedProfile(stored))),
       new PresenceIndex(this.thresholdMs, this.maxTracked, this.syncInterval),
