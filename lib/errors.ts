@@ -44,6 +44,7 @@ export const ERROR_CODES = {
   ERR_ONLINE_NOW_MAXAGE: '`events({ maxAge })` is not a positive number of ms',
   ERR_ONLINE_NOW_SECRET: '`secret` is not a non-empty string, or is missing where `client()` runs on a RedisStore',
   ERR_ONLINE_NOW_PATH: '`client({ path })` is not a path starting with "/"',
+  ERR_ONLINE_NOW_PUBLICHIDDENCOUNT: '`publicHiddenCount` is not a boolean',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

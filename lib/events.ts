@@ -96,6 +96,8 @@ export interface EventSettings {
   readonly rooms: Rooms;
   readonly max: number;
   readonly trackGuests: boolean;
+  /** The hidden count for every audience, not only staff's. */
+  readonly publicHiddenCount?: boolean;
 }
 
 /** Splits a query value: several values, or one separated by newlines (what the client script sends). */
@@ -312,7 +314,9 @@ export class EventHub {
     const view = await store.view('users', max, audience.viewer);
     const guests = trackGuests ? (await store.view('guests', 0)).count : 0;
 
-    const count = JSON.stringify({ users: view.count, guests, hidden: view.hidden });
+    // The hidden count only to staff (unless public): others would see it tick as someone goes invisible.
+    const hidden = audience.viewer.seesHidden || this.settings.publicHiddenCount === true ? view.hidden : 0;
+    const count = JSON.stringify({ users: view.count, guests, hidden });
     const countChanged = count !== audience.count;
     audience.count = count;
     for (const c of countChanged ? connections : fresh) {

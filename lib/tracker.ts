@@ -85,6 +85,7 @@ const trackerOptions = optionNames<OnlineTrackerOptions>({
   maxRooms: true,
   maxRoomMembers: true,
   secret: true,
+  publicHiddenCount: true,
 });
 
 export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
@@ -101,6 +102,7 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
   readonly #hubs: EventHub[] = [];
   #client: ClientConfig | undefined;
   #secretGiven: boolean;
+  readonly #publicHiddenCount: boolean;
   #closed = false;
   /** What this tracker gave the store's `init`: it says which tracker leaves at `close`. */
   readonly #storeConfig: StoreConfig;
@@ -125,6 +127,8 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
     const maxRoomMembers = integerAtLeast('maxRoomMembers', options.maxRoomMembers ?? DEFAULT_ROOM_LIMITS.maxMembers, 1, '50');
     const initialRecord = optionalRecord(options.initialRecord);
     optionalBoolean('trackGuests', options.trackGuests);
+    optionalBoolean('publicHiddenCount', options.publicHiddenCount);
+    this.#publicHiddenCount = options.publicHiddenCount === true;
     optionalLocale(options.locale);
     if (options.store !== undefined) checkStore(options.store);
 
@@ -150,7 +154,7 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
 
   /** Express middleware: marks the request's user online and sets the `res.locals` of the contract. */
   middleware(): OnlineMiddleware {
-    return createMiddleware({ store: this.store, max: this.max, trackGuests: this.trackGuests, users: this.#users, client: () => this.#client });
+    return createMiddleware({ store: this.store, max: this.max, trackGuests: this.trackGuests, users: this.#users, client: () => this.#client, publicHiddenCount: this.#publicHiddenCount });
   }
 
   /**
@@ -191,7 +195,7 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
    * \`app.get('/online-now/events', online.events())\`.
    */
   events(options?: EventsOptions): ((req: Request, res: Response, next: NextFunction) => void) & { readonly hub: EventHub } {
-    const hub = new EventHub({ store: this.store, users: this.#users, rooms: this.#rooms, max: this.max, trackGuests: this.trackGuests }, options);
+    const hub = new EventHub({ store: this.store, users: this.#users, rooms: this.#rooms, max: this.max, trackGuests: this.trackGuests, publicHiddenCount: this.#publicHiddenCount }, options);
     this.#hubs.push(hub);
     return Object.assign(hub.handler() as unknown as (req: Request, res: Response, next: NextFunction) => void, { hub });
   }

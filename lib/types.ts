@@ -209,6 +209,13 @@ export interface OnlineTrackerOptions<U = unknown, P extends object = DefaultPro
    * and `client()`, required, the same in every process (your session secret will do).
    */
   secret?: string;
+  /**
+   * Show every viewer how many users are hidden (`onlineHidden`, and the `count`
+   * event's `hidden`), as phpBB's "1 hidden" line does. Default false: only viewers
+   * who may see hidden users (`canSeeHidden`) get the number; others get 0, since
+   * the number ticking up as someone goes offline tells that they went invisible.
+   */
+  publicHiddenCount?: boolean;
 }
 
 /**

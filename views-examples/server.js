@@ -82,7 +82,9 @@ function createDemoApp({ express = require('express'), tracker: trackerOptions =
     users: db.prepare('SELECT id, username, name, role, invisible, last_seen FROM users ORDER BY id'),
     invisible: db.prepare('SELECT invisible FROM users WHERE id = ?').pluck(),
     toggleInvisible: db.prepare('UPDATE users SET invisible = 1 - invisible WHERE id = ?'),
-    seen: db.prepare('UPDATE users SET last_seen = ? WHERE id = ?'),
+    // An invisible user's last-seen stays where they went invisible: to others it reads as a sign-out then.
+    seen: db.prepare('UPDATE users SET last_seen = ? WHERE id = ? AND invisible = 0'),
+    hideAt: db.prepare('UPDATE users SET last_seen = ? WHERE id = ? AND invisible = 1'),
     record: db.prepare("SELECT value FROM meta WHERE key = 'record'").pluck(),
     saveRecord: db.prepare("INSERT INTO meta (key, value) VALUES ('record', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"),
   };
@@ -147,14 +149,10 @@ function createDemoApp({ express = require('express'), tracker: trackerOptions =
     const rows = sql.users.all();
     res.locals.appearingOffline = rows.some((row) => row.id === me?.id && row.invisible === 1);
     res.locals.users = rows.map(({ invisible, last_seen: lastSeen, ...person }) => {
-      // Only staff and the user themselves may know someone is invisible. To anyone else
-      // their last-seen would tell they are active, so they read as never seen.
+      // Only staff and the user themselves may know someone is invisible. To anyone else they
+      // read as someone who signed out when they went invisible (their last-seen stopped there).
       const known = staff || person.id === me?.id;
-      return {
-        ...person,
-        invisible: known && invisible === 1,
-        lastSeenAt: lastSeen === null || (invisible === 1 && !known) ? null : new Date(lastSeen),
-      };
+      return { ...person, invisible: known && invisible === 1, lastSeenAt: lastSeen === null ? null : new Date(lastSeen) };
     });
     res.locals.servedBy = process.pid;
     next();
@@ -183,6 +181,7 @@ function createDemoApp({ express = require('express'), tracker: trackerOptions =
     if (!req.session.user) return res.redirect(303, '/');
     try {
       sql.toggleInvisible.run(req.session.user.id);
+      sql.hideAt.run(Date.now(), req.session.user.id); // going invisible looks like signing out, to the minute
       await online.touch(req.session.user); // others see the change now, not at this user's next page
       res.redirect(303, req.body.engine === 'handlebars' ? '/admin/handlebars' : '/admin/nunjucks');
     } catch (err) {
