@@ -15,7 +15,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { OnlineNowConfigError } from './errors';
 import { isMode, roomPayload, type Rooms } from './here';
 import { isRoomName, isTabId } from './rooms';
-import { isCrossSite } from './same-origin';
+import { refuseCrossSite } from './same-origin';
 import type { OnlineRequest, Store } from './types';
 import type { UserResolver } from './user-resolver';
 
@@ -25,6 +25,12 @@ const MAX_BODY = 2048;
 export interface ClientOptions {
   /** Where the routes live. Default "/online-now"; `events()` is expected at `{path}/events` unless the tag says otherwise. */
   path?: string;
+  /**
+   * Origins whose pages may beat besides the request's own host (as Express
+   * reads it, `trust proxy` included), such as `['https://example.com']`: for a
+   * proxy that rewrites Host and cannot say so. See docs/live-in-production.md.
+   */
+  origins?: readonly string[];
 }
 
 /** What pages need to render the script tag (set on every request as `res.locals.onlineClient`). */
@@ -112,7 +118,7 @@ function send(res: Res, status: number, body?: unknown): void {
   res.end(JSON.stringify(body));
 }
 
-export function createClientRoutes(path: string, store: Store, users: UserResolver, rooms: Rooms): (req: Req, res: Res, next: Next) => void {
+export function createClientRoutes(path: string, origins: ReadonlySet<string>, store: Store, users: UserResolver, rooms: Rooms): (req: Req, res: Res, next: Next) => void {
   const routes: Record<string, (req: Req, res: Res) => Promise<void>> = {
     [`GET ${path}/client.js`]: (req, res) => {
       const { body, etag } = clientScript();
@@ -161,7 +167,7 @@ export function createClientRoutes(path: string, store: Store, users: UserResolv
       next();
       return;
     }
-    if (req.method === 'POST' && isCrossSite(req.headers)) {
+    if (req.method === 'POST' && refuseCrossSite(req, origins, users.reporter)) {
       send(res, 403);
       return;
     }

@@ -45,6 +45,8 @@ export const ERROR_CODES = {
   ERR_ONLINE_NOW_SECRET: '`secret` is not a non-empty string, or is missing where `client()` runs on a RedisStore',
   ERR_ONLINE_NOW_PATH: '`client({ path })` is not a path starting with "/"',
   ERR_ONLINE_NOW_PUBLICHIDDENCOUNT: '`publicHiddenCount` is not a boolean',
+  ERR_ONLINE_NOW_ORIGINS: '`client({ origins })` or `events({ origins })` is not a list of origins such as "https://example.com"',
+  ERR_ONLINE_NOW_PROXY_HOST: 'reported: live requests refused as cross-site where a proxy seems to have rewritten Host (the message names the fix)',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

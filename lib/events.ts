@@ -19,7 +19,7 @@ import { keyOf } from './identity';
 import { displayName, listHtml } from './fragments';
 import { roomPayload, type Rooms } from './here';
 import { isRoomName, type RoomView } from './rooms';
-import { isCrossSite } from './same-origin';
+import { checkOrigins, refuseCrossSite } from './same-origin';
 import type { OnlineRequest, ScopeView, Store, Viewer } from './types';
 import type { UserResolver } from './user-resolver';
 import { checkOptions, integerAtLeast, optionNames, positiveNumber } from './validations';
@@ -35,9 +35,11 @@ export interface EventsOptions {
    * read afresh. Default 300,000 (5 minutes).
    */
   maxAge?: number;
+  /** Origins whose pages may open a stream besides the request's own host: as `client({ origins })`. */
+  origins?: readonly string[];
 }
 
-const eventsOptions = optionNames<EventsOptions>({ interval: true, maxConnections: true, maxAge: true });
+const eventsOptions = optionNames<EventsOptions>({ interval: true, maxConnections: true, maxAge: true, origins: true });
 
 /** A browser's stream carries every room its tabs are in. */
 const MAX_ROOMS_PER_CONNECTION = 50;
@@ -123,6 +125,7 @@ export class EventHub {
   readonly interval: number;
   readonly maxConnections: number;
   readonly maxAge: number;
+  private readonly origins: ReadonlySet<string>;
 
   constructor(
     private readonly settings: EventSettings,
@@ -132,6 +135,7 @@ export class EventHub {
     this.interval = positiveNumber('interval', options.interval ?? 250, '250 (ms)');
     this.maxConnections = integerAtLeast('maxConnections', options.maxConnections ?? 10_000, 1, '10000');
     this.maxAge = positiveNumber('maxAge', options.maxAge ?? 300_000, '300000 (ms)');
+    this.origins = checkOrigins('events()', options.origins);
   }
 
   /** Clients connected to this process now. */
@@ -146,7 +150,7 @@ export class EventHub {
         next();
         return;
       }
-      if (isCrossSite(req.headers)) {
+      if (refuseCrossSite(req, this.origins, this.settings.users.reporter)) {
         res.statusCode = 403;
         res.end();
         return;

@@ -3,6 +3,7 @@
  * turns users into store keys (through a UserResolver), and makes the middleware.
  */
 import { checkPath, createClientRoutes, type ClientConfig, type ClientOptions } from './client-routes';
+import { checkOrigins } from './same-origin';
 import { EventHub, type EventsOptions } from './events';
 import { Rooms, TabIds, type HereOptions, type HereView } from './here';
 import { boundedProfile } from './identity';
@@ -58,7 +59,7 @@ export interface OnlineCounts {
   readonly bots: number;
 }
 
-const clientOptions = optionNames<ClientOptions>({ path: true });
+const clientOptions = optionNames<ClientOptions>({ path: true, origins: true });
 
 const viewerFor = (options: LookupOptions | undefined): Viewer | undefined =>
   options?.hidden === true ? { seesHidden: true } : undefined;
@@ -186,7 +187,7 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
     }
     const path = checkPath(options.path ?? '/online-now');
     this.#client = Object.freeze({ src: `${path}/client.js`, events: `${path}/events`, interval: Math.max(1000, Math.round((this.roomThreshold * 1000) / 3)) });
-    return createClientRoutes(path, this.store, this.#users, this.#rooms);
+    return createClientRoutes(path, checkOrigins('client()', options.origins), this.store, this.#users, this.#rooms);
   }
 
   /**
