@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import http from 'node:http';
 import { createRequire } from 'node:module';
 import session from 'express-session';
 import nunjucks from 'nunjucks';
@@ -368,7 +369,7 @@ describe('rooms over HTTP: here(), the heartbeat and leave routes, and the event
   it('events: refuses clients past maxConnections (503, the browser retries), and ends every stream when the tracker closes', async () => {
     const small = createOnlineTracker();
     const app = express();
-    app.get('/events', small.events({ maxConnections: 2 }));
+    app.get('/events', small.events({ maxConnections: 2, maxGuestConnections: 2 }));
     const own = await listen(app as never);
     try {
       const first = await SseStream.open(`${own.base}/events`);
@@ -444,6 +445,134 @@ describe('rooms over HTTP at the smallest bounds (maxRooms 1, maxRoomMembers 1)'
     } finally {
       await online.close();
       await server.close();
+    }
+  });
+});
+
+describe('event streams under a flood: budgets per user, per address and for guests, and authorize()', () => {
+  let online: OnlineTracker;
+  let server: Listening;
+  const users: Users = { 1: { id: 1, name: 'Ada Lovelace' }, 2: { id: 2, name: 'Grace Hopper' }, 3: { id: 3, name: 'Alan Turing' }, 9: { id: 9, name: 'Banned' } };
+
+  beforeEach(async () => {
+    online = createOnlineTracker();
+    const app = express();
+    app.use(express.urlencoded({ extended: false }));
+    app.use(session({ secret: 'floods', resave: false, saveUninitialized: false }));
+    app.use(online.client());
+    const signedIn = (req: { session?: unknown }): { id: number } | undefined => (req.session as { user?: { id: number } } | undefined)?.user;
+    // A user the app bans gets no stream; everyone else who may load pages does (the README's example, with a check).
+    app.get('/online-now/events', online.events({ interval: 50, maxConnections: 200, maxPerAddress: 5, maxPerUser: 3, authorize: (req) => signedIn(req as never)?.id !== 9 }));
+    app.use(online.middleware());
+    app.post('/login', (req, res) => {
+      (req.session as unknown as { user: unknown }).user = users[String(req.body.id)];
+      res.sendStatus(204);
+    });
+    app.post('/logout', async (req, res) => {
+      await online.forget((req.session as unknown as { user: unknown }).user as never);
+      req.session.destroy(() => res.sendStatus(204));
+    });
+    app.get('/', (_req, res) => res.sendStatus(204));
+    server = await listen(app as never);
+  });
+
+  afterEach(async () => {
+    await online.close();
+    await server.close();
+  });
+
+  async function signedIn(id: number): Promise<CookieBrowser> {
+    const browser = new CookieBrowser(server.base);
+    await browser.post('/login', { id: String(id) });
+    return browser;
+  }
+
+  it('a flood of 10,000 streams from one client takes none of the signed-in users’ streams: both keep getting updates', async function () {
+    this.timeout(120_000);
+    const ada = await signedIn(1);
+    const grace = await signedIn(2);
+    const adaStream = await SseStream.open(`${server.base}/online-now/events?ids=3`, { cookie: ada.cookieHeader });
+    const graceStream = await SseStream.open(`${server.base}/online-now/events?ids=3`, { cookie: grace.cookieHeader });
+    await adaStream.next('offline', (d: { id?: string }) => d.id === '3');
+    // One client (one address, no session) asks for 10,000 streams, 200 at a time, and holds what it gets.
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 200 });
+    const held: http.IncomingMessage[] = [];
+    const statuses = new Map<number, number>();
+    const ask = (): Promise<void> =>
+      new Promise((resolve, reject) => {
+        const req = http.get(`${server.base}/online-now/events?ids=${'1%0A2%0A3'}`, { agent, headers: { 'user-agent': BROWSER_AGENT } }, (res) => {
+          statuses.set(res.statusCode!, (statuses.get(res.statusCode!) ?? 0) + 1);
+          if (res.statusCode === 200) held.push(res);
+          else res.resume();
+          resolve();
+        });
+        req.on('error', reject);
+      });
+    for (let sent = 0; sent < 10_000; sent += 200) await Promise.all(Array.from({ length: 200 }, ask));
+    expect(statuses.get(200), 'streams the flooding address got').to.equal(5);
+    expect(statuses.get(429)).to.equal(10_000 - 5);
+    // Alan signs in and out: both signed-in streams see it.
+    const alan = await signedIn(3);
+    await alan.get('/');
+    await adaStream.next('online', (d: { id?: string }) => d.id === '3');
+    await graceStream.next('online', (d: { id?: string }) => d.id === '3');
+    await alan.post('/logout');
+    await adaStream.next('offline', (d: { id?: string }) => d.id === '3', 5000, 1);
+    await graceStream.next('offline', (d: { id?: string }) => d.id === '3', 5000, 1);
+    // And a new signed-in user still gets a stream.
+    const late = await SseStream.open(`${server.base}/online-now/events`, { cookie: (await signedIn(3)).cookieHeader });
+    expect(late.status).to.equal(200);
+    for (const res of held) res.destroy();
+    agent.destroy();
+    for (const s of [adaStream, graceStream, late]) s.close();
+  });
+
+  it('per user: a fourth stream of one user gets 429 (the browser retries); authorize() refuses whom the app bans; guests have their share', async () => {
+    const ada = await signedIn(1);
+    const streams = [];
+    for (let i = 0; i < 3; i++) streams.push(await SseStream.open(`${server.base}/online-now/events`, { cookie: ada.cookieHeader }));
+    expect(streams.map((s) => s.status)).to.deep.equal([200, 200, 200]);
+    expect((await SseStream.open(`${server.base}/online-now/events`, { cookie: ada.cookieHeader })).status).to.equal(429);
+    // One closes: room for another.
+    streams[0].close();
+    await eventually(async () => {
+      const again = await SseStream.open(`${server.base}/online-now/events`, { cookie: ada.cookieHeader });
+      expect(again.status).to.equal(200);
+      streams.push(again);
+    }, 3000);
+    expect((await SseStream.open(`${server.base}/online-now/events`, { cookie: (await signedIn(9)).cookieHeader })).status).to.equal(403);
+    for (const s of streams) s.close();
+    expect(() => online.events({ authorize: true as never })).to.throw(TypeError, /authorize/);
+    expect(() => online.events({ maxPerUser: 0 })).to.throw(TypeError, /maxPerUser/);
+    expect(() => online.events({ maxPerAddress: 1.5 })).to.throw(TypeError, /maxPerAddress/);
+    expect(() => online.events({ maxGuestConnections: -1 })).to.throw(TypeError, /maxGuestConnections/);
+  });
+
+  it('guests in all never take more than maxGuestConnections: signed-in users keep the rest', async () => {
+    const small = createOnlineTracker();
+    const app = express();
+    app.use(express.urlencoded({ extended: false }));
+    app.use(session({ secret: 'floods', resave: false, saveUninitialized: false }));
+    app.post('/login', (req, res) => {
+      (req.session as unknown as { user: unknown }).user = users[String(req.body.id)];
+      res.sendStatus(204);
+    });
+    app.get('/events', small.events({ maxConnections: 4, maxGuestConnections: 2, maxPerAddress: 100 }));
+    const own = await listen(app as never);
+    try {
+      const guests = [];
+      for (let i = 0; i < 3; i++) guests.push(await SseStream.open(`${own.base}/events`));
+      expect(guests.map((g) => g.status)).to.deep.equal([200, 200, 503]);
+      const ada = new CookieBrowser(own.base);
+      await ada.post('/login', { id: '1' });
+      const grace = new CookieBrowser(own.base);
+      await grace.post('/login', { id: '2' });
+      const members = [await SseStream.open(`${own.base}/events`, { cookie: ada.cookieHeader }), await SseStream.open(`${own.base}/events`, { cookie: grace.cookieHeader })];
+      expect(members.map((m) => m.status)).to.deep.equal([200, 200]);
+      for (const s of [...guests, ...members]) s.close();
+    } finally {
+      await small.close();
+      await own.close();
     }
   });
 });
