@@ -115,10 +115,11 @@ async function redisSite(env: Record<string, string> = {}): Promise<Site> {
   };
 }
 
-function launch(args: string[] = []): Promise<Browser> {
+function launch(args: string[] = [], ignoreDefaultArgs: string[] = []): Promise<Browser> {
   return chromium.launch({
     executablePath: CHROMIUM,
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', ...args],
+    ignoreDefaultArgs,
   });
 }
 
@@ -400,6 +401,97 @@ describe('a server restart with default options (a random secret), in headless C
       await ada.close();
       await grace.close();
       await stop();
+    }
+  });
+});
+
+const HOST = 'orders.example';
+
+describe(`plain HTTP under a name (${HOST}, no Web Locks, no Sec-Fetch-Site) and the back/forward cache, in headless Chromium`, function () {
+  this.timeout(120_000);
+  let browser: Browser;
+  let site: Site;
+  let base: string;
+
+  before(async function () {
+    requireBinary(this, CHROMIUM, 'apt-get install -y chromium');
+    site = await memorySite();
+    base = site.base.replace('127.0.0.1', HOST);
+    // The name resolves to loopback; the back/forward cache, which Playwright turns off, stays on.
+    browser = await launch([`--host-resolver-rules=MAP ${HOST} 127.0.0.1`], ['--disable-back-forward-cache']);
+  });
+
+  after(async () => {
+    await browser?.close();
+    await site?.close();
+  });
+
+  it('ten tabs of one user: one event stream, every heartbeat answered, and pages still load', async () => {
+    const alan = await signIn(browser, base, 'alan');
+    const grace = await signIn(browser, base, 'grace');
+    const streams = openStreams(alan);
+    const beats = { sent: 0, answered: 0 };
+    alan.on('request', (r) => {
+      if (r.url().endsWith('/online-now/beat')) beats.sent++;
+    });
+    alan.on('requestfinished', async (r) => {
+      if (r.url().endsWith('/online-now/beat') && (await r.response())?.status() === 200) beats.answered++;
+    });
+    try {
+      const gracePage = await grace.newPage();
+      await gracePage.goto(`${base}/orders/124`);
+      const tabs: Page[] = [];
+      for (let i = 0; i < 10; i++) {
+        const tab = await alan.newPage();
+        await tab.goto(`${base}/orders/124`);
+        tabs.push(tab);
+      }
+      expect(await tabs[0].evaluate(() => [window.isSecureContext, 'locks' in navigator])).to.deep.equal([false, false]);
+      await shows(gracePage, 'here-list', /Alan Turing\s+\(10 tabs\)/, 4000);
+      const deadline = Date.now() + 3000;
+      while (streams() !== 1 && Date.now() < deadline) await tabs[0].waitForTimeout(50);
+      expect(streams(), 'event streams open in the browser with 10 tabs').to.equal(1);
+      // An 11th page loads, and a tab navigates: the browser's six connections to the host are not all held.
+      const more = await alan.newPage();
+      const response = await more.goto(`${base}/admin/nunjucks`, { timeout: 5000 });
+      expect(response?.status()).to.equal(200);
+      await tabs[3].goto(`${base}/orders/123`, { timeout: 5000 });
+      await shows(tabs[3], 'here-count', /^1$/);
+      // Every tab keeps beating: each beat sent gets its answer.
+      await tabs[0].waitForTimeout(3000);
+      expect(beats.sent).to.be.greaterThan(10);
+      await eventually(() => expect(beats.answered).to.equal(beats.sent), 3000);
+      // Grace's page hears a live change from Alan's one stream: his tab moved to order 123.
+      await shows(gracePage, 'here-list', /Alan Turing\s+\(9 tabs\)/, 4000);
+    } finally {
+      await alan.close();
+      await grace.close();
+    }
+  });
+
+  it('a page with the script is restored from the back/forward cache, back in its room and live (on 127.0.0.1: a secure context, where a Web Lock and an open channel kept pages out of it)', async () => {
+    const base = site.base;
+    const alan = await signIn(browser, base, 'alan');
+    const grace = await signIn(browser, base, 'grace');
+    await alan.addInitScript(`addEventListener('pageshow', (e) => { if (e.persisted) sessionStorage.setItem('restored', location.pathname); });`);
+    try {
+      const page = await alan.newPage();
+      await page.goto(`${base}/orders/124`);
+      await shows(page, 'here-count', /^1$/);
+      // Another page of the site (its script posts on the channel at start), a moment there, then back.
+      await page.goto(`${base}/admin/nunjucks`);
+      await page.waitForTimeout(1000);
+      // A restored page fires pageshow, not load.
+      await page.goBack({ waitUntil: 'commit' });
+      await eventually(async () => expect(await page.evaluate(() => sessionStorage.getItem('restored')), 'restored from the back/forward cache').to.equal('/orders/124'), 3000);
+      // Back in the room and live: Grace arrives, and Alan's restored page shows her.
+      const gracePage = await grace.newPage();
+      await gracePage.goto(`${base}/orders/124`);
+      await shows(gracePage, 'here-list', /Alan Turing[\s\S]*Grace Hopper/, 4000);
+      await shows(page, 'here-count', /^2$/, 4000);
+    } finally {
+      await alan.close();
+      await grace.close();
     }
   });
 });
