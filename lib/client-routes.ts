@@ -131,7 +131,8 @@ export function createClientRoutes(path: string, origins: ReadonlySet<string>, s
     },
     [`POST ${path}/beat`]: async (req, res) => {
       const user = users.userOf(req);
-      if (user === undefined) return send(res, 401);
+      // Nobody to keep online: 204 stops the page's heartbeats, without an error in its console.
+      if (user === undefined) return send(res, 204);
       const body = objectOf(await readBody(req)) as { tab?: unknown; room?: unknown; mode?: unknown; takeover?: unknown; claim?: unknown; away?: unknown };
       const mode = body.mode ?? 'viewing';
       if (!isTabId(body.tab) || !isMode(mode) || (body.room !== undefined && !isRoomName(body.room))) return send(res, 400);

@@ -148,6 +148,8 @@ function unsubscribe(index: Map<string, Set<Connection>>, name: string, connecti
 function refuse(res: ServerResponse, status: 403 | 429 | 503): void {
   res.statusCode = status;
   if (status !== 403) res.setHeader('Retry-After', '5');
+  // A flood's refused sockets are not kept open for its next request.
+  res.setHeader('Connection', 'close');
   res.end();
 }
 

@@ -134,12 +134,12 @@ for (const { name, express } of expressVersions) {
           const anonymous = (r: string, user: RegExp) =>
             r
               .replace(/data-user-id="\d+"/, '')
-              .replace(/data-online-id="\d+"/, '')
+              .replace(/data-online-id="\d+"/g, '')
               .replace(user, 'someone')
               .replace(/Moderator|Member/, 'role')
               .replace(/<time [^>]*>[^<]*<\/time>/, '<time>');
           expect(anonymous(row, /Grace Hopper|grace/g), who).to.equal(anonymous(rowOf(html, 5), /Linus Torvalds|linus/g));
-          expect(row, who).to.match(/<td class="muted">last seen <time /);
+          expect(row, who).to.match(/<td class="muted"[^>]*>last seen <time /);
           const rest = html.replace(row, '');
           expect(rest, who).not.to.contain('Grace Hopper');
           expect(rest.toLowerCase(), who).not.to.contain('grace');
@@ -167,8 +167,8 @@ for (const { name, express } of expressVersions) {
         const html = await ada.text(page);
         expect(badgeOf(html, 3)).to.equal('Offline');
         const seen = new Date(lastSeenInDb(3)!).toISOString();
-        expect(rowOf(html, 3)).to.match(new RegExp(`<td class="muted">last seen <time datetime="${seen}" title="[^"]+">3 hours ago</time></td>`));
-        expect(rowOf(html, 4)).to.contain('<td class="muted">offline</td>'); // never seen
+        expect(rowOf(html, 3)).to.match(new RegExp(`<td class="muted"[^>]*>last seen <time datetime="${seen}" title="[^"]+">3 hours ago</time></td>`));
+        expect(rowOf(html, 4)).to.match(/<td class="muted"[^>]*>offline<\/td>/); // never seen
       });
 
       it(`${engine}: a crawler raises the bots count, not the guests count, once per kind`, async () => {
@@ -211,7 +211,7 @@ for (const { name, express } of expressVersions) {
         const again = await ada.text(page);
         expect(testId(again, 'online-count')).to.equal('1');
         expect(testId(again, 'record-count')).to.equal('3');
-        expect(rowOf(again, 4)).to.match(/<td class="muted">last seen <time [^>]+>[^<]+<\/time><\/td>/);
+        expect(rowOf(again, 4)).to.match(/<td class="muted"[^>]*>last seen <time [^>]+>[^<]+<\/time><\/td>/);
       });
     }
 
