@@ -495,3 +495,95 @@ describe(`plain HTTP under a name (${HOST}, no Web Locks, no Sec-Fetch-Site) and
     }
   });
 });
+
+describe('the demo stays true after live updates, in headless Chromium (memory store)', function () {
+  this.timeout(90_000);
+  let browser: Browser;
+  let site: Site;
+
+  before(async function () {
+    requireBinary(this, CHROMIUM, 'apt-get install -y chromium');
+    site = await memorySite();
+    browser = await launch();
+  });
+  after(async () => {
+    await browser?.close();
+    await site?.close();
+  });
+
+  it('the dashboard: listed count, the list’s “now” and Activity follow the badges; a signed-out page logs no error', async () => {
+    const visitor = await browser.newContext();
+    const errors: string[] = [];
+    const login = await visitor.newPage();
+    login.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+    await login.goto(`${site.base}/`);
+    await login.waitForTimeout(1500); // its script has beaten (or not) by now
+    expect(errors, 'console errors on a signed-out page').to.deep.equal([]);
+    await visitor.close();
+
+    const grace = await signIn(browser, site.base, 'grace');
+    const alan = await signIn(browser, site.base, 'alan');
+    try {
+      const dashboard = await grace.newPage();
+      await dashboard.goto(`${site.base}/admin/nunjucks`);
+      const alanRow = dashboard.locator('tr[data-user-id="3"]');
+      const listed = async (): Promise<[string, number]> => [
+        (await dashboard.getByTestId('listed-count').innerText()).trim(),
+        await dashboard.locator('[data-testid=online-list] li').count(),
+      ];
+      const alanPage = await alan.newPage();
+      await alanPage.goto(`${site.base}/admin/handlebars`);
+      await shows(dashboard, 'online-list', /Alan Turing\s+@alan\s+now/, 4000);
+      const [count, items] = await listed();
+      expect(Number(count), 'Listed below').to.equal(items);
+      expect((await alanRow.locator('[data-testid=badge]').innerText()).trim()).to.equal('Online');
+      expect((await alanRow.locator('td').last().innerText()).trim()).to.equal('now');
+      await alanPage.getByRole('button', { name: 'Sign out' }).click();
+      await eventually(async () => expect((await alanRow.locator('[data-testid=badge]').innerText()).trim()).to.equal('Offline'), 4000);
+      expect((await alanRow.locator('td').last().innerText()).trim()).to.equal('last seen now');
+      const [after, left] = await listed();
+      expect(Number(after)).to.equal(left);
+    } finally {
+      await grace.close();
+      await alan.close();
+    }
+  });
+
+  it('an order: names in Here now stay on one line beside editing and (N tabs); after a take-over the old editor is offered Edit, not Stop editing', async () => {
+    const ada = await signIn(browser, site.base, 'ada');
+    const grace = await signIn(browser, site.base, 'grace');
+    try {
+      const adaPage = await ada.newPage();
+      await adaPage.goto(`${site.base}/orders/123?edit=1`);
+      await (await ada.newPage()).goto(`${site.base}/orders/123`);
+      const gracePage = await grace.newPage();
+      await gracePage.goto(`${site.base}/orders/123`);
+      await shows(gracePage, 'here-list', /Ada Lovelace\s+editing\s+\(2 tabs\)/);
+      // Each name is on one line (not broken word by word), and what follows it is drawn after it, not over it.
+      const layout = await gracePage.locator('[data-testid=here-list] li').evaluateAll((items) =>
+        items.map((li) => {
+          const range = document.createRange();
+          range.selectNodeContents(li.firstChild!);
+          const name = [...range.getClientRects()];
+          const after = [...li.querySelectorAll('span')].map((s) => s.getBoundingClientRect());
+          const last = name[name.length - 1];
+          const overlaps = after.some((r) => r.top < last.bottom - 1 && r.left < last.right - 1);
+          return [name.length, overlaps];
+        }),
+      );
+      expect(layout).to.deep.equal([[1, false], [1, false]]);
+      await expectText(adaPage, 'stop-editing', 'Stop editing');
+      await gracePage.getByRole('button', { name: 'Take over' }).click();
+      await shows(adaPage, 'lock', /^Grace Hopper is editing/, 4000);
+      await expectText(adaPage, 'edit', 'Edit this order');
+      expect(await adaPage.getByTestId('stop-editing').count()).to.equal(0);
+    } finally {
+      await ada.close();
+      await grace.close();
+    }
+  });
+});
+
+async function expectText(page: Page, testId: string, text: string): Promise<void> {
+  await eventually(async () => expect((await page.getByTestId(testId).innerText()).trim()).to.equal(text), 4000);
+}

@@ -137,9 +137,9 @@ function createDemoApp({ express = require('express'), tracker: trackerOptions =
   );
   // The browser side: the script, heartbeats and leaves; and live updates (Server-Sent Events).
   app.use(online.client());
-  // Anyone who may load the dashboard gets live updates (guests too): each user and each guest
-  // address has a budget of streams, and guests in all at most half of them.
-  app.get('/online-now/events', online.events({ authorize: (req) => Boolean(req.session.user || req.session.guest) }));
+  // Live updates for every visitor (the sign-in page's count is live too) but a suspended account;
+  // each user and each guest address has a budget of streams, and guests in all at most half of them.
+  app.get('/online-now/events', online.events({ authorize: (req) => req.session.user?.role !== 'Suspended' }));
   app.use(online.middleware());
 
   // What every page needs besides presence: who is signed in, and the users with their last-seen.
