@@ -564,8 +564,8 @@ describe('the demo stays true after live updates, in headless Chromium (memory s
         items.map((li) => {
           const range = document.createRange();
           range.selectNodeContents(li.firstChild!);
-          const name = [...range.getClientRects()];
-          const after = [...li.querySelectorAll('span')].map((s) => s.getBoundingClientRect());
+          const name = Array.from(range.getClientRects());
+          const after = Array.from(li.querySelectorAll('span'), (s) => s.getBoundingClientRect());
           const last = name[name.length - 1];
           const overlaps = after.some((r) => r.top < last.bottom - 1 && r.left < last.right - 1);
           return [name.length, overlaps];

@@ -79,6 +79,13 @@ async function post(base: string, browser: CookieBrowser, path: string, body: un
 
 const tabOf = (html: string): string => /data-tab="([^"]+)"/.exec(html)?.[1] ?? '';
 
+/** A browser signed in as user `id` (the test app's POST /login). */
+async function signInAt(base: string, id: number): Promise<CookieBrowser> {
+  const browser = new CookieBrowser(base);
+  await browser.post('/login', { id: String(id) });
+  return browser;
+}
+
 describe('rooms over HTTP: here(), the heartbeat and leave routes, and the events stream', () => {
   let server: Listening;
   let online: OnlineTracker;
@@ -103,11 +110,7 @@ describe('rooms over HTTP: here(), the heartbeat and leave routes, and the event
     await server.close();
   });
 
-  async function signedIn(id: number): Promise<CookieBrowser> {
-    const browser = new CookieBrowser(server.base);
-    await browser.post('/login', { id: String(id) });
-    return browser;
-  }
+  const signedIn = (id: number): Promise<CookieBrowser> => signInAt(server.base, id);
 
   for (const engine of ['nunjucks', 'handlebars']) {
     it(`${engine}: two viewers see each other, the editor holds the lock, and the script tag carries the page's tab`, async () => {
@@ -420,11 +423,7 @@ describe('rooms over HTTP at the smallest bounds (maxRooms 1, maxRoomMembers 1)'
     for (let id = 2; id <= 11; id++) users[id] = { id, name: `Flooder ${id}` };
     const server = await listen(roomApp(online, users));
     try {
-      const login = async (id: number): Promise<CookieBrowser> => {
-        const browser = new CookieBrowser(server.base);
-        await browser.post('/login', { id: String(id) });
-        return browser;
-      };
+      const login = (id: number): Promise<CookieBrowser> => signInAt(server.base, id);
       const ada = await login(1);
       const page = await ada.text('/orders/1?edit=1');
       expect(page).to.contain('You are editing');
@@ -481,11 +480,7 @@ describe('event streams under a flood: budgets per user, per address and for gue
     await server.close();
   });
 
-  async function signedIn(id: number): Promise<CookieBrowser> {
-    const browser = new CookieBrowser(server.base);
-    await browser.post('/login', { id: String(id) });
-    return browser;
-  }
+  const signedIn = (id: number): Promise<CookieBrowser> => signInAt(server.base, id);
 
   it('a flood of 10,000 streams from one client takes none of the signed-in users’ streams: both keep getting updates', async function () {
     this.timeout(120_000);
@@ -563,10 +558,8 @@ describe('event streams under a flood: budgets per user, per address and for gue
       const guests = [];
       for (let i = 0; i < 3; i++) guests.push(await SseStream.open(`${own.base}/events`));
       expect(guests.map((g) => g.status)).to.deep.equal([200, 200, 503]);
-      const ada = new CookieBrowser(own.base);
-      await ada.post('/login', { id: '1' });
-      const grace = new CookieBrowser(own.base);
-      await grace.post('/login', { id: '2' });
+      const ada = await signInAt(own.base, 1);
+      const grace = await signInAt(own.base, 2);
       const members = [await SseStream.open(`${own.base}/events`, { cookie: ada.cookieHeader }), await SseStream.open(`${own.base}/events`, { cookie: grace.cookieHeader })];
       expect(members.map((m) => m.status)).to.deep.equal([200, 200]);
       for (const s of [...guests, ...members]) s.close();
