@@ -245,7 +245,7 @@ export interface RoomLimits {
 }
 
 /** An away (background) tab's window, in active windows. */
-export const AWAY_FACTOR = 5;
+const AWAY_FACTOR = 5;
 
 /** A tracker's room options as a store's limits. */
 export function roomLimits(activeMs: number, maxRooms: number, maxMembers: number): RoomLimits {

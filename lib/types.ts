@@ -197,7 +197,7 @@ export interface OnlineTrackerOptions<U = unknown, P extends object = DefaultPro
   onRecord?: (record: OnlineRecord) => unknown;
   /** The record to start from, as `onRecord` last gave it (persisted by your app). */
   initialRecord?: { count: number; at: Date | number | string };
-  /** Seconds a tab stays in a room (`here()`) after its last heartbeat. Default 30 (the client beats every third of it while visible). */
+  /** Seconds a tab stays in a room (`here()`) after its last heartbeat. Default 30 (the client beats every third of it); a background tab stays 5 × as long. */
   roomThreshold?: number;
   /** Rooms kept at once; past it the least recently active room that nobody is in is forgotten (a room with a live tab stays). Default 1000. */
   maxRooms?: number;
