@@ -188,6 +188,32 @@ describe('RedisStore rooms: tabs and the editing lock across processes, through 
     }
   });
 
+  it('lapse, other claims, first returns, across three processes: a background tab keeps the lock for 5 × the threshold; a lapsed one comes back to who edits now', async () => {
+    const procs = await processes(3, uniquePrefix(), 1);
+    const beat = (p: { store: RedisStore }, user: number, tab: string, known: unknown, away = false) =>
+      p.store.roomTouch({ room: 'doc', tab, key: String(user), id: user, profile: { name: `User ${user}` }, mode: 'editing', takeover: false, away, known: known as never }, STAFF);
+    const lockOnEvery = (tab: string, why: string) =>
+      eventually(async () => {
+        for (const [i, p] of procs.entries()) expect((await p.store.roomView('doc', STAFF)).lock?.tab, `${why}, process ${i}`).to.equal(tab);
+      }, 3000);
+    const ada = await procs[0].online.here(request(1) as never, 'doc', { mode: 'editing' });
+    // Ada's page goes to the background: one beat marked away, then silence past the 1 s window (not the 5 s one).
+    let adaKnows = (await beat(procs[1], 1, ada.tab, ada.self, true)).self;
+    await sleep(1500);
+    const grace = await procs[2].online.here(request(2) as never, 'doc', { mode: 'editing' });
+    await lockOnEvery(ada.tab, 'a background editor keeps the lock');
+    // Back in front, then offline past the 1 s window: Grace's next beat takes the free lock.
+    adaKnows = (await beat(procs[0], 1, ada.tab, adaKnows)).self;
+    await sleep(1500);
+    await beat(procs[2], 2, grace.tab, grace.self);
+    await lockOnEvery(grace.tab, 'Ada lapsed, Grace claimed');
+    // Ada's page returns on another process with its earlier, signed, lapsed claim: it does not outrank Grace's.
+    const back = await beat(procs[1], 1, ada.tab, adaKnows);
+    expect(back.self?.claim, 'Ada claims nothing').to.equal(0);
+    await sleep(300);
+    await lockOnEvery(grace.tab, 'Ada came back');
+  });
+
   it('refuses a room threshold that a sync interval would make flicker, naming the fix', async () => {
     const client = await connect('node-redis', server);
     opened.push(client);
