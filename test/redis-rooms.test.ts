@@ -214,6 +214,27 @@ describe('RedisStore rooms: tabs and the editing lock across processes, through 
     await lockOnEvery(grace.tab, 'Ada came back');
   });
 
+  it('at the smallest bounds (1 room of 1 tab), a flood of page views on other processes never takes the lock from its holder', async () => {
+    const procs = [];
+    const prefix = uniquePrefix();
+    for (let i = 0; i < 2; i++) {
+      const client = await connect(i === 0 ? 'node-redis' : 'ioredis', server);
+      opened.push(client);
+      const store = new RedisStore({ client: client.client, prefix, syncInterval: 50 });
+      const online = createOnlineTracker({ store, maxRooms: 1, maxRoomMembers: 1 });
+      opened.push(online);
+      procs.push({ online, store });
+    }
+    const ada = await procs[0].online.here(request(1) as never, 'order:1', { mode: 'editing' });
+    await eventually(async () => expect((await procs[1].store.roomView('order:1', STAFF)).lock?.tab).to.equal(ada.tab));
+    for (let i = 0; i < 200; i++) {
+      await procs[i % 2].online.here(request(2 + (i % 7)) as never, i % 3 === 0 ? 'order:1' : `article:${i}`, { mode: i % 5 === 0 ? 'editing' : 'viewing' });
+      if (i % 20 === 0) await sleep(60); // a sync or two
+    }
+    await sleep(300);
+    for (const [i, p] of procs.entries()) expect((await p.store.roomView('order:1', STAFF)).lock?.tab, `process ${i}`).to.equal(ada.tab);
+  });
+
   it('refuses a room threshold that a sync interval would make flicker, naming the fix', async () => {
     const client = await connect('node-redis', server);
     opened.push(client);
