@@ -215,7 +215,7 @@ describe('RedisStore rooms: tabs and the editing lock across processes, through 
   });
 
   it('at the smallest bounds (1 room of 1 tab), a flood of page views on other processes never takes the lock from its holder', async () => {
-    const procs = [];
+    const procs: { online: OnlineTracker; store: RedisStore }[] = [];
     const prefix = uniquePrefix();
     for (let i = 0; i < 2; i++) {
       const client = await connect(i === 0 ? 'node-redis' : 'ioredis', server);
