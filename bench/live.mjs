@@ -198,8 +198,10 @@ async function sseClients() {
     };
   }
 
-  function connect(port, id, rooms) {
-    const query = rooms > 0 ? `?rooms=${encodeURIComponent(roomOf(id, rooms))}` : '';
+  /** `ids`: how many users' badges the connection watches (users 1..ids), as a page of that many rows does. */
+  function connect(port, id, rooms, ids = 0) {
+    let query = rooms > 0 ? `?rooms=${encodeURIComponent(roomOf(id, rooms))}` : '';
+    if (ids > 0) query = `?ids=${encodeURIComponent(Array.from({ length: ids }, (_, i) => i + 1).join('\n'))}`;
     return new Promise((resolve) => {
       const conn = { id, received: 0, socket: net.connect(port, '127.0.0.1'), status: 0, closing: false };
       const read = reader(conn);
@@ -242,11 +244,11 @@ async function sseClients() {
       return { statuses };
     },
     /** Opens n connections as users 1..n, 250 at a time (well within the listen backlog). */
-    open: async ({ port, n, rooms }) => {
+    open: async ({ port, n, rooms, ids }) => {
       reset();
       for (let first = 1; first <= n; first += 250) {
         const batch = [];
-        for (let id = first; id < Math.min(first + 250, n + 1); id++) batch.push(connect(port, id, rooms));
+        for (let id = first; id < Math.min(first + 250, n + 1); id++) batch.push(connect(port, id, rooms, ids));
         sockets.push(...(await Promise.all(batch)));
       }
       const ok = sockets.filter((c) => c.status === 200).length;
@@ -311,7 +313,7 @@ async function settledReport(clients) {
  * connection; a room change two (join or leave, then the room's state) to each
  * member of that room.
  */
-async function fanOutCase(clients, { name, n, rooms, kind, rate, seconds }) {
+async function fanOutCase(clients, { name, n, rooms, kind, rate, seconds, ids = 0 }) {
   const server = forkRole('sse-server');
   try {
     const { port } = await new Promise((resolve) => server.once('message', resolve));
@@ -320,7 +322,7 @@ async function fanOutCase(clients, { name, n, rooms, kind, rate, seconds }) {
     // What a reconnect storm costs (every browser back at once after a restart): CPU to accept them all and send each its first state.
     const cpu0 = await ask(server, { cmd: 'cpu' });
     const t0 = performance.now();
-    const opened = await ask(clients, { cmd: 'open', port, n, rooms });
+    const opened = await ask(clients, { cmd: 'open', port, n, rooms, ids });
     const openMs = performance.now() - t0;
     await sleep(1000); // every fresh connection's first state sent (or the connection dropped for it)
     const cpu1 = await ask(server, { cmd: 'cpu' });
@@ -395,6 +397,8 @@ export async function sseFanOut({ quick, only }) {
     { name: 'room, 1,000 clients in 20 rooms of 50', n: 1000, rooms: 20, kind: 'room', rate: 10 },
     { name: 'room, 250 clients in one room of 250', n: 250, rooms: 1, kind: 'room', rate: 2 },
     { name: 'room, 1,000 clients in one room of 1,000', n: 1000, rooms: 1, kind: 'room', rate: 2 },
+    // Each client also watches 200 badges: idle looks cost one lookup per distinct id, not per id per client.
+    { name: 'count, 2,000 clients each watching 200 badges', n: 2000, rooms: 0, kind: 'count', rate: 10, ids: 200 },
   ];
   // Each connection is a file descriptor in the server and in the clients' process.
   const limit = openFileLimit();
@@ -879,6 +883,9 @@ if (process.argv[2] === 'sse-server') {
   await sseClients();
 } else if (process.argv[2] === 'flood') {
   await streamFlood({ quick: process.env.QUICK === '1' });
+  process.exit(0);
+} else if (process.argv[2] === 'badges') {
+  await sseFanOut({ quick: false, only: [{ name: 'count, 2,000 clients each watching 200 badges', n: 2000, rooms: 0, kind: 'count', rate: 10, ids: 200 }] });
   process.exit(0);
 } else if (process.argv[2] === 'delays') {
   const redis = await startRedis();
