@@ -8,6 +8,10 @@
 //    in rooms of 10 and 1,000 members, on MemoryStore and RedisStore.
 // 3. Redis commands per heartbeat: tabs beating through POST /online-now/beat
 //    (real HTTP, real express-session cookies), INFO commandstats before/after.
+// 4. A stream flood: one client (one address, no session) asks for 10,000 streams
+//    while two signed-in users' streams get the count changes; the server's CPU and memory.
+// 5. Delays: from a change (join, lock, leave, count) made through one tracker to
+//    its event on a stream another serves: one process, and two RedisStores.
 // Run as `node --expose-gc bench/live.mjs` (QUICK=1 for smaller sizes), or from run.mjs.
 import { fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -194,8 +198,10 @@ async function sseClients() {
     };
   }
 
-  function connect(port, id, rooms) {
-    const query = rooms > 0 ? `?rooms=${encodeURIComponent(roomOf(id, rooms))}` : '';
+  /** `ids`: how many users' badges the connection watches (users 1..ids), as a page of that many rows does. */
+  function connect(port, id, rooms, ids = 0) {
+    let query = rooms > 0 ? `?rooms=${encodeURIComponent(roomOf(id, rooms))}` : '';
+    if (ids > 0) query = `?ids=${encodeURIComponent(Array.from({ length: ids }, (_, i) => i + 1).join('\n'))}`;
     return new Promise((resolve) => {
       const conn = { id, received: 0, socket: net.connect(port, '127.0.0.1'), status: 0, closing: false };
       const read = reader(conn);
@@ -227,12 +233,22 @@ async function sseClients() {
   }
 
   serve({
+    /** One address, no user, asking for n streams, 250 at a time; what it holds stays open. */
+    flood: async ({ port, n }) => {
+      const statuses = {};
+      for (let first = 0; first < n; first += 250) {
+        const batch = await Promise.all(Array.from({ length: Math.min(250, n - first) }, () => connect(port, 0, 0)));
+        for (const c of batch) statuses[c.status] = (statuses[c.status] ?? 0) + 1;
+        sockets.push(...batch);
+      }
+      return { statuses };
+    },
     /** Opens n connections as users 1..n, 250 at a time (well within the listen backlog). */
-    open: async ({ port, n, rooms }) => {
+    open: async ({ port, n, rooms, ids }) => {
       reset();
       for (let first = 1; first <= n; first += 250) {
         const batch = [];
-        for (let id = first; id < Math.min(first + 250, n + 1); id++) batch.push(connect(port, id, rooms));
+        for (let id = first; id < Math.min(first + 250, n + 1); id++) batch.push(connect(port, id, rooms, ids));
         sockets.push(...(await Promise.all(batch)));
       }
       const ok = sockets.filter((c) => c.status === 200).length;
@@ -247,6 +263,8 @@ async function sseClients() {
         bytes,
         closedByServer,
         perClient: { min: Math.min(...received), max: Math.max(...received) },
+        // The first connections opened (the flood's signed-in users): what each received.
+        first: received.slice(0, 2),
       };
     },
     close: async () => {
@@ -295,7 +313,7 @@ async function settledReport(clients) {
  * connection; a room change two (join or leave, then the room's state) to each
  * member of that room.
  */
-async function fanOutCase(clients, { name, n, rooms, kind, rate, seconds }) {
+async function fanOutCase(clients, { name, n, rooms, kind, rate, seconds, ids = 0 }) {
   const server = forkRole('sse-server');
   try {
     const { port } = await new Promise((resolve) => server.once('message', resolve));
@@ -304,7 +322,7 @@ async function fanOutCase(clients, { name, n, rooms, kind, rate, seconds }) {
     // What a reconnect storm costs (every browser back at once after a restart): CPU to accept them all and send each its first state.
     const cpu0 = await ask(server, { cmd: 'cpu' });
     const t0 = performance.now();
-    const opened = await ask(clients, { cmd: 'open', port, n, rooms });
+    const opened = await ask(clients, { cmd: 'open', port, n, rooms, ids });
     const openMs = performance.now() - t0;
     await sleep(1000); // every fresh connection's first state sent (or the connection dropped for it)
     const cpu1 = await ask(server, { cmd: 'cpu' });
@@ -379,6 +397,8 @@ export async function sseFanOut({ quick, only }) {
     { name: 'room, 1,000 clients in 20 rooms of 50', n: 1000, rooms: 20, kind: 'room', rate: 10 },
     { name: 'room, 250 clients in one room of 250', n: 250, rooms: 1, kind: 'room', rate: 2 },
     { name: 'room, 1,000 clients in one room of 1,000', n: 1000, rooms: 1, kind: 'room', rate: 2 },
+    // Each client also watches 200 badges: idle looks cost one lookup per distinct id, not per id per client.
+    { name: 'count, 2,000 clients each watching 200 badges', n: 2000, rooms: 0, kind: 'count', rate: 10, ids: 200 },
   ];
   // Each connection is a file descriptor in the server and in the clients' process.
   const limit = openFileLimit();
@@ -426,6 +446,193 @@ export async function sseFanOut({ quick, only }) {
     rows,
   );
   return { results: out, text };
+}
+
+// ---------------------------------------------------------------------------
+// 4. A stream flood from one client, with signed-in users' streams open.
+
+export async function streamFlood({ quick }) {
+  const n = quick ? 2000 : 10_000;
+  const seconds = quick ? 3 : 5;
+  if (n + 400 > openFileLimit()) {
+    console.log(`\nulimit -n is below ${n + 400}: the stream flood is skipped.\n`);
+    return { results: null, text: '' };
+  }
+  const clients = forkRole('sse-clients');
+  const server = forkRole('sse-server');
+  try {
+    await new Promise((resolve) => clients.once('message', resolve));
+    const { port } = await new Promise((resolve) => server.once('message', resolve));
+    await ask(clients, { cmd: 'open', port, n: 2, rooms: 0 }); // users 1 and 2, signed in
+    const before = await ask(server, { cmd: 'memory' });
+    const idle = await ask(server, { cmd: 'drive', kind: 'count', rate: 0, seconds: 2, rooms: 0 });
+    await ask(clients, { cmd: 'reset' });
+    // The count changes 10 times a second while the flood comes in: the signed-in users must get them.
+    const driving = ask(server, { cmd: 'drive', kind: 'count', rate: 10, seconds, rooms: 0 });
+    const t0 = performance.now();
+    const flood = await ask(clients, { cmd: 'flood', port, n });
+    const floodMs = performance.now() - t0;
+    const run = await driving;
+    const got = await settledReport(clients);
+    const after = await ask(server, { cmd: 'memory' });
+    await ask(clients, { cmd: 'close' });
+    const results = {
+      asked: n,
+      statuses: flood.statuses,
+      floodMs,
+      changes: run.changes,
+      signedInReceived: got.first,
+      cpuPercent: (run.cpuUs / (run.wallMs * 1000)) * 100,
+      idleCpuPercent: (idle.cpuUs / (idle.wallMs * 1000)) * 100,
+      rssMB: (after.rss - before.rss) / 2 ** 20,
+      held: after.size,
+    };
+    const text = table(
+      `A stream flood: one client (one address, no session) asks for ${fmtInt(n)} streams, 250 at a time, while the count changes 10 times a second for ${seconds} s; events({ interval: ${INTERVAL_MS} }), default budgets`,
+      ['streams asked', 'answers', 'flood took', 'streams held by the server', 'count changes made', 'received by the two signed-in streams', 'server CPU % of a core (idle before)', 'server RSS growth'],
+      [[
+        fmtInt(n),
+        Object.entries(results.statuses).map(([status, count]) => `${fmtInt(count)} × ${status}`).join(', '),
+        `${(floodMs / 1000).toFixed(1)} s`,
+        fmtInt(results.held),
+        fmtInt(results.changes),
+        results.signedInReceived.join(' and '),
+        `${results.cpuPercent.toFixed(0)} (${results.idleCpuPercent.toFixed(1)})`,
+        `${results.rssMB.toFixed(1)} MB`,
+      ]],
+    );
+    return { results, text };
+  } finally {
+    server.kill('SIGKILL');
+    clients.kill('SIGKILL');
+  }
+}
+
+// ---------------------------------------------------------------------------
+// 5. Delays from a change to its event on a stream.
+
+/** A stream's events as they arrive, with a wait for the first one from `from` on that passes `match`. */
+function eventsOf(port, user, query) {
+  const seen = [];
+  let wake = () => undefined;
+  const req = http.get({ host: '127.0.0.1', port, path: `${EVENTS_PATH}?${query}`, headers: { 'x-bench-user': String(user), accept: 'text/event-stream' } }, (res) => {
+    let buf = '';
+    res.setEncoding('utf8');
+    res.on('data', (chunk) => {
+      buf += chunk;
+      for (let end = buf.indexOf('\n\n'); end !== -1; end = buf.indexOf('\n\n')) {
+        const block = buf.slice(0, end);
+        buf = buf.slice(end + 2);
+        const event = /^event: (.*)$/m.exec(block)?.[1];
+        if (event !== undefined) seen.push({ event, data: block.split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6)).join('\n'), at: performance.now() });
+      }
+      wake();
+    });
+  });
+  return {
+    close: () => req.destroy(),
+    /** ms from `t0` to the first event after it that passes `match`. */
+    async after(t0, match) {
+      for (;;) {
+        const hit = seen.find((e) => e.at >= t0 && match(e));
+        if (hit !== undefined) return hit.at - t0;
+        await new Promise((resolve) => {
+          wake = resolve;
+          setTimeout(resolve, 50);
+        });
+      }
+    },
+  };
+}
+
+export async function crossProcessDelays({ quick, redis }) {
+  const { default: express } = await import('express');
+  const { createOnlineTracker, RedisStore } = await import('express-online-now');
+  const samples = quick ? 5 : 11;
+  const getUser = (req) => {
+    const id = Number(req.headers['x-bench-user']);
+    return id > 0 ? { id, username: `user${id}` } : undefined;
+  };
+  const asUser = (id) => ({ headers: { 'x-bench-user': String(id) }, res: { locals: {} } });
+  // A setup: the streaming tracker, and a writer per sample. On Redis each sample's writer is a new
+  // store started at a random moment: two processes' syncs run at any phase to each other.
+  const setups = [['one process, memory store', () => {
+    const one = createOnlineTracker({ getUser });
+    return { streaming: one, writer: async () => one };
+  }]];
+  const clients = [];
+  if (redis !== null) {
+    const { createClient } = await import('redis');
+    const tracker = async () => {
+      const client = await createClient({ url: redis.url }).connect();
+      clients.push(client);
+      return createOnlineTracker({ getUser, secret: 'bench', store: new RedisStore({ client, prefix: 'bench-delays' }) });
+    };
+    setups.push([
+      'two RedisStores (syncInterval 1000, the default), each with its own client: the change on one, the stream on the other',
+      async () => ({
+        streaming: await tracker(),
+        writer: async () => {
+          await sleep(Math.random() * 1000);
+          const t = await tracker();
+          await sleep(1500); // its first sync done
+          return t;
+        },
+      }),
+    ]);
+  }
+  const rows = [];
+  const results = {};
+  for (const [name, make] of setups) {
+    const { streaming, writer: writerFor } = await make();
+    const trackers = new Set([streaming]);
+    const app = express();
+    app.get(EVENTS_PATH, streaming.events());
+    const server = await new Promise((resolve) => {
+      const s = app.listen(0, '127.0.0.1', () => resolve(s));
+    });
+    // User 9 watches room r (a member: its page joined) and user 5's badge; every other user acts through the writer.
+    await streaming.here(asUser(9), 'r');
+    const stream = eventsOf(server.address().port, 9, 'rooms=r&ids=5');
+    await sleep(2500);
+    const took = { join: [], lock: [], leave: [], count: [] };
+    for (let i = 0; i < samples; i++) {
+      const writer = await writerFor();
+      trackers.add(writer);
+      await streaming.here(asUser(9), 'r'); // still here
+      const user = 100 + i;
+      // Each change at a random point of the sync and look cycles (right after an event would always be the worst).
+      const pause = () => sleep(Math.random() * 1000);
+      await pause();
+      let t0 = performance.now();
+      const view = await writer.here(asUser(user), 'r', { mode: 'editing' });
+      took.join.push(await stream.after(t0, (e) => e.event === 'join' && e.data.includes(`"id":${user}`)));
+      took.lock.push(await stream.after(t0, (e) => e.event === 'lock' && e.data.includes(`"holder":{"username":"user${user}"`)));
+      await pause();
+      t0 = performance.now();
+      await writer.store.roomLeave('r', String(user), view.tab);
+      took.leave.push(await stream.after(t0, (e) => e.event === 'leave' && e.data.includes(`"id":${user}`)));
+      await pause();
+      t0 = performance.now();
+      await writer.touch({ id: 5, username: 'user5' });
+      took.count.push(await stream.after(t0, (e) => e.event === 'online' && e.data.includes('"id":"5"')));
+      await writer.forget(5);
+    }
+    stream.close();
+    server.closeAllConnections();
+    server.close();
+    for (const t of trackers) await t.close();
+    results[name] = Object.fromEntries(Object.entries(took).map(([k, v]) => [k, summary(v)]));
+    const ms = (v) => `${fmtInt(summary(v).median)} (${fmtInt(summary(v).min)}–${fmtInt(summary(v).max)})`;
+    rows.push([name, ms(took.join), ms(took.lock), ms(took.leave), ms(took.count)]);
+  }
+  for (const c of clients) await c.quit();
+  const text = table(
+    `Delays, ms from a change to its event on another stream: median (min–max) of ${samples}; events() at its default interval (250 ms)`,
+    ['setup', 'join (here())', 'lock (an editor’s here())', 'leave', 'a user online (badge; the count in the same look)'],
+    rows,
+  );
+  return { results, text };
 }
 
 // ---------------------------------------------------------------------------
@@ -647,12 +854,18 @@ export async function live({ quick }) {
   const fan = await sseFanOut({ quick });
   results.sseFanOut = fan.results;
   texts.push(fan.text);
+  const flood = await streamFlood({ quick });
+  results.streamFlood = flood.results;
+  texts.push(flood.text);
   const redis = await startRedis();
   if (redis === null) console.log('\nredis-server is not installed: the RedisStore room page and the commands per heartbeat are skipped.\n');
   try {
     const page = await roomPageCost({ quick, redis });
     results.roomPage = page.results;
     texts.push(page.text);
+    const delays = await crossProcessDelays({ quick, redis });
+    results.delays = delays.results;
+    texts.push(delays.text);
     if (redis !== null) {
       const beats = await heartbeatCommands({ quick, redis });
       results.heartbeatCommands = beats.results;
@@ -668,6 +881,17 @@ if (process.argv[2] === 'sse-server') {
   await sseServer();
 } else if (process.argv[2] === 'sse-clients') {
   await sseClients();
+} else if (process.argv[2] === 'flood') {
+  await streamFlood({ quick: process.env.QUICK === '1' });
+  process.exit(0);
+} else if (process.argv[2] === 'badges') {
+  await sseFanOut({ quick: false, only: [{ name: 'count, 2,000 clients each watching 200 badges', n: 2000, rooms: 0, kind: 'count', rate: 10, ids: 200 }] });
+  process.exit(0);
+} else if (process.argv[2] === 'delays') {
+  const redis = await startRedis();
+  await crossProcessDelays({ quick: process.env.QUICK === '1', redis });
+  redis?.stop();
+  process.exit(0);
 } else if (process.argv[1] === SELF) {
   const { results } = await live({ quick: process.env.QUICK === '1' });
   console.log(JSON.stringify(results, null, 2));

@@ -3,6 +3,8 @@
  * (default `/online-now`):
  *   GET  {path}/client.js  the script (see lib/browser/online-now.js)
  *   POST {path}/beat       a tab's heartbeat: keeps its user online, its room tab alive, its mode and lock claim
+ *                          (409: the tab is not one this server signed, e.g. minted before a restart with a
+ *                          random secret: the page reloads its room state and beats with the new tab)
  *   POST {path}/leave      a tab closed (navigator.sendBeacon)
  * Who beats is always the session's user: a body names a room and a tab, never a user.
  */
@@ -13,7 +15,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { OnlineNowConfigError } from './errors';
 import { isMode, roomPayload, type Rooms } from './here';
 import { isRoomName, isTabId } from './rooms';
-import { isCrossSite } from './same-origin';
+import { refuseCrossSite } from './same-origin';
 import type { OnlineRequest, Store } from './types';
 import type { UserResolver } from './user-resolver';
 
@@ -23,6 +25,12 @@ const MAX_BODY = 2048;
 export interface ClientOptions {
   /** Where the routes live. Default "/online-now"; `events()` is expected at `{path}/events` unless the tag says otherwise. */
   path?: string;
+  /**
+   * Origins whose pages may beat besides the request's own host (as Express
+   * reads it, `trust proxy` included), such as `['https://example.com']`: for a
+   * proxy that rewrites Host and cannot say so. See docs/live-in-production.md.
+   */
+  origins?: readonly string[];
 }
 
 /** What pages need to render the script tag (set on every request as `res.locals.onlineClient`). */
@@ -110,7 +118,7 @@ function send(res: Res, status: number, body?: unknown): void {
   res.end(JSON.stringify(body));
 }
 
-export function createClientRoutes(path: string, store: Store, users: UserResolver, rooms: Rooms): (req: Req, res: Res, next: Next) => void {
+export function createClientRoutes(path: string, origins: ReadonlySet<string>, store: Store, users: UserResolver, rooms: Rooms): (req: Req, res: Res, next: Next) => void {
   const routes: Record<string, (req: Req, res: Res) => Promise<void>> = {
     [`GET ${path}/client.js`]: (req, res) => {
       const { body, etag } = clientScript();
@@ -123,12 +131,14 @@ export function createClientRoutes(path: string, store: Store, users: UserResolv
     },
     [`POST ${path}/beat`]: async (req, res) => {
       const user = users.userOf(req);
-      if (user === undefined) return send(res, 401);
-      const body = objectOf(await readBody(req)) as { tab?: unknown; room?: unknown; mode?: unknown; takeover?: unknown; claim?: unknown };
+      // Nobody to keep online: 204 stops the page's heartbeats, without an error in its console.
+      if (user === undefined) return send(res, 204);
+      const body = objectOf(await readBody(req)) as { tab?: unknown; room?: unknown; mode?: unknown; takeover?: unknown; claim?: unknown; away?: unknown };
       const mode = body.mode ?? 'viewing';
       if (!isTabId(body.tab) || !isMode(mode) || (body.room !== undefined && !isRoomName(body.room))) return send(res, 400);
-      // Only a tab here() minted for this user and room (a page the app served them) beats in a room.
-      if (body.room !== undefined && !rooms.tabIds.verify(body.tab, body.room, user.key)) return send(res, 403);
+      // Only a tab here() minted for this user and room (a page the app served them) beats in a room. Not
+      // 403: a page whose tab this server cannot read asks the app for the page again (here() mints a new one).
+      if (body.room !== undefined && !rooms.tabIds.verify(body.tab, body.room, user.key)) return send(res, 409);
       // A reader who stays on a page stays online.
       await store.touch('users', user.key, user.id, user.profile);
       if (body.room === undefined) return send(res, 200, {});
@@ -136,7 +146,7 @@ export function createClientRoutes(path: string, store: Store, users: UserResolv
       const known = rooms.tabIds.claimOf(body.claim, room, user.key, tab);
       const view = await rooms
         .roomStore()
-        .roomTouch({ room, tab, key: user.key, id: user.id, profile: user.profile, mode, takeover: body.takeover === true, known }, rooms.viewerOf(req, user));
+        .roomTouch({ room, tab, key: user.key, id: user.id, profile: user.profile, mode, takeover: body.takeover === true, away: body.away === true, known }, rooms.viewerOf(req, user));
       const self = view.self === undefined ? undefined : rooms.tabIds.signClaim(room, user.key, tab, view.self);
       send(res, 200, { self, ...roomPayload(view) });
     },
@@ -158,7 +168,7 @@ export function createClientRoutes(path: string, store: Store, users: UserResolv
       next();
       return;
     }
-    if (req.method === 'POST' && isCrossSite(req.headers)) {
+    if (req.method === 'POST' && refuseCrossSite(req, origins, users.reporter)) {
       send(res, 403);
       return;
     }

@@ -46,8 +46,15 @@ export const ERROR_CODES = {
   ERR_ONLINE_NOW_INTERVAL: '`events({ interval })` is not a positive number of ms',
   ERR_ONLINE_NOW_MAXCONNECTIONS: '`events({ maxConnections })` is not a whole number ≥ 1',
   ERR_ONLINE_NOW_MAXAGE: '`events({ maxAge })` is not a positive number of ms',
+  ERR_ONLINE_NOW_MAXGUESTCONNECTIONS: '`events({ maxGuestConnections })` is not a whole number ≥ 0',
+  ERR_ONLINE_NOW_MAXPERUSER: '`events({ maxPerUser })` is not a whole number ≥ 1',
+  ERR_ONLINE_NOW_MAXPERADDRESS: '`events({ maxPerAddress })` is not a whole number ≥ 1',
+  ERR_ONLINE_NOW_AUTHORIZE: '`events({ authorize })` is not a function',
   ERR_ONLINE_NOW_SECRET: '`secret` is not a non-empty string, or is missing where `client()` runs on a RedisStore',
   ERR_ONLINE_NOW_PATH: '`client({ path })` is not a path starting with "/"',
+  ERR_ONLINE_NOW_PUBLICHIDDENCOUNT: '`publicHiddenCount` is not a boolean',
+  ERR_ONLINE_NOW_ORIGINS: '`client({ origins })` or `events({ origins })` is not a list of origins such as "https://example.com"',
+  ERR_ONLINE_NOW_PROXY_HOST: 'reported: live requests refused as cross-site where a proxy seems to have rewritten Host (the message names the fix)',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

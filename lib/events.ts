@@ -19,25 +19,48 @@ import { keyOf } from './identity';
 import { displayName, listHtml } from './fragments';
 import { roomPayload, type Rooms } from './here';
 import { isRoomName, type RoomView } from './rooms';
-import { isCrossSite } from './same-origin';
+import { checkOrigins, refuseCrossSite } from './same-origin';
 import type { OnlineRequest, ScopeView, Store, Viewer } from './types';
 import type { UserResolver } from './user-resolver';
-import { checkOptions, integerAtLeast, optionNames, positiveNumber } from './validations';
+import { checkOptions, integerAtLeast, optionalFunction, optionNames, positiveNumber } from './validations';
+import type { SignedIn } from './user-resolver';
 
 export interface EventsOptions {
   /** Milliseconds between two looks for changes. Default 250. */
   interval?: number;
   /** Most clients connected to this process; more get 503 (and the browser retries). Default 10,000. */
   maxConnections?: number;
+  /** Most of them signed out (guests): a flood of guests never takes signed-in users' streams. Default half of maxConnections. */
+  maxGuestConnections?: number;
+  /** Streams per signed-in user (one per browser: tabs share one); more get 429. Default 10. */
+  maxPerUser?: number;
+  /** Guests' streams per address (`req.ip`, so `trust proxy` applies); more get 429. Default 20. */
+  maxPerAddress?: number;
+  /**
+   * Who may open a stream: `(req) => boolean` (or a Promise of one), called
+   * after the session. False gives 403. Default: anyone who may load pages.
+   */
+  authorize?: (req: IncomingMessage) => boolean | Promise<boolean>;
   /**
    * Milliseconds a stream lives before it ends and the browser reconnects with
    * the cookies it has then, so who it is for (signed out, no longer staff) is
    * read afresh. Default 300,000 (5 minutes).
    */
   maxAge?: number;
+  /** Origins whose pages may open a stream besides the request's own host: as `client({ origins })`. */
+  origins?: readonly string[];
 }
 
-const eventsOptions = optionNames<EventsOptions>({ interval: true, maxConnections: true, maxAge: true });
+const eventsOptions = optionNames<EventsOptions>({
+  interval: true,
+  maxConnections: true,
+  maxGuestConnections: true,
+  maxPerUser: true,
+  maxPerAddress: true,
+  authorize: true,
+  maxAge: true,
+  origins: true,
+});
 
 /** A browser's stream carries every room its tabs are in. */
 const MAX_ROOMS_PER_CONNECTION = 50;
@@ -54,6 +77,8 @@ type Req = IncomingMessage & OnlineRequest & { query?: unknown };
 
 interface Connection {
   readonly res: ServerResponse;
+  /** Whose budget it counts against: `u:` a user, `a:` a guest's address. */
+  readonly budget: string;
   readonly audience: Audience;
   readonly userKey: string | undefined;
   readonly rooms: readonly string[];
@@ -88,6 +113,8 @@ interface Audience {
   readonly rooms: Map<string, RoomState>;
   /** Its connections by the rooms they subscribe to: a look visits each room's own. */
   readonly byRoom: Map<string, Set<Connection>>;
+  /** And by the ids they watch: an idle look costs one lookup per distinct id, not per id per connection. */
+  readonly byId: Map<string, Set<Connection>>;
 }
 
 export interface EventSettings {
@@ -96,11 +123,34 @@ export interface EventSettings {
   readonly rooms: Rooms;
   readonly max: number;
   readonly trackGuests: boolean;
+  /** The hidden count for every audience, not only staff's. */
+  readonly publicHiddenCount?: boolean;
 }
 
 /** Splits a query value: several values, or one separated by newlines (what the client script sends). */
 function values(query: URLSearchParams, name: string): string[] {
   return query.getAll(name).flatMap((v) => v.split('\n')).filter((v) => v !== '');
+}
+
+function subscribe(index: Map<string, Set<Connection>>, name: string, connection: Connection): void {
+  let subscribers = index.get(name);
+  if (subscribers === undefined) index.set(name, (subscribers = new Set()));
+  subscribers.add(connection);
+}
+
+function unsubscribe(index: Map<string, Set<Connection>>, name: string, connection: Connection): void {
+  const subscribers = index.get(name);
+  subscribers?.delete(connection);
+  if (subscribers?.size === 0) index.delete(name);
+}
+
+/** A stream refused: 403 (not allowed), 429 (this viewer has enough), 503 (full: the browser retries later). */
+function refuse(res: ServerResponse, status: 403 | 429 | 503): void {
+  res.statusCode = status;
+  if (status !== 403) res.setHeader('Retry-After', '5');
+  // A flood's refused sockets are not kept open for its next request.
+  res.setHeader('Connection', 'close');
+  res.end();
 }
 
 /** One SSE message; every line of the data gets its own `data:` (a name may hold a newline). */
@@ -121,6 +171,14 @@ export class EventHub {
   readonly interval: number;
   readonly maxConnections: number;
   readonly maxAge: number;
+  readonly maxGuestConnections: number;
+  readonly maxPerUser: number;
+  readonly maxPerAddress: number;
+  private readonly authorize: EventsOptions['authorize'];
+  private readonly origins: ReadonlySet<string>;
+  /** Open streams per budget (Connection.budget), and guests' in all. */
+  private readonly budgets = new Map<string, number>();
+  private guests = 0;
 
   constructor(
     private readonly settings: EventSettings,
@@ -130,6 +188,12 @@ export class EventHub {
     this.interval = positiveNumber('interval', options.interval ?? 250, '250 (ms)');
     this.maxConnections = integerAtLeast('maxConnections', options.maxConnections ?? 10_000, 1, '10000');
     this.maxAge = positiveNumber('maxAge', options.maxAge ?? 300_000, '300000 (ms)');
+    this.origins = checkOrigins('events()', options.origins);
+    this.maxGuestConnections = integerAtLeast('maxGuestConnections', options.maxGuestConnections ?? Math.ceil(this.maxConnections / 2), 0, 'half of maxConnections');
+    this.maxPerUser = integerAtLeast('maxPerUser', options.maxPerUser ?? 10, 1, '10');
+    this.maxPerAddress = integerAtLeast('maxPerAddress', options.maxPerAddress ?? 20, 1, '20');
+    optionalFunction('authorize', options.authorize, '(req) => boolean (or a Promise of one)');
+    this.authorize = options.authorize;
   }
 
   /** Clients connected to this process now. */
@@ -144,23 +208,36 @@ export class EventHub {
         next();
         return;
       }
-      if (isCrossSite(req.headers)) {
-        res.statusCode = 403;
-        res.end();
-        return;
-      }
-      if (this.closed || this.connections.size >= this.maxConnections) {
-        res.statusCode = 503;
-        res.setHeader('Retry-After', '5');
-        res.end();
-        return;
-      }
+      if (refuseCrossSite(req, this.origins, this.settings.users.reporter)) return refuse(res, 403);
+      if (this.authorize === undefined) return this.admit(req, res, next);
+      let allowed: boolean | Promise<boolean>;
       try {
-        this.open(req, res);
+        allowed = this.authorize(req);
       } catch (error) {
         next(error);
+        return;
       }
+      if (allowed === true) return this.admit(req, res, next);
+      if (typeof (allowed as Promise<boolean> | undefined)?.then !== 'function') return refuse(res, 403);
+      (allowed as Promise<boolean>).then((yes) => (yes === true ? this.admit(req, res, next) : refuse(res, 403)), next);
     };
+  }
+
+  /** Opens the stream when the process, the viewer's budget, and guests' share have room. */
+  private admit(req: Req, res: ServerResponse, next: (err?: unknown) => void): void {
+    if (res.writableEnded || res.destroyed) return; // the client left while authorize() ran
+    const user = this.settings.users.userOf(req);
+    const address = (req as { ip?: string }).ip ?? req.socket?.remoteAddress ?? '';
+    const budget = user === undefined ? `a:${address}` : `u:${user.key}`;
+    if (this.closed || this.connections.size >= this.maxConnections || (user === undefined && this.guests >= this.maxGuestConnections)) {
+      return refuse(res, 503);
+    }
+    if ((this.budgets.get(budget) ?? 0) >= (user === undefined ? this.maxPerAddress : this.maxPerUser)) return refuse(res, 429);
+    try {
+      this.open(req, res, user, budget);
+    } catch (error) {
+      next(error);
+    }
   }
 
   /** A user signed out: their streams end (the browser reconnects as whoever it is now). */
@@ -178,17 +255,16 @@ export class EventHub {
     this.timer = undefined;
   }
 
-  private open(req: Req, res: ServerResponse): void {
-    const { users, rooms } = this.settings;
+  private open(req: Req, res: ServerResponse, user: SignedIn | undefined, budget: string): void {
+    const { rooms } = this.settings;
     const query = new URL(req.url ?? '/', 'http://x').searchParams;
-    const user = users.userOf(req);
     const viewer = rooms.viewerOf(req, user);
     // A hidden user sees themself: an audience of their own. Everyone else shares one of two.
     const own = user !== undefined && user.profile.hidden === true;
     const key = own ? `u:${user.key}` : viewer.seesHidden ? 's' : 'e';
     let audience = this.audiences.get(key);
     if (audience === undefined) {
-      audience = { key, viewer: own ? viewer : { seesHidden: viewer.seesHidden }, connections: new Set(), count: undefined, list: undefined, online: new Map(), rooms: new Map(), byRoom: new Map() };
+      audience = { key, viewer: own ? viewer : { seesHidden: viewer.seesHidden }, connections: new Set(), count: undefined, list: undefined, online: new Map(), rooms: new Map(), byRoom: new Map(), byId: new Map() };
       this.audiences.set(key, audience);
     }
     // `ids=1,2` and `ids=1&ids=2` alike (so an id containing a comma cannot be watched here).
@@ -197,6 +273,7 @@ export class EventHub {
     const roomNames = user === undefined ? [] : [...new Set(values(query, 'rooms').filter(isRoomName))].slice(0, MAX_ROOMS_PER_CONNECTION);
     const connection: Connection = {
       res,
+      budget,
       audience,
       userKey: user?.key,
       rooms: roomNames,
@@ -216,12 +293,11 @@ export class EventHub {
     // Last-Event-ID (or ?last=) needs no replay: every event is a state, and a new connection is sent the whole state first.
     res.write(`retry: ${RETRY_MS}\n\n`);
     this.connections.add(connection);
+    this.budgets.set(budget, (this.budgets.get(budget) ?? 0) + 1);
+    if (user === undefined) this.guests++;
     audience.connections.add(connection);
-    for (const room of roomNames) {
-      let subscribers = audience.byRoom.get(room);
-      if (subscribers === undefined) audience.byRoom.set(room, (subscribers = new Set()));
-      subscribers.add(connection);
-    }
+    for (const room of roomNames) subscribe(audience.byRoom, room, connection);
+    for (const id of ids) subscribe(audience.byId, id, connection);
     const drop = (): void => this.drop(connection);
     req.on('close', drop);
     res.on('error', drop);
@@ -239,12 +315,13 @@ export class EventHub {
 
   private drop(connection: Connection): void {
     if (!this.connections.delete(connection)) return;
+    const left = (this.budgets.get(connection.budget) ?? 1) - 1;
+    if (left === 0) this.budgets.delete(connection.budget);
+    else this.budgets.set(connection.budget, left);
+    if (connection.userKey === undefined) this.guests--;
     connection.audience.connections.delete(connection);
-    for (const room of connection.rooms) {
-      const subscribers = connection.audience.byRoom.get(room);
-      subscribers?.delete(connection);
-      if (subscribers?.size === 0) connection.audience.byRoom.delete(room);
-    }
+    for (const room of connection.rooms) unsubscribe(connection.audience.byRoom, room, connection);
+    for (const id of connection.ids) unsubscribe(connection.audience.byId, id, connection);
     if (connection.audience.connections.size === 0) this.audiences.delete(connection.audience.key);
     if (!connection.res.destroyed) connection.res.destroy();
     if (this.connections.size === 0) {
@@ -313,7 +390,9 @@ export class EventHub {
     const view = await store.view('users', max, audience.viewer);
     const guests = trackGuests ? (await store.view('guests', 0)).count : 0;
 
-    const count = JSON.stringify({ users: view.count, guests, hidden: view.hidden });
+    // The hidden count only to staff (unless public): others would see it tick as someone goes invisible.
+    const hidden = audience.viewer.seesHidden || this.settings.publicHiddenCount === true ? view.hidden : 0;
+    const count = JSON.stringify({ users: view.count, guests, hidden });
     const countChanged = count !== audience.count;
     audience.count = count;
     for (const c of countChanged ? connections : fresh) {
@@ -322,7 +401,7 @@ export class EventHub {
     }
 
     if (connections.some((c) => c.list)) this.lookAtList(audience, view, connections);
-    this.lookAtIds(audience, view, connections);
+    this.lookAtIds(audience, view, fresh);
     await this.lookAtRooms(audience);
   }
 
@@ -340,24 +419,20 @@ export class EventHub {
     }
   }
 
-  private lookAtIds(audience: Audience, view: ScopeView, connections: Connection[]): void {
-    const watched = new Set<string>();
-    for (const c of connections) for (const key of c.ids) watched.add(key);
-    const changed = new Map<string, number | null>();
-    for (const key of watched) {
+  /** O(distinct watched ids + what changed): a change goes to the connections watching that id; a new connection gets all of its own. */
+  private lookAtIds(audience: Audience, view: ScopeView, fresh: Connection[]): void {
+    const badge = (key: string, seen: number | null): [string, string] =>
+      [seen === null ? 'offline' : 'online', JSON.stringify(seen === null ? { id: key } : { id: key, lastSeen: new Date(seen) })];
+    for (const [key, watchers] of audience.byId) {
       const seen = view.lastSeen(key);
       const before = audience.online.get(key);
       audience.online.set(key, seen !== null);
-      if (before !== undefined && before !== (seen !== null)) changed.set(key, seen);
+      if (before === undefined || before === (seen !== null)) continue;
+      const [event, data] = badge(key, seen);
+      for (const c of watchers) if (!c.fresh) this.send(c, event, data);
     }
-    for (const key of audience.online.keys()) if (!watched.has(key)) audience.online.delete(key);
-    for (const c of connections) {
-      for (const key of c.ids) {
-        if (!c.fresh && !changed.has(key)) continue;
-        const seen = c.fresh ? view.lastSeen(key) : (changed.get(key) as number | null);
-        this.send(c, seen === null ? 'offline' : 'online', JSON.stringify(seen === null ? { id: key } : { id: key, lastSeen: new Date(seen) }));
-      }
-    }
+    for (const key of audience.online.keys()) if (!audience.byId.has(key)) audience.online.delete(key);
+    for (const c of fresh) for (const key of c.ids) this.send(c, ...badge(key, view.lastSeen(key)));
   }
 
   /** O(subscribed rooms × their tabs + their subscribers). */
@@ -386,7 +461,7 @@ export class EventHub {
     const view = await store.roomView(room, audience.viewer);
     // What a room's events say, without heartbeat times (they change every beat, and would wake every page).
     const signature = JSON.stringify([
-      view.entries.map((e) => [e.id, displayName(e), e.tabs, e.mode, e.since.getTime()]),
+      view.entries.map((e) => [e.id, displayName(e), e.tabs, e.mode, e.away === true, e.since.getTime()]),
       view.lock === null ? null : [view.lock.id, view.lock.since.getTime(), view.lock.tab ?? null],
     ]);
     const before = audience.rooms.get(room);

@@ -29,7 +29,9 @@ export function hereHtml(entries: readonly RoomEntry[]): string {
   for (const e of entries) {
     const tabs = e.tabs > 1 ? ` <span class="online-tabs">(${e.tabs} tabs)</span>` : '';
     const mode = e.mode === 'editing' ? ' <span class="online-mode">editing</span>' : '';
-    html += `<li data-online-id="${escapeHtml(e.id)}" data-mode="${e.mode}">${escapeHtml(displayName(e))}${mode}${tabs}</li>`;
+    // Their page is in the background: still here (and still holding a lock), just not looking.
+    const away = e.away === true ? ' <span class="online-away">away</span>' : '';
+    html += `<li data-online-id="${escapeHtml(e.id)}" data-mode="${e.mode}">${escapeHtml(displayName(e))}${mode}${away}${tabs}</li>`;
   }
   return html;
 }

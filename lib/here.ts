@@ -54,13 +54,14 @@ export class TabIds {
    * heartbeats (RoomTouch.known), and only what this server said is taken back.
    */
   signClaim(room: string, userKey: string, tab: string, claim: TabClaim): SignedClaim {
-    return { claim: claim.claim, gen: claim.gen, since: claim.since, sig: this.mac(`${tab}\n${claim.claim}\n${claim.gen}\n${claim.since}`, room, userKey) };
+    const signed = `${tab}\n${claim.claim}\n${claim.gen}\n${claim.since}\n${claim.until}`;
+    return { claim: claim.claim, gen: claim.gen, since: claim.since, until: claim.until, sig: this.mac(signed, room, userKey) };
   }
 
   /** The echoed record, when it is one this server signed for this tab; else undefined. */
   claimOf(echo: unknown, room: string, userKey: string, tab: string): TabClaim | undefined {
     if (!isTabClaim(echo) || typeof (echo as SignedClaim).sig !== 'string') return undefined;
-    return sameMac(this.signClaim(room, userKey, tab, echo).sig, (echo as SignedClaim).sig) ? { claim: echo.claim, gen: echo.gen, since: echo.since } : undefined;
+    return sameMac(this.signClaim(room, userKey, tab, echo).sig, (echo as SignedClaim).sig) ? { claim: echo.claim, gen: echo.gen, since: echo.since, until: echo.until } : undefined;
   }
 
   private mac(nonce: string, room: string, userKey: string): string {

@@ -34,15 +34,19 @@ export interface MiddlewareSettings {
   readonly users: UserResolver;
   /** The client script's settings, once `client()` was called: for the `onlineScript` helper. */
   readonly client: () => ClientConfig | undefined;
+  /** `onlineHidden` for every viewer, not only those who may see hidden users. */
+  readonly publicHiddenCount?: boolean;
 }
 
 interface Views {
   readonly users: ScopeView | undefined;
   readonly guests: number;
   readonly bots: number;
+  /** The viewer may learn the hidden count. */
+  readonly hidden: boolean;
 }
 
-const NO_VIEWS: Views = { users: undefined, guests: 0, bots: 0 };
+const NO_VIEWS: Views = { users: undefined, guests: 0, bots: 0, hidden: false };
 const NO_ENTRIES: readonly OnlineEntry[] = Object.freeze([]);
 const NO_IDS: readonly UserId[] = Object.freeze([]);
 const NO_RECORD: OnlineRecord = Object.freeze({ count: 0, at: new Date(0) });
@@ -77,7 +81,7 @@ class Lookups {
   };
 }
 
-export function createMiddleware({ store, max, trackGuests, users, client }: MiddlewareSettings): OnlineMiddleware {
+export function createMiddleware({ store, max, trackGuests, users, client, publicHiddenCount }: MiddlewareSettings): OnlineMiddleware {
   const reporter: ErrorReporter = users.reporter;
   const storeFailed = (error: unknown): void => reporter.report('store', error);
 
@@ -128,12 +132,14 @@ export function createMiddleware({ store, max, trackGuests, users, client }: Mid
 
   function views(viewer: Viewer): Awaitable<Views> {
     const usersView = store.view('users', max, viewer);
+    // Only a viewer who may see hidden users learns how many there are (see OnlineTrackerOptions.publicHiddenCount).
+    const hidden = viewer.seesHidden || publicHiddenCount === true;
     const guestsView = trackGuests ? store.view('guests', 0) : undefined;
     const botsView = trackGuests ? store.view('bots', 0) : undefined;
     if (isThenable(usersView) || isThenable(guestsView) || isThenable(botsView)) {
-      return Promise.all([usersView, guestsView, botsView]).then(([u, g, b]) => ({ users: u, guests: g?.count ?? 0, bots: b?.count ?? 0 }));
+      return Promise.all([usersView, guestsView, botsView]).then(([u, g, b]) => ({ users: u, guests: g?.count ?? 0, bots: b?.count ?? 0, hidden }));
     }
-    return { users: usersView, guests: guestsView?.count ?? 0, bots: botsView?.count ?? 0 };
+    return { users: usersView, guests: guestsView?.count ?? 0, bots: botsView?.count ?? 0, hidden };
   }
 
   function track(req: OnlineRequest, res: OnlineResponse): Awaitable<Views> {
@@ -160,7 +166,7 @@ export function createMiddleware({ store, max, trackGuests, users, client }: Mid
 
   let lookups = new Lookups(undefined, users);
 
-  function setLocals(req: OnlineRequest, res: OnlineResponse, { users: view, guests, bots }: Views): void {
+  function setLocals(req: OnlineRequest, res: OnlineResponse, { users: view, guests, bots, hidden }: Views): void {
     // Profiles are typed by the app (DefaultProfile unless `profile` says otherwise).
     const entries = view === undefined ? NO_ENTRIES : (view.entries as readonly OnlineEntry[]);
     if (lookups.view !== view) lookups = new Lookups(view, users);
@@ -171,7 +177,7 @@ export function createMiddleware({ store, max, trackGuests, users, client }: Mid
     locals.onlineNowIds = lookups.ids;
     locals.onlineCount = view === undefined ? 0 : view.count;
     locals.onlineGuests = guests;
-    locals.onlineHidden = view?.hidden ?? 0;
+    locals.onlineHidden = hidden ? (view?.hidden ?? 0) : 0;
     locals.onlineBots = bots;
     locals.onlineRecord = view === undefined ? NO_RECORD : (store.record?.() ?? NO_RECORD);
     locals.isOnline = lookups.isOnline;

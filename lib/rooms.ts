@@ -13,6 +13,13 @@
  * processes the first keeps it, a takeover beats the holder it saw, every
  * process converges on the same holder, and a lock whose tab stops beating
  * expires with the tab.
+ *
+ * A tab is active (visible), away (its page is in the background: it beats
+ * rarely, browsers throttle hidden timers to about one a minute) or gone. An
+ * away tab stays, lock and all, for AWAY_FACTOR × the active window (150 s by
+ * default, as WordPress keeps a post lock); a gone tab leaves when its window
+ * ends. A record a page echoes carries when its window ends (`until`), so a
+ * claim that lapsed never comes back to outrank one made after it.
  */
 import { boundedProfile, isHidden, keyOf, withHidden } from './identity';
 import { PresenceIndex } from './presence-index';
@@ -57,6 +64,8 @@ export interface RoomTouch {
   readonly mode: RoomMode;
   /** Claim the editing lock even from its holder. */
   readonly takeover: boolean;
+  /** The page is hidden (a background tab): it stays for the longer away window. */
+  readonly away?: boolean | undefined;
   /**
    * The tab's own record as its page last heard it (a heartbeat's reply): a
    * replica that has not yet synced the tab's claim keeps it instead of
@@ -70,6 +79,8 @@ export interface TabClaim {
   readonly claim: number;
   readonly gen: number;
   readonly since: number;
+  /** When the tab's window ends unless it beats again: past it, the record (and its claim) has lapsed. */
+  readonly until: number;
 }
 
 /** Times within what a Date holds, generations well short of where +1 stops counting. */
@@ -79,7 +90,7 @@ const MAX_GEN = 1e9;
 export function isTabClaim(value: unknown): value is TabClaim {
   const v = value as Partial<Record<keyof TabClaim, unknown>> | null;
   const time = (x: unknown): boolean => typeof x === 'number' && x >= 0 && x <= MAX_TIME;
-  return typeof v === 'object' && v !== null && time(v.claim) && time(v.since) && Number.isSafeInteger(v.gen) && (v.gen as number) >= 0 && (v.gen as number) <= MAX_GEN;
+  return typeof v === 'object' && v !== null && time(v.claim) && time(v.since) && time(v.until) && Number.isSafeInteger(v.gen) && (v.gen as number) >= 0 && (v.gen as number) <= MAX_GEN;
 }
 
 /** One tab as a room holds it. Times are ms on the store's time base. */
@@ -95,19 +106,21 @@ interface Tab {
   readonly gen: number;
   /** When this tab joined the room. */
   readonly since: number;
+  /** Its page was hidden at its last heartbeat. */
+  readonly away: boolean;
   /** As the index holds it (`encodeTab`): a replica's newer record shows as other text. */
   readonly text: string;
 }
 
-/** A tab's record as text: what a RedisStore sends and reads back ({ i: id, m, c, s, p: profile }). */
+/** A tab's record as text: what a RedisStore sends and reads back ({ i: id, m, c, g, s, a: away, p: profile }). */
 function encodeTab(tab: Omit<Tab, 'text' | 'userKey' | 'tab'>): string {
-  return JSON.stringify({ i: tab.id, m: tab.mode === 'editing' ? 1 : 0, c: tab.claim, g: tab.gen, s: tab.since, p: tab.profile });
+  return JSON.stringify({ i: tab.id, m: tab.mode === 'editing' ? 1 : 0, c: tab.claim, g: tab.gen, s: tab.since, a: tab.away ? 1 : 0, p: tab.profile });
 }
 
 /** Back from text, bounded and checked again: whoever wrote it, it reaches pages. Undefined when it is not a tab. */
 function decodeTab(key: string, text: unknown): Tab | undefined {
   if (typeof text !== 'string') return undefined;
-  let raw: { i?: unknown; m?: unknown; c?: unknown; g?: unknown; s?: unknown; p?: unknown };
+  let raw: { i?: unknown; m?: unknown; c?: unknown; g?: unknown; s?: unknown; a?: unknown; p?: unknown };
   try {
     raw = JSON.parse(text) as typeof raw;
   } catch {
@@ -116,7 +129,7 @@ function decodeTab(key: string, text: unknown): Tab | undefined {
   const first = key.indexOf(SEPARATOR);
   const last = key.lastIndexOf(SEPARATOR);
   if (typeof raw !== 'object' || raw === null || first === last || keyOf(raw.i) === undefined) return undefined;
-  if (!isTabClaim({ claim: raw.c ?? 0, gen: raw.g ?? 0, since: raw.s ?? 0 })) return undefined;
+  if (!isTabClaim({ claim: raw.c ?? 0, gen: raw.g ?? 0, since: raw.s ?? 0, until: 0 })) return undefined;
   const claim = (raw.c ?? 0) as number;
   const gen = (raw.g ?? 0) as number;
   const since = (raw.s ?? 0) as number;
@@ -131,6 +144,7 @@ function decodeTab(key: string, text: unknown): Tab | undefined {
     claim,
     gen,
     since,
+    away: raw.a === 1,
     text,
   };
 }
@@ -145,6 +159,8 @@ export type RoomEntry = Readonly<Record<string, unknown>> & {
   readonly tabs: number;
   /** 'editing' when any of them edits. */
   readonly mode: RoomMode;
+  /** Every tab of theirs here is in the background (the page is hidden). */
+  readonly away?: true;
   readonly hidden?: true;
 };
 
@@ -174,6 +190,7 @@ function roomEntry(user: UserGroup): RoomEntry {
   entry.since = new Date(user.since);
   entry.tabs = user.tabs;
   entry.mode = user.mode;
+  if (user.away) entry.away = true;
   return Object.freeze(entry) as RoomEntry;
 }
 
@@ -210,22 +227,33 @@ interface UserGroup {
   profile: Profile;
   tabs: number;
   mode: RoomMode;
+  away: boolean;
   lastSeen: number;
   since: number;
 }
 
 /** Settings of a store's rooms. */
 export interface RoomLimits {
-  /** Milliseconds a tab stays in its room after its last heartbeat. */
+  /** Milliseconds a store keeps a tab after its last heartbeat: the away window, the longest a tab stays. */
   readonly thresholdMs: number;
+  /** Milliseconds an active (visible) tab stays after its last heartbeat: `roomThreshold`. */
+  readonly activeMs: number;
   /** Rooms kept; past it the least recently active room that nobody is in any more is forgotten. */
   readonly maxRooms: number;
   /** Tabs kept per room; past it the least recently active tab is dropped. */
   readonly maxMembers: number;
 }
 
-/** 30 s without a heartbeat (a tab beats every 10 s while visible); 1,000 rooms of 50 tabs. */
-export const DEFAULT_ROOM_LIMITS: RoomLimits = Object.freeze({ thresholdMs: 30_000, maxRooms: 1000, maxMembers: 50 });
+/** An away (background) tab's window, in active windows. */
+const AWAY_FACTOR = 5;
+
+/** A tracker's room options as a store's limits. */
+export function roomLimits(activeMs: number, maxRooms: number, maxMembers: number): RoomLimits {
+  return { thresholdMs: activeMs * AWAY_FACTOR, activeMs, maxRooms, maxMembers };
+}
+
+/** 30 s without a heartbeat (a tab beats every 10 s), 150 s for a background tab; 1,000 rooms of 50 tabs. */
+export const DEFAULT_ROOM_LIMITS: RoomLimits = Object.freeze(roomLimits(30_000, 1000, 50));
 
 export class RoomIndex {
   /** Every tab of every room: key `room␟user␟tab`, profile `{ t: encoded tab }`. */
@@ -233,12 +261,17 @@ export class RoomIndex {
   /** Room → its tabs' keys, least recently active first (Maps keep insertion order; a touch re-inserts). */
   private readonly rooms = new Map<string, Map<string, Tab>>();
 
+  private readonly capacity: number;
+
   constructor(
     readonly limits: RoomLimits,
     /** A replica merges another process's writes late: the index's arrival-order tolerance. */
     tolerance = 0,
+    /** A tab this index dropped to make room (a store that shares rooms tells the others). */
+    private readonly dropped: (key: string, at: number) => void = () => undefined,
   ) {
-    this.tabs = new PresenceIndex(limits.thresholdMs, limits.maxRooms * limits.maxMembers, tolerance);
+    this.capacity = limits.maxRooms * limits.maxMembers;
+    this.tabs = new PresenceIndex(limits.thresholdMs, this.capacity, tolerance);
   }
 
   /**
@@ -247,11 +280,18 @@ export class RoomIndex {
    */
   touch(t: RoomTouch, now: number): TabClaim {
     const key = tabKey(t.room, t.key, t.tab);
+    // The index would drop its least recent tab, lock holder or not: this index picks one that claims nothing first.
+    if (this.tabs.slotOf(key) === -1 && this.tabs.size(now) >= this.capacity && !this.makeRoom(now)) {
+      // Every tab kept holds or claims a live lock: the newcomer is not kept rather than one of them.
+      return { claim: 0, gen: 0, since: now, until: now };
+    }
     const live = this.liveTabs(t.room, now);
     let before = live.get(key);
-    if (t.known !== undefined && (before === undefined || claimsBetter(t.known, before))) {
+    // A record whose window has ended lapsed with its tab: its claim never outranks one made since.
+    const known = t.known !== undefined && t.known.until >= now ? t.known : undefined;
+    if (known !== undefined && (before === undefined || claimsBetter(known, before))) {
       // The page knows more of its tab than this replica does yet (its claim was made on another process).
-      before = { userKey: t.key, tab: t.tab, id: t.id, profile: t.profile, mode: t.mode, claim: t.known.claim, gen: t.known.gen, since: t.known.since, text: '' };
+      before = { userKey: t.key, tab: t.tab, id: t.id, profile: t.profile, mode: t.mode, claim: known.claim, gen: known.gen, since: known.since, away: false, text: '' };
       live.set(key, before);
     }
     const holder = lockHolder(live);
@@ -263,11 +303,12 @@ export class RoomIndex {
       else if (t.takeover) [claim, gen] = [now, Math.min(topGeneration(live) + 1, MAX_GEN)];
       else if (holder === undefined) claim = now;
     }
-    const record = { id: t.id, profile: t.profile, mode: t.mode, claim, gen, since: before?.since ?? now };
+    const away = t.away === true;
+    const record = { id: t.id, profile: t.profile, mode: t.mode, claim, gen, since: before?.since ?? now, away };
     const tab: Tab = { ...record, userKey: t.key, tab: t.tab, text: encodeTab(record) };
     this.tabs.touch(key, t.id, { t: tab.text }, now);
-    this.note(t.room, key, tab);
-    return { claim, gen, since: record.since };
+    this.note(t.room, key, tab, now);
+    return { claim, gen, since: record.since, until: now + this.windowOf(away) };
   }
 
   /** The tab's key, for a store to forget it (a leave). */
@@ -311,11 +352,12 @@ export class RoomIndex {
       const at = this.tabs.timeOf(this.tabs.slotOf(key));
       const user = users.get(tab.userKey);
       if (user === undefined) {
-        users.set(tab.userKey, { key: tab.userKey, id: tab.id, profile: tab.profile, tabs: 1, mode: tab.mode, lastSeen: at, since: tab.since });
+        users.set(tab.userKey, { key: tab.userKey, id: tab.id, profile: tab.profile, tabs: 1, mode: tab.mode, away: tab.away, lastSeen: at, since: tab.since });
         continue;
       }
       user.tabs++;
       if (tab.mode === 'editing') user.mode = 'editing';
+      if (!tab.away) user.away = false;
       // Tabs come in the order they beat: at the same instant, the later heartbeat speaks.
       if (at >= user.lastSeen) {
         user.lastSeen = at;
@@ -337,19 +379,18 @@ export class RoomIndex {
   private liveTabs(room: string, now: number): Map<string, Tab> {
     const known = this.rooms.get(room);
     if (known === undefined) return new Map();
-    this.tabs.size(now); // expires from the least recent end
-    const cutoff = now - this.limits.thresholdMs;
+    this.tabs.size(now); // expires from the least recent end (the away window)
     const live = new Map<string, Tab>();
     for (const [key, tab] of known) {
       const slot = this.tabs.slotOf(key);
-      if (slot === -1 || this.tabs.timeOf(slot) <= cutoff) {
-        if (slot === -1) known.delete(key);
+      if (slot === -1) {
+        known.delete(key);
         continue;
       }
       // The index has the newest record (a replica may have merged one since): decoded again when it changed.
       const text = this.tabs.profileOf(slot).t;
       const current = text === tab.text ? tab : decodeTab(key, text);
-      if (current === undefined) continue;
+      if (current === undefined || this.tabs.timeOf(slot) <= now - this.windowOf(current.away)) continue;
       if (current !== tab) known.set(key, current);
       live.set(key, current);
     }
@@ -357,7 +398,37 @@ export class RoomIndex {
     return live;
   }
 
-  private note(room: string, key: string, tab: Tab): void {
+  /** Drops the least recently active tab that has lapsed or claims nothing. False when every tab holds or claims a live lock. O(tabs) at worst. */
+  private makeRoom(now: number): boolean {
+    for (const [room, known] of this.rooms) {
+      for (const [key, tab] of known) {
+        const slot = this.tabs.slotOf(key);
+        if (slot !== -1 && tab.claim !== 0 && this.tabs.timeOf(slot) > now - this.windowOf(tab.away)) continue;
+        this.drop(room, known, key, now);
+        if (slot !== -1) return true;
+      }
+    }
+    return false;
+  }
+
+  /** How long a tab stays after a heartbeat: the away window when its page was hidden. */
+  private windowOf(away: boolean): number {
+    return away ? this.limits.thresholdMs : this.limits.activeMs;
+  }
+
+  /**
+   * Takes a tab out of its room's list; on a write here (`now`), out of the
+   * index too, so that it holds no place there (a replica's sync only lists).
+   */
+  private drop(room: string, known: Map<string, Tab>, key: string, now: number | undefined): void {
+    known.delete(key);
+    if (known.size === 0) this.rooms.delete(room);
+    if (now === undefined || this.tabs.slotOf(key) === -1) return;
+    this.tabs.forget(key, now);
+    this.dropped(key, now);
+  }
+
+  private note(room: string, key: string, tab: Tab, now?: number): void {
     let known = this.rooms.get(room);
     if (known === undefined) {
       known = new Map();
@@ -368,8 +439,12 @@ export class RoomIndex {
     }
     this.rooms.set(room, known);
     known.set(key, tab);
-    if (known.size > this.limits.maxMembers) known.delete(leastRecentToDrop(known));
-    this.capUser(known, tab.userKey);
+    if (known.size > this.limits.maxMembers) {
+      const drop = leastRecentToDrop(known);
+      if (drop !== undefined) this.drop(room, known, drop, now);
+    }
+    const surplus = surplusTab(known, tab.userKey);
+    if (surplus !== undefined) this.drop(room, known, surplus, now);
   }
 
   /**
@@ -395,28 +470,29 @@ export class RoomIndex {
     }
   }
 
-  /** A user past MAX_TABS_PER_USER tabs in a room: their least recent one that claims nothing leaves the room's list (and expires in the index). */
-  private capUser(known: Map<string, Tab>, userKey: string): void {
-    if (known.size <= MAX_TABS_PER_USER) return;
-    let count = 0;
-    let oldest: string | undefined;
-    for (const [key, tab] of known) {
-      if (tab.userKey !== userKey) continue;
-      if (tab.claim === 0) oldest ??= key;
-      count++;
-    }
-    if (count > MAX_TABS_PER_USER && oldest !== undefined) known.delete(oldest);
-  }
 }
 
-/** A full room's least recently active tab, passing over tabs that claim the lock (so a crowd cannot drop its holder). */
-function leastRecentToDrop(known: Map<string, Tab>): string {
+/** A user past MAX_TABS_PER_USER tabs in a room: their least recent one that claims nothing, to leave. */
+function surplusTab(known: Map<string, Tab>, userKey: string): string | undefined {
+  if (known.size <= MAX_TABS_PER_USER) return undefined;
+  let count = 0;
+  let oldest: string | undefined;
+  for (const [key, tab] of known) {
+    if (tab.userKey !== userKey) continue;
+    if (tab.claim === 0) oldest ??= key;
+    count++;
+  }
+  return count > MAX_TABS_PER_USER ? oldest : undefined;
+}
+
+/** A full room's least recently active tab that claims nothing (a crowd cannot drop its holder, nor a claimant); undefined when every tab claims. */
+function leastRecentToDrop(known: Map<string, Tab>): string | undefined {
   for (const [key, tab] of known) if (tab.claim === 0) return key;
-  return known.keys().next().value as string;
+  return undefined;
 }
 
 /** Whether claim `a` outranks `b` (see lockHolder). */
-function claimsBetter(a: TabClaim, b: TabClaim): boolean {
+function claimsBetter(a: Pick<TabClaim, 'claim' | 'gen'>, b: Pick<TabClaim, 'claim' | 'gen'>): boolean {
   if (a.claim === 0) return false;
   return b.claim === 0 || a.gen > b.gen || (a.gen === b.gen && a.claim < b.claim);
 }

@@ -3,6 +3,7 @@
  * turns users into store keys (through a UserResolver), and makes the middleware.
  */
 import { checkPath, createClientRoutes, type ClientConfig, type ClientOptions } from './client-routes';
+import { checkOrigins } from './same-origin';
 import { EventHub, type EventsOptions } from './events';
 import { Rooms, TabIds, type HereOptions, type HereView } from './here';
 import { boundedProfile } from './identity';
@@ -13,7 +14,7 @@ import { RedisStore } from './stores/redis/store';
 import { OnlineNowConfigError } from './errors';
 import { randomBytes } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
-import { DEFAULT_ROOM_LIMITS } from './rooms';
+import { DEFAULT_ROOM_LIMITS, roomLimits } from './rooms';
 import type {
   DefaultProfile,
   OnlineEntry,
@@ -59,7 +60,7 @@ export interface OnlineCounts {
   readonly bots: number;
 }
 
-const clientOptions = optionNames<ClientOptions>({ path: true });
+const clientOptions = optionNames<ClientOptions>({ path: true, origins: true });
 
 const viewerFor = (options: LookupOptions | undefined): Viewer | undefined =>
   options?.hidden === true ? { seesHidden: true } : undefined;
@@ -86,6 +87,7 @@ const trackerOptions = optionNames<OnlineTrackerOptions>({
   maxRooms: true,
   maxRoomMembers: true,
   secret: true,
+  publicHiddenCount: true,
 });
 
 export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
@@ -102,6 +104,7 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
   readonly #hubs: EventHub[] = [];
   #client: ClientConfig | undefined;
   #secretGiven: boolean;
+  readonly #publicHiddenCount: boolean;
   #closed = false;
   /** What this tracker gave the store's `init`: it says which tracker leaves at `close`. */
   readonly #storeConfig: StoreConfig;
@@ -122,11 +125,13 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
     optionalFunction('onSeen', options.onSeen, '(user, date) => void (or a Promise)');
     optionalFunction('onRecord', options.onRecord, '(record) => void (or a Promise)');
     const seenIntervalMs = duration('seenInterval', options.seenInterval ?? 60, 's', 60);
-    this.roomThreshold = duration('roomThreshold', options.roomThreshold ?? DEFAULT_ROOM_LIMITS.thresholdMs / 1000, 's', 30) / 1000;
+    this.roomThreshold = duration('roomThreshold', options.roomThreshold ?? DEFAULT_ROOM_LIMITS.activeMs / 1000, 's', 30) / 1000;
     const maxRooms = integerAtLeast('maxRooms', options.maxRooms ?? DEFAULT_ROOM_LIMITS.maxRooms, 1, '1000');
     const maxRoomMembers = integerAtLeast('maxRoomMembers', options.maxRoomMembers ?? DEFAULT_ROOM_LIMITS.maxMembers, 1, '50');
     const initialRecord = optionalRecord(options.initialRecord);
     optionalBoolean('trackGuests', options.trackGuests);
+    optionalBoolean('publicHiddenCount', options.publicHiddenCount);
+    this.#publicHiddenCount = options.publicHiddenCount === true;
     optionalLocale(options.locale);
     if (options.store !== undefined) checkStore(options.store);
 
@@ -142,7 +147,7 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
         onRecord: options.onRecord,
         initialRecord,
       },
-      rooms: { thresholdMs: this.roomThreshold * 1000, maxRooms, maxMembers: maxRoomMembers },
+      rooms: roomLimits(this.roomThreshold * 1000, maxRooms, maxRoomMembers),
     };
     this.store.init(this.#storeConfig);
     this.#secretGiven = options.secret !== undefined;
@@ -152,7 +157,7 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
 
   /** Express middleware: marks the request's user online and sets the `res.locals` of the contract. */
   middleware(): OnlineMiddleware {
-    return createMiddleware({ store: this.store, max: this.max, trackGuests: this.trackGuests, users: this.#users, client: () => this.#client });
+    return createMiddleware({ store: this.store, max: this.max, trackGuests: this.trackGuests, users: this.#users, client: () => this.#client, publicHiddenCount: this.#publicHiddenCount });
   }
 
   /**
@@ -184,7 +189,7 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
     }
     const path = checkPath(options.path ?? '/online-now');
     this.#client = Object.freeze({ src: `${path}/client.js`, events: `${path}/events`, interval: Math.max(1000, Math.round((this.roomThreshold * 1000) / 3)) });
-    return createClientRoutes(path, this.store, this.#users, this.#rooms);
+    return createClientRoutes(path, checkOrigins('client()', options.origins), this.store, this.#users, this.#rooms);
   }
 
   /**
@@ -193,7 +198,7 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
    * \`app.get('/online-now/events', online.events())\`.
    */
   events(options?: EventsOptions): ((req: Request, res: Response, next: NextFunction) => void) & { readonly hub: EventHub } {
-    const hub = new EventHub({ store: this.store, users: this.#users, rooms: this.#rooms, max: this.max, trackGuests: this.trackGuests }, options);
+    const hub = new EventHub({ store: this.store, users: this.#users, rooms: this.#rooms, max: this.max, trackGuests: this.trackGuests, publicHiddenCount: this.#publicHiddenCount }, options);
     this.#hubs.push(hub);
     return Object.assign(hub.handler() as unknown as (req: Request, res: Response, next: NextFunction) => void, { hub });
   }

@@ -229,7 +229,7 @@ export interface OnlineTrackerOptions<U = unknown, P extends object = DefaultPro
   onRecord?: (record: OnlineRecord) => unknown;
   /** The record to start from, as `onRecord` last gave it (persisted by your app). */
   initialRecord?: { count: number; at: Date | number | string };
-  /** How long a tab stays in a room (`here()`) after its last heartbeat: seconds, or a string with its unit. Default 30 (the client beats every third of it while visible). */
+  /** How long a tab stays in a room (`here()`) after its last heartbeat: seconds, or a string with its unit. Default 30 (the client beats every third of it while visible); a background tab stays 5 × as long. */
   roomThreshold?: Duration;
   /** Rooms kept at once; past it the least recently active room that nobody is in is forgotten (a room with a live tab stays). Default 1000. */
   maxRooms?: number;
@@ -241,6 +241,13 @@ export interface OnlineTrackerOptions<U = unknown, P extends object = DefaultPro
    * and `client()`, required, the same in every process (your session secret will do).
    */
   secret?: string;
+  /**
+   * Show every viewer how many users are hidden (`onlineHidden`, and the `count`
+   * event's `hidden`), as phpBB's "1 hidden" line does. Default false: only viewers
+   * who may see hidden users (`canSeeHidden`) get the number; others get 0, since
+   * the number ticking up as someone goes offline tells that they went invisible.
+   */
+  publicHiddenCount?: boolean;
 }
 
 /**

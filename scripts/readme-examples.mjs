@@ -17,7 +17,7 @@
 //
 // Appending is all a page may do to a file: so a block that continues an app
 // adds routes after the ones above it (Express takes routes added after
-// app.listen()). Shell blocks (sh, bash, shell, console) and text blocks are
+// app.listen()). Shell blocks (sh, bash, shell, console), nginx configuration and text blocks are
 // commands and output, not files.
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -26,7 +26,7 @@ import { fileURLToPath } from 'node:url';
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 /** Languages whose blocks are not files: commands to type and what they print. */
-const NOT_FILES = new Set(['sh', 'bash', 'shell', 'console', 'text']);
+const NOT_FILES = new Set(['sh', 'bash', 'shell', 'console', 'text', 'nginx']);
 
 /** Which fence languages fit which files. */
 const LANGUAGES = {

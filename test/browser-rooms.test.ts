@@ -11,7 +11,8 @@ import { eventually, listen, type Listening } from './helpers/server';
 
 const require = createRequire(__filename);
 const express = require('express') as typeof import('express');
-const { createDemoApp } = require('../views-examples/server.js') as { createDemoApp: (o: object) => { app: never } };
+const { createDemoApp } = require('../views-examples/server.js') as { createDemoApp: (o: object) => { app: never; online: { close(): Promise<void> } } };
+const session = require('express-session') as typeof import('express-session');
 const CHROMIUM = '/usr/bin/chromium';
 const ROOT = path.join(__dirname, '..');
 
@@ -60,7 +61,7 @@ interface Site {
 }
 
 /** The demo in this process, on the memory store, counting its open event streams. */
-async function memorySite(): Promise<Site> {
+async function memorySite(tracker: object = {}): Promise<Site> {
   const outer = express();
   let open = 0;
   outer.use((req, res, next) => {
@@ -70,18 +71,18 @@ async function memorySite(): Promise<Site> {
     }
     next();
   });
-  outer.use(createDemoApp({ sessionSecret: 'rooms in the browser' }).app);
+  outer.use(createDemoApp({ sessionSecret: 'rooms in the browser', tracker }).app);
   const server: Listening = await listen(outer as never);
   return { base: server.base, serverStreams: () => open, close: () => server.close() };
 }
 
 /** Two demo processes behind one port (node:cluster, round robin), sharing sessions and presence through Redis. */
-async function redisSite(): Promise<Site> {
+async function redisSite(env: Record<string, string> = {}): Promise<Site> {
   const redis = await RedisServer.start();
   const port = await freePort();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'rooms-cluster-'));
   const child: ChildProcess = spawn(process.execPath, [path.join(ROOT, 'views-examples', 'cluster.js')], {
-    env: { ...process.env, REDIS_URL: redis.url, WORKERS: '2', PORT: String(port), DATABASE: path.join(dir, 'demo.sqlite'), SESSION_SECRET: 'two processes' },
+    env: { ...process.env, REDIS_URL: redis.url, WORKERS: '2', PORT: String(port), DATABASE: path.join(dir, 'demo.sqlite'), SESSION_SECRET: 'two processes', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     // Its own process group: the workers are killed with the primary.
     detached: true,
@@ -114,6 +115,14 @@ async function redisSite(): Promise<Site> {
   };
 }
 
+function launch(args: string[] = [], ignoreDefaultArgs: string[] = []): Promise<Browser> {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', ...args],
+    ignoreDefaultArgs,
+  });
+}
+
 for (const kind of ['memory store', 'Redis, two processes behind one port'] as const) {
   describe(`who else is here, in headless Chromium (${kind})`, function () {
     this.timeout(90_000);
@@ -124,10 +133,7 @@ for (const kind of ['memory store', 'Redis, two processes behind one port'] as c
       requireBinary(this, CHROMIUM, 'apt-get install -y chromium');
       if (kind !== 'memory store') requireBinary(this, REDIS_SERVER, 'apt-get install -y redis-server');
       site = kind === 'memory store' ? await memorySite() : await redisSite();
-      browser = await chromium.launch({
-        executablePath: CHROMIUM,
-        args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-      });
+      browser = await launch();
     });
 
     after(async () => {
@@ -238,4 +244,350 @@ for (const kind of ['memory store', 'Redis, two processes behind one port'] as c
       }
     });
   });
+}
+
+/**
+ * Headless Chromium reports every page visible, whatever is in front of it (a
+ * second tab, a minimized window, focus emulation off: all tried). So a page's
+ * visibility is the one thing emulated: `setHidden(true)` makes
+ * `document.visibilityState` read 'hidden' and fires `visibilitychange`, as a
+ * tab switch does.
+ */
+async function withVisibility(context: BrowserContext): Promise<void> {
+  // Source text, not a function: the test's transpiler would add helpers the page does not have.
+  await context.addInitScript(`
+    let hidden = false;
+    Object.defineProperty(document, 'visibilityState', { get: () => (hidden ? 'hidden' : 'visible') });
+    Object.defineProperty(document, 'hidden', { get: () => hidden });
+    window.setHidden = (h) => {
+      hidden = h;
+      document.dispatchEvent(new Event('visibilitychange'));
+    };
+  `);
+}
+
+const ROOM_THRESHOLD = 4; // seconds: a visible tab's window; a background tab's is 5 × that (20 s)
+
+for (const kind of ['memory store', 'Redis, two processes behind one port'] as const) {
+  describe(`a tab in the background, and one that lapsed, in headless Chromium (${kind}, roomThreshold ${ROOM_THRESHOLD} s)`, function () {
+    this.timeout(120_000);
+    let browser: Browser;
+    let site: Site;
+
+    before(async function () {
+      requireBinary(this, CHROMIUM, 'apt-get install -y chromium');
+      if (kind !== 'memory store') requireBinary(this, REDIS_SERVER, 'apt-get install -y redis-server');
+      site = kind === 'memory store' ? await memorySite({ roomThreshold: ROOM_THRESHOLD }) : await redisSite({ ROOM_THRESHOLD: String(ROOM_THRESHOLD) });
+      browser = await launch();
+    });
+
+    after(async () => {
+      await browser?.close();
+      await site?.close();
+    });
+
+    it('an editor whose tab is in the background (beating as rarely as browsers let hidden tabs) keeps presence and the lock, shown as away; back, still editing', async () => {
+      const ada = await signIn(browser, site.base, 'ada');
+      const grace = await signIn(browser, site.base, 'grace');
+      await withVisibility(ada);
+      try {
+        const adaPage = await ada.newPage();
+        await adaPage.goto(`${site.base}/orders/123?edit=1`);
+        await shows(adaPage, 'lock', /^You are editing/);
+        const awayBeat = adaPage.waitForResponse((r) => r.url().endsWith('/online-now/beat') && /"away":true/.test(r.request().postData() ?? ''));
+        await adaPage.evaluate(() => (window as unknown as { setHidden: (h: boolean) => void }).setHidden(true));
+        expect((await awayBeat).status()).to.equal(200);
+        // A hidden tab's timers are throttled to about one a minute: here, its beats stop reaching the server.
+        await adaPage.route('**/online-now/beat', (route) => route.abort());
+        await adaPage.waitForTimeout(ROOM_THRESHOLD * 1000 * 2);
+
+        const gracePage = await grace.newPage();
+        await gracePage.goto(`${site.base}/orders/123/handlebars?edit=1`);
+        await shows(gracePage, 'here-list', /Ada Lovelace\s+editing\s+away[\s\S]*Grace Hopper/);
+        await shows(gracePage, 'lock', /^Ada Lovelace is editing since .*Take over$/);
+
+        await adaPage.unroute('**/online-now/beat');
+        await adaPage.evaluate(() => (window as unknown as { setHidden: (h: boolean) => void }).setHidden(false));
+        await shows(adaPage, 'lock', /^You are editing/, 4000);
+        // Not away any more (on Redis, once Grace's process has synced Ada's beat).
+        await shows(gracePage, 'here-list', /^Ada Lovelace\s+editing\s+Grace Hopper/, 4000);
+        expect(await gracePage.getByTestId('lock').innerText()).to.match(/^Ada Lovelace is editing/);
+      } finally {
+        await ada.close();
+        await grace.close();
+      }
+    });
+
+    it('lapse, other claims, first returns: a tab offline past its window comes back to who edits now, with Take over; nobody is switched without clicking', async () => {
+      const ada = await signIn(browser, site.base, 'ada');
+      const grace = await signIn(browser, site.base, 'grace');
+      try {
+        const adaPage = await ada.newPage();
+        await adaPage.goto(`${site.base}/orders/124?edit=1`);
+        await shows(adaPage, 'lock', /^You are editing/);
+        await ada.setOffline(true);
+        await adaPage.waitForTimeout(ROOM_THRESHOLD * 1000 * 2);
+
+        const gracePage = await grace.newPage();
+        await gracePage.goto(`${site.base}/orders/124?edit=1`);
+        await shows(gracePage, 'lock', /^You are editing/, 4000);
+        await ada.setOffline(false);
+        // Ada's page, back, learns from its next beat that Grace edits now.
+        await shows(adaPage, 'lock', /^Grace Hopper is editing since .*Take over$/, 6000);
+        // And Grace keeps the lock: Ada's old, earlier claim did not take it back.
+        await gracePage.waitForTimeout(ROOM_THRESHOLD * 1000);
+        await shows(gracePage, 'lock', /^You are editing/);
+        await shows(adaPage, 'lock', /^Grace Hopper is editing/);
+        // Ada may take over like anyone else.
+        await adaPage.getByRole('button', { name: 'Take over' }).click();
+        await shows(adaPage, 'lock', /^You are editing/);
+        await shows(gracePage, 'lock', /^Ada Lovelace is editing since .*Take over$/, 4000);
+      } finally {
+        await ada.close();
+        await grace.close();
+      }
+    });
+  });
+}
+
+describe('a server restart with default options (a random secret), in headless Chromium', function () {
+  this.timeout(90_000);
+  let browser: Browser;
+
+  before(async function () {
+    requireBinary(this, CHROMIUM, 'apt-get install -y chromium');
+    browser = await launch();
+  });
+  after(async () => {
+    await browser?.close();
+  });
+
+  it('an open page shows the truth within one heartbeat: its tab renewed, the room as it is now, the lock still its own', async () => {
+    // Sessions outlive the process (as with any real session store); the tracker's secret does not.
+    const sessions = new session.MemoryStore();
+    const port = await freePort();
+    const start = async (): Promise<() => Promise<void>> => {
+      const { app, online } = createDemoApp({ sessionSecret: 'restarts', sessionStore: sessions, tracker: { secret: undefined, roomThreshold: ROOM_THRESHOLD } });
+      const server = await listen(app, port);
+      return async () => {
+        await online.close();
+        await server.close();
+      };
+    };
+    let stop = await start();
+    const base = `http://127.0.0.1:${port}`;
+    const ada = await signIn(browser, base, 'ada');
+    const grace = await signIn(browser, base, 'grace');
+    try {
+      const adaPage = await ada.newPage();
+      await adaPage.goto(`${base}/orders/123?edit=1`);
+      const gracePage = await grace.newPage();
+      await gracePage.goto(`${base}/orders/123`);
+      await shows(adaPage, 'here-count', /^2$/);
+
+      await stop();
+      // Grace leaves while the server is down: nobody hears her go.
+      await gracePage.close({ runBeforeUnload: true });
+      stop = await start();
+
+      await shows(adaPage, 'here-count', /^1$/, ROOM_THRESHOLD * 1000);
+      expect(await adaPage.getByTestId('here-list').innerText()).not.to.contain('Grace Hopper');
+      await shows(adaPage, 'lock', /^You are editing/);
+      const again = await grace.newPage();
+      await again.goto(`${base}/orders/123`);
+      await shows(again, 'lock', /^Ada Lovelace is editing since .*Take over$/);
+      await shows(adaPage, 'here-count', /^2$/, 4000);
+    } finally {
+      await ada.close();
+      await grace.close();
+      await stop();
+    }
+  });
+});
+
+const HOST = 'orders.example';
+
+describe(`plain HTTP under a name (${HOST}, no Web Locks, no Sec-Fetch-Site) and the back/forward cache, in headless Chromium`, function () {
+  this.timeout(120_000);
+  let browser: Browser;
+  let site: Site;
+  let base: string;
+
+  before(async function () {
+    requireBinary(this, CHROMIUM, 'apt-get install -y chromium');
+    site = await memorySite();
+    base = site.base.replace('127.0.0.1', HOST);
+    // The name resolves to loopback; the back/forward cache, which Playwright turns off, stays on.
+    browser = await launch([`--host-resolver-rules=MAP ${HOST} 127.0.0.1`], ['--disable-back-forward-cache']);
+  });
+
+  after(async () => {
+    await browser?.close();
+    await site?.close();
+  });
+
+  it('ten tabs of one user: one event stream, every heartbeat answered, and pages still load', async () => {
+    const alan = await signIn(browser, base, 'alan');
+    const grace = await signIn(browser, base, 'grace');
+    const streams = openStreams(alan);
+    const beats = { sent: 0, answered: 0 };
+    alan.on('request', (r) => {
+      if (r.url().endsWith('/online-now/beat')) beats.sent++;
+    });
+    alan.on('requestfinished', async (r) => {
+      if (r.url().endsWith('/online-now/beat') && (await r.response())?.status() === 200) beats.answered++;
+    });
+    try {
+      const gracePage = await grace.newPage();
+      await gracePage.goto(`${base}/orders/124`);
+      const tabs: Page[] = [];
+      for (let i = 0; i < 10; i++) {
+        const tab = await alan.newPage();
+        await tab.goto(`${base}/orders/124`);
+        tabs.push(tab);
+      }
+      expect(await tabs[0].evaluate(() => [window.isSecureContext, 'locks' in navigator])).to.deep.equal([false, false]);
+      await shows(gracePage, 'here-list', /Alan Turing\s+\(10 tabs\)/, 4000);
+      const deadline = Date.now() + 3000;
+      while (streams() !== 1 && Date.now() < deadline) await tabs[0].waitForTimeout(50);
+      expect(streams(), 'event streams open in the browser with 10 tabs').to.equal(1);
+      // An 11th page loads, and a tab navigates: the browser's six connections to the host are not all held.
+      const more = await alan.newPage();
+      const response = await more.goto(`${base}/admin/nunjucks`, { timeout: 5000 });
+      expect(response?.status()).to.equal(200);
+      await tabs[3].goto(`${base}/orders/123`, { timeout: 5000 });
+      await shows(tabs[3], 'here-count', /^1$/);
+      // Every tab keeps beating: each beat sent gets its answer.
+      await tabs[0].waitForTimeout(3000);
+      expect(beats.sent).to.be.greaterThan(10);
+      await eventually(() => expect(beats.answered).to.equal(beats.sent), 3000);
+      // Grace's page hears a live change from Alan's one stream: his tab moved to order 123.
+      await shows(gracePage, 'here-list', /Alan Turing\s+\(9 tabs\)/, 4000);
+    } finally {
+      await alan.close();
+      await grace.close();
+    }
+  });
+
+  it('a page with the script is restored from the back/forward cache, back in its room and live (on 127.0.0.1: a secure context, where a Web Lock and an open channel kept pages out of it)', async () => {
+    const base = site.base;
+    const alan = await signIn(browser, base, 'alan');
+    const grace = await signIn(browser, base, 'grace');
+    await alan.addInitScript(`addEventListener('pageshow', (e) => { if (e.persisted) sessionStorage.setItem('restored', location.pathname); });`);
+    try {
+      const page = await alan.newPage();
+      await page.goto(`${base}/orders/124`);
+      await shows(page, 'here-count', /^1$/);
+      // Another page of the site (its script posts on the channel at start), a moment there, then back.
+      await page.goto(`${base}/admin/nunjucks`);
+      await page.waitForTimeout(1000);
+      // A restored page fires pageshow, not load.
+      await page.goBack({ waitUntil: 'commit' });
+      await eventually(async () => expect(await page.evaluate(() => sessionStorage.getItem('restored')), 'restored from the back/forward cache').to.equal('/orders/124'), 3000);
+      // Back in the room and live: Grace arrives, and Alan's restored page shows her.
+      const gracePage = await grace.newPage();
+      await gracePage.goto(`${base}/orders/124`);
+      await shows(gracePage, 'here-list', /Alan Turing[\s\S]*Grace Hopper/, 4000);
+      await shows(page, 'here-count', /^2$/, 4000);
+    } finally {
+      await alan.close();
+      await grace.close();
+    }
+  });
+});
+
+describe('the demo stays true after live updates, in headless Chromium (memory store)', function () {
+  this.timeout(90_000);
+  let browser: Browser;
+  let site: Site;
+
+  before(async function () {
+    requireBinary(this, CHROMIUM, 'apt-get install -y chromium');
+    site = await memorySite();
+    browser = await launch();
+  });
+  after(async () => {
+    await browser?.close();
+    await site?.close();
+  });
+
+  it('the dashboard: listed count, the list’s “now” and Activity follow the badges; a signed-out page logs no error', async () => {
+    const visitor = await browser.newContext();
+    const errors: string[] = [];
+    const login = await visitor.newPage();
+    login.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+    await login.goto(`${site.base}/`);
+    await login.waitForTimeout(1500); // its script has beaten (or not) by now
+    expect(errors, 'console errors on a signed-out page').to.deep.equal([]);
+    await visitor.close();
+
+    const grace = await signIn(browser, site.base, 'grace');
+    const alan = await signIn(browser, site.base, 'alan');
+    try {
+      const dashboard = await grace.newPage();
+      await dashboard.goto(`${site.base}/admin/nunjucks`);
+      const alanRow = dashboard.locator('tr[data-user-id="3"]');
+      const listed = async (): Promise<[string, number]> => [
+        (await dashboard.getByTestId('listed-count').innerText()).trim(),
+        await dashboard.locator('[data-testid=online-list] li').count(),
+      ];
+      const alanPage = await alan.newPage();
+      await alanPage.goto(`${site.base}/admin/handlebars`);
+      await shows(dashboard, 'online-list', /Alan Turing\s+@alan\s+now/, 4000);
+      const [count, items] = await listed();
+      expect(Number(count), 'Listed below').to.equal(items);
+      expect((await alanRow.locator('[data-testid=badge]').innerText()).trim()).to.equal('Online');
+      expect((await alanRow.locator('td').last().innerText()).trim()).to.equal('now');
+      await alanPage.getByRole('button', { name: 'Sign out' }).click();
+      await eventually(async () => expect((await alanRow.locator('[data-testid=badge]').innerText()).trim()).to.equal('Offline'), 4000);
+      expect((await alanRow.locator('td').last().innerText()).trim()).to.equal('last seen now');
+      const [after, left] = await listed();
+      expect(Number(after)).to.equal(left);
+    } finally {
+      await grace.close();
+      await alan.close();
+    }
+  });
+
+  it('an order: names in Here now stay on one line beside editing and (N tabs); after a take-over the old editor is offered Edit, not Stop editing', async () => {
+    const ada = await signIn(browser, site.base, 'ada');
+    const grace = await signIn(browser, site.base, 'grace');
+    try {
+      const adaPage = await ada.newPage();
+      await adaPage.goto(`${site.base}/orders/123?edit=1`);
+      await (await ada.newPage()).goto(`${site.base}/orders/123`);
+      const gracePage = await grace.newPage();
+      await gracePage.goto(`${site.base}/orders/123`);
+      await shows(gracePage, 'here-list', /Ada Lovelace\s+editing\s+\(2 tabs\)/);
+      // Each name is on one line (not broken word by word), and what follows it is drawn after it, not over it.
+      // (Read again until it holds: a live update may be redrawing the list at that moment.)
+      await eventually(async () => {
+        const layout = await gracePage.locator('[data-testid=here-list] li').evaluateAll((items) =>
+          items.map((li) => {
+            const range = document.createRange();
+            range.selectNodeContents(li.firstChild!);
+            const name = Array.from(range.getClientRects());
+            const last = name[name.length - 1];
+            const overlaps = Array.from(li.querySelectorAll('span'), (s) => s.getBoundingClientRect()).some(
+              (r) => last === undefined || (r.top < last.bottom - 1 && r.left < last.right - 1),
+            );
+            return [name.length, overlaps];
+          }),
+        );
+        expect(layout).to.deep.equal([[1, false], [1, false]]);
+      }, 4000);
+      await expectText(adaPage, 'stop-editing', 'Stop editing');
+      await gracePage.getByRole('button', { name: 'Take over' }).click();
+      await shows(adaPage, 'lock', /^Grace Hopper is editing/, 4000);
+      await expectText(adaPage, 'edit', 'Edit this order');
+      expect(await adaPage.getByTestId('stop-editing').count()).to.equal(0);
+    } finally {
+      await ada.close();
+      await grace.close();
+    }
+  });
+});
+
+async function expectText(page: Page, testId: string, text: string): Promise<void> {
+  await eventually(async () => expect((await page.getByTestId(testId).innerText()).trim()).to.equal(text), 4000);
 }

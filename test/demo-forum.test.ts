@@ -6,6 +6,7 @@ import path from 'node:path';
 import type { Database } from 'better-sqlite3';
 import { MemoryStore } from 'express-online-now';
 import { CookieBrowser } from './helpers/browser';
+import { SseStream } from './helpers/sse';
 import { badgeOf, listedIds, testId } from './helpers/html';
 import { eventually, expressVersions, listen, type Listening } from './helpers/server';
 
@@ -84,8 +85,13 @@ for (const { name, express } of expressVersions) {
     for (const engine of engines) {
       const page = `/admin/${engine}`;
 
-      it(`${engine}: an invisible user is marked for staff and for themselves, and reads as never seen to members and guests`, async () => {
+      it(`${engine}: an invisible user is marked for staff and for themselves, and reads as signed out (when they hid) to members and guests`, async () => {
         await start();
+        // Linus signs in and out: what Grace must look like once she hides.
+        const linus = await signedIn(5);
+        await linus.get(page);
+        await linus.post('/logout');
+        await eventually(() => expect(lastSeenInDb(5)).to.be.a('number'));
         const grace = await signedIn(2);
         await grace.get(page);
         const toggled = await grace.post('/invisible', { engine });
@@ -119,15 +125,21 @@ for (const { name, express } of expressVersions) {
           ['guest', await visitor.text(page)],
         ]) {
           expect(listedIds(html), who).to.deep.equal(['3', '1']);
-          expect(testId(html, 'hidden-count'), who).to.equal('1'); // how many, never who
+          // Not even how many: the number ticking up as she went offline would tell.
+          expect(testId(html, 'hidden-count'), who).to.equal('0');
           expect(html, who).not.to.contain('hidden-tag');
-          // Her row is the only place she appears, and it reads exactly as Margaret's, who never signed in.
+          // Her row is the only place she appears, and it reads exactly as Linus's, who signed out.
           const row = rowOf(html, 2);
           // The badge carries the id for live updates (data-online-id), like the row's data-user-id.
           const anonymous = (r: string, user: RegExp) =>
-            r.replace(/data-user-id="\d+"/, '').replace(/data-online-id="\d+"/, '').replace(user, 'someone').replace(/Moderator|Member/, 'role');
-          expect(anonymous(row, /Grace Hopper|grace/g), who).to.equal(anonymous(rowOf(html, 4), /Margaret Hamilton|margaret/g));
-          expect(row, who).to.contain('<td class="muted">offline</td>');
+            r
+              .replace(/data-user-id="\d+"/, '')
+              .replace(/data-online-id="\d+"/g, '')
+              .replace(user, 'someone')
+              .replace(/Moderator|Member/, 'role')
+              .replace(/<time [^>]*>[^<]*<\/time>/, '<time>');
+          expect(anonymous(row, /Grace Hopper|grace/g), who).to.equal(anonymous(rowOf(html, 5), /Linus Torvalds|linus/g));
+          expect(row, who).to.match(/<td class="muted"[^>]*>last seen <time /);
           const rest = html.replace(row, '');
           expect(rest, who).not.to.contain('Grace Hopper');
           expect(rest.toLowerCase(), who).not.to.contain('grace');
@@ -155,8 +167,8 @@ for (const { name, express } of expressVersions) {
         const html = await ada.text(page);
         expect(badgeOf(html, 3)).to.equal('Offline');
         const seen = new Date(lastSeenInDb(3)!).toISOString();
-        expect(rowOf(html, 3)).to.match(new RegExp(`<td class="muted">last seen <time datetime="${seen}" title="[^"]+">3 hours ago</time></td>`));
-        expect(rowOf(html, 4)).to.contain('<td class="muted">offline</td>'); // never seen
+        expect(rowOf(html, 3)).to.match(new RegExp(`<td class="muted"[^>]*>last seen <time datetime="${seen}" title="[^"]+">3 hours ago</time></td>`));
+        expect(rowOf(html, 4)).to.match(/<td class="muted"[^>]*>offline<\/td>/); // never seen
       });
 
       it(`${engine}: a crawler raises the bots count, not the guests count, once per kind`, async () => {
@@ -199,9 +211,48 @@ for (const { name, express } of expressVersions) {
         const again = await ada.text(page);
         expect(testId(again, 'online-count')).to.equal('1');
         expect(testId(again, 'record-count')).to.equal('3');
-        expect(rowOf(again, 4)).to.match(/<td class="muted">last seen <time [^>]+>[^<]+<\/time><\/td>/);
+        expect(rowOf(again, 4)).to.match(/<td class="muted"[^>]*>last seen <time [^>]+>[^<]+<\/time><\/td>/);
       });
     }
+
+    it('a guest watching the live stream and the page cannot tell "hid, then signed out" from "signed out"', async function () {
+      this.timeout(20_000);
+      /** What a guest's stream and dashboard show as Grace signs in, then `leaves` one way or the other, then signs out. */
+      async function watch(leave: '/invisible' | '/logout'): Promise<string[]> {
+        await start();
+        try {
+          const visitor = await guest();
+          const stream = await SseStream.open(`${server!.base}/online-now/events?ids=2&list=1&html=1`, { cookie: visitor.cookieHeader });
+          await stream.next('count');
+          const grace = await signedIn(2);
+          await grace.get('/admin/nunjucks');
+          await stream.next('online', (d: { id?: string }) => d.id === '2');
+          // Times removed: the two runs happen at different moments.
+          const seen = async (): Promise<string> => {
+            await new Promise((resolve) => setTimeout(resolve, 800)); // a few looks of the stream, for anything else it would send
+            const events = stream.events.splice(0).map((e) => `${e.event} ${e.data.replace(/"lastSeen":"[^"]*"/g, '')}`);
+            const page = content(await visitor.text('/admin/nunjucks'))
+              .replace(/<time>[^<]*<\/time>/g, '<time>')
+              .replace(/ on [A-Z][a-z]+ \d+, \d{4} at \d+:\d+ [AP]M/g, ''); // the record's date
+            return `${events.join('\n')}\n${page}`;
+          };
+          const before = await seen();
+          await grace.post(leave, { engine: 'nunjucks' });
+          await stream.next('offline', (d: { id?: string }) => d.id === '2');
+          const after = await seen();
+          if (leave === '/invisible') await grace.post('/logout');
+          const end = await seen();
+          stream.close();
+          return [before, after, end];
+        } finally {
+          await stop();
+        }
+      }
+      const hid = await watch('/invisible');
+      const left = await watch('/logout');
+      expect(hid[1]).to.contain('offline {"id":"2"}');
+      expect(hid, 'what the guest saw: before, after hiding (or signing out), after signing out').to.deep.equal(left);
+    });
 
     it('both engines render the same page for the same moment: counts, record, tags, last seen', async () => {
       await start();

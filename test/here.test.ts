@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import http from 'node:http';
 import { createRequire } from 'node:module';
 import session from 'express-session';
 import nunjucks from 'nunjucks';
@@ -78,6 +79,13 @@ async function post(base: string, browser: CookieBrowser, path: string, body: un
 
 const tabOf = (html: string): string => /data-tab="([^"]+)"/.exec(html)?.[1] ?? '';
 
+/** A browser signed in as user `id` (the test app's POST /login). */
+async function signInAt(base: string, id: number): Promise<CookieBrowser> {
+  const browser = new CookieBrowser(base);
+  await browser.post('/login', { id: String(id) });
+  return browser;
+}
+
 describe('rooms over HTTP: here(), the heartbeat and leave routes, and the events stream', () => {
   let server: Listening;
   let online: OnlineTracker;
@@ -102,11 +110,7 @@ describe('rooms over HTTP: here(), the heartbeat and leave routes, and the event
     await server.close();
   });
 
-  async function signedIn(id: number): Promise<CookieBrowser> {
-    const browser = new CookieBrowser(server.base);
-    await browser.post('/login', { id: String(id) });
-    return browser;
-  }
+  const signedIn = (id: number): Promise<CookieBrowser> => signInAt(server.base, id);
 
   for (const engine of ['nunjucks', 'handlebars']) {
     it(`${engine}: two viewers see each other, the editor holds the lock, and the script tag carries the page's tab`, async () => {
@@ -289,16 +293,16 @@ describe('rooms over HTTP: here(), the heartbeat and leave routes, and the event
     expect((await post(server.base, ada, '/online-now/beat', { room: 'x\u0000y', tab })).status).to.equal(400);
     expect((await post(server.base, ada, '/online-now/beat', { room: 'order:1', tab, mode: 'owning' })).status).to.equal(400);
     expect((await post(server.base, ada, '/online-now/beat', 'x'.repeat(5000))).status).to.equal(413);
-    expect((await post(server.base, new CookieBrowser(server.base), '/online-now/beat', { room: 'order:1', tab })).status).to.equal(401);
+    expect((await post(server.base, new CookieBrowser(server.base), '/online-now/beat', { room: 'order:1', tab })).status).to.equal(204); // a guest's page stops beating, with no error in its console
     const crossSiteEvents = await SseStream.open(`${server.base}/online-now/events`, { cookie: ada.cookieHeader, 'sec-fetch-site': 'cross-site' });
     expect(crossSiteEvents.status).to.equal(403);
     // Only a tab here() minted for this user and this room counts: not Grace's, not one of another room, not one made up.
     const grace = await signedIn(2);
     const graceTab = tabOf(await grace.text('/orders/1'));
     expect((await post(server.base, ada, '/online-now/leave', { room: 'order:1', tab: graceTab })).status).to.equal(403);
-    expect((await post(server.base, ada, '/online-now/beat', { room: 'order:1', tab: graceTab, mode: 'editing', takeover: true })).status).to.equal(403);
-    expect((await post(server.base, ada, '/online-now/beat', { room: 'order:2', tab })).status).to.equal(403);
-    expect((await post(server.base, ada, '/online-now/beat', { room: 'order:secret', tab: 'A'.repeat(44) })).status).to.equal(403);
+    expect((await post(server.base, ada, '/online-now/beat', { room: 'order:1', tab: graceTab, mode: 'editing', takeover: true })).status).to.equal(409);
+    expect((await post(server.base, ada, '/online-now/beat', { room: 'order:2', tab })).status).to.equal(409);
+    expect((await post(server.base, ada, '/online-now/beat', { room: 'order:secret', tab: 'A'.repeat(44) })).status).to.equal(409);
     expect(((await (await grace.get('/orders/1/json')).json()) as { count: number }).count).to.equal(2);
     // Nobody joined order:secret by naming it.
     expect(((await (await grace.get('/orders/secret/json')).json()) as { count: number }).count).to.equal(1);
@@ -368,7 +372,7 @@ describe('rooms over HTTP: here(), the heartbeat and leave routes, and the event
   it('events: refuses clients past maxConnections (503, the browser retries), and ends every stream when the tracker closes', async () => {
     const small = createOnlineTracker();
     const app = express();
-    app.get('/events', small.events({ maxConnections: 2 }));
+    app.get('/events', small.events({ maxConnections: 2, maxGuestConnections: 2 }));
     const own = await listen(app as never);
     try {
       const first = await SseStream.open(`${own.base}/events`);
@@ -409,5 +413,159 @@ describe('rooms over HTTP: here(), the heartbeat and leave routes, and the event
     const etag = res.headers.get('etag') as string;
     expect((await res.text()).length).to.be.greaterThan(500);
     expect((await fetch(`${server.base}/online-now/client.js`, { headers: { 'if-none-match': etag } })).status).to.equal(304);
+  });
+});
+
+describe('rooms over HTTP at the smallest bounds (maxRooms 1, maxRoomMembers 1)', () => {
+  it('the lock holder survives a flood of rooms, tabs and heartbeats from other users: every page and every beat still shows them editing', async () => {
+    const online = createOnlineTracker({ maxRooms: 1, maxRoomMembers: 1 });
+    const users: Users = { 1: { id: 1, name: 'Ada Lovelace' } };
+    for (let id = 2; id <= 11; id++) users[id] = { id, name: `Flooder ${id}` };
+    const server = await listen(roomApp(online, users));
+    try {
+      const login = (id: number): Promise<CookieBrowser> => signInAt(server.base, id);
+      const ada = await login(1);
+      const page = await ada.text('/orders/1?edit=1');
+      expect(page).to.contain('You are editing');
+      const adaTab = tabOf(page);
+      const flooders = await Promise.all([2, 3, 4, 5, 6, 7, 8, 9, 10, 11].map(login));
+      for (let round = 0; round < 20; round++) {
+        await Promise.all(
+          flooders.map(async (f, i) => {
+            const tab = tabOf(await f.text(`/orders/${round % 2 === 0 ? 1 : 100 + round * 10 + i}?edit=1`));
+            await post(server.base, f, '/online-now/beat', { room: 'order:1', tab, mode: 'editing' });
+          }),
+        );
+        const beat = (await (await post(server.base, ada, '/online-now/beat', { room: 'order:1', tab: adaTab, mode: 'editing' })).json()) as { lock: { tab?: string } | null };
+        expect(beat.lock?.tab, `round ${round}: Ada's beat`).to.equal(adaTab);
+        const seen = await flooders[round % flooders.length].text('/orders/1');
+        expect(seen, `round ${round}: a flooder's page`).to.contain('Ada Lovelace is editing since');
+      }
+    } finally {
+      await online.close();
+      await server.close();
+    }
+  });
+});
+
+describe('event streams under a flood: budgets per user, per address and for guests, and authorize()', () => {
+  let online: OnlineTracker;
+  let server: Listening;
+  const users: Users = { 1: { id: 1, name: 'Ada Lovelace' }, 2: { id: 2, name: 'Grace Hopper' }, 3: { id: 3, name: 'Alan Turing' }, 9: { id: 9, name: 'Banned' } };
+
+  beforeEach(async () => {
+    online = createOnlineTracker();
+    const app = express();
+    app.use(express.urlencoded({ extended: false }));
+    app.use(session({ secret: 'floods', resave: false, saveUninitialized: false }));
+    app.use(online.client());
+    const signedIn = (req: { session?: unknown }): { id: number } | undefined => (req.session as { user?: { id: number } } | undefined)?.user;
+    // A user the app bans gets no stream; everyone else who may load pages does (the README's example, with a check).
+    app.get('/online-now/events', online.events({ interval: 50, maxConnections: 200, maxPerAddress: 5, maxPerUser: 3, authorize: (req) => signedIn(req as never)?.id !== 9 }));
+    app.use(online.middleware());
+    app.post('/login', (req, res) => {
+      (req.session as unknown as { user: unknown }).user = users[String(req.body.id)];
+      res.sendStatus(204);
+    });
+    app.post('/logout', async (req, res) => {
+      await online.forget((req.session as unknown as { user: unknown }).user as never);
+      req.session.destroy(() => res.sendStatus(204));
+    });
+    app.get('/', (_req, res) => res.sendStatus(204));
+    server = await listen(app as never);
+  });
+
+  afterEach(async () => {
+    await online.close();
+    await server.close();
+  });
+
+  const signedIn = (id: number): Promise<CookieBrowser> => signInAt(server.base, id);
+
+  it('a flood of 10,000 streams from one client takes none of the signed-in users’ streams: both keep getting updates', async function () {
+    this.timeout(120_000);
+    const ada = await signedIn(1);
+    const grace = await signedIn(2);
+    const adaStream = await SseStream.open(`${server.base}/online-now/events?ids=3`, { cookie: ada.cookieHeader });
+    const graceStream = await SseStream.open(`${server.base}/online-now/events?ids=3`, { cookie: grace.cookieHeader });
+    await adaStream.next('offline', (d: { id?: string }) => d.id === '3');
+    // One client (one address, no session) asks for 10,000 streams, 200 at a time, and holds what it gets.
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 200 });
+    const held: http.IncomingMessage[] = [];
+    const statuses = new Map<number, number>();
+    const ask = (): Promise<void> =>
+      new Promise((resolve, reject) => {
+        const req = http.get(`${server.base}/online-now/events?ids=${'1%0A2%0A3'}`, { agent, headers: { 'user-agent': BROWSER_AGENT } }, (res) => {
+          statuses.set(res.statusCode!, (statuses.get(res.statusCode!) ?? 0) + 1);
+          if (res.statusCode === 200) held.push(res);
+          else res.resume();
+          resolve();
+        });
+        req.on('error', reject);
+      });
+    for (let sent = 0; sent < 10_000; sent += 200) await Promise.all(Array.from({ length: 200 }, ask));
+    expect(statuses.get(200), 'streams the flooding address got').to.equal(5);
+    expect(statuses.get(429)).to.equal(10_000 - 5);
+    // Alan signs in and out: both signed-in streams see it.
+    const alan = await signedIn(3);
+    await alan.get('/');
+    await adaStream.next('online', (d: { id?: string }) => d.id === '3');
+    await graceStream.next('online', (d: { id?: string }) => d.id === '3');
+    await alan.post('/logout');
+    await adaStream.next('offline', (d: { id?: string }) => d.id === '3', 5000, 1);
+    await graceStream.next('offline', (d: { id?: string }) => d.id === '3', 5000, 1);
+    // And a new signed-in user still gets a stream.
+    const late = await SseStream.open(`${server.base}/online-now/events`, { cookie: (await signedIn(3)).cookieHeader });
+    expect(late.status).to.equal(200);
+    for (const res of held) res.destroy();
+    agent.destroy();
+    for (const s of [adaStream, graceStream, late]) s.close();
+  });
+
+  it('per user: a fourth stream of one user gets 429 (the browser retries); authorize() refuses whom the app bans; guests have their share', async () => {
+    const ada = await signedIn(1);
+    const streams = [];
+    for (let i = 0; i < 3; i++) streams.push(await SseStream.open(`${server.base}/online-now/events`, { cookie: ada.cookieHeader }));
+    expect(streams.map((s) => s.status)).to.deep.equal([200, 200, 200]);
+    expect((await SseStream.open(`${server.base}/online-now/events`, { cookie: ada.cookieHeader })).status).to.equal(429);
+    // One closes: room for another.
+    streams[0].close();
+    await eventually(async () => {
+      const again = await SseStream.open(`${server.base}/online-now/events`, { cookie: ada.cookieHeader });
+      expect(again.status).to.equal(200);
+      streams.push(again);
+    }, 3000);
+    expect((await SseStream.open(`${server.base}/online-now/events`, { cookie: (await signedIn(9)).cookieHeader })).status).to.equal(403);
+    for (const s of streams) s.close();
+    expect(() => online.events({ authorize: true as never })).to.throw(TypeError, /authorize/);
+    expect(() => online.events({ maxPerUser: 0 })).to.throw(TypeError, /maxPerUser/);
+    expect(() => online.events({ maxPerAddress: 1.5 })).to.throw(TypeError, /maxPerAddress/);
+    expect(() => online.events({ maxGuestConnections: -1 })).to.throw(TypeError, /maxGuestConnections/);
+  });
+
+  it('guests in all never take more than maxGuestConnections: signed-in users keep the rest', async () => {
+    const small = createOnlineTracker();
+    const app = express();
+    app.use(express.urlencoded({ extended: false }));
+    app.use(session({ secret: 'floods', resave: false, saveUninitialized: false }));
+    app.post('/login', (req, res) => {
+      (req.session as unknown as { user: unknown }).user = users[String(req.body.id)];
+      res.sendStatus(204);
+    });
+    app.get('/events', small.events({ maxConnections: 4, maxGuestConnections: 2, maxPerAddress: 100 }));
+    const own = await listen(app as never);
+    try {
+      const guests = [];
+      for (let i = 0; i < 3; i++) guests.push(await SseStream.open(`${own.base}/events`));
+      expect(guests.map((g) => g.status)).to.deep.equal([200, 200, 503]);
+      const ada = await signInAt(own.base, 1);
+      const grace = await signInAt(own.base, 2);
+      const members = [await SseStream.open(`${own.base}/events`, { cookie: ada.cookieHeader }), await SseStream.open(`${own.base}/events`, { cookie: grace.cookieHeader })];
+      expect(members.map((m) => m.status)).to.deep.equal([200, 200]);
+      for (const s of [...guests, ...members]) s.close();
+    } finally {
+      await small.close();
+      await own.close();
+    }
   });
 });

@@ -188,6 +188,53 @@ describe('RedisStore rooms: tabs and the editing lock across processes, through 
     }
   });
 
+  it('lapse, other claims, first returns, across three processes: a background tab keeps the lock for 5 × the threshold; a lapsed one comes back to who edits now', async () => {
+    const procs = await processes(3, uniquePrefix(), 1);
+    const beat = (p: { store: RedisStore }, user: number, tab: string, known: unknown, away = false) =>
+      p.store.roomTouch({ room: 'doc', tab, key: String(user), id: user, profile: { name: `User ${user}` }, mode: 'editing', takeover: false, away, known: known as never }, STAFF);
+    const lockOnEvery = (tab: string, why: string) =>
+      eventually(async () => {
+        for (const [i, p] of procs.entries()) expect((await p.store.roomView('doc', STAFF)).lock?.tab, `${why}, process ${i}`).to.equal(tab);
+      }, 3000);
+    const ada = await procs[0].online.here(request(1) as never, 'doc', { mode: 'editing' });
+    // Ada's page goes to the background: one beat marked away, then silence past the 1 s window (not the 5 s one).
+    let adaKnows = (await beat(procs[1], 1, ada.tab, ada.self, true)).self;
+    await sleep(1500);
+    const grace = await procs[2].online.here(request(2) as never, 'doc', { mode: 'editing' });
+    await lockOnEvery(ada.tab, 'a background editor keeps the lock');
+    // Back in front, then offline past the 1 s window: Grace's next beat takes the free lock.
+    adaKnows = (await beat(procs[0], 1, ada.tab, adaKnows)).self;
+    await sleep(1500);
+    await beat(procs[2], 2, grace.tab, grace.self);
+    await lockOnEvery(grace.tab, 'Ada lapsed, Grace claimed');
+    // Ada's page returns on another process with its earlier, signed, lapsed claim: it does not outrank Grace's.
+    const back = await beat(procs[1], 1, ada.tab, adaKnows);
+    expect(back.self?.claim, 'Ada claims nothing').to.equal(0);
+    await sleep(300);
+    await lockOnEvery(grace.tab, 'Ada came back');
+  });
+
+  it('at the smallest bounds (1 room of 1 tab), a flood of page views on other processes never takes the lock from its holder', async () => {
+    const procs: { online: OnlineTracker; store: RedisStore }[] = [];
+    const prefix = uniquePrefix();
+    for (let i = 0; i < 2; i++) {
+      const client = await connect(i === 0 ? 'node-redis' : 'ioredis', server);
+      opened.push(client);
+      const store = new RedisStore({ client: client.client, prefix, syncInterval: 50 });
+      const online = createOnlineTracker({ store, maxRooms: 1, maxRoomMembers: 1 });
+      opened.push(online);
+      procs.push({ online, store });
+    }
+    const ada = await procs[0].online.here(request(1) as never, 'order:1', { mode: 'editing' });
+    await eventually(async () => expect((await procs[1].store.roomView('order:1', STAFF)).lock?.tab).to.equal(ada.tab));
+    for (let i = 0; i < 200; i++) {
+      await procs[i % 2].online.here(request(2 + (i % 7)) as never, i % 3 === 0 ? 'order:1' : `article:${i}`, { mode: i % 5 === 0 ? 'editing' : 'viewing' });
+      if (i % 20 === 0) await sleep(60); // a sync or two
+    }
+    await sleep(300);
+    for (const [i, p] of procs.entries()) expect((await p.store.roomView('order:1', STAFF)).lock?.tab, `process ${i}`).to.equal(ada.tab);
+  });
+
   it('refuses a room threshold that a sync interval would make flicker, naming the fix', async () => {
     const client = await connect('node-redis', server);
     opened.push(client);

@@ -1,5 +1,7 @@
 import { expect } from 'chai';
 import { createOnlineTracker, MemoryStore, type RoomView } from 'express-online-now';
+
+type TabClaim = NonNullable<RoomView['self']>;
 import { modelSeed, Rng } from './helpers/model';
 
 /** A clock the test moves. */
@@ -25,6 +27,8 @@ interface ModelTab {
   since: number;
   at: number;
   hidden: boolean;
+  /** Its page was hidden at that beat: it stays for the away window (5 × the threshold). */
+  away: boolean;
 }
 
 /**
@@ -36,7 +40,7 @@ class RoomModel {
   constructor(private readonly thresholdMs: number) {}
 
   live(now: number): [string, ModelTab][] {
-    return [...this.tabs].filter(([, t]) => t.at > now - this.thresholdMs);
+    return [...this.tabs].filter(([, t]) => t.at > now - this.thresholdMs * (t.away ? 5 : 1));
   }
 
   /** The live editing claim of the most takeovers, the earliest of those (ties: the greater key). */
@@ -51,7 +55,7 @@ class RoomModel {
   }
 
   /** A heartbeat: an editor claims the lock when nobody holds it, keeps it while holding it, and takes it over when asked. */
-  beat(user: number, tab: string, mode: 'viewing' | 'editing', takeover: boolean, hidden: boolean, now: number): void {
+  beat(user: number, tab: string, mode: 'viewing' | 'editing', takeover: boolean, hidden: boolean, now: number, away = false): void {
     const key = `r\u001f${user}\u001f${tab}`;
     const before = new Map(this.live(now)).get(key);
     const holder = this.holder(now);
@@ -65,7 +69,7 @@ class RoomModel {
     }
     // Kept in the order they beat: at one instant, the later heartbeat speaks for its user.
     this.tabs.delete(key);
-    this.tabs.set(key, { user, tab, mode, claim, gen, since: before?.since ?? now, at: now, hidden });
+    this.tabs.set(key, { user, tab, mode, claim, gen, since: before?.since ?? now, at: now, hidden, away });
   }
 
   leave(user: number, tab: string): void {
@@ -73,12 +77,13 @@ class RoomModel {
   }
 
   /** Per user (their latest heartbeat says whether they are hidden): tabs and mode, in the order they came; and the lock. */
-  expected(now: number, viewer: { staff: boolean; self: number }): { users: [number, number, string][]; lock: string } {
-    const users = new Map<number, { tabs: number; mode: string; since: number; at: number; hidden: boolean }>();
+  expected(now: number, viewer: { staff: boolean; self: number }): { users: [number, number, string, boolean][]; lock: string } {
+    const users = new Map<number, { tabs: number; mode: string; since: number; at: number; hidden: boolean; away: boolean }>();
     for (const [, t] of this.live(now)) {
-      const u = users.get(t.user) ?? { tabs: 0, mode: 'viewing', since: Infinity, at: -Infinity, hidden: false };
+      const u = users.get(t.user) ?? { tabs: 0, mode: 'viewing', since: Infinity, at: -Infinity, hidden: false, away: true };
       u.tabs++;
       if (t.mode === 'editing') u.mode = 'editing';
+      if (!t.away) u.away = false;
       u.since = Math.min(u.since, t.since);
       if (t.at >= u.at) [u.at, u.hidden] = [t.at, t.hidden];
       users.set(t.user, u);
@@ -88,18 +93,18 @@ class RoomModel {
     const holder = this.holder(now);
     let lock = 'none';
     if (holder !== undefined) lock = hiddenFrom(holder.user) ? 'someone' : `${holder.user}/${holder.tab}`;
-    return { users: ordered.map(([id, u]) => [id, u.tabs, u.mode]), lock };
+    return { users: ordered.map(([id, u]) => [id, u.tabs, u.mode, u.away]), lock };
   }
 }
 
-function seen(view: RoomView): { users: [number, number, string][]; lock: string } {
+function seen(view: RoomView): { users: [number, number, string, boolean][]; lock: string } {
   let lock = 'none';
   if (view.lock !== null) lock = view.lock.id === undefined ? 'someone' : `${String(view.lock.id)}/${String(view.lock.tab)}`;
-  return { users: view.entries.map((e) => [e.id as number, e.tabs, e.mode]), lock };
+  return { users: view.entries.map((e) => [e.id as number, e.tabs, e.mode, e.away === true]), lock };
 }
 
 describe('rooms (here): viewers, tabs and the editing lock, against a model', () => {
-  it('random page views, heartbeats, takeovers, leaves, invisible mode and time steps: every viewer sees what the model says', async function () {
+  it('random page views, heartbeats (visible or in the background, echoing their last record as pages do), takeovers, leaves, lapses, invisible mode and time steps: every viewer sees what the model says', async function () {
     this.timeout(60_000);
     const seed = modelSeed();
     console.log(`      model seed: ${seed} (replay with MODEL_SEED=${seed})`);
@@ -110,6 +115,8 @@ describe('rooms (here): viewers, tabs and the editing lock, against a model', ()
       const model = new RoomModel(30_000);
       const hidden = new Set<number>();
       const tabsOf = new Map<number, string[]>();
+      // What each page last heard of its tab, and echoes back: a lapsed one must not bring its claim back.
+      const echoes = new Map<string, TabClaim>();
       for (let step = 0; step < 150; step++) {
         const user = 1 + Math.floor(rng.next() * 5);
         const roll = rng.next();
@@ -122,13 +129,16 @@ describe('rooms (here): viewers, tabs and the editing lock, against a model', ()
           const mode = rng.chance(0.4) ? 'editing' : 'viewing';
           const view = await online.here(request({ id: user, name: `User ${user}`, hidden: hidden.has(user) }) as never, 'r', { mode });
           tabs.push(view.tab);
+          echoes.set(view.tab, view.self!);
           model.beat(user, view.tab, mode, false, hidden.has(user), clock.now);
         } else if (roll < 0.55) {
           const tab = rng.pick(tabs);
           const mode = rng.chance(0.5) ? 'editing' : 'viewing';
           const takeover = mode === 'editing' && rng.chance(0.2);
-          await online.store.roomTouch!({ room: 'r', tab, key: String(user), id: user, profile, mode, takeover }, { seesHidden: false, self: String(user) });
-          model.beat(user, tab, mode, takeover, hidden.has(user), clock.now);
+          const away = rng.chance(0.3);
+          const touched = await online.store.roomTouch!({ room: 'r', tab, key: String(user), id: user, profile, mode, takeover, away, known: echoes.get(tab) }, { seesHidden: false, self: String(user) });
+          echoes.set(tab, touched.self!);
+          model.beat(user, tab, mode, takeover, hidden.has(user), clock.now, away);
         } else if (roll < 0.65) {
           const tab = tabs.splice(Math.floor(rng.next() * tabs.length), 1)[0];
           await online.store.roomLeave!('r', String(user), tab);
@@ -138,7 +148,8 @@ describe('rooms (here): viewers, tabs and the editing lock, against a model', ()
           else hidden.add(user);
           continue;
         } else {
-          clock.now += rng.between(1, 20_000);
+          // Now and then past a visible tab's window (30 s), or a background tab's (150 s).
+          clock.now += rng.chance(0.85) ? rng.between(1, 20_000) : rng.between(20_000, 160_000);
         }
         const self = 1 + Math.floor(rng.next() * 5);
         const view = await online.store.roomView!('r', { seesHidden: false, self: String(self) });
@@ -149,6 +160,39 @@ describe('rooms (here): viewers, tabs and the editing lock, against a model', ()
       }
       await online.close();
     }
+  });
+
+  it('lapse, other claims, first returns: the returning tab sees who edits now; a background tab keeps its lock for 5 × the threshold', async () => {
+    const clock = new Clock();
+    const online = createOnlineTracker({ store: new MemoryStore({ now: clock.read }), roomThreshold: 30 });
+    const touch = (user: number, tab: string, known: TabClaim | undefined, options: { away?: boolean; takeover?: boolean } = {}) =>
+      online.store.roomTouch!({ room: 'r', tab, key: String(user), id: user, profile: { name: `User ${user}` }, mode: 'editing', takeover: options.takeover === true, away: options.away, known }, { seesHidden: false, self: String(user) });
+    const ada = await online.here(request({ id: 1, name: 'Ada' }) as never, 'r', { mode: 'editing' });
+    // Ada's page goes to the background and beats once a minute: she keeps the lock for 150 s after a beat.
+    let adaKnows = (await touch(1, ada.tab, ada.self, { away: true })).self;
+    for (let i = 0; i < 2; i++) {
+      clock.now += 60_000;
+      adaKnows = (await touch(1, ada.tab, adaKnows, { away: true })).self;
+    }
+    clock.now += 140_000;
+    const grace = await online.here(request({ id: 2, name: 'Grace' }) as never, 'r', { mode: 'editing' });
+    expect(grace.lock?.id, 'still Ada’s, 140 s after her background tab last beat').to.equal(1);
+    expect(grace.entries.map((e) => [e.id, e.away === true])).to.deep.equal([[1, true], [2, false]]);
+    // Ada's tab lapses (a visible tab 30 s without a beat: offline, asleep); Grace, still here, then holds the lock.
+    adaKnows = (await touch(1, ada.tab, adaKnows)).self;
+    clock.now += 31_000;
+    let graceKnows = (await touch(2, grace.tab, grace.self)).self;
+    expect(graceKnows?.claim).to.equal(clock.now);
+    clock.now += 5000;
+    graceKnows = (await touch(2, grace.tab, graceKnows)).self;
+    // Ada's page comes back with her signed, earlier, lapsed claim: it does not outrank Grace's.
+    const back = await touch(1, ada.tab, adaKnows);
+    expect(back.lock?.id).to.equal(2);
+    expect(back.self?.claim, 'Ada no longer claims').to.equal(0);
+    // She may take over like anyone else.
+    const took = await touch(1, ada.tab, back.self, { takeover: true });
+    expect(took.lock?.tab).to.equal(ada.tab);
+    await online.close();
   });
 
   it('bounds: a full room drops its least recently active viewer, never the lock holder; a user keeps at most 20 tabs in a room', async () => {
@@ -167,6 +211,29 @@ describe('rooms (here): viewers, tabs and the editing lock, against a model', ()
     expect((await many.store.roomView!('r', { seesHidden: true })).entries[0].tabs).to.equal(20);
     await online.close();
     await many.close();
+  });
+
+  it('at the smallest bounds (1 room of 1 tab), no flood of rooms, tabs or page views drops the lock holder', async () => {
+    const seed = modelSeed();
+    console.log(`      model seed: ${seed} (replay with MODEL_SEED=${seed})`);
+    const rng = new Rng(seed);
+    const clock = new Clock();
+    const online = createOnlineTracker({ store: new MemoryStore({ now: clock.read }), maxRooms: 1, maxRoomMembers: 1 });
+    const ada = await online.here(request({ id: 1, name: 'Ada' }) as never, 'order:1', { mode: 'editing' });
+    let known = ada.self;
+    for (let step = 0; step < 2000; step++) {
+      const room = rng.chance(0.3) ? 'order:1' : `article:${Math.floor(rng.next() * 500)}`;
+      const user = 2 + Math.floor(rng.next() * 50);
+      // Viewers and would-be editors (no takeover: that one is a person's choice) on many rooms.
+      await online.here(request({ id: user, name: `User ${user}` }) as never, room, { mode: rng.chance(0.3) ? 'editing' : 'viewing' });
+      if (step % 100 === 0) {
+        clock.now += 10_000; // Ada's page beats every 10 s
+        known = (await online.store.roomTouch!({ room: 'order:1', tab: ada.tab, key: '1', id: 1, profile: { name: 'Ada' }, mode: 'editing', takeover: false, known }, { seesHidden: true })).self;
+      }
+      const view = await online.store.roomView!('order:1', { seesHidden: true });
+      expect(view.lock?.tab, `seed ${seed}, step ${step}`).to.equal(ada.tab);
+    }
+    await online.close();
   });
 
   it('past maxRooms, only rooms nobody is in any more are dropped: a flood of page views cannot empty a room someone edits', async () => {

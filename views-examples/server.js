@@ -82,7 +82,9 @@ function createDemoApp({ express = require('express'), tracker: trackerOptions =
     users: db.prepare('SELECT id, username, name, role, invisible, last_seen FROM users ORDER BY id'),
     invisible: db.prepare('SELECT invisible FROM users WHERE id = ?').pluck(),
     toggleInvisible: db.prepare('UPDATE users SET invisible = 1 - invisible WHERE id = ?'),
-    seen: db.prepare('UPDATE users SET last_seen = ? WHERE id = ?'),
+    // An invisible user's last-seen stays where they went invisible: to others it reads as a sign-out then.
+    seen: db.prepare('UPDATE users SET last_seen = ? WHERE id = ? AND invisible = 0'),
+    hideAt: db.prepare('UPDATE users SET last_seen = ? WHERE id = ? AND invisible = 1'),
     record: db.prepare("SELECT value FROM meta WHERE key = 'record'").pluck(),
     saveRecord: db.prepare("INSERT INTO meta (key, value) VALUES ('record', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"),
   };
@@ -135,7 +137,9 @@ function createDemoApp({ express = require('express'), tracker: trackerOptions =
   );
   // The browser side: the script, heartbeats and leaves; and live updates (Server-Sent Events).
   app.use(online.client());
-  app.get('/online-now/events', online.events());
+  // Live updates for every visitor (the sign-in page's count is live too) but a suspended account;
+  // each user and each guest address has a budget of streams, and guests in all at most half of them.
+  app.get('/online-now/events', online.events({ authorize: (req) => req.session.user?.role !== 'Suspended' }));
   app.use(online.middleware());
 
   // What every page needs besides presence: who is signed in, and the users with their last-seen.
@@ -147,14 +151,10 @@ function createDemoApp({ express = require('express'), tracker: trackerOptions =
     const rows = sql.users.all();
     res.locals.appearingOffline = rows.some((row) => row.id === me?.id && row.invisible === 1);
     res.locals.users = rows.map(({ invisible, last_seen: lastSeen, ...person }) => {
-      // Only staff and the user themselves may know someone is invisible. To anyone else
-      // their last-seen would tell they are active, so they read as never seen.
+      // Only staff and the user themselves may know someone is invisible. To anyone else they
+      // read as someone who signed out when they went invisible (their last-seen stopped there).
       const known = staff || person.id === me?.id;
-      return {
-        ...person,
-        invisible: known && invisible === 1,
-        lastSeenAt: lastSeen === null || (invisible === 1 && !known) ? null : new Date(lastSeen),
-      };
+      return { ...person, invisible: known && invisible === 1, lastSeenAt: lastSeen === null ? null : new Date(lastSeen) };
     });
     res.locals.servedBy = process.pid;
     next();
@@ -183,6 +183,7 @@ function createDemoApp({ express = require('express'), tracker: trackerOptions =
     if (!req.session.user) return res.redirect(303, '/');
     try {
       sql.toggleInvisible.run(req.session.user.id);
+      sql.hideAt.run(Date.now(), req.session.user.id); // going invisible looks like signing out, to the minute
       await online.touch(req.session.user); // others see the change now, not at this user's next page
       res.redirect(303, req.body.engine === 'handlebars' ? '/admin/handlebars' : '/admin/nunjucks');
     } catch (err) {
@@ -248,6 +249,8 @@ async function start({ port = Number(process.env.PORT ?? 3000) } = {}) {
     };
     where = `Redis store at ${process.env.REDIS_URL}`;
   }
+  // ROOM_THRESHOLD (seconds): how long a visible tab stays in a room without a heartbeat (default 30).
+  if (process.env.ROOM_THRESHOLD) options.tracker = { ...options.tracker, roomThreshold: Number(process.env.ROOM_THRESHOLD) };
   const { app } = createDemoApp({ ...options, database });
   const server = app.listen(port, () => {
     const { port: actual } = server.address();

@@ -27,7 +27,8 @@ app.use(
 );
 const online = createOnlineTracker();
 app.use(online.client()); // after express-session: serves /online-now/client.js, takes heartbeats and leaves
-app.get('/online-now/events', online.events()); // live updates (Server-Sent Events)
+// Live updates (Server-Sent Events), for signed-in users only here; each user and each guest address has a budget of streams.
+app.get('/online-now/events', online.events({ authorize: (req) => req.session.user !== undefined }));
 app.use(online.middleware());
 
 app.get('/orders/:id', async (req, res, next) => {

@@ -1,8 +1,9 @@
 // express-online-now browser client, served minified at <base>/client.js.
-// Heartbeats while the page is visible, a leave beacon on pagehide, and one
-// EventSource per browser: the tab holding a Web Lock opens it and forwards its
-// events to the other tabs over a BroadcastChannel. Without those APIs each
-// tab opens its own. Nothing here may throw on an old browser or a bad reply.
+// Heartbeats (marked away while the page is hidden: the server keeps a background
+// tab, and its lock, for a longer window), a leave beacon on pagehide, and one
+// EventSource per browser: the tab holding a lease in localStorage opens it and
+// forwards its events to the other tabs over a BroadcastChannel. Without those
+// APIs each tab opens its own. Nothing here may throw on an old browser or a bad reply.
 (() => {
   'use strict';
 
@@ -17,7 +18,7 @@
   // beat/leave live next to client.js: its src without file name, query or hash.
   const base = (script.src || '').replace(/[?#].*/, '').replace(/[^/]*$/, '');
   const events = attr('events') || base + 'events';
-  const tab = attr('tab');
+  let tab = attr('tab');
   const room = attr('room') || undefined;
   const interval = Number(attr('interval')) > 0 ? Number(attr('interval')) : 10000;
   const TYPES = ['count', 'online', 'offline', 'list', 'here', 'join', 'leave', 'lock', 'reset'];
@@ -28,6 +29,7 @@
   let stopped = false; // the server said no (204/4xx): no more heartbeats from this page view
   let timer = 0;
   let held = false; // a state showed that this tab holds the room's lock
+  let renewed = false; // a refused tab was renewed since the last answered beat
 
   const each = (name, fn, value) => {
     const list = d.querySelectorAll('[' + name + ']');
@@ -122,45 +124,65 @@
   };
 
   let beats = 0;
+  // The server cannot read our tab (it restarted with a new secret): the page again, as the app serves it
+  // now, gives a new tab and the room's state; then we beat with it. Once between answered beats.
+  const renew = () => {
+    renewed = true;
+    fetch(location.href, { headers: { Accept: 'text/html' } })
+      .then((res) => res.text())
+      .then((html) => {
+        const doc = new DOMParser().parseFromString(html, 'text/html');
+        const fresh = doc.querySelector('script[data-tab]');
+        if (!fresh || fresh.getAttribute('data-room') !== room) return stop();
+        tab = fresh.getAttribute('data-tab');
+        claim = parse(fresh.getAttribute('data-claim') || 'null');
+        ['data-online-here', 'data-online-here-count', 'data-online-lock'].forEach((name) => {
+          doc.querySelectorAll('[' + name + ']').forEach((from) => {
+            each(name, (el) => {
+              el.innerHTML = from.innerHTML; // the app's own markup
+            }, from.getAttribute(name));
+          });
+        });
+        beat();
+      })
+      .catch(() => {});
+  };
+
   const beat = (takeover) => {
     if (stopped || !w.fetch) return;
     const n = ++beats;
     fetch(base + 'beat', {
       method: 'POST',
       headers: { 'Content-Type': 'text/plain;charset=UTF-8' },
-      body: JSON.stringify({ tab, room, mode, takeover: takeover || undefined, claim: claim || undefined }),
+      body: JSON.stringify({ tab, room, mode, takeover: takeover || undefined, claim: claim || undefined, away: d.visibilityState === 'hidden' || undefined }),
     })
       .then((res) => {
+        if (res.status === 409 && !renewed) renew();
         // 204 or 4xx means not signed in (or not wanted): stop quietly rather than retry.
-        if (res.status === 204 || (res.status >= 400 && res.status < 500)) stop();
+        else if (res.status === 204 || (res.status >= 400 && res.status < 500)) stop();
         else if (res.ok) return res.json();
       })
       .then((state) => {
         // Only the latest heartbeat's reply: an older one would bring back a claim since changed.
-        if (n !== beats) return;
-        if (state && state.self) claim = state.self;
-        if (state && state.room) handle('here', state, true);
+        if (n !== beats || !state) return;
+        renewed = false;
+        if (state.self) claim = state.self;
+        if (state.room) handle('here', state, true);
       })
       // A network error or a non-JSON body: the timer's next beat is the retry.
       .catch(() => {});
   };
 
-  // Beat only while someone can see the page; coming back beats at once.
+  // Shown: a beat at once. Hidden: the timer beats on, marked away, as often as the browser lets it; not
+  // at once, where a closing tab's beat would race its leave and keep it in the room as away.
   const onVisibility = () => {
+    if (stopped || (d.visibilityState === 'hidden' && timer)) return;
     clearInterval(timer);
-    if (d.visibilityState !== 'hidden' && !stopped) {
-      beat();
-      timer = setInterval(() => beat(), interval);
-    }
+    beat();
+    timer = setInterval(() => beat(), interval);
   };
 
-  // navigator.locks exists only in secure contexts (https, localhost).
   let chan = null;
-  try {
-    if (w.BroadcastChannel && nav.locks) chan = new BroadcastChannel('online-now');
-  } catch {
-    chan = null;
-  }
   const post = (message) => {
     if (chan) chan.postMessage(message);
   };
@@ -229,6 +251,37 @@
     }, 50);
   };
 
+  // One tab leads: it holds a lease in localStorage (renewed every 2 s, good for 8) and alone opens the
+  // stream, for every tab of the site. No Web Locks: they exist only on https and localhost, and a page
+  // holding one is never kept in the back/forward cache. The leader says so on the channel at each
+  // renewal and to each new tab: a lease nobody has spoken for (its tab was killed) is taken at once.
+  const LEASE = 'online-now:lease';
+  let renewal = 0;
+  let heard = 0; // when a leader last spoke
+  const lease = () => parse(localStorage.getItem(LEASE) || '{}');
+  const unlead = () => {
+    if (leader && lease().id === tab) localStorage.removeItem(LEASE);
+    leader = false;
+    if (source) source.close();
+    source = openKey = null;
+  };
+  const elect = () => {
+    const held = lease();
+    if (leader && held.id !== tab) return unlead(); // a throttled leader's lease ran out and another tab took it
+    if (held.id && held.id !== tab && held.until > Date.now() && Date.now() - heard < 8000) return;
+    localStorage.setItem(LEASE, JSON.stringify({ id: tab, until: Date.now() + 8000 }));
+    if (leader) return post({ t: 'lead' });
+    // Two tabs may write at once: the one whose write stands leads.
+    setTimeout(() => {
+      if (leader || !chan || lease().id !== tab) return;
+      leader = true;
+      subs = {};
+      subs[tab] = mySub();
+      post({ t: 'hello' });
+      reconnect();
+    }, 50);
+  };
+
   const alone = () => {
     if (chan) chan.close();
     chan = null;
@@ -237,18 +290,24 @@
     reconnect();
   };
 
-  const start = () => {
-    d.addEventListener('visibilitychange', onVisibility);
-    onVisibility();
-    if (!chan) return alone();
+  // At start, and back from the back/forward cache.
+  const join = () => {
+    try {
+      chan = new BroadcastChannel('online-now');
+      lease();
+    } catch {
+      return alone(); // no BroadcastChannel, or no localStorage (a sandboxed frame): a stream of our own
+    }
     chan.onmessage = (e) => {
       const m = e.data || {};
       if (m.t === 'ev') {
         if (m.id) last = m.id;
         handle(m.type, m.data);
       } else if (m.t === 'hello') post(mySub());
+      else if (m.t === 'lead') heard = Date.now();
       else if (leader && m.t === 'sub') {
         subs[m.id] = m;
+        post({ t: 'lead' });
         reconnect();
       } else if (leader && m.t === 'bye') {
         delete subs[m.id];
@@ -256,28 +315,38 @@
       }
     };
     post(mySub());
-    // Granted to one tab at a time and held until it goes away; then the next waiting tab leads.
-    nav.locks
-      .request('online-now:events', () => {
-        leader = true;
-        subs = {};
-        subs[tab] = mySub();
-        post({ t: 'hello' });
-        reconnect();
-        return new Promise(() => {});
-      })
-      .catch(alone); // e.g. a sandboxed frame: no shared connection, so open our own
+    // A living leader answers our subscription first.
+    setTimeout(elect, 250);
+    clearInterval(renewal);
+    renewal = setInterval(elect, 2000);
   };
 
-  w.addEventListener('pagehide', () => {
+  const start = () => {
+    d.addEventListener('visibilitychange', onVisibility);
+    onVisibility();
+    join();
+  };
+
+  w.addEventListener('storage', (e) => {
+    // The leader left: someone takes over now, not at the next renewal.
+    if (e.key === LEASE && !e.newValue && chan) elect();
+  });
+  w.addEventListener('pagehide', (e) => {
     if (room && nav.sendBeacon) nav.sendBeacon(base + 'leave', JSON.stringify({ tab, room }));
     post({ t: 'bye', id: tab });
+    unlead();
+    // Kept in the back/forward cache: nothing of ours stays open (a message on an open channel would evict the page).
+    if (e.persisted) {
+      clearInterval(renewal);
+      if (chan) chan.close();
+      chan = null;
+    }
   });
-  // Back from the back/forward cache: we said bye, so subscribe again.
+  // Back from the back/forward cache: we left the room, the channel and the stream, so join them again.
   w.addEventListener('pageshow', (e) => {
     if (!e.persisted) return;
-    post(mySub());
-    if (leader || !chan) reconnect();
+    onVisibility();
+    join();
   });
 
   const api = {

@@ -15,11 +15,11 @@ export interface Listening {
   close(): Promise<void>;
 }
 
-/** Listens on a free loopback port. */
-export function listen(app: (req: never, res: never) => void): Promise<Listening> {
+/** Listens on a loopback port: a free one, or `port` (a server started again where the last one was). */
+export function listen(app: (req: never, res: never) => void, port = 0): Promise<Listening> {
   return new Promise((resolve, reject) => {
     const server: Server = (app as unknown as { listen: (port: number, host: string, cb: () => void) => Server }).listen(
-      0,
+      port,
       '127.0.0.1',
       () => {
         const { port } = server.address() as AddressInfo;

@@ -7,6 +7,8 @@ document.addEventListener('online-now:list', (event) => {
   if (!panel) return;
   event.preventDefault();
   const { entries } = event.detail;
+  const listed = document.querySelector('[data-testid=listed-count]');
+  if (listed) listed.textContent = String(entries.length);
   panel.querySelector('[data-testid=online-list]')?.remove();
   panel.querySelector('.empty')?.remove();
   if (entries.length === 0) {
@@ -33,7 +35,11 @@ document.addEventListener('online-now:list', (event) => {
     const handle = document.createElement('span');
     handle.className = 'muted';
     handle.textContent = '@' + (entry.username || '');
-    item.append(dot, ' ', name, ' ', handle);
+    // Listed now means active now: as the server renders a fresh entry.
+    const ago = document.createElement('span');
+    ago.className = 'ago';
+    ago.textContent = 'now';
+    item.append(dot, ' ', name, ' ', handle, ' ', ago);
     list.append(item);
   }
   panel.append(list);

@@ -233,7 +233,7 @@ export class RedisStore extends SharedStore {
    * first uses them (here(), client()), so an app without rooms may sync slowly.
    */
   roomsProblem(): OnlineNowConfigError | undefined {
-    const roomMs = this.roomLimits.thresholdMs;
+    const roomMs = this.roomLimits.activeMs;
     if (this.syncInterval * SYNCS_PER_THRESHOLD <= roomMs) return undefined;
     return new OnlineNowConfigError(
       'ERR_ONLINE_NOW_SYNCINTERVAL',
@@ -253,7 +253,7 @@ export class RedisStore extends SharedStore {
     this.generation++;
     for (const m of this.pendingTouches) m.clear();
     // Arrival order is kept within one sync of time order: an expired user stays counted at most that long.
-    this.rooms = new RoomIndex(this.roomLimits, this.syncInterval);
+    this.rooms = new RoomIndex(this.roomLimits, this.syncInterval, (key, at) => this.queueRoomForget(key, at));
     this.indexes = [
       new PresenceIndex(this.thresholdMs, this.maxTracked, this.syncInterval, (stored) => profileOf(storedProfile(stored)), this.indexClock),
       new PresenceIndex(this.thresholdMs, this.maxTracked, this.syncInterval, undefined, this.indexClock),
