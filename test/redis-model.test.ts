@@ -472,6 +472,7 @@ class ModelRun {
     allowedRepeats: 0,
     /** Touches held on a cut-off process past their expiry: never in Redis, so never reported. */
     expiredUnsent: 0,
+    deferredGone: 0,
   };
   private readonly browsers = new Map<string, CookieBrowser>();
   /** Whether each session (user:proc) is in invisible mode. */
@@ -540,7 +541,7 @@ class ModelRun {
       `users settled per check: ${settled.join(', ')}; ` +
       `onSeen: ${seen.filter((h) => h.cause === 'report').length} reports + ${seen.filter((h) => h.cause === 'forget').length} on logout, ` +
       `for ${new Set(seen.map((h) => h.id)).size} users (${this.counts.allowedRepeats} repeats within seenInterval after a logout or a partition's expiry, ` +
-      `${this.counts.expiredUnsent} touches held past expiry on a cut-off process); record: ${records.length} onRecord calls (highest ${Math.max(0, ...records.map((h) => h.count))}), ` +
+      `${this.counts.expiredUnsent} touches held past expiry on a cut-off process, ${this.counts.deferredGone} deferred by a recovery window whose user had left when it ended); record: ${records.length} onRecord calls (highest ${Math.max(0, ...records.map((h) => h.count))}), ` +
       `highest on a page ${this.counts.maxPageRecord}, the model's most online at once ${this.maxOnline(Infinity)}; violations: ${this.violations.length}` +
       (this.violations.length > 0 ? ` (${Object.entries(byKind).map(([k, n]) => `${k} ${n}`).join(', ')})` : '')
     );
@@ -1065,12 +1066,23 @@ class ModelRun {
         if (f.send >= reached) break;
         upto = Math.max(upto, f.end ?? Infinity);
       }
+      let deferred = false;
       for (const o of this.outages) {
         if (!LOSSY.has(o.kind)) continue;
         const recovered = (o.end ?? Infinity) + this.recoveryMs + 2 * this.syncMs + 2000;
-        if (o.start <= upto && upto < recovered) upto = recovered;
+        if (o.start <= upto && upto < recovered) {
+          upto = recovered;
+          deferred = true;
+        }
       }
       if (upto > by) return;
+      // A report a recovery window held back goes out when the window ends only if the user is still online
+      // then (docs/redis-and-processes.md, "Hooks, once"): one who left meanwhile may go unreported.
+      const then = this.model.judge(user, upto - this.recoveryMs - 2 * this.syncMs - 2000, upto);
+      if (deferred && !(then.settled && then.online)) {
+        this.counts.deferredGone++;
+        return;
+      }
       // Held on a cut-off process until it had expired: Redis ignores a touch older than the threshold (no presence, no report).
       const cut = this.cutAt(e);
       if (cut !== undefined && (cut.end ?? Infinity) + this.syncMs + 1000 > e.send + this.thresholdMs) {

@@ -29,9 +29,8 @@ const memoryStoreOptions = optionNames<MemoryStoreOptions>({ maxTracked: true, n
 export class MemoryStore extends SharedStore {
   readonly maxTracked: number;
   private readonly now: Clock;
+  /** Dates on the wall clock (times on a clock a test gave are taken as they are). */
   private readonly clock: IndexClock;
-  /** Dates are on the wall clock (or on the clock a test gave): `timeAgo` measures from it. */
-  readonly dateNow: () => number;
   private indexes: Record<Scope, PresenceIndex> | undefined;
   private rooms: RoomIndex | undefined;
 
@@ -42,7 +41,6 @@ export class MemoryStore extends SharedStore {
     this.maxTracked = basics.maxTracked;
     this.now = basics.now ?? monotonicNow;
     this.clock = { wallOffset: wallOffset(this.now, basics.now !== undefined), markTtlMs: MARK_TTL_MS };
-    this.dateNow = basics.now ?? Date.now;
   }
 
   protected start(): void {

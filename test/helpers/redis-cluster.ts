@@ -1,4 +1,4 @@
-// A real Redis Cluster (three masters, no replicas, no persistence) on loopback,
+// A real Redis Cluster (three masters, with or without a replica each, no persistence) on loopback,
 // started and stopped by the tests; the cluster clients of node-redis v4, v5, v6
 // and ioredis, connected to it; and the two-process presence check that the
 // cluster and the standalone client suites both run.
@@ -52,7 +52,7 @@ process.on('exit', () => {
 type AdminClient = ReturnType<typeof createClient>;
 
 export class RedisCluster {
-  private readonly children: ChildProcess[] = [];
+  private readonly children = new Map<number, ChildProcess>();
   private readonly admins = new Map<number, AdminClient>();
 
   private constructor(
@@ -60,16 +60,16 @@ export class RedisCluster {
     private readonly dir: string,
   ) {}
 
-  /** Three masters on free loopback ports, slots spread by redis-cli, every node reporting cluster_state:ok. */
-  static async start(): Promise<RedisCluster> {
+  /** Three masters (and `replicas` replicas of each) on free loopback ports, slots spread by redis-cli, every node reporting cluster_state:ok. */
+  static async start(replicas = 0): Promise<RedisCluster> {
     const dir = mkdtempSync(path.join(tmpdir(), 'online-now-cluster-'));
     tempDirs.add(dir);
-    const cluster = new RedisCluster(await clusterPorts(3), dir);
+    const cluster = new RedisCluster(await clusterPorts(3 * (1 + replicas)), dir);
     try {
       await Promise.all(cluster.ports.map((port) => cluster.launch(port)));
       await run(
         REDIS_CLI,
-        ['--cluster', 'create', ...cluster.ports.map((port) => `127.0.0.1:${port}`), '--cluster-replicas', '0', '--cluster-yes'],
+        ['--cluster', 'create', ...cluster.ports.map((port) => `127.0.0.1:${port}`), '--cluster-replicas', String(replicas), '--cluster-yes'],
         { timeout: 20_000 },
       ).catch((error: { message: string; stdout?: string }) => {
         // redis-cli prints its [ERR] lines on stdout.
@@ -85,8 +85,11 @@ export class RedisCluster {
       await eventually(async () => {
         for (const port of cluster.ports) {
           expect(String(await cluster.command(port, 'CLUSTER', 'INFO')), `node ${port}`).to.include('cluster_state:ok');
+          // A replica that never synced with its master may not take over from it.
+          const replication = String(await cluster.command(port, 'INFO', 'replication'));
+          if (replication.includes('role:slave')) expect(replication, `replica ${port}`).to.include('master_link_status:up');
         }
-      }, 10_000);
+      }, 20_000);
     } catch (error) {
       await cluster.stop();
       throw error;
@@ -103,7 +106,37 @@ export class RedisCluster {
       '--cluster-node-timeout', '2000',
       '--dir', this.dir,
     ];
-    this.children.push(await spawnRedis(args, `redis-server (cluster node ${port})`));
+    this.children.set(port, await spawnRedis(args, `redis-server (cluster node ${port})`));
+  }
+
+  /** The port of the master that serves `key` now. */
+  async masterOf(key: string): Promise<number> {
+    const slot = Number(await this.command(this.live()[0], 'CLUSTER', 'KEYSLOT', key));
+    for (const port of this.live()) {
+      const me = String(await this.command(port, 'CLUSTER', 'NODES')).split('\n').find((line) => line.includes('myself'));
+      if (me === undefined || !me.includes('master')) continue;
+      for (const range of me.split(' ').slice(8)) {
+        const [from, to = from] = range.split('-').map(Number);
+        if (slot >= from && slot <= to) return port;
+      }
+    }
+    throw new Error(`no master serves slot ${slot}`);
+  }
+
+  /** SIGKILL one node, as a crashed master: its replica is promoted after cluster-node-timeout (2 s). */
+  async kill(port: number): Promise<void> {
+    const child = this.children.get(port);
+    this.admins.get(port)?.destroy();
+    this.admins.delete(port);
+    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGKILL');
+    await exited;
+  }
+
+  /** The nodes still running. */
+  private live(): number[] {
+    return this.ports.filter((port) => this.admins.has(port));
   }
 
   /** A plain command on one node, not routed: CLUSTER INFO, KEYS, CLUSTER KEYSLOT. */
@@ -125,7 +158,7 @@ export class RedisCluster {
     for (const admin of this.admins.values()) if (admin.isOpen) admin.destroy();
     this.admins.clear();
     await Promise.all(
-      this.children.map((child) => {
+      [...this.children.values()].map((child) => {
         if (child.exitCode !== null || child.signalCode !== null) return undefined;
         const exited = new Promise((resolve) => child.once('exit', resolve));
         child.kill('SIGKILL');
@@ -174,7 +207,9 @@ export async function connectCluster(kind: ClusterKind, cluster: RedisCluster): 
       return {
         client,
         close: async () => {
-          if (client.isOpen) await client.close().catch(() => client.destroy());
+          // close() waits for commands a lost master will never answer: a second, then the sockets are dropped.
+          if (client.isOpen) await Promise.race([client.close().catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 1000))]);
+          if (client.isOpen) client.destroy();
         },
       };
     }

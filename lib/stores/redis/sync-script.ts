@@ -216,8 +216,9 @@ for _ = 1, touchCount do
       if not last or tonumber(last) < tonumber(known) then redis.call('ZADD', reported, known, key) end
     end
     -- The profile is a register of its own, "µs|json": a touch that lost on time (a bare-id touch from
-    -- another process landed first) still brings its profile if that is the newest, so a hide is not lost.
-    if live and not bare and seen and tonumber(seen) > at then
+    -- another process landed first, or a logout and a sign-in since) still brings its profile if that is
+    -- the newest, so a hide is not lost.
+    if not bare and seen and tonumber(seen) > at then
       local stored = redis.call('HGET', s[2], key)
       if at > (stored and tonumber(string.match(stored, '^(%d+)|')) or -1) then
         redis.call('HSET', s[2], key, fmt(at) .. '|' .. profile)
