@@ -108,6 +108,33 @@ describe('tracker API (memory store)', () => {
     expect(await online.count()).to.equal(0);
   });
 
+  it('a hidden user idle past the threshold, or signed out, stays hidden after a bare touch(id); a request that unhides wins', async () => {
+    let t = 1_000_000;
+    const online = createOnlineTracker<{ id: number; name: string; invisible: boolean }>({
+      store: new MemoryStore({ now: () => t }),
+      threshold: 60,
+      hidden: (user) => user.invisible,
+    });
+    await online.touch({ id: 1, name: 'Ann', invisible: true });
+    await online.touch({ id: 2, name: 'Bob', invisible: true });
+    await online.forget(2);
+    t += 61_000; // 1 idle past the threshold, 2 signed out
+    await online.touch(1); // a websocket message: the id alone
+    await online.touch(2);
+    expect(await online.list()).to.deep.equal([]);
+    expect(await online.isOnline(1)).to.equal(false);
+    expect(await online.counts()).to.deep.include({ users: 0, hidden: 2 });
+    expect((await online.list(50, { hidden: true })).map((e) => [e.id, e.hidden])).to.have.deep.members([
+      [1, true],
+      [2, true],
+    ]);
+    await online.touch({ id: 1, name: 'Ann', invisible: false });
+    await online.forget(1);
+    await online.touch(1);
+    expect((await online.list()).map((e) => e.id)).to.deep.equal([1]);
+    await online.close();
+  });
+
   it('takes no notice of a wall-clock step for expiry (the default clock is monotonic), while dates follow the wall clock', async () => {
     const realNow = Date.now;
     const online = createOnlineTracker({ threshold: 0.2 });
