@@ -1040,7 +1040,9 @@ class ModelRun {
     const cut = touch === undefined ? undefined : this.cutAt(touch);
     if (touch === undefined || cut === undefined) return false;
     const landed = (cut.end ?? Infinity) + this.syncMs + 1000;
-    const kept = events.some((e) => e.proc !== touch.proc && e.send > from + 1 && e.send < landed);
+    // Kept online in Redis only by a request elsewhere before it would have expired there (one after that
+    // comes back like any returning user, and may come after the held touch landed).
+    const kept = events.some((e) => e.proc !== touch.proc && e.send > from + 1 && e.send < from + this.thresholdMs);
     return !kept && from + this.thresholdMs < landed;
   }
 
@@ -1078,8 +1080,8 @@ class ModelRun {
       if (upto > by) return;
       // A report a recovery window held back goes out when the window ends only if the user is still online
       // then (docs/redis-and-processes.md, "Hooks, once"): one who left meanwhile may go unreported.
-      const then = this.model.judge(user, upto - this.recoveryMs - 2 * this.syncMs - 2000, upto);
-      if (deferred && !(then.settled && then.online)) {
+      const then = this.model.judge(user, upto, upto);
+      if (deferred && (then.settled ? !then.online : then.why === 'near expiry')) {
         this.counts.deferredGone++;
         return;
       }
