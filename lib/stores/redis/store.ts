@@ -867,8 +867,8 @@ export class RedisStore extends SharedStore {
         ),
       );
     }
-    // A new epoch (not an eviction): every process reads Redis again and writes back what it holds.
-    if (renamed) await this.command(['HSET', this.keys[KEY.meta], 'epoch', randomBytes(8).toString('hex')]);
+    // A new epoch (not an eviction: no key counts as held before): every process reads Redis again and writes back what it holds.
+    if (renamed) await this.command(['HSET', this.keys[KEY.meta], 'epoch', randomBytes(8).toString('hex'), 'present', '0']);
   }
 
   /** Reported once for the life of the store: presence survives, but Redis's policy will strike again. */
