@@ -2,6 +2,7 @@
 // stopped by the tests; and the two client libraries, connected to it.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
 import { createClient } from 'redis';
 import { Redis as IORedis } from 'ioredis';
 import type { RedisClientLike } from 'express-online-now';
@@ -29,7 +30,7 @@ process.on('exit', () => {
  * `args` turn it on) and resolves once it accepts connections; killed when the test process exits.
  */
 export function spawnRedis(args: readonly string[], label: string): Promise<ChildProcess> {
-  const child = spawn(REDIS_SERVER, ['--save', '', '--appendonly', 'no', '--daemonize', 'no', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(REDIS_SERVER, ['--save', '', '--appendonly', 'no', '--daemonize', 'no', '--dir', tmpdir(), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   running.add(child);
   child.on('exit', () => running.delete(child));
   return new Promise((resolve, reject) => {
