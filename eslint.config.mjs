@@ -29,7 +29,7 @@ export default tseslint.config(
   },
   {
     // The client script (and the demo's page script) run in the browser as classic scripts.
-    files: ['lib/browser/**/*.js', 'views-examples/public/**/*.js'],
+    files: ['lib/live/browser/**/*.js', 'views-examples/public/**/*.js'],
     languageOptions: { sourceType: 'script', globals: globals.browser },
   },
 );

@@ -5,34 +5,10 @@ export { createOnlineTracker, OnlineTracker, type LookupOptions, type OnlineCoun
 export { MemoryStore, type MemoryStoreOptions } from './stores/memory';
 export { RedisStore, type RedisStoreOptions } from './stores/redis/store';
 export type { IORedisLike, NodeRedisClusterLike, NodeRedisLike, RedisClientLike } from './stores/redis/client';
-export { registerNunjucks, registerHandlebars } from './template-helpers';
-export { OnlineNowConfigError, type ErrorCode } from './errors';
-export type { RoomEntry, RoomLimits, RoomLock, RoomMode, RoomTouch, RoomView } from './rooms';
-export type { HereOptions, HereView } from './here';
-export type { ClientOptions } from './client-routes';
-export type { EventsOptions } from './events';
-export type {
-  Awaitable,
-  DefaultProfile,
-  NextFunction,
-  OnlineEntry,
-  OnlineMiddleware,
-  OnlineNowLocals,
-  OnlineNowProfile,
-  OnlineRequest,
-  OnlineRecord,
-  OnlineResponse,
-  OnlineTrackerOptions,
-  Profile,
-  ProfileValue,
-  Scope,
-  ScopeView,
-  Store,
-  StoreConfig,
-  StoreHooks,
-  StoreReporter,
-  StoredEntry,
-  TimeAgoOptions,
-  UserId,
-  Viewer,
-} from './types';
+export { registerNunjucks, registerHandlebars } from './templates/helpers';
+export { OnlineNowConfigError, type ErrorCode } from './core/errors';
+
+export type { HereOptions, HereView } from './live/here';
+export type { ClientOptions } from './live/client-routes';
+export type { EventsOptions } from './live/events';
+export type { Awaitable, DefaultProfile, NextFunction, OnlineEntry, OnlineMiddleware, OnlineNowLocals, OnlineNowProfile, OnlineRecord, OnlineRequest, OnlineResponse, OnlineTrackerOptions, Profile, ProfileValue, RoomEntry, RoomLimits, RoomLock, RoomMode, RoomTouch, RoomView, Scope, ScopeView, Store, StoreConfig, StoreHooks, StoreReporter, StoredEntry, TimeAgoOptions, UserId, Viewer } from './core/types';

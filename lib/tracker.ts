@@ -2,34 +2,20 @@
  * createOnlineTracker: options in, a tracker out. The tracker owns the store,
  * turns users into store keys (through a UserResolver), and makes the middleware.
  */
-import { checkPath, createClientRoutes, type ClientConfig, type ClientOptions } from './client-routes';
-import { checkOrigins } from './same-origin';
-import { EventHub, type EventsOptions } from './events';
-import { Rooms, TabIds, type HereOptions, type HereView } from './here';
-import { boundedProfile } from './identity';
-import { createMiddleware } from './middleware';
-import { ErrorReporter, defaultErrorSink } from './report';
+import { checkPath, createClientRoutes, type ClientOptions } from './live/client-routes';
+import { checkOrigins } from './express/same-origin';
+import { EventHub, type EventsOptions } from './live/events';
+import { Rooms, TabIds, type HereOptions, type HereView } from './live/here';
+import { boundedProfile } from './core/identity';
+import { createMiddleware } from './express/middleware';
+import { ErrorReporter, defaultErrorSink } from './core/report';
 import { MemoryStore } from './stores/memory';
-import { RedisStore } from './stores/redis/store';
-import { OnlineNowConfigError } from './errors';
+import { OnlineNowConfigError } from './core/errors';
 import { randomBytes } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
-import { DEFAULT_ROOM_LIMITS, roomLimits } from './rooms';
-import type {
-  DefaultProfile,
-  OnlineEntry,
-  OnlineMiddleware,
-  OnlineRecord,
-  OnlineTrackerOptions,
-  NoAsyncGetUser,
-  Profile,
-  StoredEntry,
-  Store,
-  StoreConfig,
-  UserId,
-  Viewer,
-} from './types';
-import { UserResolver } from './user-resolver';
+import { DEFAULT_ROOM_LIMITS, roomLimits } from './core/room-index';
+import type { ClientConfig, DefaultProfile, NoAsyncGetUser, OnlineEntry, OnlineMiddleware, OnlineRecord, OnlineTrackerOptions, Profile, Store, StoreConfig, StoredEntry, UserId, Viewer } from './core/types';
+import { UserResolver } from './express/user-resolver';
 import {
   checkOptions,
   checkStore,
@@ -41,7 +27,7 @@ import {
   optionalRecord,
   optionalSecret,
   optionNames,
-} from './validations';
+} from './core/validations';
 
 /** For `list`, `isOnline` and `lastSeen`: `{ hidden: true }` answers for hidden users too, as staff see them. */
 export interface LookupOptions {
@@ -181,10 +167,10 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
   client(options: ClientOptions = {}): (req: Request, res: Response, next: NextFunction) => void {
     checkOptions('client()', options, clientOptions);
     this.#rooms.roomStore(); // a store without rooms fails here, at startup, not at the first heartbeat
-    if (this.store instanceof RedisStore && !this.#secretGiven) {
+    if (this.store.sharedAcrossProcesses === true && !this.#secretGiven) {
       throw new OnlineNowConfigError(
         'ERR_ONLINE_NOW_SECRET',
-        'client() with a RedisStore needs the same `secret` in every process, so a tab minted by one is recognised by the others: createOnlineTracker({ store, secret: process.env.SESSION_SECRET }).',
+        'client() with a store shared across processes (RedisStore) needs the same `secret` in every process, so a tab minted by one is recognised by the others: createOnlineTracker({ store, secret: process.env.SESSION_SECRET }).',
       );
     }
     const path = checkPath(options.path ?? '/online-now');

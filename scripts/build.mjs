@@ -1,7 +1,7 @@
 // Builds dist/: CommonJS + declarations from tsc, then a thin ES module
 // wrapper that re-exports the same CommonJS instance (one module state, no
 // dual-package hazard) for `import { … } from 'express-online-now'`. Last, the
-// browser client lib/browser/online-now.js is minified into dist/browser/.
+// browser client lib/live/browser/online-now.js is minified into dist/live/browser/.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -26,17 +26,17 @@ console.log(`built dist/ (exports: ${names.join(', ')})`);
 
 // The client is sent to every page view: its gzip size is a budget, and going over fails the build.
 const CLIENT_GZIP_BUDGET = 3072;
-const client = await transform(readFileSync(new URL('lib/browser/online-now.js', root), 'utf8'), {
+const client = await transform(readFileSync(new URL('lib/live/browser/online-now.js', root), 'utf8'), {
   loader: 'js',
   minify: true,
   target: 'es2019',
   legalComments: 'none',
 });
-mkdirSync(new URL('dist/browser', root), { recursive: true });
-writeFileSync(new URL('dist/browser/online-now.min.js', root), client.code);
+mkdirSync(new URL('dist/live/browser', root), { recursive: true });
+writeFileSync(new URL('dist/live/browser/online-now.min.js', root), client.code);
 const gzipped = gzipSync(client.code, { level: 9 }).length;
-console.log(`built dist/browser/online-now.min.js (${Buffer.byteLength(client.code)} bytes minified, ${gzipped} gzip)`);
+console.log(`built dist/live/browser/online-now.min.js (${Buffer.byteLength(client.code)} bytes minified, ${gzipped} gzip)`);
 if (gzipped >= CLIENT_GZIP_BUDGET) {
-  console.error(`dist/browser/online-now.min.js: ${gzipped} bytes gzip, over the ${CLIENT_GZIP_BUDGET}-byte budget`);
+  console.error(`dist/live/browser/online-now.min.js: ${gzipped} bytes gzip, over the ${CLIENT_GZIP_BUDGET}-byte budget`);
   process.exit(1);
 }

@@ -180,12 +180,14 @@ for (const kind of ['memory store', 'Redis, two processes behind one port'] as c
         await shows(adaPage, 'lock', /^$/);
 
         if (kind !== 'memory store') {
-          // Make sure both processes served these browsers: more pages until a second process answers.
+          // Make sure both processes served these users: more sign-ins until a second process answers. Each is a
+          // new browser context, so a new connection (node:cluster deals out connections, not requests).
           for (let i = 0; i < 20 && served.size < 2; i++) {
-            const p = await (i % 2 === 0 ? ada : grace).newPage();
+            const context = await signIn(browser, site.base, i % 2 === 0 ? 'ada' : 'grace');
+            const p = await context.newPage();
             await p.goto(`${site.base}/admin/nunjucks`);
             served.add(/in process (\d+)/.exec(await p.innerText('footer'))![1]);
-            await p.close();
+            await context.close();
           }
           expect(served.size, 'pages from two processes').to.equal(2);
         }

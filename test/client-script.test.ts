@@ -4,14 +4,14 @@ import path from 'node:path';
 import vm from 'node:vm';
 import { gzipSync } from 'node:zlib';
 
-// The browser client as the server sends it: dist/browser/online-now.min.js,
-// minified by `npm run build` from lib/browser/online-now.js. Its behaviour in
+// The browser client as the server sends it: dist/live/browser/online-now.min.js,
+// minified by `npm run build` from lib/live/browser/online-now.js. Its behaviour in
 // a browser is tested in real Chromium; here, its size and that it survives a
 // browser without the modern APIs it uses.
 
 const root = path.join(__dirname, '..');
-const source = path.join(root, 'lib', 'browser', 'online-now.js');
-const built = path.join(root, 'dist', 'browser', 'online-now.min.js');
+const source = path.join(root, 'lib', 'live', 'browser', 'online-now.js');
+const built = path.join(root, 'dist', 'live', 'browser', 'online-now.min.js');
 
 type Listener = (event: Record<string, unknown>) => void;
 
@@ -57,7 +57,7 @@ function oldBrowser(options: { readyState: string; visibilityState: string; attr
 }
 
 describe('the browser client script', () => {
-  it('is built into dist/browser, from the current source', () => {
+  it('is built into dist/live/browser, from the current source', () => {
     expect(existsSync(built), `${built} (run npm run build)`).to.equal(true);
     expect(statSync(built).mtimeMs).to.be.at.least(statSync(source).mtimeMs);
   });

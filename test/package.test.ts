@@ -161,10 +161,10 @@ describe('the published package, installed from its tarball into a fresh project
       'dist/index.mjs',
       'dist/index.d.mts',
       // The browser script (tracker.client()): its readable source in lib/, minified in dist/.
-      'dist/browser/online-now.min.js',
+      'dist/live/browser/online-now.min.js',
     ].sort();
     expect(entries.filter((entry) => entry.startsWith('dist/'))).to.deep.equal(expected);
-    expect(entries.filter((entry) => entry.startsWith('lib/') && !entry.endsWith('.ts'))).to.deep.equal(['lib/browser/online-now.js']);
+    expect(entries.filter((entry) => entry.startsWith('lib/') && !entry.endsWith('.ts'))).to.deep.equal(['lib/live/browser/online-now.js']);
   });
 
   it('points main, types and every export at a file it ships, and runs nothing on install', () => {

@@ -2,8 +2,8 @@
 // model of a RedisStore. Times are plain numbers (ms) passed in, so nothing sleeps.
 import { expect } from 'chai';
 import { randomInt } from 'node:crypto';
-import { PresenceIndex, type TimedTouch } from '../lib/presence-index';
-import type { Profile, ScopeView, StoredEntry } from '../lib/types';
+import { PresenceIndex, type TimedTouch } from '../lib/core/presence-index';
+import type { Profile, ScopeView, StoredEntry } from '../lib/core/types';
 
 const THRESHOLD = 1000;
 

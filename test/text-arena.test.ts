@@ -1,7 +1,7 @@
 // The arena that keeps usernames off the heap: what goes in comes out, through frees and compactions.
 import { expect } from 'chai';
 import { randomInt } from 'node:crypto';
-import { TextArena } from '../lib/text-arena';
+import { TextArena } from '../lib/core/text-arena';
 
 describe('TextArena', () => {
   it('gives back each Latin-1 string of 1 to 255 characters it took, and tells equal from unequal without a string', () => {

@@ -4,7 +4,7 @@ import nunjucks from 'nunjucks';
 import session from 'express-session';
 import { create as createExpressHandlebars } from 'express-handlebars';
 import { createOnlineTracker, registerHandlebars, registerNunjucks, type OnlineTrackerOptions } from 'express-online-now';
-import { formatTimeAgo, timeAgoHtml } from '../lib/time-ago';
+import { formatTimeAgo, timeAgoHtml } from '../lib/templates/time-ago';
 import { CookieBrowser } from './helpers/browser';
 import { expressVersions, listen, type Listening } from './helpers/server';
 

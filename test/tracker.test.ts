@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { MemoryStore, OnlineNowConfigError, createOnlineTracker, type OnlineNowLocals } from 'express-online-now';
 import express from 'express';
-import { formatTimeAgo } from '../lib/time-ago';
+import { formatTimeAgo } from '../lib/templates/time-ago';
 import { presenceApp } from './helpers/app';
 import { CookieBrowser } from './helpers/browser';
 import { listen, sleep } from './helpers/server';

@@ -2,12 +2,12 @@
  * The default store: presence in this process only, bounded in memory.
  * Right for a single Node process; an app run as several processes needs RedisStore.
  */
-import { monotonicNow, wallOffset, type Clock } from '../clock';
-import { PresenceIndex, type IndexClock } from '../presence-index';
-import { RoomIndex, type RoomTouch, type RoomView } from '../rooms';
-import type { Profile, Scope, ScopeView, UserId, Viewer } from '../types';
-import { checkOptions, optionNames, storeBasics } from '../validations';
-import { DEFAULT_MAX_TRACKED, MARK_TTL_MS, MAX_BOTS, SharedStore } from './shared-store';
+import { monotonicNow, wallOffset, type Clock } from '../core/clock';
+import { PresenceIndex, type IndexClock } from '../core/presence-index';
+import { RoomIndex } from '../core/room-index';
+import type { Profile, RoomTouch, RoomView, Scope, ScopeView, UserId, Viewer } from '../core/types';
+import { checkOptions, optionNames, storeBasics } from '../core/validations';
+import { DEFAULT_MAX_TRACKED, MARK_TTL_MS, MAX_BOTS, BaseStore } from './base-store';
 
 export interface MemoryStoreOptions {
   /**
@@ -26,7 +26,7 @@ export interface MemoryStoreOptions {
 
 const memoryStoreOptions = optionNames<MemoryStoreOptions>({ maxTracked: true, now: true });
 
-export class MemoryStore extends SharedStore {
+export class MemoryStore extends BaseStore {
   readonly maxTracked: number;
   private readonly now: Clock;
   /** Dates on the wall clock (times on a clock a test gave are taken as they are). */

@@ -5,7 +5,7 @@
  * of ours: RedisStore never sends a second before the first is answered.)
  * The client is the app's: we never connect, quit or configure it.
  */
-import { OnlineNowConfigError } from '../../errors';
+import { OnlineNowConfigError } from '../../core/errors';
 
 /** node-redis (v4–v6): `createClient()` after `await client.connect()`. */
 export interface NodeRedisLike {

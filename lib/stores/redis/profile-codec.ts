@@ -3,8 +3,8 @@
  * "#" when the id is a number (the key already holds its digits, so the id is
  * left out of the JSON to save Redis some bytes a user).
  */
-import { MAX_FIELD_NAME, MAX_PROFILE_STRING, boundedProfile, keyOf, withHidden } from '../../identity';
-import type { Profile, ProfileValue, UserId } from '../../types';
+import { MAX_FIELD_NAME, MAX_PROFILE_STRING, boundedProfile, keyOf, withHidden } from '../../core/identity';
+import type { Profile, ProfileValue, UserId } from '../../core/types';
 
 /** A profile as stored; none (`undefined`, a bare-id touch) is '' or just the id's '#'. */
 export function encodeProfile(id: UserId, profile: Profile | undefined): string {

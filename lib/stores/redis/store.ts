@@ -16,14 +16,14 @@
  * when Redis loses its data, every process writes its replica back.
  */
 import { randomBytes } from 'node:crypto';
-import { monotonicNow, type Clock } from '../../clock';
-import { OnlineNowConfigError } from '../../errors';
-import { PLAIN_CLOCK, PresenceIndex, type IndexClock, type TimedTouch } from '../../presence-index';
-import { RoomIndex, tabKey, type RoomTouch, type RoomView } from '../../rooms';
-import { withTimeout } from '../../timeout';
-import type { Profile, Scope, ScopeView, StoreConfig, UserId, Viewer } from '../../types';
-import { checkOptions, optionNames, positiveNumber, storeBasics } from '../../validations';
-import { DEFAULT_MAX_TRACKED, MARK_TTL_MS, MAX_BOTS, SharedStore } from '../shared-store';
+import { monotonicNow, type Clock } from '../../core/clock';
+import { OnlineNowConfigError } from '../../core/errors';
+import { PLAIN_CLOCK, PresenceIndex, type IndexClock, type TimedTouch } from '../../core/presence-index';
+import { RoomIndex, tabKey } from '../../core/room-index';
+import { withTimeout } from '../../core/timeout';
+import type { Profile, RoomTouch, RoomView, Scope, ScopeView, StoreConfig, UserId, Viewer } from '../../core/types';
+import { checkOptions, optionNames, positiveNumber, storeBasics } from '../../core/validations';
+import { DEFAULT_MAX_TRACKED, MARK_TTL_MS, MAX_BOTS, BaseStore } from '../base-store';
 import { adaptClient, type RawRedis, type RedisClientLike } from './client';
 import { decodeProfile, encodeProfile, idOf, plainProfile, profileOf, storedProfile } from './profile-codec';
 import {
@@ -140,7 +140,8 @@ function boundedSet<K, V>(map: Map<K, V>, key: K, value: V, max: number): void {
   if (map.size > max) map.delete(map.keys().next().value as K);
 }
 
-export class RedisStore extends SharedStore {
+export class RedisStore extends BaseStore {
+  readonly sharedAcrossProcesses = true;
   readonly prefix: string;
   readonly syncInterval: number;
   readonly maxTracked: number;

@@ -693,7 +693,6 @@ export class PresenceIndex {
     return this.visibleTo(viewer, listed, kept, limit);
   }
 
-
   /** The first `limit` of a newest-first list that `viewer` may see; sets `lastListedAt`. */
   private visibleTo(viewer: Viewer, entries: readonly StoredEntry[], slots: readonly number[], limit: number): StoredEntry[] {
     const self = viewer.self === undefined ? -1 : this.slotOf(viewer.self);

@@ -1,5 +1,4 @@
 import type { Request } from 'express';
-import type { RoomEntry, RoomLimits, RoomLock, RoomMode, RoomTouch, RoomView, TabClaim } from './rooms';
 
 /** A user's id as the app knows it. `42` and `"42"` name the same user. */
 export type UserId = string | number;
@@ -108,6 +107,13 @@ export interface StoreConfig {
  * or with a promise (a networked store on a cold start).
  */
 export interface Store {
+  /**
+   * Presence is shared between processes (each holds a replica): tab ids must
+   * then be signed with one `secret` everywhere. Default false (one process).
+   */
+  readonly sharedAcrossProcesses?: boolean;
+  /** How often, in ms, a process learns what other processes did (a shared store); absent: at once. */
+  readonly syncInterval?: number;
   /** Called once by each tracker that uses the store; throws if the config conflicts. */
   init(config: StoreConfig): void;
   /** Marks `key` online now. `profile` undefined keeps the profile already stored. */
@@ -133,6 +139,12 @@ export interface Store {
   /** A tab left its room (its page closed). */
   roomLeave?(room: string, key: string, tab: string): Awaitable<void>;
   roomView?(room: string, viewer: Viewer): Awaitable<RoomView>;
+  /**
+   * Why rooms cannot work with this store as configured, if they cannot (say,
+   * a sync too slow for the room threshold). Asked when an app first uses
+   * rooms, so an app without them is not held to it.
+   */
+  roomsProblem?(): Error | undefined;
 }
 
 /** The parts of a request the tracker reads. Structural, so Express 4 and 5 both fit. */
@@ -287,7 +299,7 @@ export interface OnlineNowLocals {
   /** "3 minutes ago" for a Date, or for a user's last request ('' when offline), in the request's locale. */
   timeAgo: (dateOrUser: unknown, options?: TimeAgoOptions) => string;
   /** Where the client script is served, once `tracker.client()` is mounted (for the `onlineScript` helper). */
-  onlineClient: { readonly src: string; readonly events: string; readonly interval: number } | undefined;
+  onlineClient: ClientConfig | undefined;
   /** Set by `tracker.here()`: who is in the room, in the order they came (each with `tabs` and `mode`). */
   onlineHere?: readonly RoomEntry[];
   /** Set by `tracker.here()`: how many users are in the room (as this viewer may see). */
@@ -309,4 +321,100 @@ declare global {
     // eslint-disable-next-line @typescript-eslint/no-empty-object-type
     interface Locals extends OnlineNowLocals {}
   }
+}
+
+export type RoomMode = 'viewing' | 'editing';
+
+/** What a room write says: this user's tab is here now, in this mode. */
+export interface RoomTouch {
+  readonly room: string;
+  readonly tab: string;
+  /** The user's store key, and id and profile (visibility applied). */
+  readonly key: string;
+  readonly id: UserId;
+  readonly profile: Profile;
+  readonly mode: RoomMode;
+  /** Claim the editing lock even from its holder. */
+  readonly takeover: boolean;
+  /** The page is hidden (a background tab): it stays for the longer away window. */
+  readonly away?: boolean | undefined;
+  /**
+   * The tab's own record as its page last heard it (a heartbeat's reply): a
+   * replica that has not yet synced the tab's claim keeps it instead of
+   * overwriting it. Trusting it gives nothing a takeover would not.
+   */
+  readonly known?: TabClaim | undefined;
+}
+
+/** A tab's lock claim and join time, as a page echoes them back. */
+export interface TabClaim {
+  readonly claim: number;
+  readonly gen: number;
+  readonly since: number;
+  /** When the tab's window ends unless it beats again: past it, the record (and its claim) has lapsed. */
+  readonly until: number;
+}
+
+/** One user in a room, as templates see it: the profile, plus how many tabs and in which mode. Frozen. */
+export type RoomEntry = Readonly<Record<string, unknown>> & {
+  readonly id: UserId;
+  readonly lastSeen: Date;
+  /** When the user's first tab still here joined. */
+  readonly since: Date;
+  /** Tabs of this user open on the page. */
+  readonly tabs: number;
+  /** 'editing' when any of them edits. */
+  readonly mode: RoomMode;
+  /** Every tab of theirs here is in the background (the page is hidden). */
+  readonly away?: true;
+  readonly hidden?: true;
+};
+
+/** Who holds a room's editing lock, as a viewer may see it. Frozen. */
+export type RoomLock = Readonly<Record<string, unknown>> & {
+  /** The holder's id; absent when the holder is hidden from this viewer ("someone is editing"). */
+  readonly id?: UserId;
+  /** When the holder claimed it. */
+  readonly since: Date;
+  /** The viewer's own user holds it. */
+  readonly mine: boolean;
+  /** The holding tab (absent when the holder is hidden from this viewer): a page tells by it whether it holds the lock. */
+  readonly tab?: string;
+  /** The holder is in invisible mode (staff see who; others only that someone is editing). */
+  readonly hidden?: true;
+};
+
+/** A room at one instant, for one viewer. */
+export interface RoomView {
+  readonly room: string;
+  /** Distinct users here that the viewer may see (themself included). */
+  readonly count: number;
+  /** In the order they joined. */
+  readonly entries: readonly RoomEntry[];
+  /** Who holds the editing lock; null when nobody does. */
+  readonly lock: RoomLock | null;
+  /** The user keys of everyone in the room, hidden ones too: for access checks (room events), never for display. */
+  readonly members: ReadonlySet<string>;
+  /** After a heartbeat (roomTouch): the tab's own record, for its page to echo back (RoomTouch.known). */
+  readonly self?: TabClaim;
+}
+
+/** Settings of a store's rooms. */
+export interface RoomLimits {
+  /** Milliseconds a store keeps a tab after its last heartbeat: the away window, the longest a tab stays. */
+  readonly thresholdMs: number;
+  /** Milliseconds an active (visible) tab stays after its last heartbeat: `roomThreshold`. */
+  readonly activeMs: number;
+  /** Rooms kept; past it the least recently active room that nobody is in any more is forgotten. */
+  readonly maxRooms: number;
+  /** Tabs kept per room; past it the least recently active tab is dropped. */
+  readonly maxMembers: number;
+}
+
+/** What pages need to render the script tag (set on every request as `res.locals.onlineClient`). */
+export interface ClientConfig {
+  readonly src: string;
+  readonly events: string;
+  /** ms between a visible tab's heartbeats. */
+  readonly interval: number;
 }

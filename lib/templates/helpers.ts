@@ -3,11 +3,11 @@
  * set on this request, never from the store, so a page's badges agree with its
  * count and list, and a template costs no store lookup.
  */
-import { OnlineNowConfigError } from './errors';
+import { OnlineNowConfigError } from '../core/errors';
 import { escapeHtml, hereHtml, lockHtml } from './fragments';
-import { newTabId } from './here';
+import { newTabId } from '../core/room-index';
 import { formatTimeAgo, timeAgoHtml } from './time-ago';
-import type { OnlineNowLocals } from './types';
+import type { OnlineNowLocals } from '../core/types';
 
 type Question = 'isOnline' | 'lastSeen' | 'timeAgo';
 

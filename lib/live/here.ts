@@ -3,12 +3,12 @@
  * page view) and the page gets the room's viewers and lock as locals. Also what
  * the client's heartbeats and leaves do, and the JSON a room is sent as.
  */
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { OnlineNowConfigError } from './errors';
-import { hereHtml, lockHtml } from './fragments';
-import { isRoomName, isTabClaim, type RoomMode, type RoomView, type TabClaim } from './rooms';
-import type { OnlineRequest, Store, Viewer } from './types';
-import type { SignedIn, UserResolver } from './user-resolver';
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { OnlineNowConfigError } from '../core/errors';
+import { hereHtml, lockHtml } from '../templates/fragments';
+import { isRoomName, isTabClaim, newTabId } from '../core/room-index';
+import type { OnlineRequest, RoomMode, RoomView, Store, TabClaim, Viewer } from '../core/types';
+import type { SignedIn, UserResolver } from '../express/user-resolver';
 
 export interface HereOptions {
   /** 'editing' asks for the room's editing lock; the first editor holds it. Default 'viewing'. */
@@ -25,11 +25,6 @@ export interface HereView extends RoomView {
 }
 
 type RoomStore = Required<Pick<Store, 'roomTouch' | 'roomLeave' | 'roomView'>>;
-
-/** A page view's tab id: 128 random bits, URL-safe. */
-export function newTabId(): string {
-  return randomBytes(16).toString('base64url');
-}
 
 /**
  * Tabs in a room are minted by `here()`, that is by a page the app chose to
@@ -117,7 +112,7 @@ export class Rooms {
   /** The store's rooms, or an error that says why there are none. */
   roomStore(): RoomStore {
     const s = this.store;
-    const problem = (s as { roomsProblem?: () => Error | undefined }).roomsProblem?.();
+    const problem = s.roomsProblem?.();
     if (problem !== undefined) throw problem;
     if (typeof s.roomTouch !== 'function' || typeof s.roomLeave !== 'function' || typeof s.roomView !== 'function') {
       throw new OnlineNowConfigError(

@@ -1,7 +1,7 @@
 /**
  * `tracker.client()`: the browser side's three routes, under one path
  * (default `/online-now`):
- *   GET  {path}/client.js  the script (see lib/browser/online-now.js)
+ *   GET  {path}/client.js  the script (see lib/live/browser/online-now.js)
  *   POST {path}/beat       a tab's heartbeat: keeps its user online, its room tab alive, its mode and lock claim
  *                          (409: the tab is not one this server signed, e.g. minted before a restart with a
  *                          random secret: the page reloads its room state and beats with the new tab)
@@ -12,12 +12,12 @@ import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { OnlineNowConfigError } from './errors';
+import { OnlineNowConfigError } from '../core/errors';
 import { isMode, roomPayload, type Rooms } from './here';
-import { isRoomName, isTabId } from './rooms';
-import { refuseCrossSite } from './same-origin';
-import type { OnlineRequest, Store } from './types';
-import type { UserResolver } from './user-resolver';
+import { isRoomName, isTabId } from '../core/room-index';
+import { refuseCrossSite } from '../express/same-origin';
+import type { OnlineRequest, Store } from '../core/types';
+import type { UserResolver } from '../express/user-resolver';
 
 /** A beat's body is a few dozen bytes; anything past this is not ours. */
 const MAX_BODY = 2048;
@@ -33,14 +33,6 @@ export interface ClientOptions {
   origins?: readonly string[];
 }
 
-/** What pages need to render the script tag (set on every request as `res.locals.onlineClient`). */
-export interface ClientConfig {
-  readonly src: string;
-  readonly events: string;
-  /** ms between a visible tab's heartbeats. */
-  readonly interval: number;
-}
-
 type Req = IncomingMessage & OnlineRequest & { body?: unknown; originalUrl?: string };
 type Res = ServerResponse;
 type Next = (err?: unknown) => void;
@@ -49,7 +41,7 @@ class TooLarge extends Error {}
 
 let script: { body: Buffer; etag: string } | undefined;
 
-/** The built, minified script (dist/browser), or the readable source when run from lib/ (tests under tsx). */
+/** The built, minified script (dist/live/browser), or the readable source when run from lib/ (tests under tsx). */
 function clientScript(): { body: Buffer; etag: string } {
   if (script === undefined) {
     let body: Buffer;

@@ -14,8 +14,8 @@
  * reported once with the fix.
  */
 import type { IncomingMessage } from 'node:http';
-import { OnlineNowConfigError } from './errors';
-import type { ErrorReporter } from './report';
+import { OnlineNowConfigError } from '../core/errors';
+import type { ErrorReporter } from '../core/report';
 
 type Req = IncomingMessage & { app?: { get?(name: string): unknown } };
 type Trust = (address: string | undefined, hop: number) => boolean;

@@ -15,15 +15,15 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { keyOf } from './identity';
-import { displayName, listHtml } from './fragments';
+import { keyOf } from '../core/identity';
+import { displayName, listHtml } from '../templates/fragments';
 import { roomPayload, type Rooms } from './here';
-import { isRoomName, type RoomView } from './rooms';
-import { checkOrigins, refuseCrossSite } from './same-origin';
-import type { OnlineRequest, ScopeView, Store, Viewer } from './types';
-import type { UserResolver } from './user-resolver';
-import { checkOptions, integerAtLeast, optionalFunction, optionNames, positiveNumber } from './validations';
-import type { SignedIn } from './user-resolver';
+import { isRoomName } from '../core/room-index';
+import { checkOrigins, refuseCrossSite } from '../express/same-origin';
+import type { OnlineRequest, RoomView, ScopeView, Store, Viewer } from '../core/types';
+import type { UserResolver } from '../express/user-resolver';
+import { checkOptions, integerAtLeast, optionalFunction, optionNames, positiveNumber } from '../core/validations';
+import type { SignedIn } from '../express/user-resolver';
 
 export interface EventsOptions {
   /** Milliseconds between two looks for changes. Default 250. */
@@ -71,7 +71,6 @@ const MAX_BUFFERED = 64 * 1024;
 const PING_MS = 20_000;
 /** The browser waits this long before reconnecting. */
 const RETRY_MS = 2000;
-
 
 type Req = IncomingMessage & OnlineRequest & { query?: unknown };
 

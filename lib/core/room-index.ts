@@ -21,11 +21,10 @@
  * ends. A record a page echoes carries when its window ends (`until`), so a
  * claim that lapsed never comes back to outrank one made after it.
  */
+import { randomBytes } from 'node:crypto';
 import { boundedProfile, isHidden, keyOf, withHidden } from './identity';
 import { PresenceIndex } from './presence-index';
-import type { Profile, UserId, Viewer } from './types';
-
-export type RoomMode = 'viewing' | 'editing';
+import type { Profile, RoomEntry, RoomLimits, RoomLock, RoomMode, RoomTouch, RoomView, TabClaim, UserId, Viewer } from './types';
 
 /** Longest room name; a name is any text without control characters. */
 const MAX_ROOM_LENGTH = 200;
@@ -40,6 +39,11 @@ export function isRoomName(room: unknown): room is string {
   return typeof room === 'string' && room.length > 0 && room.length <= MAX_ROOM_LENGTH && !/[\u0000-\u001f\u007f]/.test(room);
 }
 
+/** A page view's tab id: 128 random bits, URL-safe. */
+export function newTabId(): string {
+  return randomBytes(16).toString('base64url');
+}
+
 export function isTabId(tab: unknown): tab is string {
   return typeof tab === 'string' && TAB_ID.test(tab);
 }
@@ -51,36 +55,6 @@ export function tabKey(room: string, userKey: string, tab: string): string {
 
 function roomOfKey(key: string): string {
   return key.slice(0, key.indexOf(SEPARATOR));
-}
-
-/** What a room write says: this user's tab is here now, in this mode. */
-export interface RoomTouch {
-  readonly room: string;
-  readonly tab: string;
-  /** The user's store key, and id and profile (visibility applied). */
-  readonly key: string;
-  readonly id: UserId;
-  readonly profile: Profile;
-  readonly mode: RoomMode;
-  /** Claim the editing lock even from its holder. */
-  readonly takeover: boolean;
-  /** The page is hidden (a background tab): it stays for the longer away window. */
-  readonly away?: boolean | undefined;
-  /**
-   * The tab's own record as its page last heard it (a heartbeat's reply): a
-   * replica that has not yet synced the tab's claim keeps it instead of
-   * overwriting it. Trusting it gives nothing a takeover would not.
-   */
-  readonly known?: TabClaim | undefined;
-}
-
-/** A tab's lock claim and join time, as a page echoes them back. */
-export interface TabClaim {
-  readonly claim: number;
-  readonly gen: number;
-  readonly since: number;
-  /** When the tab's window ends unless it beats again: past it, the record (and its claim) has lapsed. */
-  readonly until: number;
 }
 
 /** Times within what a Date holds, generations well short of where +1 stops counting. */
@@ -149,35 +123,6 @@ function decodeTab(key: string, text: unknown): Tab | undefined {
   };
 }
 
-/** One user in a room, as templates see it: the profile, plus how many tabs and in which mode. Frozen. */
-export type RoomEntry = Readonly<Record<string, unknown>> & {
-  readonly id: UserId;
-  readonly lastSeen: Date;
-  /** When the user's first tab still here joined. */
-  readonly since: Date;
-  /** Tabs of this user open on the page. */
-  readonly tabs: number;
-  /** 'editing' when any of them edits. */
-  readonly mode: RoomMode;
-  /** Every tab of theirs here is in the background (the page is hidden). */
-  readonly away?: true;
-  readonly hidden?: true;
-};
-
-/** Who holds a room's editing lock, as a viewer may see it. Frozen. */
-export type RoomLock = Readonly<Record<string, unknown>> & {
-  /** The holder's id; absent when the holder is hidden from this viewer ("someone is editing"). */
-  readonly id?: UserId;
-  /** When the holder claimed it. */
-  readonly since: Date;
-  /** The viewer's own user holds it. */
-  readonly mine: boolean;
-  /** The holding tab (absent when the holder is hidden from this viewer): a page tells by it whether it holds the lock. */
-  readonly tab?: string;
-  /** The holder is in invisible mode (staff see who; others only that someone is editing). */
-  readonly hidden?: true;
-};
-
 /**
  * Built per view (never shared between pages), so plain Dates are safe to hand
  * out. Assigned field by field: a spread with extra fields in one literal took
@@ -206,21 +151,6 @@ function roomLock(holder: Tab, profile: Profile, mine: boolean, anonymous: boole
   return Object.freeze(lock) as RoomLock;
 }
 
-/** A room at one instant, for one viewer. */
-export interface RoomView {
-  readonly room: string;
-  /** Distinct users here that the viewer may see (themself included). */
-  readonly count: number;
-  /** In the order they joined. */
-  readonly entries: readonly RoomEntry[];
-  /** Who holds the editing lock; null when nobody does. */
-  readonly lock: RoomLock | null;
-  /** The user keys of everyone in the room, hidden ones too: for access checks (room events), never for display. */
-  readonly members: ReadonlySet<string>;
-  /** After a heartbeat (roomTouch): the tab's own record, for its page to echo back (RoomTouch.known). */
-  readonly self?: TabClaim;
-}
-
 interface UserGroup {
   readonly key: string;
   id: UserId;
@@ -230,18 +160,6 @@ interface UserGroup {
   away: boolean;
   lastSeen: number;
   since: number;
-}
-
-/** Settings of a store's rooms. */
-export interface RoomLimits {
-  /** Milliseconds a store keeps a tab after its last heartbeat: the away window, the longest a tab stays. */
-  readonly thresholdMs: number;
-  /** Milliseconds an active (visible) tab stays after its last heartbeat: `roomThreshold`. */
-  readonly activeMs: number;
-  /** Rooms kept; past it the least recently active room that nobody is in any more is forgotten. */
-  readonly maxRooms: number;
-  /** Tabs kept per room; past it the least recently active tab is dropped. */
-  readonly maxMembers: number;
 }
 
 /** An away (background) tab's window, in active windows. */

@@ -4,11 +4,11 @@
  * `onSeen` calls handed to the trackers that asked for them (outside any
  * request), and the store stopped only when the last of its trackers closes.
  */
-import { dateProperty } from '../date-property';
-import { OnlineNowConfigError } from '../errors';
-import type { PresenceIndex } from '../presence-index';
-import { DEFAULT_ROOM_LIMITS, type RoomLimits, type RoomTouch, type RoomView } from '../rooms';
-import type { Awaitable, OnlineRecord, Profile, Scope, ScopeView, Store, StoreConfig, StoreHooks, StoreReporter, StoredEntry, UserId, Viewer } from '../types';
+import { dateProperty } from '../core/date-property';
+import { OnlineNowConfigError } from '../core/errors';
+import type { PresenceIndex } from '../core/presence-index';
+import { DEFAULT_ROOM_LIMITS } from '../core/room-index';
+import type { Awaitable, OnlineRecord, Profile, RoomLimits, RoomTouch, RoomView, Scope, ScopeView, Store, StoreConfig, StoreHooks, StoreReporter, StoredEntry, UserId, Viewer } from '../core/types';
 
 /** Most users (and, apart, guests) a built-in store keeps unless told otherwise. */
 export const DEFAULT_MAX_TRACKED = 100_000;
@@ -41,7 +41,7 @@ interface Attached {
 
 type Call = [Attached, 'onSeen' | 'onRecord', unknown, unknown];
 
-export abstract class SharedStore implements Store {
+export abstract class BaseStore implements Store {
   /** The trackers' threshold, once one has attached. */
   protected thresholdMs = 0;
   /** The trackers' room settings, once one has attached. */

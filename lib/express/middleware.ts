@@ -3,24 +3,12 @@
  * then takes one view of the store and turns it into `res.locals`. Count, list
  * and badges all come from that one view, so a page agrees with itself.
  */
-import type { ClientConfig } from './client-routes';
-import { guestIdOf, guestKey } from './identity';
-import type { ErrorReporter } from './report';
-import { formatTimeAgo, timeAgoHtml } from './time-ago';
-import { withTimeout } from './timeout';
-import type {
-  Awaitable,
-  OnlineEntry,
-  OnlineMiddleware,
-  OnlineNowLocals,
-  OnlineRecord,
-  OnlineRequest,
-  OnlineResponse,
-  ScopeView,
-  Store,
-  UserId,
-  Viewer,
-} from './types';
+
+import { guestIdOf, guestKey } from '../core/identity';
+import type { ErrorReporter } from '../core/report';
+import { formatTimeAgo, timeAgoHtml } from '../templates/time-ago';
+import { withTimeout } from '../core/timeout';
+import type { Awaitable, ClientConfig, OnlineEntry, OnlineMiddleware, OnlineNowLocals, OnlineRecord, OnlineRequest, OnlineResponse, ScopeView, Store, UserId, Viewer } from '../core/types';
 import type { UserResolver } from './user-resolver';
 
 /** Longest a request waits on an asynchronous store before rendering without presence. */

@@ -6,10 +6,10 @@
  * name, until it next succeeds.
  */
 import { isbotMatch } from 'isbot';
-import { boundedProfile, defaultGetId, defaultGetUser, defaultProfile, EMPTY_PROFILE, keyOf, withHidden } from './identity';
-import { EVERYONE, ListedEntry } from './presence-index';
-import type { ErrorReporter } from './report';
-import type { OnlineRequest, Profile, UserId, Viewer } from './types';
+import { boundedProfile, defaultGetId, defaultGetUser, defaultProfile, EMPTY_PROFILE, keyOf, withHidden } from '../core/identity';
+import { EVERYONE, ListedEntry } from '../core/presence-index';
+import type { ErrorReporter } from '../core/report';
+import type { OnlineRequest, Profile, UserId, Viewer } from '../core/types';
 
 /** A bot's name is its key: short, so a flood of invented names stays small. */
 const MAX_BOT_NAME = 64;

@@ -4,8 +4,8 @@
  * a page looks the same before and after an update. Every name is escaped.
  */
 import { formatTimeAgo } from './time-ago';
-import type { RoomEntry, RoomLock } from './rooms';
-import type { StoredEntry } from './types';
+
+import type { RoomEntry, RoomLock, StoredEntry } from '../core/types';
 
 const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
 
