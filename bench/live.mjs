@@ -147,7 +147,7 @@ async function sseServer() {
   serve({
     members,
     drive,
-    memory: () => ({ ...memory(), size: events.hub.size }),
+    memory: () => ({ ...memory(), size: events.connections }),
     cpu: () => {
       const { user, system } = process.cpuUsage();
       return { us: user + system };

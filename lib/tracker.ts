@@ -85,7 +85,7 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
   readonly trackGuests: boolean;
   /** Seconds a room tab stays after its last heartbeat. */
   readonly roomThreshold: number;
-  readonly #users: UserResolver;
+  readonly #resolver: UserResolver;
   readonly #rooms: Rooms;
   readonly #hubs: EventHub[] = [];
   #client: ClientConfig | undefined;
@@ -122,7 +122,7 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
     if (options.store !== undefined) checkStore(options.store);
 
     const reporter = new ErrorReporter(options.onError ?? defaultErrorSink);
-    this.#users = new UserResolver(options, reporter);
+    this.#resolver = new UserResolver(options, reporter);
     this.store = options.store ?? new MemoryStore();
     this.#storeConfig = {
       thresholdMs: this.threshold * 1000,
@@ -137,13 +137,13 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
     };
     this.store.init(this.#storeConfig);
     this.#secretGiven = options.secret !== undefined;
-    this.#rooms = new Rooms(this.store, this.#users, new TabIds(optionalSecret(options.secret) ?? randomBytes(32)));
+    this.#rooms = new Rooms(this.store, this.#resolver, new TabIds(optionalSecret(options.secret) ?? randomBytes(32)));
     this.trackGuests = options.trackGuests ?? false;
   }
 
   /** Express middleware: marks the request's user online and sets the `res.locals` of the contract. */
   middleware(): OnlineMiddleware {
-    return createMiddleware({ store: this.store, max: this.max, trackGuests: this.trackGuests, users: this.#users, client: () => this.#client, publicHiddenCount: this.#publicHiddenCount });
+    return createMiddleware({ store: this.store, max: this.max, trackGuests: this.trackGuests, resolver: this.#resolver, client: () => this.#client, publicHiddenCount: this.#publicHiddenCount });
   }
 
   /**
@@ -175,18 +175,20 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
     }
     const path = checkPath(options.path ?? '/online-now');
     this.#client = Object.freeze({ src: `${path}/client.js`, events: `${path}/events`, interval: Math.max(1000, Math.round((this.roomThreshold * 1000) / 3)) });
-    return createClientRoutes(path, checkOrigins('client()', options.origins), this.store, this.#users, this.#rooms);
+    return createClientRoutes(path, checkOrigins('client()', options.origins), this.store, this.#resolver, this.#rooms);
   }
 
   /**
    * Server-Sent Events for live pages: counts, the online list, badges and
    * rooms, as JSON and as ready HTML. Mount it at \`{client path}/events\`:
-   * \`app.get('/online-now/events', online.events())\`.
+   * \`app.get('/online-now/events', online.events())\`. Its \`connections\`
+   * says how many streams it holds now.
    */
-  events(options?: EventsOptions): ((req: Request, res: Response, next: NextFunction) => void) & { readonly hub: EventHub } {
-    const hub = new EventHub({ store: this.store, users: this.#users, rooms: this.#rooms, max: this.max, trackGuests: this.trackGuests, publicHiddenCount: this.#publicHiddenCount }, options);
+  events(options?: EventsOptions): ((req: Request, res: Response, next: NextFunction) => void) & { readonly connections: number } {
+    const hub = new EventHub({ store: this.store, resolver: this.#resolver, rooms: this.#rooms, max: this.max, trackGuests: this.trackGuests, publicHiddenCount: this.#publicHiddenCount }, options);
     this.#hubs.push(hub);
-    return Object.assign(hub.handler() as unknown as (req: Request, res: Response, next: NextFunction) => void, { hub });
+    const handler = hub.handler() as unknown as (req: Request, res: Response, next: NextFunction) => void;
+    return Object.defineProperty(handler, 'connections', { get: () => hub.size, enumerable: true }) as typeof handler & { readonly connections: number };
   }
 
   /**
@@ -195,23 +197,23 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
    * for something that is not a valid user or id.
    */
   async touch(userOrId: U | UserId, profile?: P): Promise<boolean> {
-    const who = this.#users.identify(userOrId);
+    const who = this.#resolver.identify(userOrId);
     if (who === undefined) return false;
     let stored: Profile | undefined;
     if (profile !== undefined) stored = boundedProfile(profile);
     else if (typeof userOrId === 'object' && userOrId !== null) {
-      stored = this.#users.profileOf(userOrId);
+      stored = this.#resolver.profileOf(userOrId);
       if (stored === undefined) return false; // the app's `profile` threw (reported)
     }
     // A bare id without a profile keeps what is stored, visibility included.
-    if (stored !== undefined) stored = this.#users.visibility(userOrId, stored);
+    if (stored !== undefined) stored = this.#resolver.visibility(userOrId, stored);
     await this.store.touch('users', who.key, who.id, stored);
     return true;
   }
 
   /** Takes a user offline at once: call it on logout. Nothing (a session without a user) is ignored. */
   async forget(userOrId: U | UserId | null | undefined): Promise<void> {
-    const who = this.#users.identify(userOrId);
+    const who = this.#resolver.identify(userOrId);
     if (who === undefined) return;
     // Their live pages' streams end too: the browser reconnects as whoever it is now (signed out).
     for (const hub of this.#hubs) hub.endFor(who.key);
@@ -241,7 +243,7 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
   }
 
   async lastSeen(userOrId: U | UserId | OnlineEntry<P>, options?: LookupOptions): Promise<Date | null> {
-    const key = this.#users.keyFor(userOrId);
+    const key = this.#resolver.keyFor(userOrId);
     if (key === undefined) return null;
     const seen = (await this.store.view('users', 0, viewerFor(options))).lastSeen(key);
     return seen === null ? null : new Date(seen);

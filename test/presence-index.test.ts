@@ -2,7 +2,7 @@
 // model of a RedisStore. Times are plain numbers (ms) passed in, so nothing sleeps.
 import { expect } from 'chai';
 import { randomInt } from 'node:crypto';
-import { PresenceIndex, type TimedTouch } from '../lib/core/presence-index';
+import { PresenceIndex, type RawCodec, type TimedTouch } from '../lib/core/presence-index';
 import type { Profile, ScopeView, StoredEntry } from '../lib/core/types';
 
 const THRESHOLD = 1000;
@@ -353,7 +353,7 @@ describe('PresenceIndex', () => {
   });
 
   describe('a first load (a Redis replica reading everyone)', () => {
-    const decode = (raw: string): Profile => JSON.parse(raw) as Profile;
+    const decode: RawCodec = { decode: (raw) => JSON.parse(raw) as Profile, isHidden: (raw) => raw.includes('"hidden":true') };
     const loaded = (i: number, at: number): TimedTouch => ({ key: String(i), id: i, profile: undefined, raw: `{"username":"u${i}"${i % 10 === 0 ? ',"hidden":true' : ''}}`, at });
 
     it('takes chunks oldest first, profiles as stored text parsed when listed, hidden users known from the text', () => {

@@ -207,8 +207,8 @@ describe('RedisStore', function () {
         while (Number(await a.client.command('ZCARD', seen)) < n) await sleep(50);
         const b = await tracker(prefix, {}, kind);
         // Its replica, looked at directly: pages would wait for the first read, and this must act during it.
-        const replica = (): { slotOf(key: string): number } | undefined => (b.store as unknown as { indexes?: { slotOf(key: string): number }[] }).indexes?.[0];
-        while (replica()?.slotOf('25000') === -1 || replica() === undefined) await new Promise(setImmediate);
+        const replica = (): { has(key: string): boolean } | undefined => (b.store as unknown as { replica?: { indexes: { has(key: string): boolean }[] } }).replica?.indexes[0];
+        while (replica()?.has('25000') !== true) await new Promise(setImmediate);
         const closing = b.online.close();
         const errors: unknown[] = [];
         const again = createOnlineTracker({ store: b.store, onError: (error) => errors.push(error) });

@@ -2,7 +2,7 @@
  * Who a request belongs to, and how users are keyed and described in a store.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import type { OnlineRequest, OnlineResponse, Profile, ProfileValue } from './types';
+import type { OnlineRequest, OnlineResponse, Profile, ProfileValue, Viewer } from './types';
 
 /** Longest string id tracked; longer ones are ignored (they are not ids, and would bloat the store). */
 const MAX_ID_LENGTH = 256;
@@ -42,7 +42,7 @@ export const EMPTY_PROFILE: Profile = Object.freeze({});
  * the user's latest request (latest event wins) in every store and process, and
  * staff see it on the entry. The field is the package's: an app's own `hidden` is dropped.
  */
-const HIDDEN_MARK: Profile = Object.freeze({ hidden: true });
+export const HIDDEN_MARK: Profile = Object.freeze({ hidden: true });
 
 export function withHidden(profile: Profile): Profile {
   return Object.assign({}, profile, HIDDEN_MARK);
@@ -50,6 +50,22 @@ export function withHidden(profile: Profile): Profile {
 
 export function isHidden(profile: Profile): boolean {
   return profile.hidden === true;
+}
+
+/** A profile read back from a store (JSON any process may have written): bounded again, its hidden mark kept. */
+export function readProfile(parsed: unknown): Profile {
+  const profile = boundedProfile(parsed);
+  return (parsed as { hidden?: unknown } | null | undefined)?.hidden === true ? withHidden(profile) : profile;
+}
+
+/**
+ * The one rule of who `viewer` may see: staff see everyone and a user sees
+ * themself; others see no hidden user (it reads exactly as offline), nor,
+ * while a store is out of touch, one it knows of only from others, last seen
+ * at or before `withheldUpTo` (they may have hidden since).
+ */
+export function mayShow(viewer: Viewer, isSelf: boolean, hidden: boolean, lastSeen: number): boolean {
+  return viewer.seesHidden || isSelf || (!hidden && lastSeen > (viewer.withheldUpTo ?? -Infinity));
 }
 
 /**

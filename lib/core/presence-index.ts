@@ -34,7 +34,7 @@
  */
 import { LRUCache } from 'lru-cache';
 import { dateProperty } from './date-property';
-import { EMPTY_PROFILE, isHidden, sameProfile } from './identity';
+import { EMPTY_PROFILE, HIDDEN_MARK, isHidden, mayShow, sameProfile } from './identity';
 import { TextArena } from './text-arena';
 import type { Profile, ProfileValue, ScopeView, StoredEntry, UserId, Viewer } from './types';
 
@@ -92,7 +92,7 @@ const HIDDEN = 1;
 const ID_TEXT = 2;
 /** The profile is held as the bare value of its one field, `soleField`. */
 const SOLE = 4;
-/** The profile is held as stored text, decoded (by `decodeRaw`) when first needed. */
+/** The profile is held as stored text, decoded (by the index's RawCodec) when first needed. */
 const RAW = 8;
 /** With SOLE: the value is a string in `arena`, at the offset held in its place. */
 const ARENA = 16;
@@ -103,8 +103,6 @@ const ARENA = 16;
  */
 const LRU_OPTIONS = {};
 
-/** What a bare-id touch of a user remembered as hidden holds: they come back hidden. */
-const HIDDEN_ONLY: Profile = Object.freeze({ hidden: true });
 
 /** How an index reads times and remembers invisible mode (see the constructor). */
 export interface IndexClock {
@@ -129,7 +127,7 @@ export interface TimedTouch {
   /** `undefined` keeps the profile already held. */
   readonly profile: Profile | undefined;
   /**
-   * The profile as stored text instead, decoded (by the index's `decodeRaw`)
+   * The profile as stored text instead, decoded (by the index's RawCodec)
    * only when the entry is first listed or read: a new Redis replica loads a
    * million users without parsing a million profiles.
    */
@@ -138,8 +136,16 @@ export interface TimedTouch {
 }
 
 const givesProfile = (touch: TimedTouch): boolean => touch.profile !== undefined || touch.raw !== undefined;
-/** Only the key "hidden" can be followed by :true, right after `{` or `,`, in the JSON of a flat object. */
-const HIDDEN_IN_JSON = /[{,]"hidden":true[,}]/;
+/**
+ * How a store holds profiles as text (`TimedTouch.raw`): decoded when first
+ * needed; whether one is hidden must be told at once, without decoding.
+ */
+export interface RawCodec {
+  decode(raw: string): Profile;
+  isHidden(raw: string): boolean;
+}
+
+const NO_RAW: RawCodec = { decode: () => EMPTY_PROFILE, isHidden: () => false };
 
 /** A view as the index hands it out, possibly to many requests in turn: immutable but for lookups read live. */
 class IndexView implements ScopeView {
@@ -164,6 +170,12 @@ interface ReadyView {
   /** Time of its last listed entry: once that is past the cutoff, the view is rebuilt. */
   readonly lastAt: number;
 }
+
+/**
+ * Where the index keeps a key's columns: meaningful only to the index that
+ * gave it, and only until that key is touched, forgotten or expires. -1: none.
+ */
+export type Slot = number & { readonly __slot: never };
 
 export class PresenceIndex {
   /** Made on the first key: lru-cache allocates its lists for `max` at once (~28 B a key), and a scope may never be used. */
@@ -226,8 +238,8 @@ export class PresenceIndex {
     private readonly thresholdMs: number,
     maxTracked: number,
     private readonly tolerance = 0,
-    /** Turns a profile given as stored text (`TimedTouch.raw`) into a profile (a Redis read model's codec). */
-    private readonly decodeRaw: (raw: string) => Profile = () => EMPTY_PROFILE,
+    /** Profiles given as stored text (`TimedTouch.raw`): a Redis read model's codec. */
+    private readonly raw: RawCodec = NO_RAW,
     private readonly clock: IndexClock = PLAIN_CLOCK,
   ) {
     // One more than the LRU holds: a new key's slot is taken before the LRU evicts the oldest.
@@ -243,21 +255,41 @@ export class PresenceIndex {
   }
 
   /** The slot of `key`, or -1 when it is not held (expired or not). */
-  slotOf(key: string): number {
-    return this.lru?.peek(internalKey(key), LRU_OPTIONS) ?? -1;
+  slotOf(key: string): Slot {
+    return (this.lru?.peek(internalKey(key), LRU_OPTIONS) ?? -1) as Slot;
+  }
+
+  /** `key` is held (online, or expired and not yet swept). */
+  has(key: string): boolean {
+    return this.slotOf(key) !== -1;
+  }
+
+  /** What is held of `key`, to send it elsewhere (a RedisStore's write); undefined when it is not held. */
+  held(key: string): { readonly id: UserId; readonly profile: Profile; readonly at: number; readonly reportedAt: number } | undefined {
+    const slot = this.slotOf(key);
+    if (slot === -1) return undefined;
+    return { id: this.idOf(slot), profile: this.profileOf(slot), at: this.times[slot], reportedAt: this.reportedAt(slot) };
+  }
+
+  /** `key` was reported at `at` (`onSeen`): its entry with that time, or undefined when it is not held. */
+  reportSeen(key: string, at: number): StoredEntry | undefined {
+    const slot = this.slotOf(key);
+    if (slot === -1) return undefined;
+    this.markReported(slot, at);
+    return this.entryOf(slot, at);
   }
 
   /** Last seen of a held slot, ms. */
-  timeOf(slot: number): number {
+  timeOf(slot: Slot): number {
     return this.times[slot];
   }
 
-  idOf(slot: number): UserId {
+  idOf(slot: Slot): UserId {
     const id = this.ids[slot];
     return (this.flags[slot] & ID_TEXT) !== 0 ? String(id) : id;
   }
 
-  profileOf(slot: number): Profile {
+  profileOf(slot: Slot): Profile {
     if ((this.flags[slot] & RAW) !== 0) this.decodeHeld(slot);
     const flags = this.flags[slot];
     const held = this.profiles[slot];
@@ -266,7 +298,7 @@ export class PresenceIndex {
   }
 
   /** The slot's entry as it is now, its time fixed (its last seen, or `time`): what `onSeen` is given. */
-  entryOf(slot: number, time: number = this.times[slot]): StoredEntry {
+  entryOf(slot: Slot, time: number = this.times[slot]): StoredEntry {
     const at = time + this.clock.wallOffset();
     return new ListedEntry(this.idOf(slot), this.profileOf(slot), () => at);
   }
@@ -297,15 +329,15 @@ export class PresenceIndex {
   private remembered(k: Key, at: number): Profile {
     if (this.marks.size === 0) return EMPTY_PROFILE;
     const mark = this.marks.get(k);
-    return mark !== undefined && at - mark < this.clock.markTtlMs ? HIDDEN_ONLY : EMPTY_PROFILE;
+    return mark !== undefined && at - mark < this.clock.markTtlMs ? HIDDEN_MARK : EMPTY_PROFILE; // a user remembered as hidden comes back hidden
   }
 
-  reportedAt(slot: number): number {
+  reportedAt(slot: Slot): number {
     return this.reported?.[slot] ?? -Infinity;
   }
 
   /** The slot's user was reported at `at` (never moved back: an old report sent again changes nothing). */
-  markReported(slot: number, at: number): void {
+  markReported(slot: Slot, at: number): void {
     this.reported ??= new Float64Array(this.times.length).fill(-Infinity);
     if (at > this.reported[slot]) this.reported[slot] = at;
   }
@@ -321,16 +353,16 @@ export class PresenceIndex {
    * Marks `key` seen at `at`, unless it was already seen later. An undefined
    * `profile` keeps the one held. Returns the key's slot when the touch took effect, else -1.
    */
-  touch(key: string, id: UserId, profile: Profile | undefined, at: number): number {
+  touch(key: string, id: UserId, profile: Profile | undefined, at: number): Slot {
     const k = internalKey(key);
     if (at < this.latest - this.tolerance) {
       this.merge([{ key, id, profile, at }]);
       const slot = this.cache.peek(k, LRU_OPTIONS) ?? -1;
-      return slot !== -1 && this.times[slot] === at ? slot : -1;
+      return (slot !== -1 && this.times[slot] === at ? slot : -1) as Slot;
     }
     const slot = this.update(this.cache.peek(k, LRU_OPTIONS) ?? -1, k, id, profile, at);
     if (slot !== -1) this.place(k, slot);
-    return slot;
+    return slot as Slot;
   }
 
   /**
@@ -369,7 +401,7 @@ export class PresenceIndex {
       for (const [k, slot] of this.cache.entries()) {
         const at = this.times[slot];
         if (at < oldest - this.tolerance) break;
-        if (!batch.has(k)) items.push([k, { key: String(k), id: this.idOf(slot), profile: this.profileOf(slot), at }]);
+        if (!batch.has(k)) items.push([k, { key: String(k), id: this.idOf(slot as Slot), profile: this.profileOf(slot as Slot), at }]);
       }
       this.invalidateTop();
     }
@@ -385,8 +417,9 @@ export class PresenceIndex {
       this.dropHeld(slot);
       this.profiles[slot] = raw;
       this.flags[slot] = (this.flags[slot] & ~SOLE) | RAW;
-      this.setHidden(slot, HIDDEN_IN_JSON.test(raw));
-      if (!HIDDEN_IN_JSON.test(raw)) this.unmark(k, EMPTY_PROFILE);
+      const hidden = this.raw.isHidden(raw);
+      this.setHidden(slot, hidden);
+      if (!hidden) this.unmark(k, EMPTY_PROFILE);
       this.entryStale = true;
     }
     this.place(k, slot);
@@ -489,7 +522,7 @@ export class PresenceIndex {
 
   /** A profile held as text is decoded, once; whether it is hidden was guessed from the text, and is now known. */
   private decodeHeld(slot: number): void {
-    const profile = this.decodeRaw(this.profiles[slot] as string);
+    const profile = this.raw.decode(this.profiles[slot] as string);
     this.holdProfile(slot, profile);
     this.setHidden(slot, isHidden(profile));
   }
@@ -575,7 +608,7 @@ export class PresenceIndex {
   private liveEntry(slot: number): StoredEntry {
     const held = this.ids[slot];
     let last = this.times[slot];
-    return new ListedEntry(this.idOf(slot), this.profileOf(slot), () => {
+    return new ListedEntry(this.idOf(slot as Slot), this.profileOf(slot as Slot), () => {
       if (this.ids[slot] === held) last = this.times[slot];
       return last + this.clock.wallOffset();
     });
@@ -643,9 +676,7 @@ export class PresenceIndex {
   lastSeenBy(key: string, viewer: Viewer): number | null {
     const slot = this.slotOf(key);
     if (slot === -1 || this.times[slot] <= this.cutoff) return null;
-    // Hidden reads exactly as offline, to everyone but staff and the user themselves; and so does, while
-    // the store is out of touch, a user it knows of only from others (they may have hidden since).
-    if (!viewer.seesHidden && key !== viewer.self && ((this.flags[slot] & HIDDEN) !== 0 || this.times[slot] <= (viewer.withheldUpTo ?? -Infinity))) return null;
+    if (!mayShow(viewer, key === viewer.self, (this.flags[slot] & HIDDEN) !== 0, this.times[slot])) return null;
     return this.times[slot] + this.clock.wallOffset();
   }
 
@@ -697,9 +728,8 @@ export class PresenceIndex {
   private visibleTo(viewer: Viewer, entries: readonly StoredEntry[], slots: readonly number[], limit: number): StoredEntry[] {
     const self = viewer.self === undefined ? -1 : this.slotOf(viewer.self);
     const seen: StoredEntry[] = [];
-    const withheld = viewer.seesHidden ? -Infinity : (viewer.withheldUpTo ?? -Infinity);
     for (let i = 0; i < entries.length && seen.length < limit; i++) {
-      if (slots[i] === self || viewer.seesHidden || (entries[i].hidden !== true && this.times[slots[i]] > withheld)) {
+      if (mayShow(viewer, slots[i] === self, entries[i].hidden === true, this.times[slots[i]])) {
         seen.push(entries[i]);
         this.lastListedAt = this.times[slots[i]];
       }

@@ -22,7 +22,7 @@
  * claim that lapsed never comes back to outrank one made after it.
  */
 import { randomBytes } from 'node:crypto';
-import { boundedProfile, isHidden, keyOf, withHidden } from './identity';
+import { isHidden, keyOf, mayShow, readProfile } from './identity';
 import { PresenceIndex } from './presence-index';
 import type { Profile, RoomEntry, RoomLimits, RoomLock, RoomMode, RoomTouch, RoomView, TabClaim, UserId, Viewer } from './types';
 
@@ -107,13 +107,11 @@ function decodeTab(key: string, text: unknown): Tab | undefined {
   const claim = (raw.c ?? 0) as number;
   const gen = (raw.g ?? 0) as number;
   const since = (raw.s ?? 0) as number;
-  const hidden = (raw.p as { hidden?: unknown } | undefined)?.hidden === true;
-  const bounded = boundedProfile(raw.p);
   return {
     userKey: key.slice(first + 1, last),
     tab: key.slice(last + 1),
     id: raw.i as UserId,
-    profile: hidden ? withHidden(bounded) : bounded,
+    profile: readProfile(raw.p),
     mode: raw.m === 1 ? 'editing' : 'viewing',
     claim,
     gen,
@@ -284,8 +282,8 @@ export class RoomIndex {
       }
       if (tab.since < user.since) user.since = tab.since;
     }
-    const hiddenFrom = (user: UserGroup | undefined): boolean =>
-      user !== undefined && isHidden(user.profile) && !viewer.seesHidden && user.key !== viewer.self;
+    // Rooms withhold nobody by time: a tab is only ever what a heartbeat said, seconds ago.
+    const hiddenFrom = (user: UserGroup | undefined): boolean => user !== undefined && !mayShow(viewer, user.key === viewer.self, isHidden(user.profile), Infinity);
     const groups = [...users.values()].filter((u) => !hiddenFrom(u)).sort((a, b) => a.since - b.since || (a.key < b.key ? -1 : 1));
     const holder = lockHolder(live);
     let lock: RoomLock | null = null;
@@ -409,7 +407,7 @@ function leastRecentToDrop(known: Map<string, Tab>): string | undefined {
   return undefined;
 }
 
-/** Whether claim `a` outranks `b` (see lockHolder). */
+/** The lock order: claim `a` outranks `b` by a higher generation, or an earlier claim within one; no claim (0) never does. */
 function claimsBetter(a: Pick<TabClaim, 'claim' | 'gen'>, b: Pick<TabClaim, 'claim' | 'gen'>): boolean {
   if (a.claim === 0) return false;
   return b.claim === 0 || a.gen > b.gen || (a.gen === b.gen && a.claim < b.claim);
@@ -427,11 +425,8 @@ function lockHolder(live: Map<string, Tab>): Tab | undefined {
   let holderKey = '';
   for (const [key, tab] of live) {
     if (tab.claim === 0 || tab.mode !== 'editing') continue;
-    const better =
-      holder === undefined ||
-      tab.gen > holder.gen ||
-      (tab.gen === holder.gen && (tab.claim < holder.claim || (tab.claim === holder.claim && key > holderKey)));
-    if (better) {
+    const tie = holder !== undefined && tab.gen === holder.gen && tab.claim === holder.claim;
+    if (holder === undefined || claimsBetter(tab, holder) || (tie && key > holderKey)) {
       holder = tab;
       holderKey = key;
     }

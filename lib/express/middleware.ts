@@ -19,7 +19,7 @@ export interface MiddlewareSettings {
   readonly store: Store;
   readonly max: number;
   readonly trackGuests: boolean;
-  readonly users: UserResolver;
+  readonly resolver: UserResolver;
   /** The client script's settings, once `client()` was called: for the `onlineScript` helper. */
   readonly client: () => ClientConfig | undefined;
   /** `onlineHidden` for every viewer, not only those who may see hidden users. */
@@ -51,13 +51,13 @@ class Lookups {
   readonly ids: readonly UserId[];
   constructor(
     readonly view: ScopeView | undefined,
-    private readonly users: UserResolver,
+    private readonly resolver: UserResolver,
   ) {
     this.ids = view === undefined ? NO_IDS : (view.ids ?? view.entries.map((entry) => entry.id));
   }
 
   readonly seen = (userOrId: unknown): number | null => {
-    const key = this.view === undefined ? undefined : this.users.keyFor(userOrId);
+    const key = this.view === undefined ? undefined : this.resolver.keyFor(userOrId);
     return key === undefined ? null : (this.view as ScopeView).lastSeen(key);
   };
 
@@ -69,13 +69,13 @@ class Lookups {
   };
 }
 
-export function createMiddleware({ store, max, trackGuests, users, client, publicHiddenCount }: MiddlewareSettings): OnlineMiddleware {
-  const reporter: ErrorReporter = users.reporter;
+export function createMiddleware({ store, max, trackGuests, resolver, client, publicHiddenCount }: MiddlewareSettings): OnlineMiddleware {
+  const reporter: ErrorReporter = resolver.reporter;
   const storeFailed = (error: unknown): void => reporter.report('store', error);
 
   function checkSession(req: OnlineRequest): void {
     // Guests need no session (they carry a cookie of their own): only the default getUser reads one.
-    if (req.session === undefined && users.usesDefaultGetUser && req.user === undefined) {
+    if (req.session === undefined && resolver.usesDefaultGetUser && req.user === undefined) {
       reporter.report(
         'no-session',
         new Error(
@@ -89,7 +89,7 @@ export function createMiddleware({ store, max, trackGuests, users, client, publi
   /** Passport sets `req.user` in passport.session(): mounted before it, nobody would be counted. */
   function checkPassport(req: OnlineRequest): void {
     const passport = (req.session as { passport?: { user?: unknown } } | undefined)?.passport;
-    if (users.usesDefaultGetUser && passport?.user !== undefined && req.user === undefined) {
+    if (resolver.usesDefaultGetUser && passport?.user !== undefined && req.user === undefined) {
       reporter.report(
         'passport',
         new Error(
@@ -107,7 +107,7 @@ export function createMiddleware({ store, max, trackGuests, users, client, publi
    */
   function watchSignIn(req: OnlineRequest, res: OnlineResponse, guest: string): void {
     res.once?.('finish', () => {
-      const user = users.userOf(req);
+      const user = resolver.userOf(req);
       if (user === undefined) return;
       try {
         void Promise.resolve(store.forget('guests', guest)).catch(storeFailed);
@@ -132,14 +132,14 @@ export function createMiddleware({ store, max, trackGuests, users, client, publi
 
   function track(req: OnlineRequest, res: OnlineResponse): Awaitable<Views> {
     checkSession(req);
-    const user = users.userOf(req);
+    const user = resolver.userOf(req);
     if (user === undefined) checkPassport(req);
     let touched: Awaitable<void> = undefined;
     if (user !== undefined) {
       touched = store.touch('users', user.key, user.id, user.profile);
     } else if (trackGuests) {
       // A crawler is counted by its kind, never as a guest, cookie or not.
-      const bot = users.botOf(req);
+      const bot = resolver.botOf(req);
       if (bot !== undefined) {
         touched = store.touch('bots', bot, bot, undefined);
       } else {
@@ -148,16 +148,16 @@ export function createMiddleware({ store, max, trackGuests, users, client, publi
         watchSignIn(req, res, guest);
       }
     }
-    const viewer = users.viewerOf(req, user);
+    const viewer = resolver.listViewerOf(req, user);
     return isThenable(touched) ? touched.then(() => views(viewer)) : views(viewer);
   }
 
-  let lookups = new Lookups(undefined, users);
+  let lookups = new Lookups(undefined, resolver);
 
   function setLocals(req: OnlineRequest, res: OnlineResponse, { users: view, guests, bots, hidden }: Views): void {
     // Profiles are typed by the app (DefaultProfile unless `profile` says otherwise).
     const entries = view === undefined ? NO_ENTRIES : (view.entries as readonly OnlineEntry[]);
-    if (lookups.view !== view) lookups = new Lookups(view, users);
+    if (lookups.view !== view) lookups = new Lookups(view, resolver);
     const { seen } = lookups;
     // Assigned one by one: this runs on every request, and an intermediate object would only add garbage.
     const locals = res.locals as Partial<OnlineNowLocals>;
@@ -174,14 +174,14 @@ export function createMiddleware({ store, max, trackGuests, users, client, publi
     locals.timeAgo = (dateOrUser, options) => {
       const time = dateOrUser instanceof Date ? dateOrUser.getTime() : seen(dateOrUser);
       if (time === null) return '';
-      const locale = users.localeOf(req, res.locals);
+      const locale = resolver.localeOf(req, res.locals);
       const now = store.dateNow?.() ?? Date.now();
       return options?.html === true ? timeAgoHtml(time, locale, now) : formatTimeAgo(time, locale, now);
     };
   }
 
   return function onlineNow(req, res, next) {
-    if (users.skips(req)) {
+    if (resolver.skips(req)) {
       next();
       return;
     }

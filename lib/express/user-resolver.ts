@@ -94,14 +94,20 @@ export class UserResolver {
     this.isBot = callbacks.isBot as ((req: OnlineRequest) => boolean | string) | undefined;
   }
 
-  /**
-   * Who the request's view is for. Without invisible mode configured, one
-   * shared viewer (no allocation); a `canSeeHidden` that throws sees nothing more.
-   */
+  /** Who the request's view is for, `self` included (a room's lock tells its holder it is theirs). */
   viewerOf(req: OnlineRequest, self: SignedIn | undefined): Viewer {
-    if (this.hiddenFn === undefined && this.canSeeHidden === undefined) return EVERYONE;
+    // A `canSeeHidden` that throws sees nothing more.
     const seesHidden = this.canSeeHidden !== undefined && this.call('canSeeHidden', this.canSeeHidden, req, false) === true;
     return { seesHidden, self: self?.key };
+  }
+
+  /**
+   * Who a list is for: `self` matters to a list only when the user may be
+   * hidden, so without invisible mode configured, one shared viewer (no allocation).
+   */
+  listViewerOf(req: OnlineRequest, self: SignedIn | undefined): Viewer {
+    if (this.hiddenFn === undefined && this.canSeeHidden === undefined) return EVERYONE;
+    return this.viewerOf(req, self);
   }
 
   /**

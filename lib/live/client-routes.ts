@@ -110,7 +110,7 @@ function send(res: Res, status: number, body?: unknown): void {
   res.end(JSON.stringify(body));
 }
 
-export function createClientRoutes(path: string, origins: ReadonlySet<string>, store: Store, users: UserResolver, rooms: Rooms): (req: Req, res: Res, next: Next) => void {
+export function createClientRoutes(path: string, origins: ReadonlySet<string>, store: Store, resolver: UserResolver, rooms: Rooms): (req: Req, res: Res, next: Next) => void {
   const routes: Record<string, (req: Req, res: Res) => Promise<void>> = {
     [`GET ${path}/client.js`]: (req, res) => {
       const { body, etag } = clientScript();
@@ -122,7 +122,7 @@ export function createClientRoutes(path: string, origins: ReadonlySet<string>, s
       return Promise.resolve();
     },
     [`POST ${path}/beat`]: async (req, res) => {
-      const user = users.userOf(req);
+      const user = resolver.userOf(req);
       // Nobody to keep online: 204 stops the page's heartbeats, without an error in its console.
       if (user === undefined) return send(res, 204);
       const body = objectOf(await readBody(req)) as { tab?: unknown; room?: unknown; mode?: unknown; takeover?: unknown; claim?: unknown; away?: unknown };
@@ -138,12 +138,12 @@ export function createClientRoutes(path: string, origins: ReadonlySet<string>, s
       const known = rooms.tabIds.claimOf(body.claim, room, user.key, tab);
       const view = await rooms
         .roomStore()
-        .roomTouch({ room, tab, key: user.key, id: user.id, profile: user.profile, mode, takeover: body.takeover === true, away: body.away === true, known }, rooms.viewerOf(req, user));
+        .roomTouch({ room, tab, key: user.key, id: user.id, profile: user.profile, mode, takeover: body.takeover === true, away: body.away === true, known }, resolver.viewerOf(req, user));
       const self = view.self === undefined ? undefined : rooms.tabIds.signClaim(room, user.key, tab, view.self);
       send(res, 200, { self, ...roomPayload(view) });
     },
     [`POST ${path}/leave`]: async (req, res) => {
-      const user = users.userOf(req);
+      const user = resolver.userOf(req);
       if (user === undefined) return send(res, 401);
       const body = objectOf(await readBody(req)) as { tab?: unknown; room?: unknown };
       if (!isTabId(body.tab) || !isRoomName(body.room)) return send(res, 400);
@@ -160,7 +160,7 @@ export function createClientRoutes(path: string, origins: ReadonlySet<string>, s
       next();
       return;
     }
-    if (req.method === 'POST' && refuseCrossSite(req, origins, users.reporter)) {
+    if (req.method === 'POST' && refuseCrossSite(req, origins, resolver.reporter)) {
       send(res, 403);
       return;
     }
@@ -172,7 +172,7 @@ export function createClientRoutes(path: string, origins: ReadonlySet<string>, s
       }
       else if (error instanceof SyntaxError) send(res, 400);
       else {
-        users.reporter.report('client', error);
+        resolver.reporter.report('client', error);
         if (!res.headersSent) send(res, 503);
       }
     });

@@ -118,7 +118,7 @@ interface Audience {
 
 export interface EventSettings {
   readonly store: Store;
-  readonly users: UserResolver;
+  readonly resolver: UserResolver;
   readonly rooms: Rooms;
   readonly max: number;
   readonly trackGuests: boolean;
@@ -207,7 +207,7 @@ export class EventHub {
         next();
         return;
       }
-      if (refuseCrossSite(req, this.origins, this.settings.users.reporter)) return refuse(res, 403);
+      if (refuseCrossSite(req, this.origins, this.settings.resolver.reporter)) return refuse(res, 403);
       if (this.authorize === undefined) return this.admit(req, res, next);
       let allowed: boolean | Promise<boolean>;
       try {
@@ -225,7 +225,7 @@ export class EventHub {
   /** Opens the stream when the process, the viewer's budget, and guests' share have room. */
   private admit(req: Req, res: ServerResponse, next: (err?: unknown) => void): void {
     if (res.writableEnded || res.destroyed) return; // the client left while authorize() ran
-    const user = this.settings.users.userOf(req);
+    const user = this.settings.resolver.userOf(req);
     const address = (req as { ip?: string }).ip ?? req.socket?.remoteAddress ?? '';
     const budget = user === undefined ? `a:${address}` : `u:${user.key}`;
     if (this.closed || this.connections.size >= this.maxConnections || (user === undefined && this.guests >= this.maxGuestConnections)) {
@@ -255,9 +255,8 @@ export class EventHub {
   }
 
   private open(req: Req, res: ServerResponse, user: SignedIn | undefined, budget: string): void {
-    const { rooms } = this.settings;
     const query = new URL(req.url ?? '/', 'http://x').searchParams;
-    const viewer = rooms.viewerOf(req, user);
+    const viewer = this.settings.resolver.viewerOf(req, user);
     // A hidden user sees themself: an audience of their own. Everyone else shares one of two.
     const own = user !== undefined && user.profile.hidden === true;
     const key = own ? `u:${user.key}` : viewer.seesHidden ? 's' : 'e';
@@ -359,7 +358,7 @@ export class EventHub {
           await this.lookFor(audience);
         } catch (error) {
           // One audience's failure (a store that threw) leaves the others their updates.
-          this.settings.users.reporter.report('events', error);
+          this.settings.resolver.reporter.report('events', error);
         }
       }
       if (now - this.lastPing >= PING_MS) {
@@ -367,7 +366,7 @@ export class EventHub {
         for (const c of [...this.connections]) this.write(c, ': ping\n\n');
       }
     } catch (error) {
-      this.settings.users.reporter.report('events', error);
+      this.settings.resolver.reporter.report('events', error);
     } finally {
       this.looking = false;
     }
@@ -443,7 +442,7 @@ export class EventHub {
       store = this.settings.rooms.roomStore();
     } catch (error) {
       // A store without rooms: the rooms asked for are left out, everything else still flows.
-      this.settings.users.reporter.report('events', error);
+      this.settings.resolver.reporter.report('events', error);
       return;
     }
     for (const [room, subscribers] of audience.byRoom) {
@@ -451,7 +450,7 @@ export class EventHub {
         await this.lookAtRoom(audience, store, room, subscribers);
       } catch (error) {
         // One room's failure leaves the others their updates.
-        this.settings.users.reporter.report('events', error);
+        this.settings.resolver.reporter.report('events', error);
       }
     }
   }

@@ -7,8 +7,8 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import { OnlineNowConfigError } from '../core/errors';
 import { hereHtml, lockHtml } from '../templates/fragments';
 import { isRoomName, isTabClaim, newTabId } from '../core/room-index';
-import type { OnlineRequest, RoomMode, RoomView, Store, TabClaim, Viewer } from '../core/types';
-import type { SignedIn, UserResolver } from '../express/user-resolver';
+import type { OnlineRequest, RoomMode, RoomView, Store, TabClaim } from '../core/types';
+import type { UserResolver } from '../express/user-resolver';
 
 export interface HereOptions {
   /** 'editing' asks for the room's editing lock; the first editor holds it. Default 'viewing'. */
@@ -105,7 +105,7 @@ export function roomPayload(view: RoomView, now: number = Date.now()): RoomPaylo
 export class Rooms {
   constructor(
     private readonly store: Store,
-    private readonly users: UserResolver,
+    private readonly resolver: UserResolver,
     readonly tabIds: TabIds,
   ) {}
 
@@ -123,11 +123,6 @@ export class Rooms {
     return s as RoomStore;
   }
 
-  /** Rooms always know who is asking (the lock's `mine`), invisible mode or not. */
-  viewerOf(req: OnlineRequest, user: SignedIn | undefined): Viewer {
-    return { seesHidden: this.users.viewerOf(req, user).seesHidden, self: user?.key };
-  }
-
   async here(req: OnlineRequest, room: string, options: HereOptions = {}): Promise<HereView> {
     if (!isRoomName(room)) {
       throw new OnlineNowConfigError('ERR_ONLINE_NOW_ROOM', `here(req, room) takes a room name of 1–200 characters without control characters, such as \`order:\${order.id}\`; got ${typeof room === 'string' ? JSON.stringify((room as string).slice(0, 40)) : typeof room}.`);
@@ -137,8 +132,8 @@ export class Rooms {
       throw new OnlineNowConfigError('ERR_ONLINE_NOW_ROOM', `here(req, room, { mode }) takes mode 'viewing' or 'editing', got ${JSON.stringify(mode)}.`);
     }
     const store = this.roomStore();
-    const user = this.users.userOf(req);
-    const viewer = this.viewerOf(req, user);
+    const user = this.resolver.userOf(req);
+    const viewer = this.resolver.viewerOf(req, user);
     const tab = user === undefined ? newTabId() : this.tabIds.mint(room, user.key);
     // A signed-out reader sees the room but is not in it: a room lists people.
     const view =

@@ -3,7 +3,8 @@
  * "#" when the id is a number (the key already holds its digits, so the id is
  * left out of the JSON to save Redis some bytes a user).
  */
-import { MAX_FIELD_NAME, MAX_PROFILE_STRING, boundedProfile, keyOf, withHidden } from '../../core/identity';
+import { MAX_FIELD_NAME, MAX_PROFILE_STRING, keyOf, readProfile } from '../../core/identity';
+import type { RawCodec } from '../../core/presence-index';
 import type { Profile, ProfileValue, UserId } from '../../core/types';
 
 /** A profile as stored; none (`undefined`, a bare-id touch) is '' or just the id's '#'. */
@@ -77,6 +78,14 @@ export function profileOf(stored: string | null): Profile {
   } catch {
     parsed = undefined;
   }
-  const profile = boundedProfile(parsed);
-  return (parsed as { hidden?: unknown } | undefined)?.hidden === true ? withHidden(profile) : profile;
+  return readProfile(parsed);
 }
+
+/** Only the key "hidden" can be followed by :true, right after `{` or `,`, in the JSON of a flat object. */
+const HIDDEN_IN_JSON = /[{,]"hidden":true[,}]/;
+
+/** Profiles as a first read keeps them ("µs|#json"), for a replica's users index. */
+export const STORED_PROFILES: RawCodec = {
+  decode: (stored) => profileOf(storedProfile(stored)),
+  isHidden: (stored) => HIDDEN_IN_JSON.test(stored),
+};

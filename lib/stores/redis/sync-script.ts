@@ -398,7 +398,7 @@ export const SYNC_SCRIPT = SCRIPT;
 export const SYNC_SHA = createHash('sha1').update(SCRIPT).digest('hex');
 
 /** Users, guests, bots, and rooms' tabs (see ../../rooms.ts): a scope's place in the protocol. */
-export type ScopeSlot = 0 | 1 | 2 | 3;
+export type ScopeNo = 0 | 1 | 2 | 3;
 
 /** Where each of a prefix's keys stands in KEYS (0-based; see the header). */
 export const KEY = {
@@ -437,7 +437,7 @@ export function syncKeys(prefix: string, token: string): string[] {
 }
 
 export interface TouchWrite {
-  readonly scope: ScopeSlot;
+  readonly scope: ScopeNo;
   readonly key: string;
   /** Redis time of the request, µs. */
   readonly atUs: number;
@@ -448,7 +448,7 @@ export interface TouchWrite {
 }
 
 export interface ForgetWrite {
-  readonly scope: ScopeSlot;
+  readonly scope: ScopeNo;
   readonly key: string;
   readonly atUs: number;
 }
