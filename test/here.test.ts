@@ -372,17 +372,21 @@ describe('rooms over HTTP: here(), the heartbeat and leave routes, and the event
   it('events: refuses clients past maxConnections (503, the browser retries), and ends every stream when the tracker closes', async () => {
     const small = createOnlineTracker();
     const app = express();
-    app.get('/events', small.events({ maxConnections: 2, maxGuestConnections: 2 }));
+    const events = small.events({ maxConnections: 2, maxGuestConnections: 2 });
+    app.get('/events', events);
     const own = await listen(app as never);
     try {
+      expect(events.connections).to.equal(0);
       const first = await SseStream.open(`${own.base}/events`);
       const second = await SseStream.open(`${own.base}/events`);
       expect([first.status, second.status]).to.deep.equal([200, 200]);
       const third = await SseStream.open(`${own.base}/events`);
       expect(third.status).to.equal(503);
+      expect(events.connections, 'the handler counts the streams it holds').to.equal(2);
       await first.next('count');
       await small.close();
       await eventually(() => expect([first.isClosed, second.isClosed]).to.deep.equal([true, true]), 2000);
+      expect(events.connections).to.equal(0);
       expect((await SseStream.open(`${own.base}/events`)).status, 'after close()').to.equal(503);
     } finally {
       await own.close();
