@@ -10,6 +10,7 @@ import { boundedProfile } from './core/identity';
 import { createMiddleware } from './express/middleware';
 import { ErrorReporter, defaultErrorSink } from './core/report';
 import { MemoryStore } from './stores/memory';
+import { prometheusText } from './core/metrics';
 import { OnlineNowConfigError } from './core/errors';
 import { randomBytes } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
@@ -247,6 +248,25 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
     if (key === undefined) return null;
     const seen = (await this.store.view('users', 0, viewerFor(options))).lastSeen(key);
     return seen === null ? null : new Date(seen);
+  }
+
+  /**
+   * Presence in Prometheus's text format: online by kind, the record, live
+   * streams, and a shared store's syncs. Serve it on the app's metrics route.
+   */
+  async metrics(): Promise<string> {
+    const { users, hidden, guests, bots } = await this.counts();
+    const record = this.record();
+    return prometheusText({
+      members: users,
+      hidden,
+      guests,
+      bots,
+      record: record.count,
+      recordAtSeconds: record.at.getTime() / 1000,
+      streams: this.#hubs.reduce((n, hub) => n + hub.size, 0),
+      sync: this.store.syncStats?.(),
+    });
   }
 
   /** The most users and guests ever online at once (bots excluded), and when. */

@@ -24,6 +24,7 @@ const online = createOnlineTracker({
   onSeen: (user, date) => saveLastSeen.run(date.getTime(), user.id), // at most once a minute per user
   onRecord: (record) => saveRecord.run(record.count, record.at.getTime()),
   initialRecord: savedRecord, // undefined on the first start
+  skip: (req) => req.path === '/metrics', // a scraper is nobody online
 });
 
 const app = express();
@@ -94,4 +95,9 @@ app.post('/invisible', (req, res) => {
   me.invisible = req.body.on === '1';
   db.prepare('UPDATE users SET invisible = ? WHERE id = ?').run(Number(me.invisible), me.id);
   res.redirect(303, '/');
+});
+
+// forum.cjs, continued: metrics for Prometheus
+app.get('/metrics', async (req, res) => {
+  res.type('text/plain; version=0.0.4').send(await online.metrics());
 });

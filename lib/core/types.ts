@@ -1,4 +1,5 @@
 import type { Request } from 'express';
+import type { SyncStats } from './metrics';
 
 /** A user's id as the app knows it. `42` and `"42"` name the same user. */
 export type UserId = string | number;
@@ -114,6 +115,8 @@ export interface Store {
   readonly sharedAcrossProcesses?: boolean;
   /** How often, in ms, a process learns what other processes did (a shared store); absent: at once. */
   readonly syncInterval?: number;
+  /** A shared store's syncs so far, for `tracker.metrics()`. */
+  syncStats?(): SyncStats;
   /** Called once by each tracker that uses the store; throws if the config conflicts. */
   init(config: StoreConfig): void;
   /** Marks `key` online now. `profile` undefined keeps the profile already stored. */

@@ -20,6 +20,7 @@ import { monotonicNow } from '../../core/clock';
 import { OnlineNowConfigError } from '../../core/errors';
 import { PLAIN_CLOCK, type IndexClock } from '../../core/presence-index';
 import { tabKey } from '../../core/room-index';
+import { Histogram, SYNC_BUCKETS, type SyncStats } from '../../core/metrics';
 import { withTimeout } from '../../core/timeout';
 import type { Profile, RoomTouch, RoomView, Scope, ScopeView, StoreConfig, UserId, Viewer } from '../../core/types';
 import { checkOptions, optionNames, positiveNumber, storeBasics } from '../../core/validations';
@@ -118,6 +119,8 @@ export class RedisStore extends BaseStore {
   /** When (local clock) the command now outstanding was sent, and which it is: one given up on settles unheard. */
   private outstandingSince = 0;
   private commandSeq = 0;
+  private readonly syncDurations = new Histogram(SYNC_BUCKETS);
+  private syncFailures = 0;
 
   constructor(options: RedisStoreOptions) {
     super('RedisStore');
@@ -295,6 +298,11 @@ export class RedisStore extends BaseStore {
     return this.clock.now();
   }
 
+  syncStats(): SyncStats {
+    const syncedAt = this.replica?.syncedAt ?? -Infinity;
+    return { durations: this.syncDurations, failures: this.syncFailures, ageSeconds: (this.clock.now() - syncedAt) / 1000 };
+  }
+
   private live(): Replica {
     return this.attached(this.replica);
   }
@@ -312,6 +320,7 @@ export class RedisStore extends BaseStore {
   }
 
   private async runSync(): Promise<void> {
+    const started = this.clock.local();
     if (this.outstanding) {
       if (this.clock.local() - this.outstandingSince < ABANDON_MS) return this.fail(new Error('Redis has not answered the previous sync yet'));
       this.abandon();
@@ -356,6 +365,7 @@ export class RedisStore extends BaseStore {
         more = reply.more || lost;
       }
       this.outbox.prune((s) => this.clock.now() - replica.thresholdOf(s));
+      this.syncDurations.observe((this.clock.local() - started) / 1000);
       this.reporter.recovered(REPORT_KIND);
     } catch (error) {
       if (String((error as Error)?.message).includes('WRONGTYPE')) await this.repairTypes(replica).catch(() => undefined);
@@ -486,6 +496,7 @@ export class RedisStore extends BaseStore {
   }
 
   private fail(error: unknown): void {
+    this.syncFailures++;
     // A last flush still running after close() (its client may be closing too) tells nobody.
     if (this.timer === undefined) return;
     const message = error instanceof Error ? error.message : String(error);

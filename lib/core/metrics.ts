@@ -1,0 +1,84 @@
+/**
+ * Presence as Prometheus metrics (text exposition format 0.0.4). Labels are a
+ * small fixed set, never a user, a room or a process id, so a scrape's series
+ * stay the same however many users come and go.
+ */
+
+/** Sync durations, seconds: a sync is a round trip of one script call, a few ms on a LAN. */
+export const SYNC_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5] as const;
+
+/** A histogram as Prometheus keeps one: cumulative counts per bucket bound (`le`), the sum and the number of observations. */
+export interface HistogramCounts {
+  readonly bounds: readonly number[];
+  readonly counts: readonly number[];
+  readonly sum: number;
+  readonly count: number;
+}
+
+export class Histogram implements HistogramCounts {
+  readonly counts: number[];
+  sum = 0;
+  count = 0;
+
+  constructor(readonly bounds: readonly number[]) {
+    this.counts = bounds.map(() => 0);
+  }
+
+  observe(value: number): void {
+    for (let i = 0; i < this.bounds.length; i++) if (value <= this.bounds[i]) this.counts[i]++;
+    this.sum += value;
+    this.count++;
+  }
+}
+
+/** What a store shared between processes says of its syncs (Store.syncStats). */
+export interface SyncStats {
+  readonly durations: HistogramCounts;
+  readonly failures: number;
+  /** Seconds since the last sync that Redis answered; Infinity before the first. */
+  readonly ageSeconds: number;
+}
+
+export interface MetricsSnapshot {
+  readonly members: number;
+  readonly hidden: number;
+  readonly guests: number;
+  readonly bots: number;
+  readonly record: number;
+  readonly recordAtSeconds: number;
+  readonly streams: number;
+  readonly sync: SyncStats | undefined;
+}
+
+function number(value: number): string {
+  if (value === Infinity) return '+Inf';
+  return Number.isFinite(value) ? String(value) : 'NaN';
+}
+
+function metric(lines: string[], name: string, type: 'gauge' | 'counter' | 'histogram', help: string): void {
+  lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+}
+
+export function prometheusText(s: MetricsSnapshot): string {
+  const lines: string[] = [];
+  metric(lines, 'online_now_users', 'gauge', 'Online now, by kind: members others may see, members in invisible mode, guests, kinds of crawlers.');
+  for (const [kind, value] of [['member', s.members], ['hidden', s.hidden], ['guest', s.guests], ['bot', s.bots]] as const) lines.push(`online_now_users{kind="${kind}"} ${value}`);
+  metric(lines, 'online_now_record', 'gauge', 'Most members and guests ever online at once.');
+  lines.push(`online_now_record ${s.record}`);
+  metric(lines, 'online_now_record_timestamp_seconds', 'gauge', 'When the record was set (Unix time).');
+  lines.push(`online_now_record_timestamp_seconds ${s.recordAtSeconds}`);
+  metric(lines, 'online_now_event_streams', 'gauge', "Live update streams (Server-Sent Events) this process's events() handlers hold.");
+  lines.push(`online_now_event_streams ${s.streams}`);
+  if (s.sync !== undefined) {
+    const { durations, failures, ageSeconds } = s.sync;
+    metric(lines, 'online_now_sync_duration_seconds', 'histogram', 'Time a sync with Redis took, answered ones.');
+    durations.bounds.forEach((le, i) => lines.push(`online_now_sync_duration_seconds_bucket{le="${le}"} ${durations.counts[i]}`));
+    lines.push(`online_now_sync_duration_seconds_bucket{le="+Inf"} ${durations.count}`);
+    lines.push(`online_now_sync_duration_seconds_sum ${number(durations.sum)}`, `online_now_sync_duration_seconds_count ${durations.count}`);
+    metric(lines, 'online_now_sync_failures_total', 'counter', 'Syncs with Redis that failed (no answer in time, an error).');
+    lines.push(`online_now_sync_failures_total ${failures}`);
+    metric(lines, 'online_now_sync_age_seconds', 'gauge', "Seconds since Redis last answered this process's sync: how stale what it shows from other processes may be.");
+    lines.push(`online_now_sync_age_seconds ${number(ageSeconds)}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
