@@ -1,0 +1,47 @@
+// A burst: one process touches N distinct users at once (a mass sign-in, a
+// replica written back after Redis restarted empty). How long until Redis holds
+// them all: the writer's sync loop sends them in slices and applies its own
+// writes as they come back in the change feed, so both must stay linear in N.
+// Run as `node bench/bulk-write.mjs [N ...]`, or from run.mjs.
+import { createClient } from 'redis';
+import { RedisStore, createOnlineTracker } from '../dist/index.js';
+import { startRedis, table } from './lib.mjs';
+
+async function burst(n) {
+  const redis = await startRedis();
+  const client = createClient({ url: `redis://127.0.0.1:${redis.port}` });
+  await client.connect();
+  const online = createOnlineTracker({ threshold: 3600, store: new RedisStore({ client, prefix: 'bench-bulk', maxTracked: n }) });
+  try {
+    await online.count(); // attached and warm
+    const started = performance.now();
+    for (let i = 0; i < n; i++) online.store.touch('users', String(i), i, { username: `u${i}` });
+    const touchedMs = performance.now() - started;
+    while (Number(await client.sendCommand(['ZCARD', '{bench-bulk}:users:seen'])) < n) await new Promise((resolve) => setTimeout(resolve, 50));
+    const landedS = (performance.now() - started) / 1000;
+    return { n, touchedMs, landedS, perSecond: n / landedS };
+  } finally {
+    await online.close();
+    await client.quit();
+    redis.stop();
+  }
+}
+
+export async function bulkWrite(sizes = [100_000, 400_000, 1_000_000]) {
+  const rows = [];
+  for (const n of sizes) rows.push(await burst(n));
+  return rows;
+}
+
+export function bulkWriteTable(rows) {
+  return table(
+    'A burst into Redis: one process touches N distinct users at once (wall clock)',
+    ['users', 'touched in (ms)', 'all in Redis after (s)', 'users/s'],
+    rows.map((r) => [r.n.toLocaleString('en'), r.touchedMs.toFixed(0), r.landedS.toFixed(1), Math.round(r.perSecond).toLocaleString('en')]),
+  );
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const sizes = process.argv.slice(2).map(Number);
+  console.log(bulkWriteTable(await bulkWrite(sizes.length > 0 ? sizes : undefined)));
+}
