@@ -7,7 +7,8 @@ import path from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page, type Request } from 'playwright-core';
 import { freePort, REDIS_SERVER, RedisServer } from './helpers/redis';
 import { requireBinary } from './helpers/requirements';
-import { eventually, listen, type Listening } from './helpers/server';
+import { listen, type Listening } from './helpers/server';
+import { eventually } from './helpers/wait';
 
 const require = createRequire(__filename);
 const express = require('express') as typeof import('express');

@@ -19,7 +19,8 @@ import { BROWSER_AGENT, CookieBrowser } from './helpers/browser';
 import { Rng, modelSeed } from './helpers/model';
 import { REDIS_SERVER, connect, sharedRedis, uniquePrefix, type TestClient } from './helpers/redis';
 import { requireBinary } from './helpers/requirements';
-import { eventually, expressVersions, listen, sleep, type Listening } from './helpers/server';
+import { expressVersions, listen, type Listening } from './helpers/server';
+import { eventually, hooksRun } from './helpers/wait';
 
 const express = expressVersions[0].express;
 const GOOGLEBOT = 'Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)';
@@ -179,7 +180,7 @@ describe('the record on a controlled clock (memory store)', () => {
     t += 61_000; // everyone expires: the record stays
     await online.touch(9);
     expect(online.record().count).to.equal(4);
-    await sleep(5); // onRecord runs after the request
+    await hooksRun(); // onRecord runs after the request
     expect(records.map((r) => r.count)).to.deep.equal([3, 4]);
     await online.resetRecord();
     expect(online.record()).to.deep.include({ count: 1 });
@@ -192,10 +193,10 @@ describe('the record on a controlled clock (memory store)', () => {
     const a = createOnlineTracker({ store, onRecord: (record) => void heard.push(`a ${record.count}`) });
     const b = createOnlineTracker({ store, onRecord: (record) => void heard.push(`b ${record.count}`) });
     await a.touch(1);
-    await sleep(5);
+    await hooksRun();
     await a.close();
     await b.touch(2);
-    await sleep(5);
+    await hooksRun();
     expect(heard).to.deep.equal(['a 1', 'b 1', 'b 2']);
     await b.close();
   });
@@ -225,7 +226,7 @@ describe('onSeen on a controlled clock (memory store)', () => {
       await online.touch({ id: 5, name: 'Eve' } as never);
     }
     await online.forget(5);
-    await sleep(5);
+    await hooksRun();
     expect(calls).to.deep.equal([
       [5, 0],
       [5, 60_000],
@@ -241,7 +242,9 @@ describe('onSeen on a controlled clock (memory store)', () => {
   it('neither delays nor fails a page when the hook is slow or fails; a failure is reported once', async () => {
     const errors: string[] = [];
     let calls = 0;
+    let t = 1_700_000_000_000;
     const made = presenceApp(express, {
+      store: new MemoryStore({ now: () => t }),
       onSeen: () => {
         calls++;
         if (calls % 2 === 1) throw new Error('database down');
@@ -255,7 +258,7 @@ describe('onSeen on a controlled clock (memory store)', () => {
       const browser = new CookieBrowser(server.base);
       await browser.post('/login', { id: '1' });
       for (let i = 0; i < 6; i++) {
-        await sleep(11);
+        t += 11;
         const res = await browser.get('/locals');
         expect(res.status).to.equal(200);
         await res.arrayBuffer();
@@ -287,7 +290,7 @@ describe('onSeen on a controlled clock (memory store)', () => {
     const server = await listen(app);
     try {
       expect(await (await fetch(server.base)).text()).to.equal('ok');
-      await sleep(5);
+      await hooksRun();
       expect(calledInRequest).to.equal(false);
     } finally {
       await server.close();

@@ -11,7 +11,7 @@ import { BROWSER_AGENT, CookieBrowser } from './helpers/browser';
 import { Rng, modelSeed } from './helpers/model';
 import { REDIS_SERVER, RedisServer, connect, uniquePrefix, type ClientKind, type TestClient } from './helpers/redis';
 import { requireBinary } from './helpers/requirements';
-import { eventually, sleep } from './helpers/server';
+import { eventually, sleep } from './helpers/wait';
 
 const WORKER = path.join(__dirname, 'fixtures', 'forum-worker.ts');
 const SEEN_INTERVAL_MS = 1000;

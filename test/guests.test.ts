@@ -7,7 +7,8 @@ import { createOnlineTracker, MemoryStore, RedisStore, registerHandlebars, regis
 import { BROWSER_AGENT, CookieBrowser } from './helpers/browser';
 import { REDIS_SERVER, connect, sharedRedis, uniquePrefix, type TestClient } from './helpers/redis';
 import { requireBinary } from './helpers/requirements';
-import { eventually, listen, type Listening } from './helpers/server';
+import { listen, type Listening } from './helpers/server';
+import { eventually } from './helpers/wait';
 
 // Issue #23: with express-session's recommended settings (saveUninitialized:
 // false), a signed-out browser never gets a session, and guests used to read 0.

@@ -6,7 +6,8 @@ import { presenceApp, type LocalsJson } from './helpers/app';
 import { CookieBrowser } from './helpers/browser';
 import { REDIS_SERVER, connect, sharedRedis, uniquePrefix, type TestClient } from './helpers/redis';
 import { requireBinary } from './helpers/requirements';
-import { eventually, listen, sleep, type Listening } from './helpers/server';
+import { listen, type Listening } from './helpers/server';
+import { eventually, sleep } from './helpers/wait';
 
 /** An app whose signed-in "user" is whatever the test puts in the session, raw. */
 async function rawUserApp(options: OnlineTrackerOptions) {

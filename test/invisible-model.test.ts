@@ -9,7 +9,7 @@ import { RedisStore, createOnlineTracker, type OnlineTracker } from 'express-onl
 import { Rng, modelSeed } from './helpers/model';
 import { REDIS_SERVER, connect, sharedRedis, uniquePrefix, type TestClient } from './helpers/redis';
 import { requireBinary } from './helpers/requirements';
-import { sleep } from './helpers/server';
+import { sleep } from './helpers/wait';
 
 interface User {
   id: number;

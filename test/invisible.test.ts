@@ -18,7 +18,8 @@ import {
 import { CookieBrowser } from './helpers/browser';
 import { REDIS_SERVER, connect, sharedRedis, uniquePrefix, type TestClient } from './helpers/redis';
 import { requireBinary } from './helpers/requirements';
-import { eventually, expressVersions, listen, type Listening } from './helpers/server';
+import { expressVersions, listen, type Listening } from './helpers/server';
+import { eventually } from './helpers/wait';
 
 const express = expressVersions[0].express;
 

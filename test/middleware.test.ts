@@ -4,7 +4,8 @@ import { presenceApp, type LocalsJson } from './helpers/app';
 import { BROWSER_AGENT, CookieBrowser } from './helpers/browser';
 import { REDIS_SERVER, connect, sharedRedis, uniquePrefix, type ClientKind, type TestClient } from './helpers/redis';
 import { requireBinary } from './helpers/requirements';
-import { expressVersions, listen, sleep, type Listening } from './helpers/server';
+import { expressVersions, listen, type Listening } from './helpers/server';
+import { sleep } from './helpers/wait';
 
 // Every rule of the contract, for every store: the memory store, and the Redis store with each client.
 const storeKinds: { name: string; redis?: ClientKind }[] = [

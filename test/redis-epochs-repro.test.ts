@@ -5,7 +5,7 @@ import path from 'node:path';
 import { RedisStore, createOnlineTracker, type OnlineTracker } from 'express-online-now';
 import { REDIS_SERVER, RedisServer, connect, uniquePrefix, type TestClient } from './helpers/redis';
 import { requireBinary } from './helpers/requirements';
-import { eventually, sleep } from './helpers/server';
+import { eventually, sleep } from './helpers/wait';
 import { TcpProxy } from './helpers/tcp-proxy';
 
 /**

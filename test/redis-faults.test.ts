@@ -6,7 +6,8 @@ import { presenceApp, type LocalsJson } from './helpers/app';
 import { CookieBrowser } from './helpers/browser';
 import { REDIS_SERVER, RedisServer, connect, freePort, uniquePrefix, type TestClient } from './helpers/redis';
 import { requireBinary } from './helpers/requirements';
-import { eventually, listen, sleep, type Listening } from './helpers/server';
+import { listen, type Listening } from './helpers/server';
+import { eventually, sleep } from './helpers/wait';
 
 /**
  * Redis hung, killed, restarted, down at start, or answering errors: pages keep

@@ -8,7 +8,7 @@ import { CookieBrowser } from './helpers/browser';
 import { PresenceModel, Rng, modelSeed, type PresenceEvent } from './helpers/model';
 import { REDIS_SERVER, RedisServer, connect, uniquePrefix, type ClientKind, type TestClient } from './helpers/redis';
 import { requireBinary } from './helpers/requirements';
-import { sleep } from './helpers/server';
+import { sleep } from './helpers/wait';
 import { TcpProxy } from './helpers/tcp-proxy';
 
 /**

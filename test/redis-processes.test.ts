@@ -5,7 +5,7 @@ import type { LocalsJson } from './helpers/app';
 import { CookieBrowser } from './helpers/browser';
 import { REDIS_SERVER, RedisServer, connect, uniquePrefix, type ClientKind, type TestClient } from './helpers/redis';
 import { requireBinary } from './helpers/requirements';
-import { eventually, sleep } from './helpers/server';
+import { eventually, sleep } from './helpers/wait';
 
 const WORKER = path.join(__dirname, 'fixtures', 'redis-worker.ts');
 

@@ -3,7 +3,7 @@ import { RedisStore, createOnlineTracker, type OnlineTracker, type RoomView } fr
 import { RedisServer, REDIS_SERVER, connect, uniquePrefix, type TestClient } from './helpers/redis';
 import { modelSeed, Rng } from './helpers/model';
 import { requireBinary } from './helpers/requirements';
-import { eventually, sleep } from './helpers/server';
+import { eventually, sleep } from './helpers/wait';
 
 interface Tab {
   user: number;
