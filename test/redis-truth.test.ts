@@ -5,25 +5,8 @@ import path from 'node:path';
 import { RedisStore, createOnlineTracker, type OnlineNowConfigError, type OnlineTracker } from 'express-online-now';
 import { REDIS_SERVER, RedisServer, connect, uniquePrefix, type TestClient } from './helpers/redis';
 import { requireBinary } from './helpers/requirements';
+import { synced } from './helpers/stores';
 import { eventually, sleep } from './helpers/wait';
-
-let barriers = 0;
-
-/**
- * Resolves once every tracker has applied all that any of them had queued or Redis held
- * when it was called: each writes a guest of its own, and waits until it has every other's.
- * For "nothing more happens": what a sync would bring has arrived by then.
- */
-async function synced(...trackers: OnlineTracker[]): Promise<void> {
-  const marks = trackers.map((_, i) => `barrier-${++barriers}-${i}`);
-  trackers.forEach((t, i) => t.store.touch('guests', marks[i], marks[i], undefined));
-  await eventually(async () => {
-    for (const t of trackers) {
-      const guests = await t.store.view('guests', 0);
-      for (const mark of marks) expect(guests.lastSeen(mark), mark).not.to.equal(null);
-    }
-  });
-}
 
 /** A last-seen date in ms (a Date holds whole ms: one process may round a µs time the other way). */
 const ms = (date: Date | null): number => (date as Date).getTime();

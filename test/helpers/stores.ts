@@ -1,8 +1,10 @@
 // The one per-store harness: a describe run against the memory store and against
 // RedisStore (on the shared redis-server), with the same tests and the same assertions.
+import { expect } from 'chai';
 import { MemoryStore, RedisStore, type Store } from 'express-online-now';
 import { REDIS_SERVER, connect, sharedRedis, uniquePrefix, type ClientKind, type TestClient } from './redis';
 import { requireBinary } from './requirements';
+import { eventually } from './wait';
 
 export interface StoreKind {
   /** In the describe's title. */
@@ -60,4 +62,22 @@ export function describeEachStore(
       body.call(this, { kind, clients, stores, store: (extra) => stores(extra)[0] });
     });
   }
+}
+
+let barriers = 0;
+
+/**
+ * Resolves once every store has applied all that any of them had queued, or Redis held, when it
+ * was called: each writes a guest of its own and waits until it has every other's (a change
+ * feed is read in order). Where a test checks that nothing more happens, what a sync would bring has come by then.
+ */
+export async function synced(...trackers: { store: Store }[]): Promise<void> {
+  const marks = trackers.map((_, i) => `barrier-${++barriers}-${i}`);
+  trackers.forEach(({ store }, i) => void store.touch('guests', marks[i], marks[i], undefined));
+  await eventually(async () => {
+    for (const { store } of trackers) {
+      const guests = await store.view('guests', 0);
+      for (const mark of marks) expect(guests.lastSeen(mark), mark).not.to.equal(null);
+    }
+  });
 }
