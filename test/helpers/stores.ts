@@ -68,16 +68,16 @@ let barriers = 0;
 
 /**
  * Resolves once every store has applied all that any of them had queued, or Redis held, when it
- * was called: each writes a guest of its own and waits until it has every other's (a change
+ * was called: each writes a bot of its own (bots count in no record, list or hook) and waits until it has every other's (a change
  * feed is read in order). Where a test checks that nothing more happens, what a sync would bring has come by then.
  */
 export async function synced(...trackers: { store: Store }[]): Promise<void> {
   const marks = trackers.map((_, i) => `barrier-${++barriers}-${i}`);
-  trackers.forEach(({ store }, i) => void store.touch('guests', marks[i], marks[i], undefined));
+  trackers.forEach(({ store }, i) => void store.touch('bots', marks[i], marks[i], undefined));
   await eventually(async () => {
     for (const { store } of trackers) {
-      const guests = await store.view('guests', 0);
-      for (const mark of marks) expect(guests.lastSeen(mark), mark).not.to.equal(null);
+      const bots = await store.view('bots', 0);
+      for (const mark of marks) expect(bots.lastSeen(mark), mark).not.to.equal(null);
     }
   });
 }
