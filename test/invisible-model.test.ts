@@ -9,6 +9,7 @@ import { RedisStore, createOnlineTracker, type OnlineTracker } from 'express-onl
 import { Rng, modelSeed } from './helpers/model';
 import { REDIS_SERVER, connect, sharedRedis, uniquePrefix, type TestClient } from './helpers/redis';
 import { requireBinary } from './helpers/requirements';
+import { synced } from './helpers/stores';
 import { sleep } from './helpers/wait';
 
 interface User {
@@ -93,9 +94,9 @@ describe('invisible mode across three RedisStores, random events against a model
             counts.pings++;
           }
         }
-        await sleep(rng.between(1, 6));
+        await sleep(rng.between(1, 6)); // the model's pace: events spread over syncs are the subject
       }
-      await sleep(SYNC_MS * 6);
+      await synced(...trackers);
       const visible = model.flatMap((u, id) => (u.online && !u.hidden ? [id] : [])).sort((a, b) => a - b);
       const hidden = model.flatMap((u, id) => (u.online && u.hidden ? [id] : [])).sort((a, b) => a - b);
       for (const [n, tracker] of trackers.entries()) {
