@@ -8,7 +8,7 @@ import { CookieBrowser } from './helpers/browser';
 import { PresenceModel, Rng, modelSeed, type PresenceEvent } from './helpers/model';
 import { REDIS_SERVER, RedisServer, connect, uniquePrefix, type ClientKind, type TestClient } from './helpers/redis';
 import { requireBinary } from './helpers/requirements';
-import { sleep } from './helpers/wait';
+import { eventually, sleep } from './helpers/wait';
 import { TcpProxy } from './helpers/tcp-proxy';
 
 /**
@@ -203,9 +203,7 @@ async function info(admin: TestClient, section: string, field: string): Promise<
 
 /** Polls until `ready` (a server's state change we asked for), for at most 10 s. */
 async function until(what: string, ready: () => Promise<boolean>): Promise<void> {
-  for (const end = Date.now() + 10_000; !(await ready()); await sleep(50)) {
-    if (Date.now() > end) throw new Error(`${what}: not within 10 s`);
-  }
+  await eventually(async () => expect(await ready(), `${what}: not within 10 s`).to.equal(true), 10_000);
 }
 
 /**
