@@ -7,8 +7,8 @@ import { CookieBrowser } from './helpers/browser';
 import { REDIS_SERVER, connect, sharedRedis, uniquePrefix } from './helpers/redis';
 import { requireBinary } from './helpers/requirements';
 import { listen, type Listening } from './helpers/server';
-import { describeEachStore } from './helpers/stores';
-import { eventually, sleep } from './helpers/wait';
+import { describeEachStore, synced } from './helpers/stores';
+import { eventually } from './helpers/wait';
 
 /** An app whose signed-in "user" is whatever the test puts in the session, raw. */
 async function rawUserApp(options: OnlineTrackerOptions) {
@@ -260,7 +260,8 @@ describe('misconfiguration and broken stores', () => {
     const b = createOnlineTracker({ threshold: 60, store: new RedisStore({ client: c2.client, prefix, syncInterval: 50 }), onError: () => undefined });
     // Reported at the first sync that sees both, then never again: several more syncs pass.
     await eventually(() => expect(errors).not.to.be.empty);
-    await sleep(200);
+    await synced(a, b);
+    await synced(a, b);
     await a.close();
     await b.close();
     await c1.close();

@@ -12,9 +12,10 @@ export const hooksRun = (): Promise<void> => new Promise((resolve) => setImmedia
 /**
  * Retries `check` until it stops throwing (or, for a boolean, returns true), for at most
  * `withinMs`, then throws its last error: for state that converges across processes
- * (a sync, a reconnect, a stream), so a slow machine does not fail the test.
+ * (a sync, a reconnect, a stream), so a slow machine does not fail the test. The default
+ * allows for a machine under load (stress-ng on every core): a failing check fails in 10 s.
  */
-export async function eventually(check: () => unknown, withinMs = 5000, everyMs = 50): Promise<void> {
+export async function eventually(check: () => unknown, withinMs = 10_000, everyMs = 50): Promise<void> {
   const deadline = Date.now() + withinMs;
   for (;;) {
     try {
