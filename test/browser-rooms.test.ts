@@ -7,7 +7,8 @@ import path from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page, type Request } from 'playwright-core';
 import { freePort, REDIS_SERVER, RedisServer } from './helpers/redis';
 import { requireBinary } from './helpers/requirements';
-import { eventually, listen, type Listening } from './helpers/server';
+import { listen, type Listening } from './helpers/server';
+import { eventually } from './helpers/wait';
 
 const require = createRequire(__filename);
 const express = require('express') as typeof import('express');
@@ -18,15 +19,12 @@ const ROOT = path.join(__dirname, '..');
 
 /** What a person sees of an element, read until it matches (live updates come without reload). */
 async function shows(page: Page, testId: string, pattern: RegExp, withinMs = 2000): Promise<string> {
-  const locator = page.getByTestId(testId);
-  const deadline = Date.now() + withinMs;
   let text = '';
-  for (;;) {
-    text = (await locator.innerText()).trim();
-    if (pattern.test(text)) return text;
-    if (Date.now() > deadline) throw new Error(`${testId} shows ${JSON.stringify(text)}, not ${String(pattern)}, after ${withinMs} ms`);
-    await page.waitForTimeout(50);
-  }
+  await eventually(async () => {
+    text = (await page.getByTestId(testId).innerText()).trim();
+    expect(text, testId).to.match(pattern);
+  }, withinMs);
+  return text;
 }
 
 async function signIn(browser: Browser, base: string, who: 'ada' | 'grace' | 'alan'): Promise<BrowserContext> {
@@ -215,9 +213,7 @@ for (const kind of ['memory store', 'Redis, two processes behind one port'] as c
         }
         await shows(gracePage, 'here-count', /^2$/);
         await shows(gracePage, 'here-list', /Alan Turing\s+\(8 tabs\)/);
-        const deadline = Date.now() + 3000;
-        while (streams() !== 1 && Date.now() < deadline) await tabs[0].waitForTimeout(50);
-        expect(streams(), 'event streams open in the browser with 8 tabs').to.equal(1);
+        await eventually(() => expect(streams(), 'event streams open in the browser with 8 tabs').to.equal(1), 3000);
         // The server hears of a stream the browser closed (a reopen as tabs joined) a moment later.
         const serverStreams = site.serverStreams;
         if (serverStreams !== undefined) await eventually(() => expect(serverStreams(), 'streams open at the server (Grace: one; Alan: one)').to.equal(2), 3000);
@@ -231,9 +227,7 @@ for (const kind of ['memory store', 'Redis, two processes behind one port'] as c
         // The leader tab closes: another of Alan's tabs takes the stream over; still one.
         await tabs[0].close({ runBeforeUnload: true });
         await shows(gracePage, 'here-list', /Alan Turing\s+\(7 tabs\)/, 4000);
-        const again = Date.now() + 3000;
-        while (streams() !== 1 && Date.now() < again) await tabs[1].waitForTimeout(50);
-        expect(streams()).to.equal(1);
+        await eventually(() => expect(streams()).to.equal(1), 3000);
 
         // Alan signs out in one tab: Grace's dashboard shows him offline, and the count drops, without reload.
         await tabs[1].getByRole('button', { name: 'Sign out' }).click();
@@ -450,9 +444,7 @@ describe(`plain HTTP under a name (${HOST}, no Web Locks, no Sec-Fetch-Site) and
       }
       expect(await tabs[0].evaluate(() => [window.isSecureContext, 'locks' in navigator])).to.deep.equal([false, false]);
       await shows(gracePage, 'here-list', /Alan Turing\s+\(10 tabs\)/, 4000);
-      const deadline = Date.now() + 3000;
-      while (streams() !== 1 && Date.now() < deadline) await tabs[0].waitForTimeout(50);
-      expect(streams(), 'event streams open in the browser with 10 tabs').to.equal(1);
+      await eventually(() => expect(streams(), 'event streams open in the browser with 10 tabs').to.equal(1), 3000);
       // An 11th page loads, and a tab navigates: the browser's six connections to the host are not all held.
       const more = await alan.newPage();
       const response = await more.goto(`${base}/admin/nunjucks`, { timeout: 5000 });

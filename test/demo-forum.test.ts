@@ -8,7 +8,8 @@ import { MemoryStore } from 'express-online-now';
 import { CookieBrowser } from './helpers/browser';
 import { SseStream } from './helpers/sse';
 import { badgeOf, listedIds, testId } from './helpers/html';
-import { eventually, expressVersions, listen, type Listening } from './helpers/server';
+import { expressVersions, listen, type Listening } from './helpers/server';
+import { eventually } from './helpers/wait';
 
 // The demo's forum features as people see them, over real HTTP: invisible mode,
 // last seen kept in SQLite, crawlers counted apart, and the record of most online.

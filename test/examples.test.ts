@@ -12,7 +12,8 @@ import { createOnlineTracker } from 'express-online-now';
 import { CookieBrowser } from './helpers/browser';
 import { connect, freePort, REDIS_SERVER, RedisServer } from './helpers/redis';
 import { requireBinary } from './helpers/requirements';
-import { eventually, listen, type Listening } from './helpers/server';
+import { listen, type Listening } from './helpers/server';
+import { eventually } from './helpers/wait';
 
 // The README and every guide are read as a reader reads them: each page's code
 // blocks, pasted in the order the page shows them, make apps (scripts/readme-examples.mjs

@@ -7,105 +7,89 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import {
   MemoryStore,
-  RedisStore,
   createOnlineTracker,
   type OnlineNowLocals,
   type OnlineRecord,
   type OnlineTracker,
-  type Store,
 } from 'express-online-now';
 import { presenceApp, type LocalsJson } from './helpers/app';
 import { BROWSER_AGENT, CookieBrowser } from './helpers/browser';
 import { Rng, modelSeed } from './helpers/model';
-import { REDIS_SERVER, connect, sharedRedis, uniquePrefix, type TestClient } from './helpers/redis';
-import { requireBinary } from './helpers/requirements';
-import { eventually, expressVersions, listen, sleep, type Listening } from './helpers/server';
+import { expressVersions, listen, type Listening } from './helpers/server';
+import { describeEachStore } from './helpers/stores';
+import { eventually, hooksRun } from './helpers/wait';
 
 const express = expressVersions[0].express;
 const GOOGLEBOT = 'Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)';
 const BINGBOT = 'Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)';
 
-const storeKinds = [{ name: 'memory store' }, { name: 'Redis store', redis: true }];
-
-for (const kind of storeKinds) {
-  describe(`bots and the record over HTTP (${kind.name})`, () => {
-    let redis: TestClient | undefined;
-    let server: Listening | undefined;
-    let online: OnlineTracker | undefined;
-    before(async function () {
-      if (kind.redis !== true) return;
-      requireBinary(this, REDIS_SERVER, 'apt-get install -y redis-server');
-      redis = await connect('node-redis', await sharedRedis());
-    });
-    after(() => redis?.close());
-    afterEach(async () => {
-      await server?.close();
-      await online?.close();
-    });
-
-    const makeStore = (): Store =>
-      redis === undefined ? new MemoryStore() : new RedisStore({ client: redis.client, prefix: uniquePrefix(), syncInterval: 50 });
-
-    async function start(options: Parameters<typeof presenceApp>[1] = {}): Promise<string> {
-      const made = presenceApp(express, { store: makeStore(), trackGuests: true, ...options });
-      online = made.online;
-      server = await listen(made.app);
-      return server.base;
-    }
-
-    const asBot = async (base: string, agent: string, cookie?: string): Promise<LocalsJson> =>
-      (await (await fetch(`${base}/locals`, { headers: { 'user-agent': agent, ...(cookie ? { cookie } : {}) } })).json()) as LocalsJson;
-
-    it('counts crawlers by kind, never as guests, with or without a session cookie, and leaves them out of the record', async () => {
-      const base = await start();
-      const person = new CookieBrowser(base);
-      await person.post('/guest');
-      await person.get('/locals');
-      for (let i = 0; i < 5; i++) await asBot(base, GOOGLEBOT);
-      await asBot(base, BINGBOT, person.cookieHeader); // a crawler that keeps cookies is still a crawler
-      await asBot(base, 'curl/8.4.0');
-      await asBot(base, 'curl/7.1.1');
-      // isbot's pattern for both is "bot": the kind is the user agent's own word.
-      await asBot(base, 'Mozilla/5.0 (compatible; AhrefsBot/7.0; +http://ahrefs.com/robot/)');
-      await eventually(async () => {
-        const locals = await person.json<LocalsJson>('/locals');
-        expect([locals.onlineGuests, locals.onlineBots, locals.onlineRecord.count]).to.deep.equal([1, 4, 1]);
-      });
-      expect(await online!.counts()).to.deep.equal({ users: 0, hidden: 0, guests: 1, bots: 4 });
-    });
-
-    it('takes a name from isBot(req), and counts nothing as a bot that isBot says is a person', async () => {
-      const base = await start({
-        isBot: (req) => (req.headers['x-crawler'] === undefined ? false : String(req.headers['x-crawler'])),
-      });
-      await fetch(`${base}/locals`, { headers: { 'user-agent': GOOGLEBOT } }); // a person, by this app's rule (no cookie: not a guest)
-      await fetch(`${base}/locals`, { headers: { 'x-crawler': 'Our-Monitor' } });
-      await fetch(`${base}/locals`, { headers: { 'x-crawler': 'our-monitor' } });
-      await eventually(async () => expect((await new CookieBrowser(base).json<LocalsJson>('/locals')).onlineBots).to.equal(1));
-    });
-
-    it('shows the record on every page: raised by users and guests, kept when they leave, started over by resetRecord()', async () => {
-      const records: OnlineRecord[] = [];
-      const base = await start({ onRecord: (record) => void records.push(record) });
-      const people = [new CookieBrowser(base), new CookieBrowser(base), new CookieBrowser(base)];
-      await people[0].post('/login', { id: '1' });
-      await people[0].get('/locals');
-      await people[1].post('/login', { id: '2' });
-      await people[1].get('/locals');
-      await people[2].post('/guest');
-      await people[2].get('/locals');
-      await eventually(async () => expect((await people[0].json<LocalsJson>('/locals')).onlineRecord.count).to.equal(3));
-      await people[1].post('/logout');
-      await eventually(async () => expect((await people[0].json<LocalsJson>('/locals')).onlineCount).to.equal(1));
-      const { onlineRecord } = await people[0].json<LocalsJson>('/locals');
-      expect(onlineRecord.count).to.equal(3);
-      expect(Math.abs(Date.parse(onlineRecord.at) - Date.now())).to.be.below(10_000);
-      await eventually(() => expect(records.map((r) => r.count).at(-1)).to.equal(3));
-      await online!.resetRecord();
-      await eventually(async () => expect((await people[0].json<LocalsJson>('/locals')).onlineRecord.count).to.equal(2));
-    });
+describeEachStore((kind) => `bots and the record over HTTP (${kind.name})`, { syncInterval: 50 }, ({ store }) => {
+  let server: Listening | undefined;
+  let online: OnlineTracker | undefined;
+  afterEach(async () => {
+    await server?.close();
+    await online?.close();
   });
-}
+
+  async function start(options: Parameters<typeof presenceApp>[1] = {}): Promise<string> {
+    const made = presenceApp(express, { store: store(), trackGuests: true, ...options });
+    online = made.online;
+    server = await listen(made.app);
+    return server.base;
+  }
+
+  const asBot = async (base: string, agent: string, cookie?: string): Promise<LocalsJson> =>
+    (await (await fetch(`${base}/locals`, { headers: { 'user-agent': agent, ...(cookie ? { cookie } : {}) } })).json()) as LocalsJson;
+
+  it('counts crawlers by kind, never as guests, with or without a session cookie, and leaves them out of the record', async () => {
+    const base = await start();
+    const person = new CookieBrowser(base);
+    await person.post('/guest');
+    await person.get('/locals');
+    for (let i = 0; i < 5; i++) await asBot(base, GOOGLEBOT);
+    await asBot(base, BINGBOT, person.cookieHeader); // a crawler that keeps cookies is still a crawler
+    await asBot(base, 'curl/8.4.0');
+    await asBot(base, 'curl/7.1.1');
+    // isbot's pattern for both is "bot": the kind is the user agent's own word.
+    await asBot(base, 'Mozilla/5.0 (compatible; AhrefsBot/7.0; +http://ahrefs.com/robot/)');
+    await eventually(async () => {
+      const locals = await person.json<LocalsJson>('/locals');
+      expect([locals.onlineGuests, locals.onlineBots, locals.onlineRecord.count]).to.deep.equal([1, 4, 1]);
+    });
+    expect(await online!.counts()).to.deep.equal({ users: 0, hidden: 0, guests: 1, bots: 4 });
+  });
+
+  it('takes a name from isBot(req), and counts nothing as a bot that isBot says is a person', async () => {
+    const base = await start({
+      isBot: (req) => (req.headers['x-crawler'] === undefined ? false : String(req.headers['x-crawler'])),
+    });
+    await fetch(`${base}/locals`, { headers: { 'user-agent': GOOGLEBOT } }); // a person, by this app's rule (no cookie: not a guest)
+    await fetch(`${base}/locals`, { headers: { 'x-crawler': 'Our-Monitor' } });
+    await fetch(`${base}/locals`, { headers: { 'x-crawler': 'our-monitor' } });
+    await eventually(async () => expect((await new CookieBrowser(base).json<LocalsJson>('/locals')).onlineBots).to.equal(1));
+  });
+
+  it('shows the record on every page: raised by users and guests, kept when they leave, started over by resetRecord()', async () => {
+    const records: OnlineRecord[] = [];
+    const base = await start({ onRecord: (record) => void records.push(record) });
+    const people = [new CookieBrowser(base), new CookieBrowser(base), new CookieBrowser(base)];
+    await people[0].post('/login', { id: '1' });
+    await people[0].get('/locals');
+    await people[1].post('/login', { id: '2' });
+    await people[1].get('/locals');
+    await people[2].post('/guest');
+    await people[2].get('/locals');
+    await eventually(async () => expect((await people[0].json<LocalsJson>('/locals')).onlineRecord.count).to.equal(3));
+    await people[1].post('/logout');
+    await eventually(async () => expect((await people[0].json<LocalsJson>('/locals')).onlineCount).to.equal(1));
+    const { onlineRecord } = await people[0].json<LocalsJson>('/locals');
+    expect(onlineRecord.count).to.equal(3);
+    expect(Math.abs(Date.parse(onlineRecord.at) - Date.now())).to.be.below(10_000);
+    await eventually(() => expect(records.map((r) => r.count).at(-1)).to.equal(3));
+    await online!.resetRecord();
+    await eventually(async () => expect((await people[0].json<LocalsJson>('/locals')).onlineRecord.count).to.equal(2));
+  });
+});
 
 describe('bots: a flood of invented crawler user agents', () => {
   it('leaves guests, users and memory where they were (100,000 requests through the middleware)', async function () {
@@ -179,7 +163,7 @@ describe('the record on a controlled clock (memory store)', () => {
     t += 61_000; // everyone expires: the record stays
     await online.touch(9);
     expect(online.record().count).to.equal(4);
-    await sleep(5); // onRecord runs after the request
+    await hooksRun(); // onRecord runs after the request
     expect(records.map((r) => r.count)).to.deep.equal([3, 4]);
     await online.resetRecord();
     expect(online.record()).to.deep.include({ count: 1 });
@@ -192,10 +176,10 @@ describe('the record on a controlled clock (memory store)', () => {
     const a = createOnlineTracker({ store, onRecord: (record) => void heard.push(`a ${record.count}`) });
     const b = createOnlineTracker({ store, onRecord: (record) => void heard.push(`b ${record.count}`) });
     await a.touch(1);
-    await sleep(5);
+    await hooksRun();
     await a.close();
     await b.touch(2);
-    await sleep(5);
+    await hooksRun();
     expect(heard).to.deep.equal(['a 1', 'b 1', 'b 2']);
     await b.close();
   });
@@ -225,7 +209,7 @@ describe('onSeen on a controlled clock (memory store)', () => {
       await online.touch({ id: 5, name: 'Eve' } as never);
     }
     await online.forget(5);
-    await sleep(5);
+    await hooksRun();
     expect(calls).to.deep.equal([
       [5, 0],
       [5, 60_000],
@@ -241,7 +225,9 @@ describe('onSeen on a controlled clock (memory store)', () => {
   it('neither delays nor fails a page when the hook is slow or fails; a failure is reported once', async () => {
     const errors: string[] = [];
     let calls = 0;
+    let t = 1_700_000_000_000;
     const made = presenceApp(express, {
+      store: new MemoryStore({ now: () => t }),
       onSeen: () => {
         calls++;
         if (calls % 2 === 1) throw new Error('database down');
@@ -255,7 +241,7 @@ describe('onSeen on a controlled clock (memory store)', () => {
       const browser = new CookieBrowser(server.base);
       await browser.post('/login', { id: '1' });
       for (let i = 0; i < 6; i++) {
-        await sleep(11);
+        t += 11;
         const res = await browser.get('/locals');
         expect(res.status).to.equal(200);
         await res.arrayBuffer();
@@ -287,7 +273,7 @@ describe('onSeen on a controlled clock (memory store)', () => {
     const server = await listen(app);
     try {
       expect(await (await fetch(server.base)).text()).to.equal('ok');
-      await sleep(5);
+      await hooksRun();
       expect(calledInRequest).to.equal(false);
     } finally {
       await server.close();

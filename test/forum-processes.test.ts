@@ -11,7 +11,7 @@ import { BROWSER_AGENT, CookieBrowser } from './helpers/browser';
 import { Rng, modelSeed } from './helpers/model';
 import { REDIS_SERVER, RedisServer, connect, uniquePrefix, type ClientKind, type TestClient } from './helpers/redis';
 import { requireBinary } from './helpers/requirements';
-import { eventually, sleep } from './helpers/server';
+import { eventually, sleep } from './helpers/wait';
 
 const WORKER = path.join(__dirname, 'fixtures', 'forum-worker.ts');
 const SEEN_INTERVAL_MS = 1000;
@@ -103,11 +103,14 @@ describe('onSeen and the record across three Node processes on one Redis', funct
       users.map(async (id) => {
         while (Date.now() < end) {
           await browsers.get(id)![Math.floor(rng.between(0, 3))].get('/locals');
-          await sleep(rng.between(50, 150));
+          await sleep(rng.between(50, 150)); // the pace of a user's requests: 3.5 intervals of browsing is the subject
         }
       }),
     );
-    await sleep(500); // the last syncs
+    // The last syncs: every user's calls for the intervals browsed have come.
+    await eventually(() => {
+      for (const id of users) expect(allSeen().filter((c) => c.id === id && c.at >= start).length, `user ${id}`).to.be.at.least(3);
+    });
     const calls = allSeen();
     for (const id of users) {
       const all = calls.filter((c) => c.id === id).map((c) => c.at);
@@ -204,11 +207,11 @@ describe('onSeen and the record across three Node processes on one Redis', funct
   it('keeps the record when Redis loses its data: the processes write it back', async () => {
     const { onlineRecord } = await observe(workers[2]);
     await admin.command('FLUSHALL');
-    await sleep(400);
+    // Written back to Redis by a process that synced since; and no process lowered its record meanwhile.
+    await eventually(async () => expect(await admin.command('HGET', meta, 'record')).to.equal(String(onlineRecord.count)));
     for (const w of workers) {
       const locals = await observe(w);
       expect(locals.onlineRecord).to.deep.equal(onlineRecord);
     }
-    await eventually(async () => expect(await admin.command('HGET', meta, 'record')).to.equal(String(onlineRecord.count)));
   });
 });

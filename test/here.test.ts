@@ -6,7 +6,8 @@ import nunjucks from 'nunjucks';
 import Handlebars from 'handlebars';
 import { createOnlineTracker, registerHandlebars, registerNunjucks, type OnlineTracker } from 'express-online-now';
 import { BROWSER_AGENT, CookieBrowser } from './helpers/browser';
-import { eventually, expressVersions, listen, sleep, type Listening } from './helpers/server';
+import { expressVersions, listen, type Listening } from './helpers/server';
+import { eventually, sleep } from './helpers/wait';
 import { SseStream } from './helpers/sse';
 
 const require = createRequire(__filename);

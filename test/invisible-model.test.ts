@@ -9,7 +9,8 @@ import { RedisStore, createOnlineTracker, type OnlineTracker } from 'express-onl
 import { Rng, modelSeed } from './helpers/model';
 import { REDIS_SERVER, connect, sharedRedis, uniquePrefix, type TestClient } from './helpers/redis';
 import { requireBinary } from './helpers/requirements';
-import { sleep } from './helpers/server';
+import { synced } from './helpers/stores';
+import { sleep } from './helpers/wait';
 
 interface User {
   id: number;
@@ -64,7 +65,7 @@ describe('invisible mode across three RedisStores, random events against a model
         // Events on one user stay further apart than the stores' clock estimates can disagree
         // (half the quickest round trip to Redis each): closer ones have no order to keep.
         const wait = lastEvent[id] + MIN_GAP_MS - Date.now();
-        if (wait > 0) await sleep(wait);
+        if (wait > 0) await sleep(wait); // the gap above is the subject: events on one user closer than it have no order
         lastEvent[id] = Date.now();
         const tracker = rng.pick(trackers);
         const m = model[id];
@@ -87,15 +88,15 @@ describe('invisible mode across three RedisStores, random events against a model
           counts.requests++;
           if (rng.chance(0.3)) {
             // A ping on another store right after: it may reach Redis before the request it follows.
-            await sleep(MIN_GAP_MS);
+            await sleep(MIN_GAP_MS); // the same gap, so the ping comes after the request on every clock
             lastEvent[id] = Date.now();
             await rng.pick(trackers.filter((t) => t !== tracker)).touch(id);
             counts.pings++;
           }
         }
-        await sleep(rng.between(1, 6));
+        await sleep(rng.between(1, 6)); // the model's pace: events spread over syncs are the subject
       }
-      await sleep(SYNC_MS * 6);
+      await synced(...trackers);
       const visible = model.flatMap((u, id) => (u.online && !u.hidden ? [id] : [])).sort((a, b) => a - b);
       const hidden = model.flatMap((u, id) => (u.online && u.hidden ? [id] : [])).sort((a, b) => a - b);
       for (const [n, tracker] of trackers.entries()) {

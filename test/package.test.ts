@@ -7,7 +7,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { CookieBrowser } from './helpers/browser';
 import { freePort } from './helpers/redis';
-import { eventually } from './helpers/server';
+import { eventually } from './helpers/wait';
 
 // What users get: the package as `npm pack` publishes it, installed from its
 // tarball into a fresh project outside this repository, then loaded by name

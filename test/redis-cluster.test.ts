@@ -11,7 +11,7 @@ import {
   type TrackerPair,
 } from './helpers/redis-cluster';
 import { requireBinary } from './helpers/requirements';
-import { eventually } from './helpers/server';
+import { eventually } from './helpers/wait';
 
 describe('RedisStore on a real Redis Cluster (three masters)', function () {
   this.timeout(15_000);

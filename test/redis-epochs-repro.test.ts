@@ -5,7 +5,8 @@ import path from 'node:path';
 import { RedisStore, createOnlineTracker, type OnlineTracker } from 'express-online-now';
 import { REDIS_SERVER, RedisServer, connect, uniquePrefix, type TestClient } from './helpers/redis';
 import { requireBinary } from './helpers/requirements';
-import { eventually, sleep } from './helpers/server';
+import { synced } from './helpers/stores';
+import { eventually, sleep } from './helpers/wait';
 import { TcpProxy } from './helpers/tcp-proxy';
 
 /**
@@ -57,17 +58,18 @@ describe('REPRO (#21, found by the model test): Redis gone back in time, and hid
     const seenOnB: [number, number][] = [];
     const b = await tracker(prefix, 1000, seenOnB);
     const a = await tracker(prefix, 50);
-    await sleep(1500);
+    await synced(a, b); // both attached
     await b.touch({ id: 1, name: 'Ann' });
     await eventually(() => expect(seenOnB).to.have.length(1));
     // The snapshot holds the report as assigned to B, not yet acknowledged.
     const admin = await client();
     await admin.command('SAVE');
     // B acknowledges it (its next call), then Redis restarts from the snapshot.
-    await sleep(2500);
+    await synced(a, b);
     await redis.restart();
-    // A (50 ms) is first to see Redis gone back in time and starts the new epoch; then B calls.
-    await sleep(3000);
+    // A (50 ms) is first to see Redis gone back in time and starts the new epoch; then B calls, more than once.
+    await synced(a, b);
+    await synced(a, b);
     await a.close();
     expect(seenOnB, 'onSeen calls on B as [id, date]').to.deep.equal([seenOnB[0]]);
   });
@@ -89,9 +91,10 @@ describe('REPRO (#21, found by the model test): Redis gone back in time, and hid
     await redis.restart();
     // A websocket message from the user on B, before A has written presence back.
     await b.touch(5);
-    await sleep(1000);
+    const admin = await client();
+    await eventually(async () => expect(await admin.command('ZCARD', `{${prefix}}:users:seen`)).to.equal(1)); // B's, in the emptied Redis
     proxy.heal();
-    await sleep(2000);
+    await synced(a, b); // A has written presence back, and both have heard all
     expect(await b.list(), 'B, as a guest sees it').to.deep.equal([]);
     expect(await a.list(), 'A, as a guest sees it').to.deep.equal([]);
   });
@@ -107,9 +110,9 @@ describe('REPRO (#21, found by the model test): Redis gone back in time, and hid
     await eventually(async () => expect(await b.list(50, { hidden: true })).to.deep.equal([]));
     // Redis loses its data; both processes write back what they hold (the user is in no replica).
     await redis.restart();
-    await sleep(3000);
+    await synced(a, b); // both have written back, and heard each other
     await b.touch(48);
-    await sleep(1000);
+    await synced(a, b);
     expect(await b.list(), 'B, as a guest sees it').to.deep.equal([]);
     expect(await a.list(), 'A, as a guest sees it').to.deep.equal([]);
   });
@@ -128,14 +131,16 @@ describe('REPRO (#21, found by the model test): Redis gone back in time, and hid
     // B is cut off; the user hides there, then signs out on A, then a websocket message arrives on A.
     proxy.partition();
     await b.touch({ id: 46, name: 'Ida', invisible: true });
-    await sleep(20);
+    await sleep(20); // the order is the subject: the hide comes first on two processes' estimates of Redis's clock
     await a.forget({ id: 46, name: 'Ida' });
-    await sleep(200);
+    const admin = await client();
+    const inRedis = async (): Promise<unknown> => admin.command('ZSCORE', `{${prefix}}:users:seen`, '46');
+    await eventually(async () => expect(await inRedis(), 'the logout in Redis').to.equal(null));
     await a.touch(46);
     // A's bare touch is in Redis before B's held writes are.
-    await sleep(300);
+    await eventually(async () => expect(await inRedis(), "A's bare touch in Redis").not.to.equal(null));
     proxy.heal();
-    await sleep(2000);
+    await synced(a, b);
 
     expect(await a.list(), 'A, as a guest sees it').to.deep.equal([]);
     expect(await b.list(), 'B, as a guest sees it').to.deep.equal([]);

@@ -5,7 +5,8 @@ import path from 'node:path';
 import { RedisStore, createOnlineTracker, type OnlineRecord, type OnlineTracker } from 'express-online-now';
 import { REDIS_SERVER, RedisServer, connect, uniquePrefix, type TestClient } from './helpers/redis';
 import { requireBinary } from './helpers/requirements';
-import { eventually, sleep } from './helpers/server';
+import { synced } from './helpers/stores';
+import { eventually, sleep } from './helpers/wait';
 import { TcpProxy } from './helpers/tcp-proxy';
 
 /**
@@ -106,7 +107,7 @@ describe('RedisStore: the record, onSeen and invisible mode through snapshots, l
         expect(await online.count(), `process ${n} counts more than are online (look ${looks})`).to.be.at.most(expected.length);
         expect(online.record().count, `process ${n}'s record`).to.be.at.most(trueMax);
       }
-      await sleep(10);
+      await sleep(10); // the pace of the looks: the whole window of `ms` is watched, not a condition awaited
     }
     for (const [n, { online, hooks }] of procs.entries()) {
       await eventually(async () => expect(await ids(online), `process ${n}`).to.deep.equal(expected));
@@ -148,7 +149,7 @@ describe('RedisStore: the record, onSeen and invisible mode through snapshots, l
     await tenThenNine(a, b, async () => {
       await admin.command('SAVE');
     });
-    await sleep(300);
+    await synced(a.online, b.online);
     await server.restart(); // SIGKILL, then a start that loads the 10-user snapshot
     const looks = await watch([a, b], GONE, 10, NINE);
     expect(looks).to.be.above(50);
@@ -167,7 +168,7 @@ describe('RedisStore: the record, onSeen and invisible mode through snapshots, l
     const a = await process_(proxy.port, prefix);
     const b = await process_(proxy.port, prefix);
     await tenThenNine(a, b, async () => {
-      await sleep(500); // the replica has the ten
+      await eventually(async () => expect(await replicaAdmin.command('ZCARD', `{${prefix}}:users:seen`)).to.equal(10)); // the replica has the ten
       replica.pause(); // and lags from here on
     });
     await master.stop();
@@ -197,7 +198,8 @@ describe('RedisStore: the record, onSeen and invisible mode through snapshots, l
       expect(a.hooks.records.map((r) => r.count)).to.deep.equal([2]);
     });
     // Acknowledged: never again, on either process.
-    await sleep(1000);
+    await synced(a.online, b.online);
+    await synced(a.online, b.online);
     expect(a.hooks.seen.map((s) => s.id)).to.deep.equal([2]);
     expect(b.hooks.seen.map((s) => s.id)).to.deep.equal([1]);
     // b raised the record to 1 with the first user; a, to 2: each heard of its raise once.
@@ -212,7 +214,7 @@ describe('RedisStore: the record, onSeen and invisible mode through snapshots, l
     // seenInterval 2 s: the lease (a process silent that long, and 5 s at least, is gone) is 5 s.
     const a = await process_(proxy.port, prefix, { seenInterval: 2 });
     const b = await process_(server.port, prefix, { seenInterval: 2 });
-    await sleep(300);
+    await synced(a.online, b.online);
     proxy.delayReplies(60_000); // a's replies never arrive from here on
     await a.online.touch(user(5));
     // The touch reaches Redis (at once, or once a gives up a call whose reply is held), which assigns a the report.
@@ -236,12 +238,13 @@ describe('RedisStore: the record, onSeen and invisible mode through snapshots, l
     // Everyone keeps browsing, on either process, for 5 s after the restart; two new users arrive.
     for (const end = Date.now() + 5000; Date.now() < end; ) {
       for (const id of users.slice(0, 10)) await (Math.random() < 0.5 ? a : b).online.touch(user(id));
-      await sleep(100);
+      await sleep(100); // the pace of the browsing, which goes on for 5 s: its length is the subject
     }
     await a.online.touch(user(31));
     await b.online.touch(user(32));
     await eventually(() => expect(seenIds()).to.deep.equal([...users, 31, 32]));
-    await sleep(1000);
+    await synced(a.online, b.online);
+    await synced(a.online, b.online);
     expect(seenIds()).to.deep.equal([...users, 31, 32]);
     expect(await a.online.count()).to.equal(32);
   });
@@ -255,7 +258,8 @@ describe('RedisStore: the record, onSeen and invisible mode through snapshots, l
     await a.online.touch(user(2, true));
     await eventually(async () => expect((await b.online.counts()).hidden).to.equal(2));
     await b.online.forget(2);
-    await sleep(1300); // 1 is idle past the threshold, 2 signed out
+    // 1 is idle past the threshold, 2 signed out.
+    for (const { online } of [a, b]) await eventually(async () => expect((await online.counts()).hidden).to.equal(0));
     // A websocket message: the id alone, on the other process.
     await b.online.touch(1);
     await a.online.touch(2);
@@ -287,10 +291,11 @@ describe('RedisStore: the record, onSeen and invisible mode through snapshots, l
       expect(await ids(a.online)).to.deep.equal([1, 2]);
       expect(await ids(b.online)).to.deep.equal([1, 2]);
     });
-    await sleep(300); // a has had replies since it sent 2: it knows 2 only as Redis does
+    await synced(a.online, b.online); // a has had replies since it sent 2: it knows 2 only as Redis does
     proxy.partition();
     await b.online.touch(user(1, true)); // 1 hides, where a cannot hear of it
-    await sleep(3500); // past the bound: 3 syncIntervals, and 3 s at least
+    // Past the bound (3 syncIntervals, and 3 s at least), a lists none of those it knows only from others.
+    await eventually(async () => expect(await ids(a.online)).to.deep.equal([]), 10_000);
     await a.online.touch(user(3)); // seen here since: a knows its visibility
     expect(await ids(a.online)).to.deep.equal([3]);
     expect(await a.online.isOnline(1)).to.equal(false);
@@ -332,10 +337,12 @@ describe('RedisStore: the record, onSeen and invisible mode through snapshots, l
       }
       return out;
     };
-    await sleep(500);
-    const full = await sizes();
+    let full: Record<string, number> = {};
+    await eventually(async () => {
+      full = await sizes();
+      expect(full['users:reported']).to.be.above(0); // the writes have landed, the reports assigned
+    });
     for (const [key, size] of Object.entries(full)) expect(size, key).to.be.at.most(1000);
-    expect(full['users:reported']).to.be.above(0);
     // Threshold (2 s) and a few syncs after the last touch: every user's key is gone, `reported` with them.
     await eventually(async () => {
       const left = await sizes();

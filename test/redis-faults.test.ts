@@ -6,7 +6,9 @@ import { presenceApp, type LocalsJson } from './helpers/app';
 import { CookieBrowser } from './helpers/browser';
 import { REDIS_SERVER, RedisServer, connect, freePort, uniquePrefix, type TestClient } from './helpers/redis';
 import { requireBinary } from './helpers/requirements';
-import { eventually, listen, sleep, type Listening } from './helpers/server';
+import { listen, type Listening } from './helpers/server';
+import { synced } from './helpers/stores';
+import { eventually, sleep } from './helpers/wait';
 
 /**
  * Redis hung, killed, restarted, down at start, or answering errors: pages keep
@@ -64,21 +66,21 @@ describe('RedisStore when Redis fails', function () {
   it('hung (SIGSTOP): pages render at once from the last good view; one error; writes land after SIGCONT', async () => {
     const ann = await signIn(1);
     await signIn(2);
-    await sleep(300);
-    expect(await b.count()).to.equal(2);
+    await eventually(async () => expect(await b.count()).to.equal(2));
     await clients[2].command('CONFIG', 'RESETSTAT');
 
     redis.pause();
     const carl = await signIn(3); // signs in during the outage
-    for (let i = 0; i < 15; i++) {
+    // Pages all along the outage, until the store has given up waiting for Redis (its sync times out after 1 s).
+    for (let i = 0; i < 15 || errors.length === 0; i++) {
       const locals = await page(i % 2 ? ann : carl, '[1,2,3]');
       expect(locals.ms, 'page time').to.be.below(1000);
       expect(locals.onlineCount).to.equal(3);
       expect(locals.isOnline).to.deep.equal([true, true, true]);
-      await sleep(100);
+      await sleep(50); // the pace of the pages, not a wait for anything: Redis is stopped
     }
     // A logout during the outage does not hang either.
-    const forgot = await Promise.race([a.forget(2).then(() => 'done'), sleep(1000).then(() => 'hung')]);
+    const forgot = await Promise.race([a.forget(2).then(() => 'done'), sleep(1000).then(() => 'hung')]); // a deadline: not answering is the failure
     expect(forgot).to.equal('done');
     expect(errors).to.have.length(1);
     expect(errors[0]).to.match(/RedisStore .*did not answer|has not answered/);
@@ -86,7 +88,7 @@ describe('RedisStore when Redis fails', function () {
     redis.resume();
     const calls = String(await clients[2].command('INFO', 'commandstats'));
     const evals = [...calls.matchAll(/cmdstat_eval(?:sha)?:calls=(\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
-    // 1.5 s of 100 ms ticks, two stores: without the one-command-at-a-time rule some 30 would have piled up.
+    // Over a second of 100 ms ticks, two stores: without the one-command-at-a-time rule some 30 would have piled up.
     expect(evals).to.be.at.most(6);
 
     await eventually(async () => {
@@ -99,19 +101,18 @@ describe('RedisStore when Redis fails', function () {
   it('killed, then restarted empty: pages keep rendering; every process writes its replica back, so presence survives', async () => {
     const ann = await signIn(1);
     await signIn(2);
-    await sleep(300);
-    expect(await b.count()).to.equal(2);
+    await eventually(async () => expect(await b.count()).to.equal(2));
 
     await redis.kill();
     const carl = await signIn(3);
-    for (let i = 0; i < 5; i++) {
+    // Pages all along, until the store has given up: a disconnected client holds our command until the sync times out (1 s).
+    for (let i = 0; i < 5 || errors.length === 0; i++) {
       const locals = await page(carl, '[1,3]');
       expect(locals.ms).to.be.below(1000);
       expect(locals.onlineCount).to.equal(3);
-      await sleep(100);
+      await sleep(50); // the pace of the pages, not a wait for anything: Redis is down
     }
-    // A disconnected client holds our command until the sync times out (1 s).
-    await eventually(() => expect(errors).to.have.length(1));
+    expect(errors).to.have.length(1);
 
     await redis.restart(); // same port, no data
     // Clients reconnect; the stores see a new epoch and write their replicas back: nobody who was online is lost.
@@ -131,13 +132,12 @@ describe('RedisStore when Redis fails', function () {
     await eventually(async () => expect(await b.isOnline(1)).to.equal(true));
     const seen = `{${prefix}}:users:seen`;
     await clients[2].command('SET', seen, 'not a sorted set'); // one command: the sorted set is replaced at once
-    for (let i = 0; i < 5; i++) {
+    // Pages render all along; nobody deletes the key: the store moves it aside (kept for whoever wrote it), says so once, and goes on.
+    for (let i = 0; i < 5 || (await clients[2].command('TYPE', seen)) !== 'zset'; i++) {
       const locals = await page(ann, '[1]');
       expect(locals.onlineCount).to.equal(1);
-      await sleep(100);
+      await sleep(50); // the pace of the pages, while the loop waits for the key to be a sorted set again
     }
-    // Nobody deletes it: the store moves it aside (kept for whoever wrote it), says so once, and goes on.
-    await eventually(async () => expect(await clients[2].command('TYPE', seen)).to.equal('zset'));
     const aside = (await clients[2].command('KEYS', `${seen}:aside:*`)) as string[];
     expect(aside).to.have.length(1);
     expect(await clients[2].command('GET', aside[0])).to.equal('not a sorted set');
@@ -150,7 +150,7 @@ describe('RedisStore when Redis fails', function () {
       expect(await b.isOnline(5)).to.equal(true);
       expect(await b.isOnline(1)).to.equal(true);
     });
-    await sleep(300);
+    await synced(a, b); // both have synced since
     expect(errors.filter((e) => e.includes('renamed'))).to.have.length(1);
   });
 
@@ -173,8 +173,7 @@ describe('RedisStore when Redis fails', function () {
       expect(Date.now() - started).to.be.below(1000);
       expect(locals.onlineCount).to.equal(1); // its own user, at once
       expect(locals.isOnline).to.deep.equal([true]);
-      await sleep(300);
-      expect(late.length).to.equal(1);
+      await eventually(() => expect(late.length).to.equal(1));
 
       lateRedis = await RedisServer.start(port);
       const other = await connect('node-redis', lateRedis);

@@ -8,7 +8,7 @@ import { CookieBrowser } from './helpers/browser';
 import { PresenceModel, Rng, modelSeed, type PresenceEvent } from './helpers/model';
 import { REDIS_SERVER, RedisServer, connect, uniquePrefix, type ClientKind, type TestClient } from './helpers/redis';
 import { requireBinary } from './helpers/requirements';
-import { sleep } from './helpers/server';
+import { eventually, sleep } from './helpers/wait';
 import { TcpProxy } from './helpers/tcp-proxy';
 
 /**
@@ -203,9 +203,7 @@ async function info(admin: TestClient, section: string, field: string): Promise<
 
 /** Polls until `ready` (a server's state change we asked for), for at most 10 s. */
 async function until(what: string, ready: () => Promise<boolean>): Promise<void> {
-  for (const end = Date.now() + 10_000; !(await ready()); await sleep(50)) {
-    if (Date.now() > end) throw new Error(`${what}: not within 10 s`);
-  }
+  await eventually(async () => expect(await ready(), `${what}: not within 10 s`).to.equal(true), 10_000);
 }
 
 /**
@@ -272,7 +270,7 @@ class RedisSite {
     await this.admin(this.master, (admin) => admin.command('SAVE'));
     const dir = this.newDir();
     copyFileSync(path.join(this.dir, 'dump.rdb'), path.join(dir, 'dump.rdb'));
-    await sleep(ms);
+    await sleep(ms); // the model's timeline (planned faults, outage lengths, settle times): time is the subject
     await this.relaunch(dir, false);
   }
 
@@ -283,7 +281,7 @@ class RedisSite {
       await admin.command('CONFIG', 'SET', 'appendonly', 'yes');
       await until('AOF rewrite', async () => (await info(admin, 'persistence', 'aof_rewrite_in_progress')) === '0' && (await info(admin, 'persistence', 'aof_rewrite_scheduled')) === '0');
     });
-    await sleep(ms);
+    await sleep(ms); // the model's timeline (planned faults, outage lengths, settle times): time is the subject
     await this.relaunch(this.dir, true);
   }
 
@@ -301,7 +299,7 @@ class RedisSite {
       await this.admin(replica, (admin) => until('replica sync', async () => (await info(admin, 'replication', 'master_link_status')) === 'up'));
       link.partition();
       replica.pause();
-      await sleep(ms);
+      await sleep(ms); // the model's timeline (planned faults, outage lengths, settle times): time is the subject
       // What the link holds is dropped, not delivered: the replica stays behind.
       link.reset();
       await this.master.kill();
@@ -516,10 +514,10 @@ class ModelRun {
     for (const loop of loops) if (loop.status === 'rejected') throw loop.reason;
     // Settled: every user's last event and the last outage had their time.
     const quiet = Math.max(this.model.lastActivity() + this.settleMs, this.lastOutageEnd() + this.outageSettleMs) + 100;
-    await sleepUntil(quiet);
+    await sleepUntil(quiet); // the model's timeline (planned faults, outage lengths, settle times): time is the subject
     await this.check(true);
     // Reports held back by a recovery window go out at the first sync after it (and a printed hook line has a moment to arrive).
-    await sleepUntil(Math.max(Date.now(), this.lastOutageEnd() + this.recoveryMs + 2 * this.syncMs + 2000) + 500);
+    await sleepUntil(Math.max(Date.now(), this.lastOutageEnd() + this.recoveryMs + 2 * this.syncMs + 2000) + 500); // the model's timeline (planned faults, outage lengths, settle times): time is the subject
     this.checkHooks(Date.now() - 500);
   }
 
@@ -621,7 +619,7 @@ class ModelRun {
     // Each user's sequences run one after another: the order of their requests is known.
     const tails = new Map<number, Promise<void>>();
     for (const chain of chains) {
-      await sleepUntil(this.t0 + chain.at);
+      await sleepUntil(this.t0 + chain.at); // the model's timeline (planned faults, outage lengths, settle times): time is the subject
       const previous = tails.get(chain.user) ?? Promise.resolve();
       tails.set(
         chain.user,
@@ -635,7 +633,7 @@ class ModelRun {
     this.counts.chains++;
     for (const step of chain.steps) {
       if (this.model.failed(chain.user)) return;
-      if (step.waitMs !== undefined) await sleep(step.waitMs);
+      if (step.waitMs !== undefined) await sleep(step.waitMs); // the model's timeline (planned faults, outage lengths, settle times): time is the subject
       await this.step(chain.user, step, chain.label);
     }
   }
@@ -715,9 +713,9 @@ class ModelRun {
 
   private async runFaults(faults: readonly Fault[], durationMs: number): Promise<void> {
     for (const fault of faults) {
-      await sleepUntil(this.t0 + fault.at);
+      await sleepUntil(this.t0 + fault.at); // the model's timeline (planned faults, outage lengths, settle times): time is the subject
       // A cut process is judged against its last sync: taken when Redis was well, after the fault before settled.
-      if (CUT.has(fault.kind)) await sleepUntil(this.lastOutageEnd() + this.outageSettleMs + 500);
+      if (CUT.has(fault.kind)) await sleepUntil(this.lastOutageEnd() + this.outageSettleMs + 500); // the model's timeline (planned faults, outage lengths, settle times): time is the subject
       // One that overran the plan would only lengthen the run.
       if (Date.now() > this.t0 + durationMs - 1000) {
         this.counts.skippedFaults++;
@@ -743,7 +741,7 @@ class ModelRun {
     switch (kind) {
       case 'pause':
         redis.master.pause();
-        await sleep(ms);
+        await sleep(ms); // the model's timeline (planned faults, outage lengths, settle times): time is the subject
         redis.master.resume();
         return;
       case 'restart':
@@ -760,14 +758,14 @@ class ModelRun {
         else proxy.partition();
         // Past the staleness bound (and a reply already on its way), the cut process is read as a guest sees it, once a second.
         for (let read = start + this.staleMs + 500; read < start + ms - 200; read += 1000) {
-          await sleepUntil(read);
+          await sleepUntil(read); // the model's timeline (planned faults, outage lengths, settle times): time is the subject
           await this.checkCut(proc, start);
         }
-        await sleepUntil(start + ms);
+        await sleepUntil(start + ms); // the model's timeline (planned faults, outage lengths, settle times): time is the subject
         if (kind === 'delay') {
           proxy.delayReplies(0);
           // Replies already held back still arrive late.
-          await sleep(delayMs);
+          await sleep(delayMs); // the model's timeline (planned faults, outage lengths, settle times): time is the subject
         } else {
           proxy.heal();
         }
@@ -779,9 +777,9 @@ class ModelRun {
   private async runChecks(durationMs: number): Promise<void> {
     const end = this.t0 + durationMs;
     for (let next = this.t0 + CHECK_EVERY_MS; next < end; ) {
-      await sleepUntil(next);
+      await sleepUntil(next); // the model's timeline (planned faults, outage lengths, settle times): time is the subject
       if (this.blocked()) this.counts.delayedChecks++;
-      while (this.blocked() && Date.now() < end) await sleep(100);
+      while (this.blocked() && Date.now() < end) await sleep(100); // the model's timeline (planned faults, outage lengths, settle times): time is the subject
       if (Date.now() >= end) {
         this.counts.skippedChecks++;
         break;

@@ -5,7 +5,7 @@ import type { LocalsJson } from './helpers/app';
 import { CookieBrowser } from './helpers/browser';
 import { REDIS_SERVER, RedisServer, connect, uniquePrefix, type ClientKind, type TestClient } from './helpers/redis';
 import { requireBinary } from './helpers/requirements';
-import { eventually, sleep } from './helpers/server';
+import { eventually } from './helpers/wait';
 
 const WORKER = path.join(__dirname, 'fixtures', 'redis-worker.ts');
 
@@ -84,11 +84,13 @@ describe('RedisStore across three separate Node processes (two node-redis, one i
   it('a logout in one process reaches the others within syncInterval', async () => {
     const leaving = browsers.get(3)!; // served by process 0
     expect((await leaving.post('/logout')).status).to.equal(204);
-    await sleep(450); // two syncIntervals: the logout's write, then the others' read
-    for (const [n, worker] of workers.entries()) {
-      const locals = await new CookieBrowser(worker.base).json<LocalsJson>('/locals?ask=[3,4]');
-      expect(locals.isOnline, `process ${n}`).to.deep.equal([false, true]);
-      expect(locals.onlineCount, `process ${n}`).to.equal(299);
-    }
+    // The logout's write, then the others' read.
+    await eventually(async () => {
+      for (const [n, worker] of workers.entries()) {
+        const locals = await new CookieBrowser(worker.base).json<LocalsJson>('/locals?ask=[3,4]');
+        expect(locals.isOnline, `process ${n}`).to.deep.equal([false, true]);
+        expect(locals.onlineCount, `process ${n}`).to.equal(299);
+      }
+    });
   });
 });

@@ -3,7 +3,8 @@ import { RedisStore, createOnlineTracker, type OnlineTracker, type RoomView } fr
 import { RedisServer, REDIS_SERVER, connect, uniquePrefix, type TestClient } from './helpers/redis';
 import { modelSeed, Rng } from './helpers/model';
 import { requireBinary } from './helpers/requirements';
-import { eventually, sleep } from './helpers/server';
+import { synced } from './helpers/stores';
+import { eventually, sleep } from './helpers/wait';
 
 interface Tab {
   user: number;
@@ -112,7 +113,7 @@ describe('RedisStore rooms: tabs and the editing lock across processes, through 
         // Redis loses everything: each process writes its replica back.
         await server.restart();
       } else {
-        await sleep(rng.between(0, 120));
+        await sleep(rng.between(0, 120)); // a random pause is one of the model's steps: time passing is the subject
       }
       const want = expected();
       // Each step waits for every process: the next claim is decided on an up-to-date replica, as the model assumes.
@@ -167,10 +168,10 @@ describe('RedisStore rooms: tabs and the editing lock across processes, through 
     };
     {
       const [p1, p2] = await slow(uniquePrefix());
-      await p1.online.here(request(1) as never, 'doc', { mode: 'editing' });
-      await sleep(1300);
+      const ada = await p1.online.here(request(1) as never, 'doc', { mode: 'editing' });
+      await eventually(async () => expect((await p2.store.roomView('doc', STAFF)).lock?.tab).to.equal(ada.tab)); // both know Ada holds it
       const bob = await p1.online.here(request(2) as never, 'doc', { mode: 'editing', takeover: true });
-      await sleep(100);
+      await sleep(100); // the order is the subject: the beat comes after the takeover on two processes' estimates of Redis's clock
       await beat(p2, 2, 'doc', bob.tab, bob.self);
       await eventually(async () => {
         for (const p of [p1, p2]) expect((await p.store.roomView('doc', STAFF)).lock?.tab, 'after the takeover').to.equal(bob.tab);
@@ -179,7 +180,7 @@ describe('RedisStore rooms: tabs and the editing lock across processes, through 
     {
       const [p1, p2] = await slow(uniquePrefix());
       const ada = await p1.online.here(request(1) as never, 'doc', { mode: 'editing' });
-      await sleep(20);
+      await sleep(20); // the order is the subject: Ada's claim comes first on two processes' estimates of Redis's clock
       await p2.online.here(request(2) as never, 'doc', { mode: 'editing' });
       await beat(p2, 1, 'doc', ada.tab, ada.self);
       await eventually(async () => {
@@ -199,18 +200,18 @@ describe('RedisStore rooms: tabs and the editing lock across processes, through 
     const ada = await procs[0].online.here(request(1) as never, 'doc', { mode: 'editing' });
     // Ada's page goes to the background: one beat marked away, then silence past the 1 s window (not the 5 s one).
     let adaKnows = (await beat(procs[1], 1, ada.tab, ada.self, true)).self;
-    await sleep(1500);
+    await sleep(1500); // silence past the 1 s window is the subject; it shows in nothing (the lock stays), and Redis's clock cannot be set
     const grace = await procs[2].online.here(request(2) as never, 'doc', { mode: 'editing' });
     await lockOnEvery(ada.tab, 'a background editor keeps the lock');
     // Back in front, then offline past the 1 s window: Grace's next beat takes the free lock.
     adaKnows = (await beat(procs[0], 1, ada.tab, adaKnows)).self;
-    await sleep(1500);
+    await eventually(async () => expect((await procs[2].store.roomView('doc', STAFF)).entries.map((e) => e.name)).not.to.include('User 1')); // her tab has lapsed
     await beat(procs[2], 2, grace.tab, grace.self);
     await lockOnEvery(grace.tab, 'Ada lapsed, Grace claimed');
     // Ada's page returns on another process with its earlier, signed, lapsed claim: it does not outrank Grace's.
     const back = await beat(procs[1], 1, ada.tab, adaKnows);
     expect(back.self?.claim, 'Ada claims nothing').to.equal(0);
-    await sleep(300);
+    await synced(...procs);
     await lockOnEvery(grace.tab, 'Ada came back');
   });
 
@@ -229,9 +230,9 @@ describe('RedisStore rooms: tabs and the editing lock across processes, through 
     await eventually(async () => expect((await procs[1].store.roomView('order:1', STAFF)).lock?.tab).to.equal(ada.tab));
     for (let i = 0; i < 200; i++) {
       await procs[i % 2].online.here(request(2 + (i % 7)) as never, i % 3 === 0 ? 'order:1' : `article:${i}`, { mode: i % 5 === 0 ? 'editing' : 'viewing' });
-      if (i % 20 === 0) await sleep(60); // a sync or two
+      if (i % 20 === 0) await synced(...procs); // a sync or two
     }
-    await sleep(300);
+    await synced(...procs);
     for (const [i, p] of procs.entries()) expect((await p.store.roomView('order:1', STAFF)).lock?.tab, `process ${i}`).to.equal(ada.tab);
   });
 
@@ -258,12 +259,14 @@ describe('RedisStore rooms: tabs and the editing lock across processes, through 
     await b.store.roomLeave('r', '2', stays.tab);
     await eventually(async () => expect((await a.store.roomView('r', STAFF)).count).to.equal(1), 1000);
     expect((await a.store.roomView('r', STAFF)).lock?.tab).to.equal(gone.tab);
-    await sleep(2200);
-    for (const q of [a, b]) {
-      const view = await q.store.roomView('r', STAFF);
-      expect(view.count).to.equal(0);
-      expect(view.lock).to.equal(null);
-    }
+    // The room threshold (2 s) passes on Redis's clock, which a test cannot set.
+    await eventually(async () => {
+      for (const q of [a, b]) {
+        const view = await q.store.roomView('r', STAFF);
+        expect(view.count).to.equal(0);
+        expect(view.lock).to.equal(null);
+      }
+    });
     // Redis let them go too: a new process reads an empty room.
     const [c] = await processes(1, a.store.prefix, 2);
     expect((await c.store.roomView('r', STAFF)).count).to.equal(0);
@@ -274,7 +277,9 @@ describe('RedisStore rooms: tabs and the editing lock across processes, through 
     const [a] = await processes(1, prefix);
     const editor = await a.online.here(request(1) as never, 'order:7', { mode: 'editing' });
     await a.online.here(request(2) as never, 'order:7');
-    await sleep(150);
+    const admin = await connect('node-redis', server);
+    opened.push(admin);
+    await eventually(async () => expect(await admin.command('ZCARD', `{${prefix}}:rooms:seen`)).to.equal(2)); // a has written both tabs
     const [fresh] = await processes(1, prefix);
     const view = await fresh.store.roomView('order:7', STAFF);
     expect(view.entries.map((e) => e.name)).to.deep.equal(['User 1', 'User 2']);

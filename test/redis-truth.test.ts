@@ -5,7 +5,11 @@ import path from 'node:path';
 import { RedisStore, createOnlineTracker, type OnlineNowConfigError, type OnlineTracker } from 'express-online-now';
 import { REDIS_SERVER, RedisServer, connect, uniquePrefix, type TestClient } from './helpers/redis';
 import { requireBinary } from './helpers/requirements';
-import { eventually, sleep } from './helpers/server';
+import { synced } from './helpers/stores';
+import { eventually, sleep } from './helpers/wait';
+
+/** A last-seen date in ms (a Date holds whole ms: one process may round a µs time the other way). */
+const ms = (date: Date | null): number => (date as Date).getTime();
 
 /**
  * The situations issue #8 reproduced, each as a user would meet it, on a real
@@ -51,23 +55,21 @@ describe('RedisStore tells the truth: restarts, outages, logout races, clock ste
     return online;
   }
 
-  const msAgo = (date: Date | null): number => Date.now() - (date as Date).getTime();
-
   it('1. a process that starts while serving requests dates users by their last request, and drops them on time', async () => {
     const prefix = uniquePrefix();
     const a = await tracker(prefix);
-    const t0 = Date.now();
     await a.touch({ id: 1, name: 'Ann' });
-    await sleep(1200);
-    // B starts and serves a page before its first sync: its own newest time is "now".
+    const admin = await client();
+    await eventually(async () => expect(await admin.command('ZSCORE', `{${prefix}}:users:seen`, '1')).not.to.equal(null));
+    // B starts (after Ann's request reached Redis) and serves a page before its first sync: its own newest time is "now".
     const b = await tracker(prefix);
     await b.touch(2);
     await eventually(async () => expect(await b.isOnline(1)).to.equal(true));
-    const seen = (await b.lastSeen(1))!.getTime();
-    expect(seen - t0, 'B dates Ann by her request, not by when B learnt of her').to.be.within(-20, 50);
-    // Offline on B at her threshold (2 s), not a threshold after B started.
-    await sleep(t0 + 2000 + 150 - Date.now());
-    expect(await b.isOnline(1)).to.equal(false);
+    // B dates Ann by her request, as A does, not by when B learnt of her (later than B's own page).
+    expect(ms(await b.lastSeen(1)), 'B dates Ann as A does').to.be.closeTo(ms(await a.lastSeen(1)), 1);
+    expect(ms(await b.lastSeen(1)), "Ann's request came before B's page").to.be.below(ms(await b.lastSeen(2)));
+    // So she goes offline on B a threshold (2 s) after that date, B's own user staying.
+    await eventually(async () => expect(await b.isOnline(1)).to.equal(false));
     expect(await b.count()).to.equal(1);
   });
 
@@ -77,18 +79,18 @@ describe('RedisStore tells the truth: restarts, outages, logout races, clock ste
     const bClient = await client();
     const b = await tracker(prefix, { c: bClient });
     await b.touch(2);
-    await sleep(300);
+    await eventually(async () => expect(await a.isOnline(2)).to.equal(true)); // B has synced
     const nodeRedis = bClient.client as unknown as { disconnect(): Promise<void>; connect(): Promise<unknown> };
     await nodeRedis.disconnect();
-    const t0 = Date.now();
     await a.touch(1);
-    await sleep(900);
+    const admin = await client();
+    await eventually(async () => expect(await admin.command('ZSCORE', `{${prefix}}:users:seen`, '1')).not.to.equal(null)); // while B is away
     await b.touch(2); // B keeps serving its own users meanwhile
     await nodeRedis.connect();
     await eventually(async () => expect(await b.isOnline(1)).to.equal(true));
-    expect((await b.lastSeen(1))!.getTime() - t0).to.be.within(-20, 50);
-    await sleep(t0 + 2000 + 150 - Date.now());
-    expect(await b.isOnline(1)).to.equal(false);
+    expect(ms(await b.lastSeen(1)), 'B dates the user by the request, as A does').to.be.closeTo(ms(await a.lastSeen(1)), 1);
+    expect(ms(await b.lastSeen(1)), 'the request came before B was back').to.be.below(ms(await b.lastSeen(2)));
+    await eventually(async () => expect(await b.isOnline(1)).to.equal(false));
   });
 
   it('1c. Redis restarted from an older snapshot: every process notices, reads it all, and writes its replica back', async () => {
@@ -146,12 +148,11 @@ describe('RedisStore tells the truth: restarts, outages, logout races, clock ste
     redis.pause();
     await a.touch(1); // the user's only request, while Redis hangs
     expect(await a.isOnline(1)).to.equal(true);
-    await sleep(2300); // past the 2 s threshold
-    expect(await a.isOnline(1)).to.equal(false);
+    await eventually(async () => expect(await a.isOnline(1)).to.equal(false)); // past the 2 s threshold
     redis.resume();
-    await a.touch(9); // life goes on: a fresh write after the outage
-    await eventually(async () => expect(msAgo(await b.lastSeen(9))).to.be.below(1000));
-    await sleep(300);
+    await a.touch(9); // life goes on: a fresh write after the outage (9 had gone offline meanwhile)
+    await eventually(async () => expect(await b.isOnline(9)).to.equal(true));
+    await synced(a, b); // the write queued during the outage has landed, and both have heard what it did
     for (const t of [a, b]) {
       expect(await t.isOnline(1)).to.equal(false);
       expect(await t.count()).to.equal(1);
@@ -165,9 +166,9 @@ describe('RedisStore tells the truth: restarts, outages, logout races, clock ste
     await a.touch(1);
     await eventually(async () => expect(await b.isOnline(1)).to.equal(true));
     await a.touch(1); // Y's page on A: queued
-    await sleep(50);
+    await sleep(50); // the order of the page and the logout is the subject: their times, taken on two processes' estimates of Redis's clock, must not tie
     await b.forget(1); // Y logs out on B: lands at once, before A's write
-    await sleep(2500); // A's write has landed since
+    await synced(a, b); // A's write has landed since, and both have heard what it did
     for (const [name, t] of [['A', a], ['B', b]] as const) {
       expect(await t.isOnline(1), name).to.equal(false);
       expect(await t.count(), name).to.equal(0);
@@ -180,13 +181,16 @@ describe('RedisStore tells the truth: restarts, outages, logout races, clock ste
     const b = await tracker(prefix, { threshold: 5 });
     await a.touch(1);
     await eventually(async () => expect(await b.isOnline(1)).to.equal(true));
+    const firstSeen = ms(await a.lastSeen(1));
     await b.forget(1); // X logs out on B…
-    await sleep(50);
+    await sleep(50); // the order of the logout and the sign-in is the subject: their times, taken on two processes' estimates of Redis's clock, must not tie
     await a.touch(1); // …and signs in again, served by A
-    await sleep(2500); // past A's next two syncs
+    const signedIn = ms(await a.lastSeen(1));
+    expect(signedIn).to.be.above(firstSeen);
+    await synced(a, b); // past A's next sync
     for (const [name, t] of [['A', a], ['B', b]] as const) {
       expect(await t.isOnline(1), name).to.equal(true);
-      expect(msAgo(await t.lastSeen(1)), name).to.be.within(2400, 2700);
+      expect(ms(await t.lastSeen(1)), `${name} dates X by the sign-in`).to.be.closeTo(signedIn, 1);
     }
   });
 
@@ -194,27 +198,34 @@ describe('RedisStore tells the truth: restarts, outages, logout races, clock ste
     const prefix = uniquePrefix();
     const realNow = Date.now.bind(Date);
     const admin = await client();
+    const redisNowUs = async (): Promise<number> => {
+      const [sec, micros] = (await admin.command('TIME')) as string[];
+      return Number(sec) * 1e6 + Number(micros);
+    };
+    const startUs = await redisNowUs();
     const b = await tracker(prefix);
     try {
       // A starts with its clock a minute fast, and serves a page before it has ever reached Redis…
       Date.now = () => realNow() + 60_000;
       const a = await tracker(prefix);
       await a.touch(1);
-      // …then the clock is stepped back two minutes (a minute slow).
-      await sleep(300);
+      // …then, once A has reached Redis, the clock is stepped back two minutes (a minute slow).
+      await eventually(async () => expect(await b.isOnline(1)).to.equal(true));
       Date.now = () => realNow() - 60_000;
       await a.touch(2);
       await eventually(async () => expect(await b.count()).to.equal(2));
     } finally {
       Date.now = realNow;
     }
-    const [sec, micros] = (await admin.command('TIME')) as string[];
-    const redisNowUs = Number(sec) * 1e6 + Number(micros);
-    for (const id of ['1', '2']) {
-      const score = Number(await admin.command('ZSCORE', `{${prefix}}:users:seen`, id));
-      expect((redisNowUs - score) / 1000, `user ${id} in Redis`).to.be.within(0, 1500);
-      expect(msAgo(await b.lastSeen(Number(id))), `user ${id} on B`).to.be.within(0, 1500);
+    const endUs = await redisNowUs();
+    // On Redis's clock: between the test's start and end there (neither a minute ahead nor behind), in the order
+    // they happened though the wall clock went back between them, and dated alike by the process that did not serve them.
+    const scores = await Promise.all(['1', '2'].map(async (id) => Number(await admin.command('ZSCORE', `{${prefix}}:users:seen`, id))));
+    for (const [i, score] of scores.entries()) {
+      expect(score, `user ${i + 1} in Redis`).to.be.within(startUs, endUs);
+      expect(ms(await b.lastSeen(i + 1)), `user ${i + 1} on B`).to.be.closeTo(score / 1000, 1);
     }
+    expect(scores[0]).to.be.below(scores[1]);
   });
 
   it('8. trackers sharing a store: closing one leaves the store running for the other, which hears its failures', async () => {
@@ -266,7 +277,7 @@ describe('RedisStore tells the truth: restarts, outages, logout races, clock ste
         expect(await b.count()).to.equal(300);
         expect(await a.count()).to.equal(300);
       });
-      await sleep(500);
+      await synced(a, b); // both have synced since
       expect(errors.filter((e) => (e as OnlineNowConfigError).code === 'ERR_ONLINE_NOW_REDIS_EVICTED')).to.have.length(1);
     } finally {
       for (const thing of opened.splice(0).reverse()) await thing.close();

@@ -4,7 +4,8 @@ import express from 'express';
 import { formatTimeAgo } from '../lib/templates/time-ago';
 import { presenceApp } from './helpers/app';
 import { CookieBrowser } from './helpers/browser';
-import { listen, sleep } from './helpers/server';
+import { listen } from './helpers/server';
+import { sleep } from './helpers/wait';
 
 /**
  * tsx compiles test files to CommonJS without "use strict", so a plain assignment here is sloppy.

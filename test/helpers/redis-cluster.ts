@@ -15,7 +15,7 @@ import { createCluster as createCluster6 } from 'redis6';
 import { Cluster as IORedisCluster } from 'ioredis';
 import { RedisStore, createOnlineTracker, type OnlineTracker, type RedisClientLike } from 'express-online-now';
 import { freePort, spawnRedis } from './redis';
-import { eventually } from './server';
+import { eventually } from './wait';
 
 export const REDIS_CLI = '/usr/bin/redis-cli';
 

@@ -36,22 +36,3 @@ export function listen(app: (req: never, res: never) => void, port = 0): Promise
     server.on('error', reject);
   });
 }
-
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-/**
- * Retries `check` until it stops throwing, for at most `withinMs`: for state that
- * converges across processes (a sync, a reconnect), so a slow machine does not fail the test.
- */
-export async function eventually(check: () => unknown, withinMs = 5000): Promise<void> {
-  const deadline = Date.now() + withinMs;
-  for (;;) {
-    try {
-      await check();
-      return;
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-      await sleep(50);
-    }
-  }
-}
