@@ -12,7 +12,8 @@ import { presenceApp, type LocalsJson } from './helpers/app';
 import { BROWSER_AGENT, CookieBrowser } from './helpers/browser';
 import { REDIS_SERVER, RedisServer, connect, freePort, uniquePrefix } from './helpers/redis';
 import { requireBinary } from './helpers/requirements';
-import { eventually, listen, type Listening } from './helpers/server';
+import { listen, type Listening } from './helpers/server';
+import { eventually } from './helpers/wait';
 
 const PROMETHEUS = '/usr/bin/prometheus';
 
