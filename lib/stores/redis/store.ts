@@ -21,7 +21,7 @@ import { OnlineNowConfigError } from '../../core/errors';
 import { PLAIN_CLOCK, PresenceIndex, type IndexClock, type TimedTouch } from '../../core/presence-index';
 import { RoomIndex, tabKey } from '../../core/room-index';
 import { withTimeout } from '../../core/timeout';
-import type { Profile, RoomTouch, RoomView, Scope, ScopeView, StoreConfig, UserId, Viewer } from '../../core/types';
+import type { Profile, RoomLockState, RoomTouch, RoomView, Scope, ScopeView, StoreConfig, UserId, Viewer } from '../../core/types';
 import { checkOptions, optionNames, positiveNumber, storeBasics } from '../../core/validations';
 import { DEFAULT_MAX_TRACKED, MARK_TTL_MS, MAX_BOTS, BaseStore } from '../base-store';
 import { adaptClient, type RawRedis, type RedisClientLike } from './client';
@@ -194,6 +194,8 @@ export class RedisStore extends BaseStore {
   /** When (shared time base) the last sync reply arrived: long ago, and this replica withholds what others told it. */
   private syncedAt = -Infinity;
   private warm = false;
+  /** Syncs failed so far: `confirm()` tells by it whether its own did. */
+  private failures = 0;
   private warmed: Promise<void> | undefined;
 
   constructor(options: RedisStoreOptions) {
@@ -365,6 +367,18 @@ export class RedisStore extends BaseStore {
 
   roomView(room: string, viewer: Viewer): RoomView | Promise<RoomView> {
     return this.whenWarm(() => this.attached(this.rooms).view(room, this.now(), viewer));
+  }
+
+  roomLocks(viewer: Viewer, rooms?: readonly string[]): RoomLockState[] | Promise<RoomLockState[]> {
+    return this.whenWarm(() => this.attached(this.rooms).locks(this.now(), viewer, rooms));
+  }
+
+  /** See Store.confirm: one sync begun after this call (callers meanwhile share it); rejects when it failed. */
+  async confirm(): Promise<void> {
+    await this.running;
+    const failures = this.failures;
+    await this.sync();
+    if (this.failures !== failures) throw new Error(`RedisStore (prefix "${this.prefix}"): Redis did not answer a sync`);
   }
 
   /** Starts the record over, in Redis for every process, from the number online now. */
@@ -824,6 +838,7 @@ export class RedisStore extends BaseStore {
   }
 
   private fail(error: unknown): void {
+    this.failures++;
     // A last flush still running after close() (its client may be closing too) tells nobody.
     if (this.timer === undefined) return;
     const message = error instanceof Error ? error.message : String(error);
