@@ -177,12 +177,15 @@ export class Rooms {
    * claim, a takeover, a hand-over, an ask that waited long enough) is decided
    * on the room as Redis has it now and is in Redis before the page is
    * answered: so a guarded write on any process, begun after that answer, sees
-   * it (one or two round trips, for lock changes only; a plain heartbeat costs none).
+   * it (two round trips, for lock changes only; a plain heartbeat, and the
+   * holder's, cost none).
    */
   async touch(t: LiveTouch, viewer: Viewer): Promise<RoomView> {
     const store = this.roomStore();
     let touch: RoomTouch = t;
-    if (t.takeover || t.handover === true || t.ask === true) {
+    // A lock this replica sees free is claimed on the room as Redis has it: another process's claim may be on its way.
+    const claiming = this.store.confirm !== undefined && t.mode === 'editing' && (await store.roomView(t.room, viewer)).lock === null;
+    if (claiming || t.takeover || t.handover === true || t.ask === true) {
       await this.pushed();
       const current = await store.roomView(t.room, { seesHidden: true, self: t.key });
       const request = current.request;
