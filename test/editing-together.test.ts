@@ -34,19 +34,19 @@ class Admin extends CookieBrowser {
 
   /** A heartbeat as the client script sends it; its reply (the room as a payload). */
   async beat(page: Page, body: Record<string, unknown>): Promise<Record<string, any>> {
-    const res = await this.post('/online-now/beat', JSON.stringify({ tab: page.tab, room: 'order:123', mode: 'editing', claim: page.claim, ...body }), 'text/plain');
+    const res = await this.send('/online-now/beat', JSON.stringify({ tab: page.tab, room: 'order:123', mode: 'editing', claim: page.claim, ...body }), 'text/plain');
     expect(res.status).to.equal(200);
     const state = (await res.json()) as Record<string, any>;
     if (state.self !== undefined) (page as { claim: unknown }).claim = state.self;
     return state;
   }
 
-  post(path: string, body: string, type: string, accept = 'application/json'): Promise<Response> {
+  send(path: string, body: string, type: string, accept = 'application/json'): Promise<Response> {
     return fetch(new URL(path, this.base), { method: 'POST', headers: { cookie: this.cookieHeader, 'content-type': type, accept }, body });
   }
 
   save(order: number, note: string, accept = 'application/json'): Promise<Response> {
-    return this.post(`/orders/${order}`, new URLSearchParams({ note }).toString(), 'application/x-www-form-urlencoded', accept);
+    return this.send(`/orders/${order}`, new URLSearchParams({ note }).toString(), 'application/x-www-form-urlencoded', accept);
   }
 
   stream(query: string): Promise<SseStream> {

@@ -53,7 +53,7 @@ async function appProcess(redis: RedisServer, prefix: string, kind: 'node-redis'
       next(error);
     }
   });
-  app.post('/save', online.requireLock('doc'), (req, res) => {
+  app.post('/save', online.requireLock('doc'), (_req, res) => {
     res.json({ saved: true });
   });
   const server = await listen(app as never);
@@ -131,7 +131,7 @@ describe('the write guard across two processes on Redis, against a model (takeov
     const thresholdMs = ROOM_THRESHOLD_S * 1000;
 
     for (const user of USERS) await open(user);
-    const deadline = Date.now() + 40_000;
+    const deadline = Date.now() + 30_000;
     while (Date.now() < deadline) {
       const silent = [...users].find(([, u]) => u.silent);
       if (silent !== undefined) {

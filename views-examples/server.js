@@ -168,6 +168,7 @@ function createDemoApp({ express = require('express'), tracker: trackerOptions =
       return { ...person, invisible: known && invisible === 1, lastSeenAt: lastSeen === null ? null : new Date(lastSeen) };
     });
     res.locals.servedBy = process.pid;
+    res.set('X-Served-By', String(process.pid)); // which process answered (the footer says it too)
     next();
   });
 
@@ -304,6 +305,7 @@ async function start({ port = Number(process.env.PORT ?? 3000) } = {}) {
   }
   // ROOM_THRESHOLD (seconds): how long a visible tab stays in a room without a heartbeat (default 30).
   if (process.env.ROOM_THRESHOLD) options.tracker = { ...options.tracker, roomThreshold: Number(process.env.ROOM_THRESHOLD) };
+  if (process.env.ASK_GRACE) options.tracker = { ...options.tracker, askGrace: Number(process.env.ASK_GRACE) };
   const { app } = createDemoApp({ ...options, database });
   const server = app.listen(port, () => {
     const { port: actual } = server.address();

@@ -272,7 +272,8 @@ export class RoomIndex {
       since: note === undefined ? (before?.since ?? now) : now,
       away,
       note,
-      ask: t.ask === true && claim === 0 && note === undefined ? before?.ask || now : 0,
+      // An ask keeps its time while it waits; one asked again after a decline is a new ask.
+      ask: t.ask === true && claim === 0 && note === undefined ? (before !== undefined && before.ask > (holder?.declined ?? 0) ? before.ask : now) : 0,
       declined: t.decline === true ? now : (before?.declined ?? 0),
       grant: holds ? (t.grant ?? before?.grant ?? '') : '',
     };

@@ -122,8 +122,9 @@
     if (type === 'here' && room && data.room === room) {
       const lock = data.lock;
       if (lock && lock.tab === tab) held = true;
-      // A lock without a tab is "someone" (a hidden holder), maybe ourselves as the stream shows us: our heartbeat's reply tells.
-      else if (held && lock && !lock.tab && !reply) beat();
+      // A lock without a tab is "someone" (a hidden holder), maybe ourselves as the stream shows us; a free one, maybe
+      // released by staff: our heartbeat's reply tells.
+      else if (held && !(lock && lock.tab) && !reply) beat();
       // A lock held elsewhere after ours is a takeover; a free lock (null) is not.
       else if (held && (lock || reply)) {
         // Taken over, or (our own beat's reply shows it free) released by staff.
