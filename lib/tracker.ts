@@ -180,7 +180,7 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
    * the lock"). `room` is a name or `(req) => name`.
    */
   requireLock(room: string | ((req: Request) => string), options?: RequireLockOptions<Request, Response>): (req: Request, res: Response, next: NextFunction) => void {
-    return this.#locks.requireLock(room as never, options as RequireLockOptions) as unknown as (req: Request, res: Response, next: NextFunction) => void;
+    return this.#locks.requireLock(room, options);
   }
 
   /** After a save: every other page open on `room` shows who saved it and when ("changed while you were looking"). */

@@ -6,9 +6,13 @@ import { createRequire } from 'node:module';
 import { CookieBrowser } from './helpers/browser';
 import { listen, type Listening } from './helpers/server';
 import { SseStream } from './helpers/sse';
+import type { RoomPayload } from 'express-online-now';
 
 const require = createRequire(__filename);
 const { createDemoApp } = require('../views-examples/server.js') as { createDemoApp: (o: object) => { app: never; online: import('express-online-now').OnlineTracker } };
+
+/** A heartbeat's reply, as JSON carries it. */
+type Payload = RoomPayload & { readonly self?: { readonly claim: number } };
 
 interface Page {
   readonly tab: string;
@@ -33,10 +37,10 @@ class Admin extends CookieBrowser {
   }
 
   /** A heartbeat as the client script sends it; its reply (the room as a payload). */
-  async beat(page: Page, body: Record<string, unknown>): Promise<Record<string, any>> {
+  async beat(page: Page, body: Record<string, unknown>): Promise<Payload> {
     const res = await this.send('/online-now/beat', JSON.stringify({ tab: page.tab, room: 'order:123', mode: 'editing', claim: page.claim, ...body }), 'text/plain');
     expect(res.status).to.equal(200);
-    const state = (await res.json()) as Record<string, any>;
+    const state = (await res.json()) as Payload;
     if (state.self !== undefined) (page as { claim: unknown }).claim = state.self;
     return state;
   }
@@ -128,29 +132,29 @@ describe('editing safely together (memory store, over HTTP)', function () {
     const gracePage = await grace.open('/orders/123');
 
     let asked = await grace.beat(gracePage, { ask: true });
-    expect(asked.lock.name).to.equal('Ada Lovelace');
+    expect(asked.lock?.name).to.equal('Ada Lovelace');
     expect(asked.html.requestMine).to.match(/You asked Ada Lovelace to hand over/);
     let holder = await ada.beat(adaPage, {});
     expect(holder.request).to.include({ name: 'Grace Hopper', tab: gracePage.tab, declined: false, granted: false });
     expect(holder.html.request).to.match(/Grace Hopper asks to edit .*data-online-handover>Hand over.*data-online-decline>Decline/);
 
     holder = await ada.beat(adaPage, { decline: true });
-    expect(holder.request.declined).to.equal(true);
+    expect(holder.request?.declined).to.equal(true);
     asked = await grace.beat(gracePage, { ask: true });
-    expect(asked.request.declined).to.equal(true);
+    expect(asked.request?.declined).to.equal(true);
     expect(asked.html.requestMine).to.equal('<p class="online-request" data-declined>Ada Lovelace declined to hand over.</p>');
-    expect(asked.lock.name).to.equal('Ada Lovelace');
+    expect(asked.lock?.name).to.equal('Ada Lovelace');
     expect((await grace.save(123, 'x')).status).to.equal(423);
 
     // A new ask (the page stopped asking after the decline), accepted this time.
     await grace.beat(gracePage, { mode: 'viewing' });
     await grace.beat(gracePage, { ask: true });
     holder = await ada.beat(adaPage, { handover: true });
-    expect(holder.request.granted).to.equal(true);
-    expect(holder.lock.name).to.equal('Ada Lovelace'); // until the asker's page takes it
+    expect(holder.request?.granted).to.equal(true);
+    expect(holder.lock?.name).to.equal('Ada Lovelace'); // until the asker's page takes it
     const taken = await grace.beat(gracePage, { ask: true });
     expect(taken.lock).to.include({ name: 'Grace Hopper', tab: gracePage.tab });
-    expect((await ada.beat(adaPage, {})).lock.name).to.equal('Grace Hopper');
+    expect((await ada.beat(adaPage, {})).lock?.name).to.equal('Grace Hopper');
     expect((await grace.save(123, 'mine now')).status).to.equal(200);
     expect((await ada.save(123, 'too late')).status).to.equal(423);
   });
@@ -164,20 +168,20 @@ describe('editing safely together (memory store, over HTTP)', function () {
     await ada.beat(adaPage, { away: true });
     const asked = await grace.beat(gracePage, { ask: true });
     const holder = await ada.beat(adaPage, { away: true });
-    expect(holder.lock.away).to.equal(true);
+    expect(holder.lock?.away).to.equal(true);
     // When the lock passes, on the server's clock, and the grace the page has to save before.
-    expect(holder.handOverAt).to.equal(Date.parse(asked.request.since) + 2000);
+    expect(holder.handOverAt).to.equal(Date.parse(String(asked.request?.since)) + 2000);
     expect(holder.grace).to.equal(1000);
-    expect((await grace.beat(gracePage, { ask: true })).lock.name).to.equal('Ada Lovelace');
-    await new Promise((resolve) => setTimeout(resolve, Math.max(0, holder.handOverAt - holder.now) + 50));
-    expect((await grace.beat(gracePage, { ask: true })).lock.name).to.equal('Grace Hopper');
+    expect((await grace.beat(gracePage, { ask: true })).lock?.name).to.equal('Ada Lovelace');
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, (holder.handOverAt ?? 0) - holder.now) + 50));
+    expect((await grace.beat(gracePage, { ask: true })).lock?.name).to.equal('Grace Hopper');
 
     // A holder whose page is visible keeps the lock, however long the ask waits.
     const alan = await Admin.as(server.base, 3);
     const alanPage = await alan.open('/orders/123');
     await alan.beat(alanPage, { ask: true });
     const visible = await grace.beat(gracePage, {});
-    expect(visible.request.name).to.equal('Alan Turing');
+    expect(visible.request?.name).to.equal('Alan Turing');
     expect(visible.handOverAt).to.equal(null);
   });
 
@@ -187,7 +191,7 @@ describe('editing safely together (memory store, over HTTP)', function () {
     const alan = await Admin.as(server.base, 3);
     const gracePage = await grace.open('/orders/123?edit=1');
     expect((await alan.request('POST', '/orders/123/release')).status).to.equal(403);
-    expect((await grace.beat(gracePage, {})).lock.name).to.equal('Grace Hopper');
+    expect((await grace.beat(gracePage, {})).lock?.name).to.equal('Grace Hopper');
 
     const locks = await online.locks();
     expect(locks.map((l) => [l.room, l.lock?.name])).to.deep.equal([['order:123', 'Grace Hopper']]);
@@ -197,7 +201,7 @@ describe('editing safely together (memory store, over HTTP)', function () {
     // The page's next heartbeat (still editing) is answered with a free lock: the script switches it to viewing.
     const after = await grace.beat(gracePage, {});
     expect(after.lock).to.equal(null);
-    expect(after.self.claim).to.equal(0);
+    expect(after.self?.claim).to.equal(0);
     expect((await grace.beat(gracePage, { mode: 'viewing' })).lock).to.equal(null);
     expect((await grace.save(123, 'x')).status).to.equal(423);
     expect(await online.locks()).to.deep.equal([]);
