@@ -724,15 +724,17 @@ export async function roomPageCost({ quick, redis }) {
 // ---------------------------------------------------------------------------
 // 3. Redis commands per heartbeat, through the real route.
 
-/** A tiny HTTP client on a keep-alive agent: resolves to [status, set-cookie]. */
+/** A tiny HTTP client on a keep-alive agent: resolves to [status, set-cookie, body]. */
 function httpRequest(agent, port, method, path, { cookie, body } = {}) {
   return new Promise((resolve, reject) => {
     const headers = {};
     if (cookie !== undefined) headers.cookie = cookie;
     if (body !== undefined) headers['content-type'] = 'application/json';
     const req = http.request({ agent, host: '127.0.0.1', port, method, path, headers }, (res) => {
-      res.resume();
-      res.on('end', () => resolve([res.statusCode, res.headers['set-cookie']]));
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk) => (text += chunk));
+      res.on('end', () => resolve([res.statusCode, res.headers['set-cookie'], text]));
     });
     req.on('error', reject);
     req.end(body);
@@ -763,38 +765,60 @@ async function beatFor(agent, port, tabs, seconds) {
   return { ok, failed };
 }
 
-export async function heartbeatCommands({ quick, redis }) {
+/**
+ * An Express app on loopback with express-session (its in-process store: Redis
+ * then sees only the presence store's commands), `GET /login/:id`, and a tracker
+ * on a RedisStore; `routes(app, online)` adds the rest.
+ */
+async function redisSessionApp(redis, prefix, routes) {
   const [{ default: express }, { default: session }, { createClient }, { RedisStore, createOnlineTracker }] = await Promise.all([
     import('express'),
     import('express-session'),
     import('redis'),
     import('express-online-now'),
   ]);
-  const nTabs = quick ? 500 : 2000;
-  const seconds = quick ? 3 : 10;
   const client = await createClient({ url: redis.url }).connect();
-  const store = new RedisStore({ client, prefix: 'bench-beats' });
-  const online = createOnlineTracker({ store });
+  const store = new RedisStore({ client, prefix });
+  const online = createOnlineTracker({ store, secret: 'bench' }); // one secret: client() on a shared store needs it
   const app = express();
-  // Sessions in express-session's own in-process store: Redis then sees only the presence store's commands.
   app.use(session({ secret: 'bench', resave: false, saveUninitialized: false }));
   app.get('/login/:id', (req, res) => {
     req.session.user = { id: Number(req.params.id), username: `user${req.params.id}` };
     res.sendStatus(204);
   });
-  app.use(online.client());
+  routes(app, online);
   const server = await new Promise((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
   });
-  const { port } = server.address();
   const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+  const close = async () => {
+    agent.destroy();
+    server.close();
+    await online.close();
+    await client.quit();
+  };
+  return { client, store, port: server.address().port, agent, close };
+}
+
+export async function heartbeatCommands({ quick, redis }) {
+  const nTabs = quick ? 500 : 2000;
+  const seconds = quick ? 3 : 10;
+  const { client, port, agent, close } = await redisSessionApp(redis, 'bench-beats', (app, online) => {
+    app.use(online.client());
+    // A tab is minted by here() for its user and room (a heartbeat for any other is refused).
+    app.get('/tab', async (req, res) => res.json({ tab: (await online.here(req, String(req.query.room))).tab }));
+  });
   try {
     // Two tabs per user, in rooms of 50 tabs (the default maxRoomMembers).
     const tabs = [];
     for (let u = 1; u <= nTabs / 2; u++) {
       const [, setCookie] = await httpRequest(agent, port, 'GET', `/login/${u}`);
       const cookie = setCookie[0].split(';')[0];
-      for (const t of [2 * u - 1, 2 * u]) tabs.push({ cookie, body: JSON.stringify({ tab: tabId(t), room: roomOf(t, nTabs / 50) }) });
+      for (const t of [2 * u - 1, 2 * u]) {
+        const room = roomOf(t, nTabs / 50);
+        const [, , minted] = await httpRequest(agent, port, 'GET', `/tab?room=${room}`, { cookie });
+        tabs.push({ cookie, body: JSON.stringify({ tab: JSON.parse(minted).tab, room }) });
+      }
     }
     await beatFor(agent, port, tabs, 2); // every tab in its room, and the replica warm
     await sleep(1100); // the warm-up's last beats go out with the next sync, outside both windows
@@ -841,10 +865,7 @@ export async function heartbeatCommands({ quick, redis }) {
     );
     return { results, text };
   } finally {
-    agent.destroy();
-    server.close();
-    await online.close();
-    await client.quit();
+    await close();
   }
 }
 
@@ -864,35 +885,17 @@ async function timed(n, send) {
 }
 
 export async function guardedWrites({ quick, redis }) {
-  const [{ default: express }, { default: session }, { createClient }, { RedisStore, createOnlineTracker }] = await Promise.all([
-    import('express'),
-    import('express-session'),
-    import('redis'),
-    import('express-online-now'),
-  ]);
   const n = quick ? 200 : 1000;
-  const client = await createClient({ url: redis.url }).connect();
-  const store = new RedisStore({ client, prefix: 'bench-guard' });
-  const online = createOnlineTracker({ store });
-  const app = express();
-  app.use(session({ secret: 'bench', resave: false, saveUninitialized: false }));
-  app.get('/login/:id', (req, res) => {
-    req.session.user = { id: Number(req.params.id), username: `user${req.params.id}` };
-    res.sendStatus(204);
+  const { client, store, port, agent, close } = await redisSessionApp(redis, 'bench-guard', (app, online) => {
+    app.use(online.middleware());
+    // The room's page: here() (a view, no lock change) and a body.
+    app.get('/page', async (req, res) => {
+      await online.here(req, 'order:1', { mode: req.query.edit === '1' ? 'editing' : 'viewing' });
+      res.json({ count: res.locals.onlineHereCount });
+    });
+    app.post('/save', online.requireLock('order:1'), (req, res) => res.json({ saved: true }));
+    app.post('/plain', (req, res) => res.json({ saved: true }));
   });
-  app.use(online.middleware());
-  // The room's page: here() (a view, no lock change) and a body.
-  app.get('/page', async (req, res) => {
-    await online.here(req, 'order:1', { mode: req.query.edit === '1' ? 'editing' : 'viewing' });
-    res.json({ count: res.locals.onlineHereCount });
-  });
-  app.post('/save', online.requireLock('order:1'), (req, res) => res.json({ saved: true }));
-  app.post('/plain', (req, res) => res.json({ saved: true }));
-  const server = await new Promise((resolve) => {
-    const s = app.listen(0, '127.0.0.1', () => resolve(s));
-  });
-  const { port } = server.address();
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
   try {
     const [, setCookie] = await httpRequest(agent, port, 'GET', '/login/1');
     const cookie = setCookie[0].split(';')[0];
@@ -945,10 +948,7 @@ export async function guardedWrites({ quick, redis }) {
     );
     return { results, text };
   } finally {
-    agent.destroy();
-    server.close();
-    await online.close();
-    await client.quit();
+    await close();
   }
 }
 
