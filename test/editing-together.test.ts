@@ -237,3 +237,44 @@ describe('editing safely together (memory store, over HTTP)', function () {
     expect(member.events.some((e) => e.event === 'badge')).to.equal(false);
   });
 });
+
+describe('editing safely together: misconfiguration fails at startup, naming the fix', () => {
+  it('requireLock(room), its options, and the tracker’s ask and release options', async () => {
+    const { createOnlineTracker, OnlineNowConfigError } = await import('express-online-now');
+    const online = createOnlineTracker();
+    const fails = (fn: () => unknown, code: string, message: RegExp): void => {
+      expect(fn).to.throw(OnlineNowConfigError, message).with.property('code', code);
+    };
+    try {
+      fails(() => online.requireLock(''), 'ERR_ONLINE_NOW_ROOM', /requireLock\(room\) takes a room name \(such as "order:123"\) or a function of the request/);
+      fails(() => online.requireLock('order:1', { onRefused: 'page' as never }), 'ERR_ONLINE_NOW_ONREFUSED', /onRefused.*\(req, res, refusal\) => void/);
+      fails(() => online.requireLock('order:1', { onRefuse: () => undefined } as never), 'ERR_ONLINE_NOW_UNKNOWN_OPTION', /onRefuse/);
+      fails(() => createOnlineTracker({ askWait: '1 minute' as never }), 'ERR_ONLINE_NOW_ASKWAIT', /askWait/);
+      fails(() => createOnlineTracker({ askGrace: 0 }), 'ERR_ONLINE_NOW_ASKGRACE', /askGrace/);
+      fails(() => createOnlineTracker({ askHandOver: true as never }), 'ERR_ONLINE_NOW_ASKHANDOVER', /\(lock\) => boolean/);
+      fails(() => createOnlineTracker({ canReleaseLocks: 'Admin' as never }), 'ERR_ONLINE_NOW_CANRELEASELOCKS', /\(req\) => boolean/);
+      fails(() => online.events({ canListLocks: 'Admin' as never }), 'ERR_ONLINE_NOW_CANLISTLOCKS', /\(req\) => boolean/);
+      // A room function that gives no room name is the app's bug: the request fails with the reason, not a refusal.
+      const errors: unknown[] = [];
+      online.requireLock(() => '')({ headers: {} } as never, {} as never, (error?: unknown) => errors.push(error));
+      expect(errors[0]).to.be.instanceOf(OnlineNowConfigError).with.property('message').that.matches(/the function gave "", not a room name/);
+      const rejected = await online.changed({ headers: {} } as never, '').then(() => undefined, (error: unknown) => error);
+      expect(rejected).to.be.instanceOf(OnlineNowConfigError).with.property('message').that.matches(/changed\(req, room\) takes a room name/);
+    } finally {
+      await online.close();
+    }
+  });
+
+  it('onRefused answers a refused write the app’s own way, with the refusal', async () => {
+    const { createOnlineTracker } = await import('express-online-now');
+    const online = createOnlineTracker({ getUser: () => ({ id: 7, name: 'Grace' }) });
+    try {
+      const answered = await new Promise<{ status: number; error: string; message: string }>((resolve) => {
+        online.requireLock('order:1', { onRefused: (_req, _res, refusal) => resolve(refusal) })({ headers: {} } as never, {} as never, () => resolve({ status: 0, error: 'passed', message: '' }));
+      });
+      expect(answered).to.deep.include({ status: 423, error: 'lock-free', message: 'Not saved: open this order for editing first.' });
+    } finally {
+      await online.close();
+    }
+  });
+});

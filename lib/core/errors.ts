@@ -59,6 +59,7 @@ export const ERROR_CODES = {
   ERR_ONLINE_NOW_ASKWAIT: '`askWait` is not a positive number of seconds or a duration string such as "1m"',
   ERR_ONLINE_NOW_ASKGRACE: '`askGrace` is not a positive number of seconds or a duration string such as "10s"',
   ERR_ONLINE_NOW_ASKHANDOVER: '`askHandOver` is not a function',
+  ERR_ONLINE_NOW_ONREFUSED: '`requireLock(room, { onRefused })` is not a function',
   ERR_ONLINE_NOW_PROXY_HOST: 'reported: live requests refused as cross-site where a proxy seems to have rewritten Host (the message names the fix)',
 } as const;
 

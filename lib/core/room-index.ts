@@ -272,8 +272,8 @@ export class RoomIndex {
       since: note === undefined ? (before?.since ?? now) : now,
       away,
       note,
-      // An ask keeps its time while it waits; one asked again after a decline is a new ask.
-      ask: t.ask === true && claim === 0 && note === undefined ? (before !== undefined && before.ask > (holder?.declined ?? 0) ? before.ask : now) : 0,
+      // An ask keeps its time while its page asks (declined, it stays so: the page stops asking, and a new ask is new).
+      ask: t.ask === true && claim === 0 && note === undefined ? before?.ask || now : 0,
       declined: t.decline === true ? now : (before?.declined ?? 0),
       grant: holds ? (t.grant ?? before?.grant ?? '') : '',
     };
@@ -529,10 +529,14 @@ function releasedGeneration(live: Map<string, Tab>): number {
   return floor;
 }
 
-/** The earliest ask of a tab other than the holder's. */
+/** The earliest ask of a tab other than the holder's that the holder has not declined; else the earliest declined one (its asker is told). */
 function firstAsk(live: Map<string, Tab>, holder: Tab): Tab | undefined {
   let first: Tab | undefined;
-  for (const tab of live.values()) if (tab.ask !== 0 && tab !== holder && (first === undefined || tab.ask < first.ask)) first = tab;
+  const rank = (tab: Tab): number => (tab.ask > holder.declined ? 0 : 1);
+  for (const tab of live.values()) {
+    if (tab.ask === 0 || tab === holder) continue;
+    if (first === undefined || rank(tab) < rank(first) || (rank(tab) === rank(first) && tab.ask < first.ask)) first = tab;
+  }
   return first;
 }
 

@@ -428,11 +428,12 @@ export class EventHub {
   private async lookAtLocks(audience: Audience, fresh: Connection[]): Promise<void> {
     for (const room of audience.badges.keys()) if (!audience.byLock.has(room)) audience.badges.delete(room);
     const states = await this.settings.rooms.locks(audience.viewer, [...audience.byLock.keys()]);
+    const isNew = new Set(fresh);
     for (const { room, lock } of states) {
       const data = JSON.stringify({ room, lock, html: lockBadgeHtml(lock) });
       const changed = audience.badges.get(room) !== data;
       audience.badges.set(room, data);
-      for (const c of audience.byLock.get(room) ?? []) if (changed || fresh.includes(c)) this.send(c, 'badge', data);
+      for (const c of audience.byLock.get(room) ?? []) if (changed || isNew.has(c)) this.send(c, 'badge', data);
     }
   }
 

@@ -167,9 +167,12 @@ export class Rooms {
     return this.store.confirm?.() ?? Promise.resolve();
   }
 
-  /** As confirm(), for a change that stands anyway: not reached now, it goes with the next sync (reported). */
-  private async pushed(): Promise<void> {
-    await this.confirm().catch((error: unknown) => this.users.reporter.report('rooms', error));
+  /**
+   * As confirm(), for a change that stands anyway: when the shared store cannot
+   * be reached now, it goes with the next sync (the store reports its failure).
+   */
+  async pushed(): Promise<void> {
+    await this.confirm().catch(() => undefined);
   }
 
   /**

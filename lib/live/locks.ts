@@ -17,6 +17,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { OnlineNowConfigError } from '../core/errors';
 import { isRoomName, noteTab } from '../core/room-index';
 import { withTimeout } from '../core/timeout';
+import { checkOptions, optionalFunction, optionNames } from '../core/validations';
 import type { OnlineRequest, RoomLock, RoomLockState, Viewer } from '../core/types';
 import type { UserResolver } from '../express/user-resolver';
 import { refusedHtml, refusedText } from '../templates/fragments';
@@ -51,6 +52,8 @@ export interface RequireLockOptions<Q = never, S = never> {
   onRefused?: (req: Q, res: S, refusal: LockRefusal) => void;
 }
 
+const requireLockOptions = optionNames<RequireLockOptions>({ onRefused: true });
+
 type Room = string | ((req: never) => string);
 
 function accepted(req: Req, type: 'json' | 'html'): boolean {
@@ -71,9 +74,8 @@ export class Locks {
     if (typeof room !== 'function' && !isRoomName(room)) {
       throw new OnlineNowConfigError('ERR_ONLINE_NOW_ROOM', `requireLock(room) takes a room name (such as "order:123") or a function of the request that gives one, such as (req) => \`order:\${req.params.id}\`; got ${JSON.stringify(room)}.`);
     }
-    if (options.onRefused !== undefined && typeof options.onRefused !== 'function') {
-      throw new OnlineNowConfigError('ERR_ONLINE_NOW_ROOM', 'requireLock(room, { onRefused }) takes a function (req, res, refusal) => void.');
-    }
+    checkOptions('requireLock()', options, requireLockOptions);
+    optionalFunction('onRefused', options.onRefused, '(req, res, refusal) => void');
     this.rooms.roomStore(); // a store without rooms fails here, at startup
     return (req, res, next) => {
       const name = typeof room === 'function' ? room(req as never) : room;
@@ -105,8 +107,8 @@ export class Locks {
     const viewer = this.rooms.viewerOf(req, user);
     try {
       await withTimeout(this.rooms.confirm(), CONFIRM_WAIT_MS, 'the shared store did not answer');
-    } catch (error) {
-      this.users.reporter.report('rooms', error);
+    } catch {
+      // The store reports its own failure (RedisStore: once, until Redis answers again).
       return this.refusal(503, room, null, false);
     }
     const view = await store.roomView(room, viewer);
@@ -144,7 +146,7 @@ export class Locks {
     const user = this.users.userOf(req);
     if (user === undefined) return false;
     await this.rooms.roomStore().roomTouch({ room, tab: noteTab(kind), key: user.key, id: user.id, profile: user.profile, mode: 'viewing', takeover: false }, this.rooms.viewerOf(req, user));
-    await this.rooms.confirm().catch((error: unknown) => this.users.reporter.report('rooms', error));
+    await this.rooms.pushed();
     return true;
   }
 

@@ -136,10 +136,10 @@
       const q = data.request;
       grace = data.grace || 0;
       if (q && q.tab === tab && (q.declined || q.granted)) {
-        // Declined: we stop asking. Handed to us: our next beat takes it, so beat now.
+        // Handed to us: our next beat takes it, so beat now. Declined: we stop asking, and say so now (a new ask is then new).
         asking = false;
         if (q.declined) dispatch('declined', q);
-        else beat();
+        beat();
       }
       // The holder's page, warned `grace` before an unanswered ask takes the lock: save now, or preventDefault() to keep it.
       const key = q && q.tab + q.since;
