@@ -146,9 +146,8 @@ describe('editing safely together (memory store, over HTTP)', function () {
     expect(asked.lock?.name).to.equal('Ada Lovelace');
     expect((await grace.save(123, 'x')).status).to.equal(423);
 
-    // A new ask (the page stopped asking after the decline), accepted this time.
-    await grace.beat(gracePage, { mode: 'viewing' });
-    await grace.beat(gracePage, { ask: true });
+    // Asked again (a click: 'new'), and accepted this time.
+    expect((await grace.beat(gracePage, { ask: 'new' })).request?.declined).to.equal(false);
     holder = await ada.beat(adaPage, { handover: true });
     expect(holder.request?.granted).to.equal(true);
     expect(holder.lock?.name).to.equal('Ada Lovelace'); // until the asker's page takes it

@@ -272,8 +272,8 @@ export class RoomIndex {
       since: note === undefined ? (before?.since ?? now) : now,
       away,
       note,
-      // An ask keeps its time while its page asks (declined, it stays so: the page stops asking, and a new ask is new).
-      ask: t.ask === true && claim === 0 && note === undefined ? before?.ask || now : 0,
+      // An ask keeps its time while its page asks (declined, it stays so); a page's new ask ('new') starts anew.
+      ask: (t.ask === true || t.ask === 'new') && claim === 0 && note === undefined ? (t.ask === 'new' ? now : before?.ask || now) : 0,
       declined: t.decline === true ? now : (before?.declined ?? 0),
       grant: holds ? (t.grant ?? before?.grant ?? '') : '',
     };

@@ -372,8 +372,8 @@ export interface RoomTouch {
    * overwriting it. Trusting it gives nothing a takeover would not.
    */
   readonly known?: TabClaim | undefined;
-  /** The tab asks the lock's holder to hand it over (sent with each heartbeat while it asks). */
-  readonly ask?: boolean | undefined;
+  /** The tab asks the lock's holder to hand it over: `'new'` when its page asks (again), true with each heartbeat while it waits. */
+  readonly ask?: boolean | 'new' | undefined;
   /** The holder declines the asks made so far. */
   readonly decline?: boolean | undefined;
   /** The holder hands the lock to this tab (an asking tab's id): that tab's next touch takes it. */

@@ -138,7 +138,7 @@ export function createClientRoutes(path: string, origins: ReadonlySet<string>, s
       const { room, tab } = body;
       const known = rooms.tabIds.claimOf(body.claim, room, user.key, tab);
       const view = await rooms.touch(
-        { room, tab, key: user.key, id: user.id, profile: user.profile, mode, takeover: body.takeover === true, away: body.away === true, known, ask: body.ask === true, decline: body.decline === true, handover: body.handover === true },
+        { room, tab, key: user.key, id: user.id, profile: user.profile, mode, takeover: body.takeover === true, away: body.away === true, known, ask: body.ask === 'new' ? 'new' : body.ask === true, decline: body.decline === true, handover: body.handover === true },
         rooms.viewerOf(req, user),
       );
       const self = view.self === undefined ? undefined : rooms.tabIds.signClaim(room, user.key, tab, view.self);

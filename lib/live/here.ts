@@ -188,7 +188,7 @@ export class Rooms {
     let touch: RoomTouch = t;
     // A lock this replica sees free is claimed on the room as Redis has it: another process's claim may be on its way.
     const claiming = this.store.confirm !== undefined && t.mode === 'editing' && (await store.roomView(t.room, viewer)).lock === null;
-    if (claiming || t.takeover || t.handover === true || t.ask === true) {
+    if (claiming || t.takeover || t.handover === true || t.ask === true || t.ask === 'new') {
       await this.pushed();
       const current = await store.roomView(t.room, { seesHidden: true, self: t.key });
       const request = current.request;

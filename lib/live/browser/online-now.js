@@ -135,11 +135,11 @@
       }
       const q = data.request;
       grace = data.grace || 0;
-      if (q && q.tab === tab && (q.declined || q.granted)) {
-        // Handed to us: our next beat takes it, so beat now. Declined: we stop asking, and say so now (a new ask is then new).
+      if (asking && q && q.tab === tab && (q.declined || q.granted)) {
+        // Declined: we stop asking. Handed to us: our next beat takes it (on the room as Redis has it), so beat now.
         asking = false;
         if (q.declined) dispatch('declined', q);
-        beat();
+        else beat({ ask: true });
       }
       // The holder's page, warned `grace` before an unanswered ask takes the lock: save now, or preventDefault() to keep it.
       const key = q && q.tab + q.since;
@@ -404,7 +404,7 @@
     ask() {
       asking = true;
       mode = 'editing';
-      beat();
+      beat({ ask: 'new' });
     },
     // The holder's page gets its cancelable chance to save first, then hands over `grace` later.
     handOver() {
