@@ -3,7 +3,8 @@
  * (default `/online-now`):
  *   GET  {path}/client.js  the script (see lib/live/browser/online-now.js)
  *   POST {path}/beat       a tab's heartbeat: keeps its user online, its room tab alive, its mode and lock claim,
- *                          and its asks for the lock (ask), or as the holder its answer (handover, decline)
+ *                          and its asks for the lock (ask), or as the holder its answer (handover, decline);
+ *                          503 when such a change of the lock could not be confirmed with Redis (the next beat retries)
  *                          (409: the tab is not one this server signed, e.g. minted before a restart with a
  *                          random secret: the page reloads its room state and beats with the new tab)
  *   POST {path}/leave      a tab closed (navigator.sendBeacon)
@@ -137,10 +138,16 @@ export function createClientRoutes(path: string, origins: ReadonlySet<string>, s
       if (body.room === undefined) return send(res, 200, {});
       const { room, tab } = body;
       const known = rooms.tabIds.claimOf(body.claim, room, user.key, tab);
-      const view = await rooms.touch(
+      const { view, confirmed } = await rooms.touch(
         { room, tab, key: user.key, id: user.id, profile: user.profile, mode, takeover: body.takeover === true, away: body.away === true, known, ask: body.ask === 'new' ? 'new' : body.ask === true, decline: body.decline === true, handover: body.handover === true },
         rooms.viewerOf(req, user),
       );
+      // A change of the lock's holder that Redis did not confirm: made here, it goes with the next sync, and the
+      // page's next beat (its echo still the old claim) confirms it again. Until then the page is not told it holds.
+      if (!confirmed) {
+        res.setHeader('Retry-After', '1');
+        return send(res, 503);
+      }
       const self = view.self === undefined ? undefined : rooms.tabIds.signClaim(room, user.key, tab, view.self);
       send(res, 200, { self, ...rooms.payload(view) });
     },

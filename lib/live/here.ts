@@ -169,10 +169,13 @@ export class Rooms {
 
   /**
    * As confirm(), for a change that stands anyway: when the shared store cannot
-   * be reached now, it goes with the next sync (the store reports its failure).
+   * be reached now, it goes with the next sync (the store reports its failure). False then.
    */
-  async pushed(): Promise<void> {
-    await this.confirm().catch(() => undefined);
+  pushed(): Promise<boolean> {
+    return this.confirm().then(
+      () => true,
+      () => false,
+    );
   }
 
   /**
@@ -181,15 +184,17 @@ export class Rooms {
    * on the room as Redis has it now and is in Redis before the page is
    * answered: so a guarded write on any process, begun after that answer, sees
    * it (two round trips, for lock changes only; a plain heartbeat, and the
-   * holder's, cost none).
+   * holder's, cost none). `confirmed` is false when Redis could not be reached
+   * for such a change: it was made here and goes with the next sync.
    */
-  async touch(t: LiveTouch, viewer: Viewer): Promise<RoomView> {
+  async touch(t: LiveTouch, viewer: Viewer): Promise<{ view: RoomView; confirmed: boolean }> {
     const store = this.roomStore();
     let touch: RoomTouch = t;
+    let confirmed = true;
     // A lock this replica sees free is claimed on the room as Redis has it: another process's claim may be on its way.
     const claiming = this.store.confirm !== undefined && t.mode === 'editing' && (await store.roomView(t.room, viewer)).lock === null;
     if (claiming || t.takeover || t.handover === true || t.ask === true || t.ask === 'new') {
-      await this.pushed();
+      confirmed = await this.pushed();
       const current = await store.roomView(t.room, { seesHidden: true, self: t.key });
       const request = current.request;
       const pending = request !== null && request !== undefined && !request.declined;
@@ -202,9 +207,9 @@ export class Rooms {
     const view = await store.roomTouch(touch, viewer);
     const self = view.self;
     const claimed = self !== undefined && self.claim !== 0 && (t.known?.claim !== self.claim || t.known.gen !== self.gen);
-    if (!claimed && touch.grant === undefined && t.decline !== true) return view;
-    await this.pushed();
-    return { ...(await store.roomView(t.room, viewer)), self };
+    if (!claimed && touch.grant === undefined && t.decline !== true) return { view, confirmed };
+    confirmed = (await this.pushed()) && confirmed;
+    return { view: { ...(await store.roomView(t.room, viewer)), self }, confirmed };
   }
 
   /** The store's rooms, or an error that says why there are none. */
@@ -254,7 +259,8 @@ export class Rooms {
     const view =
       user === undefined
         ? await store.roomView(room, viewer)
-        : await this.touch({ room, tab, key: user.key, id: user.id, profile: user.profile, mode, takeover: options.takeover === true }, viewer);
+        : // A page renders whether or not Redis confirmed its claim (it goes with the next sync).
+          (await this.touch({ room, tab, key: user.key, id: user.id, profile: user.profile, mode, takeover: options.takeover === true }, viewer)).view;
     const here: HereView = Object.freeze({ room: view.room, count: view.count, entries: view.entries, lock: view.lock, members: view.members, self: view.self, saved: view.saved, request: view.request, tab, mode });
     const locals = (req as { res?: { locals?: Record<string, unknown> } }).res?.locals;
     if (locals !== undefined) {
