@@ -130,8 +130,10 @@ describe('the write guard across two processes on Redis, against a model (takeov
      * without a wrong answer: always while Redis is paused, and when it answers slower than the guard waits.
      */
     const save = async (user: number, expected: 200 | 423 | 503): Promise<void> => {
+      const sent = Date.now();
       const res = await call(user, 'POST', '/save');
       const body = (await res.json()) as { error?: string; message?: string };
+      log.push(`  → ${res.status} after ${Date.now() - sent} ms`);
       if (res.status === 200) counts.accepted++;
       else if (res.status === 423) counts.refused++;
       else if (expected === 503) counts.unconfirmed++;
