@@ -12,6 +12,9 @@
 //    while two signed-in users' streams get the count changes; the server's CPU and memory.
 // 5. Delays: from a change (join, lock, leave, count) made through one tracker to
 //    its event on a stream another serves: one process, and two RedisStores.
+// 6. Guarded writes (requireLock) on a RedisStore: their latency beside an
+//    unguarded write, Redis round trips per write (alone and 50 at once), and
+//    the round trips of the room's pages meanwhile (none of their own).
 // Run as `node --expose-gc bench/live.mjs` (QUICK=1 for smaller sizes), or from run.mjs.
 import { fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -721,15 +724,17 @@ export async function roomPageCost({ quick, redis }) {
 // ---------------------------------------------------------------------------
 // 3. Redis commands per heartbeat, through the real route.
 
-/** A tiny HTTP client on a keep-alive agent: resolves to [status, set-cookie]. */
+/** A tiny HTTP client on a keep-alive agent: resolves to [status, set-cookie, body]. */
 function httpRequest(agent, port, method, path, { cookie, body } = {}) {
   return new Promise((resolve, reject) => {
     const headers = {};
     if (cookie !== undefined) headers.cookie = cookie;
     if (body !== undefined) headers['content-type'] = 'application/json';
     const req = http.request({ agent, host: '127.0.0.1', port, method, path, headers }, (res) => {
-      res.resume();
-      res.on('end', () => resolve([res.statusCode, res.headers['set-cookie']]));
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk) => (text += chunk));
+      res.on('end', () => resolve([res.statusCode, res.headers['set-cookie'], text]));
     });
     req.on('error', reject);
     req.end(body);
@@ -760,38 +765,60 @@ async function beatFor(agent, port, tabs, seconds) {
   return { ok, failed };
 }
 
-export async function heartbeatCommands({ quick, redis }) {
+/**
+ * An Express app on loopback with express-session (its in-process store: Redis
+ * then sees only the presence store's commands), `GET /login/:id`, and a tracker
+ * on a RedisStore; `routes(app, online)` adds the rest.
+ */
+async function redisSessionApp(redis, prefix, routes) {
   const [{ default: express }, { default: session }, { createClient }, { RedisStore, createOnlineTracker }] = await Promise.all([
     import('express'),
     import('express-session'),
     import('redis'),
     import('express-online-now'),
   ]);
-  const nTabs = quick ? 500 : 2000;
-  const seconds = quick ? 3 : 10;
   const client = await createClient({ url: redis.url }).connect();
-  const store = new RedisStore({ client, prefix: 'bench-beats' });
-  const online = createOnlineTracker({ store });
+  const store = new RedisStore({ client, prefix });
+  const online = createOnlineTracker({ store, secret: 'bench' }); // one secret: client() on a shared store needs it
   const app = express();
-  // Sessions in express-session's own in-process store: Redis then sees only the presence store's commands.
   app.use(session({ secret: 'bench', resave: false, saveUninitialized: false }));
   app.get('/login/:id', (req, res) => {
     req.session.user = { id: Number(req.params.id), username: `user${req.params.id}` };
     res.sendStatus(204);
   });
-  app.use(online.client());
+  routes(app, online);
   const server = await new Promise((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
   });
-  const { port } = server.address();
   const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+  const close = async () => {
+    agent.destroy();
+    server.close();
+    await online.close();
+    await client.quit();
+  };
+  return { client, store, port: server.address().port, agent, close };
+}
+
+export async function heartbeatCommands({ quick, redis }) {
+  const nTabs = quick ? 500 : 2000;
+  const seconds = quick ? 3 : 10;
+  const { client, port, agent, close } = await redisSessionApp(redis, 'bench-beats', (app, online) => {
+    app.use(online.client());
+    // A tab is minted by here() for its user and room (a heartbeat for any other is refused).
+    app.get('/tab', async (req, res) => res.json({ tab: (await online.here(req, String(req.query.room))).tab }));
+  });
   try {
     // Two tabs per user, in rooms of 50 tabs (the default maxRoomMembers).
     const tabs = [];
     for (let u = 1; u <= nTabs / 2; u++) {
       const [, setCookie] = await httpRequest(agent, port, 'GET', `/login/${u}`);
       const cookie = setCookie[0].split(';')[0];
-      for (const t of [2 * u - 1, 2 * u]) tabs.push({ cookie, body: JSON.stringify({ tab: tabId(t), room: roomOf(t, nTabs / 50) }) });
+      for (const t of [2 * u - 1, 2 * u]) {
+        const room = roomOf(t, nTabs / 50);
+        const [, , minted] = await httpRequest(agent, port, 'GET', `/tab?room=${room}`, { cookie });
+        tabs.push({ cookie, body: JSON.stringify({ tab: JSON.parse(minted).tab, room }) });
+      }
     }
     await beatFor(agent, port, tabs, 2); // every tab in its room, and the replica warm
     await sleep(1100); // the warm-up's last beats go out with the next sync, outside both windows
@@ -838,10 +865,90 @@ export async function heartbeatCommands({ quick, redis }) {
     );
     return { results, text };
   } finally {
-    agent.destroy();
-    server.close();
-    await online.close();
-    await client.quit();
+    await close();
+  }
+}
+
+// ---------------------------------------------------------------------------
+// 6. Guarded writes, through the real routes.
+
+/** `n` requests one after another; resolves to each one's ms. */
+async function timed(n, send) {
+  const ms = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    const [status] = await send();
+    if (status !== 200) throw new Error(`answered ${status}`);
+    ms.push(performance.now() - t0);
+  }
+  return ms;
+}
+
+export async function guardedWrites({ quick, redis }) {
+  const n = quick ? 200 : 1000;
+  const { client, store, port, agent, close } = await redisSessionApp(redis, 'bench-guard', (app, online) => {
+    app.use(online.middleware());
+    // The room's page: here() (a view, no lock change) and a body.
+    app.get('/page', async (req, res) => {
+      await online.here(req, 'order:1', { mode: req.query.edit === '1' ? 'editing' : 'viewing' });
+      res.json({ count: res.locals.onlineHereCount });
+    });
+    app.post('/save', online.requireLock('order:1'), (req, res) => res.json({ saved: true }));
+    app.post('/plain', (req, res) => res.json({ saved: true }));
+  });
+  try {
+    const [, setCookie] = await httpRequest(agent, port, 'GET', '/login/1');
+    const cookie = setCookie[0].split(';')[0];
+    await httpRequest(agent, port, 'GET', '/page?edit=1', { cookie }); // user 1 holds order:1's lock
+    const get = (path) => () => httpRequest(agent, port, 'GET', path, { cookie });
+    const post = (path) => () => httpRequest(agent, port, 'POST', path, { cookie });
+    await timed(100, post('/save')); // warm
+
+    const pages0 = await commandCount(client);
+    const t0 = performance.now();
+    const pageMs = await timed(n, get('/page'));
+    const pagesSeconds = (performance.now() - t0) / 1000;
+    const pages1 = await commandCount(client);
+    const plainMs = await timed(n, post('/plain'));
+    const writes0 = await commandCount(client);
+    const t1 = performance.now();
+    const guardedMs = await timed(n, post('/save'));
+    const writesSeconds = (performance.now() - t1) / 1000;
+    const writes1 = await commandCount(client);
+    // 50 at once: they share syncs.
+    const burst0 = await commandCount(client);
+    const burst = await Promise.all(Array.from({ length: 50 }, () => post('/save')()));
+    const burst1 = await commandCount(client);
+    if (burst.some(([status]) => status !== 200)) throw new Error('a guarded write of the burst was refused');
+
+    const syncsIn = (seconds) => Math.floor(seconds * 1000 / store.syncInterval);
+    const results = {
+      n,
+      pageMs: summary(pageMs),
+      pageRoundTrips: pages1.roundTrips - pages0.roundTrips,
+      pagesSeconds,
+      plainMs: summary(plainMs),
+      guardedMs: summary(guardedMs),
+      guardedRoundTrips: writes1.roundTrips - writes0.roundTrips,
+      writesSeconds,
+      burstRoundTrips: burst1.roundTrips - burst0.roundTrips,
+    };
+    const p99 = (ms) => [...ms].sort((a, b) => a - b)[Math.floor(ms.length * 0.99)];
+    const text = table(
+      `Guarded writes: one holder, ${fmtInt(n)} requests of each kind one after another over keep-alive loopback HTTP; RedisStore (syncInterval 1000) on a local redis-server`,
+      ['measure', 'value'],
+      [
+        ['room page, here(): ms median (p99)', `${results.pageMs.median.toFixed(3)} (${p99(pageMs).toFixed(3)})`],
+        [`Redis round trips during those ${fmtInt(n)} pages, ${pagesSeconds.toFixed(1)} s (the timer's syncs in that time)`, `${results.pageRoundTrips} (${syncsIn(pagesSeconds)})`],
+        ['unguarded POST: ms median (p99)', `${results.plainMs.median.toFixed(3)} (${p99(plainMs).toFixed(3)})`],
+        ['guarded POST (requireLock): ms median (p99)', `${results.guardedMs.median.toFixed(3)} (${p99(guardedMs).toFixed(3)})`],
+        [`Redis round trips for ${fmtInt(n)} guarded writes, ${writesSeconds.toFixed(1)} s (the timer's syncs in that time)`, `${results.guardedRoundTrips} (${syncsIn(writesSeconds)})`],
+        ['Redis round trips for 50 guarded writes sent at once', String(results.burstRoundTrips)],
+      ],
+    );
+    return { results, text };
+  } finally {
+    await close();
   }
 }
 
@@ -870,6 +977,9 @@ export async function live({ quick }) {
       const beats = await heartbeatCommands({ quick, redis });
       results.heartbeatCommands = beats.results;
       texts.push(beats.text);
+      const guard = await guardedWrites({ quick, redis });
+      results.guardedWrites = guard.results;
+      texts.push(guard.text);
     }
   } finally {
     redis?.stop();
@@ -886,6 +996,11 @@ if (process.argv[2] === 'sse-server') {
   process.exit(0);
 } else if (process.argv[2] === 'badges') {
   await sseFanOut({ quick: false, only: [{ name: 'count, 2,000 clients each watching 200 badges', n: 2000, rooms: 0, kind: 'count', rate: 10, ids: 200 }] });
+  process.exit(0);
+} else if (process.argv[2] === 'guard') {
+  const redis = await startRedis();
+  console.log((await guardedWrites({ quick: process.env.QUICK === '1', redis })).text);
+  redis?.stop();
   process.exit(0);
 } else if (process.argv[2] === 'delays') {
   const redis = await startRedis();

@@ -5,7 +5,8 @@
 import { checkPath, createClientRoutes, type ClientOptions } from './live/client-routes';
 import { checkOrigins } from './express/same-origin';
 import { EventHub, type EventsOptions } from './live/events';
-import { Rooms, TabIds, type HereOptions, type HereView } from './live/here';
+import { Rooms, TabIds, type AskSettings, type HereOptions, type HereView } from './live/here';
+import { Locks, type RequireLockOptions } from './live/locks';
 import { boundedProfile } from './core/identity';
 import { createMiddleware } from './express/middleware';
 import { ErrorReporter, defaultErrorSink } from './core/report';
@@ -15,7 +16,7 @@ import { OnlineNowConfigError } from './core/errors';
 import { randomBytes } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
 import { DEFAULT_ROOM_LIMITS, roomLimits } from './core/room-index';
-import type { ClientConfig, DefaultProfile, NoAsyncGetUser, OnlineEntry, OnlineMiddleware, OnlineRecord, OnlineTrackerOptions, Profile, Store, StoreConfig, StoredEntry, UserId, Viewer } from './core/types';
+import type { ClientConfig, DefaultProfile, NoAsyncGetUser, OnlineEntry, OnlineMiddleware, OnlineRecord, OnlineTrackerOptions, Profile, RoomLock, RoomLockState, Store, StoreConfig, StoredEntry, UserId, Viewer } from './core/types';
 import { UserResolver } from './express/user-resolver';
 import {
   checkOptions,
@@ -75,6 +76,10 @@ const trackerOptions = optionNames<OnlineTrackerOptions>({
   maxRoomMembers: true,
   secret: true,
   publicHiddenCount: true,
+  askWait: true,
+  askGrace: true,
+  askHandOver: true,
+  canReleaseLocks: true,
 });
 
 export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
@@ -88,6 +93,7 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
   readonly roomThreshold: number;
   readonly #resolver: UserResolver;
   readonly #rooms: Rooms;
+  readonly #locks: Locks;
   readonly #hubs: EventHub[] = [];
   #client: ClientConfig | undefined;
   #secretGiven: boolean;
@@ -111,6 +117,13 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
     optionalFunction('isBot', options.isBot, '(req) => boolean or a bot name');
     optionalFunction('onSeen', options.onSeen, '(user, date) => void (or a Promise)');
     optionalFunction('onRecord', options.onRecord, '(record) => void (or a Promise)');
+    optionalFunction('askHandOver', options.askHandOver, '(lock) => boolean');
+    optionalFunction('canReleaseLocks', options.canReleaseLocks, '(req) => boolean');
+    const asks: AskSettings = {
+      waitMs: duration('askWait', options.askWait ?? 60, 's', 60),
+      graceMs: duration('askGrace', options.askGrace ?? 10, 's', 10),
+      handOver: options.askHandOver ?? ((lock) => lock.away === true),
+    };
     const seenIntervalMs = duration('seenInterval', options.seenInterval ?? 60, 's', 60);
     this.roomThreshold = duration('roomThreshold', options.roomThreshold ?? DEFAULT_ROOM_LIMITS.activeMs / 1000, 's', 30) / 1000;
     const maxRooms = integerAtLeast('maxRooms', options.maxRooms ?? DEFAULT_ROOM_LIMITS.maxRooms, 1, '1000');
@@ -138,7 +151,8 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
     };
     this.store.init(this.#storeConfig);
     this.#secretGiven = options.secret !== undefined;
-    this.#rooms = new Rooms(this.store, this.#resolver, new TabIds(optionalSecret(options.secret) ?? randomBytes(32)));
+    this.#rooms = new Rooms(this.store, this.#resolver, new TabIds(optionalSecret(options.secret) ?? randomBytes(32)), asks);
+    this.#locks = new Locks(this.#rooms, this.#resolver, options.canReleaseLocks);
     this.trackGuests = options.trackGuests ?? false;
   }
 
@@ -157,6 +171,37 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
    */
   here(req: Request, room: string, options?: HereOptions): Promise<HereView> {
     return this.#rooms.here(req, room, options);
+  }
+
+  /**
+   * Middleware for a write route: only the holder of `room`'s editing lock gets
+   * through (decided on the server's clock; with RedisStore, confirmed with
+   * Redis at the moment of the write). Others get 423 with who holds it, as JSON
+   * or HTML; a write while Redis cannot be reached gets 503 ("cannot confirm
+   * the lock"). `room` is a name or `(req) => name`.
+   */
+  requireLock(room: string | ((req: Request) => string), options?: RequireLockOptions<Request, Response>): (req: Request, res: Response, next: NextFunction) => void {
+    return this.#locks.requireLock(room, options);
+  }
+
+  /** After a save: every other page open on `room` shows who saved it and when ("changed while you were looking"). */
+  changed(req: Request, room: string): Promise<boolean> {
+    return this.#locks.changed(req, room);
+  }
+
+  /** Staff end `room`'s editing lock; false unless `canReleaseLocks(req)` allows it. */
+  release(req: Request, room: string): Promise<boolean> {
+    return this.#locks.release(req, room);
+  }
+
+  /** Who holds which lock, since when, whether their page is away, and any ask: every locked room, or the `rooms` named. */
+  locks(rooms?: readonly string[]): Promise<RoomLockState[]> {
+    return this.#locks.locks(rooms);
+  }
+
+  /** A list view's lock badges in one call, as the request's user may see them; also `res.locals.onlineLocks`. */
+  lockBadges(req: Request, rooms: readonly string[]): Promise<Record<string, RoomLock | null>> {
+    return this.#locks.lockBadges(req, rooms);
   }
 
   /**

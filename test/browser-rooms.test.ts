@@ -1,41 +1,15 @@
 import { expect } from 'chai';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import os from 'node:os';
-import path from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page, type Request } from 'playwright-core';
-import { freePort, REDIS_SERVER, RedisServer } from './helpers/redis';
+import type { Browser, BrowserContext, Page, Request } from 'playwright-core';
+import { CHROMIUM, launch, memorySite, redisSite, shows, signIn, type Site } from './helpers/demo-site';
+import { freePort, REDIS_SERVER } from './helpers/redis';
 import { requireBinary } from './helpers/requirements';
-import { listen, type Listening } from './helpers/server';
+import { listen } from './helpers/server';
 import { eventually } from './helpers/wait';
 
 const require = createRequire(__filename);
-const express = require('express') as typeof import('express');
 const { createDemoApp } = require('../views-examples/server.js') as { createDemoApp: (o: object) => { app: never; online: { close(): Promise<void> } } };
 const session = require('express-session') as typeof import('express-session');
-const CHROMIUM = '/usr/bin/chromium';
-const ROOT = path.join(__dirname, '..');
-
-/** What a person sees of an element, read until it matches (live updates come without reload). */
-async function shows(page: Page, testId: string, pattern: RegExp, withinMs = 2000): Promise<string> {
-  let text = '';
-  await eventually(async () => {
-    text = (await page.getByTestId(testId).innerText()).trim();
-    expect(text, testId).to.match(pattern);
-  }, withinMs);
-  return text;
-}
-
-async function signIn(browser: Browser, base: string, who: 'ada' | 'grace' | 'alan'): Promise<BrowserContext> {
-  const context = await browser.newContext();
-  const page = await context.newPage();
-  await page.goto(`${base}/`);
-  await page.getByTestId(`login-${who}`).click();
-  await page.waitForURL('**/admin/nunjucks');
-  await page.close();
-  return context;
-}
 
 /** Event streams a browser context has open now, as Chromium's network log counts them (a closed tab's end with it). */
 function openStreams(context: BrowserContext): () => number {
@@ -51,75 +25,6 @@ function openStreams(context: BrowserContext): () => number {
   return () => open.size;
 }
 
-interface Site {
-  readonly base: string;
-  /** Event streams the server has open now, when it can tell (one process). */
-  readonly serverStreams?: () => number;
-  close(): Promise<void>;
-}
-
-/** The demo in this process, on the memory store, counting its open event streams. */
-async function memorySite(tracker: object = {}): Promise<Site> {
-  const outer = express();
-  let open = 0;
-  outer.use((req, res, next) => {
-    if (req.path === '/online-now/events') {
-      open++;
-      res.on('close', () => open--);
-    }
-    next();
-  });
-  outer.use(createDemoApp({ sessionSecret: 'rooms in the browser', tracker }).app);
-  const server: Listening = await listen(outer as never);
-  return { base: server.base, serverStreams: () => open, close: () => server.close() };
-}
-
-/** Two demo processes behind one port (node:cluster, round robin), sharing sessions and presence through Redis. */
-async function redisSite(env: Record<string, string> = {}): Promise<Site> {
-  const redis = await RedisServer.start();
-  const port = await freePort();
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'rooms-cluster-'));
-  const child: ChildProcess = spawn(process.execPath, [path.join(ROOT, 'views-examples', 'cluster.js')], {
-    env: { ...process.env, REDIS_URL: redis.url, WORKERS: '2', PORT: String(port), DATABASE: path.join(dir, 'demo.sqlite'), SESSION_SECRET: 'two processes', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    // Its own process group: the workers are killed with the primary.
-    detached: true,
-  });
-  await new Promise<void>((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`the cluster did not start: ${out}`)), 20_000);
-    const onData = (chunk: Buffer): void => {
-      out += chunk.toString();
-      if ((out.match(/express-online-now demo on/g) ?? []).length === 2) {
-        clearTimeout(timer);
-        resolve();
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    child.on('exit', (code) => reject(new Error(`the cluster exited (${code}): ${out}`)));
-  });
-  return {
-    base: `http://127.0.0.1:${port}`,
-    close: async () => {
-      if (child.exitCode === null && child.signalCode === null) {
-        const exited = new Promise((resolve) => child.once('exit', resolve));
-        process.kill(-child.pid!, 'SIGKILL');
-        await exited;
-      }
-      await redis.stop();
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
-
-function launch(args: string[] = [], ignoreDefaultArgs: string[] = []): Promise<Browser> {
-  return chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', ...args],
-    ignoreDefaultArgs,
-  });
-}
 
 for (const kind of ['memory store', 'Redis, two processes behind one port'] as const) {
   describe(`who else is here, in headless Chromium (${kind})`, function () {
@@ -155,7 +60,7 @@ for (const kind of ['memory store', 'Redis, two processes behind one port'] as c
         served.add(/in process (\d+)/.exec(await gracePage.innerText('footer'))![1]);
         // On Redis, Grace's page may come from the other process before it has synced Ada: the list catches up live.
         await shows(gracePage, 'here-list', /Ada Lovelace\s+editing[\s\S]*Grace Hopper/);
-        await shows(gracePage, 'lock', /^Ada Lovelace is editing since now\. Take over$/);
+        await shows(gracePage, 'lock', /^Ada Lovelace is editing since now\. Take over Ask to edit$/);
         // Ada sees Grace arrive, without reloading.
         await shows(adaPage, 'here-count', /^2$/);
         expect(await adaPage.getByTestId('here-list').innerText()).to.contain('Grace Hopper');
@@ -167,7 +72,7 @@ for (const kind of ['memory store', 'Redis, two processes behind one port'] as c
         });
         await gracePage.getByRole('button', { name: 'Take over' }).click();
         await shows(gracePage, 'lock', /^You are editing/);
-        await shows(adaPage, 'lock', /^Grace Hopper is editing since now\. Take over$/);
+        await shows(adaPage, 'lock', /^Grace Hopper is editing since now\. Take over Ask to edit$/);
         expect(await adaPage.evaluate(() => (window as unknown as { takenBy?: string }).takenBy)).to.equal('Grace Hopper');
         await shows(adaPage, 'here-list', /Grace Hopper\s+editing/);
 
@@ -300,7 +205,7 @@ for (const kind of ['memory store', 'Redis, two processes behind one port'] as c
         const gracePage = await grace.newPage();
         await gracePage.goto(`${site.base}/orders/123/handlebars?edit=1`);
         await shows(gracePage, 'here-list', /Ada Lovelace\s+editing\s+away[\s\S]*Grace Hopper/);
-        await shows(gracePage, 'lock', /^Ada Lovelace is editing since .*Take over$/);
+        await shows(gracePage, 'lock', /^Ada Lovelace is editing since .*Take over Ask to edit$/);
 
         await adaPage.unroute('**/online-now/beat');
         await adaPage.evaluate(() => (window as unknown as { setHidden: (h: boolean) => void }).setHidden(false));
@@ -329,7 +234,7 @@ for (const kind of ['memory store', 'Redis, two processes behind one port'] as c
         await shows(gracePage, 'lock', /^You are editing/, 4000);
         await ada.setOffline(false);
         // Ada's page, back, learns from its next beat that Grace edits now.
-        await shows(adaPage, 'lock', /^Grace Hopper is editing since .*Take over$/, 6000);
+        await shows(adaPage, 'lock', /^Grace Hopper is editing since .*Take over Ask to edit$/, 6000);
         // And Grace keeps the lock: Ada's old, earlier claim did not take it back.
         await gracePage.waitForTimeout(ROOM_THRESHOLD * 1000);
         await shows(gracePage, 'lock', /^You are editing/);
@@ -337,7 +242,7 @@ for (const kind of ['memory store', 'Redis, two processes behind one port'] as c
         // Ada may take over like anyone else.
         await adaPage.getByRole('button', { name: 'Take over' }).click();
         await shows(adaPage, 'lock', /^You are editing/);
-        await shows(gracePage, 'lock', /^Ada Lovelace is editing since .*Take over$/, 4000);
+        await shows(gracePage, 'lock', /^Ada Lovelace is editing since .*Take over Ask to edit$/, 4000);
       } finally {
         await ada.close();
         await grace.close();
@@ -391,7 +296,7 @@ describe('a server restart with default options (a random secret), in headless C
       await shows(adaPage, 'lock', /^You are editing/);
       const again = await grace.newPage();
       await again.goto(`${base}/orders/123`);
-      await shows(again, 'lock', /^Ada Lovelace is editing since .*Take over$/);
+      await shows(again, 'lock', /^Ada Lovelace is editing since .*Take over Ask to edit$/);
       await shows(adaPage, 'here-count', /^2$/, 4000);
     } finally {
       await ada.close();

@@ -386,6 +386,21 @@ for (const example of EXAMPLES) {
         // A room is per order: 124 has nobody else.
         expect(await grace.text('/orders/124')).to.match(/<span data-online-here-count="order:124">1<\/span>/);
       });
+
+      it('editing safely together: only the lock holder saves, others read who holds it; badges of every order; staff release', async () => {
+        const base = apps[0].base;
+        const ada = await signIn(base, 'ada', example);
+        const grace = await signIn(base, 'grace', example);
+        expect(await ada.text('/orders/124?edit=1')).to.contain('You are editing');
+        const refused = await grace.request('POST', '/orders/124', { note: 'mine' });
+        expect(refused.status).to.equal(423);
+        expect(await refused.text()).to.match(/^<p class="online-refused" role="alert">Not saved: Ada Lovelace is editing this order \(since now\)\.<\/p>$/);
+        expect((await ada.post('/orders/124', { note: 'paid' })).status).to.equal(303);
+        expect(await grace.text('/orders')).to.match(/<td><span data-online-lock-badge="order:124"><span class="online-lock-badge" title="Editing since [^"]+">✎ Ada Lovelace<\/span><\/span><\/td>/);
+        expect((await grace.post('/orders/124/release')).status).to.equal(403);
+        expect((await ada.post('/orders/124/release')).status).to.equal(303);
+        expect(await grace.text('/orders')).to.contain('<span data-online-lock-badge="order:124"></span>');
+      });
     }
 
     if (example.redis) {

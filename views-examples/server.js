@@ -61,7 +61,14 @@ function isStaff(req) {
 const SAMPLE_ORDERS = [
   { id: 123, customer: 'Initech', total: '€1,250.00', status: 'Open' },
   { id: 124, customer: 'Globex', total: '€89.90', status: 'Shipped' },
+  // A list page's worth: the orders page shows each one's lock badge.
+  ...Array.from({ length: 48 }, (_, i) => ({ id: 125 + i, customer: `Customer ${i + 1}`, total: '€10.00', status: 'Open' })),
 ];
+
+/** Admins and moderators see every order's lock badge live, and may release a lock. */
+function managesLocks(req) {
+  return ['Admin', 'Moderator'].includes(req.session.user?.role);
+}
 
 /** A name's first character, for the avatar: the same in both engines (a whole emoji, not half of one). */
 function initial(name) {
@@ -86,6 +93,9 @@ function createDemoApp({ express = require('express'), tracker: trackerOptions =
     seen: db.prepare('UPDATE users SET last_seen = ? WHERE id = ? AND invisible = 0'),
     hideAt: db.prepare('UPDATE users SET last_seen = ? WHERE id = ? AND invisible = 1'),
     record: db.prepare("SELECT value FROM meta WHERE key = 'record'").pluck(),
+    // An order's note, the one thing its page edits (in the shared database: every process reads the same).
+    note: db.prepare('SELECT value FROM meta WHERE key = ?').pluck(),
+    saveNote: db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
     saveRecord: db.prepare("INSERT INTO meta (key, value) VALUES ('record', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"),
   };
   const savedRecord = sql.record.get();
@@ -102,6 +112,7 @@ function createDemoApp({ express = require('express'), tracker: trackerOptions =
     onRecord: ({ count, at }) => sql.saveRecord.run(JSON.stringify({ count, at: at.getTime() })),
     initialRecord: savedRecord === undefined ? undefined : JSON.parse(savedRecord),
     secret,
+    canReleaseLocks: managesLocks,
     ...trackerOptions,
   });
 
@@ -139,7 +150,7 @@ function createDemoApp({ express = require('express'), tracker: trackerOptions =
   app.use(online.client());
   // Live updates for every visitor (the sign-in page's count is live too) but a suspended account;
   // each user and each guest address has a budget of streams, and guests in all at most half of them.
-  app.get('/online-now/events', online.events({ authorize: (req) => req.session.user?.role !== 'Suspended' }));
+  app.get('/online-now/events', online.events({ authorize: (req) => req.session.user?.role !== 'Suspended', canListLocks: managesLocks }));
   app.use(online.middleware());
 
   // What every page needs besides presence: who is signed in, and the users with their last-seen.
@@ -157,6 +168,7 @@ function createDemoApp({ express = require('express'), tracker: trackerOptions =
       return { ...person, invisible: known && invisible === 1, lastSeenAt: lastSeen === null ? null : new Date(lastSeen) };
     });
     res.locals.servedBy = process.pid;
+    res.set('X-Served-By', String(process.pid)); // which process answered (the footer says it too)
     next();
   });
 
@@ -210,13 +222,55 @@ function createDemoApp({ express = require('express'), tracker: trackerOptions =
     if (!req.session.user) return res.redirect(303, '/');
     try {
       await online.here(req, `order:${order.id}`, { mode: req.query.edit === '1' ? 'editing' : 'viewing' });
-      res.render(engine === 'handlebars' ? 'handlebars/order.hbs' : 'nunjucks/order.njk', { engine, page: 'orders', order, orders: SAMPLE_ORDERS });
+      const note = sql.note.get(`order-note:${order.id}`) ?? '';
+      res.render(engine === 'handlebars' ? 'handlebars/order.hbs' : 'nunjucks/order.njk', { engine, page: 'orders', order, note, orders: SAMPLE_ORDERS });
     } catch (err) {
       next(err);
     }
   };
   app.get('/orders/:id', orderPage('nunjucks'));
   app.get('/orders/:id/handlebars', orderPage('handlebars'));
+
+  // A save: only the holder of the order's lock gets past requireLock (others get 423 with who edits it,
+  // as JSON for the page's script, as HTML for a plain form). Then every other page open on it is told.
+  app.post(
+    '/orders/:id',
+    express.urlencoded({ extended: false }),
+    online.requireLock((req) => `order:${req.params.id}`),
+    async (req, res, next) => {
+      const order = SAMPLE_ORDERS.find((o) => String(o.id) === req.params.id);
+      if (!order) return next();
+      try {
+        sql.saveNote.run(`order-note:${order.id}`, String(req.body.note ?? '').slice(0, 2000));
+        await online.changed(req, `order:${order.id}`);
+        if (req.accepts(['html', 'json']) === 'json') res.json({ saved: true });
+        else res.redirect(303, `/orders/${order.id}?edit=1`);
+      } catch (err) {
+        next(err);
+      }
+    },
+  );
+
+  // Staff end someone's lock (say, one left open over the weekend).
+  app.post('/orders/:id/release', async (req, res, next) => {
+    try {
+      if (!(await online.release(req, `order:${req.params.id}`))) return res.sendStatus(403);
+      res.redirect(303, '/orders');
+    } catch (err) {
+      next(err);
+    }
+  });
+
+  // Every order with its lock badge, in one call; live for staff (events({ canListLocks })).
+  app.get('/orders', async (req, res, next) => {
+    if (!req.session.user) return res.redirect(303, '/');
+    try {
+      await online.lockBadges(req, SAMPLE_ORDERS.map((o) => `order:${o.id}`));
+      res.render('nunjucks/orders.njk', { engine: 'nunjucks', page: 'list', orders: SAMPLE_ORDERS, staff: managesLocks(req) });
+    } catch (err) {
+      next(err);
+    }
+  });
 
   return { app, online, db };
 }
@@ -251,6 +305,7 @@ async function start({ port = Number(process.env.PORT ?? 3000) } = {}) {
   }
   // ROOM_THRESHOLD (seconds): how long a visible tab stays in a room without a heartbeat (default 30).
   if (process.env.ROOM_THRESHOLD) options.tracker = { ...options.tracker, roomThreshold: Number(process.env.ROOM_THRESHOLD) };
+  if (process.env.ASK_GRACE) options.tracker = { ...options.tracker, askGrace: Number(process.env.ASK_GRACE) };
   const { app } = createDemoApp({ ...options, database });
   const server = app.listen(port, () => {
     const { port: actual } = server.address();

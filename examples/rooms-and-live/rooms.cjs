@@ -25,10 +25,13 @@ app.use(
     saveUninitialized: false,
   }),
 );
-const online = createOnlineTracker();
+const online = createOnlineTracker({
+  canReleaseLocks: (req) => req.session.user?.username === 'ada', // staff: may end anyone's editing lock
+});
 app.use(online.client()); // after express-session: serves /online-now/client.js, takes heartbeats and leaves
 // Live updates (Server-Sent Events), for signed-in users only here; each user and each guest address has a budget of streams.
-app.get('/online-now/events', online.events({ authorize: (req) => req.session.user !== undefined }));
+// canListLocks: who may follow a list page's lock badges live (rooms they are not in).
+app.get('/online-now/events', online.events({ authorize: (req) => req.session.user !== undefined, canListLocks: (req) => req.session.user !== undefined }));
 app.use(online.middleware());
 
 app.get('/orders/:id', async (req, res, next) => {
@@ -76,4 +79,38 @@ const port = Number(process.env.PORT ?? 3000);
 app.listen(port, (error) => {
   if (error) throw error;
   console.log(`Listening on http://localhost:${port}/`);
+});
+
+// rooms.cjs, continued: saving an order, for the lock's holder only
+const notes = new Map(); // your database
+
+app.post('/orders/:id', online.requireLock((req) => `order:${req.params.id}`), async (req, res, next) => {
+  try {
+    notes.set(req.params.id, String(req.body.note ?? ''));
+    // Every other page open on this order shows "Ada Lovelace saved this order 10 seconds ago — reload".
+    await online.changed(req, `order:${req.params.id}`);
+    res.redirect(303, `/orders/${req.params.id}?edit=1`);
+  } catch (err) {
+    next(err);
+  }
+});
+
+// rooms.cjs, continued: every order's lock badge, and staff's release
+app.get('/orders', async (req, res, next) => {
+  try {
+    const orders = ['123', '124'];
+    await online.lockBadges(req, orders.map((id) => `order:${id}`)); // one call, however many orders
+    res.render('orders.njk', { orders, user: req.session.user });
+  } catch (err) {
+    next(err);
+  }
+});
+
+app.post('/orders/:id/release', async (req, res, next) => {
+  try {
+    if (!(await online.release(req, `order:${req.params.id}`))) return res.sendStatus(403);
+    res.redirect(303, '/orders');
+  } catch (err) {
+    next(err);
+  }
 });

@@ -54,6 +54,12 @@ export const ERROR_CODES = {
   ERR_ONLINE_NOW_PATH: '`client({ path })` is not a path starting with "/"',
   ERR_ONLINE_NOW_PUBLICHIDDENCOUNT: '`publicHiddenCount` is not a boolean',
   ERR_ONLINE_NOW_ORIGINS: '`client({ origins })` or `events({ origins })` is not a list of origins such as "https://example.com"',
+  ERR_ONLINE_NOW_CANLISTLOCKS: '`events({ canListLocks })` is not a function',
+  ERR_ONLINE_NOW_CANRELEASELOCKS: '`canReleaseLocks` is not a function',
+  ERR_ONLINE_NOW_ASKWAIT: '`askWait` is not a positive number of seconds or a duration string such as "1m"',
+  ERR_ONLINE_NOW_ASKGRACE: '`askGrace` is not a positive number of seconds or a duration string such as "10s"',
+  ERR_ONLINE_NOW_ASKHANDOVER: '`askHandOver` is not a function',
+  ERR_ONLINE_NOW_ONREFUSED: '`requireLock(room, { onRefused })` is not a function',
   ERR_ONLINE_NOW_PROXY_HOST: 'reported: live requests refused as cross-site where a proxy seems to have rewritten Host (the message names the fix)',
 } as const;
 

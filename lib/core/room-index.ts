@@ -20,11 +20,19 @@
  * default, as WordPress keeps a post lock); a gone tab leaves when its window
  * ends. A record a page echoes carries when its window ends (`until`), so a
  * claim that lapsed never comes back to outrank one made after it.
+ *
+ * Two notes live among a room's tabs, so they replicate as tabs do, under keys
+ * no page can beat for (`~saved`, `~released`): a save (`changed()`: who, when)
+ * and a staff release. A release is a claim of its own generation that nobody
+ * holds: claims below it no longer count, and a fresh claim is made at its
+ * generation, after it. A tab asking for the lock carries when it asked; the
+ * holder's tab carries when it last declined, and which tab it hands over to
+ * (that tab's next touch is a takeover).
  */
 import { randomBytes } from 'node:crypto';
 import { isHidden, keyOf, mayShow, readProfile } from './identity';
 import { PresenceIndex } from './presence-index';
-import type { Profile, RoomEntry, RoomLimits, RoomLock, RoomMode, RoomTouch, RoomView, TabClaim, UserId, Viewer } from './types';
+import type { Profile, RoomEntry, RoomLimits, RoomLock, RoomLockState, RoomMode, RoomRequest, RoomSaved, RoomTouch, RoomView, TabClaim, UserId, Viewer } from './types';
 
 /** Longest room name; a name is any text without control characters. */
 const MAX_ROOM_LENGTH = 200;
@@ -67,6 +75,10 @@ export function isTabClaim(value: unknown): value is TabClaim {
   return typeof v === 'object' && v !== null && time(v.claim) && time(v.since) && time(v.until) && Number.isSafeInteger(v.gen) && (v.gen as number) >= 0 && (v.gen as number) <= MAX_GEN;
 }
 
+/** The tab ids of a room's notes: outside the TAB_ID alphabet, so no heartbeat can name them. */
+const NOTE_TABS = { saved: '~saved', released: '~released' } as const;
+type NoteKind = keyof typeof NOTE_TABS;
+
 /** One tab as a room holds it. Times are ms on the store's time base. */
 interface Tab {
   readonly userKey: string;
@@ -82,19 +94,33 @@ interface Tab {
   readonly since: number;
   /** Its page was hidden at its last heartbeat. */
   readonly away: boolean;
+  /** A note rather than a tab (see the top of this file). */
+  readonly note: NoteKind | undefined;
+  /** When this tab asked the holder for the lock; 0 when it does not ask. */
+  readonly ask: number;
+  /** The holder's: when it last declined asks (asks made up to then are declined). */
+  readonly declined: number;
+  /** The holder's: the tab it hands the lock over to ('' for none). */
+  readonly grant: string;
   /** As the index holds it (`encodeTab`): a replica's newer record shows as other text. */
   readonly text: string;
 }
 
-/** A tab's record as text: what a RedisStore sends and reads back ({ i: id, m, c, g, s, a: away, p: profile }). */
+/** A tab's record as text: what a RedisStore sends and reads back ({ i: id, m, c, g, s, a: away, p: profile, n: note, k: asked, d: declined, o: grant }). */
 function encodeTab(tab: Omit<Tab, 'text' | 'userKey' | 'tab'>): string {
-  return JSON.stringify({ i: tab.id, m: tab.mode === 'editing' ? 1 : 0, c: tab.claim, g: tab.gen, s: tab.since, a: tab.away ? 1 : 0, p: tab.profile });
+  const record: Record<string, unknown> = { i: tab.id, m: tab.mode === 'editing' ? 1 : 0, c: tab.claim, g: tab.gen, s: tab.since, a: tab.away ? 1 : 0, p: tab.profile };
+  // Only when set: a plain tab's record stays as short as before.
+  if (tab.note !== undefined) record.n = tab.note;
+  if (tab.ask !== 0) record.k = tab.ask;
+  if (tab.declined !== 0) record.d = tab.declined;
+  if (tab.grant !== '') record.o = tab.grant;
+  return JSON.stringify(record);
 }
 
 /** Back from text, bounded and checked again: whoever wrote it, it reaches pages. Undefined when it is not a tab. */
 function decodeTab(key: string, text: unknown): Tab | undefined {
   if (typeof text !== 'string') return undefined;
-  let raw: { i?: unknown; m?: unknown; c?: unknown; g?: unknown; s?: unknown; a?: unknown; p?: unknown };
+  let raw: { i?: unknown; m?: unknown; c?: unknown; g?: unknown; s?: unknown; a?: unknown; p?: unknown; n?: unknown; k?: unknown; d?: unknown; o?: unknown };
   try {
     raw = JSON.parse(text) as typeof raw;
   } catch {
@@ -104,6 +130,8 @@ function decodeTab(key: string, text: unknown): Tab | undefined {
   const last = key.lastIndexOf(SEPARATOR);
   if (typeof raw !== 'object' || raw === null || first === last || keyOf(raw.i) === undefined) return undefined;
   if (!isTabClaim({ claim: raw.c ?? 0, gen: raw.g ?? 0, since: raw.s ?? 0, until: 0 })) return undefined;
+  // The same bounds as a claim's times (0 when absent).
+  if (!isTabClaim({ claim: raw.k ?? 0, gen: 0, since: raw.d ?? 0, until: 0 })) return undefined;
   const claim = (raw.c ?? 0) as number;
   const gen = (raw.g ?? 0) as number;
   const since = (raw.s ?? 0) as number;
@@ -117,6 +145,10 @@ function decodeTab(key: string, text: unknown): Tab | undefined {
     gen,
     since,
     away: raw.a === 1,
+    note: raw.n === 'saved' || raw.n === 'released' ? raw.n : undefined,
+    ask: (raw.k ?? 0) as number,
+    declined: (raw.d ?? 0) as number,
+    grant: isTabId(raw.o) ? raw.o : '',
     text,
   };
 }
@@ -139,13 +171,15 @@ function roomEntry(user: UserGroup): RoomEntry {
 
 function roomLock(holder: Tab, profile: Profile, mine: boolean, anonymous: boolean): RoomLock {
   const since = new Date(holder.claim);
-  if (anonymous) return Object.freeze({ since, mine: false, hidden: true as const });
+  if (anonymous) return Object.freeze(holder.away ? { since, mine: false, hidden: true as const, away: true as const } : { since, mine: false, hidden: true as const });
   // The tab is no secret (a tab id only ever acts for its own user): a page tells by it whether it holds the lock.
   const lock = Object.assign({}, profile) as Record<string, unknown>;
   lock.id = holder.id;
   lock.since = since;
   lock.mine = mine;
   lock.tab = holder.tab;
+  // Its page is in the background: an ask may hand the lock over (see lib/live/here.ts).
+  if (holder.away) lock.away = true;
   return Object.freeze(lock) as RoomLock;
 }
 
@@ -207,20 +241,40 @@ export class RoomIndex {
     const known = t.known !== undefined && t.known.until >= now ? t.known : undefined;
     if (known !== undefined && (before === undefined || claimsBetter(known, before))) {
       // The page knows more of its tab than this replica does yet (its claim was made on another process).
-      before = { userKey: t.key, tab: t.tab, id: t.id, profile: t.profile, mode: t.mode, claim: known.claim, gen: known.gen, since: known.since, away: false, text: '' };
+      before = { userKey: t.key, tab: t.tab, id: t.id, profile: t.profile, mode: t.mode, claim: known.claim, gen: known.gen, since: known.since, away: false, note: undefined, ask: 0, declined: 0, grant: '', text: '' };
       live.set(key, before);
     }
-    const holder = lockHolder(live);
+    const note = noteOf(t.tab);
+    const floor = releasedGeneration(live);
+    const holder = lockHolder(live, floor);
     let claim = 0;
     let gen = 0;
-    if (t.mode === 'editing') {
+    if (note === 'released') [claim, gen] = [now, Math.min(topGeneration(live) + 1, MAX_GEN)];
+    else if (t.mode === 'editing' && note === undefined) {
       if (before !== undefined && holder === before) [claim, gen] = [before.claim, before.gen];
       // Above every claim this process knows of: a replica that has not yet seen the holder still takes over.
-      else if (t.takeover) [claim, gen] = [now, Math.min(topGeneration(live) + 1, MAX_GEN)];
-      else if (holder === undefined) claim = now;
+      // So does the tab the holder hands the lock to.
+      else if (t.takeover || (holder !== undefined && holder.grant === t.tab)) [claim, gen] = [now, Math.min(topGeneration(live) + 1, MAX_GEN)];
+      // A claim a release ended is not made again by its tab's next heartbeat: that page is told it lost the lock.
+      else if (holder === undefined && !(before !== undefined && before.claim !== 0 && before.gen < floor)) [claim, gen] = [now, floor];
     }
-    const away = t.away === true;
-    const record = { id: t.id, profile: t.profile, mode: t.mode, claim, gen, since: before?.since ?? now, away };
+    // A note stays the away window, whatever its writer's page does.
+    const away = t.away === true || note !== undefined;
+    const holds = claim !== 0 && claim === before?.claim && note === undefined;
+    const record = {
+      id: t.id,
+      profile: t.profile,
+      mode: note === undefined ? t.mode : ('viewing' as const),
+      claim,
+      gen,
+      since: note === undefined ? (before?.since ?? now) : now,
+      away,
+      note,
+      // An ask keeps its time while its page asks (declined, it stays so); a page's new ask ('new') starts anew.
+      ask: (t.ask === true || t.ask === 'new') && claim === 0 && note === undefined ? (t.ask === 'new' ? now : before?.ask || now) : 0,
+      declined: t.decline === true ? now : (before?.declined ?? 0),
+      grant: holds ? (t.grant ?? before?.grant ?? '') : '',
+    };
     const tab: Tab = { ...record, userKey: t.key, tab: t.tab, text: encodeTab(record) };
     this.tabs.touch(key, t.id, { t: tab.text }, now);
     this.note(t.room, key, tab, now);
@@ -264,7 +318,12 @@ export class RoomIndex {
   view(room: string, now: number, viewer: Viewer): RoomView {
     const live = this.liveTabs(room, now);
     const users = new Map<string, UserGroup>();
+    let saved: Tab | undefined;
     for (const [key, tab] of live) {
+      if (tab.note !== undefined) {
+        if (tab.note === 'saved' && (saved === undefined || tab.since >= saved.since)) saved = tab;
+        continue;
+      }
       const at = this.tabs.timeOf(this.tabs.slotOf(key));
       const user = users.get(tab.userKey);
       if (user === undefined) {
@@ -285,10 +344,34 @@ export class RoomIndex {
     // Rooms withhold nobody by time: a tab is only ever what a heartbeat said, seconds ago.
     const hiddenFrom = (user: UserGroup | undefined): boolean => user !== undefined && !mayShow(viewer, user.key === viewer.self, isHidden(user.profile), Infinity);
     const groups = [...users.values()].filter((u) => !hiddenFrom(u)).sort((a, b) => a.since - b.since || (a.key < b.key ? -1 : 1));
-    const holder = lockHolder(live);
+    const holder = lockHolder(live, releasedGeneration(live));
+    // A person as this viewer may see them: their latest profile in the room, or only that someone is there.
+    const person = (tab: Tab): Record<string, unknown> | undefined => {
+      const user = users.get(tab.userKey);
+      return hiddenFrom(user) || (user === undefined && isHidden(tab.profile) && !viewer.seesHidden && tab.userKey !== viewer.self)
+        ? undefined
+        : Object.assign({}, user?.profile ?? tab.profile, { id: tab.id });
+    };
     let lock: RoomLock | null = null;
     if (holder !== undefined) lock = roomLock(holder, users.get(holder.userKey)?.profile ?? holder.profile, holder.userKey === viewer.self, hiddenFrom(users.get(holder.userKey)));
-    return Object.freeze({ room, count: groups.length, entries: Object.freeze(groups.map(roomEntry)), lock, members: new Set(users.keys()) });
+    const ask = holder === undefined ? undefined : firstAsk(live, holder);
+    const request: RoomRequest | null =
+      ask === undefined || holder === undefined
+        ? null
+        : Object.freeze(Object.assign(person(ask) ?? { hidden: true as const }, { since: new Date(ask.ask), tab: ask.tab, mine: ask.userKey === viewer.self, declined: ask.ask <= holder.declined, granted: holder.grant === ask.tab }) as RoomRequest);
+    const change: RoomSaved | null =
+      saved === undefined ? null : Object.freeze(Object.assign(person(saved) ?? { hidden: true as const }, { at: new Date(saved.since), mine: saved.userKey === viewer.self }) as RoomSaved);
+    return Object.freeze({ room, count: groups.length, entries: Object.freeze(groups.map(roomEntry)), lock, members: new Set(users.keys()), saved: change, savedBy: saved?.userKey, request });
+  }
+
+  /** Every room's lock (or the named rooms', locked or not) as `viewer` may see it. O(tabs in those rooms). */
+  locks(now: number, viewer: Viewer, rooms?: readonly string[]): RoomLockState[] {
+    const states: RoomLockState[] = [];
+    for (const room of rooms ?? [...this.rooms.keys()]) {
+      const view = this.view(room, now, viewer);
+      if (rooms !== undefined || view.lock !== null) states.push({ room, lock: view.lock, request: view.request ?? null });
+    }
+    return states;
   }
 
   /** The room's live tabs, each checked against the index (a tab may have left, expired or been evicted since). */
@@ -419,12 +502,12 @@ function topGeneration(live: Map<string, Tab>): number {
   return top;
 }
 
-/** The claim of the highest generation, earliest within it (ties: the greater key, so every process picks the same). */
-function lockHolder(live: Map<string, Tab>): Tab | undefined {
+/** The claim of the highest generation, earliest within it (ties: the greater key, so every process picks the same); none below a release's generation. */
+function lockHolder(live: Map<string, Tab>, floor: number): Tab | undefined {
   let holder: Tab | undefined;
   let holderKey = '';
   for (const [key, tab] of live) {
-    if (tab.claim === 0 || tab.mode !== 'editing') continue;
+    if (tab.claim === 0 || tab.mode !== 'editing' || tab.gen < floor) continue;
     const tie = holder !== undefined && tab.gen === holder.gen && tab.claim === holder.claim;
     if (holder === undefined || claimsBetter(tab, holder) || (tie && key > holderKey)) {
       holder = tab;
@@ -432,4 +515,31 @@ function lockHolder(live: Map<string, Tab>): Tab | undefined {
     }
   }
   return holder;
+}
+
+/** The generation of the latest release still in the room: claims below it ended with it. */
+function releasedGeneration(live: Map<string, Tab>): number {
+  let floor = 0;
+  for (const tab of live.values()) if (tab.note === 'released' && tab.gen > floor) floor = tab.gen;
+  return floor;
+}
+
+/** The earliest ask of a tab other than the holder's that the holder has not declined; else the earliest declined one (its asker is told). */
+function firstAsk(live: Map<string, Tab>, holder: Tab): Tab | undefined {
+  let first: Tab | undefined;
+  const rank = (tab: Tab): number => (tab.ask > holder.declined ? 0 : 1);
+  for (const tab of live.values()) {
+    if (tab.ask === 0 || tab === holder) continue;
+    if (first === undefined || rank(tab) < rank(first) || (rank(tab) === rank(first) && tab.ask < first.ask)) first = tab;
+  }
+  return first;
+}
+
+function noteOf(tab: string): NoteKind | undefined {
+  return tab === NOTE_TABS.saved ? 'saved' : tab === NOTE_TABS.released ? 'released' : undefined;
+}
+
+/** The tab id a room's note is written under (RoomTouch.tab): `changed()` writes `saved`, a staff release `released`. */
+export function noteTab(kind: NoteKind): string {
+  return NOTE_TABS[kind];
 }

@@ -142,6 +142,16 @@ export interface Store {
   /** A tab left its room (its page closed). */
   roomLeave?(room: string, key: string, tab: string): Awaitable<void>;
   roomView?(room: string, viewer: Viewer): Awaitable<RoomView>;
+  /** Rooms' locks as `viewer` may see them: the named rooms' (locked or not), or every locked room's. */
+  roomLocks?(viewer: Viewer, rooms?: readonly string[]): Awaitable<RoomLockState[]>;
+  /**
+   * A store shared across processes: resolves once one exchange with the shared
+   * state, begun after this call, has sent this process's writes and brought
+   * every other process's (so a decision taken next from the replica is right
+   * as of now); rejects when the shared state cannot be reached. Concurrent
+   * callers share one exchange. Absent: the store is the state itself (one process).
+   */
+  confirm?(): Promise<void>;
   /**
    * Why rooms cannot work with this store as configured, if they cannot (say,
    * a sync too slow for the room threshold). Asked when an app first uses
@@ -263,6 +273,18 @@ export interface OnlineTrackerOptions<U = unknown, P extends object = DefaultPro
    * the number ticking up as someone goes offline tells that they went invisible.
    */
   publicHiddenCount?: boolean;
+  /**
+   * Asking for the lock: how long an ask waits for the holder's answer before
+   * the holder's page is warned (a cancelable `online-now:handover` event), and
+   * `askGrace` later, the lock passes to the asker. Seconds, or a string with
+   * its unit. Default 60 and 10.
+   */
+  askWait?: Duration;
+  askGrace?: Duration;
+  /** Whether an unanswered ask may take the lock from this holder: `(lock) => boolean`. Default: their page is in the background (`lock.away`). */
+  askHandOver?: (lock: RoomLock) => boolean;
+  /** Staff who may end anyone's lock (`tracker.release(req, room)`): `(req) => boolean`. Default: nobody. */
+  canReleaseLocks?: (req: Request) => boolean;
 }
 
 /**
@@ -315,6 +337,12 @@ export interface OnlineNowLocals {
   onlineHereMode?: RoomMode;
   /** The page's own tab record (its lock claim), signed, which the script echoes back: see RoomTouch.known. */
   onlineHereSelf?: TabClaim & { readonly sig: string };
+  /** Set by `tracker.here()`: the room's latest save (`changed()`), or null; the script shows only saves after it. */
+  onlineHereSaved?: RoomSaved | null;
+  /** Set by `tracker.here()`: the earliest ask for the room's lock, or null. */
+  onlineHereRequest?: RoomRequest | null;
+  /** Set by `tracker.lockBadges()`: each listed room's lock (null when nobody edits it), by room name. */
+  onlineLocks?: Readonly<Record<string, RoomLock | null>>;
 }
 
 declare global {
@@ -347,6 +375,12 @@ export interface RoomTouch {
    * overwriting it. Trusting it gives nothing a takeover would not.
    */
   readonly known?: TabClaim | undefined;
+  /** The tab asks the lock's holder to hand it over: `'new'` when its page asks (again), true with each heartbeat while it waits. */
+  readonly ask?: boolean | 'new' | undefined;
+  /** The holder declines the asks made so far. */
+  readonly decline?: boolean | undefined;
+  /** The holder hands the lock to this tab (an asking tab's id): that tab's next touch takes it. */
+  readonly grant?: string | undefined;
 }
 
 /** A tab's lock claim and join time, as a page echoes them back. */
@@ -385,7 +419,41 @@ export type RoomLock = Readonly<Record<string, unknown>> & {
   readonly tab?: string;
   /** The holder is in invisible mode (staff see who; others only that someone is editing). */
   readonly hidden?: true;
+  /** The holder's page is in the background (hidden): an ask may hand the lock over after a wait. */
+  readonly away?: true;
 };
+
+/** The room's latest save (`tracker.changed()`): who and when, as a viewer may see them. Frozen. */
+export type RoomSaved = Readonly<Record<string, unknown>> & {
+  /** Who saved; absent when they are hidden from this viewer. */
+  readonly id?: UserId;
+  readonly at: Date;
+  /** The viewer saved it. */
+  readonly mine: boolean;
+  readonly hidden?: true;
+};
+
+/** The earliest ask for a room's lock: who asks (as a viewer may see them), since when, and what the holder said. Frozen. */
+export type RoomRequest = Readonly<Record<string, unknown>> & {
+  readonly id?: UserId;
+  readonly since: Date;
+  /** The asking tab. */
+  readonly tab: string;
+  /** The viewer asks. */
+  readonly mine: boolean;
+  /** The holder declined it. */
+  readonly declined: boolean;
+  /** The holder handed the lock over: the asking tab takes it at its next heartbeat. */
+  readonly granted: boolean;
+  readonly hidden?: true;
+};
+
+/** One room's lock, for a list of rooms (`tracker.locks()`). */
+export interface RoomLockState {
+  readonly room: string;
+  readonly lock: RoomLock | null;
+  readonly request: RoomRequest | null;
+}
 
 /** A room at one instant, for one viewer. */
 export interface RoomView {
@@ -400,6 +468,12 @@ export interface RoomView {
   readonly members: ReadonlySet<string>;
   /** After a heartbeat (roomTouch): the tab's own record, for its page to echo back (RoomTouch.known). */
   readonly self?: TabClaim;
+  /** The room's latest save (`changed()`), kept the away window; null when none. */
+  readonly saved?: RoomSaved | null;
+  /** Its saver's user key: who is not told of it (never for display). */
+  readonly savedBy?: string | undefined;
+  /** The earliest ask for the lock while someone holds it; null when none. */
+  readonly request?: RoomRequest | null;
 }
 
 /** Settings of a store's rooms. */

@@ -2,7 +2,9 @@
  * `tracker.client()`: the browser side's three routes, under one path
  * (default `/online-now`):
  *   GET  {path}/client.js  the script (see lib/live/browser/online-now.js)
- *   POST {path}/beat       a tab's heartbeat: keeps its user online, its room tab alive, its mode and lock claim
+ *   POST {path}/beat       a tab's heartbeat: keeps its user online, its room tab alive, its mode and lock claim,
+ *                          and its asks for the lock (ask), or as the holder its answer (handover, decline);
+ *                          503 when such a change of the lock could not be confirmed with Redis (the next beat retries)
  *                          (409: the tab is not one this server signed, e.g. minted before a restart with a
  *                          random secret: the page reloads its room state and beats with the new tab)
  *   POST {path}/leave      a tab closed (navigator.sendBeacon)
@@ -13,7 +15,7 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { OnlineNowConfigError } from '../core/errors';
-import { isMode, roomPayload, type Rooms } from './here';
+import { isMode, type Rooms } from './here';
 import { isRoomName, isTabId } from '../core/room-index';
 import { refuseCrossSite } from '../express/same-origin';
 import type { OnlineRequest, Store } from '../core/types';
@@ -125,7 +127,7 @@ export function createClientRoutes(path: string, origins: ReadonlySet<string>, s
       const user = resolver.userOf(req);
       // Nobody to keep online: 204 stops the page's heartbeats, without an error in its console.
       if (user === undefined) return send(res, 204);
-      const body = objectOf(await readBody(req)) as { tab?: unknown; room?: unknown; mode?: unknown; takeover?: unknown; claim?: unknown; away?: unknown };
+      const body = objectOf(await readBody(req)) as { tab?: unknown; room?: unknown; mode?: unknown; takeover?: unknown; claim?: unknown; away?: unknown; ask?: unknown; decline?: unknown; handover?: unknown };
       const mode = body.mode ?? 'viewing';
       if (!isTabId(body.tab) || !isMode(mode) || (body.room !== undefined && !isRoomName(body.room))) return send(res, 400);
       // Only a tab here() minted for this user and room (a page the app served them) beats in a room. Not
@@ -136,11 +138,18 @@ export function createClientRoutes(path: string, origins: ReadonlySet<string>, s
       if (body.room === undefined) return send(res, 200, {});
       const { room, tab } = body;
       const known = rooms.tabIds.claimOf(body.claim, room, user.key, tab);
-      const view = await rooms
-        .roomStore()
-        .roomTouch({ room, tab, key: user.key, id: user.id, profile: user.profile, mode, takeover: body.takeover === true, away: body.away === true, known }, resolver.viewerOf(req, user));
+      const { view, confirmed } = await rooms.touch(
+        { room, tab, key: user.key, id: user.id, profile: user.profile, mode, takeover: body.takeover === true, away: body.away === true, known, ask: body.ask === 'new' ? 'new' : body.ask === true, decline: body.decline === true, handover: body.handover === true },
+        resolver.viewerOf(req, user),
+      );
+      // A change of the lock's holder that Redis did not confirm: made here, it goes with the next sync, and the
+      // page's next beat (its echo still the old claim) confirms it again. Until then the page is not told it holds.
+      if (!confirmed) {
+        res.setHeader('Retry-After', '1');
+        return send(res, 503);
+      }
       const self = view.self === undefined ? undefined : rooms.tabIds.signClaim(room, user.key, tab, view.self);
-      send(res, 200, { self, ...roomPayload(view) });
+      send(res, 200, { self, ...rooms.payload(view) });
     },
     [`POST ${path}/leave`]: async (req, res) => {
       const user = resolver.userOf(req);

@@ -16,8 +16,8 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { keyOf } from '../core/identity';
-import { displayName, listHtml } from '../templates/fragments';
-import { roomPayload, type Rooms } from './here';
+import { displayName, listHtml, lockBadgeHtml } from '../templates/fragments';
+import type { RoomPayload, Rooms } from './here';
 import { isRoomName } from '../core/room-index';
 import { checkOrigins, refuseCrossSite } from '../express/same-origin';
 import type { OnlineRequest, RoomView, ScopeView, Store, Viewer } from '../core/types';
@@ -49,6 +49,11 @@ export interface EventsOptions {
   maxAge?: number;
   /** Origins whose pages may open a stream besides the request's own host: as `client({ origins })`. */
   origins?: readonly string[];
+  /**
+   * Who may follow rooms' lock badges (`locks=`: a list page's), whether or not
+   * they are in those rooms: `(req) => boolean`, called after the session. Default: nobody.
+   */
+  canListLocks?: (req: IncomingMessage) => boolean;
 }
 
 const eventsOptions = optionNames<EventsOptions>({
@@ -58,6 +63,7 @@ const eventsOptions = optionNames<EventsOptions>({
   maxPerUser: true,
   maxPerAddress: true,
   authorize: true,
+  canListLocks: true,
   maxAge: true,
   origins: true,
 });
@@ -82,6 +88,8 @@ interface Connection {
   readonly userKey: string | undefined;
   readonly rooms: readonly string[];
   readonly ids: readonly string[];
+  /** Rooms whose lock badges it follows. */
+  readonly locks: readonly string[];
   readonly list: boolean;
   readonly html: boolean;
   /** Nothing sent yet: the next look sends it the whole state. */
@@ -98,7 +106,7 @@ interface RoomState {
   readonly view: RoomView;
   /** The `here` event's data, and the HTML events' (made once per change, whatever the number of clients). */
   readonly data: string;
-  readonly html: { readonly here: string; readonly lock: string; readonly lockMine: string };
+  readonly html: RoomPayload['html'];
 }
 
 /** Clients that see the same thing: everyone, staff, or one hidden user (who alone sees themself). */
@@ -114,6 +122,9 @@ interface Audience {
   readonly byRoom: Map<string, Set<Connection>>;
   /** And by the ids they watch: an idle look costs one lookup per distinct id, not per id per connection. */
   readonly byId: Map<string, Set<Connection>>;
+  /** And by the rooms whose lock badges they follow, with each badge as last sent. */
+  readonly byLock: Map<string, Set<Connection>>;
+  readonly badges: Map<string, string>;
 }
 
 export interface EventSettings {
@@ -174,6 +185,7 @@ export class EventHub {
   readonly maxPerUser: number;
   readonly maxPerAddress: number;
   private readonly authorize: EventsOptions['authorize'];
+  private readonly canListLocks: EventsOptions['canListLocks'];
   private readonly origins: ReadonlySet<string>;
   /** Open streams per budget (Connection.budget), and guests' in all. */
   private readonly budgets = new Map<string, number>();
@@ -192,6 +204,8 @@ export class EventHub {
     this.maxPerUser = integerAtLeast('maxPerUser', options.maxPerUser ?? 10, 1, '10');
     this.maxPerAddress = integerAtLeast('maxPerAddress', options.maxPerAddress ?? 20, 1, '20');
     optionalFunction('authorize', options.authorize, '(req) => boolean (or a Promise of one)');
+    optionalFunction('canListLocks', options.canListLocks, '(req) => boolean');
+    this.canListLocks = options.canListLocks;
     this.authorize = options.authorize;
   }
 
@@ -262,10 +276,12 @@ export class EventHub {
     const key = own ? `u:${user.key}` : viewer.seesHidden ? 's' : 'e';
     let audience = this.audiences.get(key);
     if (audience === undefined) {
-      audience = { key, viewer: own ? viewer : { seesHidden: viewer.seesHidden }, connections: new Set(), count: undefined, list: undefined, online: new Map(), rooms: new Map(), byRoom: new Map(), byId: new Map() };
+      audience = { key, viewer: own ? viewer : { seesHidden: viewer.seesHidden }, connections: new Set(), count: undefined, list: undefined, online: new Map(), rooms: new Map(), byRoom: new Map(), byId: new Map(), byLock: new Map(), badges: new Map() };
       this.audiences.set(key, audience);
     }
     // `ids=1,2` and `ids=1&ids=2` alike (so an id containing a comma cannot be watched here).
+    // Lock badges name rooms the viewer need not be in: only for whom the app allows.
+    const locks = user !== undefined && this.canListLocks?.(req) === true ? [...new Set(values(query, 'locks').filter(isRoomName))].slice(0, MAX_IDS_PER_CONNECTION) : [];
     const ids = [...new Set(values(query, 'ids').flatMap((v) => v.split(',')).map(keyOf).filter((k): k is string => k !== undefined))].slice(0, MAX_IDS_PER_CONNECTION);
     // A signed-out reader is in no room: rooms they name cost nothing.
     const roomNames = user === undefined ? [] : [...new Set(values(query, 'rooms').filter(isRoomName))].slice(0, MAX_ROOMS_PER_CONNECTION);
@@ -276,6 +292,7 @@ export class EventHub {
       userKey: user?.key,
       rooms: roomNames,
       ids,
+      locks,
       list: query.get('list') === '1',
       html: query.get('html') === '1',
       fresh: true,
@@ -296,6 +313,7 @@ export class EventHub {
     audience.connections.add(connection);
     for (const room of roomNames) subscribe(audience.byRoom, room, connection);
     for (const id of ids) subscribe(audience.byId, id, connection);
+    for (const room of locks) subscribe(audience.byLock, room, connection);
     const drop = (): void => this.drop(connection);
     req.on('close', drop);
     res.on('error', drop);
@@ -320,6 +338,7 @@ export class EventHub {
     connection.audience.connections.delete(connection);
     for (const room of connection.rooms) unsubscribe(connection.audience.byRoom, room, connection);
     for (const id of connection.ids) unsubscribe(connection.audience.byId, id, connection);
+    for (const room of connection.locks) unsubscribe(connection.audience.byLock, room, connection);
     if (connection.audience.connections.size === 0) this.audiences.delete(connection.audience.key);
     if (!connection.res.destroyed) connection.res.destroy();
     if (this.connections.size === 0) {
@@ -401,6 +420,20 @@ export class EventHub {
     if (connections.some((c) => c.list)) this.lookAtList(audience, view, connections);
     this.lookAtIds(audience, view, fresh);
     await this.lookAtRooms(audience);
+    if (audience.byLock.size > 0) await this.lookAtLocks(audience, fresh);
+  }
+
+  /** Lock badges: one store call for every room followed; a change goes to its followers, a new connection gets all of its own. */
+  private async lookAtLocks(audience: Audience, fresh: Connection[]): Promise<void> {
+    for (const room of audience.badges.keys()) if (!audience.byLock.has(room)) audience.badges.delete(room);
+    const states = await this.settings.rooms.locks(audience.viewer, [...audience.byLock.keys()]);
+    const isNew = new Set(fresh);
+    for (const { room, lock } of states) {
+      const data = JSON.stringify({ room, lock, html: lockBadgeHtml(lock) });
+      const changed = audience.badges.get(room) !== data;
+      audience.badges.set(room, data);
+      for (const c of audience.byLock.get(room) ?? []) if (changed || isNew.has(c)) this.send(c, 'badge', data);
+    }
   }
 
   private lookAtList(audience: Audience, view: ScopeView, connections: Connection[]): void {
@@ -460,12 +493,14 @@ export class EventHub {
     // What a room's events say, without heartbeat times (they change every beat, and would wake every page).
     const signature = JSON.stringify([
       view.entries.map((e) => [e.id, displayName(e), e.tabs, e.mode, e.away === true, e.since.getTime()]),
-      view.lock === null ? null : [view.lock.id, view.lock.since.getTime(), view.lock.tab ?? null],
+      view.lock === null ? null : [view.lock.id, view.lock.since.getTime(), view.lock.tab ?? null, view.lock.away === true],
+      view.saved?.at.getTime() ?? null,
+      view.request === null || view.request === undefined ? null : [view.request.tab, view.request.since.getTime(), view.request.declined, view.request.granted],
     ]);
     const before = audience.rooms.get(room);
     let state = before;
     if (state?.signature !== signature) {
-      const payload = roomPayload(view);
+      const payload = this.settings.rooms.payload(view);
       state = { signature, view, data: JSON.stringify(payload), html: payload.html };
     }
     audience.rooms.set(room, state);
@@ -476,12 +511,17 @@ export class EventHub {
       const sent = c.sentRooms.get(room);
       if (sent === signature) continue;
       if (sent === before?.signature) for (const [event, data] of changes) this.send(c, event, data);
+      // A save reaches every page but its saver's; a new stream is told the latest too (the script shows it only if it is newer than its page).
+      const saved = view.saved !== null && view.saved !== undefined && (sent === undefined || before?.view.saved?.at.getTime() !== view.saved.at.getTime()) && c.userKey !== view.savedBy;
+      if (saved) this.send(c, 'changed', JSON.stringify({ room, saved: view.saved, html: state.html.changed }));
       this.send(c, 'here', state.data);
       if (c.html) {
         this.send(c, `html:here:${room}`, state.html.here);
         // Without a tab to tell by (htmx), the holder's own user reads "You are editing".
         const mine = view.lock?.id !== undefined && keyOf(view.lock.id) === c.userKey;
         this.send(c, `html:lock:${room}`, mine ? state.html.lockMine : state.html.lock);
+        // htmx cannot tell a save its page has from a later one: only a save made while the stream is open.
+        if (saved && sent !== undefined) this.send(c, `html:changed:${room}`, state.html.changed);
       }
       c.sentRooms.set(room, signature);
     }

@@ -5,9 +5,9 @@
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { OnlineNowConfigError } from '../core/errors';
-import { hereHtml, lockHtml } from '../templates/fragments';
+import { changedHtml, hereHtml, lockHtml, requestHtml } from '../templates/fragments';
 import { isRoomName, isTabClaim, newTabId } from '../core/room-index';
-import type { OnlineRequest, RoomMode, RoomView, Store, TabClaim } from '../core/types';
+import type { OnlineRequest, RoomLock, RoomLockState, RoomMode, RoomTouch, RoomView, Store, TabClaim, Viewer } from '../core/types';
 import type { UserResolver } from '../express/user-resolver';
 
 export interface HereOptions {
@@ -88,26 +88,129 @@ export interface RoomPayload {
   readonly count: number;
   readonly here: RoomView['entries'];
   readonly lock: RoomView['lock'];
-  /** Ready HTML: the viewers, the lock as others see it, and as its holding tab does. */
-  readonly html: { readonly here: string; readonly lock: string; readonly lockMine: string };
+  /** The latest save (`changed()`), or null. */
+  readonly saved: RoomView['saved'];
+  /** The earliest ask for the lock, or null. */
+  readonly request: RoomView['request'];
+  /** When (ms, the store's clock, as `now`) the lock passes to the asker unless its holder declines; null: not without the holder. */
+  readonly handOverAt: number | null;
+  /** The holder's page is warned this many ms before `handOverAt` (a cancelable `online-now:handover` event). */
+  readonly grace: number;
+  /** Now on the store's clock, for a page to time the above by. */
+  readonly now: number;
+  /**
+   * Ready HTML: the viewers, the lock as others see it and as its holding tab
+   * does, the latest save, and the ask as its holder and as its asker see it.
+   */
+  readonly html: { readonly here: string; readonly lock: string; readonly lockMine: string; readonly changed: string; readonly request: string; readonly requestMine: string };
 }
 
-export function roomPayload(view: RoomView, now: number = Date.now()): RoomPayload {
+/** How an ask for the lock is answered when its holder does not answer. */
+export interface AskSettings {
+  /** ms after an ask before the holder's page is warned (and `grace` later, the lock passes). */
+  readonly waitMs: number;
+  readonly graceMs: number;
+  /** Whether the lock may pass without its holder's word (default: their page is in the background). */
+  readonly handOver: (lock: RoomLock) => boolean;
+}
+
+export function roomPayload(view: RoomView, asks: AskSettings, now: number): RoomPayload {
+  const request = view.request ?? null;
+  const handOverAt = request !== null && !request.declined && view.lock !== null && asks.handOver(view.lock) ? request.since.getTime() + asks.waitMs + asks.graceMs : null;
   return {
     room: view.room,
     count: view.count,
     here: view.entries,
     lock: view.lock,
-    html: { here: hereHtml(view.entries), lock: lockHtml(view.lock, false, now), lockMine: lockHtml(view.lock, true, now) },
+    saved: view.saved ?? null,
+    request,
+    handOverAt,
+    grace: asks.graceMs,
+    now,
+    html: {
+      here: hereHtml(view.entries),
+      lock: lockHtml(view.lock, false, now),
+      lockMine: lockHtml(view.lock, true, now),
+      changed: changedHtml(view.saved, view.room, now),
+      request: requestHtml(request, view.lock, false, now),
+      requestMine: requestHtml(request, view.lock, true, now),
+    },
   };
 }
+
+/** A tab's heartbeat as the live layer takes it: a RoomTouch, and whether its holder hands the lock to the asker. */
+export type LiveTouch = RoomTouch & { readonly handover?: boolean | undefined };
 
 export class Rooms {
   constructor(
     private readonly store: Store,
     private readonly resolver: UserResolver,
     readonly tabIds: TabIds,
+    readonly asks: AskSettings,
   ) {}
+
+  /** Now on the store's clock: the times rooms are kept in. */
+  now(): number {
+    return this.store.dateNow?.() ?? Date.now();
+  }
+
+  /** A room as pages get it (a heartbeat's reply, an SSE `here`). */
+  payload(view: RoomView): RoomPayload {
+    return roomPayload(view, this.asks, this.now());
+  }
+
+  /**
+   * Brings a shared store up to now (see Store.confirm), or rejects. Nothing to
+   * do on a store that is the state itself.
+   */
+  confirm(): Promise<void> {
+    return this.store.confirm?.() ?? Promise.resolve();
+  }
+
+  /**
+   * As confirm(), for a change that stands anyway: when the shared store cannot
+   * be reached now, it goes with the next sync (the store reports its failure). False then.
+   */
+  pushed(): Promise<boolean> {
+    return this.confirm().then(
+      () => true,
+      () => false,
+    );
+  }
+
+  /**
+   * A tab's touch. With a shared store, whatever changes who holds a lock (a
+   * claim, a takeover, a hand-over, an ask that waited long enough) is decided
+   * on the room as Redis has it now and is in Redis before the page is
+   * answered: so a guarded write on any process, begun after that answer, sees
+   * it (two round trips, for lock changes only; a plain heartbeat, and the
+   * holder's, cost none). `confirmed` is false when Redis could not be reached
+   * for such a change: it was made here and goes with the next sync.
+   */
+  async touch(t: LiveTouch, viewer: Viewer): Promise<{ view: RoomView; confirmed: boolean }> {
+    const store = this.roomStore();
+    let touch: RoomTouch = t;
+    let confirmed = true;
+    // A lock this replica sees free is claimed on the room as Redis has it: another process's claim may be on its way.
+    const claiming = this.store.confirm !== undefined && t.mode === 'editing' && (await store.roomView(t.room, viewer)).lock === null;
+    if (claiming || t.takeover || t.handover === true || t.ask === true || t.ask === 'new') {
+      confirmed = await this.pushed();
+      const current = await store.roomView(t.room, { seesHidden: true, self: t.key });
+      const request = current.request;
+      const pending = request !== null && request !== undefined && !request.declined;
+      // Only the holding tab hands over, and only to an ask it has seen.
+      if (t.handover === true && pending && current.lock?.tab === t.tab) touch = { ...t, grant: request.tab };
+      // An ask its holder left unanswered past the wait and the grace: taken, if the holder's page allows it (away).
+      const ripe = pending && request.tab === t.tab && current.lock !== null && this.asks.handOver(current.lock) && this.now() >= request.since.getTime() + this.asks.waitMs + this.asks.graceMs;
+      if (ripe) touch = { ...t, takeover: true };
+    }
+    const view = await store.roomTouch(touch, viewer);
+    const self = view.self;
+    const claimed = self !== undefined && self.claim !== 0 && (t.known?.claim !== self.claim || t.known.gen !== self.gen);
+    if (!claimed && touch.grant === undefined && t.decline !== true) return { view, confirmed };
+    confirmed = (await this.pushed()) && confirmed;
+    return { view: { ...(await store.roomView(t.room, viewer)), self }, confirmed };
+  }
 
   /** The store's rooms, or an error that says why there are none. */
   roomStore(): RoomStore {
@@ -121,6 +224,18 @@ export class Rooms {
       );
     }
     return s as RoomStore;
+  }
+
+  /** Rooms' locks in one store call: the named rooms' (locked or not), or every locked room's. */
+  async locks(viewer: Viewer, rooms?: readonly string[]): Promise<RoomLockState[]> {
+    const store = this.roomStore();
+    if (this.store.roomLocks !== undefined) return this.store.roomLocks(viewer, rooms);
+    if (rooms === undefined) throw new OnlineNowConfigError('ERR_ONLINE_NOW_NO_ROOMS', 'this store cannot list its rooms (roomLocks): locks() needs MemoryStore, RedisStore, or rooms named: locks({ rooms }).');
+    // A custom store: one view per room.
+    return Promise.all(rooms.map(async (room) => {
+      const view = await store.roomView(room, viewer);
+      return { room, lock: view.lock, request: view.request ?? null };
+    }));
   }
 
   async here(req: OnlineRequest, room: string, options: HereOptions = {}): Promise<HereView> {
@@ -139,8 +254,9 @@ export class Rooms {
     const view =
       user === undefined
         ? await store.roomView(room, viewer)
-        : await store.roomTouch({ room, tab, key: user.key, id: user.id, profile: user.profile, mode, takeover: options.takeover === true }, viewer);
-    const here: HereView = Object.freeze({ room: view.room, count: view.count, entries: view.entries, lock: view.lock, members: view.members, self: view.self, tab, mode });
+        : // A page renders whether or not Redis confirmed its claim (it goes with the next sync).
+          (await this.touch({ room, tab, key: user.key, id: user.id, profile: user.profile, mode, takeover: options.takeover === true }, viewer)).view;
+    const here: HereView = Object.freeze({ room: view.room, count: view.count, entries: view.entries, lock: view.lock, members: view.members, self: view.self, saved: view.saved, request: view.request, tab, mode });
     const locals = (req as { res?: { locals?: Record<string, unknown> } }).res?.locals;
     if (locals !== undefined) {
       locals.onlineHere = view.entries;
@@ -149,6 +265,8 @@ export class Rooms {
       locals.onlineHereRoom = room;
       locals.onlineHereTab = tab;
       locals.onlineHereMode = mode;
+      locals.onlineHereSaved = view.saved ?? null;
+      locals.onlineHereRequest = view.request ?? null;
       // For the script tag (data-claim): the page echoes its tab's claim back on its first heartbeat.
       locals.onlineHereSelf = user === undefined || view.self === undefined ? undefined : this.tabIds.signClaim(room, user.key, tab, view.self);
     }

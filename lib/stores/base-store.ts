@@ -8,7 +8,7 @@ import { dateProperty } from '../core/date-property';
 import { OnlineNowConfigError } from '../core/errors';
 import type { PresenceIndex } from '../core/presence-index';
 import { DEFAULT_ROOM_LIMITS } from '../core/room-index';
-import type { Awaitable, OnlineRecord, Profile, RoomLimits, RoomTouch, RoomView, Scope, ScopeView, Store, StoreConfig, StoreHooks, StoreReporter, StoredEntry, UserId, Viewer } from '../core/types';
+import type { Awaitable, OnlineRecord, Profile, RoomLimits, RoomLockState, RoomTouch, RoomView, Scope, ScopeView, Store, StoreConfig, StoreHooks, StoreReporter, StoredEntry, UserId, Viewer } from '../core/types';
 
 /** Most users (and, apart, guests) a built-in store keeps unless told otherwise. */
 export const DEFAULT_MAX_TRACKED = 100_000;
@@ -213,4 +213,5 @@ export abstract class BaseStore implements Store {
   abstract roomTouch(touch: RoomTouch, viewer: Viewer): Awaitable<RoomView>;
   abstract roomLeave(room: string, key: string, tab: string): Awaitable<void>;
   abstract roomView(room: string, viewer: Viewer): Awaitable<RoomView>;
+  abstract roomLocks(viewer: Viewer, rooms?: readonly string[]): Awaitable<RoomLockState[]>;
 }

@@ -5,7 +5,7 @@
 import { monotonicNow, wallOffset, type Clock } from '../core/clock';
 import { PresenceIndex, type IndexClock } from '../core/presence-index';
 import { RoomIndex } from '../core/room-index';
-import type { Profile, RoomTouch, RoomView, Scope, ScopeView, UserId, Viewer } from '../core/types';
+import type { Profile, RoomLockState, RoomTouch, RoomView, Scope, ScopeView, UserId, Viewer } from '../core/types';
 import { checkOptions, optionNames, storeBasics } from '../core/validations';
 import { DEFAULT_MAX_TRACKED, MARK_TTL_MS, MAX_BOTS, BaseStore } from './base-store';
 
@@ -93,6 +93,10 @@ export class MemoryStore extends BaseStore {
 
   roomView(room: string, viewer: Viewer): RoomView {
     return this.attached(this.rooms).view(room, this.now(), viewer);
+  }
+
+  roomLocks(viewer: Viewer, rooms?: readonly string[]): RoomLockState[] {
+    return this.attached(this.rooms).locks(this.now(), viewer, rooms);
   }
 
   resetRecord(): void {

@@ -5,7 +5,7 @@
  */
 import { formatTimeAgo } from './time-ago';
 
-import type { RoomEntry, RoomLock, StoredEntry } from '../core/types';
+import type { RoomEntry, RoomLock, RoomRequest, RoomSaved, StoredEntry } from '../core/types';
 
 const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
 
@@ -46,7 +46,63 @@ export function lockHtml(lock: RoomLock | null, mine: boolean, now: number = Dat
   const since = valid ? `<time datetime="${lock.since.toISOString()}">${escapeHtml(formatTimeAgo(lock.since, 'en', now))}</time>` : 'a while';
   if (mine) return `<p class="online-lock" data-mine>You are editing (since ${since}).</p>`;
   const who = lock.hidden === true ? 'Someone' : escapeHtml(displayName(lock));
-  return `<p class="online-lock">${who} is editing since ${since}. <button type="button" data-online-takeover>Take over</button></p>`;
+  return `<p class="online-lock">${who} is editing since ${since}. <button type="button" data-online-takeover>Take over</button> <button type="button" data-online-ask>Ask to edit</button></p>`;
+}
+
+/** "this order" for `order:123`: the room name's prefix, when it is a plain word; else "this page". */
+export function roomNoun(room: string): string {
+  const word = /^([a-z][a-z ]{0,30}):/i.exec(room)?.[1];
+  return `this ${word ?? 'page'}`;
+}
+
+function ago(date: Date, now: number): string {
+  return Number.isFinite(date.getTime()) ? `<time datetime="${date.toISOString()}">${escapeHtml(formatTimeAgo(date, 'en', now))}</time>` : 'a while ago';
+}
+
+function personHtml(person: Readonly<Record<string, unknown>>): string {
+  return person.hidden === true && person.id === undefined ? 'Someone' : escapeHtml(displayName(person));
+}
+
+/** "Ada Lovelace saved this order 10 seconds ago — reload": a page opened before that save shows it. */
+export function changedHtml(saved: RoomSaved | null | undefined, room: string, now: number = Date.now()): string {
+  if (saved === null || saved === undefined) return '';
+  return `<p class="online-changed" role="status">${personHtml(saved)} saved ${escapeHtml(roomNoun(room))} ${ago(saved.at, now)} — <a href="" data-online-reload>reload</a></p>`;
+}
+
+/**
+ * An ask for the lock, as the holder sees it (with Hand over and Decline) or as
+ * the asker does (`asker`); '' for anyone else, and for a declined ask but to its asker.
+ */
+export function requestHtml(request: RoomRequest | null | undefined, lock: RoomLock | null, asker: boolean, now: number = Date.now()): string {
+  if (request === null || request === undefined || lock === null) return '';
+  if (asker) {
+    const holder = personHtml(lock);
+    return request.declined
+      ? `<p class="online-request" data-declined>${holder} declined to hand over.</p>`
+      : `<p class="online-request">You asked ${holder} to hand over (${ago(request.since, now)}).</p>`;
+  }
+  if (request.declined) return '';
+  return `<p class="online-request">${personHtml(request)} asks to edit (${ago(request.since, now)}). <button type="button" data-online-handover>Hand over</button> <button type="button" data-online-decline>Decline</button></p>`;
+}
+
+/** Why a guarded write was refused, as a sentence: who holds the lock, or that it could not be confirmed. */
+export function refusedText(lock: RoomLock | null, room: string, confirmed: boolean, now: number = Date.now()): string {
+  const noun = roomNoun(room);
+  if (!confirmed) return `Not saved: the editing lock of ${noun} cannot be confirmed right now. Try again in a moment.`;
+  if (lock === null) return `Not saved: open ${noun} for editing first.`;
+  const holder = lock.hidden === true ? 'Someone' : displayName(lock);
+  return `Not saved: ${holder} is editing ${noun} (since ${formatTimeAgo(lock.since, 'en', now)}).`;
+}
+
+/** The same, as HTML for a page to show. */
+export function refusedHtml(text: string): string {
+  return `<p class="online-refused" role="alert">${escapeHtml(text)}</p>`;
+}
+
+/** A room's lock badge for a list of rooms: "✎ Ada Lovelace", or '' when nobody edits. */
+export function lockBadgeHtml(lock: RoomLock | null): string {
+  if (lock === null) return '';
+  return `<span class="online-lock-badge" title="Editing since ${escapeHtml(lock.since.toISOString())}">✎ ${personHtml(lock)}${lock.away === true ? ' (away)' : ''}</span>`;
 }
 
 /** `<li>` per listed online user. */

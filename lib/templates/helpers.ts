@@ -4,7 +4,7 @@
  * count and list, and a template costs no store lookup.
  */
 import { OnlineNowConfigError } from '../core/errors';
-import { escapeHtml, hereHtml, lockHtml } from './fragments';
+import { escapeHtml, hereHtml, lockBadgeHtml, lockHtml, requestHtml } from './fragments';
 import { newTabId } from '../core/room-index';
 import { formatTimeAgo, timeAgoHtml } from './time-ago';
 import type { OnlineNowLocals } from '../core/types';
@@ -28,24 +28,34 @@ function ask(locals: unknown, question: Question, subject: unknown, html: boolea
   return html ? timeAgoHtml(subject) : formatTimeAgo(subject);
 }
 
-type Markup = 'onlineScript' | 'onlineHereHtml' | 'onlineLockHtml';
-const MARKUP: readonly Markup[] = ['onlineScript', 'onlineHereHtml', 'onlineLockHtml'];
+type Markup = 'onlineScript' | 'onlineHereHtml' | 'onlineLockHtml' | 'onlineChangedHtml' | 'onlineRequestHtml' | 'onlineLockBadge';
+const MARKUP: readonly Markup[] = ['onlineScript', 'onlineHereHtml', 'onlineLockHtml', 'onlineChangedHtml', 'onlineRequestHtml', 'onlineLockBadge'];
 
 /**
  * The markup helpers: the client script's tag (room, tab and mode of this page
  * view; '' until `client()` is mounted), and a room's viewers and lock as the
  * live updates render them, so a page looks the same before its first update.
  */
-function markup(locals: unknown, which: Markup): string {
+function markup(locals: unknown, which: Markup, room?: unknown): string {
   const l = (locals ?? {}) as Partial<OnlineNowLocals>;
   if (which === 'onlineHereHtml') return hereHtml(l.onlineHere ?? []);
-  if (which === 'onlineLockHtml') return lockHtml(l.onlineHereLock ?? null, l.onlineHereLock?.tab !== undefined && l.onlineHereLock.tab === l.onlineHereTab);
+  const mine = l.onlineHereLock?.tab !== undefined && l.onlineHereLock.tab === l.onlineHereTab;
+  if (which === 'onlineLockHtml') return lockHtml(l.onlineHereLock ?? null, mine);
+  // Where the script shows a later save ("changed while you were looking"): empty at first paint, as the page is current.
+  if (which === 'onlineChangedHtml') return l.onlineHereRoom === undefined ? '' : `<div data-online-changed="${escapeHtml(l.onlineHereRoom)}"></div>`;
+  // An ask for the lock, shown to the holder at first paint too (a reload keeps the lock).
+  if (which === 'onlineRequestHtml') return l.onlineHereRoom === undefined ? '' : `<div data-online-request="${escapeHtml(l.onlineHereRoom)}">${mine ? requestHtml(l.onlineHereRequest, l.onlineHereLock ?? null, false) : ''}</div>`;
+  // A list view's badge for one room (`lockBadges()` set the locks), kept live by the script.
+  if (which === 'onlineLockBadge') return typeof room === 'string' ? `<span data-online-lock-badge="${escapeHtml(room)}">${lockBadgeHtml(l.onlineLocks?.[room] ?? null)}</span>` : '';
   const client = l.onlineClient;
   if (client === undefined) return '';
   let attributes = ` data-tab="${escapeHtml(l.onlineHereTab ?? newTabId())}" data-interval="${client.interval}" data-events="${escapeHtml(client.events)}"`;
   if (l.onlineHereRoom !== undefined) attributes += ` data-room="${escapeHtml(l.onlineHereRoom)}" data-mode="${escapeHtml(l.onlineHereMode ?? 'viewing')}"`;
   const self = l.onlineHereSelf;
   if (self !== undefined && self.claim !== 0) attributes += ` data-claim="${escapeHtml(JSON.stringify(self))}"`;
+  // The save this page was rendered after: the script shows only later ones.
+  const saved = l.onlineHereSaved?.at.getTime();
+  if (saved !== undefined) attributes += ` data-saved="${saved}"`;
   return `<script src="${escapeHtml(client.src)}"${attributes} defer></script>`;
 }
 
@@ -87,8 +97,8 @@ export function registerNunjucks<E extends NunjucksEnvironmentLike>(env: E): E {
   env.addFilter('lastSeen', filter('lastSeen'));
   env.addFilter('timeAgo', filter('timeAgo'));
   for (const name of MARKUP) {
-    env.addGlobal(name, function (this: NunjucksContext) {
-      return safe(markup(this?.ctx, name));
+    env.addGlobal(name, function (this: NunjucksContext, room?: unknown) {
+      return safe(markup(this?.ctx, name, room));
     });
   }
   return env;
@@ -133,7 +143,7 @@ function handlebarsHelpers(SafeString: (new (html: string) => unknown) | undefin
   const helpers: Record<string, HelperFn> = { isOnline: helper('isOnline'), lastSeen: helper('lastSeen'), timeAgo: helper('timeAgo') };
   for (const name of MARKUP) {
     helpers[name] = function (this: unknown, ...args: unknown[]) {
-      const html = markup((args[args.length - 1] as HelperOptions | undefined)?.data?.root, name);
+      const html = markup((args[args.length - 1] as HelperOptions | undefined)?.data?.root, name, args.length > 1 ? args[0] : undefined);
       return SafeString === undefined ? html : new SafeString(html);
     };
   }

@@ -21,7 +21,7 @@
   let tab = attr('tab');
   const room = attr('room') || undefined;
   const interval = Number(attr('interval')) > 0 ? Number(attr('interval')) : 10000;
-  const TYPES = ['count', 'online', 'offline', 'list', 'here', 'join', 'leave', 'lock', 'reset'];
+  const TYPES = ['count', 'online', 'offline', 'list', 'here', 'join', 'leave', 'lock', 'reset', 'changed', 'badge'];
 
   let mode = attr('mode') === 'editing' ? 'editing' : 'viewing';
   // This tab's lock claim as the server last told it, echoed back: a process that has not synced it yet keeps it.
@@ -30,6 +30,10 @@
   let timer = 0;
   let held = false; // a state showed that this tab holds the room's lock
   let renewed = false; // a refused tab was renewed since the last answered beat
+  let asking = false; // this tab asks the holder for the lock
+  let grace = 0; // ms the holder's page is given to save before a hand-over
+  let warned = ''; // the ask the holder's page was last warned of
+  const savedAt = Number(attr('saved')) || 0; // the save this page was rendered after
 
   const each = (name, fn, value) => {
     const list = d.querySelectorAll('[' + name + ']');
@@ -91,6 +95,16 @@
           el.innerHTML = lock;
         }, data.room);
       }
+      // An ask, to its holder (Hand over, Decline) and to its asker; nobody else.
+      const q = data.request;
+      const ask = q && q.tab === tab ? html.requestMine : data.lock && data.lock.tab === tab ? html.request : '';
+      each('data-online-request', (el) => {
+        el.innerHTML = ask || '';
+      }, data.room);
+    } else if (type === 'changed' || type === 'badge') {
+      each(type === 'changed' ? 'data-online-changed' : 'data-online-lock-badge', (el) => {
+        el.innerHTML = data.html || '';
+      }, data.room);
     } else if (type === 'list' && typeof data.html === 'string') {
       each('data-online-list', (el) => {
         el.innerHTML = data.html; // escaped by the server
@@ -101,19 +115,37 @@
   // `reply`: the state came from our own heartbeat, which sees the room as this user does (ourselves included).
   const handle = (type, data, reply) => {
     if (!data || typeof data !== 'object') data = {};
+    // A save this page was rendered after (or made) is no news.
+    if (type === 'changed' && !(Date.parse(data.saved && data.saved.at) > savedAt)) return;
     // A listener that calls preventDefault() draws the update itself.
     if (dispatch(type, data)) draw(type, data);
     if (type === 'here' && room && data.room === room) {
       const lock = data.lock;
       if (lock && lock.tab === tab) held = true;
-      // A lock without a tab is "someone" (a hidden holder), maybe ourselves as the stream shows us: our heartbeat's reply tells.
-      else if (held && lock && !lock.tab && !reply) beat();
+      // A lock without a tab is "someone" (a hidden holder), maybe ourselves as the stream shows us; a free one, maybe
+      // released by staff: our heartbeat's reply tells.
+      else if (held && !(lock && lock.tab) && !reply) beat();
       // A lock held elsewhere after ours is a takeover; a free lock (null) is not.
-      else if (held && lock) {
+      else if (held && (lock || reply)) {
+        // Taken over, or (our own beat's reply shows it free) released by staff.
         held = false;
         mode = 'viewing';
-        dispatch('takenover', lock);
+        dispatch(lock ? 'takenover' : 'released', lock || {});
         beat();
+      }
+      const q = data.request;
+      grace = data.grace || 0;
+      if (asking && q && q.tab === tab && (q.declined || q.granted)) {
+        // Declined: we stop asking. Handed to us: our next beat takes it (on the room as Redis has it), so beat now.
+        asking = false;
+        if (q.declined) dispatch('declined', q);
+        else beat({ ask: true });
+      }
+      // The holder's page, warned `grace` before an unanswered ask takes the lock: save now, or preventDefault() to keep it.
+      const key = q && q.tab + q.since;
+      if (lock && lock.tab === tab && data.handOverAt && key !== warned) {
+        warned = key;
+        setTimeout(() => dispatch('handover', q) || beat({ decline: true }), data.handOverAt - grace - data.now);
       }
     }
   };
@@ -148,13 +180,14 @@
       .catch(() => {});
   };
 
-  const beat = (takeover) => {
+  // `extra`: what this beat asks besides (takeover, handover, decline).
+  const beat = (extra) => {
     if (stopped || !w.fetch) return;
     const n = ++beats;
     fetch(base + 'beat', {
       method: 'POST',
       headers: { 'Content-Type': 'text/plain;charset=UTF-8' },
-      body: JSON.stringify({ tab, room, mode, takeover: takeover || undefined, claim: claim || undefined, away: d.visibilityState === 'hidden' || undefined }),
+      body: JSON.stringify(Object.assign({ tab, room, mode, claim: claim || undefined, away: d.visibilityState === 'hidden' || undefined, ask: asking || undefined }, extra)),
     })
       .then((res) => {
         if (res.status === 409 && !renewed) renew();
@@ -194,7 +227,9 @@
       // As many as the server takes (a URL stays short).
       if (id && ids.indexOf(id) < 0 && ids.length < 200) ids.push(id);
     });
-    return { t: 'sub', id: tab, rooms: room ? [room] : [], ids, list: !!d.querySelector('[data-online-list]') };
+    const locks = [];
+    each('data-online-lock-badge', (el) => locks.push(el.getAttribute('data-online-lock-badge')));
+    return { t: 'sub', id: tab, rooms: room ? [room] : [], ids, locks, list: !!d.querySelector('[data-online-list]') };
   };
 
   let leader = false;
@@ -211,6 +246,7 @@
       if (!w.EventSource) return;
       const rooms = [];
       const ids = [];
+      const locks = [];
       let list = false;
       const add = (into, list) => {
         if (Array.isArray(list)) list.forEach((x) => into.indexOf(String(x)) < 0 && into.push(String(x)));
@@ -218,11 +254,13 @@
       Object.keys(subs).forEach((key) => {
         add(rooms, subs[key].rooms);
         add(ids, subs[key].ids);
+        add(locks, subs[key].locks);
         list = list || subs[key].list === true;
       });
       const query = [];
       if (rooms.length) query.push('rooms=' + encodeURIComponent(rooms.sort().join('\n')));
       if (ids.length) query.push('ids=' + encodeURIComponent(ids.sort().join('\n')));
+      if (locks.length) query.push('locks=' + encodeURIComponent(locks.sort().join('\n')));
       if (list) query.push('list=1');
       const key = query.join('&');
       if (key === openKey && source && source.readyState !== 2) return; // same union, still open
@@ -361,7 +399,19 @@
     },
     takeOver() {
       mode = 'editing';
-      beat(true);
+      beat({ takeover: true });
+    },
+    ask() {
+      asking = true;
+      mode = 'editing';
+      beat({ ask: 'new' });
+    },
+    // The holder's page gets its cancelable chance to save first, then hands over `grace` later.
+    handOver() {
+      if (dispatch('handover', {})) setTimeout(() => beat({ handover: true }), grace);
+    },
+    decline() {
+      beat({ decline: true });
     },
     on(name, fn) {
       d.addEventListener('online-now:' + name, (e) => fn(e.detail));
@@ -370,11 +420,11 @@
   w.OnlineNow = api;
 
   d.addEventListener('click', (e) => {
-    const el = e.target && e.target.closest && e.target.closest('[data-online-takeover],[data-online-edit],[data-online-view]');
+    const names = ['takeover', 'edit', 'view', 'ask', 'handover', 'decline'];
+    const el = e.target && e.target.closest && e.target.closest(names.map((n) => '[data-online-' + n + ']').join());
     if (!el) return;
-    if (el.hasAttribute('data-online-takeover')) api.takeOver();
-    else if (el.hasAttribute('data-online-edit')) api.edit();
-    else api.view();
+    const fns = [api.takeOver, api.edit, api.view, api.ask, api.handOver, api.decline];
+    fns[names.findIndex((n) => el.hasAttribute('data-online-' + n))]();
   });
 
   if (d.readyState === 'loading') d.addEventListener('DOMContentLoaded', start);

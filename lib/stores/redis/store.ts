@@ -22,7 +22,7 @@ import { PLAIN_CLOCK, type IndexClock } from '../../core/presence-index';
 import { tabKey } from '../../core/room-index';
 import { Histogram, SYNC_BUCKETS, type SyncStats } from '../../core/metrics';
 import { withTimeout } from '../../core/timeout';
-import type { Profile, RoomTouch, RoomView, Scope, ScopeView, StoreConfig, UserId, Viewer } from '../../core/types';
+import type { Profile, RoomLockState, RoomTouch, RoomView, Scope, ScopeView, StoreConfig, UserId, Viewer } from '../../core/types';
 import { checkOptions, optionNames, positiveNumber, storeBasics } from '../../core/validations';
 import { DEFAULT_MAX_TRACKED, MARK_TTL_MS, MAX_BOTS, BaseStore } from '../base-store';
 import { adaptClient, type RawRedis, type RedisClientLike } from './client';
@@ -120,6 +120,7 @@ export class RedisStore extends BaseStore {
   private outstandingSince = 0;
   private commandSeq = 0;
   private readonly syncDurations = new Histogram(SYNC_BUCKETS);
+  /** Syncs failed so far: metrics, and `confirm()` tells by it whether its own did. */
   private syncFailures = 0;
 
   constructor(options: RedisStoreOptions) {
@@ -274,6 +275,18 @@ export class RedisStore extends BaseStore {
 
   roomView(room: string, viewer: Viewer): RoomView | Promise<RoomView> {
     return this.whenWarm((replica) => replica.rooms.view(room, this.clock.now(), viewer));
+  }
+
+  roomLocks(viewer: Viewer, rooms?: readonly string[]): RoomLockState[] | Promise<RoomLockState[]> {
+    return this.whenWarm((replica) => replica.rooms.locks(this.clock.now(), viewer, rooms));
+  }
+
+  /** See Store.confirm: one sync begun after this call (callers meanwhile share it); rejects when it failed. */
+  async confirm(): Promise<void> {
+    await this.running;
+    const failures = this.syncFailures;
+    await this.sync();
+    if (this.syncFailures !== failures) throw new Error(`RedisStore (prefix "${this.prefix}"): Redis did not answer a sync`);
   }
 
   /** Starts the record over, in Redis for every process, from the number online now. */

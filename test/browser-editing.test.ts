@@ -1,0 +1,151 @@
+// Editing safely together (issue #24) in headless Chromium, as two admins see it:
+// on the memory store, and on two demo processes behind one port sharing Redis.
+// A save from the non-holder is refused with the holder's name; the other page
+// shows "changed while you were looking" after a save; after a takeover the old
+// holder's save is refused on either process; ask → decline keeps the lock, ask →
+// hand over passes it, the old holder's page getting its grace event (and saving)
+// first; a list of 50 orders shows lock badges and follows a new lock live.
+import { expect } from 'chai';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { CHROMIUM, launch, memorySite, redisSite, shows, signIn, type Site } from './helpers/demo-site';
+import { REDIS_SERVER } from './helpers/redis';
+import { requireBinary } from './helpers/requirements';
+
+/** Events the page got, in order, as a list on window (read with `eventsOf`). */
+async function recordEvents(page: Page, types: string[]): Promise<void> {
+  await page.evaluate((names) => {
+    const log: string[] = ((window as unknown as { seen: string[] }).seen = []);
+    for (const name of names) document.addEventListener(`online-now:${name}`, () => log.push(name));
+  }, types);
+}
+
+const eventsOf = (page: Page): Promise<string[]> => page.evaluate(() => (window as unknown as { seen: string[] }).seen);
+
+async function save(page: Page, note: string): Promise<void> {
+  await page.getByTestId('note').fill(note);
+  await page.evaluate(() => {
+    document.querySelector('[data-testid=save-result]')!.textContent = '';
+  });
+  await page.getByTestId('save').click();
+}
+
+for (const kind of ['memory store', 'Redis, two processes behind one port'] as const) {
+  describe(`editing safely together, in headless Chromium (${kind})`, function () {
+    this.timeout(120_000);
+    let browser: Browser;
+    let site: Site;
+    // Live updates reach a page of the same process within a look (250 ms); of another, within 2 × syncInterval + 250 ms.
+    const live = kind === 'memory store' ? 2000 : 4000;
+
+    before(async function () {
+      requireBinary(this, CHROMIUM, 'apt-get install -y chromium');
+      if (kind !== 'memory store') requireBinary(this, REDIS_SERVER, 'apt-get install -y redis-server');
+      site = kind === 'memory store' ? await memorySite({ askGrace: 1 }) : await redisSite({ ASK_GRACE: '1' });
+      browser = await launch();
+    });
+    after(async () => {
+      await browser?.close();
+      await site?.close();
+    });
+
+    it('the guard, the changed-notice, a takeover, ask → decline and ask → hand over, as two admins see them', async () => {
+      const ada = await signIn(browser, site.base, 'ada');
+      const grace = await signIn(browser, site.base, 'grace');
+      try {
+        const adaPage = await ada.newPage();
+        await adaPage.goto(`${site.base}/orders/123?edit=1`);
+        await shows(adaPage, 'lock', /^You are editing/);
+        const gracePage = await grace.newPage();
+        await gracePage.goto(`${site.base}/orders/123/handlebars`);
+        await shows(gracePage, 'lock', /^Ada Lovelace is editing since now\. Take over Ask to edit$/, live);
+
+        // Grace did not open it for editing: her save is refused, with who edits it.
+        await save(gracePage, 'from Grace');
+        await shows(gracePage, 'save-result', /^Not saved: Ada Lovelace is editing this order \(since (now|\d+ seconds? ago)\)\.$/);
+        // Ada's goes through, and Grace's page says so at once.
+        await save(adaPage, 'from Ada');
+        await shows(adaPage, 'save-result', /^Saved\.$/);
+        await shows(gracePage, 'changed', /^Ada Lovelace saved this order (now|\d+ seconds? ago) — reload$/, live);
+        expect(await adaPage.getByTestId('changed').innerText()).to.equal('');
+        await gracePage.getByRole('link', { name: 'reload' }).click();
+        await gracePage.waitForLoadState();
+        expect(await gracePage.getByTestId('note').inputValue()).to.equal('from Ada');
+        await shows(gracePage, 'changed', /^$/);
+
+        // Grace takes over: Ada's saves are refused now, whichever process answers them.
+        await recordEvents(adaPage, ['handover', 'takenover']);
+        await gracePage.getByRole('button', { name: 'Take over' }).click();
+        await shows(gracePage, 'lock', /^You are editing/);
+        await save(adaPage, 'too late');
+        await shows(adaPage, 'save-result', /^Not saved: Grace Hopper is editing this order/);
+        const served = new Set<string>();
+        for (let i = 0; i < 12; i++) {
+          // Each a new connection: node:cluster deals connections out to the processes in turn.
+          const res = await ada.request.post(`${site.base}/orders/123`, { form: { note: 'too late' }, headers: { accept: 'application/json', connection: 'close' } });
+          expect(res.status()).to.equal(423);
+          expect(((await res.json()) as { message: string }).message).to.match(/^Not saved: Grace Hopper is editing this order/);
+          served.add(res.headers()['x-served-by']);
+        }
+        if (kind !== 'memory store') expect(served.size, 'refused by both processes').to.equal(2);
+        await shows(adaPage, 'lock', /^Grace Hopper is editing since now\. Take over Ask to edit$/, live);
+
+        // Ada asks; Grace declines: the lock stays Grace's, and Ada's page says so.
+        await adaPage.getByRole('button', { name: 'Ask to edit' }).click();
+        await shows(adaPage, 'request', /^You asked Grace Hopper to hand over \((now|\d+ seconds? ago)\)\.$/, live);
+        await shows(gracePage, 'request', /^Ada Lovelace asks to edit \((now|\d+ seconds? ago)\)\. Hand over Decline$/, live);
+        await gracePage.getByRole('button', { name: 'Decline' }).click();
+        await shows(adaPage, 'request', /^Grace Hopper declined to hand over\.$/, live);
+        await shows(gracePage, 'request', /^$/, live);
+        expect(await gracePage.getByTestId('lock').innerText()).to.match(/^You are editing/);
+
+        // Ada asks again; Grace hands over. Her page gets its grace event first (the demo saves on it), then loses the lock.
+        await recordEvents(gracePage, ['handover', 'takenover']);
+        await gracePage.getByTestId('note').fill('saved before handing over');
+        await adaPage.getByRole('button', { name: 'Ask to edit' }).click();
+        await shows(gracePage, 'request', /^Ada Lovelace asks to edit/, live);
+        await gracePage.getByRole('button', { name: 'Hand over' }).click();
+        await shows(gracePage, 'save-result', /^Saved\.$/);
+        await shows(adaPage, 'lock', /^You are editing/, live + 1000);
+        await shows(gracePage, 'lock', /^Ada Lovelace is editing since now\. Take over Ask to edit$/, live);
+        expect(await eventsOf(gracePage)).to.deep.equal(['handover', 'takenover']);
+        await save(adaPage, 'Ada again');
+        await shows(adaPage, 'save-result', /^Saved\.$/);
+        await shows(gracePage, 'changed', /^Ada Lovelace saved this order/, live);
+      } finally {
+        await ada.close();
+        await grace.close();
+      }
+    });
+
+    it('a list of 50 orders shows each one’s lock badge, and one taken meanwhile appears live', async () => {
+      const ada = await signIn(browser, site.base, 'ada');
+      const grace: BrowserContext = await signIn(browser, site.base, 'grace');
+      try {
+        const edit = await grace.newPage();
+        await edit.goto(`${site.base}/orders/130?edit=1`);
+        await shows(edit, 'lock', /^You are editing/);
+        const list = await ada.newPage();
+        await list.goto(`${site.base}/orders`);
+        // On Redis the list may come from the other process before it synced Grace's claim: it catches up live.
+        await shows(list, 'badge-130', /^✎ Grace Hopper$/, live);
+        const badges = await list.locator('[data-testid^=badge-]').evaluateAll((cells) => cells.map((c) => [c.getAttribute('data-testid'), (c as HTMLElement).innerText]));
+        expect(badges).to.have.length(50);
+        // Order 123 is the test above's (its last holder's tab stays its window): every other order but 130 is free.
+        expect(badges.filter(([id, text]) => id !== 'badge-123' && text !== '')).to.deep.equal([['badge-130', '✎ Grace Hopper']]);
+
+        const other = await grace.newPage();
+        await other.goto(`${site.base}/orders/160?edit=1`);
+        await shows(list, 'badge-160', /^✎ Grace Hopper$/, live);
+        // Staff release it: the badge goes, and Grace's page is told.
+        await list.getByTestId('release-160').click();
+        await list.waitForURL('**/orders');
+        await shows(list, 'badge-160', /^$/, live);
+        await shows(other, 'lock', /^$/, live);
+        await shows(other, 'edit', /^Edit this order$/);
+      } finally {
+        await ada.close();
+        await grace.close();
+      }
+    });
+  });
+}
