@@ -119,7 +119,8 @@ async function signIn(agent, port, n, { users, inFlight }) {
   return async (page, count) => {
     let sent = 0;
     const worker = async () => {
-      for (; sent < count; sent++) {
+      // Counted as sent before it goes, or the other workers would send past `count`.
+      while (sent++ < count) {
         const res = await get(agent, port, page, cookies[turn++ % cookies.length]);
         if (res.status !== 200) throw new Error(`${page}: HTTP ${res.status}`);
       }
