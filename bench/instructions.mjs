@@ -28,7 +28,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createClient } from 'redis';
-import { commandCount, median, prng, startRedis, summary, table } from './lib.mjs';
+import { commandCount, cpuMicros, median, prng, startRedis, summary, table } from './lib.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const VALGRIND = '/usr/bin/valgrind';
@@ -239,12 +239,14 @@ async function oneRun({ variant, n, pages, K, W, traffic, usersPerSync, outFile 
  * Rates at full speed, outside valgrind: the same app with node
  * --single-threaded and RedisStore's default syncInterval, R requests a page
  * after K of warm-up, sent as `traffic` says. Major GCs a request brings (the
- * app's own GC observer: a callgrind window holds too few to say), and for
- * RedisStore requests per second and the syncs Redis ran per request. Wall
- * clock: these move with the machine's load, the instruction counts do not.
+ * app's own GC observer: a callgrind window holds too few to say), requests
+ * per second of the app's own CPU time (what it serves with a core to itself,
+ * however busy the machine), and for RedisStore syncs per second of wall
+ * clock (Redis's count of script calls) and so syncs per request at full
+ * speed. Both are wall-clock and CPU-tick readings: rougher than the counts.
  */
 async function fullSpeedRates({ variant, n, pages, K, R, traffic }) {
-  const { agent, port, redis, stop } = await launch({ variant, n });
+  const { app, agent, port, redis, stop } = await launch({ variant, n });
   const client = redis === null ? null : await createClient({ url: redis.url }).connect();
   try {
     const send = await signIn(agent, port, n, traffic);
@@ -255,11 +257,16 @@ async function fullSpeedRates({ variant, n, pages, K, R, traffic }) {
       const before = await counts();
       const syncsBefore = client && (await commandCount(client)).scripts;
       const started = performance.now();
+      const cpuBefore = cpuMicros(app.child.pid);
       await send(page, R);
+      const perSecond = R / ((cpuMicros(app.child.pid) - cpuBefore) / 1e6);
       const seconds = (performance.now() - started) / 1000;
       const after = await counts();
-      rate[page] = { major: (after.major - before.major) / R, minor: (after.minor - before.minor) / R, perSecond: R / seconds };
-      if (client) rate[page].syncs = ((await commandCount(client)).scripts - syncsBefore) / R;
+      rate[page] = { major: (after.major - before.major) / R, minor: (after.minor - before.minor) / R, perSecond };
+      if (client) {
+        const syncsPerSecond = ((await commandCount(client)).scripts - syncsBefore) / seconds;
+        Object.assign(rate[page], { syncsPerSecond, syncs: syncsPerSecond / perSecond });
+      }
     }
     return rate;
   } finally {
@@ -388,7 +395,7 @@ export async function instructionsPerRequest({ cases, pages = ['/', '/hbs', '/js
         fmtRange(noneWindows),
         `${((windows.median / noneWindows.median - 1) * 100).toFixed(1)}%`,
         `${(fullGc.median / 1e6).toFixed(1)} M × ${fmtRate(rate.major)} / ${(noneFullGc.median / 1e6).toFixed(1)} M × ${fmtRate(noneRate.major)}`,
-        sync ? `${fmtRange(sync)} × ${fmtRate(rate.syncs)} (${fmtInt(rate.perSecond)} req/s) = ${fmtInt(sync.median * rate.syncs)}` : '–',
+        sync ? `${fmtRange(sync)} × ${fmtRate(rate.syncs)} (${rate.syncsPerSecond.toFixed(2)}/s ÷ ${fmtInt(rate.perSecond)} req/s) = ${fmtInt(sync.median * rate.syncs)}` : '–',
         `**${steady.median.toFixed(1)}%** (${steady.min.toFixed(1)}–${steady.max.toFixed(1)})`,
       ]);
     }
@@ -404,7 +411,7 @@ export async function instructionsPerRequest({ cases, pages = ['/', '/hbs', '/js
       'no presence, window',
       'window difference',
       `major GC: one full GC × per 10,000 requests (${fmtInt(R)} at full speed), with / without`,
-      'RedisStore sync: instructions per sync × syncs per 10,000 requests at full speed (its requests/s, wall clock) = per request',
+      'RedisStore sync: instructions per sync × syncs per 10,000 requests at full speed (syncs per second ÷ requests per CPU-second) = per request',
       'presence costs, steady (per run: window without major GC + major GC amortized + syncs at full-speed rate)',
     ],
     rows,
