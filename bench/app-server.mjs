@@ -54,6 +54,23 @@ function registerBaselineHandlebars(hbs) {
   return hbs;
 }
 
+/**
+ * Runs `work` with wall-clock timers stretched BENCH_TIMER_STRETCH times. Under valgrind (~50× slower) a new
+ * process's first read of a million users, or a sync on a loaded machine, outlasts the store's 1 s timeouts
+ * and fails: bench/instructions.mjs stretches them by as much while the store loads and while a counted
+ * sync runs (the timeout's timer is all it changes there), never while pages are served.
+ */
+async function stretched(work) {
+  const realSetTimeout = globalThis.setTimeout;
+  const stretch = Number(process.env.BENCH_TIMER_STRETCH ?? 1);
+  globalThis.setTimeout = (fn, ms, ...args) => realSetTimeout(fn, (ms ?? 0) * stretch, ...args);
+  try {
+    await work();
+  } finally {
+    globalThis.setTimeout = realSetTimeout;
+  }
+}
+
 /** One sync now: RedisStore's own (private) `sync()`, the one its timer calls, so the bench counts exactly that. */
 function syncNow(store) {
   if (typeof store.sync !== 'function') throw new Error('RedisStore has no sync() method any more: update bench/app-server.mjs');
@@ -115,17 +132,9 @@ async function presence() {
           for (const id of ids.slice(from, from + FILL_BURST)) store.touch('users', String(id), id, { username: nameOf(id) });
           while ((await inRedis()) < Math.min(n, from + FILL_BURST)) await syncOrWait(store);
         }
-        // Under valgrind (~50× slower) a new process's first read of a million users outlasts the store's 1 s
-        // timeouts and starts over for ever: bench/instructions.mjs stretches wall-clock timers by as much
-        // while the store loads (never counted), and never after.
-        const realSetTimeout = globalThis.setTimeout;
-        const stretch = Number(process.env.BENCH_TIMER_STRETCH ?? 1);
-        globalThis.setTimeout = (fn, ms, ...args) => realSetTimeout(fn, (ms ?? 0) * stretch, ...args);
-        try {
+        await stretched(async () => {
           while ((await store.view('users', 0)).count < n) await syncOrWait(store);
-        } finally {
-          globalThis.setTimeout = realSetTimeout;
-        }
+        });
         return online.middleware();
       }
       const make = { 'recipe-redis': recipeOnRedis, hgetall: hgetallSnippet, zset: sortedSetGist }[variant];
@@ -167,7 +176,7 @@ app.get('/collections', (_req, res) => res.json(collections));
 // node::ResourceUsage and dumps on entering node::CPUUsage (--zero-before, --dump-before), which nothing else calls.
 app.get('/sync', async (_req, res) => {
   process.resourceUsage();
-  await syncNow(redisStore);
+  await stretched(() => syncNow(redisStore));
   process.cpuUsage();
   res.end();
 });
