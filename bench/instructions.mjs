@@ -189,10 +189,14 @@ const CALLGRIND = ['--tool=callgrind', '--dump-instr=no', '--instr-atstart=no', 
  * speed) stay out of the windows; the bench runs and counts syncs itself.
  */
 const SYNC_MS_UNDER_VALGRIND = 225_000;
-/** Syncs counted per run, each alone, each after the requests a sync carries at full speed. */
-const SYNC_SAMPLES = 5;
-/** Syncs run before counting: counted cold (baseline-compiled code, just after the load), one took 2–6× as many. */
-const SYNC_WARMUP = 30;
+/**
+ * Syncs counted per run, each alone, each after the requests a sync carries at full speed. With node
+ * --single-threaded, a sync during which V8 optimizes a function counts the compilation too (10 M became
+ * 35–65 M): the median of 7 stands for a sync of optimized code.
+ */
+const SYNC_SAMPLES = 7;
+/** Syncs run before counting: counted cold (baseline-compiled code, just after the load), one took 2–6× as many; after 30, 3 of 5 still compiled. */
+const SYNC_WARMUP = 100;
 
 /**
  * One run: the app under callgrind, then for each of `pages` in turn `W` GETs
