@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { prng, summary, table } from './lib.mjs';
+import { cpuMicros, prng, summary, table } from './lib.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const WRK = '/usr/bin/wrk';
@@ -50,13 +50,6 @@ end
 `,
   );
   return file;
-}
-
-/** CPU time (user + system) a process has used so far, in µs, from /proc/PID/stat (clock ticks of 10 ms). */
-function cpuMicros(pid) {
-  // The command name, field 2, may hold spaces: count fields after its closing parenthesis.
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * 1e4;
 }
 
 function runWrk(app, script, seconds, connections) {

@@ -1,26 +1,34 @@
 // Instructions per whole request, counted by valgrind's callgrind: free of
 // wall-clock noise. The app (bench/app-server.mjs) runs under callgrind with
 // node --single-threaded, so V8's GC and compiler work happen on the counted
-// thread. A plain Node client (not under valgrind) signs a user in, warms every
-// page up with K requests, turns instrumentation on (callgrind_control -i on),
-// zeroes the counters, then sends W requests of each page in turn, one at a
-// time over one keep-alive connection, with a dump (callgrind_control -d) after
-// each page's window: each dump holds exactly that window's instructions. Start-up,
-// preload and warm-up are never counted. Each run is repeated `repeats` times;
-// median and min–max are reported.
+// thread. A plain Node client (not under valgrind) signs users in (MANY_USERS:
+// 200 taking turns, 8 requests in flight; BEST_CASE: one, one at a time), warms
+// every page up with K requests, turns instrumentation on (callgrind_control -i
+// on), zeroes the counters, then sends W requests of each page in turn, with a
+// dump (callgrind_control -d) after each page's window: each dump holds exactly
+// that window's instructions. Start-up, preload and warm-up are never counted.
+// Each run is repeated `repeats` times; median and min–max are reported.
 //
 // A window of a few thousand requests holds zero, one or two major GCs, so its
 // count swings with where they fall. Each run therefore also counts one forced
 // full GC alone (GET /gc), and the same app outside valgrind counts how many
 // major GCs R requests bring: a request's steady cost is the window without its
 // major GCs, plus one full GC times that rate.
+//
+// RedisStore's sync loop runs on wall-clock time, so under valgrind (~50×
+// slower) it would run ~50× more often per request than at full speed. Under
+// callgrind its timer is set long and kept out of the windows; each run counts
+// SYNC_SAMPLES syncs alone instead, each carrying what a sync carries at full
+// speed, and a request is charged instructions per sync × syncs per request
+// at full speed (syncs Redis ran ÷ requests served, outside valgrind).
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startRedis, summary, table } from './lib.mjs';
+import { createClient } from 'redis';
+import { commandCount, cpuMicros, median, prng, startRedis, summary, table } from './lib.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const VALGRIND = '/usr/bin/valgrind';
@@ -91,95 +99,194 @@ async function control(pid, command, agent, port) {
 }
 
 /**
- * One run: the app under callgrind, then for each of `pages` in turn `W`
- * sequential GETs by one signed-in user. Returns instructions per request per page.
+ * What a run sends. The headline: many signed-in users taking turns, several
+ * requests in flight, so most requests move another user to the top of the
+ * list, as on a busy site. The best case: one user, one request at a time, so
+ * the list never changes and its ready-made view is reused on every request.
  */
-async function oneRun({ variant, n, pages, K, W, outFile }) {
-  const redis = variant === 'redis' ? await startRedis() : null;
-  if (variant === 'redis' && redis === null) throw new Error('redis-server is not installed');
-  const child = spawn(
-    VALGRIND,
-    [
-      '--tool=callgrind',
-      '--dump-instr=no',
-      '--instr-atstart=no',
-      `--callgrind-out-file=${outFile}`,
-      process.execPath,
-      '--single-threaded',
-      '--expose-gc',
-      path.join(HERE, 'app-server.mjs'),
-      variant,
-      String(n),
-      redis?.url ?? '',
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let stderr = '';
-  child.stderr.on('data', (c) => {
-    stderr += c;
-  });
-  const exited = new Promise((resolve) => child.on('exit', resolve));
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-  try {
-    const port = await appPort(child, exited.then((code) => `${variant} app under callgrind exited with ${code}: ${stderr.slice(-2000)}`));
-    const login = await get(agent, port, `/login/${1 + ((n * 7) >> 3)}`);
-    const cookie = login.headers['set-cookie'][0].split(';')[0];
-    const send = async (page, count) => {
-      for (let i = 0; i < count; i++) {
-        const res = await get(agent, port, page, cookie);
-        if (res.status !== 200) throw new Error(`${variant} ${page}: HTTP ${res.status}`);
+export const MANY_USERS = { users: 200, inFlight: 8, name: '200 users, 8 in flight' };
+export const BEST_CASE = { users: 1, inFlight: 1, name: 'best case: 1 user, 1 in flight' };
+
+/** Signs in `users` distinct users, ids drawn with a fixed seed, and returns a sender of their requests. */
+async function signIn(agent, port, n, { users, inFlight }) {
+  const random = prng(99);
+  const ids = new Set();
+  while (ids.size < users) ids.add(1 + Math.floor(random() * n));
+  const cookies = [];
+  for (const id of ids) cookies.push((await get(agent, port, `/login/${id}`)).headers['set-cookie'][0].split(';')[0]);
+  let turn = 0;
+  /** `count` GETs of `page`, the users taking turns, `inFlight` at a time. */
+  return async (page, count) => {
+    let sent = 0;
+    const worker = async () => {
+      // Counted as sent before it goes, or the other workers would send past `count`.
+      while (sent++ < count) {
+        const res = await get(agent, port, page, cookies[turn++ % cookies.length]);
+        if (res.status !== 200) throw new Error(`${page}: HTTP ${res.status}`);
       }
     };
-    for (const page of pages) await send(page, K);
-    await control(child.pid, '-i on', agent, port);
-    await control(child.pid, '-z', agent, port);
-    const perRequest = {};
-    for (const [i, page] of pages.entries()) {
-      await send(page, W);
-      await control(child.pid, '-d', agent, port);
-      perRequest[page] = callgrindTotal(`${outFile}.${i + 1}`) / W;
+    await Promise.all(Array.from({ length: inFlight }, worker));
+  };
+}
+
+/**
+ * The app (bench/app-server.mjs), under callgrind when `outFile` is given, else
+ * plain node, both --single-threaded. For RedisStore, a redis-server of its own,
+ * filled first by another app process outside valgrind (under it, a million
+ * writes would not finish): the app measured reads everyone at its first sync,
+ * as a new process does.
+ */
+async function launch({ variant, n, syncMs, outFile }) {
+  const redis = variant === 'redis' ? await startRedis() : null;
+  if (variant === 'redis' && redis === null) throw new Error('redis-server is not installed');
+  const appArgs = ['--single-threaded', '--expose-gc', path.join(HERE, 'app-server.mjs'), variant, String(n), redis?.url ?? ''];
+  const start = (command, args, env) => {
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+    const app = { child, stderr: '' };
+    child.stderr.on('data', (c) => {
+      app.stderr += c;
+    });
+    app.exited = new Promise((resolve) => child.on('exit', resolve));
+    app.port = appPort(child, app.exited.then((code) => `${variant} app exited with ${code}: ${app.stderr.slice(-2000)}`));
+    return app;
+  };
+  try {
+    if (redis !== null) {
+      const filler = start(process.execPath, appArgs);
+      await filler.port;
+      filler.child.kill('SIGKILL');
+      await filler.exited;
     }
-    // One full collection of this heap, counted alone: what a major GC costs at this N.
-    await send('/gc', FULL_GCS);
-    await control(child.pid, '-d', agent, port);
-    perRequest.fullGc = callgrindTotal(`${outFile}.${pages.length + 1}`) / FULL_GCS;
-    child.kill('SIGINT');
-    await exited;
-    return perRequest;
-  } finally {
-    agent.destroy();
-    child.kill('SIGKILL');
+    const args = syncMs === undefined ? appArgs : [...appArgs, String(syncMs)];
+    const app =
+      outFile === undefined
+        ? start(process.execPath, args)
+        : start(VALGRIND, [...CALLGRIND, `--callgrind-out-file=${outFile}`, process.execPath, ...args], { BENCH_TIMER_STRETCH: '50' });
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+    const stop = async () => {
+      agent.destroy();
+      app.child.kill('SIGKILL');
+      await app.exited;
+      redis?.stop();
+    };
+    return { app, agent, port: await app.port.catch(async (e) => (await stop(), Promise.reject(e))), redis, stop };
+  } catch (error) {
     redis?.stop();
+    throw error;
   }
 }
 
 /**
- * How often V8 makes a major collection on each page, outside valgrind: the
- * same app with node --single-threaded, R sequential requests a page after K
- * of warm-up, counted by the app's own GC observer. A callgrind window holds
- * too few major GCs to say; this many requests hold several.
+ * callgrind's options: nothing counted before `callgrind_control -i on`; GET
+ * /sync zeroes the counters as it starts a sync and dumps as it ends (the app
+ * calls process.resourceUsage() and process.cpuUsage() there, and only there).
  */
-async function collectionRate({ variant, n, pages, K, R }) {
-  const redis = variant === 'redis' ? await startRedis() : null;
-  const child = spawn(process.execPath, ['--single-threaded', path.join(HERE, 'app-server.mjs'), variant, String(n), redis?.url ?? ''], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+const CALLGRIND = ['--tool=callgrind', '--dump-instr=no', '--instr-atstart=no', '--zero-before=node::ResourceUsage*', '--dump-before=node::CPUUsage*'];
+
+/**
+ * RedisStore's syncInterval under callgrind: its longest for a 900 s threshold,
+ * so the timer syncs (at valgrind's pace, ~50× more per request than at full
+ * speed) stay out of the windows; the bench runs and counts syncs itself.
+ */
+const SYNC_MS_UNDER_VALGRIND = 225_000;
+/**
+ * Syncs counted per run, each alone, each after the requests a sync carries at full speed. With node
+ * --single-threaded, a sync during which V8 optimizes a function counts the compilation too (10 M became
+ * 35–65 M): the median of 7 stands for a sync of optimized code.
+ */
+const SYNC_SAMPLES = 7;
+/** Syncs run before counting: counted cold (baseline-compiled code, just after the load), one took 2–6× as many; after 30, 3 of 5 still compiled. */
+const SYNC_WARMUP = 100;
+
+/**
+ * One run: the app under callgrind, then for each of `pages` in turn `W` GETs
+ * sent as `traffic` says. Returns instructions per request per page, of one
+ * full GC, and, for RedisStore, of each sync counted.
+ */
+async function oneRun({ variant, n, pages, K, W, traffic, usersPerSync, outFile }) {
+  const { app, agent, port, stop } = await launch({ variant, n, syncMs: variant === 'redis' ? SYNC_MS_UNDER_VALGRIND : undefined, outFile });
   try {
-    const port = await appPort(child, new Promise((resolve) => child.on('exit', (code) => resolve(`${variant} app exited with ${code}`))));
-    const cookie = (await get(agent, port, `/login/${1 + ((n * 7) >> 3)}`)).headers['set-cookie'][0].split(';')[0];
+    const pid = app.child.pid;
+    const send = await signIn(agent, port, n, traffic);
+    for (const page of pages) await send(page, K);
+    // A process at full speed has synced thousands of times: its sync code is optimized, as the pages' is.
+    if (variant === 'redis') {
+      for (let i = 0; i < SYNC_WARMUP; i++) {
+        await send(pages[0], usersPerSync);
+        await send('/sync', 1);
+      }
+      // Uninstrumented, callgrind sees no function entered, so these syncs dumped nothing: the dumps below are numbered from 1.
+      if (existsSync(`${outFile}.1`)) throw new Error('callgrind dumped during the warm-up');
+    }
+    await control(pid, '-i on', agent, port);
+    await control(pid, '-z', agent, port);
+    const perRequest = {};
+    let dumps = 0;
+    for (const page of pages) {
+      await send(page, W);
+      await control(pid, '-d', agent, port);
+      perRequest[page] = callgrindTotal(`${outFile}.${++dumps}`) / W;
+    }
+    // One full collection of this heap, counted alone: what a major GC costs at this N.
+    await send('/gc', FULL_GCS);
+    await control(pid, '-d', agent, port);
+    perRequest.fullGc = callgrindTotal(`${outFile}.${++dumps}`) / FULL_GCS;
+    if (variant === 'redis') {
+      // What a sync carries at full speed: every user who made a request since the last one. A sync's
+      // own dump holds just the sync (see CALLGRIND); the pages before it are zeroed.
+      perRequest.syncs = [];
+      const complaints = app.stderr.length;
+      for (let i = 0; i < SYNC_SAMPLES; i++) {
+        await send(pages[0], usersPerSync);
+        await send('/sync', 1);
+        perRequest.syncs.push(callgrindTotal(`${outFile}.${++dumps}`));
+      }
+      // A sync that failed (the store reports it) would be counted as one that did not.
+      if (app.stderr.length > complaints) throw new Error(`RedisStore under callgrind: ${app.stderr.slice(complaints)}`);
+    }
+    return perRequest;
+  } finally {
+    await stop();
+  }
+}
+
+/**
+ * Rates at full speed, outside valgrind: the same app with node
+ * --single-threaded and RedisStore's default syncInterval, R requests a page
+ * after K of warm-up, sent as `traffic` says. Major GCs a request brings (the
+ * app's own GC observer: a callgrind window holds too few to say), requests
+ * per second of the app's own CPU time (what it serves with a core to itself,
+ * however busy the machine), and for RedisStore syncs per second of wall
+ * clock (Redis's count of script calls) and so syncs per request at full
+ * speed. Both are wall-clock and CPU-tick readings: rougher than the counts.
+ */
+async function fullSpeedRates({ variant, n, pages, K, R, traffic }) {
+  const { app, agent, port, redis, stop } = await launch({ variant, n });
+  const client = redis === null ? null : await createClient({ url: redis.url }).connect();
+  try {
+    const send = await signIn(agent, port, n, traffic);
     const counts = async () => JSON.parse((await get(agent, port, '/collections')).body);
     const rate = {};
     for (const page of pages) {
-      for (let i = 0; i < K; i++) await get(agent, port, page, cookie);
+      await send(page, K);
       const before = await counts();
-      for (let i = 0; i < R; i++) await get(agent, port, page, cookie);
+      const syncsBefore = client && (await commandCount(client)).scripts;
+      const started = performance.now();
+      const cpuBefore = cpuMicros(app.child.pid);
+      await send(page, R);
+      const perSecond = R / ((cpuMicros(app.child.pid) - cpuBefore) / 1e6);
+      const seconds = (performance.now() - started) / 1000;
       const after = await counts();
-      rate[page] = { major: (after.major - before.major) / R, minor: (after.minor - before.minor) / R };
+      rate[page] = { major: (after.major - before.major) / R, minor: (after.minor - before.minor) / R, perSecond };
+      if (client) {
+        const syncsPerSecond = ((await commandCount(client)).scripts - syncsBefore) / seconds;
+        Object.assign(rate[page], { syncsPerSecond, syncs: syncsPerSecond / perSecond });
+      }
     }
     return rate;
   } finally {
-    agent.destroy();
-    child.kill('SIGKILL');
-    redis?.stop();
+    await client?.quit();
+    await stop();
   }
 }
 
@@ -203,79 +310,87 @@ async function pool(jobs, parallel) {
 
 const fmtInt = (x) => Math.round(x).toLocaleString('en-US');
 const fmtRate = (perRequest) => (perRequest * 10_000).toFixed(1);
+const fmtRange = (s) => `${fmtInt(s.median)} (${fmtInt(s.min)}–${fmtInt(s.max)})`;
 const PAGE_NAMES = { '/': 'Nunjucks page', '/hbs': 'Handlebars page', '/json': 'JSON' };
 const storeName = (store) => (store === 'memory' ? 'MemoryStore' : 'RedisStore');
 
 /**
- * cases: [{ store: 'memory' | 'redis', n }]. Each case, and the app without
- * presence ('static': the same locals built once at start-up), is run `repeats`
- * times; every run counts W requests of each page.
+ * cases: [{ store: 'memory' | 'redis', n, traffic }] (traffic: MANY_USERS or
+ * BEST_CASE). Each case, and for each traffic the app without presence
+ * ('static': the same locals built once at start-up), is run `repeats` times
+ * under callgrind; every run counts W requests of each page. Rates at full
+ * speed come first (a sync carries what a full-speed second brings).
  */
 export async function instructionsPerRequest({ cases, pages = ['/', '/hbs', '/json'], K = 300, W = 3000, R = 30_000, repeats = 3, parallel = 2, annotateFrom = 100_000 }) {
-  const dir = mkdtempSync(path.join(tmpdir(), 'online-now-callgrind-'));
+  // CALLGRIND_DIR keeps the output files there, for callgrind_annotate by hand.
+  const dir = process.env.CALLGRIND_DIR ?? mkdtempSync(path.join(tmpdir(), 'online-now-callgrind-'));
   const started = Date.now();
-  // 'static' lists the same 50 names whatever N: one set of runs serves every case.
-  const units = [{ variant: 'static', n: 1000 }, ...cases.map(({ store, n }) => ({ variant: store, n }))];
-  const counts = new Map(units.map((u) => [`${u.variant} ${u.n}`, []]));
-  const fileOf = (u, r) => path.join(dir, `${u.variant}-${u.n}-${r}.out`);
+  // 'static' lists the same 50 names whatever N: one set of runs per traffic serves every case.
+  const traffics = [...new Set(cases.map((c) => c.traffic))];
+  const units = [...traffics.map((traffic) => ({ variant: 'static', n: 1000, traffic })), ...cases.map(({ store, n, traffic }) => ({ variant: store, n, traffic }))];
+  const keyOf = (u) => `${u.variant} ${u.n} ${u.traffic.name}`;
+  const fileOf = (u, r) => path.join(dir, `${u.variant}-${u.n}-${u.traffic.users}x${u.traffic.inFlight}-${r}.out`);
+
+  process.stdout.write(`rates at full speed, outside valgrind: ${units.length} apps, ${pages.length} pages × ${fmtInt(R)} requests each\n`);
+  const rates = new Map();
+  await pool(
+    units.map((u) => async () => rates.set(keyOf(u), await fullSpeedRates({ ...u, pages, K, R }))),
+    parallel,
+  );
+
+  const counts = new Map(units.map((u) => [keyOf(u), []]));
   const jobs = [];
   for (let r = 0; r < repeats; r++) {
     for (const u of units) {
+      const syncs = rates.get(keyOf(u))[pages[0]].syncs;
+      const usersPerSync = syncs === undefined ? 0 : Math.max(1, Math.min(u.traffic.users, Math.round(1 / syncs)));
       jobs.push(async () => {
-        counts.get(`${u.variant} ${u.n}`).push(await oneRun({ ...u, pages, K, W, outFile: fileOf(u, r) }));
+        counts.get(keyOf(u)).push(await oneRun({ ...u, pages, K, W, usersPerSync, outFile: fileOf(u, r) }));
         process.stdout.write('.');
       });
     }
   }
   process.stdout.write(`callgrind: ${jobs.length} runs of the app under valgrind, ${pages.length} pages × ${fmtInt(W)} requests each `);
   await pool(jobs, parallel);
-  process.stdout.write(`\nmajor GCs per request, outside valgrind: ${units.length} apps, ${pages.length} pages × ${fmtInt(R)} requests each\n`);
-  const rates = new Map();
-  await pool(
-    units.map((u) => async () => rates.set(`${u.variant} ${u.n}`, await collectionRate({ ...u, pages, K, R }))),
-    parallel,
-  );
+  process.stdout.write('\n');
 
-  const perPage = (key, page) => summary(counts.get(key).map((c) => c[page]));
-  // A request's instructions with major GC amortized: the rest, plus one full GC's count at this heap times
-  // the major GCs a request brings (from R requests outside valgrind).
-  const amortized = (key, page) => {
-    const split = splits.get(`${key} ${page}`);
-    const gc = perPage(key, 'fullGc').median;
-    const majors = rates.get(key)[page].major;
-    return { fullGc: gc, majorsPerRequest: majors, perRequest: split.rest.median + gc * majors };
-  };
   // Each window split into major GC (mark-compact: marking, sweeping, evacuation) and the rest, by function names.
-  const splits = new Map();
-  for (const u of units) {
-    for (const [p, page] of pages.entries()) {
-      const parts = Array.from({ length: repeats }, (_, r) => majorGcSplit(`${fileOf(u, r)}.${p + 1}`, W));
-      splits.set(`${u.variant} ${u.n} ${page}`, { major: summary(parts.map((x) => x.major)), rest: summary(parts.map((x) => x.rest)) });
-    }
-  }
+  const restOf = (u, r, p) => majorGcSplit(`${fileOf(u, r)}.${p + 1}`, W).rest;
+  /**
+   * A request's steady instructions in run r: the window without its major GCs, plus one full GC at this heap
+   * times the major GCs a request brings, plus (RedisStore) the run's median sync times the syncs a request
+   * brings, both rates at full speed.
+   */
+  const steadyRuns = (u, page) =>
+    counts.get(keyOf(u)).map((c, r) => {
+      const rate = rates.get(keyOf(u))[page];
+      return restOf(u, r, pages.indexOf(page)) + c.fullGc * rate.major + (c.syncs ? median(c.syncs) * rate.syncs : 0);
+    });
   const results = {};
   const rows = [];
   const pointers = [];
-  for (const { store, n } of cases) {
+  for (const { store, n, traffic } of cases) {
+    const u = { variant: store, n, traffic };
+    const none = { variant: 'static', n: 1000, traffic };
     for (const [p, page] of pages.entries()) {
-      const presence = perPage(`${store} ${n}`, page);
-      const none = perPage('static 1000', page);
-      const ratio = presence.median / none.median;
+      const windows = summary(counts.get(keyOf(u)).map((c) => c[page]));
+      const noneWindows = summary(counts.get(keyOf(none)).map((c) => c[page]));
+      const rate = rates.get(keyOf(u))[page];
+      const noneRate = rates.get(keyOf(none))[page];
+      const fullGc = summary(counts.get(keyOf(u)).map((c) => c.fullGc));
+      const noneFullGc = summary(counts.get(keyOf(none)).map((c) => c.fullGc));
+      const sync = store === 'redis' ? summary(counts.get(keyOf(u)).flatMap((c) => c.syncs)) : undefined;
+      const noneSteady = median(steadyRuns(none, page));
+      const steady = summary(steadyRuns(u, page).map((x) => (x / noneSteady - 1) * 100));
       const pageName = PAGE_NAMES[page] ?? page;
-      const split = splits.get(`${store} ${n} ${page}`);
-      const noneSplit = splits.get(`static 1000 ${page}`);
-      const restRatio = split.rest.median / noneSplit.rest.median;
-      const steady = amortized(`${store} ${n}`, page);
-      const noneSteady = amortized('static 1000', page);
-      const steadyRatio = steady.perRequest / noneSteady.perRequest;
-      results[`${store} ${n} ${pageName}`] = { store, n, page, presence, none, ratio, W, split, noneSplit, restRatio, R, steady, noneSteady, steadyRatio };
-      if (n >= annotateFrom) {
+      results[`${storeName(store)} ${n} ${pageName} ${traffic.name}`] = { store, n, page, traffic, W, R, windows, noneWindows, rate, noneRate, fullGc, noneFullGc, sync, noneSteady, steadyPercent: steady };
+      if (n >= annotateFrom && traffic === cases.find((c) => c.n >= annotateFrom)?.traffic) {
         // Where the difference goes, from callgrind_annotate of the first run's window of this page.
-        const diff = functionDiff({ presence: `${fileOf({ variant: store, n }, 0)}.${p + 1}`, none: `${fileOf(units[0], 0)}.${p + 1}`, W });
-        results[`${store} ${n} ${pageName}`].functions = diff;
+        const diff = functionDiff({ presence: `${fileOf(u, 0)}.${p + 1}`, none: `${fileOf(none, 0)}.${p + 1}`, W });
+        results[`${storeName(store)} ${n} ${pageName} ${traffic.name}`].functions = diff;
         pointers.push(() =>
           table(
-            `Where presence's instructions go: ${storeName(store)}, ${n.toLocaleString('en-US')} users, ${pageName}, per request (first run; self cost per function, presence − none)`,
+            `Where presence's instructions go: ${storeName(store)}, ${n.toLocaleString('en-US')} users, ${pageName}, ${traffic.name}, per request (first run; self cost per function, presence − none)`,
             ['function', 'with presence', 'no presence', 'difference'],
             [
               ...Object.entries(diff.byCategory)
@@ -289,37 +404,35 @@ export async function instructionsPerRequest({ cases, pages = ['/', '/hbs', '/js
       rows.push([
         storeName(store),
         n.toLocaleString('en-US'),
+        traffic.name,
         pageName,
-        `${fmtInt(presence.median)} (${fmtInt(presence.min)}–${fmtInt(presence.max)})`,
-        `${fmtInt(none.median)} (${fmtInt(none.min)}–${fmtInt(none.max)})`,
-        fmtInt(presence.median - none.median),
-        `${((ratio - 1) * 100).toFixed(1)}%`,
-        `${fmtInt(split.major.median)} (${fmtInt(split.major.min)}–${fmtInt(split.major.max)}) / ${fmtInt(noneSplit.major.median)} (${fmtInt(noneSplit.major.min)}–${fmtInt(noneSplit.major.max)})`,
-        `${((restRatio - 1) * 100).toFixed(1)}%`,
-        `${(steady.fullGc / 1e6).toFixed(1)} M × ${fmtRate(steady.majorsPerRequest)} / ${(noneSteady.fullGc / 1e6).toFixed(1)} M × ${fmtRate(noneSteady.majorsPerRequest)}`,
-        `**${((steadyRatio - 1) * 100).toFixed(1)}%**`,
+        fmtRange(windows),
+        fmtRange(noneWindows),
+        `${((windows.median / noneWindows.median - 1) * 100).toFixed(1)}%`,
+        `${(fullGc.median / 1e6).toFixed(1)} M × ${fmtRate(rate.major)} / ${(noneFullGc.median / 1e6).toFixed(1)} M × ${fmtRate(noneRate.major)}`,
+        sync ? `${fmtRange(sync)} × ${fmtRate(rate.syncs)} (${rate.syncsPerSecond.toFixed(2)}/s ÷ ${fmtInt(rate.perSecond)} req/s) = ${fmtInt(sync.median * rate.syncs)}` : '–',
+        `**${steady.median.toFixed(1)}%** (${steady.min.toFixed(1)}–${steady.max.toFixed(1)})`,
       ]);
     }
   }
   const text = table(
-    `Instructions per whole request (callgrind, node --single-threaded): presence vs none, one signed-in user, sequential keep-alive; windows of ${fmtInt(W)} requests per page after ${K} warm-up requests, ${repeats} runs (median, min–max)`,
+    `Instructions per whole request (callgrind, node --single-threaded): presence vs none; windows of ${fmtInt(W)} requests per page after ${fmtInt(K)} warm-up requests, ${repeats} runs (median, min–max)`,
     [
       'store',
       'users online',
+      'traffic',
       'page',
-      'with presence',
-      'no presence',
-      'difference',
-      'presence costs',
-      'of which major GC: with / without',
-      'presence costs, major GC left out',
-      `one full GC × major GCs per 10,000 requests (${fmtInt(R)} outside valgrind): with / without`,
-      'presence costs, major GC amortized',
+      'with presence, window',
+      'no presence, window',
+      'window difference',
+      `major GC: one full GC × per 10,000 requests (${fmtInt(R)} at full speed), with / without`,
+      'RedisStore sync: instructions per sync × syncs per 10,000 requests at full speed (syncs per second ÷ requests per CPU-second) = per request',
+      'presence costs, steady (per run: window without major GC + major GC amortized + syncs at full-speed rate)',
     ],
     rows,
   );
   const allText = [text, ...pointers.map((print) => print())].join('\n\n');
-  rmSync(dir, { recursive: true, force: true });
+  if (process.env.CALLGRIND_DIR === undefined) rmSync(dir, { recursive: true, force: true });
   return { results, text: allText, seconds: Math.round((Date.now() - started) / 1000) };
 }
 

@@ -1,5 +1,6 @@
 // Measuring helpers shared by the benchmark sections.
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import os from 'node:os';
 
@@ -65,6 +66,13 @@ export async function usPerAsyncOp(fn, { runs = 5, targetMs = 300, maxOps = 100_
     total += ops;
   }
   return { ...summary(results), calls: total };
+}
+
+/** CPU time (user + system) a process has used so far, in µs, from /proc/PID/stat (clock ticks of 10 ms). */
+export function cpuMicros(pid) {
+  // The command name, field 2, may hold spaces: count fields after its closing parenthesis.
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 1e4;
 }
 
 export function freePort() {
