@@ -126,7 +126,7 @@ export async function wholeRequests({ sizes, variants, redisUrl, rounds = 5, sec
           `${p99.median.toFixed(2)} (${p99.min.toFixed(2)}–${p99.max.toFixed(2)})`,
           `${((rps.median / base) * 100).toFixed(1)}%`,
           `${cpu.median.toFixed(0)} (${cpu.min.toFixed(0)}–${cpu.max.toFixed(0)})`,
-          `${(((cpu.median / baseCpu) - 1) * 100).toFixed(1)}%`,
+          `${((cpu.median / baseCpu - 1) * 100).toFixed(1)}%`,
           String(errors),
         ]);
       }

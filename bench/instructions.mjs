@@ -147,7 +147,10 @@ async function launch({ variant, n, syncMs, outFile }) {
       app.stderr += c;
     });
     app.exited = new Promise((resolve) => child.on('exit', resolve));
-    app.port = appPort(child, app.exited.then((code) => `${variant} app exited with ${code}: ${app.stderr.slice(-2000)}`));
+    app.port = appPort(
+      child,
+      app.exited.then((code) => `${variant} app exited with ${code}: ${app.stderr.slice(-2000)}`),
+    );
     return app;
   };
   try {
@@ -383,7 +386,23 @@ export async function instructionsPerRequest({ cases, pages = ['/', '/hbs', '/js
       const noneSteady = median(steadyRuns(none, page));
       const steady = summary(steadyRuns(u, page).map((x) => (x / noneSteady - 1) * 100));
       const pageName = PAGE_NAMES[page] ?? page;
-      results[`${storeName(store)} ${n} ${pageName} ${traffic.name}`] = { store, n, page, traffic, W, R, windows, noneWindows, rate, noneRate, fullGc, noneFullGc, sync, noneSteady, steadyPercent: steady };
+      results[`${storeName(store)} ${n} ${pageName} ${traffic.name}`] = {
+        store,
+        n,
+        page,
+        traffic,
+        W,
+        R,
+        windows,
+        noneWindows,
+        rate,
+        noneRate,
+        fullGc,
+        noneFullGc,
+        sync,
+        noneSteady,
+        steadyPercent: steady,
+      };
       if (n >= annotateFrom && traffic === cases.find((c) => c.n >= annotateFrom)?.traffic) {
         // Where the difference goes, from callgrind_annotate of the first run's window of this page.
         const diff = functionDiff({ presence: `${fileOf(u, 0)}.${p + 1}`, none: `${fileOf(none, 0)}.${p + 1}`, W });
@@ -396,7 +415,15 @@ export async function instructionsPerRequest({ cases, pages = ['/', '/hbs', '/js
               ...Object.entries(diff.byCategory)
                 .sort((a, b) => b[1].diff - a[1].diff)
                 .map(([cat, v]) => [`**all: ${cat}**`, fmtInt(v.presence), fmtInt(v.none), fmtInt(v.diff)]),
-              ...diff.top.map((f) => [`\`${f.name.replace(/^\?\?\?:/, '').replace(/\|/g, '\\|').slice(0, 120)}\``, fmtInt(f.presence), fmtInt(f.none), fmtInt(f.diff)]),
+              ...diff.top.map((f) => [
+                `\`${f.name
+                  .replace(/^\?\?\?:/, '')
+                  .replace(/\|/g, '\\|')
+                  .slice(0, 120)}\``,
+                fmtInt(f.presence),
+                fmtInt(f.none),
+                fmtInt(f.diff),
+              ]),
             ],
           ),
         );

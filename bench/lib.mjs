@@ -137,7 +137,12 @@ export function table(title, header, rows) {
 /** One INFO section of a node-redis client's server, as { field: value }. */
 export async function redisInfo(client, section) {
   const info = String(await client.sendCommand(['INFO', section]));
-  return Object.fromEntries(info.split('\r\n').filter((l) => l.includes(':')).map((l) => l.split(/:(.*)/s).slice(0, 2)));
+  return Object.fromEntries(
+    info
+      .split('\r\n')
+      .filter((l) => l.includes(':'))
+      .map((l) => l.split(/:(.*)/s).slice(0, 2)),
+  );
 }
 
 /**

@@ -272,12 +272,15 @@ async function sseClients() {
     },
     close: async () => {
       await Promise.all(
-        sockets.map((c) => new Promise((resolve) => {
-          c.closing = true;
-          if (c.socket.destroyed) return resolve();
-          c.socket.once('close', resolve);
-          c.socket.destroy();
-        })),
+        sockets.map(
+          (c) =>
+            new Promise((resolve) => {
+              c.closing = true;
+              if (c.socket.destroyed) return resolve();
+              c.socket.once('close', resolve);
+              c.socket.destroy();
+            }),
+        ),
       );
       sockets = [];
       return {};
@@ -382,7 +385,9 @@ async function fanOutCase(clients, { name, n, rooms, kind, rate, seconds, ids = 
 /** The soft limit on open files (Linux), which children inherit; Infinity where unknown. */
 function openFileLimit() {
   try {
-    const line = readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max open files'));
+    const line = readFileSync('/proc/self/limits', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('Max open files'));
     const soft = line.split(/\s{2,}/)[1];
     return soft === 'unlimited' ? Infinity : Number(soft);
   } catch {
@@ -492,17 +497,30 @@ export async function streamFlood({ quick }) {
     };
     const text = table(
       `A stream flood: one client (one address, no session) asks for ${fmtInt(n)} streams, 250 at a time, while the count changes 10 times a second for ${seconds} s; events({ interval: ${INTERVAL_MS} }), default budgets`,
-      ['streams asked', 'answers', 'flood took', 'streams held by the server', 'count changes made', 'received by the two signed-in streams', 'server CPU % of a core (idle before)', 'server RSS growth'],
-      [[
-        fmtInt(n),
-        Object.entries(results.statuses).map(([status, count]) => `${fmtInt(count)} × ${status}`).join(', '),
-        `${(floodMs / 1000).toFixed(1)} s`,
-        fmtInt(results.held),
-        fmtInt(results.changes),
-        results.signedInReceived.join(' and '),
-        `${results.cpuPercent.toFixed(0)} (${results.idleCpuPercent.toFixed(1)})`,
-        `${results.rssMB.toFixed(1)} MB`,
-      ]],
+      [
+        'streams asked',
+        'answers',
+        'flood took',
+        'streams held by the server',
+        'count changes made',
+        'received by the two signed-in streams',
+        'server CPU % of a core (idle before)',
+        'server RSS growth',
+      ],
+      [
+        [
+          fmtInt(n),
+          Object.entries(results.statuses)
+            .map(([status, count]) => `${fmtInt(count)} × ${status}`)
+            .join(', '),
+          `${(floodMs / 1000).toFixed(1)} s`,
+          fmtInt(results.held),
+          fmtInt(results.changes),
+          results.signedInReceived.join(' and '),
+          `${results.cpuPercent.toFixed(0)} (${results.idleCpuPercent.toFixed(1)})`,
+          `${results.rssMB.toFixed(1)} MB`,
+        ],
+      ],
     );
     return { results, text };
   } finally {
@@ -527,7 +545,16 @@ function eventsOf(port, user, query) {
         const block = buf.slice(0, end);
         buf = buf.slice(end + 2);
         const event = /^event: (.*)$/m.exec(block)?.[1];
-        if (event !== undefined) seen.push({ event, data: block.split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6)).join('\n'), at: performance.now() });
+        if (event !== undefined)
+          seen.push({
+            event,
+            data: block
+              .split('\n')
+              .filter((l) => l.startsWith('data: '))
+              .map((l) => l.slice(6))
+              .join('\n'),
+            at: performance.now(),
+          });
       }
       wake();
     });
@@ -559,10 +586,15 @@ export async function crossProcessDelays({ quick, redis }) {
   const asUser = (id) => ({ headers: { 'x-bench-user': String(id) }, res: { locals: {} } });
   // A setup: the streaming tracker, and a writer per sample. On Redis each sample's writer is a new
   // store started at a random moment: two processes' syncs run at any phase to each other.
-  const setups = [['one process, memory store', () => {
-    const one = createOnlineTracker({ getUser });
-    return { streaming: one, writer: async () => one };
-  }]];
+  const setups = [
+    [
+      'one process, memory store',
+      () => {
+        const one = createOnlineTracker({ getUser });
+        return { streaming: one, writer: async () => one };
+      },
+    ],
+  ];
   const clients = [];
   if (redis !== null) {
     const { createClient } = await import('redis');
@@ -835,7 +867,11 @@ export async function heartbeatCommands({ quick, redis }) {
       roundTrips: b.roundTrips - a.roundTrips,
       scripts: b.scripts - a.scripts,
       executed: b.executed - a.executed,
-      byCommand: Object.fromEntries(Object.entries(b.calls).map(([name, n]) => [name, n - (a.calls[name] ?? 0)]).filter(([, n]) => n > 0)),
+      byCommand: Object.fromEntries(
+        Object.entries(b.calls)
+          .map(([name, n]) => [name, n - (a.calls[name] ?? 0)])
+          .filter(([, n]) => n > 0),
+      ),
     });
     const idle = diff(idle0, idle1);
     const busy = diff(busy0, busy1);
@@ -921,7 +957,7 @@ export async function guardedWrites({ quick, redis }) {
     const burst1 = await commandCount(client);
     if (burst.some(([status]) => status !== 200)) throw new Error('a guarded write of the burst was refused');
 
-    const syncsIn = (seconds) => Math.floor(seconds * 1000 / store.syncInterval);
+    const syncsIn = (seconds) => Math.floor((seconds * 1000) / store.syncInterval);
     const results = {
       n,
       pageMs: summary(pageMs),
@@ -939,10 +975,16 @@ export async function guardedWrites({ quick, redis }) {
       ['measure', 'value'],
       [
         ['room page, here(): ms median (p99)', `${results.pageMs.median.toFixed(3)} (${p99(pageMs).toFixed(3)})`],
-        [`Redis round trips during those ${fmtInt(n)} pages, ${pagesSeconds.toFixed(1)} s (the timer's syncs in that time)`, `${results.pageRoundTrips} (${syncsIn(pagesSeconds)})`],
+        [
+          `Redis round trips during those ${fmtInt(n)} pages, ${pagesSeconds.toFixed(1)} s (the timer's syncs in that time)`,
+          `${results.pageRoundTrips} (${syncsIn(pagesSeconds)})`,
+        ],
         ['unguarded POST: ms median (p99)', `${results.plainMs.median.toFixed(3)} (${p99(plainMs).toFixed(3)})`],
         ['guarded POST (requireLock): ms median (p99)', `${results.guardedMs.median.toFixed(3)} (${p99(guardedMs).toFixed(3)})`],
-        [`Redis round trips for ${fmtInt(n)} guarded writes, ${writesSeconds.toFixed(1)} s (the timer's syncs in that time)`, `${results.guardedRoundTrips} (${syncsIn(writesSeconds)})`],
+        [
+          `Redis round trips for ${fmtInt(n)} guarded writes, ${writesSeconds.toFixed(1)} s (the timer's syncs in that time)`,
+          `${results.guardedRoundTrips} (${syncsIn(writesSeconds)})`,
+        ],
         ['Redis round trips for 50 guarded writes sent at once', String(results.burstRoundTrips)],
       ],
     );

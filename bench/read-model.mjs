@@ -96,7 +96,12 @@ async function redisInfo(port, section) {
   const c = await createClient({ url: `redis://127.0.0.1:${port}` }).connect();
   const info = String(await c.sendCommand(['INFO', section]));
   await c.quit();
-  return Object.fromEntries(info.split('\r\n').filter((l) => l.includes(':')).map((l) => l.split(/:(.*)/s).slice(0, 2)));
+  return Object.fromEntries(
+    info
+      .split('\r\n')
+      .filter((l) => l.includes(':'))
+      .map((l) => l.split(/:(.*)/s).slice(0, 2)),
+  );
 }
 
 /** N users online, `processes` app processes (one writer, the rest readers started one by one). */

@@ -144,7 +144,7 @@ export async function redisStoreOps(redis, sizes) {
     for (let id = 1; id <= n; id++) writer.store.touch('users', String(id), id, { username: `user${id}` });
     await writer.close(); // flushes the queue
     while (Number(await client.sendCommand(['ZCARD', '{bench}:users:seen'])) < n) await sleep(50);
-    const memOurs = (await usedMemory(client) - memBefore) / n;
+    const memOurs = ((await usedMemory(client)) - memBefore) / n;
     const store = new RedisStore({ client, prefix: 'bench', maxTracked: n + 10 });
     const online = createOnlineTracker({ store, threshold: THRESHOLD_S });
     while ((await online.count()) < n) await sleep(50);
@@ -167,13 +167,16 @@ export async function redisStoreOps(redis, sizes) {
       const before = await usedMemory(client);
       const baseline = make(client, { thresholdMs: THRESHOLD_S * 1000 });
       await baseline.fill(Array.from({ length: n }, (_, i) => i + 1));
-      const bytes = (await usedMemory(client) - before) / n;
+      const bytes = ((await usedMemory(client)) - before) / n;
       await client.sendCommand(['CONFIG', 'RESETSTAT']);
       const random = prng(5);
       let count = 0;
-      const us = await usPerAsyncOp(async () => {
-        count = (await baseline.request(1 + Math.floor(random() * n))).count;
-      }, { targetMs: n > 10_000 ? 1500 : 300, runs: n > 10_000 ? 3 : 5 });
+      const us = await usPerAsyncOp(
+        async () => {
+          count = (await baseline.request(1 + Math.floor(random() * n))).count;
+        },
+        { targetMs: n > 10_000 ? 1500 : 300, runs: n > 10_000 ? 3 : 5 },
+      );
       baselines.push({ name: baseline.name, us, bytes, count, calls: await commandCount(client) });
     }
     out[n] = {
@@ -207,7 +210,6 @@ export async function redisStoreOps(redis, sizes) {
   return { results: out, text };
 }
 
-
 /**
  * What the forum features add to a request (memory store, n users online):
  * a signed-in page with invisible mode and onSeen on (1 user in 50 hidden) vs
@@ -223,8 +225,7 @@ export function forumFeatureCosts(n) {
     canSeeHidden: (req) => req.session.user.id % 100 === 1,
     onSeen: () => undefined,
   };
-  const signedOut = (agent) =>
-    Array.from({ length: 4096 }, (_, i) => ({ headers: { 'user-agent': agent, cookie: `sid=s${i}` }, session: {}, sessionID: `s${i}` }));
+  const signedOut = (agent) => Array.from({ length: 4096 }, (_, i) => ({ headers: { 'user-agent': agent, cookie: `sid=s${i}` }, session: {}, sessionID: `s${i}` }));
   const cases = [
     ['signed-in page, plain options', {}, requests(n)],
     ['signed-in page, hidden + canSeeHidden + onSeen', forum, requests(n)],
@@ -240,6 +241,10 @@ export function forumFeatureCosts(n) {
     rows.push([name, range(ns, 0)]);
     online.close();
   }
-  const text = table(`Forum features: ns per request through the middleware, memory store, ${n.toLocaleString('en-US')} users online (median of 5 runs, min–max)`, ['request', 'ns'], rows);
+  const text = table(
+    `Forum features: ns per request through the middleware, memory store, ${n.toLocaleString('en-US')} users online (median of 5 runs, min–max)`,
+    ['request', 'ns'],
+    rows,
+  );
   return { results: out, text };
 }

@@ -13,4 +13,37 @@ export type { LockRefusal, RequireLockOptions } from './live/locks';
 export type { ClientOptions } from './live/client-routes';
 export type { EventsOptions } from './live/events';
 export type { HistogramCounts, SyncStats } from './core/metrics';
-export type { Awaitable, DefaultProfile, NextFunction, OnlineEntry, OnlineMiddleware, OnlineNowLocals, OnlineNowProfile, OnlineRecord, OnlineRequest, OnlineResponse, OnlineTrackerOptions, Profile, ProfileValue, RoomEntry, RoomLimits, RoomLock, RoomLockState, RoomMode, RoomRequest, RoomSaved, RoomTouch, RoomView, Scope, ScopeView, Store, StoreConfig, StoreHooks, StoreReporter, StoredEntry, TimeAgoOptions, UserId, Viewer } from './core/types';
+export type {
+  Awaitable,
+  DefaultProfile,
+  NextFunction,
+  OnlineEntry,
+  OnlineMiddleware,
+  OnlineNowLocals,
+  OnlineNowProfile,
+  OnlineRecord,
+  OnlineRequest,
+  OnlineResponse,
+  OnlineTrackerOptions,
+  Profile,
+  ProfileValue,
+  RoomEntry,
+  RoomLimits,
+  RoomLock,
+  RoomLockState,
+  RoomMode,
+  RoomRequest,
+  RoomSaved,
+  RoomTouch,
+  RoomView,
+  Scope,
+  ScopeView,
+  Store,
+  StoreConfig,
+  StoreHooks,
+  StoreReporter,
+  StoredEntry,
+  TimeAgoOptions,
+  UserId,
+  Viewer,
+} from './core/types';

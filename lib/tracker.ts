@@ -16,7 +16,23 @@ import { OnlineNowConfigError } from './core/errors';
 import { randomBytes } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
 import { DEFAULT_ROOM_LIMITS, roomLimits } from './core/room-index';
-import type { ClientConfig, DefaultProfile, NoAsyncGetUser, OnlineEntry, OnlineMiddleware, OnlineRecord, OnlineTrackerOptions, Profile, RoomLock, RoomLockState, Store, StoreConfig, StoredEntry, UserId, Viewer } from './core/types';
+import type {
+  ClientConfig,
+  DefaultProfile,
+  NoAsyncGetUser,
+  OnlineEntry,
+  OnlineMiddleware,
+  OnlineRecord,
+  OnlineTrackerOptions,
+  Profile,
+  RoomLock,
+  RoomLockState,
+  Store,
+  StoreConfig,
+  StoredEntry,
+  UserId,
+  Viewer,
+} from './core/types';
 import { UserResolver } from './express/user-resolver';
 import {
   checkOptions,
@@ -50,8 +66,7 @@ export interface OnlineCounts {
 
 const clientOptions = optionNames<ClientOptions>({ path: true, origins: true });
 
-const viewerFor = (options: LookupOptions | undefined): Viewer | undefined =>
-  options?.hidden === true ? { seesHidden: true } : undefined;
+const viewerFor = (options: LookupOptions | undefined): Viewer | undefined => (options?.hidden === true ? { seesHidden: true } : undefined);
 
 const trackerOptions = optionNames<OnlineTrackerOptions>({
   threshold: true,
@@ -158,7 +173,14 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
 
   /** Express middleware: marks the request's user online and sets the `res.locals` of the contract. */
   middleware(): OnlineMiddleware {
-    return createMiddleware({ store: this.store, max: this.max, trackGuests: this.trackGuests, resolver: this.#resolver, client: () => this.#client, publicHiddenCount: this.#publicHiddenCount });
+    return createMiddleware({
+      store: this.store,
+      max: this.max,
+      trackGuests: this.trackGuests,
+      resolver: this.#resolver,
+      client: () => this.#client,
+      publicHiddenCount: this.#publicHiddenCount,
+    });
   }
 
   /**
@@ -231,7 +253,10 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
    * says how many streams it holds now.
    */
   events(options?: EventsOptions): ((req: Request, res: Response, next: NextFunction) => void) & { readonly connections: number } {
-    const hub = new EventHub({ store: this.store, resolver: this.#resolver, rooms: this.#rooms, max: this.max, trackGuests: this.trackGuests, publicHiddenCount: this.#publicHiddenCount }, options);
+    const hub = new EventHub(
+      { store: this.store, resolver: this.#resolver, rooms: this.#rooms, max: this.max, trackGuests: this.trackGuests, publicHiddenCount: this.#publicHiddenCount },
+      options,
+    );
     this.#hubs.push(hub);
     const handler = hub.handler() as unknown as (req: Request, res: Response, next: NextFunction) => void;
     return Object.defineProperty(handler, 'connections', { get: () => hub.size, enumerable: true }) as typeof handler & { readonly connections: number };
@@ -334,8 +359,6 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
 }
 
 /** Creates a tracker; see OnlineTrackerOptions for every option and its default. */
-export function createOnlineTracker<U = unknown, P extends object = DefaultProfile>(
-  options?: OnlineTrackerOptions<U, P> & NoAsyncGetUser<U>,
-): OnlineTracker<U, P> {
+export function createOnlineTracker<U = unknown, P extends object = DefaultProfile>(options?: OnlineTrackerOptions<U, P> & NoAsyncGetUser<U>): OnlineTracker<U, P> {
   return new OnlineTracker<U, P>(options);
 }

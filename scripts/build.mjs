@@ -16,11 +16,10 @@ execFileSync(process.execPath, [fileURLToPath(new URL('node_modules/typescript/b
   stdio: 'inherit',
 });
 
-const names = Object.keys(createRequire(import.meta.url)('../dist/index.js')).filter((n) => n !== '__esModule').sort();
-writeFileSync(
-  new URL('dist/index.mjs', root),
-  `import cjs from './index.js';\n\nexport const { ${names.join(', ')} } = cjs;\n`,
-);
+const names = Object.keys(createRequire(import.meta.url)('../dist/index.js'))
+  .filter((n) => n !== '__esModule')
+  .sort();
+writeFileSync(new URL('dist/index.mjs', root), `import cjs from './index.js';\n\nexport const { ${names.join(', ')} } = cjs;\n`);
 writeFileSync(new URL('dist/index.d.mts', root), "export * from './index.js';\n");
 console.log(`built dist/ (exports: ${names.join(', ')})`);
 

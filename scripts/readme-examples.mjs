@@ -99,7 +99,11 @@ export function assemble(text, page, problems = []) {
 
 /** The README and every guide, as paths from the root. */
 export function pages() {
-  const docs = existsSync(path.join(root, 'docs')) ? readdirSync(path.join(root, 'docs')).filter((f) => f.endsWith('.md')).sort() : [];
+  const docs = existsSync(path.join(root, 'docs'))
+    ? readdirSync(path.join(root, 'docs'))
+        .filter((f) => f.endsWith('.md'))
+        .sort()
+    : [];
   return ['README.md', ...docs.map((f) => `docs/${f}`)];
 }
 
@@ -116,7 +120,12 @@ function filesUnder(dir) {
   if (!existsSync(dir)) return [];
   return readdirSync(dir, { recursive: true, withFileTypes: true })
     .filter((entry) => entry.isFile())
-    .map((entry) => path.relative(dir, path.join(entry.parentPath ?? entry.path, entry.name)).split(path.sep).join('/'))
+    .map((entry) =>
+      path
+        .relative(dir, path.join(entry.parentPath ?? entry.path, entry.name))
+        .split(path.sep)
+        .join('/'),
+    )
     .sort();
 }
 
@@ -170,7 +179,8 @@ function main(argv) {
   for (const [file, text] of made) {
     const full = path.join(dir, file);
     if (!existsSync(full)) problems.push(`examples/${file}: missing; the pages make it (npm run examples:write)`);
-    else if (readFileSync(full, 'utf8') !== text) problems.push(`examples/${file} differs from what its page makes ("-" examples/, "+" the page):\n${diff(readFileSync(full, 'utf8'), text)}`);
+    else if (readFileSync(full, 'utf8') !== text)
+      problems.push(`examples/${file} differs from what its page makes ("-" examples/, "+" the page):\n${diff(readFileSync(full, 'utf8'), text)}`);
   }
   if (problems.length > 0) {
     console.error(problems.join('\n\n'));

@@ -19,12 +19,13 @@ function openStreams(context: BrowserContext): () => number {
   });
   context.on('requestfinished', (r) => open.delete(r));
   context.on('requestfailed', (r) => open.delete(r));
-  context.on('page', (page) => page.on('close', () => {
-    for (const r of open) if (r.frame().page() === page) open.delete(r);
-  }));
+  context.on('page', (page) =>
+    page.on('close', () => {
+      for (const r of open) if (r.frame().page() === page) open.delete(r);
+    }),
+  );
   return () => open.size;
 }
-
 
 for (const kind of ['memory store', 'Redis, two processes behind one port'] as const) {
   describe(`who else is here, in headless Chromium (${kind})`, function () {
@@ -473,7 +474,10 @@ describe('the demo stays true after live updates, in headless Chromium (memory s
             return [name.length, overlaps];
           }),
         );
-        expect(layout).to.deep.equal([[1, false], [1, false]]);
+        expect(layout).to.deep.equal([
+          [1, false],
+          [1, false],
+        ]);
       }, 4000);
       await expectText(adaPage, 'stop-editing', 'Stop editing');
       await gracePage.getByRole('button', { name: 'Take over' }).click();

@@ -80,8 +80,7 @@ for (const { name, express } of expressVersions) {
       return browser;
     }
 
-    const lastSeenInDb = (id: number): number | null =>
-      db!.prepare('SELECT last_seen FROM users WHERE id = ?').pluck().get(id) as number | null;
+    const lastSeenInDb = (id: number): number | null => db!.prepare('SELECT last_seen FROM users WHERE id = ?').pluck().get(id) as number | null;
 
     for (const engine of engines) {
       const page = `/admin/${engine}`;

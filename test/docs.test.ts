@@ -19,7 +19,12 @@ function section(page: string, heading: string): string {
 }
 
 /** The README and every guide. */
-const pages = ['README.md', ...readdirSync(path.join(root, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
+const pages = [
+  'README.md',
+  ...readdirSync(path.join(root, 'docs'))
+    .filter((f) => f.endsWith('.md'))
+    .map((f) => `docs/${f}`),
+];
 
 /** Markdown links `[text](target)` outside code blocks and inline code, with their line. */
 function linksOf(text: string): { target: string; line: number }[] {
@@ -40,7 +45,10 @@ function declaredExports(file: string): string[] {
   const program = ts.createProgram([file], { module: ts.ModuleKind.Node16, moduleResolution: ts.ModuleResolutionKind.Node16, strict: true });
   const checker = program.getTypeChecker();
   const source = program.getSourceFile(file)!;
-  return checker.getExportsOfModule(checker.getSymbolAtLocation(source)!).map((s) => s.getName()).sort();
+  return checker
+    .getExportsOfModule(checker.getSymbolAtLocation(source)!)
+    .map((s) => s.getName())
+    .sort();
 }
 
 describe('the documentation matches the code', () => {
@@ -58,7 +66,11 @@ describe('the documentation matches the code', () => {
   it('lists every runtime export, and the published types export nothing marked internal', () => {
     const listed = section('docs/reference.md', 'Exports').split('; and the types')[0];
     const values = [...listed.matchAll(/`([A-Za-z]+)`/g)].map((m) => m[1]).sort();
-    expect(Object.keys(runtime).filter((name) => name !== 'default').sort()).to.deep.equal(values);
+    expect(
+      Object.keys(runtime)
+        .filter((name) => name !== 'default')
+        .sort(),
+    ).to.deep.equal(values);
     const declarations = ['index.d.ts', 'tracker.d.ts', path.join('express', 'middleware.d.ts')].map((f) => readFileSync(path.join(root, 'dist', f), 'utf8'));
     for (const text of declarations) expect(text).not.to.match(/@internal/);
     // The tracker's internals are #private: the published class shows none of them.

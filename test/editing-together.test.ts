@@ -97,7 +97,7 @@ describe('editing safely together (memory store, over HTTP)', function () {
     // Nobody holds order 124: nobody writes it.
     const free = await ada.save(124, 'x');
     expect(free.status).to.equal(423);
-    expect(((await free.json()) as { error: string; message: string })).to.deep.include({ error: 'lock-free', message: 'Not saved: open this order for editing first.' });
+    expect((await free.json()) as { error: string; message: string }).to.deep.include({ error: 'lock-free', message: 'Not saved: open this order for editing first.' });
   });
 
   it('a save tells every other page of the order at once, with who and when, but not the saver’s own', async () => {
@@ -117,7 +117,9 @@ describe('editing safely together (memory store, over HTTP)', function () {
     expect(changed.room).to.equal('order:123');
     expect(changed.saved.name).to.equal('Ada Lovelace');
     expect(Date.parse(changed.saved.at)).to.be.within(before - 1000, Date.now() + 1000);
-    expect(changed.html).to.match(/^<p class="online-changed" role="status">Ada Lovelace saved this order <time datetime="[^"]+">(now|\d+ seconds? ago)<\/time> — <a href="" data-online-reload>reload<\/a><\/p>$/);
+    expect(changed.html).to.match(
+      /^<p class="online-changed" role="status">Ada Lovelace saved this order <time datetime="[^"]+">(now|\d+ seconds? ago)<\/time> — <a href="" data-online-reload>reload<\/a><\/p>$/,
+    );
     // The same fragment for htmx's sse-swap.
     expect(await graceStream.next<string>('html:changed:order:123', () => true, 2000)).to.equal(changed.html);
     // Ada's own stream moved on (the room's state), without a notice of her own save.
@@ -256,9 +258,18 @@ describe('editing safely together: misconfiguration fails at startup, naming the
       // A room function that gives no room name is the app's bug: the request fails with the reason, not a refusal.
       const errors: unknown[] = [];
       online.requireLock(() => '')({ headers: {} } as never, {} as never, (error?: unknown) => errors.push(error));
-      expect(errors[0]).to.be.instanceOf(OnlineNowConfigError).with.property('message').that.matches(/the function gave "", not a room name/);
-      const rejected = await online.changed({ headers: {} } as never, '').then(() => undefined, (error: unknown) => error);
-      expect(rejected).to.be.instanceOf(OnlineNowConfigError).with.property('message').that.matches(/changed\(req, room\) takes a room name/);
+      expect(errors[0])
+        .to.be.instanceOf(OnlineNowConfigError)
+        .with.property('message')
+        .that.matches(/the function gave "", not a room name/);
+      const rejected = await online.changed({ headers: {} } as never, '').then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      expect(rejected)
+        .to.be.instanceOf(OnlineNowConfigError)
+        .with.property('message')
+        .that.matches(/changed\(req, room\) takes a room name/);
     } finally {
       await online.close();
     }
@@ -269,7 +280,9 @@ describe('editing safely together: misconfiguration fails at startup, naming the
     const online = createOnlineTracker({ getUser: () => ({ id: 7, name: 'Grace' }) });
     try {
       const answered = await new Promise<{ status: number; error: string; message: string }>((resolve) => {
-        online.requireLock('order:1', { onRefused: (_req, _res, refusal) => resolve(refusal) })({ headers: {} } as never, {} as never, () => resolve({ status: 0, error: 'passed', message: '' }));
+        online.requireLock('order:1', { onRefused: (_req, _res, refusal) => resolve(refusal) })({ headers: {} } as never, {} as never, () =>
+          resolve({ status: 0, error: 'passed', message: '' }),
+        );
       });
       expect(answered).to.deep.include({ status: 423, error: 'lock-free', message: 'Not saved: open this order for editing first.' });
     } finally {

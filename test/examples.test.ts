@@ -375,9 +375,13 @@ for (const example of EXAMPLES) {
         for (const path of ['/orders/123', '/orders/123/hbs']) {
           const html = await grace.text(path);
           expect(html, path).to.match(/<span data-online-here-count="order:123">2<\/span>/);
-          expect(html, path).to.match(/<li data-online-id="1" data-mode="editing">Ada Lovelace <span class="online-mode">editing<\/span><\/li><li data-online-id="2" data-mode="viewing">Grace Hopper/);
+          expect(html, path).to.match(
+            /<li data-online-id="1" data-mode="editing">Ada Lovelace <span class="online-mode">editing<\/span><\/li><li data-online-id="2" data-mode="viewing">Grace Hopper/,
+          );
           expect(html, path).to.contain('Ada Lovelace is editing since <time');
-          expect(html, path).to.match(/<script src="\/online-now\/client\.js" data-tab="[\w-]{44}" data-interval="10000" data-events="\/online-now\/events" data-room="order:123" data-mode="viewing" defer><\/script>/);
+          expect(html, path).to.match(
+            /<script src="\/online-now\/client\.js" data-tab="[\w-]{44}" data-interval="10000" data-events="\/online-now\/events" data-room="order:123" data-mode="viewing" defer><\/script>/,
+          );
         }
         expect(await grace.text('/orders/123')).to.contain('Ada Lovelace has had it open for editing now.');
         const script = await fetch(`${base}/online-now/client.js`);
@@ -396,7 +400,9 @@ for (const example of EXAMPLES) {
         expect(refused.status).to.equal(423);
         expect(await refused.text()).to.match(/^<p class="online-refused" role="alert">Not saved: Ada Lovelace is editing this order \(since now\)\.<\/p>$/);
         expect((await ada.post('/orders/124', { note: 'paid' })).status).to.equal(303);
-        expect(await grace.text('/orders')).to.match(/<td><span data-online-lock-badge="order:124"><span class="online-lock-badge" title="Editing since [^"]+">✎ Ada Lovelace<\/span><\/span><\/td>/);
+        expect(await grace.text('/orders')).to.match(
+          /<td><span data-online-lock-badge="order:124"><span class="online-lock-badge" title="Editing since [^"]+">✎ Ada Lovelace<\/span><\/span><\/td>/,
+        );
         expect((await grace.post('/orders/124/release')).status).to.equal(403);
         expect((await ada.post('/orders/124/release')).status).to.equal(303);
         expect(await grace.text('/orders')).to.contain('<span data-online-lock-badge="order:124"></span>');

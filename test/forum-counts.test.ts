@@ -5,13 +5,7 @@ import { expect } from 'chai';
 import session from 'express-session';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import {
-  MemoryStore,
-  createOnlineTracker,
-  type OnlineNowLocals,
-  type OnlineRecord,
-  type OnlineTracker,
-} from 'express-online-now';
+import { MemoryStore, createOnlineTracker, type OnlineNowLocals, type OnlineRecord, type OnlineTracker } from 'express-online-now';
 import { presenceApp, type LocalsJson } from './helpers/app';
 import { BROWSER_AGENT, CookieBrowser } from './helpers/browser';
 import { Rng, modelSeed } from './helpers/model';
@@ -23,73 +17,77 @@ const express = expressVersions[0].express;
 const GOOGLEBOT = 'Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)';
 const BINGBOT = 'Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)';
 
-describeEachStore((kind) => `bots and the record over HTTP (${kind.name})`, { syncInterval: 50 }, ({ store }) => {
-  let server: Listening | undefined;
-  let online: OnlineTracker | undefined;
-  afterEach(async () => {
-    await server?.close();
-    await online?.close();
-  });
-
-  async function start(options: Parameters<typeof presenceApp>[1] = {}): Promise<string> {
-    const made = presenceApp(express, { store: store(), trackGuests: true, ...options });
-    online = made.online;
-    server = await listen(made.app);
-    return server.base;
-  }
-
-  const asBot = async (base: string, agent: string, cookie?: string): Promise<LocalsJson> =>
-    (await (await fetch(`${base}/locals`, { headers: { 'user-agent': agent, ...(cookie ? { cookie } : {}) } })).json()) as LocalsJson;
-
-  it('counts crawlers by kind, never as guests, with or without a session cookie, and leaves them out of the record', async () => {
-    const base = await start();
-    const person = new CookieBrowser(base);
-    await person.post('/guest');
-    await person.get('/locals');
-    for (let i = 0; i < 5; i++) await asBot(base, GOOGLEBOT);
-    await asBot(base, BINGBOT, person.cookieHeader); // a crawler that keeps cookies is still a crawler
-    await asBot(base, 'curl/8.4.0');
-    await asBot(base, 'curl/7.1.1');
-    // isbot's pattern for both is "bot": the kind is the user agent's own word.
-    await asBot(base, 'Mozilla/5.0 (compatible; AhrefsBot/7.0; +http://ahrefs.com/robot/)');
-    await eventually(async () => {
-      const locals = await person.json<LocalsJson>('/locals');
-      expect([locals.onlineGuests, locals.onlineBots, locals.onlineRecord.count]).to.deep.equal([1, 4, 1]);
+describeEachStore(
+  (kind) => `bots and the record over HTTP (${kind.name})`,
+  { syncInterval: 50 },
+  ({ store }) => {
+    let server: Listening | undefined;
+    let online: OnlineTracker | undefined;
+    afterEach(async () => {
+      await server?.close();
+      await online?.close();
     });
-    expect(await online!.counts()).to.deep.equal({ users: 0, hidden: 0, guests: 1, bots: 4 });
-  });
 
-  it('takes a name from isBot(req), and counts nothing as a bot that isBot says is a person', async () => {
-    const base = await start({
-      isBot: (req) => (req.headers['x-crawler'] === undefined ? false : String(req.headers['x-crawler'])),
+    async function start(options: Parameters<typeof presenceApp>[1] = {}): Promise<string> {
+      const made = presenceApp(express, { store: store(), trackGuests: true, ...options });
+      online = made.online;
+      server = await listen(made.app);
+      return server.base;
+    }
+
+    const asBot = async (base: string, agent: string, cookie?: string): Promise<LocalsJson> =>
+      (await (await fetch(`${base}/locals`, { headers: { 'user-agent': agent, ...(cookie ? { cookie } : {}) } })).json()) as LocalsJson;
+
+    it('counts crawlers by kind, never as guests, with or without a session cookie, and leaves them out of the record', async () => {
+      const base = await start();
+      const person = new CookieBrowser(base);
+      await person.post('/guest');
+      await person.get('/locals');
+      for (let i = 0; i < 5; i++) await asBot(base, GOOGLEBOT);
+      await asBot(base, BINGBOT, person.cookieHeader); // a crawler that keeps cookies is still a crawler
+      await asBot(base, 'curl/8.4.0');
+      await asBot(base, 'curl/7.1.1');
+      // isbot's pattern for both is "bot": the kind is the user agent's own word.
+      await asBot(base, 'Mozilla/5.0 (compatible; AhrefsBot/7.0; +http://ahrefs.com/robot/)');
+      await eventually(async () => {
+        const locals = await person.json<LocalsJson>('/locals');
+        expect([locals.onlineGuests, locals.onlineBots, locals.onlineRecord.count]).to.deep.equal([1, 4, 1]);
+      });
+      expect(await online!.counts()).to.deep.equal({ users: 0, hidden: 0, guests: 1, bots: 4 });
     });
-    await fetch(`${base}/locals`, { headers: { 'user-agent': GOOGLEBOT } }); // a person, by this app's rule (no cookie: not a guest)
-    await fetch(`${base}/locals`, { headers: { 'x-crawler': 'Our-Monitor' } });
-    await fetch(`${base}/locals`, { headers: { 'x-crawler': 'our-monitor' } });
-    await eventually(async () => expect((await new CookieBrowser(base).json<LocalsJson>('/locals')).onlineBots).to.equal(1));
-  });
 
-  it('shows the record on every page: raised by users and guests, kept when they leave, started over by resetRecord()', async () => {
-    const records: OnlineRecord[] = [];
-    const base = await start({ onRecord: (record) => void records.push(record) });
-    const people = [new CookieBrowser(base), new CookieBrowser(base), new CookieBrowser(base)];
-    await people[0].post('/login', { id: '1' });
-    await people[0].get('/locals');
-    await people[1].post('/login', { id: '2' });
-    await people[1].get('/locals');
-    await people[2].post('/guest');
-    await people[2].get('/locals');
-    await eventually(async () => expect((await people[0].json<LocalsJson>('/locals')).onlineRecord.count).to.equal(3));
-    await people[1].post('/logout');
-    await eventually(async () => expect((await people[0].json<LocalsJson>('/locals')).onlineCount).to.equal(1));
-    const { onlineRecord } = await people[0].json<LocalsJson>('/locals');
-    expect(onlineRecord.count).to.equal(3);
-    expect(Math.abs(Date.parse(onlineRecord.at) - Date.now())).to.be.below(10_000);
-    await eventually(() => expect(records.map((r) => r.count).at(-1)).to.equal(3));
-    await online!.resetRecord();
-    await eventually(async () => expect((await people[0].json<LocalsJson>('/locals')).onlineRecord.count).to.equal(2));
-  });
-});
+    it('takes a name from isBot(req), and counts nothing as a bot that isBot says is a person', async () => {
+      const base = await start({
+        isBot: (req) => (req.headers['x-crawler'] === undefined ? false : String(req.headers['x-crawler'])),
+      });
+      await fetch(`${base}/locals`, { headers: { 'user-agent': GOOGLEBOT } }); // a person, by this app's rule (no cookie: not a guest)
+      await fetch(`${base}/locals`, { headers: { 'x-crawler': 'Our-Monitor' } });
+      await fetch(`${base}/locals`, { headers: { 'x-crawler': 'our-monitor' } });
+      await eventually(async () => expect((await new CookieBrowser(base).json<LocalsJson>('/locals')).onlineBots).to.equal(1));
+    });
+
+    it('shows the record on every page: raised by users and guests, kept when they leave, started over by resetRecord()', async () => {
+      const records: OnlineRecord[] = [];
+      const base = await start({ onRecord: (record) => void records.push(record) });
+      const people = [new CookieBrowser(base), new CookieBrowser(base), new CookieBrowser(base)];
+      await people[0].post('/login', { id: '1' });
+      await people[0].get('/locals');
+      await people[1].post('/login', { id: '2' });
+      await people[1].get('/locals');
+      await people[2].post('/guest');
+      await people[2].get('/locals');
+      await eventually(async () => expect((await people[0].json<LocalsJson>('/locals')).onlineRecord.count).to.equal(3));
+      await people[1].post('/logout');
+      await eventually(async () => expect((await people[0].json<LocalsJson>('/locals')).onlineCount).to.equal(1));
+      const { onlineRecord } = await people[0].json<LocalsJson>('/locals');
+      expect(onlineRecord.count).to.equal(3);
+      expect(Math.abs(Date.parse(onlineRecord.at) - Date.now())).to.be.below(10_000);
+      await eventually(() => expect(records.map((r) => r.count).at(-1)).to.equal(3));
+      await online!.resetRecord();
+      await eventually(async () => expect((await people[0].json<LocalsJson>('/locals')).onlineRecord.count).to.equal(2));
+    });
+  },
+);
 
 describe('bots: a flood of invented crawler user agents', () => {
   it('leaves guests, users and memory where they were (100,000 requests through the middleware)', async function () {

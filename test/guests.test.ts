@@ -25,56 +25,60 @@ const engines = {
 
 const USERS: Record<string, { id: number; name: string }> = { ada: { id: 1, name: 'Ada Lovelace' }, grace: { id: 2, name: 'Grace Hopper' } };
 
-describeEachStore((kind) => `guests with express-session's recommended options (${kind.name})`, { syncInterval: 100 }, ({ store: makeStore }) => {
-  let server: Listening | undefined;
-  let online: OnlineTracker | undefined;
+describeEachStore(
+  (kind) => `guests with express-session's recommended options (${kind.name})`,
+  { syncInterval: 100 },
+  ({ store: makeStore }) => {
+    let server: Listening | undefined;
+    let online: OnlineTracker | undefined;
 
-  afterEach(async () => {
-    await server?.close();
-    await online?.close();
-  });
-
-  async function start(): Promise<string> {
-    const store = makeStore();
-    online = createOnlineTracker({ store, trackGuests: true, onError: (error) => expect.fail(error.message) });
-    const app = express();
-    app.use(express.urlencoded({ extended: false }));
-    app.use(session({ secret: 'guests test', resave: false, saveUninitialized: false })); // exactly as express-session recommends
-    app.use(online.middleware());
-    app.post('/login', (req, res) => {
-      (req.session as unknown as { user: unknown }).user = USERS[String(req.body.username)];
-      res.redirect(303, '/nunjucks');
+    afterEach(async () => {
+      await server?.close();
+      await online?.close();
     });
-    app.get('/:engine', (req, res) => {
-      res.send(engines[req.params.engine as keyof typeof engines](res.locals));
-    });
-    server = await listen(app);
-    return server.base;
-  }
 
-  for (const engine of Object.keys(engines)) {
-    it(`${engine}: a signed-out browser counts on its first page; signed-in users never count as guests`, async () => {
-      const base = await start();
-      const ada = new CookieBrowser(base);
-      const grace = new CookieBrowser(base);
-      expect((await ada.post('/login', { username: 'ada' })).status).to.equal(303);
-      expect((await grace.post('/login', { username: 'grace' })).status).to.equal(303);
+    async function start(): Promise<string> {
+      const store = makeStore();
+      online = createOnlineTracker({ store, trackGuests: true, onError: (error) => expect.fail(error.message) });
+      const app = express();
+      app.use(express.urlencoded({ extended: false }));
+      app.use(session({ secret: 'guests test', resave: false, saveUninitialized: false })); // exactly as express-session recommends
+      app.use(online.middleware());
+      app.post('/login', (req, res) => {
+        (req.session as unknown as { user: unknown }).user = USERS[String(req.body.username)];
+        res.redirect(303, '/nunjucks');
+      });
+      app.get('/:engine', (req, res) => {
+        res.send(engines[req.params.engine as keyof typeof engines](res.locals));
+      });
+      server = await listen(app);
+      return server.base;
+    }
 
-      const first = new CookieBrowser(base);
-      expect(await first.text(`/${engine}`)).to.equal('<p>2 online, 1 guests</p>');
-      expect(first.cookieNames).to.deep.equal(['online_now_guest']); // no session was saved for it
-      const second = new CookieBrowser(base);
-      expect(await second.text(`/${engine}`)).to.equal('<p>2 online, 2 guests</p>');
-      expect(await first.text(`/${engine}`)).to.equal('<p>2 online, 2 guests</p>'); // the same browser, counted once
-      // A Redis store's replica hears of other requests at its sync; its own page is exact at once.
-      await eventually(async () => expect(await ada.text(`/${engine}`)).to.equal('<p>2 online, 2 guests</p>'));
+    for (const engine of Object.keys(engines)) {
+      it(`${engine}: a signed-out browser counts on its first page; signed-in users never count as guests`, async () => {
+        const base = await start();
+        const ada = new CookieBrowser(base);
+        const grace = new CookieBrowser(base);
+        expect((await ada.post('/login', { username: 'ada' })).status).to.equal(303);
+        expect((await grace.post('/login', { username: 'grace' })).status).to.equal(303);
 
-      // A guest who signs in is a user from the response on, a guest no more.
-      expect((await first.post('/login', { username: 'ada' })).status).to.equal(303);
-      expect(await first.text(`/${engine}`)).to.equal('<p>2 online, 1 guests</p>');
-    });
-  }
-});
+        const first = new CookieBrowser(base);
+        expect(await first.text(`/${engine}`)).to.equal('<p>2 online, 1 guests</p>');
+        expect(first.cookieNames).to.deep.equal(['online_now_guest']); // no session was saved for it
+        const second = new CookieBrowser(base);
+        expect(await second.text(`/${engine}`)).to.equal('<p>2 online, 2 guests</p>');
+        expect(await first.text(`/${engine}`)).to.equal('<p>2 online, 2 guests</p>'); // the same browser, counted once
+        // A Redis store's replica hears of other requests at its sync; its own page is exact at once.
+        await eventually(async () => expect(await ada.text(`/${engine}`)).to.equal('<p>2 online, 2 guests</p>'));
+
+        // A guest who signs in is a user from the response on, a guest no more.
+        expect((await first.post('/login', { username: 'ada' })).status).to.equal(303);
+        expect(await first.text(`/${engine}`)).to.equal('<p>2 online, 1 guests</p>');
+      });
+    }
+  },
+);
 
 describe('the guest cookie over HTTPS', () => {
   it('is Secure when the request came over HTTPS (req.secure, here through a trusted proxy), and not otherwise', async () => {

@@ -125,7 +125,9 @@ describe('rooms over HTTP: here(), the heartbeat and leave routes, and the event
       expect(page).to.match(/<i class="viewer" data-mode="editing">Ada Lovelace<\/i><i class="viewer" data-mode="viewing">Grace Hopper<\/i>/);
       expect(page).to.contain('Ada Lovelace is editing since');
       expect(page).to.contain('data-online-takeover');
-      expect(page).to.match(/<script src="\/online-now\/client\.js" data-tab="[A-Za-z0-9_-]{44}" data-interval="10000" data-events="\/online-now\/events" data-room="order:123" data-mode="viewing" defer><\/script>/);
+      expect(page).to.match(
+        /<script src="\/online-now\/client\.js" data-tab="[A-Za-z0-9_-]{44}" data-interval="10000" data-events="\/online-now\/events" data-room="order:123" data-mode="viewing" defer><\/script>/,
+      );
       // Another order is another room.
       expect(await grace.text(`/orders/456?engine=${engine}`)).to.contain('data-online-here-count="order:456">1<');
     });
@@ -265,7 +267,10 @@ describe('rooms over HTTP: here(), the heartbeat and leave routes, and the event
     const echoed = JSON.parse(/data-claim="([^"]+)"/.exec(adaPage)![1].replace(/&quot;/g, '"')) as { claim: number; gen: number; since: number; sig: string };
     expect(echoed.gen).to.equal(0);
     // Ada's own echo is taken: she keeps the lock, and her reply gives her the record to echo next.
-    const kept = (await (await post(server.base, ada, '/online-now/beat', { room: 'order:33', tab: adaTab, mode: 'editing', claim: echoed })).json()) as { lock: { tab: string }; self: { sig: string } };
+    const kept = (await (await post(server.base, ada, '/online-now/beat', { room: 'order:33', tab: adaTab, mode: 'editing', claim: echoed })).json()) as {
+      lock: { tab: string };
+      self: { sig: string };
+    };
     expect(kept.lock.tab).to.equal(adaTab);
     expect(kept.self.sig).to.be.a('string');
     const graceTab = tabOf(await grace.text('/orders/33'));
@@ -280,7 +285,10 @@ describe('rooms over HTTP: here(), the heartbeat and leave routes, and the event
       expect(((await res.json()) as { lock: { tab: string } }).lock.tab, JSON.stringify(claim)).to.equal(adaTab);
     }
     // A plain takeover still works, and a valid date is shown.
-    const taken = (await (await post(server.base, grace, '/online-now/beat', { room: 'order:33', tab: graceTab, mode: 'editing', takeover: true })).json()) as { lock: { tab: string }; html: { lock: string } };
+    const taken = (await (await post(server.base, grace, '/online-now/beat', { room: 'order:33', tab: graceTab, mode: 'editing', takeover: true })).json()) as {
+      lock: { tab: string };
+      html: { lock: string };
+    };
     expect(taken.lock.tab).to.equal(graceTab);
   });
 
@@ -351,7 +359,18 @@ describe('rooms over HTTP: here(), the heartbeat and leave routes, and the event
     const own = await listen(app as never);
     try {
       for (let i = 1; i <= 400; i++) {
-        await big.store.roomTouch!({ room: 'town-hall', tab: `tab-of-user-${String(i).padStart(5, '0')}`, key: String(i), id: i, profile: { name: `Member number ${i} of the town hall` }, mode: 'viewing', takeover: false }, { seesHidden: false });
+        await big.store.roomTouch!(
+          {
+            room: 'town-hall',
+            tab: `tab-of-user-${String(i).padStart(5, '0')}`,
+            key: String(i),
+            id: i,
+            profile: { name: `Member number ${i} of the town hall` },
+            mode: 'viewing',
+            takeover: false,
+          },
+          { seesHidden: false },
+        );
       }
       const ada = new CookieBrowser(own.base);
       await ada.get('/join');

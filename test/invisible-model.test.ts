@@ -104,7 +104,13 @@ describe('invisible mode across three RedisStores, random events against a model
         const listed = (await tracker.list(50)).map((e) => e.id as number).sort((a, b) => a - b);
         expect(listed, where).to.deep.equal(visible);
         const staff = await tracker.list(50, { hidden: true });
-        expect(staff.filter((e) => e.hidden === true).map((e) => e.id as number).sort((a, b) => a - b), `${where}, staff`).to.deep.equal(hidden);
+        expect(
+          staff
+            .filter((e) => e.hidden === true)
+            .map((e) => e.id as number)
+            .sort((a, b) => a - b),
+          `${where}, staff`,
+        ).to.deep.equal(hidden);
         expect(await tracker.counts(), where).to.deep.include({ users: visible.length, hidden: hidden.length });
         for (const id of hidden) expect(await tracker.isOnline(id), `${where}, user ${id}`).to.equal(false);
       }

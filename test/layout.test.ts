@@ -71,7 +71,11 @@ describe('the project layout', () => {
   });
 
   it('has a folder per layer, and no file imports from a layer above its own', () => {
-    for (const layer of LAYERS) expect(files.some((f) => f.startsWith(`lib/${layer}/`)), layer).to.equal(true);
+    for (const layer of LAYERS)
+      expect(
+        files.some((f) => f.startsWith(`lib/${layer}/`)),
+        layer,
+      ).to.equal(true);
     const upward = [...graph].flatMap(([file, targets]) => targets.filter((t) => rank(t) > rank(file)).map((t) => `${file} → ${t}`));
     expect(upward).to.deep.equal([]);
   });
@@ -80,6 +84,14 @@ describe('the project layout', () => {
     expect([...graph.values()].flat().filter((t) => t.endsWith('(missing)'))).to.deep.equal([]);
     expect(cycleIn(graph)).to.equal(undefined);
     // The check finds a cycle when there is one.
-    expect(cycleIn(new Map([['a', ['b']], ['b', ['c']], ['c', ['a']]]))).to.deep.equal(['a', 'b', 'c', 'a']);
+    expect(
+      cycleIn(
+        new Map([
+          ['a', ['b']],
+          ['b', ['c']],
+          ['c', ['a']],
+        ]),
+      ),
+    ).to.deep.equal(['a', 'b', 'c', 'a']);
   });
 });

@@ -89,7 +89,12 @@ describe('the write guard across two processes on Redis, against a model (takeov
 
     const call = async (user: number, method: string, path: string, body?: unknown): Promise<Response> => {
       const p = rng.pick([0, 1]);
-      log.push(`${method} ${path} by ${user} on ${p}${JSON.stringify(body ?? "").includes("takeover") ? " takeover" : ""} (holder ${String(holder)}${[...users].filter(([, u]) => u.silent).map(([n]) => `, ${n} silent`).join("")})`);
+      log.push(
+        `${method} ${path} by ${user} on ${p}${JSON.stringify(body ?? '').includes('takeover') ? ' takeover' : ''} (holder ${String(holder)}${[...users]
+          .filter(([, u]) => u.silent)
+          .map(([n]) => `, ${n} silent`)
+          .join('')})`,
+      );
       return fetch(`${procs[p].server.base}${path}`, {
         method,
         headers: { 'x-user': String(user), 'content-type': 'text/plain', accept: 'application/json' },
@@ -123,7 +128,7 @@ describe('the write guard across two processes on Redis, against a model (takeov
       // right; a plain heartbeat's reply is this process's replica, up to a sync behind (the guard confirms anew).
       if (!(takeover || holder === undefined)) return;
       holder = user;
-      expect(state.lock?.id, `after ${user}'s beat (seed ${seed})\n${log.slice(-15).join("\n")}`).to.equal(holder);
+      expect(state.lock?.id, `after ${user}'s beat (seed ${seed})\n${log.slice(-15).join('\n')}`).to.equal(holder);
     };
     /**
      * 200 from the holder, 423 from anyone else; or 503 (cannot confirm the lock), which refuses
@@ -140,7 +145,13 @@ describe('the write guard across two processes on Redis, against a model (takeov
       else counts.slow++;
       const allowed = expected === 503 ? [503] : [expected, 503];
       expect(res.status, `save by ${user} (holder ${String(holder)}; seed ${seed}): ${JSON.stringify(body)}\n${log.slice(-12).join('\n')}`).to.be.oneOf(allowed);
-      if (res.status === 503) expect(body).to.deep.equal({ error: 'lock-unconfirmed', message: 'Not saved: the editing lock of this page cannot be confirmed right now. Try again in a moment.', room: 'doc', lock: null });
+      if (res.status === 503)
+        expect(body).to.deep.equal({
+          error: 'lock-unconfirmed',
+          message: 'Not saved: the editing lock of this page cannot be confirmed right now. Try again in a moment.',
+          room: 'doc',
+          lock: null,
+        });
     };
     const thresholdMs = ROOM_THRESHOLD_S * 1000;
 

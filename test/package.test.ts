@@ -132,10 +132,7 @@ describe('the published package, installed from its tarball into a fresh project
     });
     await run(process.execPath, ['-e', "require('express-online-now')"], { cwd: project, env });
     const seconds = ((performance.now() - started) / 1000).toFixed(1);
-    console.log(
-      `      ${pack.filename}: ${kB(pack.size)} packed, ${kB(pack.unpackedSize)} unpacked, ${pack.entryCount} files; ` +
-        `npm install to first require() ${seconds} s`,
-    );
+    console.log(`      ${pack.filename}: ${kB(pack.size)} packed, ${kB(pack.unpackedSize)} unpacked, ${pack.entryCount} files; ` + `npm install to first require() ${seconds} s`);
   });
 
   after(() => {
@@ -216,7 +213,10 @@ describe('the published package, installed from its tarball into a fresh project
       for (const page of ['/', '/nunjucks', '/handlebars']) {
         const html = await guest.text(page);
         expect(html, page).to.contain('<p>2 online, 1 guests</p>');
-        expect([...html.matchAll(/<li>([^,<]+),/g)].map((m) => m[1]), page).to.deep.equal(['Grace Hopper', 'Ada Lovelace']);
+        expect(
+          [...html.matchAll(/<li>([^,<]+),/g)].map((m) => m[1]),
+          page,
+        ).to.deep.equal(['Grace Hopper', 'Ada Lovelace']);
       }
     } finally {
       child.kill();

@@ -21,7 +21,13 @@ function indexWith(entries: [string, number][], { maxTracked = 1000, tolerance =
 describe('PresenceIndex', () => {
   describe('hidden entries', () => {
     it('refills a full list when a listed user hides: other viewers still get `limit` entries', () => {
-      const index = indexWith([['a', 1000], ['b', 1100], ['c', 1200], ['d', 1300], ['e', 1400]]);
+      const index = indexWith([
+        ['a', 1000],
+        ['b', 1100],
+        ['c', 1200],
+        ['d', 1300],
+        ['e', 1400],
+      ]);
       expect(idsOf(index.view(3, 1400))).to.deep.equal(['e', 'd', 'c']);
       index.touch('c', 'c', { name: 'C', hidden: true }, 1450);
       expect(idsOf(index.view(3, 1450))).to.deep.equal(['e', 'd', 'b']);
@@ -59,7 +65,10 @@ describe('PresenceIndex', () => {
     });
 
     it('ignores an older touch: returns -1 and changes neither time, profile nor order', () => {
-      const index = indexWith([['a', 5000], ['b', 5100]]);
+      const index = indexWith([
+        ['a', 5000],
+        ['b', 5100],
+      ]);
       const before = index.view(10, 5100);
       expect(index.touch('a', 'a', { name: 'stale' }, 4950)).to.equal(-1);
       const after = index.view(10, 5100);
@@ -72,7 +81,10 @@ describe('PresenceIndex', () => {
     });
 
     it('applies a touch at the same time: the profile is updated, the time stays', () => {
-      const index = indexWith([['a', 5000], ['b', 5100]]);
+      const index = indexWith([
+        ['a', 5000],
+        ['b', 5100],
+      ]);
       index.view(10, 5100); // makes the ready-made list, which must follow the change
       const slot = index.touch('a', 'a', { name: 'Ann' }, 5000);
       expect(index.timeOf(slot)).to.equal(5000);
@@ -123,7 +135,10 @@ describe('PresenceIndex', () => {
     });
 
     it('answers lastSeen for any key, listed or not', () => {
-      const index = indexWith([['a', 5000], ['b', 5500]]);
+      const index = indexWith([
+        ['a', 5000],
+        ['b', 5500],
+      ]);
       const view = index.view(0, 5000 + THRESHOLD);
       expect(view.lastSeen('a')).to.equal(null); // exactly threshold ago: offline
       expect(view.lastSeen('b')).to.equal(5500);
@@ -137,13 +152,22 @@ describe('PresenceIndex', () => {
         const live = times.filter(([, at]) => at > now - THRESHOLD);
         const view = index.view(3, now);
         expect(view.count, `now=${now}`).to.equal(live.length);
-        expect(idsOf(view), `now=${now}`).to.deep.equal(live.slice(-3).reverse().map(([k]) => k));
+        expect(idsOf(view), `now=${now}`).to.deep.equal(
+          live
+            .slice(-3)
+            .reverse()
+            .map(([k]) => k),
+        );
         for (const [key, at] of times) expect(view.lastSeen(key), key).to.equal(at > now - THRESHOLD ? at : null);
       }
     });
 
     it('lists most recent first, at most limit entries, frozen, with id, lastSeen as a Date and the profile', () => {
-      const index = indexWith([['a', 5000], ['b', 5100], ['c', 5200]]);
+      const index = indexWith([
+        ['a', 5000],
+        ['b', 5100],
+        ['c', 5200],
+      ]);
       const view = index.view(2, 5200);
       expect(view.count).to.equal(3);
       expect(idsOf(view)).to.deep.equal(['c', 'b']);
@@ -164,7 +188,11 @@ describe('PresenceIndex', () => {
     });
 
     it('returns the same view, and the same ready-made entries, while nothing listed or counted changes', () => {
-      const index = indexWith([['a', 5000], ['b', 5100], ['c', 5200]]);
+      const index = indexWith([
+        ['a', 5000],
+        ['b', 5100],
+        ['c', 5200],
+      ]);
       const first = index.view(3, 5200);
       expect(index.view(3, 5300)).to.equal(first);
       // The first key touched again: still first, so the view stands, and its entry reads the new time.
@@ -191,7 +219,13 @@ describe('PresenceIndex', () => {
     });
 
     it('keeps an entry handed out true to its user after the user leaves and their slot is reused', () => {
-      const index = indexWith([['a', 5000], ['b', 5100]], { maxTracked: 2 });
+      const index = indexWith(
+        [
+          ['a', 5000],
+          ['b', 5100],
+        ],
+        { maxTracked: 2 },
+      );
       const [b] = index.view(1, 5100).entries;
       index.forget('b', 5100);
       index.touch('c', 'c', undefined, 5900); // takes b's slot
@@ -212,7 +246,12 @@ describe('PresenceIndex', () => {
       const index = indexWith(times);
       const view = index.view(250, 10_300);
       expect(view.entries).to.have.length(250);
-      expect(idsOf(view)).to.deep.equal(times.slice(-250).reverse().map(([k]) => k));
+      expect(idsOf(view)).to.deep.equal(
+        times
+          .slice(-250)
+          .reverse()
+          .map(([k]) => k),
+      );
       // A long list does not disturb the short one pages use.
       expect(idsOf(index.view(2, 10_300))).to.deep.equal(['k299', 'k298']);
     });
@@ -220,7 +259,10 @@ describe('PresenceIndex', () => {
 
   describe('forget: a logout at time T', () => {
     it('removes a key seen at or before T, and says so', () => {
-      const index = indexWith([['a', 5000], ['b', 5100]]);
+      const index = indexWith([
+        ['a', 5000],
+        ['b', 5100],
+      ]);
       expect(index.forget('a', 5000)).to.equal(true); // same instant: the logout wins
       expect(index.forget('b', 5200)).to.equal(true);
       const view = index.view(5, 5200);
@@ -240,7 +282,12 @@ describe('PresenceIndex', () => {
     });
 
     it('keeps the ready-made list right: the next key moves up', () => {
-      const index = indexWith([['a', 5000], ['b', 5100], ['c', 5200], ['d', 5300]]);
+      const index = indexWith([
+        ['a', 5000],
+        ['b', 5100],
+        ['c', 5200],
+        ['d', 5300],
+      ]);
       expect(idsOf(index.view(2, 5300))).to.deep.equal(['d', 'c']);
       index.forget('d', 5300);
       expect(idsOf(index.view(2, 5300))).to.deep.equal(['c', 'b']);
@@ -250,7 +297,10 @@ describe('PresenceIndex', () => {
     });
 
     it('lets a key signed out come back with a touch after the logout', () => {
-      const index = indexWith([['a', 5000], ['b', 5100]]);
+      const index = indexWith([
+        ['a', 5000],
+        ['b', 5100],
+      ]);
       index.view(5, 5100);
       index.forget('a', 5200);
       index.touch('a', 'a', { name: 'again' }, 5300);
@@ -262,7 +312,14 @@ describe('PresenceIndex', () => {
 
   describe('maxTracked: the least recently touched go first', () => {
     it('saturates the count and evicts the least recently touched, not the first inserted', () => {
-      const index = indexWith([['a', 1], ['b', 2], ['c', 3]], { maxTracked: 3 });
+      const index = indexWith(
+        [
+          ['a', 1],
+          ['b', 2],
+          ['c', 3],
+        ],
+        { maxTracked: 3 },
+      );
       index.touch('a', 'a', undefined, 4); // a is now the most recent: b is next out
       index.touch('d', 'd', undefined, 5);
       const view = index.view(10, 5);
@@ -272,7 +329,14 @@ describe('PresenceIndex', () => {
     });
 
     it('keeps the ready-made list right when a listed key is evicted', () => {
-      const index = indexWith([['a', 1], ['b', 2], ['c', 3]], { maxTracked: 3 });
+      const index = indexWith(
+        [
+          ['a', 1],
+          ['b', 2],
+          ['c', 3],
+        ],
+        { maxTracked: 3 },
+      );
       expect(idsOf(index.view(5, 3))).to.deep.equal(['c', 'b', 'a']); // every key listed
       index.touch('d', 'd', undefined, 4);
       expect(idsOf(index.view(5, 4))).to.deep.equal(['d', 'c', 'b']);
@@ -281,7 +345,14 @@ describe('PresenceIndex', () => {
     });
 
     it('keeps the most recent by time when a late batch arrives at a full index', () => {
-      const index = indexWith([['b', 20], ['c', 30], ['d', 40]], { maxTracked: 3 });
+      const index = indexWith(
+        [
+          ['b', 20],
+          ['c', 30],
+          ['d', 40],
+        ],
+        { maxTracked: 3 },
+      );
       index.view(5, 40);
       index.merge([touch('e', 35), touch('a', 10)]);
       const view = index.view(5, 40);
@@ -320,7 +391,11 @@ describe('PresenceIndex', () => {
     });
 
     it('re-inserts a late arrival in time order, so it expires on time and the count stays exact', () => {
-      const index = indexWith([['a', 1000], ['b', 2000], ['c', 3000]]);
+      const index = indexWith([
+        ['a', 1000],
+        ['b', 2000],
+        ['c', 3000],
+      ]);
       index.merge([touch('late', 1500)]);
       // At 1500 + threshold, 'late' and 'a' are offline. Appended after c, it would stay counted: expiry,
       // which works from the oldest arrival, would stop at b.
@@ -331,7 +406,12 @@ describe('PresenceIndex', () => {
     });
 
     it('keeps the ready-made list right when a late arrival belongs inside it', () => {
-      const index = indexWith([['a', 10], ['b', 20], ['c', 30], ['d', 40]]);
+      const index = indexWith([
+        ['a', 10],
+        ['b', 20],
+        ['c', 30],
+        ['d', 40],
+      ]);
       expect(idsOf(index.view(3, 40))).to.deep.equal(['d', 'c', 'b']);
       index.merge([touch('e', 35)]);
       expect(idsOf(index.view(3, 40))).to.deep.equal(['d', 'e', 'c']);
@@ -343,7 +423,11 @@ describe('PresenceIndex', () => {
     });
 
     it('moves a key into the list when its late touch lands above a listed one', () => {
-      const index = indexWith([['a', 10], ['b', 20], ['c', 30]]);
+      const index = indexWith([
+        ['a', 10],
+        ['b', 20],
+        ['c', 30],
+      ]);
       index.view(2, 30);
       index.merge([touch('a', 25, { name: 'moved' })]);
       const view = index.view(2, 30);
@@ -361,7 +445,11 @@ describe('PresenceIndex', () => {
       index.merge(Array.from({ length: 100 }, (_, i) => loaded(i + 1, 5000 + i)));
       const view = index.view(3, 5100, { seesHidden: true });
       expect([view.count, view.hidden]).to.deep.equal([90, 10]);
-      expect(view.entries.map((e) => [e.id, e.username, e.hidden])).to.deep.equal([[100, 'u100', true], [99, 'u99', undefined], [98, 'u98', undefined]]);
+      expect(view.entries.map((e) => [e.id, e.username, e.hidden])).to.deep.equal([
+        [100, 'u100', true],
+        [99, 'u99', undefined],
+        [98, 'u98', undefined],
+      ]);
       // The rest are parsed a slice at a time: afterwards every profile is what it says.
       while (index.decodeLoaded(7));
       expect(index.profileOf(index.slotOf('20'))).to.deep.equal({ username: 'u20', hidden: true });
@@ -386,7 +474,12 @@ describe('PresenceIndex', () => {
 
   describe('ties and profile changes', () => {
     it('lists every key that shares a time, and keeps the list right when one of them leaves', () => {
-      const index = indexWith([['a', 10], ['b', 20], ['c', 20], ['d', 20]]);
+      const index = indexWith([
+        ['a', 10],
+        ['b', 20],
+        ['c', 20],
+        ['d', 20],
+      ]);
       const first = index.view(2, 20);
       expect(timesOf(first)).to.deep.equal([20, 20]);
       const listed = idsOf(first);
@@ -404,7 +497,11 @@ describe('PresenceIndex', () => {
     });
 
     it('shows a changed profile in the next view, whether it came by touch or by a batch', () => {
-      const index = indexWith([['a', 10], ['b', 20], ['c', 30]]);
+      const index = indexWith([
+        ['a', 10],
+        ['b', 20],
+        ['c', 30],
+      ]);
       index.view(3, 30);
       index.touch('b', 'b', { name: 'Bea' }, 31);
       expect(index.view(3, 31).entries.map((e) => e.name)).to.deep.equal(['Bea', 'C', 'A']);
@@ -494,7 +591,10 @@ describe('PresenceIndex', () => {
 
   describe('shift', () => {
     it('moves every time, the listed lastSeen and expiry with it', () => {
-      const index = indexWith([['a', 1000], ['b', 1500]]);
+      const index = indexWith([
+        ['a', 1000],
+        ['b', 1500],
+      ]);
       index.view(5, 1500); // the ready-made list must not keep the old times
       index.shift(200);
       const view = index.view(5, 1700);
@@ -639,7 +739,8 @@ function runAgainstModel(seed: number, tolerance: number): void {
   // of every kind: short and long Latin-1 (kept in the arena, whose garbage then fills up and is compacted),
   // too long, empty, beyond Latin-1 and not strings (kept as they are).
   const names = ['n0', 'n1', 'n2', 'Zoë', 'x'.repeat(200), 'y'.repeat(255), 'z'.repeat(256), '', '名前', '😀', 7, true];
-  const name = (): string | number | boolean => (rng.chance(0.5) ? names[rng.int(0, 2)] : rng.chance(0.5) ? `${'w'.repeat(rng.int(1, 250))}${step}` : names[rng.int(3, names.length - 1)]);
+  const name = (): string | number | boolean =>
+    rng.chance(0.5) ? names[rng.int(0, 2)] : rng.chance(0.5) ? `${'w'.repeat(rng.int(1, 250))}${step}` : names[rng.int(3, names.length - 1)];
   const profile = (): Profile | undefined => (rng.chance(0.5) ? undefined : rng.chance(0.7) ? { name: name() } : { name: name(), role: 'r' });
 
   let step = 0;
@@ -683,7 +784,9 @@ function runAgainstModel(seed: number, tolerance: number): void {
       for (const key of new Set(batch.map((t) => t.key))) {
         const slot = index.slotOf(key);
         const held = model.records.get(key);
-        expect(slot === -1 ? undefined : [index.timeOf(slot), index.profileOf(slot).name], `${where}: merge ${key}`).to.deep.equal(held === undefined ? undefined : [held.at, held.name]);
+        expect(slot === -1 ? undefined : [index.timeOf(slot), index.profileOf(slot).name], `${where}: merge ${key}`).to.deep.equal(
+          held === undefined ? undefined : [held.at, held.name],
+        );
       }
     } else {
       const limit = limits[rng.int(0, limits.length - 1)];

@@ -51,13 +51,38 @@ describe('profile codec', () => {
       state = (Math.imul(state ^ (state >>> 15), 2654435761) + 0x6d2b79f5) >>> 0;
       return state % n;
     };
-    const pieces = ['{"', '"}', '":"', '"', '\\', '\n', '\u0000', 'a', 'username', 'name', 'hidden', '__proto__', 'id', 'é', '😀', '\ud800', ':', ',', '#', '|', ' ', 'x'.repeat(60), 'y'.repeat(250)];
+    const pieces = [
+      '{"',
+      '"}',
+      '":"',
+      '"',
+      '\\',
+      '\n',
+      '\u0000',
+      'a',
+      'username',
+      'name',
+      'hidden',
+      '__proto__',
+      'id',
+      'é',
+      '😀',
+      '\ud800',
+      ':',
+      ',',
+      '#',
+      '|',
+      ' ',
+      'x'.repeat(60),
+      'y'.repeat(250),
+    ];
     let read = 0;
     for (let i = 0; i < 20_000; i++) {
       // Mostly near the usual form, so the fast reading is taken often.
-      const body = rand(3) === 0
-        ? Array.from({ length: 1 + rand(8) }, () => pieces[rand(pieces.length)]).join('')
-        : `{"${Array.from({ length: rand(3) }, () => pieces[rand(pieces.length)]).join('')}${pieces[rand(9) + 6]}":"${Array.from({ length: rand(4) }, () => pieces[rand(pieces.length)]).join('')}"}`;
+      const body =
+        rand(3) === 0
+          ? Array.from({ length: 1 + rand(8) }, () => pieces[rand(pieces.length)]).join('')
+          : `{"${Array.from({ length: rand(3) }, () => pieces[rand(pieces.length)]).join('')}${pieces[rand(9) + 6]}":"${Array.from({ length: rand(4) }, () => pieces[rand(pieces.length)]).join('')}"}`;
       const stored = `${rand(1e6)}|${rand(2) === 0 ? '#' : ''}${body}`;
       const fast = plainProfile(storedProfile(stored));
       if (fast === undefined) continue;

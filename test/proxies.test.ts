@@ -98,7 +98,9 @@ describe('the same-origin check through a real nginx (plain HTTP, a non-default 
     for (const setup of SETUPS) {
       const port = await freePort();
       ports.push(port);
-      blocks.push(`server { listen 127.0.0.1:${port}; location / { proxy_pass http://127.0.0.1:${upstream[setup.trust ? 'trusting' : 'plain']}; ${setup.host} ${setup.forwarded ? 'proxy_set_header X-Forwarded-Host $http_host;' : ''} proxy_buffering off; } }`);
+      blocks.push(
+        `server { listen 127.0.0.1:${port}; location / { proxy_pass http://127.0.0.1:${upstream[setup.trust ? 'trusting' : 'plain']}; ${setup.host} ${setup.forwarded ? 'proxy_set_header X-Forwarded-Host $http_host;' : ''} proxy_buffering off; } }`,
+      );
     }
     // Listing the origin fixes the default Host without touching nginx.
     blocks.push(`server { listen 127.0.0.1:${listedPort}; location / { proxy_pass http://127.0.0.1:${upstream.listed}; proxy_buffering off; } }`);

@@ -4,13 +4,7 @@ import { createClient as createClient4 } from 'redis4';
 import { createClient as createClient6 } from 'redis6';
 import { OnlineNowConfigError, RedisStore } from 'express-online-now';
 import { REDIS_SERVER, RedisServer, connect, uniquePrefix } from './helpers/redis';
-import {
-  expectSharedPresence,
-  reconnectStrategy,
-  trackerPair,
-  type TestConnection,
-  type TrackerPair,
-} from './helpers/redis-cluster';
+import { expectSharedPresence, reconnectStrategy, trackerPair, type TestConnection, type TrackerPair } from './helpers/redis-cluster';
 import { requireBinary } from './helpers/requirements';
 
 type PlainKind = 'node-redis v4' | 'node-redis v5' | 'node-redis v6' | 'ioredis';

@@ -1,15 +1,6 @@
 import { expect } from 'chai';
 import { REDIS_SERVER, uniquePrefix } from './helpers/redis';
-import {
-  REDIS_CLI,
-  RedisCluster,
-  clusterKinds,
-  connectCluster,
-  expectSharedPresence,
-  trackerPair,
-  type ClusterKind,
-  type TrackerPair,
-} from './helpers/redis-cluster';
+import { REDIS_CLI, RedisCluster, clusterKinds, connectCluster, expectSharedPresence, trackerPair, type ClusterKind, type TrackerPair } from './helpers/redis-cluster';
 import { requireBinary } from './helpers/requirements';
 import { eventually } from './helpers/wait';
 
@@ -47,7 +38,10 @@ describe('RedisStore on a real Redis Cluster (three masters)', function () {
         await expectSharedPresence(pair);
         const byNode = await cluster.keysByNode(`*${prefix}*`);
         const holders = [...byNode].filter(([, keys]) => keys.length > 0);
-        expect(holders.map(([port]) => port), 'masters holding the keys').to.have.length(1);
+        expect(
+          holders.map(([port]) => port),
+          'masters holding the keys',
+        ).to.have.length(1);
         const [port, keys] = holders[0];
         expect(keys).to.include(`{${prefix}}:users:seen`);
         const slot = await cluster.command(port, 'CLUSTER', 'KEYSLOT', `{${prefix}}`);

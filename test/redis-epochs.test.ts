@@ -111,7 +111,10 @@ describe('RedisStore: the record, onSeen and invisible mode through snapshots, l
     }
     for (const [n, { online, hooks }] of procs.entries()) {
       await eventually(async () => expect(await ids(online), `process ${n}`).to.deep.equal(expected));
-      expect(hooks.records.map((r) => r.count).filter((c) => c > trueMax), `process ${n}'s onRecord`).to.deep.equal([]);
+      expect(
+        hooks.records.map((r) => r.count).filter((c) => c > trueMax),
+        `process ${n}'s onRecord`,
+      ).to.deep.equal([]);
     }
     return looks;
   }
@@ -236,7 +239,7 @@ describe('RedisStore: the record, onSeen and invisible mode through snapshots, l
     await eventually(() => expect(seenIds()).to.deep.equal(users));
     await server.restart();
     // Everyone keeps browsing, on either process, for 5 s after the restart; two new users arrive.
-    for (const end = Date.now() + 5000; Date.now() < end; ) {
+    for (const end = Date.now() + 5000; Date.now() < end;) {
       for (const id of users.slice(0, 10)) await (Math.random() < 0.5 ? a : b).online.touch(user(id));
       await sleep(100); // the pace of the browsing, which goes on for 5 s: its length is the subject
     }

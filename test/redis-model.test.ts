@@ -137,11 +137,9 @@ function startWorker(
   thresholdS: number,
   hooks: HookCall[],
 ): Promise<Worker> {
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', WORKER, String(redisPort), kind, prefix, String(syncMs), String(thresholdS), String(SEEN_INTERVAL_MS / 1000)],
-    { stdio: ['pipe', 'pipe', 'inherit'] },
-  );
+  const child = spawn(process.execPath, ['--import', 'tsx', WORKER, String(redisPort), kind, prefix, String(syncMs), String(thresholdS), String(SEEN_INTERVAL_MS / 1000)], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
   children.push(child);
   return new Promise((resolve, reject) => {
     let out = '';
@@ -279,7 +277,10 @@ class RedisSite {
     await this.admin(this.master, async (admin) => {
       await admin.command('CONFIG', 'SET', 'appendfsync', 'everysec');
       await admin.command('CONFIG', 'SET', 'appendonly', 'yes');
-      await until('AOF rewrite', async () => (await info(admin, 'persistence', 'aof_rewrite_in_progress')) === '0' && (await info(admin, 'persistence', 'aof_rewrite_scheduled')) === '0');
+      await until(
+        'AOF rewrite',
+        async () => (await info(admin, 'persistence', 'aof_rewrite_in_progress')) === '0' && (await info(admin, 'persistence', 'aof_rewrite_scheduled')) === '0',
+      );
     });
     await sleep(ms); // the model's timeline (planned faults, outage lengths, settle times): time is the subject
     await this.relaunch(this.dir, true);
@@ -382,7 +383,11 @@ function planChains(rng: Rng, durationMs: number): Chain[] {
         at,
         user,
         label: 'logout, sign-in elsewhere',
-        steps: [{ op: 'logout', proc: b }, { ...login(c), waitMs }, { op: 'page', proc: c }],
+        steps: [
+          { op: 'logout', proc: b },
+          { ...login(c), waitMs },
+          { op: 'page', proc: c },
+        ],
       };
     }
     // The race that used to revive users: a page on one process, at once a logout on another.
@@ -410,7 +415,10 @@ function shuffled<T>(rng: Rng, items: readonly T[]): T[] {
  */
 function planFaults(rng: Rng, durationMs: number, outageSettleMs: number, kinds: readonly FaultKind[]): Fault[] {
   const faults: Fault[] = [];
-  let bag: FaultKind[] = shuffled(rng, kinds.filter((k) => k !== 'pause' && k !== 'restart'));
+  let bag: FaultKind[] = shuffled(
+    rng,
+    kinds.filter((k) => k !== 'pause' && k !== 'restart'),
+  );
   let at = rng.between(2000, 4000);
   while (at < durationMs - 1000) {
     if (bag.length === 0) bag = shuffled(rng, kinds);
@@ -541,7 +549,11 @@ class ModelRun {
       `for ${new Set(seen.map((h) => h.id)).size} users (${this.counts.allowedRepeats} repeats within seenInterval after a logout, a partition's expiry, or a cut before an acknowledgement, ` +
       `${this.counts.expiredUnsent} touches held past expiry on a cut-off process, ${this.counts.deferredGone} deferred by a recovery window whose user had left when it ended); record: ${records.length} onRecord calls (highest ${Math.max(0, ...records.map((h) => h.count))}), ` +
       `highest on a page ${this.counts.maxPageRecord}, the model's most online at once ${this.maxOnline(Infinity)}; violations: ${this.violations.length}` +
-      (this.violations.length > 0 ? ` (${Object.entries(byKind).map(([k, n]) => `${k} ${n}`).join(', ')})` : '')
+      (this.violations.length > 0
+        ? ` (${Object.entries(byKind)
+            .map(([k, n]) => `${k} ${n}`)
+            .join(', ')})`
+        : '')
     );
   }
 
@@ -688,7 +700,10 @@ class ModelRun {
     } catch (error) {
       if (event !== undefined && event.end === undefined) this.model.finish(event);
       this.model.poison(user, String(error));
-      this.violation('request', `${op} of user ${user} on P${proc} (in "${label}") at ${this.rel(event?.send ?? Date.now())} failed: ${(error as Error).message}; user not judged further`);
+      this.violation(
+        'request',
+        `${op} of user ${user} on P${proc} (in "${label}") at ${this.rel(event?.send ?? Date.now())} failed: ${(error as Error).message}; user not judged further`,
+      );
     }
   }
 
@@ -776,7 +791,7 @@ class ModelRun {
 
   private async runChecks(durationMs: number): Promise<void> {
     const end = this.t0 + durationMs;
-    for (let next = this.t0 + CHECK_EVERY_MS; next < end; ) {
+    for (let next = this.t0 + CHECK_EVERY_MS; next < end;) {
       await sleepUntil(next); // the model's timeline (planned faults, outage lengths, settle times): time is the subject
       if (this.blocked()) this.counts.delayedChecks++;
       while (this.blocked() && Date.now() < end) await sleep(100); // the model's timeline (planned faults, outage lengths, settle times): time is the subject
@@ -808,10 +823,7 @@ class ModelRun {
   private async check(final: boolean): Promise<void> {
     const n = this.checks.length + 1;
     const name = final ? `final check (${n})` : `check ${n}`;
-    const [staff, guests] = await Promise.all([
-      Promise.all(PROCS.map((proc) => this.read(name, proc, true))),
-      Promise.all(PROCS.map((proc) => this.read(name, proc, false))),
-    ]);
+    const [staff, guests] = await Promise.all([Promise.all(PROCS.map((proc) => this.read(name, proc, true))), Promise.all(PROCS.map((proc) => this.read(name, proc, false)))]);
     const done = staff.filter((r) => r !== undefined);
     if (done.length === 0) return;
     const xs = Math.min(...done.map((r) => r.xs));
@@ -846,7 +858,8 @@ class ModelRun {
     // instant a user may still be listed for a moment after their badge went out.)
     const online = locals.onlineCount + locals.onlineHidden;
     if (listed.size !== ids.length) this.violation('page', `${where}: onlineNowIds has duplicates`);
-    if (online !== ids.length) this.violation('page', `${where}: onlineCount ${locals.onlineCount} + onlineHidden ${locals.onlineHidden}, but ${ids.length} listed to staff (max 500)`);
+    if (online !== ids.length)
+      this.violation('page', `${where}: onlineCount ${locals.onlineCount} + onlineHidden ${locals.onlineHidden}, but ${ids.length} listed to staff (max 500)`);
     let settledOnline = 0;
     let unsettled = 0;
     USERS.forEach((user, i) => {
@@ -943,7 +956,11 @@ class ModelRun {
     const count = locals.onlineRecord.count;
     this.counts.maxPageRecord = Math.max(this.counts.maxPageRecord, count);
     const bound = this.maxOnline(xr);
-    if (count > bound) this.violation('record', `${where}: onlineRecord ${count} (at ${this.rel(Date.parse(locals.onlineRecord.at))}), but at most ${bound} users were ever online at once by the model`);
+    if (count > bound)
+      this.violation(
+        'record',
+        `${where}: onlineRecord ${count} (at ${this.rel(Date.parse(locals.onlineRecord.at))}), but at most ${bound} users were ever online at once by the model`,
+      );
   }
 
   /**
@@ -1099,7 +1116,10 @@ class ModelRun {
       const from = e.send - SEEN_INTERVAL_MS - LAST_SEEN_SLACK_MS;
       if (!dates.some((d) => d > from && d <= upto + LAST_SEEN_SLACK_MS)) {
         const near = dates.filter((d) => Math.abs(d - e.send) < 3 * SEEN_INTERVAL_MS).map((d) => this.rel(d));
-        this.violation('onSeen lost', `user ${user}: ${this.describeEvent(e)} never reported (onSeen dates near it: ${near.join(', ') || 'none'}): ${this.story(user, e.end + 3 * SEEN_INTERVAL_MS)}`);
+        this.violation(
+          'onSeen lost',
+          `user ${user}: ${this.describeEvent(e)} never reported (onSeen dates near it: ${near.join(', ') || 'none'}): ${this.story(user, e.end + 3 * SEEN_INTERVAL_MS)}`,
+        );
       }
     });
   }

@@ -79,7 +79,10 @@ describe('RedisStore rooms: tabs and the editing lock across processes, through 
         users.set(t.user, u);
       }
       const h = holder();
-      return `${[...users].map(([id, u]) => `${id}:${u.tabs}:${u.mode}`).sort().join(',')} lock=${h === undefined ? 'none' : `${tabs.get(h)!.user}/${h}`}`;
+      return `${[...users]
+        .map(([id, u]) => `${id}:${u.tabs}:${u.mode}`)
+        .sort()
+        .join(',')} lock=${h === undefined ? 'none' : `${tabs.get(h)!.user}/${h}`}`;
     };
     for (let step = 0; step < 60; step++) {
       const p = rng.pick(procs);

@@ -85,9 +85,7 @@ describe('RedisStore', function () {
       it('no update is lost: four trackers writing 250 users each at once all see 1,000', async () => {
         const prefix = uniquePrefix();
         const trackers = await Promise.all([0, 1, 2, 3].map(() => tracker(prefix, {}, kind)));
-        await Promise.all(
-          trackers.flatMap(({ online }, t) => Array.from({ length: 250 }, (_, i) => online.touch(t * 250 + i + 1))),
-        );
+        await Promise.all(trackers.flatMap(({ online }, t) => Array.from({ length: 250 }, (_, i) => online.touch(t * 250 + i + 1))));
         await eventually(async () => {
           for (const { online } of trackers) {
             expect(await online.count()).to.equal(1000);
@@ -136,7 +134,8 @@ describe('RedisStore', function () {
           expect([view.count, view.hidden]).to.deep.equal([n - 45 + 1, 45]);
         }, BULK_MS);
         for (let i = 0; i < inRedis.length; i += 2) {
-          if (view.lastSeen(inRedis[i]) !== Number(inRedis[i + 1]) / 1000) expect.fail(`user ${inRedis[i]}: ${view.lastSeen(inRedis[i])} in the new process, ${inRedis[i + 1]} µs in Redis`);
+          if (view.lastSeen(inRedis[i]) !== Number(inRedis[i + 1]) / 1000)
+            expect.fail(`user ${inRedis[i]}: ${view.lastSeen(inRedis[i])} in the new process, ${inRedis[i + 1]} µs in Redis`);
         }
         // The 50 most recent, with their profiles, as the writing process lists them. Users seen in the same µs
         // come in any order, so where the 50th shares its µs with others, either process may list any of them.
@@ -147,7 +146,10 @@ describe('RedisStore', function () {
         expect(view.entries.map((e) => us(view, e.id))).to.deep.equal(writer.entries.map((e) => us(writer, e.id)));
         const cut = us(view, view.entries[49].id);
         const listed = (v: typeof view): string[] =>
-          v.entries.filter((e) => us(v, e.id) > cut).map((e) => JSON.stringify([us(v, e.id), e.id, e.username, e.hidden])).sort();
+          v.entries
+            .filter((e) => us(v, e.id) > cut)
+            .map((e) => JSON.stringify([us(v, e.id), e.id, e.username, e.hidden]))
+            .sort();
         expect(listed(view)).to.deep.equal(listed(writer));
         for (const e of view.entries.filter((x) => us(view, x.id) === cut)) expect(us(writer, e.id), `user ${String(e.id)} at the cut`).to.equal(cut);
         expect(view.entries.some((e) => e.hidden === true)).to.equal(true);
@@ -271,9 +273,7 @@ describe('RedisStore', function () {
     const middleware = online.middleware();
     for (let i = 0; i < 500; i++) {
       const res = { locals: {} as Record<string, unknown> };
-      await new Promise<void>((done) =>
-        middleware({ headers: {}, session: { user: { id: i % 20, name: `u${i % 20}` } } }, res, () => done()),
-      );
+      await new Promise<void>((done) => middleware({ headers: {}, session: { user: { id: i % 20, name: `u${i % 20}` } } }, res, () => done()));
       expect(res.locals.onlineCount).to.equal(Math.min(i + 1, 20));
     }
     const calls = await commandCalls(c);

@@ -111,7 +111,10 @@ describe('RedisStore tells the truth: restarts, outages, logout races, clock ste
       await b.forget('z');
       await b.touch('new');
       await eventually(async () => {
-        for (const [name, t] of [['A', a], ['B', b]] as const) {
+        for (const [name, t] of [
+          ['A', a],
+          ['B', b],
+        ] as const) {
           expect(await t.isOnline('z'), name).to.equal(false);
           expect(await t.isOnline('new'), name).to.equal(true);
           expect(await t.count(), name).to.equal(51);
@@ -169,7 +172,10 @@ describe('RedisStore tells the truth: restarts, outages, logout races, clock ste
     await sleep(50); // the order of the page and the logout is the subject: their times, taken on two processes' estimates of Redis's clock, must not tie
     await b.forget(1); // Y logs out on B: lands at once, before A's write
     await synced(a, b); // A's write has landed since, and both have heard what it did
-    for (const [name, t] of [['A', a], ['B', b]] as const) {
+    for (const [name, t] of [
+      ['A', a],
+      ['B', b],
+    ] as const) {
       expect(await t.isOnline(1), name).to.equal(false);
       expect(await t.count(), name).to.equal(0);
     }
@@ -188,7 +194,10 @@ describe('RedisStore tells the truth: restarts, outages, logout races, clock ste
     const signedIn = ms(await a.lastSeen(1));
     expect(signedIn).to.be.above(firstSeen);
     await synced(a, b); // past A's next sync
-    for (const [name, t] of [['A', a], ['B', b]] as const) {
+    for (const [name, t] of [
+      ['A', a],
+      ['B', b],
+    ] as const) {
       expect(await t.isOnline(1), name).to.equal(true);
       expect(ms(await t.lastSeen(1)), `${name} dates X by the sign-in`).to.be.closeTo(signedIn, 1);
     }
@@ -259,7 +268,10 @@ describe('RedisStore tells the truth: restarts, outages, logout races, clock ste
       await admin.command('CONFIG', 'SET', 'maxmemory', String(used + 400_000));
       const junk = 'x'.repeat(1000);
       for (let i = 0; i < 2000; i++) {
-        const ok = await admin.command('SET', `junk:${i}`, junk).then(() => true, () => false);
+        const ok = await admin.command('SET', `junk:${i}`, junk).then(
+          () => true,
+          () => false,
+        );
         if (!ok) break;
       }
       expect(Number(/evicted_keys:(\d+)/.exec(String(await admin.command('INFO', 'stats')))![1])).to.be.above(0);

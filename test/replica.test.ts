@@ -51,7 +51,16 @@ describe('a RedisStore replica, read without Redis', () => {
   it('reads every user in chunks, ties across a chunk edge too, with profiles, and picks up the feed from the version read first', async () => {
     const replica = replicaWith();
     // Five users share one time across the edges of chunks of 3.
-    const users: [string, number][] = [['a', NOW - 50], ['b', NOW - 40], ['c', NOW - 30], ['d', NOW - 30], ['e', NOW - 30], ['f', NOW - 30], ['g', NOW - 30], ['h', NOW - 10]];
+    const users: [string, number][] = [
+      ['a', NOW - 50],
+      ['b', NOW - 40],
+      ['c', NOW - 30],
+      ['d', NOW - 30],
+      ['e', NOW - 30],
+      ['f', NOW - 30],
+      ['g', NOW - 30],
+      ['h', NOW - 10],
+    ];
     const { command, calls } = fakeRedis(replica, users);
     await replica.load(command, 'e1', 3);
     const view = replica.indexes[0].view(100, NOW);
@@ -69,11 +78,15 @@ describe('a RedisStore replica, read without Redis', () => {
     const retired = replicaWith();
     const users = Array.from({ length: 10 }, (_, i): [string, number] => [`u${i}`, NOW - 100 + i]);
     const { command } = fakeRedis(retired, users);
-    const loading = retired.load(async (args) => {
-      const reply = await command(args);
-      if (args[0] === 'ZRANGEBYSCORE') retired.retired = true; // attached again while the first chunk was out
-      return reply;
-    }, 'e1', 3);
+    const loading = retired.load(
+      async (args) => {
+        const reply = await command(args);
+        if (args[0] === 'ZRANGEBYSCORE') retired.retired = true; // attached again while the first chunk was out
+        return reply;
+      },
+      'e1',
+      3,
+    );
     await loading;
     expect(retired.indexes[0].view(10, NOW).count).to.equal(0);
   });
@@ -82,7 +95,13 @@ describe('a RedisStore replica, read without Redis', () => {
     const outbox = new Outbox(() => 1000);
     const replica = replicaWith(outbox);
     outbox.add(0, 'b', NOW - 20); // signed out after Redis last saw them
-    await replica.load(fakeRedis(replica, [['a', NOW - 50], ['b', NOW - 40]]).command, 'e1');
+    await replica.load(
+      fakeRedis(replica, [
+        ['a', NOW - 50],
+        ['b', NOW - 40],
+      ]).command,
+      'e1',
+    );
     expect(replica.indexes[0].has('a')).to.equal(true);
     expect(replica.indexes[0].has('b')).to.equal(false);
   });

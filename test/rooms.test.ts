@@ -136,7 +136,10 @@ describe('rooms (here): viewers, tabs and the editing lock, against a model', ()
           const mode = rng.chance(0.5) ? 'editing' : 'viewing';
           const takeover = mode === 'editing' && rng.chance(0.2);
           const away = rng.chance(0.3);
-          const touched = await online.store.roomTouch!({ room: 'r', tab, key: String(user), id: user, profile, mode, takeover, away, known: echoes.get(tab) }, { seesHidden: false, self: String(user) });
+          const touched = await online.store.roomTouch!(
+            { room: 'r', tab, key: String(user), id: user, profile, mode, takeover, away, known: echoes.get(tab) },
+            { seesHidden: false, self: String(user) },
+          );
           echoes.set(tab, touched.self!);
           model.beat(user, tab, mode, takeover, hidden.has(user), clock.now, away);
         } else if (roll < 0.65) {
@@ -166,7 +169,10 @@ describe('rooms (here): viewers, tabs and the editing lock, against a model', ()
     const clock = new Clock();
     const online = createOnlineTracker({ store: new MemoryStore({ now: clock.read }), roomThreshold: 30 });
     const touch = (user: number, tab: string, known: TabClaim | undefined, options: { away?: boolean; takeover?: boolean } = {}) =>
-      online.store.roomTouch!({ room: 'r', tab, key: String(user), id: user, profile: { name: `User ${user}` }, mode: 'editing', takeover: options.takeover === true, away: options.away, known }, { seesHidden: false, self: String(user) });
+      online.store.roomTouch!(
+        { room: 'r', tab, key: String(user), id: user, profile: { name: `User ${user}` }, mode: 'editing', takeover: options.takeover === true, away: options.away, known },
+        { seesHidden: false, self: String(user) },
+      );
     const ada = await online.here(request({ id: 1, name: 'Ada' }) as never, 'r', { mode: 'editing' });
     // Ada's page goes to the background and beats once a minute: she keeps the lock for 150 s after a beat.
     let adaKnows = (await touch(1, ada.tab, ada.self, { away: true })).self;
@@ -177,7 +183,10 @@ describe('rooms (here): viewers, tabs and the editing lock, against a model', ()
     clock.now += 140_000;
     const grace = await online.here(request({ id: 2, name: 'Grace' }) as never, 'r', { mode: 'editing' });
     expect(grace.lock?.id, 'still Ada’s, 140 s after her background tab last beat').to.equal(1);
-    expect(grace.entries.map((e) => [e.id, e.away === true])).to.deep.equal([[1, true], [2, false]]);
+    expect(grace.entries.map((e) => [e.id, e.away === true])).to.deep.equal([
+      [1, true],
+      [2, false],
+    ]);
     // Ada's tab lapses (a visible tab 30 s without a beat: offline, asleep); Grace, still here, then holds the lock.
     adaKnows = (await touch(1, ada.tab, adaKnows)).self;
     clock.now += 31_000;
@@ -228,7 +237,9 @@ describe('rooms (here): viewers, tabs and the editing lock, against a model', ()
       await online.here(request({ id: user, name: `User ${user}` }) as never, room, { mode: rng.chance(0.3) ? 'editing' : 'viewing' });
       if (step % 100 === 0) {
         clock.now += 10_000; // Ada's page beats every 10 s
-        known = (await online.store.roomTouch!({ room: 'order:1', tab: ada.tab, key: '1', id: 1, profile: { name: 'Ada' }, mode: 'editing', takeover: false, known }, { seesHidden: true })).self;
+        known = (
+          await online.store.roomTouch!({ room: 'order:1', tab: ada.tab, key: '1', id: 1, profile: { name: 'Ada' }, mode: 'editing', takeover: false, known }, { seesHidden: true })
+        ).self;
       }
       const view = await online.store.roomView!('order:1', { seesHidden: true });
       expect(view.lock?.tab, `seed ${seed}, step ${step}`).to.equal(ada.tab);

@@ -286,12 +286,36 @@ describe('option validation', () => {
     expect(createOnlineTracker({ threshold: 900 }).threshold).to.equal(900);
     expect(createOnlineTracker({ threshold: '1d' }).threshold).to.equal(86_400); // a day is the longest accepted
     const refusals: [Record<string, unknown>, string, string][] = [
-      [{ threshold: 900_000 }, 'ERR_ONLINE_NOW_DURATION', `option "threshold": 900000 seconds is 10.4 days, over a day. It looks like milliseconds; threshold is in seconds: use 900 or '15m'.`],
-      [{ seenInterval: 3_600_000 }, 'ERR_ONLINE_NOW_DURATION', `option "seenInterval": 3600000 seconds is 41.7 days, over a day. It looks like milliseconds; seenInterval is in seconds: use 3600 or '1h'.`],
-      [{ threshold: '2d' }, 'ERR_ONLINE_NOW_DURATION', `option "threshold": "2d" is 2.0 days, over a day. Durations must be between 10 ms and a day; for example { threshold: 900 }.`],
-      [{ roomThreshold: 0.005 }, 'ERR_ONLINE_NOW_DURATION', `option "roomThreshold": 0.005 seconds is 5 ms, under 10 ms. Durations must be between 10 ms and a day; for example { roomThreshold: 30 }.`],
-      [{ threshold: '15 minutes' }, 'ERR_ONLINE_NOW_THRESHOLD', `option "threshold" must be a positive number of seconds or a string with a unit such as '15m', got "15 minutes". For example: { threshold: 900 }.`],
-      [{ seenInterval: '60' }, 'ERR_ONLINE_NOW_SEENINTERVAL', `option "seenInterval" must be a positive number of seconds or a string with a unit such as '1m', got "60". For example: { seenInterval: 60 }.`],
+      [
+        { threshold: 900_000 },
+        'ERR_ONLINE_NOW_DURATION',
+        `option "threshold": 900000 seconds is 10.4 days, over a day. It looks like milliseconds; threshold is in seconds: use 900 or '15m'.`,
+      ],
+      [
+        { seenInterval: 3_600_000 },
+        'ERR_ONLINE_NOW_DURATION',
+        `option "seenInterval": 3600000 seconds is 41.7 days, over a day. It looks like milliseconds; seenInterval is in seconds: use 3600 or '1h'.`,
+      ],
+      [
+        { threshold: '2d' },
+        'ERR_ONLINE_NOW_DURATION',
+        `option "threshold": "2d" is 2.0 days, over a day. Durations must be between 10 ms and a day; for example { threshold: 900 }.`,
+      ],
+      [
+        { roomThreshold: 0.005 },
+        'ERR_ONLINE_NOW_DURATION',
+        `option "roomThreshold": 0.005 seconds is 5 ms, under 10 ms. Durations must be between 10 ms and a day; for example { roomThreshold: 30 }.`,
+      ],
+      [
+        { threshold: '15 minutes' },
+        'ERR_ONLINE_NOW_THRESHOLD',
+        `option "threshold" must be a positive number of seconds or a string with a unit such as '15m', got "15 minutes". For example: { threshold: 900 }.`,
+      ],
+      [
+        { seenInterval: '60' },
+        'ERR_ONLINE_NOW_SEENINTERVAL',
+        `option "seenInterval" must be a positive number of seconds or a string with a unit such as '1m', got "60". For example: { seenInterval: 60 }.`,
+      ],
     ];
     for (const [options, code, message] of refusals) {
       let thrown: OnlineNowConfigError | undefined;

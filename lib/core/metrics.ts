@@ -62,7 +62,13 @@ function metric(lines: string[], name: string, type: 'gauge' | 'counter' | 'hist
 export function prometheusText(s: MetricsSnapshot): string {
   const lines: string[] = [];
   metric(lines, 'online_now_users', 'gauge', 'Online now, by kind: members others may see, members in invisible mode, guests, kinds of crawlers.');
-  for (const [kind, value] of [['member', s.members], ['hidden', s.hidden], ['guest', s.guests], ['bot', s.bots]] as const) lines.push(`online_now_users{kind="${kind}"} ${value}`);
+  for (const [kind, value] of [
+    ['member', s.members],
+    ['hidden', s.hidden],
+    ['guest', s.guests],
+    ['bot', s.bots],
+  ] as const)
+    lines.push(`online_now_users{kind="${kind}"} ${value}`);
   metric(lines, 'online_now_record', 'gauge', 'Most members and guests ever online at once.');
   lines.push(`online_now_record ${s.record}`);
   metric(lines, 'online_now_record_timestamp_seconds', 'gauge', 'When the record was set (Unix time).');

@@ -103,7 +103,6 @@ const ARENA = 16;
  */
 const LRU_OPTIONS = {};
 
-
 /** How an index reads times and remembers invisible mode (see the constructor). */
 export interface IndexClock {
   /**
@@ -651,7 +650,14 @@ export class PresenceIndex {
       entries = this.recent(limit, viewer);
     }
     const ids = entries.map((entry) => entry.id);
-    const view = new IndexView(this, this.cache.size - this.hiddenCount, this.hiddenCount, Object.freeze(entries), Object.freeze(ids), own ? viewer : which === 1 ? STAFF : EVERYONE);
+    const view = new IndexView(
+      this,
+      this.cache.size - this.hiddenCount,
+      this.hiddenCount,
+      Object.freeze(entries),
+      Object.freeze(ids),
+      own ? viewer : which === 1 ? STAFF : EVERYONE,
+    );
     // Kept only when made from the ready-made list: what `version` follows.
     if (!own && this.topValid && limit <= this.topSize) this.ready[which] = { view, version: this.version, limit, lastAt: this.lastListedAt };
     return view;

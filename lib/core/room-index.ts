@@ -72,7 +72,9 @@ const MAX_GEN = 1e9;
 export function isTabClaim(value: unknown): value is TabClaim {
   const v = value as Partial<Record<keyof TabClaim, unknown>> | null;
   const time = (x: unknown): boolean => typeof x === 'number' && x >= 0 && x <= MAX_TIME;
-  return typeof v === 'object' && v !== null && time(v.claim) && time(v.since) && time(v.until) && Number.isSafeInteger(v.gen) && (v.gen as number) >= 0 && (v.gen as number) <= MAX_GEN;
+  return (
+    typeof v === 'object' && v !== null && time(v.claim) && time(v.since) && time(v.until) && Number.isSafeInteger(v.gen) && (v.gen as number) >= 0 && (v.gen as number) <= MAX_GEN
+  );
 }
 
 /** The tab ids of a room's notes: outside the TAB_ID alphabet, so no heartbeat can name them. */
@@ -241,7 +243,22 @@ export class RoomIndex {
     const known = t.known !== undefined && t.known.until >= now ? t.known : undefined;
     if (known !== undefined && (before === undefined || claimsBetter(known, before))) {
       // The page knows more of its tab than this replica does yet (its claim was made on another process).
-      before = { userKey: t.key, tab: t.tab, id: t.id, profile: t.profile, mode: t.mode, claim: known.claim, gen: known.gen, since: known.since, away: false, note: undefined, ask: 0, declined: 0, grant: '', text: '' };
+      before = {
+        userKey: t.key,
+        tab: t.tab,
+        id: t.id,
+        profile: t.profile,
+        mode: t.mode,
+        claim: known.claim,
+        gen: known.gen,
+        since: known.since,
+        away: false,
+        note: undefined,
+        ask: 0,
+        declined: 0,
+        grant: '',
+        text: '',
+      };
       live.set(key, before);
     }
     const note = noteOf(t.tab);
@@ -358,10 +375,29 @@ export class RoomIndex {
     const request: RoomRequest | null =
       ask === undefined || holder === undefined
         ? null
-        : Object.freeze(Object.assign(person(ask) ?? { hidden: true as const }, { since: new Date(ask.ask), tab: ask.tab, mine: ask.userKey === viewer.self, declined: ask.ask <= holder.declined, granted: holder.grant === ask.tab }) as RoomRequest);
+        : Object.freeze(
+            Object.assign(person(ask) ?? { hidden: true as const }, {
+              since: new Date(ask.ask),
+              tab: ask.tab,
+              mine: ask.userKey === viewer.self,
+              declined: ask.ask <= holder.declined,
+              granted: holder.grant === ask.tab,
+            }) as RoomRequest,
+          );
     const change: RoomSaved | null =
-      saved === undefined ? null : Object.freeze(Object.assign(person(saved) ?? { hidden: true as const }, { at: new Date(saved.since), mine: saved.userKey === viewer.self }) as RoomSaved);
-    return Object.freeze({ room, count: groups.length, entries: Object.freeze(groups.map(roomEntry)), lock, members: new Set(users.keys()), saved: change, savedBy: saved?.userKey, request });
+      saved === undefined
+        ? null
+        : Object.freeze(Object.assign(person(saved) ?? { hidden: true as const }, { at: new Date(saved.since), mine: saved.userKey === viewer.self }) as RoomSaved);
+    return Object.freeze({
+      room,
+      count: groups.length,
+      entries: Object.freeze(groups.map(roomEntry)),
+      lock,
+      members: new Set(users.keys()),
+      saved: change,
+      savedBy: saved?.userKey,
+      request,
+    });
   }
 
   /** Every room's lock (or the named rooms', locked or not) as `viewer` may see it. O(tabs in those rooms). */
@@ -468,7 +504,6 @@ export class RoomIndex {
       }
     }
   }
-
 }
 
 /** A user past MAX_TABS_PER_USER tabs in a room: their least recent one that claims nothing, to leave. */

@@ -35,10 +35,7 @@ export function checkOptions(where: string, options: unknown, known: readonly st
   }
   for (const key of Object.keys(options ?? {})) {
     if (!known.includes(key)) {
-      throw new OnlineNowConfigError(
-        'ERR_ONLINE_NOW_UNKNOWN_OPTION',
-        `${where} has no option "${key}". Known options: ${known.join(', ')}.`,
-      );
+      throw new OnlineNowConfigError('ERR_ONLINE_NOW_UNKNOWN_OPTION', `${where} has no option "${key}". Known options: ${known.join(', ')}.`);
     }
   }
 }
@@ -46,10 +43,7 @@ export function checkOptions(where: string, options: unknown, known: readonly st
 /** A positive, finite number; `example` shows the fix in the message. */
 export function positiveNumber<N extends string>(name: CodedOption<N>, value: unknown, example: string): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
-    throw new OnlineNowConfigError(
-      codeOf(name),
-      `option "${name}" must be a positive, finite number, got ${describe(value)}. For example: { ${name}: ${example} }.`,
-    );
+    throw new OnlineNowConfigError(codeOf(name), `option "${name}" must be a positive, finite number, got ${describe(value)}. For example: { ${name}: ${example} }.`);
   }
   return value;
 }
@@ -100,10 +94,7 @@ export function duration<N extends string>(name: CodedOption<N>, value: unknown,
 /** A whole number no smaller than `min`. */
 export function integerAtLeast<N extends string>(name: CodedOption<N>, value: unknown, min: number, example: string): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
-    throw new OnlineNowConfigError(
-      codeOf(name),
-      `option "${name}" must be a whole number of at least ${min}, got ${describe(value)}. For example: { ${name}: ${example} }.`,
-    );
+    throw new OnlineNowConfigError(codeOf(name), `option "${name}" must be a whole number of at least ${min}, got ${describe(value)}. For example: { ${name}: ${example} }.`);
   }
   return value;
 }
@@ -130,10 +121,7 @@ export function optionalLocale(value: unknown): void {
     known = false;
   }
   if (!known) {
-    throw new OnlineNowConfigError(
-      'ERR_ONLINE_NOW_LOCALE',
-      `option "locale" must be a language tag such as "en" or "de-CH", or (req) => tag, got ${describe(value)}.`,
-    );
+    throw new OnlineNowConfigError('ERR_ONLINE_NOW_LOCALE', `option "locale" must be a language tag such as "en" or "de-CH", or (req) => tag, got ${describe(value)}.`);
   }
 }
 
@@ -164,10 +152,7 @@ const storeMethods = ['init', 'touch', 'forget', 'view', 'close'] as const;
 
 /** A store must have every method of the Store interface; a lookalike fails here, not on a request. */
 export function checkStore(value: unknown): void {
-  const missing =
-    typeof value === 'object' && value !== null
-      ? storeMethods.filter((m) => typeof (value as Record<string, unknown>)[m] !== 'function')
-      : storeMethods;
+  const missing = typeof value === 'object' && value !== null ? storeMethods.filter((m) => typeof (value as Record<string, unknown>)[m] !== 'function') : storeMethods;
   if (missing.length > 0) {
     throw new OnlineNowConfigError(
       'ERR_ONLINE_NOW_STORE',

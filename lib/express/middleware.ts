@@ -8,7 +8,20 @@ import { guestIdOf, guestKey } from '../core/identity';
 import type { ErrorReporter } from '../core/report';
 import { formatTimeAgo, timeAgoHtml } from '../templates/time-ago';
 import { withTimeout } from '../core/timeout';
-import type { Awaitable, ClientConfig, OnlineEntry, OnlineMiddleware, OnlineNowLocals, OnlineRecord, OnlineRequest, OnlineResponse, ScopeView, Store, UserId, Viewer } from '../core/types';
+import type {
+  Awaitable,
+  ClientConfig,
+  OnlineEntry,
+  OnlineMiddleware,
+  OnlineNowLocals,
+  OnlineRecord,
+  OnlineRequest,
+  OnlineResponse,
+  ScopeView,
+  Store,
+  UserId,
+  Viewer,
+} from '../core/types';
 import type { UserResolver } from './user-resolver';
 
 /** Longest a request waits on an asynchronous store before rendering without presence. */

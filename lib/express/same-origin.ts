@@ -34,7 +34,10 @@ export function checkOrigins(where: string, origins: unknown): ReadonlySet<strin
       valid = false;
     }
     if (!valid) {
-      throw new OnlineNowConfigError('ERR_ONLINE_NOW_ORIGINS', `${where} takes origins such as ['https://example.com', 'http://intranet:8080'] (scheme, host and port; no path or trailing slash), got ${JSON.stringify(origin)}.`);
+      throw new OnlineNowConfigError(
+        'ERR_ONLINE_NOW_ORIGINS',
+        `${where} takes origins such as ['https://example.com', 'http://intranet:8080'] (scheme, host and port; no path or trailing slash), got ${JSON.stringify(origin)}.`,
+      );
     }
   }
   return new Set(list as string[]);

@@ -127,7 +127,17 @@ export function createClientRoutes(path: string, origins: ReadonlySet<string>, s
       const user = resolver.userOf(req);
       // Nobody to keep online: 204 stops the page's heartbeats, without an error in its console.
       if (user === undefined) return send(res, 204);
-      const body = objectOf(await readBody(req)) as { tab?: unknown; room?: unknown; mode?: unknown; takeover?: unknown; claim?: unknown; away?: unknown; ask?: unknown; decline?: unknown; handover?: unknown };
+      const body = objectOf(await readBody(req)) as {
+        tab?: unknown;
+        room?: unknown;
+        mode?: unknown;
+        takeover?: unknown;
+        claim?: unknown;
+        away?: unknown;
+        ask?: unknown;
+        decline?: unknown;
+        handover?: unknown;
+      };
       const mode = body.mode ?? 'viewing';
       if (!isTabId(body.tab) || !isMode(mode) || (body.room !== undefined && !isRoomName(body.room))) return send(res, 400);
       // Only a tab here() minted for this user and room (a page the app served them) beats in a room. Not
@@ -139,7 +149,20 @@ export function createClientRoutes(path: string, origins: ReadonlySet<string>, s
       const { room, tab } = body;
       const known = rooms.tabIds.claimOf(body.claim, room, user.key, tab);
       const { view, confirmed } = await rooms.touch(
-        { room, tab, key: user.key, id: user.id, profile: user.profile, mode, takeover: body.takeover === true, away: body.away === true, known, ask: body.ask === 'new' ? 'new' : body.ask === true, decline: body.decline === true, handover: body.handover === true },
+        {
+          room,
+          tab,
+          key: user.key,
+          id: user.id,
+          profile: user.profile,
+          mode,
+          takeover: body.takeover === true,
+          away: body.away === true,
+          known,
+          ask: body.ask === 'new' ? 'new' : body.ask === true,
+          decline: body.decline === true,
+          handover: body.handover === true,
+        },
         resolver.viewerOf(req, user),
       );
       // A change of the lock's holder that Redis did not confirm: made here, it goes with the next sync, and the
@@ -178,8 +201,7 @@ export function createClientRoutes(path: string, origins: ReadonlySet<string>, s
       if (error instanceof TooLarge) {
         res.setHeader('Connection', 'close');
         send(res, 413);
-      }
-      else if (error instanceof SyntaxError) send(res, 400);
+      } else if (error instanceof SyntaxError) send(res, 400);
       else {
         resolver.reporter.report('client', error);
         if (!res.headersSent) send(res, 503);

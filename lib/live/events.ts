@@ -139,7 +139,10 @@ export interface EventSettings {
 
 /** Splits a query value: several values, or one separated by newlines (what the client script sends). */
 function values(query: URLSearchParams, name: string): string[] {
-  return query.getAll(name).flatMap((v) => v.split('\n')).filter((v) => v !== '');
+  return query
+    .getAll(name)
+    .flatMap((v) => v.split('\n'))
+    .filter((v) => v !== '');
 }
 
 function subscribe(index: Map<string, Set<Connection>>, name: string, connection: Connection): void {
@@ -276,13 +279,32 @@ export class EventHub {
     const key = own ? `u:${user.key}` : viewer.seesHidden ? 's' : 'e';
     let audience = this.audiences.get(key);
     if (audience === undefined) {
-      audience = { key, viewer: own ? viewer : { seesHidden: viewer.seesHidden }, connections: new Set(), count: undefined, list: undefined, online: new Map(), rooms: new Map(), byRoom: new Map(), byId: new Map(), byLock: new Map(), badges: new Map() };
+      audience = {
+        key,
+        viewer: own ? viewer : { seesHidden: viewer.seesHidden },
+        connections: new Set(),
+        count: undefined,
+        list: undefined,
+        online: new Map(),
+        rooms: new Map(),
+        byRoom: new Map(),
+        byId: new Map(),
+        byLock: new Map(),
+        badges: new Map(),
+      };
       this.audiences.set(key, audience);
     }
     // `ids=1,2` and `ids=1&ids=2` alike (so an id containing a comma cannot be watched here).
     // Lock badges name rooms the viewer need not be in: only for whom the app allows.
     const locks = user !== undefined && this.canListLocks?.(req) === true ? [...new Set(values(query, 'locks').filter(isRoomName))].slice(0, MAX_IDS_PER_CONNECTION) : [];
-    const ids = [...new Set(values(query, 'ids').flatMap((v) => v.split(',')).map(keyOf).filter((k): k is string => k !== undefined))].slice(0, MAX_IDS_PER_CONNECTION);
+    const ids = [
+      ...new Set(
+        values(query, 'ids')
+          .flatMap((v) => v.split(','))
+          .map(keyOf)
+          .filter((k): k is string => k !== undefined),
+      ),
+    ].slice(0, MAX_IDS_PER_CONNECTION);
     // A signed-out reader is in no room: rooms they name cost nothing.
     const roomNames = user === undefined ? [] : [...new Set(values(query, 'rooms').filter(isRoomName))].slice(0, MAX_ROOMS_PER_CONNECTION);
     const connection: Connection = {
@@ -452,8 +474,10 @@ export class EventHub {
 
   /** O(distinct watched ids + what changed): a change goes to the connections watching that id; a new connection gets all of its own. */
   private lookAtIds(audience: Audience, view: ScopeView, fresh: Connection[]): void {
-    const badge = (key: string, seen: number | null): [string, string] =>
-      [seen === null ? 'offline' : 'online', JSON.stringify(seen === null ? { id: key } : { id: key, lastSeen: new Date(seen) })];
+    const badge = (key: string, seen: number | null): [string, string] => [
+      seen === null ? 'offline' : 'online',
+      JSON.stringify(seen === null ? { id: key } : { id: key, lastSeen: new Date(seen) }),
+    ];
     for (const [key, watchers] of audience.byId) {
       const seen = view.lastSeen(key);
       const before = audience.online.get(key);
@@ -512,7 +536,8 @@ export class EventHub {
       if (sent === signature) continue;
       if (sent === before?.signature) for (const [event, data] of changes) this.send(c, event, data);
       // A save reaches every page but its saver's; a new stream is told the latest too (the script shows it only if it is newer than its page).
-      const saved = view.saved !== null && view.saved !== undefined && (sent === undefined || before?.view.saved?.at.getTime() !== view.saved.at.getTime()) && c.userKey !== view.savedBy;
+      const saved =
+        view.saved !== null && view.saved !== undefined && (sent === undefined || before?.view.saved?.at.getTime() !== view.saved.at.getTime()) && c.userKey !== view.savedBy;
       if (saved) this.send(c, 'changed', JSON.stringify({ room, saved: view.saved, html: state.html.changed }));
       this.send(c, 'here', state.data);
       if (c.html) {

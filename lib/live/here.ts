@@ -56,7 +56,9 @@ export class TabIds {
   /** The echoed record, when it is one this server signed for this tab; else undefined. */
   claimOf(echo: unknown, room: string, userKey: string, tab: string): TabClaim | undefined {
     if (!isTabClaim(echo) || typeof (echo as SignedClaim).sig !== 'string') return undefined;
-    return sameMac(this.signClaim(room, userKey, tab, echo).sig, (echo as SignedClaim).sig) ? { claim: echo.claim, gen: echo.gen, since: echo.since, until: echo.until } : undefined;
+    return sameMac(this.signClaim(room, userKey, tab, echo).sig, (echo as SignedClaim).sig)
+      ? { claim: echo.claim, gen: echo.gen, since: echo.since, until: echo.until }
+      : undefined;
   }
 
   private mac(nonce: string, room: string, userKey: string): string {
@@ -201,7 +203,12 @@ export class Rooms {
       // Only the holding tab hands over, and only to an ask it has seen.
       if (t.handover === true && pending && current.lock?.tab === t.tab) touch = { ...t, grant: request.tab };
       // An ask its holder left unanswered past the wait and the grace: taken, if the holder's page allows it (away).
-      const ripe = pending && request.tab === t.tab && current.lock !== null && this.asks.handOver(current.lock) && this.now() >= request.since.getTime() + this.asks.waitMs + this.asks.graceMs;
+      const ripe =
+        pending &&
+        request.tab === t.tab &&
+        current.lock !== null &&
+        this.asks.handOver(current.lock) &&
+        this.now() >= request.since.getTime() + this.asks.waitMs + this.asks.graceMs;
       if (ripe) touch = { ...t, takeover: true };
     }
     const view = await store.roomTouch(touch, viewer);
@@ -230,17 +237,26 @@ export class Rooms {
   async locks(viewer: Viewer, rooms?: readonly string[]): Promise<RoomLockState[]> {
     const store = this.roomStore();
     if (this.store.roomLocks !== undefined) return this.store.roomLocks(viewer, rooms);
-    if (rooms === undefined) throw new OnlineNowConfigError('ERR_ONLINE_NOW_NO_ROOMS', 'this store cannot list its rooms (roomLocks): locks() needs MemoryStore, RedisStore, or rooms named: locks({ rooms }).');
+    if (rooms === undefined)
+      throw new OnlineNowConfigError(
+        'ERR_ONLINE_NOW_NO_ROOMS',
+        'this store cannot list its rooms (roomLocks): locks() needs MemoryStore, RedisStore, or rooms named: locks({ rooms }).',
+      );
     // A custom store: one view per room.
-    return Promise.all(rooms.map(async (room) => {
-      const view = await store.roomView(room, viewer);
-      return { room, lock: view.lock, request: view.request ?? null };
-    }));
+    return Promise.all(
+      rooms.map(async (room) => {
+        const view = await store.roomView(room, viewer);
+        return { room, lock: view.lock, request: view.request ?? null };
+      }),
+    );
   }
 
   async here(req: OnlineRequest, room: string, options: HereOptions = {}): Promise<HereView> {
     if (!isRoomName(room)) {
-      throw new OnlineNowConfigError('ERR_ONLINE_NOW_ROOM', `here(req, room) takes a room name of 1–200 characters without control characters, such as \`order:\${order.id}\`; got ${typeof room === 'string' ? JSON.stringify((room as string).slice(0, 40)) : typeof room}.`);
+      throw new OnlineNowConfigError(
+        'ERR_ONLINE_NOW_ROOM',
+        `here(req, room) takes a room name of 1–200 characters without control characters, such as \`order:\${order.id}\`; got ${typeof room === 'string' ? JSON.stringify((room as string).slice(0, 40)) : typeof room}.`,
+      );
     }
     const mode = options.mode ?? 'viewing';
     if (!isMode(mode)) {
@@ -256,7 +272,18 @@ export class Rooms {
         ? await store.roomView(room, viewer)
         : // A page renders whether or not Redis confirmed its claim (it goes with the next sync).
           (await this.touch({ room, tab, key: user.key, id: user.id, profile: user.profile, mode, takeover: options.takeover === true }, viewer)).view;
-    const here: HereView = Object.freeze({ room: view.room, count: view.count, entries: view.entries, lock: view.lock, members: view.members, self: view.self, saved: view.saved, request: view.request, tab, mode });
+    const here: HereView = Object.freeze({
+      room: view.room,
+      count: view.count,
+      entries: view.entries,
+      lock: view.lock,
+      members: view.members,
+      self: view.self,
+      saved: view.saved,
+      request: view.request,
+      tab,
+      mode,
+    });
     const locals = (req as { res?: { locals?: Record<string, unknown> } }).res?.locals;
     if (locals !== undefined) {
       locals.onlineHere = view.entries;

@@ -72,7 +72,10 @@ export class Locks {
 
   requireLock(room: Room, options: RequireLockOptions = {}): (req: Req, res: ServerResponse, next: (err?: unknown) => void) => void {
     if (typeof room !== 'function' && !isRoomName(room)) {
-      throw new OnlineNowConfigError('ERR_ONLINE_NOW_ROOM', `requireLock(room) takes a room name (such as "order:123") or a function of the request that gives one, such as (req) => \`order:\${req.params.id}\`; got ${JSON.stringify(room)}.`);
+      throw new OnlineNowConfigError(
+        'ERR_ONLINE_NOW_ROOM',
+        `requireLock(room) takes a room name (such as "order:123") or a function of the request that gives one, such as (req) => \`order:\${req.params.id}\`; got ${JSON.stringify(room)}.`,
+      );
     }
     checkOptions('requireLock()', options, requireLockOptions);
     optionalFunction('onRefused', options.onRefused, '(req, res, refusal) => void');
@@ -80,7 +83,12 @@ export class Locks {
     return (req, res, next) => {
       const name = typeof room === 'function' ? room(req as never) : room;
       if (!isRoomName(name)) {
-        next(new OnlineNowConfigError('ERR_ONLINE_NOW_ROOM', `requireLock(room): the function gave ${JSON.stringify(name)}, not a room name (1–200 characters without control characters).`));
+        next(
+          new OnlineNowConfigError(
+            'ERR_ONLINE_NOW_ROOM',
+            `requireLock(room): the function gave ${JSON.stringify(name)}, not a room name (1–200 characters without control characters).`,
+          ),
+        );
         return;
       }
       this.check(req, name).then((refusal) => {
@@ -145,7 +153,9 @@ export class Locks {
   private async note(req: Req, room: string, kind: 'saved' | 'released'): Promise<boolean> {
     const user = this.resolver.userOf(req);
     if (user === undefined) return false;
-    await this.rooms.roomStore().roomTouch({ room, tab: noteTab(kind), key: user.key, id: user.id, profile: user.profile, mode: 'viewing', takeover: false }, this.resolver.viewerOf(req, user));
+    await this.rooms
+      .roomStore()
+      .roomTouch({ room, tab: noteTab(kind), key: user.key, id: user.id, profile: user.profile, mode: 'viewing', takeover: false }, this.resolver.viewerOf(req, user));
     await this.rooms.pushed();
     return true;
   }
@@ -171,4 +181,3 @@ export class Locks {
     return byRoom;
   }
 }
-

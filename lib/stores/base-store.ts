@@ -8,7 +8,24 @@ import { dateProperty } from '../core/date-property';
 import { OnlineNowConfigError } from '../core/errors';
 import type { PresenceIndex } from '../core/presence-index';
 import { DEFAULT_ROOM_LIMITS } from '../core/room-index';
-import type { Awaitable, OnlineRecord, Profile, RoomLimits, RoomLockState, RoomTouch, RoomView, Scope, ScopeView, Store, StoreConfig, StoreHooks, StoreReporter, StoredEntry, UserId, Viewer } from '../core/types';
+import type {
+  Awaitable,
+  OnlineRecord,
+  Profile,
+  RoomLimits,
+  RoomLockState,
+  RoomTouch,
+  RoomView,
+  Scope,
+  ScopeView,
+  Store,
+  StoreConfig,
+  StoreHooks,
+  StoreReporter,
+  StoredEntry,
+  UserId,
+  Viewer,
+} from '../core/types';
 
 /** Most users (and, apart, guests) a built-in store keeps unless told otherwise. */
 export const DEFAULT_MAX_TRACKED = 100_000;
@@ -194,10 +211,7 @@ export abstract class BaseStore implements Store {
   /** The store's state, or a message that says how to attach it. */
   protected attached<T>(state: T | undefined): T {
     if (state === undefined) {
-      throw new OnlineNowConfigError(
-        'ERR_ONLINE_NOW_STORE_UNUSED',
-        `this ${this.what} is not attached to a tracker: pass it as createOnlineTracker({ store }).`,
-      );
+      throw new OnlineNowConfigError('ERR_ONLINE_NOW_STORE_UNUSED', `this ${this.what} is not attached to a tracker: pass it as createOnlineTracker({ store }).`);
     }
     return state;
   }

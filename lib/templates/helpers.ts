@@ -44,9 +44,13 @@ function markup(locals: unknown, which: Markup, room?: unknown): string {
   // Where the script shows a later save ("changed while you were looking"): empty at first paint, as the page is current.
   if (which === 'onlineChangedHtml') return l.onlineHereRoom === undefined ? '' : `<div data-online-changed="${escapeHtml(l.onlineHereRoom)}"></div>`;
   // An ask for the lock, shown to the holder at first paint too (a reload keeps the lock).
-  if (which === 'onlineRequestHtml') return l.onlineHereRoom === undefined ? '' : `<div data-online-request="${escapeHtml(l.onlineHereRoom)}">${mine ? requestHtml(l.onlineHereRequest, l.onlineHereLock ?? null, false) : ''}</div>`;
+  if (which === 'onlineRequestHtml')
+    return l.onlineHereRoom === undefined
+      ? ''
+      : `<div data-online-request="${escapeHtml(l.onlineHereRoom)}">${mine ? requestHtml(l.onlineHereRequest, l.onlineHereLock ?? null, false) : ''}</div>`;
   // A list view's badge for one room (`lockBadges()` set the locks), kept live by the script.
-  if (which === 'onlineLockBadge') return typeof room === 'string' ? `<span data-online-lock-badge="${escapeHtml(room)}">${lockBadgeHtml(l.onlineLocks?.[room] ?? null)}</span>` : '';
+  if (which === 'onlineLockBadge')
+    return typeof room === 'string' ? `<span data-online-lock-badge="${escapeHtml(room)}">${lockBadgeHtml(l.onlineLocks?.[room] ?? null)}</span>` : '';
   const client = l.onlineClient;
   if (client === undefined) return '';
   let attributes = ` data-tab="${escapeHtml(l.onlineHereTab ?? newTabId())}" data-interval="${client.interval}" data-events="${escapeHtml(client.events)}"`;

@@ -8,10 +8,7 @@ type ExpressModule = (typeof expressVersions)[number]['express'];
  * A minimal app around the middleware: sign in as any id (as a number or a
  * string), log out through tracker.forget, become a guest, and read the locals back as JSON.
  */
-export function presenceApp(
-  express: ExpressModule,
-  options: OnlineTrackerOptions = {},
-): { app: ReturnType<ExpressModule>; online: OnlineTracker } {
+export function presenceApp(express: ExpressModule, options: OnlineTrackerOptions = {}): { app: ReturnType<ExpressModule>; online: OnlineTracker } {
   const app = express();
   const online = createOnlineTracker(options);
   app.use(express.urlencoded({ extended: false }));

@@ -67,11 +67,9 @@ export class RedisCluster {
     const cluster = new RedisCluster(await clusterPorts(3 * (1 + replicas)), dir);
     try {
       await Promise.all(cluster.ports.map((port) => cluster.launch(port)));
-      await run(
-        REDIS_CLI,
-        ['--cluster', 'create', ...cluster.ports.map((port) => `127.0.0.1:${port}`), '--cluster-replicas', String(replicas), '--cluster-yes'],
-        { timeout: 20_000 },
-      ).catch((error: { message: string; stdout?: string }) => {
+      await run(REDIS_CLI, ['--cluster', 'create', ...cluster.ports.map((port) => `127.0.0.1:${port}`), '--cluster-replicas', String(replicas), '--cluster-yes'], {
+        timeout: 20_000,
+      }).catch((error: { message: string; stdout?: string }) => {
         // redis-cli prints its [ERR] lines on stdout.
         throw new Error(`redis-cli --cluster create failed: ${error.message}\n${error.stdout ?? ''}`);
       });
@@ -99,12 +97,18 @@ export class RedisCluster {
 
   private async launch(port: number): Promise<void> {
     const args = [
-      '--port', String(port),
-      '--bind', '127.0.0.1',
-      '--cluster-enabled', 'yes',
-      '--cluster-config-file', path.join(this.dir, `nodes-${port}.conf`),
-      '--cluster-node-timeout', '2000',
-      '--dir', this.dir,
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--cluster-enabled',
+      'yes',
+      '--cluster-config-file',
+      path.join(this.dir, `nodes-${port}.conf`),
+      '--cluster-node-timeout',
+      '2000',
+      '--dir',
+      this.dir,
     ];
     this.children.set(port, await spawnRedis(args, `redis-server (cluster node ${port})`));
   }
@@ -113,7 +117,9 @@ export class RedisCluster {
   async masterOf(key: string): Promise<number> {
     const slot = Number(await this.command(this.live()[0], 'CLUSTER', 'KEYSLOT', key));
     for (const port of this.live()) {
-      const me = String(await this.command(port, 'CLUSTER', 'NODES')).split('\n').find((line) => line.includes('myself'));
+      const me = String(await this.command(port, 'CLUSTER', 'NODES'))
+        .split('\n')
+        .find((line) => line.includes('myself'));
       if (me === undefined || !me.includes('master')) continue;
       for (const range of me.split(' ').slice(8)) {
         const [from, to = from] = range.split('-').map(Number);
@@ -275,7 +281,11 @@ export async function trackerPair(connect: () => Promise<TestConnection>, prefix
 /** What A touches B sees, with profiles; what B touches A sees; a forget on A takes the user offline on B; nothing is reported. */
 export async function expectSharedPresence({ a, b, errors }: TrackerPair): Promise<void> {
   // First in every check: when the store fails, the failure is the message, not a count of 0.
-  const noErrors = () => expect(errors.map((e) => e.message), 'errors reported to onError').to.deep.equal([]);
+  const noErrors = () =>
+    expect(
+      errors.map((e) => e.message),
+      'errors reported to onError',
+    ).to.deep.equal([]);
   expect(await a.touch({ id: 1, name: 'Ann' })).to.equal(true);
   expect(await a.touch({ id: 2, name: 'Bob' })).to.equal(true);
   await eventually(async () => {

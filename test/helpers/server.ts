@@ -18,21 +18,17 @@ export interface Listening {
 /** Listens on a loopback port: a free one, or `port` (a server started again where the last one was). */
 export function listen(app: (req: never, res: never) => void, port = 0): Promise<Listening> {
   return new Promise((resolve, reject) => {
-    const server: Server = (app as unknown as { listen: (port: number, host: string, cb: () => void) => Server }).listen(
-      port,
-      '127.0.0.1',
-      () => {
-        const { port } = server.address() as AddressInfo;
-        resolve({
-          base: `http://127.0.0.1:${port}`,
-          close: () =>
-            new Promise<void>((done) => {
-              server.closeAllConnections();
-              server.close(() => done());
-            }),
-        });
-      },
-    );
+    const server: Server = (app as unknown as { listen: (port: number, host: string, cb: () => void) => Server }).listen(port, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      resolve({
+        base: `http://127.0.0.1:${port}`,
+        close: () =>
+          new Promise<void>((done) => {
+            server.closeAllConnections();
+            server.close(() => done());
+          }),
+      });
+    });
     server.on('error', reject);
   });
 }

@@ -79,7 +79,7 @@ export class SseStream {
   /** The first event (from `from` on) named `event` whose parsed data passes `match`; fails after `withinMs`. */
   async next<T = Record<string, unknown>>(event: string, match: (data: T) => boolean = () => true, withinMs = 5000, from = 0): Promise<T> {
     const deadline = Date.now() + withinMs;
-    for (let i = from; ; ) {
+    for (let i = from; ;) {
       for (; i < this.events.length; i++) {
         const e = this.events[i];
         if (e.event !== event) continue;

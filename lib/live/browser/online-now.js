@@ -43,8 +43,7 @@
   };
 
   // False when a listener called preventDefault(): the page renders that update itself.
-  const dispatch = (type, detail) =>
-    typeof CustomEvent !== 'function' || d.dispatchEvent(new CustomEvent('online-now:' + type, { detail, cancelable: true }));
+  const dispatch = (type, detail) => typeof CustomEvent !== 'function' || d.dispatchEvent(new CustomEvent('online-now:' + type, { detail, cancelable: true }));
 
   const parse = (text) => {
     try {
@@ -79,32 +78,52 @@
       const html = data.html || {};
       // A state without html leaves the server-rendered markup alone.
       if (typeof html.here === 'string') {
-        each('data-online-here', (el) => {
-          el.innerHTML = html.here; // escaped by the server
-        }, data.room);
+        each(
+          'data-online-here',
+          (el) => {
+            el.innerHTML = html.here; // escaped by the server
+          },
+          data.room,
+        );
       }
       if (data.count != null) {
-        each('data-online-here-count', (el) => {
-          el.textContent = data.count;
-        }, data.room);
+        each(
+          'data-online-here-count',
+          (el) => {
+            el.textContent = data.count;
+          },
+          data.room,
+        );
       }
       // The lock as its holder sees it ("You are editing") in the tab that holds it; with a take-over button elsewhere.
       const lock = data.lock && data.lock.tab === tab && typeof html.lockMine === 'string' ? html.lockMine : html.lock;
       if (typeof lock === 'string') {
-        each('data-online-lock', (el) => {
-          el.innerHTML = lock;
-        }, data.room);
+        each(
+          'data-online-lock',
+          (el) => {
+            el.innerHTML = lock;
+          },
+          data.room,
+        );
       }
       // An ask, to its holder (Hand over, Decline) and to its asker; nobody else.
       const q = data.request;
       const ask = q && q.tab === tab ? html.requestMine : data.lock && data.lock.tab === tab ? html.request : '';
-      each('data-online-request', (el) => {
-        el.innerHTML = ask || '';
-      }, data.room);
+      each(
+        'data-online-request',
+        (el) => {
+          el.innerHTML = ask || '';
+        },
+        data.room,
+      );
     } else if (type === 'changed' || type === 'badge') {
-      each(type === 'changed' ? 'data-online-changed' : 'data-online-lock-badge', (el) => {
-        el.innerHTML = data.html || '';
-      }, data.room);
+      each(
+        type === 'changed' ? 'data-online-changed' : 'data-online-lock-badge',
+        (el) => {
+          el.innerHTML = data.html || '';
+        },
+        data.room,
+      );
     } else if (type === 'list' && typeof data.html === 'string') {
       each('data-online-list', (el) => {
         el.innerHTML = data.html; // escaped by the server
@@ -170,9 +189,13 @@
         claim = parse(fresh.getAttribute('data-claim') || 'null');
         ['data-online-here', 'data-online-here-count', 'data-online-lock'].forEach((name) => {
           doc.querySelectorAll('[' + name + ']').forEach((from) => {
-            each(name, (el) => {
-              el.innerHTML = from.innerHTML; // the app's own markup
-            }, from.getAttribute(name));
+            each(
+              name,
+              (el) => {
+                el.innerHTML = from.innerHTML; // the app's own markup
+              },
+              from.getAttribute(name),
+            );
           });
         });
         beat();

@@ -87,7 +87,6 @@ const LEASE_MIN_MS = 5000;
 
 const SCOPE_NO: Record<Scope, ScopeNo> = { users: 0, guests: 1, bots: 2 };
 
-
 export class RedisStore extends BaseStore {
   readonly sharedAcrossProcesses = true;
   readonly prefix: string;
@@ -513,10 +512,7 @@ export class RedisStore extends BaseStore {
     // A last flush still running after close() (its client may be closing too) tells nobody.
     if (this.timer === undefined) return;
     const message = error instanceof Error ? error.message : String(error);
-    this.reporter.report(
-      REPORT_KIND,
-      new Error(`RedisStore (prefix "${this.prefix}"): ${message}; pages show the last known presence until Redis answers again`),
-    );
+    this.reporter.report(REPORT_KIND, new Error(`RedisStore (prefix "${this.prefix}"): ${message}; pages show the last known presence until Redis answers again`));
   }
 
   /** EVALSHA, falling back to EVAL when Redis does not have the script (first use, or after a restart). */
