@@ -117,6 +117,41 @@ for (const kind of ['memory store', 'Redis, two processes behind one port'] as c
       }
     });
 
+    it('a takeover clicked while the page’s first heartbeat is still on its way stands: that late heartbeat does not undo it', async () => {
+      const ada = await signIn(browser, site.base, 'ada');
+      const grace = await signIn(browser, site.base, 'grace');
+      try {
+        const adaPage = await ada.newPage();
+        await adaPage.goto(`${site.base}/orders/140?edit=1`);
+        await shows(adaPage, 'lock', /^You are editing/);
+        const gracePage = await grace.newPage();
+        // A slow network: the page's first heartbeat (a viewer's) is held on its way until the test lets it go.
+        let release = (): void => undefined;
+        const held = new Promise<void>((resolve) => (release = resolve));
+        let beats = 0;
+        await gracePage.route('**/beat', async (route) => {
+          if (++beats === 1) await held;
+          await route.continue();
+        });
+        const firstReply = gracePage.waitForResponse('**/beat');
+        await gracePage.goto(`${site.base}/orders/140`);
+        await shows(gracePage, 'lock', /^Ada Lovelace is editing since now\. Take over Ask to edit$/);
+        await gracePage.getByRole('button', { name: 'Take over' }).click();
+        await gracePage.waitForTimeout(500);
+        release();
+        await firstReply;
+        await shows(gracePage, 'lock', /^You are editing/, live);
+        await shows(adaPage, 'lock', /^Grace Hopper is editing since now\. Take over Ask to edit$/, live);
+        // Settled, and still so: had the takeover gone first, the late viewer's heartbeat would have dropped its claim.
+        await gracePage.waitForTimeout(live);
+        expect(await gracePage.getByTestId('lock').innerText()).to.match(/^You are editing/);
+        expect(await adaPage.getByTestId('lock').innerText()).to.match(/^Grace Hopper is editing/);
+      } finally {
+        await ada.close();
+        await grace.close();
+      }
+    });
+
     it('a list of 50 orders shows each one’s lock badge, and one taken meanwhile appears live', async () => {
       const ada = await signIn(browser, site.base, 'ada');
       const grace: BrowserContext = await signIn(browser, site.base, 'grace');
@@ -130,8 +165,8 @@ for (const kind of ['memory store', 'Redis, two processes behind one port'] as c
         await shows(list, 'badge-130', /^✎ Grace Hopper$/, live);
         const badges = await list.locator('[data-testid^=badge-]').evaluateAll((cells) => cells.map((c) => [c.getAttribute('data-testid'), (c as HTMLElement).innerText]));
         expect(badges).to.have.length(50);
-        // Order 123 is the test above's (its last holder's tab stays its window): every other order but 130 is free.
-        expect(badges.filter(([id, text]) => id !== 'badge-123' && text !== '')).to.deep.equal([['badge-130', '✎ Grace Hopper']]);
+        // Orders 123 and 140 are the tests' above (their last holder's tab stays its window): every other order but 130 is free.
+        expect(badges.filter(([id, text]) => id !== 'badge-123' && id !== 'badge-140' && text !== '')).to.deep.equal([['badge-130', '✎ Grace Hopper']]);
 
         const other = await grace.newPage();
         await other.goto(`${site.base}/orders/160?edit=1`);

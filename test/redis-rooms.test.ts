@@ -153,22 +153,23 @@ describe('RedisStore rooms: tabs and the editing lock across processes, through 
     });
   });
 
+  /** Two processes at the default syncInterval: each is up to a second behind the other. */
+  const slow = async (prefix: string): Promise<{ online: OnlineTracker; store: RedisStore }[]> => {
+    const made = [];
+    for (const kind of ['node-redis', 'ioredis'] as const) {
+      const client = await connect(kind, server);
+      opened.push(client);
+      const store = new RedisStore({ client: client.client, prefix });
+      const online = createOnlineTracker({ store });
+      opened.push(online);
+      made.push({ online, store });
+    }
+    return made;
+  };
+
   it('a heartbeat that lands on a process not yet synced keeps its tab’s claim (the page echoes it): after a takeover, and for the first editor', async () => {
     const beat = (p: { store: RedisStore }, user: number, room: string, tab: string, self: unknown) =>
       p.store.roomTouch({ room, tab, key: String(user), id: user, profile: { name: `User ${user}` }, mode: 'editing', takeover: false, known: self as never }, STAFF);
-    // Default syncInterval: each process is up to a second behind the other.
-    const slow = async (prefix: string) => {
-      const made = [];
-      for (const kind of ['node-redis', 'ioredis'] as const) {
-        const client = await connect(kind, server);
-        opened.push(client);
-        const store = new RedisStore({ client: client.client, prefix });
-        const online = createOnlineTracker({ store });
-        opened.push(online);
-        made.push({ online, store });
-      }
-      return made;
-    };
     {
       const [p1, p2] = await slow(uniquePrefix());
       const ada = await p1.online.here(request(1) as never, 'doc', { mode: 'editing' });
@@ -188,6 +189,33 @@ describe('RedisStore rooms: tabs and the editing lock across processes, through 
       await beat(p2, 1, 'doc', ada.tab, ada.self);
       await eventually(async () => {
         for (const p of [p1, p2]) expect((await p.store.roomView('doc', STAFF)).lock?.tab, 'the first editor').to.equal(ada.tab);
+      }, 4000);
+    }
+  });
+
+  it('a heartbeat that lands on a process not yet synced keeps its tab’s hand-over and decline (the page echoes them too)', async () => {
+    type Extra = { ask?: 'new' | true; decline?: true; grant?: string };
+    const beat = (p: { store: RedisStore }, user: number, tab: string, self: unknown, mode: 'editing' | 'viewing', extra: Extra = {}) =>
+      p.store.roomTouch({ room: 'doc', tab, key: String(user), id: user, profile: { name: `User ${user}` }, mode, takeover: false, known: self as never, ...extra }, STAFF);
+    for (const answer of ['hand over', 'decline'] as const) {
+      const [p1, p2] = await slow(uniquePrefix());
+      const ada = await p1.online.here(request(1) as never, 'doc', { mode: 'editing' });
+      const bob = await p1.online.here(request(2) as never, 'doc');
+      const asked = await beat(p1, 2, bob.tab, bob.self, 'editing', { ask: 'new' });
+      await synced(p1, p2);
+      // Ada answers on p1; her page's next heartbeat lands on p2, which has not synced that answer yet.
+      const answered = await beat(p1, 1, ada.tab, ada.self, 'editing', answer === 'hand over' ? { grant: bob.tab } : { decline: true });
+      await sleep(100); // the order is the subject: the heartbeat comes after the answer on two processes' estimates of Redis's clock
+      await beat(p2, 1, ada.tab, answered.self, 'editing');
+      await synced(p1, p2);
+      if (answer === 'decline') {
+        for (const [i, p] of [p1, p2].entries()) expect((await p.store.roomView('doc', STAFF)).request?.declined, `declined, on process ${i}`).to.equal(true);
+        continue;
+      }
+      // Bob's page, told the lock is his, beats asking: it takes the lock, on every process.
+      await beat(p1, 2, bob.tab, asked.self, 'editing', { ask: true });
+      await eventually(async () => {
+        for (const [i, p] of [p1, p2].entries()) expect((await p.store.roomView('doc', STAFF)).lock?.tab, `handed over, on process ${i}`).to.equal(bob.tab);
       }, 4000);
     }
   });

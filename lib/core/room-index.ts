@@ -72,8 +72,19 @@ const MAX_GEN = 1e9;
 export function isTabClaim(value: unknown): value is TabClaim {
   const v = value as Partial<Record<keyof TabClaim, unknown>> | null;
   const time = (x: unknown): boolean => typeof x === 'number' && x >= 0 && x <= MAX_TIME;
+  const optional = (x: unknown): boolean => x === undefined || time(x);
   return (
-    typeof v === 'object' && v !== null && time(v.claim) && time(v.since) && time(v.until) && Number.isSafeInteger(v.gen) && (v.gen as number) >= 0 && (v.gen as number) <= MAX_GEN
+    typeof v === 'object' &&
+    v !== null &&
+    time(v.claim) &&
+    time(v.since) &&
+    time(v.until) &&
+    Number.isSafeInteger(v.gen) &&
+    (v.gen as number) >= 0 &&
+    (v.gen as number) <= MAX_GEN &&
+    optional(v.ask) &&
+    optional(v.declined) &&
+    (v.grant === undefined || isTabId(v.grant))
   );
 }
 
@@ -254,13 +265,18 @@ export class RoomIndex {
         since: known.since,
         away: false,
         note: undefined,
-        ask: 0,
-        declined: 0,
-        grant: '',
+        ask: known.ask ?? 0,
+        declined: known.declined ?? 0,
+        grant: known.grant ?? '',
         text: '',
       };
       live.set(key, before);
     }
+    // What the page last heard of its own asks and answers, where this replica has not synced them yet: a decline
+    // only moves forward, an ask is the latest the tab made, and a hand-over stands while the same claim holds.
+    const asked = Math.max(before?.ask ?? 0, known?.ask ?? 0);
+    const declined = Math.max(before?.declined ?? 0, known?.declined ?? 0);
+    const granted = before?.grant || (known !== undefined && known.claim === before?.claim && known.gen === before.gen ? (known.grant ?? '') : '');
     const note = noteOf(t.tab);
     const floor = releasedGeneration(live);
     const holder = lockHolder(live, floor);
@@ -288,14 +304,19 @@ export class RoomIndex {
       away,
       note,
       // An ask keeps its time while its page asks (declined, it stays so); a page's new ask ('new') starts anew.
-      ask: (t.ask === true || t.ask === 'new') && claim === 0 && note === undefined ? (t.ask === 'new' ? now : before?.ask || now) : 0,
-      declined: t.decline === true ? now : (before?.declined ?? 0),
-      grant: holds ? (t.grant ?? before?.grant ?? '') : '',
+      ask: (t.ask === true || t.ask === 'new') && claim === 0 && note === undefined ? (t.ask === 'new' ? now : asked || now) : 0,
+      declined: t.decline === true ? now : declined,
+      grant: holds ? (t.grant ?? granted) : '',
     };
     const tab: Tab = { ...record, userKey: t.key, tab: t.tab, text: encodeTab(record) };
     this.tabs.touch(key, t.id, { t: tab.text }, now);
     this.note(t.room, key, tab, now);
-    return { claim, gen, since: record.since, until: now + this.windowOf(away) };
+    const self: { -readonly [K in keyof TabClaim]: TabClaim[K] } = { claim, gen, since: record.since, until: now + this.windowOf(away) };
+    // Only when set: a plain tab's echo stays as short as before.
+    if (record.ask !== 0) self.ask = record.ask;
+    if (record.declined !== 0) self.declined = record.declined;
+    if (record.grant !== '') self.grant = record.grant;
+    return self;
   }
 
   /** The tab's key, for a store to forget it (a leave). */

@@ -390,6 +390,14 @@ export interface TabClaim {
   readonly since: number;
   /** When the tab's window ends unless it beats again: past it, the record (and its claim) has lapsed. */
   readonly until: number;
+  /**
+   * What the tab asked and answered (RoomTouch's ask, decline and grant, as
+   * times and a tab id), so that a heartbeat a lagging replica answers keeps
+   * them too. Absent when unset.
+   */
+  readonly ask?: number | undefined;
+  readonly declined?: number | undefined;
+  readonly grant?: string | undefined;
 }
 
 /** One user in a room, as templates see it: the profile, plus how many tabs and in which mode. Frozen. */

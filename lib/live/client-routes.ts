@@ -137,6 +137,7 @@ export function createClientRoutes(path: string, origins: ReadonlySet<string>, s
         ask?: unknown;
         decline?: unknown;
         handover?: unknown;
+        recheck?: unknown;
       };
       const mode = body.mode ?? 'viewing';
       if (!isTabId(body.tab) || !isMode(mode) || (body.room !== undefined && !isRoomName(body.room))) return send(res, 400);
@@ -162,6 +163,7 @@ export function createClientRoutes(path: string, origins: ReadonlySet<string>, s
           ask: body.ask === 'new' ? 'new' : body.ask === true,
           decline: body.decline === true,
           handover: body.handover === true,
+          recheck: body.recheck === true,
         },
         resolver.viewerOf(req, user),
       );

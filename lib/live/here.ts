@@ -49,21 +49,29 @@ export class TabIds {
    * heartbeats (RoomTouch.known), and only what this server said is taken back.
    */
   signClaim(room: string, userKey: string, tab: string, claim: TabClaim): SignedClaim {
-    const signed = `${tab}\n${claim.claim}\n${claim.gen}\n${claim.since}\n${claim.until}`;
-    return { claim: claim.claim, gen: claim.gen, since: claim.since, until: claim.until, sig: this.mac(signed, room, userKey) };
+    const record = plainClaim(claim);
+    const signed = `${tab}\n${record.claim}\n${record.gen}\n${record.since}\n${record.until}\n${record.ask ?? 0}\n${record.declined ?? 0}\n${record.grant ?? ''}`;
+    return { ...record, sig: this.mac(signed, room, userKey) };
   }
 
   /** The echoed record, when it is one this server signed for this tab; else undefined. */
   claimOf(echo: unknown, room: string, userKey: string, tab: string): TabClaim | undefined {
     if (!isTabClaim(echo) || typeof (echo as SignedClaim).sig !== 'string') return undefined;
-    return sameMac(this.signClaim(room, userKey, tab, echo).sig, (echo as SignedClaim).sig)
-      ? { claim: echo.claim, gen: echo.gen, since: echo.since, until: echo.until }
-      : undefined;
+    return sameMac(this.signClaim(room, userKey, tab, echo).sig, (echo as SignedClaim).sig) ? plainClaim(echo) : undefined;
   }
 
   private mac(nonce: string, room: string, userKey: string): string {
     return createHmac('sha256', this.secret).update(`${nonce}\n${room}\n${userKey}`).digest('base64url').slice(0, 22);
   }
+}
+
+/** The record's own fields, the optional ones only when set (whatever else an echo carried). */
+function plainClaim(c: TabClaim): TabClaim {
+  const record: { -readonly [K in keyof TabClaim]: TabClaim[K] } = { claim: c.claim, gen: c.gen, since: c.since, until: c.until };
+  if (c.ask !== undefined && c.ask !== 0) record.ask = c.ask;
+  if (c.declined !== undefined && c.declined !== 0) record.declined = c.declined;
+  if (c.grant !== undefined && c.grant !== '') record.grant = c.grant;
+  return record;
 }
 
 /** Compared in constant time: a timing difference would tell a forger how much of a MAC is right. */
@@ -141,7 +149,8 @@ export function roomPayload(view: RoomView, asks: AskSettings, now: number): Roo
 }
 
 /** A tab's heartbeat as the live layer takes it: a RoomTouch, and whether its holder hands the lock to the asker. */
-export type LiveTouch = RoomTouch & { readonly handover?: boolean | undefined };
+/** A heartbeat's touch. `recheck`: the page saw its lock go on its stream, so its reply must not be a replica a sync behind. */
+export type LiveTouch = RoomTouch & { readonly handover?: boolean | undefined; readonly recheck?: boolean | undefined };
 
 export class Rooms {
   constructor(
@@ -182,7 +191,8 @@ export class Rooms {
 
   /**
    * A tab's touch. With a shared store, whatever changes who holds a lock (a
-   * claim, a takeover, a hand-over, an ask that waited long enough) is decided
+   * claim, a takeover, a hand-over, an ask that waited long enough), and a
+   * holder's page asking again after its stream showed the lock gone, is decided
    * on the room as Redis has it now and is in Redis before the page is
    * answered: so a guarded write on any process, begun after that answer, sees
    * it (two round trips, for lock changes only; a plain heartbeat, and the
@@ -195,7 +205,7 @@ export class Rooms {
     let confirmed = true;
     // A lock this replica sees free is claimed on the room as Redis has it: another process's claim may be on its way.
     const claiming = this.store.confirm !== undefined && t.mode === 'editing' && (await store.roomView(t.room, viewer)).lock === null;
-    if (claiming || t.takeover || t.handover === true || t.ask === true || t.ask === 'new') {
+    if (claiming || t.takeover || t.handover === true || t.ask === true || t.ask === 'new' || t.recheck === true) {
       confirmed = await this.pushed();
       const current = await store.roomView(t.room, { seesHidden: true, self: t.key });
       const request = current.request;

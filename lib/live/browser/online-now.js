@@ -142,8 +142,8 @@
       const lock = data.lock;
       if (lock && lock.tab === tab) held = true;
       // A lock without a tab is "someone" (a hidden holder), maybe ourselves as the stream shows us; a free one, maybe
-      // released by staff: our heartbeat's reply tells.
-      else if (held && !(lock && lock.tab) && !reply) beat();
+      // released by staff: our heartbeat's reply tells, on the room as Redis has it (this process may be a sync behind).
+      else if (held && !(lock && lock.tab) && !reply) beat({ recheck: true });
       // A lock held elsewhere after ours is a takeover; a free lock (null) is not.
       else if (held && (lock || reply)) {
         // Taken over, or (our own beat's reply shows it free) released by staff.
@@ -174,7 +174,6 @@
     clearInterval(timer);
   };
 
-  let beats = 0;
   // The server cannot read our tab (it restarted with a new secret): the page again, as the app serves it
   // now, gives a new tab and the room's state; then we beat with it. Once between answered beats.
   const renew = () => {
@@ -203,14 +202,27 @@
       .catch(() => {});
   };
 
+  // One beat at a time: a beat sent while an earlier one is on its way could be answered first, or reach a
+  // process that has not synced it, and the earlier one (a viewing beat, a claim we do not know yet) would then
+  // undo it, takeover and all. A beat asked for meanwhile waits, its extras kept, and goes when the reply is in.
+  let inFlight = false;
+  let queued = null;
   // `extra`: what this beat asks besides (takeover, handover, decline).
   const beat = (extra) => {
     if (stopped || !w.fetch) return;
-    const n = ++beats;
+    if (inFlight) {
+      queued = Object.assign(queued || {}, extra);
+      return;
+    }
+    inFlight = true;
+    // A reply that never comes must not stop the heartbeats: given up, and the next beat retries.
+    const abort = w.AbortController && new AbortController();
+    const limit = setTimeout(() => abort && abort.abort(), Math.max(interval, 5000));
     fetch(base + 'beat', {
       method: 'POST',
       headers: { 'Content-Type': 'text/plain;charset=UTF-8' },
       body: JSON.stringify(Object.assign({ tab, room, mode, claim: claim || undefined, away: d.visibilityState === 'hidden' || undefined, ask: asking || undefined }, extra)),
+      signal: abort && abort.signal,
     })
       .then((res) => {
         if (res.status === 409 && !renewed) renew();
@@ -219,14 +231,22 @@
         else if (res.ok) return res.json();
       })
       .then((state) => {
-        // Only the latest heartbeat's reply: an older one would bring back a claim since changed.
-        if (n !== beats || !state) return;
+        if (!state) return;
         renewed = false;
+        // Replies come in the order their beats went: the latest one knows our claim best.
         if (state.self) claim = state.self;
-        if (state.room) handle('here', state, true);
+        // A beat waiting after this one asks something else (edit, view, take over): its reply will tell.
+        if (state.room && queued === null) handle('here', state, true);
       })
-      // A network error or a non-JSON body: the timer's next beat is the retry.
-      .catch(() => {});
+      // A network error, a timeout or a non-JSON body: the timer's next beat is the retry.
+      .catch(() => {})
+      .then(() => {
+        clearTimeout(limit);
+        inFlight = false;
+        const next = queued;
+        queued = null;
+        if (next) beat(next);
+      });
   };
 
   // Shown: a beat at once. Hidden: the timer beats on, marked away, as often as the browser lets it; not
