@@ -220,7 +220,12 @@ describe('editing safely together (memory store, over HTTP)', function () {
     const badges = [...list.matchAll(/data-testid="badge-(\d+)"><span data-online-lock-badge="order:\d+">(.*?)<\/span><\/td>/g)];
     expect(badges).to.have.length(50);
     expect(badges.filter(([, , html]) => html !== '').map(([, id, html]) => [id, html])).to.deep.equal([
-      ['130', '<span class="online-lock-badge" title="Editing since ' + /title="Editing since ([^"]+)"/.exec(list)![1] + '">✎ Grace Hopper</span>'],
+      [
+        '130',
+        '<span class="online-lock-badge" role="img" aria-label="Grace Hopper is editing" title="Editing since ' +
+          /title="Editing since ([^"]+)"/.exec(list)![1] +
+          '">✎ Grace Hopper</span>',
+      ],
     ]);
 
     const rooms = encodeURIComponent(Array.from({ length: 50 }, (_, i) => `order:${123 + i}`).join('\n'));

@@ -401,7 +401,7 @@ for (const example of EXAMPLES) {
         expect(await refused.text()).to.match(/^<p class="online-refused" role="alert">Not saved: Ada Lovelace is editing this order \(since now\)\.<\/p>$/);
         expect((await ada.post('/orders/124', { note: 'paid' })).status).to.equal(303);
         expect(await grace.text('/orders')).to.match(
-          /<td><span data-online-lock-badge="order:124"><span class="online-lock-badge" title="Editing since [^"]+">✎ Ada Lovelace<\/span><\/span><\/td>/,
+          /<td><span data-online-lock-badge="order:124"><span class="online-lock-badge" role="img" aria-label="Ada Lovelace is editing" title="Editing since [^"]+">✎ Ada Lovelace<\/span><\/span><\/td>/,
         );
         expect((await grace.post('/orders/124/release')).status).to.equal(403);
         expect((await ada.post('/orders/124/release')).status).to.equal(303);

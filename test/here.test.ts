@@ -17,6 +17,7 @@ const NUNJUCKS_PAGE = `<h1>Order {{ id }}</h1>
 <p>Here: <span data-online-here-count="{{ onlineHereRoom }}">{{ onlineHereCount }}</span></p>
 <ul data-online-here="{{ onlineHereRoom }}">{{ onlineHereHtml() }}</ul>
 <div data-online-lock="{{ onlineHereRoom }}">{{ onlineLockHtml() }}</div>
+{{ onlineAnnounceHtml() }}
 {% for v in onlineHere %}<i class="viewer" data-mode="{{ v.mode }}">{{ v.name }}</i>{% endfor %}
 {{ onlineScript() }}`;
 
@@ -24,6 +25,7 @@ const HANDLEBARS_PAGE = `<h1>Order {{id}}</h1>
 <p>Here: <span data-online-here-count="{{onlineHereRoom}}">{{onlineHereCount}}</span></p>
 <ul data-online-here="{{onlineHereRoom}}">{{onlineHereHtml}}</ul>
 <div data-online-lock="{{onlineHereRoom}}">{{onlineLockHtml}}</div>
+{{onlineAnnounceHtml}}
 {{#each onlineHere}}<i class="viewer" data-mode="{{mode}}">{{name}}</i>{{/each}}
 {{onlineScript}}`;
 
@@ -125,6 +127,8 @@ describe('rooms over HTTP: here(), the heartbeat and leave routes, and the event
       expect(page).to.match(/<i class="viewer" data-mode="editing">Ada Lovelace<\/i><i class="viewer" data-mode="viewing">Grace Hopper<\/i>/);
       expect(page).to.contain('Ada Lovelace is editing since');
       expect(page).to.contain('data-online-takeover');
+      // The room's live region, empty until someone comes or goes.
+      expect(page).to.contain('<div data-online-announce="order:123" aria-live="polite"></div>');
       expect(page).to.match(
         /<script src="\/online-now\/client\.js" data-tab="[A-Za-z0-9_-]{44}" data-interval="10000" data-events="\/online-now\/events" data-room="order:123" data-mode="viewing" defer><\/script>/,
       );

@@ -99,10 +99,15 @@ export function refusedHtml(text: string): string {
   return `<p class="online-refused" role="alert">${escapeHtml(text)}</p>`;
 }
 
-/** A room's lock badge for a list of rooms: "✎ Ada Lovelace", or '' when nobody edits. */
+/**
+ * A room's lock badge for a list of rooms: "✎ Ada Lovelace", or '' when nobody edits. A screen reader
+ * reads "Ada Lovelace is editing", not the pencil's Unicode name.
+ */
 export function lockBadgeHtml(lock: RoomLock | null): string {
   if (lock === null) return '';
-  return `<span class="online-lock-badge" title="Editing since ${escapeHtml(lock.since.toISOString())}">✎ ${personHtml(lock)}${lock.away === true ? ' (away)' : ''}</span>`;
+  const who = personHtml(lock);
+  const away = lock.away === true ? ' (away)' : '';
+  return `<span class="online-lock-badge" role="img" aria-label="${who} is editing${away}" title="Editing since ${escapeHtml(lock.since.toISOString())}">✎ ${who}${away}</span>`;
 }
 
 /** `<li>` per listed online user. */

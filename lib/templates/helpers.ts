@@ -28,13 +28,19 @@ function ask(locals: unknown, question: Question, subject: unknown, html: boolea
   return html ? timeAgoHtml(subject) : formatTimeAgo(subject);
 }
 
-type Markup = 'onlineScript' | 'onlineHereHtml' | 'onlineLockHtml' | 'onlineChangedHtml' | 'onlineRequestHtml' | 'onlineLockBadge';
-const MARKUP: readonly Markup[] = ['onlineScript', 'onlineHereHtml', 'onlineLockHtml', 'onlineChangedHtml', 'onlineRequestHtml', 'onlineLockBadge'];
+type Markup = 'onlineScript' | 'onlineHereHtml' | 'onlineLockHtml' | 'onlineChangedHtml' | 'onlineRequestHtml' | 'onlineLockBadge' | 'onlineAnnounceHtml';
+const MARKUP: readonly Markup[] = ['onlineScript', 'onlineHereHtml', 'onlineLockHtml', 'onlineChangedHtml', 'onlineRequestHtml', 'onlineLockBadge', 'onlineAnnounceHtml'];
+
+/** The element the script fills for this page's room (`data-online-<name>`); '' on a page outside a room. */
+function roomElement(l: Partial<OnlineNowLocals>, name: string, attributes = '', html = ''): string {
+  return l.onlineHereRoom === undefined ? '' : `<div data-online-${name}="${escapeHtml(l.onlineHereRoom)}"${attributes}>${html}</div>`;
+}
 
 /**
  * The markup helpers: the client script's tag (room, tab and mode of this page
- * view; '' until `client()` is mounted), and a room's viewers and lock as the
- * live updates render them, so a page looks the same before its first update.
+ * view; '' until `client()` is mounted), a room's viewers and lock as the
+ * live updates render them, so a page looks the same before its first update,
+ * and the room's live region that announces joins and leaves.
  */
 function markup(locals: unknown, which: Markup, room?: unknown): string {
   const l = (locals ?? {}) as Partial<OnlineNowLocals>;
@@ -42,12 +48,11 @@ function markup(locals: unknown, which: Markup, room?: unknown): string {
   const mine = l.onlineHereLock?.tab !== undefined && l.onlineHereLock.tab === l.onlineHereTab;
   if (which === 'onlineLockHtml') return lockHtml(l.onlineHereLock ?? null, mine);
   // Where the script shows a later save ("changed while you were looking"): empty at first paint, as the page is current.
-  if (which === 'onlineChangedHtml') return l.onlineHereRoom === undefined ? '' : `<div data-online-changed="${escapeHtml(l.onlineHereRoom)}"></div>`;
+  if (which === 'onlineChangedHtml') return roomElement(l, 'changed');
+  // The room's polite live region: the script says there who joined and left (empty at first paint, as nothing happened yet).
+  if (which === 'onlineAnnounceHtml') return roomElement(l, 'announce', ' aria-live="polite"');
   // An ask for the lock, shown to the holder at first paint too (a reload keeps the lock).
-  if (which === 'onlineRequestHtml')
-    return l.onlineHereRoom === undefined
-      ? ''
-      : `<div data-online-request="${escapeHtml(l.onlineHereRoom)}">${mine ? requestHtml(l.onlineHereRequest, l.onlineHereLock ?? null, false) : ''}</div>`;
+  if (which === 'onlineRequestHtml') return roomElement(l, 'request', '', mine ? requestHtml(l.onlineHereRequest, l.onlineHereLock ?? null, false) : '');
   // A list view's badge for one room (`lockBadges()` set the locks), kept live by the script.
   if (which === 'onlineLockBadge')
     return typeof room === 'string' ? `<span data-online-lock-badge="${escapeHtml(room)}">${lockBadgeHtml(l.onlineLocks?.[room] ?? null)}</span>` : '';

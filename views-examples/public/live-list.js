@@ -32,6 +32,8 @@ document.addEventListener('online-now:list', (event) => {
     }
     const dot = document.createElement('span');
     dot.className = 'dot';
+    dot.setAttribute('role', 'img'); // a name, not just a green dot
+    dot.setAttribute('aria-label', 'online');
     const handle = document.createElement('span');
     handle.className = 'muted';
     handle.textContent = '@' + (entry.username || '');

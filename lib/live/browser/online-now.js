@@ -34,13 +34,27 @@
   let grace = 0; // ms the holder's page is given to save before a hand-over
   let warned = ''; // the ask the holder's page was last warned of
   const savedAt = Number(attr('saved')) || 0; // the save this page was rendered after
+  let said = {}; // id -> "Ada Lovelace joined" / "… left", not announced yet
+  let saying = 0;
 
-  const each = (name, fn, value) => {
-    const list = d.querySelectorAll('[' + name + ']');
-    for (let i = 0; i < list.length; i++) {
-      if (value === undefined || list[i].getAttribute(name) === String(value)) fn(list[i]);
-    }
-  };
+  const each = (name, fn, value) => d.querySelectorAll('[' + name + ']').forEach((el) => (value === undefined || el.getAttribute(name) === String(value)) && fn(el));
+  // Markup from the server (escaped there), or text, into every element so marked.
+  const fill = (name, html, value) =>
+    each(
+      name,
+      (el) => {
+        el.innerHTML = html;
+      },
+      value,
+    );
+  const put = (name, text, value) =>
+    each(
+      name,
+      (el) => {
+        el.textContent = text;
+      },
+      value,
+    );
 
   // False when a listener called preventDefault(): the page renders that update itself.
   const dispatch = (type, detail) => typeof CustomEvent !== 'function' || d.dispatchEvent(new CustomEvent('online-now:' + type, { detail, cancelable: true }));
@@ -57,9 +71,7 @@
   // The built-in updates, by data attributes.
   const draw = (type, data) => {
     if (type === 'count' && data.users != null) {
-      each('data-online-count', (el) => {
-        el.textContent = data.users;
-      });
+      put('data-online-count', data.users);
     } else if ((type === 'online' || type === 'offline') && data.id != null) {
       const on = type === 'online';
       each(
@@ -77,57 +89,31 @@
     } else if (type === 'here' && data.room) {
       const html = data.html || {};
       // A state without html leaves the server-rendered markup alone.
-      if (typeof html.here === 'string') {
-        each(
-          'data-online-here',
-          (el) => {
-            el.innerHTML = html.here; // escaped by the server
-          },
-          data.room,
-        );
-      }
-      if (data.count != null) {
-        each(
-          'data-online-here-count',
-          (el) => {
-            el.textContent = data.count;
-          },
-          data.room,
-        );
-      }
+      if (typeof html.here === 'string') fill('data-online-here', html.here, data.room);
+      if (data.count != null) put('data-online-here-count', data.count, data.room);
       // The lock as its holder sees it ("You are editing") in the tab that holds it; with a take-over button elsewhere.
       const lock = data.lock && data.lock.tab === tab && typeof html.lockMine === 'string' ? html.lockMine : html.lock;
-      if (typeof lock === 'string') {
-        each(
-          'data-online-lock',
-          (el) => {
-            el.innerHTML = lock;
-          },
-          data.room,
-        );
-      }
+      if (typeof lock === 'string') fill('data-online-lock', lock, data.room);
       // An ask, to its holder (Hand over, Decline) and to its asker; nobody else.
       const q = data.request;
       const ask = q && q.tab === tab ? html.requestMine : data.lock && data.lock.tab === tab ? html.request : '';
-      each(
-        'data-online-request',
-        (el) => {
-          el.innerHTML = ask || '';
-        },
-        data.room,
-      );
+      fill('data-online-request', ask || '', data.room);
     } else if (type === 'changed' || type === 'badge') {
-      each(
-        type === 'changed' ? 'data-online-changed' : 'data-online-lock-badge',
-        (el) => {
-          el.innerHTML = data.html || '';
-        },
-        data.room,
-      );
+      fill(type === 'changed' ? 'data-online-changed' : 'data-online-lock-badge', data.html || '', data.room);
     } else if (type === 'list' && typeof data.html === 'string') {
-      each('data-online-list', (el) => {
-        el.innerHTML = data.html; // escaped by the server
-      });
+      fill('data-online-list', data.html);
+    } else if ((type === 'join' || type === 'leave') && data.room === room) {
+      // The live region says who came and went, once the room has been quiet for a few seconds: a leave and a
+      // join of the same person meanwhile (a reload, a dropped connection) cancel out, and nobody hears a count.
+      const id = data.id;
+      if (said[id]) delete said[id];
+      else said[id] = (data.displayName || data.name || data.username || id) + (type === 'join' ? ' joined' : ' left');
+      clearTimeout(saying);
+      saying = setTimeout(() => {
+        const text = Object.values(said).join('. ');
+        said = {};
+        if (text) put('data-online-announce', text, room);
+      }, 5000);
     }
   };
 
@@ -187,15 +173,7 @@
         tab = fresh.getAttribute('data-tab');
         claim = parse(fresh.getAttribute('data-claim') || 'null');
         ['data-online-here', 'data-online-here-count', 'data-online-lock'].forEach((name) => {
-          doc.querySelectorAll('[' + name + ']').forEach((from) => {
-            each(
-              name,
-              (el) => {
-                el.innerHTML = from.innerHTML; // the app's own markup
-              },
-              from.getAttribute(name),
-            );
-          });
+          doc.querySelectorAll('[' + name + ']').forEach((from) => fill(name, from.innerHTML, from.getAttribute(name))); // the app's own markup
         });
         beat();
       })
@@ -218,9 +196,9 @@
     // A reply that never comes must not stop the heartbeats: given up, and the next beat retries.
     const abort = w.AbortController && new AbortController();
     const limit = setTimeout(() => abort && abort.abort(), Math.max(interval, 5000));
+    // A string body goes as text/plain;charset=UTF-8: a simple request, no preflight.
     fetch(base + 'beat', {
       method: 'POST',
-      headers: { 'Content-Type': 'text/plain;charset=UTF-8' },
       body: JSON.stringify(Object.assign({ tab, room, mode, claim: claim || undefined, away: d.visibilityState === 'hidden' || undefined, ask: asking || undefined }, extra)),
       signal: abort && abort.signal,
     })
@@ -287,24 +265,16 @@
     clearTimeout(debounce);
     debounce = setTimeout(() => {
       if (!w.EventSource) return;
-      const rooms = [];
-      const ids = [];
-      const locks = [];
-      let list = false;
-      const add = (into, list) => {
-        if (Array.isArray(list)) list.forEach((x) => into.indexOf(String(x)) < 0 && into.push(String(x)));
-      };
-      Object.keys(subs).forEach((key) => {
-        add(rooms, subs[key].rooms);
-        add(ids, subs[key].ids);
-        add(locks, subs[key].locks);
-        list = list || subs[key].list === true;
-      });
       const query = [];
-      if (rooms.length) query.push('rooms=' + encodeURIComponent(rooms.sort().join('\n')));
-      if (ids.length) query.push('ids=' + encodeURIComponent(ids.sort().join('\n')));
-      if (locks.length) query.push('locks=' + encodeURIComponent(locks.sort().join('\n')));
-      if (list) query.push('list=1');
+      ['rooms', 'ids', 'locks'].forEach((name) => {
+        const union = [];
+        Object.keys(subs).forEach((key) => {
+          const some = subs[key][name];
+          if (Array.isArray(some)) some.forEach((x) => union.indexOf(String(x)) < 0 && union.push(String(x)));
+        });
+        if (union.length) query.push(name + '=' + encodeURIComponent(union.sort().join('\n')));
+      });
+      if (Object.keys(subs).some((key) => subs[key].list === true)) query.push('list=1');
       const key = query.join('&');
       if (key === openKey && source && source.readyState !== 2) return; // same union, still open
       if (last) query.push('last=' + encodeURIComponent(last));
