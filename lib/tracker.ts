@@ -335,8 +335,16 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
       record: record.count,
       recordAtSeconds: record.at.getTime() / 1000,
       streams: this.#hubs.reduce((n, hub) => n + hub.size, 0),
+      locks: await this.#lockCounts(),
       sync: this.store.syncStats?.(),
     });
+  }
+
+  /** Every locked room, as staff see it (a hidden holder counts): one store call. Undefined without rooms. */
+  async #lockCounts(): Promise<{ held: number; asks: number } | undefined> {
+    if (this.store.roomLocks === undefined || this.store.roomsProblem?.() !== undefined) return undefined;
+    const locked = await this.store.roomLocks({ seesHidden: true });
+    return { held: locked.length, asks: locked.filter((l) => l.request !== null && !l.request.declined).length };
   }
 
   /** The most users and guests ever online at once (bots excluded), and when. */

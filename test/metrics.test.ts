@@ -82,6 +82,34 @@ describe('metrics: presence as Prometheus scrapes it', function () {
     await eventually(async () => expect((await query(prometheus!.base, 'online_now_users')).member).to.equal(after.onlineCount), 30_000);
     await stream.body?.cancel();
   });
+
+  it('counts the rooms’ editing locks held and the asks waiting, as locks() lists them', async () => {
+    const page = (id: number) => ({ headers: {}, session: { user: { id, name: `User ${id}` } }, res: { locals: {} } }) as never;
+    await eventually(async () => expect(await query(prometheus!.base, 'online_now_room_locks')).to.deep.equal({ '': 0 }), 30_000);
+    const ada = await online.here(page(1), 'order:1', { mode: 'editing' });
+    await online.here(page(2), 'order:2', { mode: 'editing' });
+    const bob = await online.here(page(4), 'order:1');
+    // Bob asks Ada for order 1, as his page's heartbeat does.
+    await online.store.roomTouch!(
+      { room: 'order:1', tab: bob.tab, key: '4', id: 4, profile: { name: 'User 4' }, mode: 'editing', takeover: false, ask: 'new' },
+      { seesHidden: true },
+    );
+    expect((await online.locks()).map((l) => [l.room, l.request !== null])).to.have.deep.members([
+      ['order:1', true],
+      ['order:2', false],
+    ]);
+    await eventually(async () => {
+      expect(await query(prometheus!.base, 'online_now_room_locks')).to.deep.equal({ '': 2 });
+      expect(await query(prometheus!.base, 'online_now_room_lock_asks')).to.deep.equal({ '': 1 });
+    }, 30_000);
+    // Ada declines: a lock still held, no ask waiting.
+    await online.store.roomTouch!(
+      { room: 'order:1', tab: ada.tab, key: '1', id: 1, profile: { name: 'User 1' }, mode: 'editing', takeover: false, known: ada.self, decline: true },
+      { seesHidden: true },
+    );
+    await eventually(async () => expect(await query(prometheus!.base, 'online_now_room_lock_asks')).to.deep.equal({ '': 0 }), 30_000);
+    expect(await query(prometheus!.base, 'online_now_room_locks')).to.deep.equal({ '': 2 });
+  });
 });
 
 describe('metrics: a RedisStore’s syncs', () => {

@@ -47,6 +47,8 @@ export interface MetricsSnapshot {
   readonly record: number;
   readonly recordAtSeconds: number;
   readonly streams: number;
+  /** Rooms' editing locks held now, and asks for them not yet answered; undefined for a store without rooms. */
+  readonly locks: { readonly held: number; readonly asks: number } | undefined;
   readonly sync: SyncStats | undefined;
 }
 
@@ -75,6 +77,12 @@ export function prometheusText(s: MetricsSnapshot): string {
   lines.push(`online_now_record_timestamp_seconds ${s.recordAtSeconds}`);
   metric(lines, 'online_now_event_streams', 'gauge', "Live update streams (Server-Sent Events) this process's events() handlers hold.");
   lines.push(`online_now_event_streams ${s.streams}`);
+  if (s.locks !== undefined) {
+    metric(lines, 'online_now_room_locks', 'gauge', "Rooms whose editing lock someone holds now (here(), mode 'editing').");
+    lines.push(`online_now_room_locks ${s.locks.held}`);
+    metric(lines, 'online_now_room_lock_asks', 'gauge', 'Asks to hand a room’s lock over that its holder has not answered yet.');
+    lines.push(`online_now_room_lock_asks ${s.locks.asks}`);
+  }
   if (s.sync !== undefined) {
     const { durations, failures, ageSeconds } = s.sync;
     metric(lines, 'online_now_sync_duration_seconds', 'histogram', 'Time a sync with Redis took, answered ones.');
