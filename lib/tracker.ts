@@ -11,7 +11,7 @@ import { boundedProfile } from './core/identity';
 import { createMiddleware } from './express/middleware';
 import { ErrorReporter, defaultErrorSink } from './core/report';
 import { MemoryStore } from './stores/memory';
-import { prometheusText } from './core/metrics';
+import { observeMetrics, prometheusText, type MeterLike, type MetricsSnapshot } from './core/metrics';
 import { OnlineNowConfigError } from './core/errors';
 import { randomBytes } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
@@ -325,9 +325,29 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
    * streams, and a shared store's syncs. Serve it on the app's metrics route.
    */
   async metrics(): Promise<string> {
+    return prometheusText(await this.#metricsSnapshot());
+  }
+
+  /**
+   * The same figures as OpenTelemetry observable gauges on the app's `meter`
+   * (from @opentelemetry/api's `metrics.getMeter(...)`), read at each
+   * collection. Returns a function that stops observing.
+   */
+  observe(meter: MeterLike): () => void {
+    const m = meter as Partial<MeterLike> | null;
+    if (typeof m?.createObservableGauge !== 'function' || typeof m.addBatchObservableCallback !== 'function') {
+      throw new OnlineNowConfigError(
+        'ERR_ONLINE_NOW_METER',
+        "observe(meter) takes an OpenTelemetry Meter with batch callbacks (addBatchObservableCallback), such as metrics.getMeter('my-app') from @opentelemetry/api.",
+      );
+    }
+    return observeMetrics(meter, () => this.#metricsSnapshot());
+  }
+
+  async #metricsSnapshot(): Promise<MetricsSnapshot> {
     const { users, hidden, guests, bots } = await this.counts();
     const record = this.record();
-    return prometheusText({
+    return {
       members: users,
       hidden,
       guests,
@@ -337,7 +357,7 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
       streams: this.#hubs.reduce((n, hub) => n + hub.size, 0),
       locks: await this.#lockCounts(),
       sync: this.store.syncStats?.(),
-    });
+    };
   }
 
   /** Every locked room, as staff see it (a hidden holder counts): one store call. Undefined without rooms. */

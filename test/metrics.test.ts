@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import express from 'express';
 import { expect } from 'chai';
+import { MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
 import { RedisStore, createOnlineTracker, type OnlineTracker } from 'express-online-now';
 import { presenceApp, type LocalsJson } from './helpers/app';
 import { BROWSER_AGENT, CookieBrowser } from './helpers/browser';
@@ -133,6 +134,67 @@ describe('metrics: a RedisStore’s syncs', () => {
       await online.close();
       await connection.close();
       await redis.stop();
+    }
+  });
+});
+
+describe('metrics: OpenTelemetry, through the real SDK', () => {
+  /** A reader the test collects from when it wants (a periodic exporter would be the same collection on a timer). */
+  class PullReader extends MetricReader {
+    protected onForceFlush(): Promise<void> {
+      return Promise.resolve();
+    }
+    protected onShutdown(): Promise<void> {
+      return Promise.resolve();
+    }
+  }
+
+  /** Every data point collected now, as `name{attributes}` → value. */
+  async function collect(reader: MetricReader): Promise<Record<string, number>> {
+    const { resourceMetrics, errors } = await reader.collect();
+    expect(errors).to.deep.equal([]);
+    const points: Record<string, number> = {};
+    for (const scope of resourceMetrics.scopeMetrics)
+      for (const metric of scope.metrics)
+        for (const point of metric.dataPoints as { attributes: Record<string, unknown>; value: unknown }[]) {
+          const labels = Object.entries(point.attributes).map(([k, v]) => `${k}=${String(v)}`);
+          points[`${metric.descriptor.name}${labels.length > 0 ? `{${labels.join(',')}}` : ''}`] = point.value as number;
+        }
+    return points;
+  }
+
+  it('observe(meter) gives the same figures as metrics(), read at each collection, until stopped', async () => {
+    const reader = new PullReader();
+    const provider = new MeterProvider({ readers: [reader] });
+    const online = createOnlineTracker({ trackGuests: true, hidden: (user: { id: number }) => user.id === 3 });
+    try {
+      expect(() => online.observe({} as never)).to.throw(/observe\(meter\) takes an OpenTelemetry Meter/);
+      const stop = online.observe(provider.getMeter('forum'));
+      for (const id of [1, 2, 3]) await online.touch({ id });
+      await online.here({ headers: {}, session: { user: { id: 1 } }, res: { locals: {} } } as never, 'order:1', { mode: 'editing' });
+      const counts = await online.counts();
+      expect(await collect(reader)).to.deep.equal({
+        'online_now.users{kind=member}': counts.users,
+        'online_now.users{kind=hidden}': counts.hidden,
+        'online_now.users{kind=guest}': counts.guests,
+        'online_now.users{kind=bot}': counts.bots,
+        'online_now.record': online.record().count,
+        'online_now.record.timestamp': online.record().at.getTime() / 1000,
+        'online_now.event_streams': 0,
+        'online_now.room_locks': 1,
+        'online_now.room_lock_asks': 0,
+      });
+      expect(counts).to.deep.include({ users: 2, hidden: 1 });
+      // Read at each collection: a logout shows in the next one.
+      await online.forget(2);
+      expect((await collect(reader))['online_now.users{kind=member}']).to.equal(1);
+      // Stopped: no more reads (the SDK keeps a cumulative stream's last points, so the logout below does not show).
+      stop();
+      await online.forget(1);
+      expect((await collect(reader))['online_now.users{kind=member}']).to.equal(1);
+    } finally {
+      await online.close();
+      await provider.shutdown();
     }
   });
 });

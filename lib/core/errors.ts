@@ -37,6 +37,7 @@ export const ERROR_CODES = {
   ERR_ONLINE_NOW_REDIS_STALE: 'reported: no sync with Redis for a while; pages withhold users known only from other processes',
   ERR_ONLINE_NOW_NUNJUCKS: '`registerNunjucks` was not given a Nunjucks Environment',
   ERR_ONLINE_NOW_HANDLEBARS: '`registerHandlebars` was not given Handlebars or express-handlebars',
+  ERR_ONLINE_NOW_METER: '`observe()` was not given an OpenTelemetry Meter with batch callbacks',
   ERR_ONLINE_NOW_ROOMTHRESHOLD: '`roomThreshold` is not a positive number of seconds or a duration string such as "30s"',
   ERR_ONLINE_NOW_DURATION: 'a duration is implausible: over a day (`threshold: 900000`, milliseconds where seconds are meant) or under 10 ms; the message names the slip',
   ERR_ONLINE_NOW_MAXROOMS: '`maxRooms` is not a whole number ≥ 1',

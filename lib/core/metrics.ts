@@ -96,3 +96,64 @@ export function prometheusText(s: MetricsSnapshot): string {
   }
   return `${lines.join('\n')}\n`;
 }
+
+type Attributes = Record<string, string>;
+/** What a batch callback is given (OpenTelemetry's BatchObservableResult). */
+export interface ObservationsLike {
+  observe(observable: object, value: number, attributes?: Attributes): void;
+}
+type BatchCallback = (result: ObservationsLike) => Promise<void>;
+
+/**
+ * The part of an OpenTelemetry `Meter` (@opentelemetry/api) that `observe()`
+ * uses, typed here: the package needs no OpenTelemetry at all unless the app
+ * has its own (tested with @opentelemetry/api 1.9).
+ */
+export interface MeterLike {
+  createObservableGauge(name: string, options?: { description?: string; unit?: string }): object;
+  createObservableCounter(name: string, options?: { description?: string; unit?: string }): object;
+  addBatchObservableCallback(callback: BatchCallback, observables: object[]): void;
+  removeBatchObservableCallback(callback: BatchCallback, observables: object[]): void;
+}
+
+/**
+ * The same figures as prometheusText, as OpenTelemetry observable instruments,
+ * read once per collection (one snapshot for all of them). The sync histogram
+ * is left out: an asynchronous instrument cannot report one. Returns a function that stops it.
+ */
+export function observeMetrics(meter: MeterLike, snapshot: () => Promise<MetricsSnapshot>): () => void {
+  const gauge = (name: string, description: string, unit: string): object => meter.createObservableGauge(name, { description, unit });
+  const users = gauge('online_now.users', 'Online now, by kind (member, hidden, guest, bot).', '{user}');
+  const record = gauge('online_now.record', 'Most members and guests ever online at once.', '{user}');
+  const recordAt = gauge('online_now.record.timestamp', 'When the record was set (Unix time).', 's');
+  const streams = gauge('online_now.event_streams', "Live update streams this process's events() handlers hold.", '{stream}');
+  const locks = gauge('online_now.room_locks', 'Rooms whose editing lock someone holds now.', '{lock}');
+  const asks = gauge('online_now.room_lock_asks', 'Asks to hand a lock over not answered yet.', '{ask}');
+  const age = gauge('online_now.sync.age', "Seconds since Redis last answered this process's sync.", 's');
+  const failures = meter.createObservableCounter('online_now.sync.failures', { description: 'Syncs with Redis that failed.', unit: '{sync}' });
+  const observables = [users, record, recordAt, streams, locks, asks, age, failures];
+  const callback: BatchCallback = async (result) => {
+    const s = await snapshot();
+    for (const [kind, value] of [
+      ['member', s.members],
+      ['hidden', s.hidden],
+      ['guest', s.guests],
+      ['bot', s.bots],
+    ] as const)
+      result.observe(users, value, { kind });
+    result.observe(record, s.record);
+    result.observe(recordAt, s.recordAtSeconds);
+    result.observe(streams, s.streams);
+    if (s.locks !== undefined) {
+      result.observe(locks, s.locks.held);
+      result.observe(asks, s.locks.asks);
+    }
+    if (s.sync !== undefined) {
+      // Before the first answered sync there is no age to give (Infinity is no measurement).
+      if (Number.isFinite(s.sync.ageSeconds)) result.observe(age, s.sync.ageSeconds);
+      result.observe(failures, s.sync.failures);
+    }
+  };
+  meter.addBatchObservableCallback(callback, observables);
+  return () => meter.removeBatchObservableCallback(callback, observables);
+}
