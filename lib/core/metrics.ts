@@ -61,16 +61,20 @@ function metric(lines: string[], name: string, type: 'gauge' | 'counter' | 'hist
   lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
 }
 
-export function prometheusText(s: MetricsSnapshot): string {
-  const lines: string[] = [];
-  metric(lines, 'online_now_users', 'gauge', 'Online now, by kind: members others may see, members in invisible mode, guests, kinds of crawlers.');
-  for (const [kind, value] of [
+/** Online now by kind: the one label's fixed set of values. */
+function byKind(s: MetricsSnapshot): [string, number][] {
+  return [
     ['member', s.members],
     ['hidden', s.hidden],
     ['guest', s.guests],
     ['bot', s.bots],
-  ] as const)
-    lines.push(`online_now_users{kind="${kind}"} ${value}`);
+  ];
+}
+
+export function prometheusText(s: MetricsSnapshot): string {
+  const lines: string[] = [];
+  metric(lines, 'online_now_users', 'gauge', 'Online now, by kind: members others may see, members in invisible mode, guests, kinds of crawlers.');
+  for (const [kind, value] of byKind(s)) lines.push(`online_now_users{kind="${kind}"} ${value}`);
   metric(lines, 'online_now_record', 'gauge', 'Most members and guests ever online at once.');
   lines.push(`online_now_record ${s.record}`);
   metric(lines, 'online_now_record_timestamp_seconds', 'gauge', 'When the record was set (Unix time).');
@@ -134,13 +138,7 @@ export function observeMetrics(meter: MeterLike, snapshot: () => Promise<Metrics
   const observables = [users, record, recordAt, streams, locks, asks, age, failures];
   const callback: BatchCallback = async (result) => {
     const s = await snapshot();
-    for (const [kind, value] of [
-      ['member', s.members],
-      ['hidden', s.hidden],
-      ['guest', s.guests],
-      ['bot', s.bots],
-    ] as const)
-      result.observe(users, value, { kind });
+    for (const [kind, value] of byKind(s)) result.observe(users, value, { kind });
     result.observe(record, s.record);
     result.observe(recordAt, s.recordAtSeconds);
     result.observe(streams, s.streams);
