@@ -105,7 +105,9 @@ for (const kind of ['memory store', 'Redis, two processes behind one port'] as c
         await shows(gracePage, 'request', /^Ada Lovelace asks to edit/, live);
         await gracePage.getByRole('button', { name: 'Hand over' }).click();
         await shows(gracePage, 'save-result', /^Saved\.$/);
-        await shows(adaPage, 'lock', /^You are editing/, live + 1000);
+        // Three steps, each up to a live update's delay on a loaded machine: the grace second, then Ada's stream seeing the
+        // hand-over, then her page's beat taking the lock (two syncs on Redis).
+        await shows(adaPage, 'lock', /^You are editing/, 2 * live + 1000);
         await shows(gracePage, 'lock', /^Ada Lovelace is editing since now\. Take over Ask to edit$/, live);
         expect(await eventsOf(gracePage)).to.deep.equal(['handover', 'takenover']);
         await save(adaPage, 'Ada again');
