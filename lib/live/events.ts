@@ -341,13 +341,11 @@ export class EventHub {
     res.on('error', drop);
     this.timer ??= setInterval(() => void this.look(), this.interval);
     this.timer.unref();
-    // A new client gets the state at once; clients connecting together share one look.
+    // A new client gets the state at once; clients connecting together share one look. One that connects during a
+    // look gets the next, right after it (not a whole interval later: a room's join meanwhile would never reach it).
     if (!this.lookSoon) {
       this.lookSoon = true;
-      setImmediate(() => {
-        this.lookSoon = false;
-        void this.look();
-      });
+      setImmediate(() => void this.look());
     }
   }
 
@@ -388,6 +386,7 @@ export class EventHub {
   private async look(): Promise<void> {
     if (this.looking) return;
     this.looking = true;
+    this.lookSoon = false;
     try {
       const now = Date.now();
       for (const c of [...this.connections]) {
@@ -410,6 +409,7 @@ export class EventHub {
       this.settings.resolver.reporter.report('events', error);
     } finally {
       this.looking = false;
+      if (this.lookSoon && !this.closed) setImmediate(() => void this.look());
     }
   }
 
