@@ -1094,7 +1094,8 @@ class ModelRun {
       for (const o of this.outages) {
         if (!LOSSY.has(o.kind)) continue;
         const recovered = (o.end ?? Infinity) + this.recoveryMs + 2 * this.syncMs + 2000;
-        if (o.start <= upto && upto < recovered) {
+        // A touch waits for its process's next sync: one made before a restart may reach Redis after it, in the window.
+        if (o.start <= upto + this.settleMs && upto < recovered) {
           upto = recovered;
           deferred = true;
         }
