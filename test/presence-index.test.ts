@@ -436,6 +436,23 @@ describe('PresenceIndex', () => {
     });
   });
 
+  it('a replica’s own writes read back change nothing: the ready-made view stays, and a changed profile at the same time still lands', () => {
+    const index = new PresenceIndex(THRESHOLD * 1000, 10_000, 50);
+    // A burst written over 2 s (well past the tolerance), then read back from Redis in slices, oldest first.
+    for (let i = 0; i < 5000; i++) index.touch(String(i), i, { username: `u${i}` }, 10_000 + i * 0.4);
+    const before = index.view(20, 12_000);
+    for (let from = 0; from < 5000; from += 1000) {
+      index.merge(Array.from({ length: 1000 }, (_, j) => ({ key: String(from + j), id: from + j, profile: { username: `u${from + j}` }, at: 10_000 + (from + j) * 0.4 })));
+    }
+    // Re-sorting the list for each slice (what made a burst's echo cost its size squared) would have made a new view.
+    expect(index.view(20, 12_000)).to.equal(before);
+    index.merge([
+      { key: '4999', id: 4999, profile: { username: 'renamed' }, at: 10_000 + 4999 * 0.4 },
+      { key: '0', id: 0, profile: { username: 'u0' }, at: 10_000 },
+    ]);
+    expect(index.view(1, 12_000).entries[0]).to.deep.include({ id: 4999, username: 'renamed' });
+  });
+
   describe('a first load (a Redis replica reading everyone)', () => {
     const decode: RawCodec = { decode: (raw) => JSON.parse(raw) as Profile, isHidden: (raw) => raw.includes('"hidden":true') };
     const loaded = (i: number, at: number): TimedTouch => ({ key: String(i), id: i, profile: undefined, raw: `{"username":"u${i}"${i % 10 === 0 ? ',"hidden":true' : ''}}`, at });

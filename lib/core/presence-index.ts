@@ -385,7 +385,9 @@ export class PresenceIndex {
         continue;
       }
       const slot = this.cache.peek(k, LRU_OPTIONS) ?? -1;
-      if (slot === -1 || touch.at >= this.times[slot]) batch.set(k, touch);
+      // A touch this index already holds as it is (a replica's own write, read back) changes nothing: skipped,
+      // or each would re-sort the recent end of the list (a burst's echo would cost its size squared).
+      if (slot === -1 || touch.at > this.times[slot] || (touch.at === this.times[slot] && !this.holdsTouch(slot, touch))) batch.set(k, touch);
     }
     const items: [Key, TimedTouch][] = [];
     let oldest = Infinity;
@@ -406,6 +408,12 @@ export class PresenceIndex {
     }
     items.sort((a, b) => a[1].at - b[1].at);
     for (const [k, touch] of items) this.apply(k, touch);
+  }
+
+  /** Whether the slot already holds what `touch` (of the same time) would leave: its id and profile. */
+  private holdsTouch(slot: number, touch: TimedTouch): boolean {
+    if (touch.raw !== undefined || this.idOf(slot as Slot) !== touch.id) return false;
+    return touch.profile === undefined || this.holds(slot, touch.profile);
   }
 
   /** One touch of a batch, updated and placed. */
