@@ -6,9 +6,8 @@
 // held back a few seconds so a quick leave and rejoin says nothing, and never a count.
 import { expect } from 'chai';
 import { createRequire } from 'node:module';
-import type { Browser, Page } from 'playwright-core';
-import { CHROMIUM, launch, memorySite, shows, signIn, type Site } from './helpers/demo-site';
-import { requireBinary } from './helpers/requirements';
+import type { Page } from 'playwright-core';
+import { chromiumAndSite, shows, signIn } from './helpers/demo-site';
 import { eventually } from './helpers/wait';
 
 const require = createRequire(__filename);
@@ -39,39 +38,28 @@ const announcements = (page: Page): Promise<string[]> => page.evaluate(() => (wi
 
 describe('accessible output, in headless Chromium (axe-core, memory store)', function () {
   this.timeout(120_000);
-  let browser: Browser;
-  let site: Site;
-
-  before(async function () {
-    requireBinary(this, CHROMIUM, 'apt-get install -y chromium');
-    site = await memorySite();
-    browser = await launch();
-  });
-  after(async () => {
-    await browser?.close();
-    await site?.close();
-  });
+  const ui = chromiumAndSite();
 
   for (const engine of ['nunjucks', 'handlebars'] as const) {
     it(`${engine}: the dashboard, the orders list and an order page have no violations, before and after live updates`, async () => {
       // An order of its own per engine: the other test's locks and saves stay on theirs.
       const id = engine === 'nunjucks' ? 123 : 124;
       const order = engine === 'nunjucks' ? `/orders/${id}` : `/orders/${id}/handlebars`;
-      const ada = await signIn(browser, site.base, 'ada');
-      const grace = await signIn(browser, site.base, 'grace');
-      const alan = await signIn(browser, site.base, 'alan');
+      const ada = await signIn(ui.browser, ui.site.base, 'ada');
+      const grace = await signIn(ui.browser, ui.site.base, 'grace');
+      const alan = await signIn(ui.browser, ui.site.base, 'alan');
       try {
         const dashboard = await ada.newPage();
-        await dashboard.goto(`${site.base}/admin/${engine}`);
+        await dashboard.goto(`${ui.site.base}/admin/${engine}`);
         await shows(dashboard, 'online-list', /Ada Lovelace[\s\S]*Grace Hopper/);
         await accessible(dashboard, 'dashboard');
 
         // Ada edits, Grace looks on and asks for the lock, Ada saves.
         const adaPage = await ada.newPage();
-        await adaPage.goto(`${site.base}${order}?edit=1`);
+        await adaPage.goto(`${ui.site.base}${order}?edit=1`);
         await shows(adaPage, 'lock', /^You are editing/);
         const gracePage = await grace.newPage();
-        await gracePage.goto(`${site.base}${order}`);
+        await gracePage.goto(`${ui.site.base}${order}`);
         await shows(gracePage, 'lock', /^Ada Lovelace is editing since now\. Take over Ask to edit$/);
         await accessible(gracePage, 'order page, the lock sentence');
         await gracePage.getByRole('button', { name: 'Ask to edit' }).click();
@@ -83,13 +71,13 @@ describe('accessible output, in headless Chromium (axe-core, memory store)', fun
         await accessible(gracePage, 'order page, an ask and the changed notice');
 
         const list = await ada.newPage();
-        await list.goto(`${site.base}/orders`);
+        await list.goto(`${ui.site.base}/orders`);
         await shows(list, `badge-${id}`, /^✎ Ada Lovelace$/);
         await accessible(list, 'orders list, a lock badge');
 
         // Live: Alan signs in (the dashboard's list and badges), joins the order, takes the lock over and saves.
         const alanPage = await alan.newPage();
-        await alanPage.goto(`${site.base}${order}`);
+        await alanPage.goto(`${ui.site.base}${order}`);
         await shows(gracePage, 'here-list', /Alan Turing/);
         await shows(dashboard, 'online-list', /Alan Turing/);
         await alanPage.getByRole('button', { name: 'Take over' }).click();
@@ -114,8 +102,8 @@ describe('accessible output, in headless Chromium (axe-core, memory store)', fun
   }
 
   it('the live region says who joined and left, a few seconds later; a quick leave and rejoin says nothing, and counts never', async () => {
-    const grace = await signIn(browser, site.base, 'grace');
-    const alan = await signIn(browser, site.base, 'alan');
+    const grace = await signIn(ui.browser, ui.site.base, 'grace');
+    const alan = await signIn(ui.browser, ui.site.base, 'alan');
     try {
       const gracePage = await grace.newPage();
       // The stream's events, as the page gets them: the quick rejoin below must reach it, and still be quiet.
@@ -125,14 +113,14 @@ describe('accessible output, in headless Chromium (axe-core, memory store)', fun
           document.addEventListener(`online-now:${type}`, (e) => got.push(type === 'count' ? 'count' : `${type} ${(e as CustomEvent<{ name: string }>).detail.name}`));
       });
       const got = (): Promise<string[]> => gracePage.evaluate(() => (window as unknown as { got: string[] }).got.filter((e) => e !== 'count'));
-      await gracePage.goto(`${site.base}/orders/125`);
+      await gracePage.goto(`${ui.site.base}/orders/125`);
       await shows(gracePage, 'here-count', /^1$/);
       await recordAnnouncements(gracePage);
       // Alan comes once Grace's page is live (its stream's first state in): a join before then updates her list, unannounced.
       await eventually(async () => expect(await gracePage.evaluate(() => (window as unknown as { got: string[] }).got)).to.include('count'));
 
       let alanPage = await alan.newPage();
-      await alanPage.goto(`${site.base}/orders/125`);
+      await alanPage.goto(`${ui.site.base}/orders/125`);
       await shows(gracePage, 'here-count', /^2$/);
       expect(await announcements(gracePage), 'not at once').to.deep.equal([]);
       await eventually(async () => expect(await announcements(gracePage)).to.deep.equal(['Alan Turing joined']), 8000);
@@ -141,7 +129,7 @@ describe('accessible output, in headless Chromium (axe-core, memory store)', fun
       await alanPage.close({ runBeforeUnload: true });
       await shows(gracePage, 'here-count', /^1$/, 4000);
       alanPage = await alan.newPage();
-      await alanPage.goto(`${site.base}/orders/125`);
+      await alanPage.goto(`${ui.site.base}/orders/125`);
       await shows(gracePage, 'here-count', /^2$/);
       await gracePage.waitForTimeout(6000);
       expect(await got()).to.deep.equal(['join Alan Turing', 'leave Alan Turing', 'join Alan Turing']);

@@ -6,10 +6,8 @@
 // hand over passes it, the old holder's page getting its grace event (and saving)
 // first; a list of 50 orders shows lock badges and follows a new lock live.
 import { expect } from 'chai';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { CHROMIUM, launch, memorySite, redisSite, shows, signIn, type Site } from './helpers/demo-site';
-import { REDIS_SERVER } from './helpers/redis';
-import { requireBinary } from './helpers/requirements';
+import type { BrowserContext, Page } from 'playwright-core';
+import { chromiumAndSite, memorySite, redisSite, shows, signIn } from './helpers/demo-site';
 
 /** Events the page got, in order, as a list on window (read with `eventsOf`). */
 async function recordEvents(page: Page, types: string[]): Promise<void> {
@@ -32,31 +30,19 @@ async function save(page: Page, note: string): Promise<void> {
 for (const kind of ['memory store', 'Redis, two processes behind one port'] as const) {
   describe(`editing safely together, in headless Chromium (${kind})`, function () {
     this.timeout(120_000);
-    let browser: Browser;
-    let site: Site;
     // Live updates reach a page of the same process within a look (250 ms); of another, within 2 × syncInterval + 250 ms.
     const live = kind === 'memory store' ? 2000 : 4000;
-
-    before(async function () {
-      requireBinary(this, CHROMIUM, 'apt-get install -y chromium');
-      if (kind !== 'memory store') requireBinary(this, REDIS_SERVER, 'apt-get install -y redis-server');
-      site = kind === 'memory store' ? await memorySite({ askGrace: 1 }) : await redisSite({ ASK_GRACE: '1' });
-      browser = await launch();
-    });
-    after(async () => {
-      await browser?.close();
-      await site?.close();
-    });
+    const ui = chromiumAndSite(() => (kind === 'memory store' ? memorySite({ askGrace: 1 }) : redisSite({ ASK_GRACE: '1' })), { redis: kind !== 'memory store' });
 
     it('the guard, the changed-notice, a takeover, ask → decline and ask → hand over, as two admins see them', async () => {
-      const ada = await signIn(browser, site.base, 'ada');
-      const grace = await signIn(browser, site.base, 'grace');
+      const ada = await signIn(ui.browser, ui.site.base, 'ada');
+      const grace = await signIn(ui.browser, ui.site.base, 'grace');
       try {
         const adaPage = await ada.newPage();
-        await adaPage.goto(`${site.base}/orders/123?edit=1`);
+        await adaPage.goto(`${ui.site.base}/orders/123?edit=1`);
         await shows(adaPage, 'lock', /^You are editing/);
         const gracePage = await grace.newPage();
-        await gracePage.goto(`${site.base}/orders/123/handlebars`);
+        await gracePage.goto(`${ui.site.base}/orders/123/handlebars`);
         await shows(gracePage, 'lock', /^Ada Lovelace is editing since now\. Take over Ask to edit$/, live);
 
         // Grace did not open it for editing: her save is refused, with who edits it.
@@ -81,7 +67,7 @@ for (const kind of ['memory store', 'Redis, two processes behind one port'] as c
         const served = new Set<string>();
         for (let i = 0; i < 12; i++) {
           // Each a new connection: node:cluster deals connections out to the processes in turn.
-          const res = await ada.request.post(`${site.base}/orders/123`, { form: { note: 'too late' }, headers: { accept: 'application/json', connection: 'close' } });
+          const res = await ada.request.post(`${ui.site.base}/orders/123`, { form: { note: 'too late' }, headers: { accept: 'application/json', connection: 'close' } });
           expect(res.status()).to.equal(423);
           expect(((await res.json()) as { message: string }).message).to.match(/^Not saved: Grace Hopper is editing this order/);
           served.add(res.headers()['x-served-by']);
@@ -120,11 +106,11 @@ for (const kind of ['memory store', 'Redis, two processes behind one port'] as c
     });
 
     it('a takeover clicked while the page’s first heartbeat is still on its way stands: that late heartbeat does not undo it', async () => {
-      const ada = await signIn(browser, site.base, 'ada');
-      const grace = await signIn(browser, site.base, 'grace');
+      const ada = await signIn(ui.browser, ui.site.base, 'ada');
+      const grace = await signIn(ui.browser, ui.site.base, 'grace');
       try {
         const adaPage = await ada.newPage();
-        await adaPage.goto(`${site.base}/orders/140?edit=1`);
+        await adaPage.goto(`${ui.site.base}/orders/140?edit=1`);
         await shows(adaPage, 'lock', /^You are editing/);
         const gracePage = await grace.newPage();
         // A slow network: the page's first heartbeat (a viewer's) is held on its way until the test lets it go.
@@ -136,7 +122,7 @@ for (const kind of ['memory store', 'Redis, two processes behind one port'] as c
           await route.continue();
         });
         const firstReply = gracePage.waitForResponse('**/beat');
-        await gracePage.goto(`${site.base}/orders/140`);
+        await gracePage.goto(`${ui.site.base}/orders/140`);
         await shows(gracePage, 'lock', /^Ada Lovelace is editing since now\. Take over Ask to edit$/);
         await gracePage.getByRole('button', { name: 'Take over' }).click();
         await gracePage.waitForTimeout(500);
@@ -155,14 +141,14 @@ for (const kind of ['memory store', 'Redis, two processes behind one port'] as c
     });
 
     it('a list of 50 orders shows each one’s lock badge, and one taken meanwhile appears live', async () => {
-      const ada = await signIn(browser, site.base, 'ada');
-      const grace: BrowserContext = await signIn(browser, site.base, 'grace');
+      const ada = await signIn(ui.browser, ui.site.base, 'ada');
+      const grace: BrowserContext = await signIn(ui.browser, ui.site.base, 'grace');
       try {
         const edit = await grace.newPage();
-        await edit.goto(`${site.base}/orders/130?edit=1`);
+        await edit.goto(`${ui.site.base}/orders/130?edit=1`);
         await shows(edit, 'lock', /^You are editing/);
         const list = await ada.newPage();
-        await list.goto(`${site.base}/orders`);
+        await list.goto(`${ui.site.base}/orders`);
         // On Redis the list may come from the other process before it synced Grace's claim: it catches up live.
         await shows(list, 'badge-130', /^✎ Grace Hopper$/, live);
         const badges = await list.locator('[data-testid^=badge-]').evaluateAll((cells) => cells.map((c) => [c.getAttribute('data-testid'), (c as HTMLElement).innerText]));
@@ -171,7 +157,7 @@ for (const kind of ['memory store', 'Redis, two processes behind one port'] as c
         expect(badges.filter(([id, text]) => id !== 'badge-123' && id !== 'badge-140' && text !== '')).to.deep.equal([['badge-130', '✎ Grace Hopper']]);
 
         const other = await grace.newPage();
-        await other.goto(`${site.base}/orders/160?edit=1`);
+        await other.goto(`${ui.site.base}/orders/160?edit=1`);
         await shows(list, 'badge-160', /^✎ Grace Hopper$/, live);
         // Staff release it: the badge goes, and Grace's page is told.
         await list.getByTestId('release-160').click();

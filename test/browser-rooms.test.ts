@@ -1,8 +1,8 @@
 import { expect } from 'chai';
 import { createRequire } from 'node:module';
 import type { Browser, BrowserContext, Page, Request } from 'playwright-core';
-import { CHROMIUM, launch, memorySite, redisSite, shows, signIn, type Site } from './helpers/demo-site';
-import { freePort, REDIS_SERVER } from './helpers/redis';
+import { chromiumAndSite, CHROMIUM, launch, memorySite, redisSite, shows, signIn } from './helpers/demo-site';
+import { freePort } from './helpers/redis';
 import { requireBinary } from './helpers/requirements';
 import { listen } from './helpers/server';
 import { eventually } from './helpers/wait';
@@ -30,34 +30,21 @@ function openStreams(context: BrowserContext): () => number {
 for (const kind of ['memory store', 'Redis, two processes behind one port'] as const) {
   describe(`who else is here, in headless Chromium (${kind})`, function () {
     this.timeout(90_000);
-    let browser: Browser;
-    let site: Site;
-
-    before(async function () {
-      requireBinary(this, CHROMIUM, 'apt-get install -y chromium');
-      if (kind !== 'memory store') requireBinary(this, REDIS_SERVER, 'apt-get install -y redis-server');
-      site = kind === 'memory store' ? await memorySite() : await redisSite();
-      browser = await launch();
-    });
-
-    after(async () => {
-      await browser?.close();
-      await site?.close();
-    });
+    const ui = chromiumAndSite(() => (kind === 'memory store' ? memorySite() : redisSite()), { redis: kind !== 'memory store' });
 
     it('two admins on order 123 see each other within 2 s; one edits, the other sees the lock and takes over; the first is told at once', async () => {
-      const ada = await signIn(browser, site.base, 'ada');
-      const grace = await signIn(browser, site.base, 'grace');
+      const ada = await signIn(ui.browser, ui.site.base, 'ada');
+      const grace = await signIn(ui.browser, ui.site.base, 'grace');
       const served = new Set<string>();
       try {
         const adaPage = await ada.newPage();
-        await adaPage.goto(`${site.base}/orders/123?edit=1`);
+        await adaPage.goto(`${ui.site.base}/orders/123?edit=1`);
         await shows(adaPage, 'lock', /^You are editing/);
         await shows(adaPage, 'here-count', /^1$/);
         served.add(/in process (\d+)/.exec(await adaPage.innerText('footer'))![1]);
 
         const gracePage = await grace.newPage();
-        await gracePage.goto(`${site.base}/orders/123/handlebars`);
+        await gracePage.goto(`${ui.site.base}/orders/123/handlebars`);
         served.add(/in process (\d+)/.exec(await gracePage.innerText('footer'))![1]);
         // On Redis, Grace's page may come from the other process before it has synced Ada: the list catches up live.
         await shows(gracePage, 'here-list', /Ada Lovelace\s+editing[\s\S]*Grace Hopper/);
@@ -87,9 +74,9 @@ for (const kind of ['memory store', 'Redis, two processes behind one port'] as c
           // Make sure both processes served these users: more sign-ins until a second process answers. Each is a
           // new browser context, so a new connection (node:cluster deals out connections, not requests).
           for (let i = 0; i < 20 && served.size < 2; i++) {
-            const context = await signIn(browser, site.base, i % 2 === 0 ? 'ada' : 'grace');
+            const context = await signIn(ui.browser, ui.site.base, i % 2 === 0 ? 'ada' : 'grace');
             const p = await context.newPage();
-            await p.goto(`${site.base}/admin/nunjucks`);
+            await p.goto(`${ui.site.base}/admin/nunjucks`);
             served.add(/in process (\d+)/.exec(await p.innerText('footer'))![1]);
             await context.close();
           }
@@ -102,26 +89,26 @@ for (const kind of ['memory store', 'Redis, two processes behind one port'] as c
     });
 
     it('eight tabs of one user keep one event stream and count one viewer; the dashboard count and badges go live', async () => {
-      const alan = await signIn(browser, site.base, 'alan');
-      const grace = await signIn(browser, site.base, 'grace');
+      const alan = await signIn(ui.browser, ui.site.base, 'alan');
+      const grace = await signIn(ui.browser, ui.site.base, 'grace');
       const streams = openStreams(alan);
       try {
         const gracePage = await grace.newPage();
-        await gracePage.goto(`${site.base}/orders/124`);
+        await gracePage.goto(`${ui.site.base}/orders/124`);
         const dashboard = await grace.newPage();
-        await dashboard.goto(`${site.base}/admin/nunjucks`);
+        await dashboard.goto(`${ui.site.base}/admin/nunjucks`);
         const alanBadge = dashboard.locator('tr[data-user-id="3"] [data-testid=badge]');
         const tabs: Page[] = [];
         for (let i = 0; i < 8; i++) {
           const tab = await alan.newPage();
-          await tab.goto(`${site.base}/orders/124`);
+          await tab.goto(`${ui.site.base}/orders/124`);
           tabs.push(tab);
         }
         await shows(gracePage, 'here-count', /^2$/);
         await shows(gracePage, 'here-list', /Alan Turing\s+\(8 tabs\)/);
         await eventually(() => expect(streams(), 'event streams open in the browser with 8 tabs').to.equal(1), 3000);
         // The server hears of a stream the browser closed (a reopen as tabs joined) a moment later.
-        const serverStreams = site.serverStreams;
+        const serverStreams = ui.site.serverStreams;
         if (serverStreams !== undefined) await eventually(() => expect(serverStreams(), 'streams open at the server (Grace: one; Alan: one)').to.equal(2), 3000);
         expect((await alanBadge.innerText()).trim()).to.equal('Online');
         // The dashboard's list came live too, in its own markup (the page draws the list event itself).
@@ -173,28 +160,17 @@ const ROOM_THRESHOLD = 4; // seconds: a visible tab's window; a background tab's
 for (const kind of ['memory store', 'Redis, two processes behind one port'] as const) {
   describe(`a tab in the background, and one that lapsed, in headless Chromium (${kind}, roomThreshold ${ROOM_THRESHOLD} s)`, function () {
     this.timeout(120_000);
-    let browser: Browser;
-    let site: Site;
-
-    before(async function () {
-      requireBinary(this, CHROMIUM, 'apt-get install -y chromium');
-      if (kind !== 'memory store') requireBinary(this, REDIS_SERVER, 'apt-get install -y redis-server');
-      site = kind === 'memory store' ? await memorySite({ roomThreshold: ROOM_THRESHOLD }) : await redisSite({ ROOM_THRESHOLD: String(ROOM_THRESHOLD) });
-      browser = await launch();
-    });
-
-    after(async () => {
-      await browser?.close();
-      await site?.close();
+    const ui = chromiumAndSite(() => (kind === 'memory store' ? memorySite({ roomThreshold: ROOM_THRESHOLD }) : redisSite({ ROOM_THRESHOLD: String(ROOM_THRESHOLD) })), {
+      redis: kind !== 'memory store',
     });
 
     it('an editor whose tab is in the background (beating as rarely as browsers let hidden tabs) keeps presence and the lock, shown as away; back, still editing', async () => {
-      const ada = await signIn(browser, site.base, 'ada');
-      const grace = await signIn(browser, site.base, 'grace');
+      const ada = await signIn(ui.browser, ui.site.base, 'ada');
+      const grace = await signIn(ui.browser, ui.site.base, 'grace');
       await withVisibility(ada);
       try {
         const adaPage = await ada.newPage();
-        await adaPage.goto(`${site.base}/orders/123?edit=1`);
+        await adaPage.goto(`${ui.site.base}/orders/123?edit=1`);
         await shows(adaPage, 'lock', /^You are editing/);
         const awayBeat = adaPage.waitForResponse((r) => r.url().endsWith('/online-now/beat') && /"away":true/.test(r.request().postData() ?? ''));
         await adaPage.evaluate(() => (window as unknown as { setHidden: (h: boolean) => void }).setHidden(true));
@@ -204,7 +180,7 @@ for (const kind of ['memory store', 'Redis, two processes behind one port'] as c
         await adaPage.waitForTimeout(ROOM_THRESHOLD * 1000 * 2);
 
         const gracePage = await grace.newPage();
-        await gracePage.goto(`${site.base}/orders/123/handlebars?edit=1`);
+        await gracePage.goto(`${ui.site.base}/orders/123/handlebars?edit=1`);
         await shows(gracePage, 'here-list', /Ada Lovelace\s+editing\s+away[\s\S]*Grace Hopper/);
         await shows(gracePage, 'lock', /^Ada Lovelace is editing since .*Take over Ask to edit$/);
 
@@ -221,17 +197,17 @@ for (const kind of ['memory store', 'Redis, two processes behind one port'] as c
     });
 
     it('lapse, other claims, first returns: a tab offline past its window comes back to who edits now, with Take over; nobody is switched without clicking', async () => {
-      const ada = await signIn(browser, site.base, 'ada');
-      const grace = await signIn(browser, site.base, 'grace');
+      const ada = await signIn(ui.browser, ui.site.base, 'ada');
+      const grace = await signIn(ui.browser, ui.site.base, 'grace');
       try {
         const adaPage = await ada.newPage();
-        await adaPage.goto(`${site.base}/orders/124?edit=1`);
+        await adaPage.goto(`${ui.site.base}/orders/124?edit=1`);
         await shows(adaPage, 'lock', /^You are editing/);
         await ada.setOffline(true);
         await adaPage.waitForTimeout(ROOM_THRESHOLD * 1000 * 2);
 
         const gracePage = await grace.newPage();
-        await gracePage.goto(`${site.base}/orders/124?edit=1`);
+        await gracePage.goto(`${ui.site.base}/orders/124?edit=1`);
         await shows(gracePage, 'lock', /^You are editing/, 4000);
         await ada.setOffline(false);
         // Ada's page, back, learns from its next beat that Grace edits now.
@@ -311,26 +287,14 @@ const HOST = 'orders.example';
 
 describe(`plain HTTP under a name (${HOST}, no Web Locks, no Sec-Fetch-Site) and the back/forward cache, in headless Chromium`, function () {
   this.timeout(120_000);
-  let browser: Browser;
-  let site: Site;
   let base: string;
-
-  before(async function () {
-    requireBinary(this, CHROMIUM, 'apt-get install -y chromium');
-    site = await memorySite();
-    base = site.base.replace('127.0.0.1', HOST);
-    // The name resolves to loopback; the back/forward cache, which Playwright turns off, stays on.
-    browser = await launch([`--host-resolver-rules=MAP ${HOST} 127.0.0.1`], ['--disable-back-forward-cache']);
-  });
-
-  after(async () => {
-    await browser?.close();
-    await site?.close();
-  });
+  // The name resolves to loopback; the back/forward cache, which Playwright turns off, stays on.
+  const ui = chromiumAndSite(() => memorySite(), { args: [`--host-resolver-rules=MAP ${HOST} 127.0.0.1`], ignoreDefaultArgs: ['--disable-back-forward-cache'] });
+  before(() => (base = ui.site.base.replace('127.0.0.1', HOST)));
 
   it('ten tabs of one user: one event stream, every heartbeat answered, and pages still load', async () => {
-    const alan = await signIn(browser, base, 'alan');
-    const grace = await signIn(browser, base, 'grace');
+    const alan = await signIn(ui.browser, base, 'alan');
+    const grace = await signIn(ui.browser, base, 'grace');
     const streams = openStreams(alan);
     const beats = { sent: 0, answered: 0 };
     alan.on('request', (r) => {
@@ -370,9 +334,9 @@ describe(`plain HTTP under a name (${HOST}, no Web Locks, no Sec-Fetch-Site) and
   });
 
   it('a page with the script is restored from the back/forward cache, back in its room and live (on 127.0.0.1: a secure context, where a Web Lock and an open channel kept pages out of it)', async () => {
-    const base = site.base;
-    const alan = await signIn(browser, base, 'alan');
-    const grace = await signIn(browser, base, 'grace');
+    const base = ui.site.base;
+    const alan = await signIn(ui.browser, base, 'alan');
+    const grace = await signIn(ui.browser, base, 'grace');
     await alan.addInitScript(`addEventListener('pageshow', (e) => { if (e.persisted) sessionStorage.setItem('restored', location.pathname); });`);
     try {
       const page = await alan.newPage();
@@ -398,41 +362,30 @@ describe(`plain HTTP under a name (${HOST}, no Web Locks, no Sec-Fetch-Site) and
 
 describe('the demo stays true after live updates, in headless Chromium (memory store)', function () {
   this.timeout(90_000);
-  let browser: Browser;
-  let site: Site;
-
-  before(async function () {
-    requireBinary(this, CHROMIUM, 'apt-get install -y chromium');
-    site = await memorySite();
-    browser = await launch();
-  });
-  after(async () => {
-    await browser?.close();
-    await site?.close();
-  });
+  const ui = chromiumAndSite();
 
   it('the dashboard: listed count, the list’s “now” and Activity follow the badges; a signed-out page logs no error', async () => {
-    const visitor = await browser.newContext();
+    const visitor = await ui.browser.newContext();
     const errors: string[] = [];
     const login = await visitor.newPage();
     login.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
-    await login.goto(`${site.base}/`);
+    await login.goto(`${ui.site.base}/`);
     await login.waitForTimeout(1500); // its script has beaten (or not) by now
     expect(errors, 'console errors on a signed-out page').to.deep.equal([]);
     await visitor.close();
 
-    const grace = await signIn(browser, site.base, 'grace');
-    const alan = await signIn(browser, site.base, 'alan');
+    const grace = await signIn(ui.browser, ui.site.base, 'grace');
+    const alan = await signIn(ui.browser, ui.site.base, 'alan');
     try {
       const dashboard = await grace.newPage();
-      await dashboard.goto(`${site.base}/admin/nunjucks`);
+      await dashboard.goto(`${ui.site.base}/admin/nunjucks`);
       const alanRow = dashboard.locator('tr[data-user-id="3"]');
       const listed = async (): Promise<[string, number]> => [
         (await dashboard.getByTestId('listed-count').innerText()).trim(),
         await dashboard.locator('[data-testid=online-list] li').count(),
       ];
       const alanPage = await alan.newPage();
-      await alanPage.goto(`${site.base}/admin/handlebars`);
+      await alanPage.goto(`${ui.site.base}/admin/handlebars`);
       await shows(dashboard, 'online-list', /Alan Turing\s+@alan\s+now/, 4000);
       const [count, items] = await listed();
       expect(Number(count), 'Listed below').to.equal(items);
@@ -450,14 +403,14 @@ describe('the demo stays true after live updates, in headless Chromium (memory s
   });
 
   it('an order: names in Here now stay on one line beside editing and (N tabs); after a take-over the old editor is offered Edit, not Stop editing', async () => {
-    const ada = await signIn(browser, site.base, 'ada');
-    const grace = await signIn(browser, site.base, 'grace');
+    const ada = await signIn(ui.browser, ui.site.base, 'ada');
+    const grace = await signIn(ui.browser, ui.site.base, 'grace');
     try {
       const adaPage = await ada.newPage();
-      await adaPage.goto(`${site.base}/orders/123?edit=1`);
-      await (await ada.newPage()).goto(`${site.base}/orders/123`);
+      await adaPage.goto(`${ui.site.base}/orders/123?edit=1`);
+      await (await ada.newPage()).goto(`${ui.site.base}/orders/123`);
       const gracePage = await grace.newPage();
-      await gracePage.goto(`${site.base}/orders/123`);
+      await gracePage.goto(`${ui.site.base}/orders/123`);
       await shows(gracePage, 'here-list', /Ada Lovelace\s+editing\s+\(2 tabs\)/);
       // Each name is on one line (not broken word by word), and what follows it is drawn after it, not over it.
       // (Read again until it holds: a live update may be redrawing the list at that moment.)

@@ -88,6 +88,15 @@ export function isTabClaim(value: unknown): value is TabClaim {
   );
 }
 
+/** A tab's record as pages echo it: its own fields only (whatever else an echo carried), the optional ones when set, so a plain tab's echo stays short. */
+export function tabClaim(c: TabClaim): TabClaim {
+  const record: { -readonly [K in keyof TabClaim]: TabClaim[K] } = { claim: c.claim, gen: c.gen, since: c.since, until: c.until };
+  if (c.ask !== undefined && c.ask !== 0) record.ask = c.ask;
+  if (c.declined !== undefined && c.declined !== 0) record.declined = c.declined;
+  if (c.grant !== undefined && c.grant !== '') record.grant = c.grant;
+  return record;
+}
+
 /** The tab ids of a room's notes: outside the TAB_ID alphabet, so no heartbeat can name them. */
 const NOTE_TABS = { saved: '~saved', released: '~released' } as const;
 type NoteKind = keyof typeof NOTE_TABS;
@@ -311,12 +320,7 @@ export class RoomIndex {
     const tab: Tab = { ...record, userKey: t.key, tab: t.tab, text: encodeTab(record) };
     this.tabs.touch(key, t.id, { t: tab.text }, now);
     this.note(t.room, key, tab, now);
-    const self: { -readonly [K in keyof TabClaim]: TabClaim[K] } = { claim, gen, since: record.since, until: now + this.windowOf(away) };
-    // Only when set: a plain tab's echo stays as short as before.
-    if (record.ask !== 0) self.ask = record.ask;
-    if (record.declined !== 0) self.declined = record.declined;
-    if (record.grant !== '') self.grant = record.grant;
-    return self;
+    return tabClaim({ claim, gen, since: record.since, until: now + this.windowOf(away), ask: record.ask, declined: record.declined, grant: record.grant });
   }
 
   /** The tab's key, for a store to forget it (a leave). */

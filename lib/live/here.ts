@@ -6,7 +6,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { OnlineNowConfigError } from '../core/errors';
 import { changedHtml, hereHtml, lockHtml, requestHtml } from '../templates/fragments';
-import { isRoomName, isTabClaim, newTabId } from '../core/room-index';
+import { isRoomName, isTabClaim, newTabId, tabClaim } from '../core/room-index';
 import type { OnlineRequest, RoomLock, RoomLockState, RoomMode, RoomTouch, RoomView, Store, TabClaim, Viewer } from '../core/types';
 import type { UserResolver } from '../express/user-resolver';
 
@@ -49,7 +49,7 @@ export class TabIds {
    * heartbeats (RoomTouch.known), and only what this server said is taken back.
    */
   signClaim(room: string, userKey: string, tab: string, claim: TabClaim): SignedClaim {
-    const record = plainClaim(claim);
+    const record = tabClaim(claim);
     const signed = `${tab}\n${record.claim}\n${record.gen}\n${record.since}\n${record.until}\n${record.ask ?? 0}\n${record.declined ?? 0}\n${record.grant ?? ''}`;
     return { ...record, sig: this.mac(signed, room, userKey) };
   }
@@ -57,21 +57,12 @@ export class TabIds {
   /** The echoed record, when it is one this server signed for this tab; else undefined. */
   claimOf(echo: unknown, room: string, userKey: string, tab: string): TabClaim | undefined {
     if (!isTabClaim(echo) || typeof (echo as SignedClaim).sig !== 'string') return undefined;
-    return sameMac(this.signClaim(room, userKey, tab, echo).sig, (echo as SignedClaim).sig) ? plainClaim(echo) : undefined;
+    return sameMac(this.signClaim(room, userKey, tab, echo).sig, (echo as SignedClaim).sig) ? tabClaim(echo) : undefined;
   }
 
   private mac(nonce: string, room: string, userKey: string): string {
     return createHmac('sha256', this.secret).update(`${nonce}\n${room}\n${userKey}`).digest('base64url').slice(0, 22);
   }
-}
-
-/** The record's own fields, the optional ones only when set (whatever else an echo carried). */
-function plainClaim(c: TabClaim): TabClaim {
-  const record: { -readonly [K in keyof TabClaim]: TabClaim[K] } = { claim: c.claim, gen: c.gen, since: c.since, until: c.until };
-  if (c.ask !== undefined && c.ask !== 0) record.ask = c.ask;
-  if (c.declined !== undefined && c.declined !== 0) record.declined = c.declined;
-  if (c.grant !== undefined && c.grant !== '') record.grant = c.grant;
-  return record;
 }
 
 /** Compared in constant time: a timing difference would tell a forger how much of a MAC is right. */

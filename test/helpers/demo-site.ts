@@ -8,7 +8,8 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import { freePort, RedisServer } from './redis';
+import { freePort, REDIS_SERVER, RedisServer } from './redis';
+import { requireBinary } from './requirements';
 import { expect } from 'chai';
 import { listen, type Listening } from './server';
 import { eventually } from './wait';
@@ -107,4 +108,26 @@ export function launch(args: string[] = [], ignoreDefaultArgs: string[] = []): P
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', ...args],
     ignoreDefaultArgs,
   });
+}
+
+/**
+ * Chromium and a demo site for the tests of one describe block: started before them, closed after. `open`
+ * starts the site; `redis` (the site runs on Redis) requires redis-server too; `args`, `ignoreDefaultArgs`: launch()'s.
+ */
+export function chromiumAndSite(
+  open: () => Promise<Site> = () => memorySite(),
+  options: { redis?: boolean; args?: string[]; ignoreDefaultArgs?: string[] } = {},
+): { readonly browser: Browser; readonly site: Site } {
+  const ui = {} as { browser: Browser; site: Site };
+  before(async function () {
+    requireBinary(this, CHROMIUM, 'apt-get install -y chromium');
+    if (options.redis === true) requireBinary(this, REDIS_SERVER, 'apt-get install -y redis-server');
+    ui.site = await open();
+    ui.browser = await launch(options.args, options.ignoreDefaultArgs);
+  });
+  after(async () => {
+    await ui.browser?.close();
+    await ui.site?.close();
+  });
+  return ui;
 }
