@@ -1,8 +1,11 @@
 import { expect } from 'chai';
+import express from 'express';
 import { RedisStore, createOnlineTracker, type OnlineTracker, type RoomView } from 'express-online-now';
 import { RedisServer, REDIS_SERVER, connect, uniquePrefix, type TestClient } from './helpers/redis';
 import { modelSeed, Rng } from './helpers/model';
 import { requireBinary } from './helpers/requirements';
+import { BROWSER_AGENT } from './helpers/browser';
+import { listen } from './helpers/server';
 import { synced } from './helpers/stores';
 import { eventually, sleep } from './helpers/wait';
 
@@ -154,13 +157,13 @@ describe('RedisStore rooms: tabs and the editing lock across processes, through 
   });
 
   /** Two processes at the default syncInterval: each is up to a second behind the other. */
-  const slow = async (prefix: string): Promise<{ online: OnlineTracker; store: RedisStore }[]> => {
+  const slow = async (prefix: string, options: { canReleaseLocks?: () => boolean; secret?: string } = {}): Promise<{ online: OnlineTracker; store: RedisStore }[]> => {
     const made = [];
     for (const kind of ['node-redis', 'ioredis'] as const) {
       const client = await connect(kind, server);
       opened.push(client);
       const store = new RedisStore({ client: client.client, prefix });
-      const online = createOnlineTracker({ store });
+      const online = createOnlineTracker({ store, ...options });
       opened.push(online);
       made.push({ online, store });
     }
@@ -218,6 +221,44 @@ describe('RedisStore rooms: tabs and the editing lock across processes, through 
         for (const [i, p] of [p1, p2].entries()) expect((await p.store.roomView('doc', STAFF)).lock?.tab, `handed over, on process ${i}`).to.equal(bob.tab);
       }, 4000);
     }
+  });
+
+  it('a holder’s page that saw its lock released asks again (recheck): its heartbeat, on a process not yet synced, is answered as Redis has the room', async () => {
+    const [p1, p2] = await slow(uniquePrefix(), { canReleaseLocks: () => true, secret: 'rooms test' });
+    // p2's heartbeat route, for Ada's page (the session's user set by hand).
+    const app = express();
+    app.use((req, _res, next) => {
+      (req as unknown as { session: unknown }).session = { user: { id: 1, name: 'User 1' } };
+      next();
+    });
+    app.use(p2.online.client());
+    const http = await listen(app);
+    opened.push(http);
+    const beat = async (body: object): Promise<{ lock: { tab?: string } | null }> => {
+      const res = await fetch(`${http.base}/online-now/beat`, {
+        method: 'POST',
+        headers: { 'user-agent': BROWSER_AGENT, 'content-type': 'text/plain;charset=UTF-8', 'sec-fetch-site': 'same-origin' },
+        body: JSON.stringify(body),
+      });
+      expect(res.status).to.equal(200);
+      return (await res.json()) as { lock: { tab?: string } | null };
+    };
+    let checked = 0;
+    for (let room = 1; room <= 5 && checked === 0; room++) {
+      const page = request(1);
+      const ada = await p1.online.here(page as never, `order:${room}`, { mode: 'editing' });
+      // The tab's record as the page has it (signed, in its script tag), which its heartbeats echo.
+      const claim = (page.res.locals as { onlineHereSelf?: unknown }).onlineHereSelf;
+      await synced(p1, p2);
+      // Staff release it on p1 (in Redis before release() returns); the page's stream shows it gone, and the page asks.
+      expect(await p1.online.release(request(9) as never, `order:${room}`)).to.equal(true);
+      const stale = (await p2.store.roomView(`order:${room}`, STAFF)).lock?.tab === ada.tab;
+      const reply = await beat({ room: `order:${room}`, tab: ada.tab, mode: 'editing', claim, recheck: true });
+      expect(reply.lock?.tab, 'the lock, as the reply shows it').not.to.equal(ada.tab);
+      // p2 synced between the release and the beat: the answer was right anyway, but proves nothing. Again, on a new room.
+      if (stale) checked++;
+    }
+    expect(checked, 'heartbeats answered while their process was a sync behind').to.be.above(0);
   });
 
   it('lapse, other claims, first returns, across three processes: a background tab keeps the lock for 5 × the threshold; a lapsed one comes back to who edits now', async () => {
