@@ -12,19 +12,27 @@ import { eventually, sleep } from './helpers/wait';
 interface Tab {
   user: number;
   mode: 'viewing' | 'editing';
-  /** Order of its lock claim (0: none): claims are made one after another here, so order is time order. */
+  /** Order of its lock claim (0: none): steps are made one after another here, so order is time order. */
   claim: number;
   /** Takeovers before the claim. */
   gen: number;
+  /** Order of its ask for the lock (0: not asking). */
+  ask: number;
+  /** Order of its last decline (0: none): a holder's declines every ask made before it. */
+  declined: number;
+  /** The tab it handed the lock over to, while it holds ('' for none). */
+  grant: string;
 }
 
 const STAFF = { seesHidden: true } as const;
 const request = (id: number) => ({ headers: {}, session: { user: { id, name: `User ${id}` } }, res: { locals: {} } });
 
-/** Users with their tab count and mode, in any order, and the lock holder's user/tab. */
+/** Users with their tab count and mode, in any order, the lock holder's user/tab, and the ask the holder is shown. */
 function shape(view: RoomView): string {
   const users = view.entries.map((e) => `${String(e.id)}:${e.tabs}:${e.mode}`).sort();
-  return `${users.join(',')} lock=${view.lock === null ? 'none' : `${String(view.lock.id)}/${String(view.lock.tab)}`}`;
+  const q = view.request;
+  const request = q === null || q === undefined ? 'none' : `${String((q as { id?: unknown }).id)}/${q.tab}${q.declined ? ' declined' : ''}${q.granted ? ' granted' : ''}`;
+  return `${users.join(',')} lock=${view.lock === null ? 'none' : `${String(view.lock.id)}/${String(view.lock.tab)}`} request=${request}`;
 }
 
 describe('RedisStore rooms: tabs and the editing lock across processes, through Redis restarts, against a model', function () {
@@ -56,13 +64,16 @@ describe('RedisStore rooms: tabs and the editing lock across processes, through 
     return made;
   }
 
-  it('random page views, heartbeats, takeovers and leaves on random processes, and Redis restarts: every process shows the model', async () => {
+  it('random page views, heartbeats, takeovers, asks, declines, hand-overs and leaves on random processes, and Redis restarts: every process shows the model', async () => {
     const seed = modelSeed();
     console.log(`      model seed: ${seed} (replay with MODEL_SEED=${seed})`);
     const rng = new Rng(seed);
     const procs = await processes(3, uniquePrefix());
     const tabs = new Map<string, Tab>();
-    let claims = 0;
+    let order = 0;
+    // How often the model showed an ask, a declined one and a hand-over: what this seed covered.
+    const shown = { 'request=\\d': 0, ' declined': 0, ' granted': 0 };
+    let handedOver = 0;
     // The most takeovers, then the earliest claim (claims here are made one after another, so never tied).
     const holder = (): string | undefined => {
       let best: [string, Tab] | undefined;
@@ -85,9 +96,25 @@ describe('RedisStore rooms: tabs and the editing lock across processes, through 
       return `${[...users]
         .map(([id, u]) => `${id}:${u.tabs}:${u.mode}`)
         .sort()
-        .join(',')} lock=${h === undefined ? 'none' : `${tabs.get(h)!.user}/${h}`}`;
+        .join(',')} lock=${h === undefined ? 'none' : `${tabs.get(h)!.user}/${h}`} request=${shownAsk(h)}`;
     };
-    for (let step = 0; step < 60; step++) {
+    // The ask the holder is shown: one not yet declined before any declined one, then the earliest.
+    const firstAsk = (held: Tab, h: string): [string, Tab] | undefined => {
+      const rank = (t: Tab): number => (t.ask > held.declined ? 0 : 1);
+      let first: [string, Tab] | undefined;
+      for (const [tab, t] of tabs) {
+        if (t.ask === 0 || tab === h) continue;
+        if (first === undefined || rank(t) < rank(first[1]) || (rank(t) === rank(first[1]) && t.ask < first[1].ask)) first = [tab, t];
+      }
+      return first;
+    };
+    const shownAsk = (h: string | undefined): string => {
+      const held = h === undefined ? undefined : tabs.get(h);
+      const first = held === undefined ? undefined : firstAsk(held, h!);
+      if (held === undefined || first === undefined) return 'none';
+      return `${first[1].user}/${first[0]}${first[1].ask <= held.declined ? ' declined' : ''}${held.grant === first[0] ? ' granted' : ''}`;
+    };
+    for (let step = 0; step < 100; step++) {
       const p = rng.pick(procs);
       const roll = rng.next();
       const user = 1 + Math.floor(rng.next() * 4);
@@ -95,22 +122,49 @@ describe('RedisStore rooms: tabs and the editing lock across processes, through 
       if (roll < 0.3 || tabs.size === 0) {
         const mode = rng.chance(0.4) ? 'editing' : 'viewing';
         const view = await p.online.here(request(user) as never, 'order:1', { mode });
-        tabs.set(view.tab, { user, mode, claim: mode === 'editing' && holder() === undefined ? ++claims : 0, gen: 0 });
+        tabs.set(view.tab, { user, mode, claim: mode === 'editing' && holder() === undefined ? ++order : 0, gen: 0, ask: 0, declined: 0, grant: '' });
       } else if (roll < 0.65) {
-        const [tab, t] = rng.pick([...tabs]);
-        const mode = rng.chance(0.5) ? 'editing' : 'viewing';
+        // What else the page says: an ask (a new one, or still asking), a decline, or a hand-over to another tab;
+        // an answer mostly from the holder's page, a hand-over mostly to the ask it is shown.
+        const extra = rng.pick(['none', 'none', 'ask new', 'ask', 'decline', 'grant'] as const);
+        const h0 = holder();
+        const answering = (extra === 'decline' || extra === 'grant') && h0 !== undefined && rng.chance(0.7);
+        // The tab handed the lock to, told so, often beats next as an editor (and takes it).
+        const handedTo = h0 === undefined ? '' : tabs.get(h0)!.grant;
+        const taking = !answering && tabs.has(handedTo) && rng.chance(0.5);
+        const [tab, t] = answering ? [h0, tabs.get(h0)!] : taking ? [handedTo, tabs.get(handedTo)!] : rng.pick([...tabs]);
+        const mode = answering || taking || rng.chance(0.5) ? 'editing' : 'viewing';
         const takeover = mode === 'editing' && rng.chance(0.3);
-        await p.store.roomTouch({ room: 'order:1', tab, key: String(t.user), id: t.user, profile: { name: `User ${t.user}` }, mode, takeover }, STAFF);
+        const others = [...tabs.keys()].filter((k) => k !== tab);
+        const asking = answering ? firstAsk(t, tab)?.[0] : undefined;
+        const grant = extra !== 'grant' || others.length === 0 ? undefined : asking !== undefined && rng.chance(0.7) ? asking : rng.pick(others);
+        const ask = extra === 'ask new' ? ('new' as const) : extra === 'ask' ? true : undefined;
+        const decline = extra === 'decline' ? true : undefined;
+        await p.store.roomTouch({ room: 'order:1', tab, key: String(t.user), id: t.user, profile: { name: `User ${t.user}` }, mode, takeover, ask, decline, grant }, STAFF);
         const h = holder();
         let claim = 0;
         let gen = 0;
         if (mode === 'editing') {
           const top = Math.max(0, ...[...tabs.values()].map((x) => (x.claim === 0 ? 0 : x.gen)));
           if (h === tab) [claim, gen] = [t.claim, t.gen];
-          else if (takeover) [claim, gen] = [++claims, top + 1];
-          else if (h === undefined) claim = ++claims;
+          // A takeover, or the tab its holder handed the lock to: above every claim.
+          else if (takeover || (h !== undefined && tabs.get(h)!.grant === tab)) {
+            [claim, gen] = [++order, top + 1];
+            if (!takeover) handedOver++;
+          } else if (h === undefined) claim = ++order;
         }
-        tabs.set(tab, { user: t.user, mode, claim, gen });
+        const holds = claim !== 0 && claim === t.claim;
+        tabs.set(tab, {
+          user: t.user,
+          mode,
+          claim,
+          gen,
+          // An ask is made by a tab that claims nothing; one still asking keeps its time; any other beat ends it.
+          ask: ask !== undefined && claim === 0 ? (ask === 'new' || t.ask === 0 ? ++order : t.ask) : 0,
+          declined: decline === true ? ++order : t.declined,
+          // A hand-over stands while its tab holds the same claim.
+          grant: holds ? (grant ?? t.grant) : '',
+        });
       } else if (roll < 0.85) {
         const [tab, t] = rng.pick([...tabs]);
         await p.store.roomLeave('order:1', String(t.user), tab);
@@ -122,11 +176,15 @@ describe('RedisStore rooms: tabs and the editing lock across processes, through 
         await sleep(rng.between(0, 120)); // a random pause is one of the model's steps: time passing is the subject
       }
       const want = expected();
+      for (const kind of ['request=\\d', ' declined', ' granted'] as const) if (new RegExp(kind).test(want)) shown[kind]++;
       // Each step waits for every process: the next claim is decided on an up-to-date replica, as the model assumes.
       await eventually(async () => {
         for (const [i, q] of procs.entries()) expect(shape(await q.store.roomView('order:1', STAFF)), `${where}, process ${i}`).to.equal(want);
       }, 8000);
+      // And every process has the step's write, what the view does not show too (a hand-over before its tab asks).
+      await synced(...procs);
     }
+    console.log(`      steps showing an ask: ${shown['request=\\d']}, a declined one: ${shown[' declined']}, a hand-over: ${shown[' granted']}; hand-overs taken: ${handedOver}`);
   });
 
   it('two editors on two processes claim at once: every process settles on the same one holder, the first to claim', async () => {
