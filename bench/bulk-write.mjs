@@ -43,5 +43,5 @@ export function bulkWriteTable(rows) {
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const sizes = process.argv.slice(2).map(Number);
-  console.log(bulkWriteTable(await bulkWrite(sizes.length > 0 ? sizes : undefined)));
+  bulkWriteTable(await bulkWrite(sizes.length > 0 ? sizes : undefined));
 }

@@ -7,6 +7,7 @@
 import { writeFileSync } from 'node:fs';
 import { haveWrk, wholeRequests } from './http.mjs';
 import { BEST_CASE, MANY_USERS, haveValgrind, instructionsPerRequest } from './instructions.mjs';
+import { bulkWrite, bulkWriteTable } from './bulk-write.mjs';
 import { machine, startRedis } from './lib.mjs';
 import { live } from './live.mjs';
 import { readModelScale } from './read-model.mjs';
@@ -95,6 +96,9 @@ if (redis !== null) {
   const scale = await readModelScale(quick ? { n: 100_000, processes: 3, seconds: 2 } : { n: 1_000_000, processes: 8 });
   results.readModel = scale.results;
   texts.push(scale.text);
+  // A burst into Redis (a mass sign-in, a replica written back after Redis restarted empty): each size on a redis-server of its own.
+  results.bulkWrite = await bulkWrite(quick ? [20_000, 100_000] : [100_000, 400_000, 1_000_000]);
+  texts.push(bulkWriteTable(results.bulkWrite));
 }
 
 // Rooms and live updates: SSE fan-out (in two processes of its own), a room's page, Redis commands per heartbeat.
