@@ -50,17 +50,20 @@ describe('events(): a new stream gets the state at once', () => {
 
   it('even one that connects while another stream’s first look is still on its way', async () => {
     held.hold();
-    const first = await SseStream.open(`${server.base}/online-now/events`);
-    // The first stream's look is waiting on the store when the second connects.
-    while (held.reads() === 0) await new Promise((resolve) => setTimeout(resolve, 5));
-    const second = await SseStream.open(`${server.base}/online-now/events`);
+    const streams: SseStream[] = [];
     try {
+      const first = await SseStream.open(`${server.base}/online-now/events`);
+      streams.push(first);
+      // The first stream's look is waiting on the store when the second connects.
+      while (held.reads() === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+      const second = await SseStream.open(`${server.base}/online-now/events`);
+      streams.push(second);
       held.release();
       await first.next('count');
       expect(await second.next('count')).to.deep.include({ users: 1 });
     } finally {
-      first.close();
-      second.close();
+      held.release();
+      for (const stream of streams) stream.close();
     }
   });
 });

@@ -126,8 +126,11 @@ export function chromiumAndSite(
     ui.browser = await launch(options.args, options.ignoreDefaultArgs);
   });
   after(async () => {
-    await ui.browser?.close();
-    await ui.site?.close();
+    try {
+      await ui.browser?.close();
+    } finally {
+      await ui.site?.close();
+    }
   });
   return ui;
 }
