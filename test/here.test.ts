@@ -5,7 +5,7 @@ import session from 'express-session';
 import nunjucks from 'nunjucks';
 import Handlebars from 'handlebars';
 import { createOnlineTracker, registerHandlebars, registerNunjucks, type OnlineTracker } from 'express-online-now';
-import { BROWSER_AGENT, CookieBrowser } from './helpers/browser';
+import { BROWSER_AGENT, CookieBrowser, postFromPage } from './helpers/browser';
 import { expressVersions, listen, type Listening } from './helpers/server';
 import { eventually, sleep } from './helpers/wait';
 import { SseStream } from './helpers/sse';
@@ -71,13 +71,9 @@ function roomApp(online: OnlineTracker, users: Users): ReturnType<typeof express
   return app;
 }
 
-/** A browser tab's heartbeat or leave, as the client script sends it (text/plain JSON, same-origin). */
-async function post(base: string, browser: CookieBrowser, path: string, body: unknown, headers: Record<string, string> = {}): Promise<Response> {
-  return fetch(new URL(path, base), {
-    method: 'POST',
-    headers: { 'user-agent': BROWSER_AGENT, cookie: browser.cookieHeader, 'content-type': 'text/plain;charset=UTF-8', 'sec-fetch-site': 'same-origin', ...headers },
-    body: typeof body === 'string' ? body : JSON.stringify(body),
-  });
+/** A browser tab's heartbeat or leave, from a signed-in browser. */
+function post(base: string, browser: CookieBrowser, path: string, body: unknown, headers: Record<string, string> = {}): Promise<Response> {
+  return postFromPage(base, path, body, { cookie: browser.cookieHeader, ...headers });
 }
 
 const tabOf = (html: string): string => /data-tab="([^"]+)"/.exec(html)?.[1] ?? '';

@@ -4,7 +4,7 @@ import { RedisStore, createOnlineTracker, type OnlineTracker, type RoomView } fr
 import { RedisServer, REDIS_SERVER, connect, uniquePrefix, type TestClient } from './helpers/redis';
 import { modelSeed, Rng } from './helpers/model';
 import { requireBinary } from './helpers/requirements';
-import { BROWSER_AGENT } from './helpers/browser';
+import { postFromPage } from './helpers/browser';
 import { listen } from './helpers/server';
 import { synced } from './helpers/stores';
 import { eventually, sleep } from './helpers/wait';
@@ -215,14 +215,17 @@ describe('RedisStore rooms: tabs and the editing lock across processes, through 
     });
   });
 
-  /** Two processes at the default syncInterval: each is up to a second behind the other. */
-  const slow = async (prefix: string): Promise<{ online: OnlineTracker; store: RedisStore }[]> => {
+  /** Two processes (node-redis, ioredis) at the default syncInterval, each up to a second behind the other; or at the intervals given. */
+  const slow = async (
+    prefix: string,
+    { syncIntervals = [1000, 1000], trackerOptions = {} }: { syncIntervals?: [number, number]; trackerOptions?: Partial<Parameters<typeof createOnlineTracker>[0]> } = {},
+  ): Promise<{ online: OnlineTracker; store: RedisStore }[]> => {
     const made = [];
-    for (const kind of ['node-redis', 'ioredis'] as const) {
+    for (const [i, kind] of (['node-redis', 'ioredis'] as const).entries()) {
       const client = await connect(kind, server);
       opened.push(client);
-      const store = new RedisStore({ client: client.client, prefix });
-      const online = createOnlineTracker({ store });
+      const store = new RedisStore({ client: client.client, prefix, syncInterval: syncIntervals[i] });
+      const online = createOnlineTracker({ store, ...trackerOptions });
       opened.push(online);
       made.push({ online, store });
     }
@@ -283,18 +286,11 @@ describe('RedisStore rooms: tabs and the editing lock across processes, through 
   });
 
   it('a holder’s page that saw its lock released asks again (recheck): its heartbeat, on a process not yet synced, is answered as Redis has the room', async () => {
-    const prefix = uniquePrefix();
-    const make = async (kind: 'node-redis' | 'ioredis', syncInterval: number): Promise<{ online: OnlineTracker; store: RedisStore }> => {
-      const client = await connect(kind, server);
-      opened.push(client);
-      const store = new RedisStore({ client: client.client, prefix, syncInterval });
-      const online = createOnlineTracker({ store, roomThreshold: 300, secret: 'rooms test', canReleaseLocks: () => true });
-      opened.push(online);
-      return { online, store };
-    };
-    const p1 = await make('node-redis', 1000);
     // p2 syncs only when this test asks (confirm) or a lock change does: until then its replica stays as it was.
-    const p2 = await make('ioredis', 60_000);
+    const [p1, p2] = await slow(uniquePrefix(), {
+      syncIntervals: [1000, 60_000],
+      trackerOptions: { roomThreshold: 300, secret: 'rooms test', canReleaseLocks: () => true },
+    });
     // p2's heartbeat route, for Ada's page (the session's user set by hand).
     const app = express();
     app.use((req, _res, next) => {
@@ -313,11 +309,7 @@ describe('RedisStore rooms: tabs and the editing lock across processes, through 
     // Staff release it on p1 (in Redis before release() returns); the page's stream shows it gone, and the page asks.
     expect(await p1.online.release(request(9) as never, 'order:1')).to.equal(true);
     expect((await p2.store.roomView('order:1', STAFF)).lock?.tab, 'p2, a sync behind').to.equal(ada.tab);
-    const res = await fetch(`${http.base}/online-now/beat`, {
-      method: 'POST',
-      headers: { 'user-agent': BROWSER_AGENT, 'content-type': 'text/plain;charset=UTF-8', 'sec-fetch-site': 'same-origin' },
-      body: JSON.stringify({ room: 'order:1', tab: ada.tab, mode: 'editing', claim, recheck: true }),
-    });
+    const res = await postFromPage(http.base, '/online-now/beat', { room: 'order:1', tab: ada.tab, mode: 'editing', claim, recheck: true });
     expect(res.status).to.equal(200);
     expect(((await res.json()) as { lock: { tab?: string } | null }).lock, 'the lock, as the reply shows it').to.equal(null);
   });

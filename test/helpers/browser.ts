@@ -3,6 +3,15 @@
 /** A person's browser, as its User-Agent says (Node's own, "node", is on the bot list). */
 export const BROWSER_AGENT = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36';
 
+/** What the client script sends (a heartbeat or a leave): text/plain JSON, same-origin, with the browser's cookies when it has any. */
+export function postFromPage(base: string, path: string, body: unknown, headers: Record<string, string> = {}): Promise<Response> {
+  return fetch(new URL(path, base), {
+    method: 'POST',
+    headers: { 'user-agent': BROWSER_AGENT, 'content-type': 'text/plain;charset=UTF-8', 'sec-fetch-site': 'same-origin', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+}
+
 export class CookieBrowser {
   private readonly cookies = new Map<string, string>();
 
