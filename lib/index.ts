@@ -7,6 +7,7 @@ export { RedisStore, type RedisStoreOptions } from './stores/redis/store';
 export type { IORedisLike, NodeRedisClusterLike, NodeRedisLike, RedisClientLike } from './stores/redis/client';
 export { registerNunjucks, registerHandlebars } from './templates/helpers';
 export { OnlineNowConfigError, type ErrorCode } from './core/errors';
+export type { OnlineStatus } from './core/status';
 
 export type { HereOptions, HereView, RoomPayload } from './live/here';
 export type { LockRefusal, RequireLockOptions } from './live/locks';

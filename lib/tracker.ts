@@ -8,6 +8,7 @@ import { EventHub, type EventsOptions } from './live/events';
 import { Rooms, TabIds, type AskSettings, type HereOptions, type HereView } from './live/here';
 import { Locks, type RequireLockOptions } from './live/locks';
 import { boundedProfile } from './core/identity';
+import { Statuses, statusIn, type OnlineStatus } from './core/status';
 import { createMiddleware } from './express/middleware';
 import { ErrorReporter, defaultErrorSink } from './core/report';
 import { MemoryStore } from './stores/memory';
@@ -46,6 +47,29 @@ import {
   optionalSecret,
   optionNames,
 } from './core/validations';
+
+/** `status`, `idleAfter` and `awayAfter` checked together: the two windows in ms, or undefined with status off. */
+function statusRule(options: { status?: unknown; idleAfter?: unknown; awayAfter?: unknown }): { idleMs: number; awayMs: number } | undefined {
+  const { status, idleAfter, awayAfter } = options;
+  if (status !== undefined && typeof status !== 'boolean' && typeof status !== 'function') {
+    throw new OnlineNowConfigError('ERR_ONLINE_NOW_STATUS', `option "status" must be true, false or a function of the user, got ${typeof status}. For example: { status: true }.`);
+  }
+  if (status === undefined || status === false) {
+    if (idleAfter !== undefined || awayAfter !== undefined) {
+      throw new OnlineNowConfigError('ERR_ONLINE_NOW_STATUS', 'options "idleAfter" and "awayAfter" need status on: add { status: true }.');
+    }
+    return undefined;
+  }
+  const idleMs = duration('idleAfter', idleAfter ?? 300, 's', 300);
+  const awayMs = duration('awayAfter', awayAfter ?? Math.max(600, (2 * idleMs) / 1000), 's', 600);
+  if (awayMs <= idleMs) {
+    throw new OnlineNowConfigError(
+      'ERR_ONLINE_NOW_AWAYAFTER',
+      `option "awayAfter" (${awayMs / 1000}s) must be longer than idleAfter (${idleMs / 1000}s). For example: { idleAfter: '5m', awayAfter: '10m' }.`,
+    );
+  }
+  return { idleMs, awayMs };
+}
 
 /** For `list`, `isOnline` and `lastSeen`: `{ hidden: true }` answers for hidden users too, as staff see them. */
 export interface LookupOptions {
@@ -95,6 +119,9 @@ const trackerOptions = optionNames<OnlineTrackerOptions>({
   askGrace: true,
   askHandOver: true,
   canReleaseLocks: true,
+  status: true,
+  idleAfter: true,
+  awayAfter: true,
 });
 
 export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
@@ -113,6 +140,8 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
   #client: ClientConfig | undefined;
   #secretGiven: boolean;
   readonly #publicHiddenCount: boolean;
+  /** With `status` on: the rule entries and lookups read statuses by. */
+  readonly #statuses: Statuses | undefined;
   #closed = false;
   /** What this tracker gave the store's `init`: it says which tracker leaves at `close`. */
   readonly #storeConfig: StoreConfig;
@@ -149,10 +178,14 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
     this.#publicHiddenCount = options.publicHiddenCount === true;
     optionalLocale(options.locale);
     if (options.store !== undefined) checkStore(options.store);
+    const status = statusRule(options);
 
     const reporter = new ErrorReporter(options.onError ?? defaultErrorSink);
     this.#resolver = new UserResolver(options, reporter);
     this.store = options.store ?? new MemoryStore();
+    const store = this.store;
+    this.#statuses = status && new Statuses(status.idleMs, status.awayMs, () => store.dateNow?.() ?? Date.now());
+    this.#resolver.statuses = this.#statuses;
     this.#storeConfig = {
       thresholdMs: this.threshold * 1000,
       reporter,
@@ -163,6 +196,7 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
         initialRecord,
       },
       rooms: roomLimits(this.roomThreshold * 1000, maxRooms, maxRoomMembers),
+      statuses: this.#statuses,
     };
     this.store.init(this.#storeConfig);
     this.#secretGiven = options.secret !== undefined;
@@ -180,6 +214,7 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
       resolver: this.#resolver,
       client: () => this.#client,
       publicHiddenCount: this.#publicHiddenCount,
+      statuses: this.#statuses,
     });
   }
 
@@ -242,7 +277,8 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
       );
     }
     const path = checkPath(options.path ?? '/online-now');
-    this.#client = Object.freeze({ src: `${path}/client.js`, events: `${path}/events`, interval: Math.max(1000, Math.round((this.roomThreshold * 1000) / 3)) });
+    const interval = Math.max(1000, Math.round((this.roomThreshold * 1000) / 3));
+    this.#client = Object.freeze({ path, src: `${path}/client.js`, events: `${path}/events`, interval, ...(this.#statuses && { activeEvery: this.#statuses.signalMs }) });
     return createClientRoutes(path, checkOrigins('client()', options.origins), this.store, this.#resolver, this.#rooms);
   }
 
@@ -254,7 +290,15 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
    */
   events(options?: EventsOptions): ((req: Request, res: Response, next: NextFunction) => void) & { readonly connections: number } {
     const hub = new EventHub(
-      { store: this.store, resolver: this.#resolver, rooms: this.#rooms, max: this.max, trackGuests: this.trackGuests, publicHiddenCount: this.#publicHiddenCount },
+      {
+        store: this.store,
+        resolver: this.#resolver,
+        rooms: this.#rooms,
+        max: this.max,
+        trackGuests: this.trackGuests,
+        publicHiddenCount: this.#publicHiddenCount,
+        statuses: this.#statuses,
+      },
       options,
     );
     this.#hubs.push(hub);
@@ -318,6 +362,13 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
     if (key === undefined) return null;
     const seen = (await this.store.view('users', 0, viewerFor(options))).lastSeen(key);
     return seen === null ? null : new Date(seen);
+  }
+
+  /** `active`, `idle`, `away` (or the app's own state) or `offline`; a hidden user is offline unless `{ hidden: true }`. Without `status` on, online users are active. */
+  async onlineStatus(userOrId: U | UserId | OnlineEntry<P>, options?: LookupOptions): Promise<OnlineStatus> {
+    const key = this.#resolver.keyFor(userOrId);
+    if (key === undefined) return 'offline';
+    return statusIn(await this.store.view('users', 0, viewerFor(options)), key, this.#statuses);
   }
 
   /**

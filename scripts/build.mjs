@@ -23,8 +23,8 @@ writeFileSync(new URL('dist/index.mjs', root), `import cjs from './index.js';\n\
 writeFileSync(new URL('dist/index.d.mts', root), "export * from './index.js';\n");
 console.log(`built dist/ (exports: ${names.join(', ')})`);
 
-// The client is sent to every page view: its gzip size is a budget, and going over fails the build.
-const CLIENT_GZIP_BUDGET = 3072;
+// The client is sent to every page view: its gzip size is a budget (3.25 KB since status added its input signal), and going over fails the build.
+const CLIENT_GZIP_BUDGET = 3328;
 const client = await transform(readFileSync(new URL('lib/live/browser/online-now.js', root), 'utf8'), {
   loader: 'js',
   minify: true,

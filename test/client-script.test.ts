@@ -62,9 +62,9 @@ describe('the browser client script', () => {
     expect(statSync(built).mtimeMs).to.be.at.least(statSync(source).mtimeMs);
   });
 
-  it('is under 3 KB gzipped', () => {
+  it('is under 3.25 KB gzipped', () => {
     const size = gzipSync(readFileSync(built), { level: 9 }).length;
-    expect(size).to.be.below(3072);
+    expect(size).to.be.below(3328);
   });
 
   describe('in a browser without fetch, EventSource, BroadcastChannel, Web Locks or CustomEvent', () => {

@@ -343,6 +343,8 @@ for (const example of EXAMPLES) {
         const own = await grace.text('/');
         expect(own).to.contain('<li>Grace Hopper, ').and.to.contain('(invisible)</li>');
         expect(await ada.text('/')).to.contain('(invisible)</li>');
+        // status: true: each listed user's status (Ada's request just now is activity).
+        expect(await ada.text('/')).to.match(/<li>Ada Lovelace, <time [^>]+>now<\/time>, active<\/li>/);
         const visitor = await new CookieBrowser(base).text('/');
         expect(presenceOf(visitor).names).to.deep.equal(['Ada Lovelace']);
         expect(visitor).to.contain('<tr><td>Grace Hopper</td><td>offline</td></tr>');

@@ -25,6 +25,7 @@ const online = createOnlineTracker({
   onRecord: (record) => saveRecord.run(record.count, record.at.getTime()),
   initialRecord: savedRecord, // undefined on the first start
   skip: (req) => req.path === '/metrics', // a scraper is nobody online
+  status: true, // active; idle after 5 minutes without a request (or input on an open page), away after 10
 });
 
 const app = express();
@@ -70,7 +71,7 @@ app.get('/', (req, res) => {
       `<form method="post" action="/invisible"><input type="hidden" name="on" value="${me.invisible ? 0 : 1}"><button>${me.invisible ? 'Appear online' : 'Appear offline'}</button></form>`
     : '<form method="post" action="/login"><input name="username" placeholder="ada or grace"> <button>Sign in</button></form>';
   const list = onlineNow
-    .map((u) => `<li>${escapeHtml(u.name)}, ${timeAgo(u, { html: true })}${u.hidden ? ' (invisible)' : ''}</li>`)
+    .map((u) => `<li>${escapeHtml(u.name)}, ${timeAgo(u, { html: true })}, ${u.status}${u.hidden ? ' (invisible)' : ''}</li>`)
     .join('');
   // Last seen from the database, for offline users only; never for a hidden one (isOnline says offline, and so must this).
   const members = db.prepare('SELECT id, name, invisible, last_seen FROM users ORDER BY id').all();

@@ -2,6 +2,7 @@
  * Who a request belongs to, and how users are keyed and described in a store.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { ACTIVE_FIELD, STATUS_FIELD, keepStatusFields } from './status';
 import type { OnlineRequest, OnlineResponse, Profile, ProfileValue, Viewer } from './types';
 
 /** Longest string id tracked; longer ones are ignored (they are not ids, and would bloat the store). */
@@ -52,10 +53,12 @@ export function isHidden(profile: Profile): boolean {
   return profile.hidden === true;
 }
 
-/** A profile read back from a store (JSON any process may have written): bounded again, its hidden mark kept. */
+/** A profile read back from a store (JSON any process may have written): bounded again, its hidden mark and status fields kept. */
 export function readProfile(parsed: unknown): Profile {
   const profile = boundedProfile(parsed);
-  return (parsed as { hidden?: unknown } | null | undefined)?.hidden === true ? withHidden(profile) : profile;
+  if (typeof parsed !== 'object' || parsed === null) return profile;
+  const withStatus = keepStatusFields(parsed as Record<string, unknown>, profile);
+  return (parsed as { hidden?: unknown }).hidden === true ? withHidden(withStatus) : withStatus;
 }
 
 /**
@@ -112,7 +115,7 @@ function boundedValue(value: unknown): ProfileValue | undefined {
 /**
  * Reduces whatever `profile()` returned to a small, flat, JSON-safe record, so a
  * careless profile cannot put a session, a Buffer or a megabyte into every page.
- * `id`, `lastSeen` and `hidden` belong to the entry and are dropped here.
+ * `id`, `lastSeen`, `hidden`, `lastActive` and `status` belong to the entry and are dropped here.
  */
 export function boundedProfile(raw: unknown): Profile {
   if (typeof raw !== 'object' || raw === null) return EMPTY_PROFILE;
@@ -121,7 +124,8 @@ export function boundedProfile(raw: unknown): Profile {
   let chars = 0;
   for (const name of Object.keys(raw)) {
     if (fields === MAX_PROFILE_FIELDS) break;
-    if (name === 'id' || name === 'lastSeen' || name === 'hidden' || name === '__proto__' || name.length > MAX_FIELD_NAME) continue;
+    if (name === 'id' || name === 'lastSeen' || name === 'hidden' || name === ACTIVE_FIELD || name === STATUS_FIELD || name === '__proto__' || name.length > MAX_FIELD_NAME)
+      continue;
     const value = boundedValue((raw as Record<string, unknown>)[name]);
     if (value === undefined) continue;
     chars += name.length + (typeof value === 'string' ? value.length : 8);

@@ -36,6 +36,7 @@ import { LRUCache } from 'lru-cache';
 import { dateProperty } from './date-property';
 import { EMPTY_PROFILE, HIDDEN_MARK, isHidden, mayShow, sameProfile } from './identity';
 import { TextArena } from './text-arena';
+import { ACTIVE_FIELD, STATUS_FIELD, type OnlineStatus, type Statuses } from './status';
 import type { Profile, ProfileValue, ScopeView, StoredEntry, UserId, Viewer } from './types';
 
 /** A key as the LRU holds it: a decimal id of up to 9 digits as a number (no string per user), anything else as given. */
@@ -67,15 +68,40 @@ export class ListedEntry implements StoredEntry {
     readonly id: UserId,
     profile: Profile,
     time: () => number,
+    statuses?: Statuses,
   ) {
     // Object.assign, not a spread followed by more keys: V8 takes a slow path (~1.5 µs) for the latter.
     Object.assign(this, profile);
     defineLastSeen(this, time);
+    if (statuses !== undefined && typeof profile[ACTIVE_FIELD] === 'number') defineStatus(this, profile, statuses);
     Object.freeze(this);
   }
 }
 
 const defineLastSeen = dateProperty('lastSeen');
+
+/** With status on: `status` read at each read (time moves it from active to idle to away), `lastActive` a Date. */
+const STATUS_OF = Symbol('status');
+const STATUS_PROPERTIES: PropertyDescriptorMap = {
+  [STATUS_FIELD]: {
+    enumerable: true,
+    get(this: { [STATUS_OF]: [Profile, Statuses] }): OnlineStatus {
+      const [profile, statuses] = this[STATUS_OF];
+      return statuses.of(profile);
+    },
+  },
+  [ACTIVE_FIELD]: {
+    enumerable: true,
+    get(this: { [STATUS_OF]: [Profile, Statuses] }): Date {
+      return new Date(this[STATUS_OF][0][ACTIVE_FIELD] as number);
+    },
+  },
+};
+
+function defineStatus(entry: object, profile: Profile, statuses: Statuses): void {
+  Object.defineProperty(entry, STATUS_OF, { value: [profile, statuses] });
+  Object.defineProperties(entry, STATUS_PROPERTIES);
+}
 
 /** The ready-made list never grows past this; a longer list() walks the LRU. */
 const TOP_CAPACITY = 200;
@@ -113,6 +139,8 @@ export interface IndexClock {
   readonly wallOffset: () => number;
   /** How long (ms) a key that was hidden is remembered as hidden after it left; 0: not at all. */
   readonly markTtlMs: number;
+  /** The trackers' status rule once one with `status` on has attached: entries then carry `status`. */
+  readonly statuses?: () => Statuses | undefined;
 }
 
 const NO_OFFSET = (): number => 0;
@@ -159,6 +187,10 @@ class IndexView implements ScopeView {
 
   lastSeen(key: string): number | null {
     return this.index.lastSeenBy(key, this.viewer);
+  }
+
+  profile(key: string): Profile | null {
+    return this.index.profileBy(key, this.viewer);
   }
 }
 
@@ -299,7 +331,7 @@ export class PresenceIndex {
   /** The slot's entry as it is now, its time fixed (its last seen, or `time`): what `onSeen` is given. */
   entryOf(slot: Slot, time: number = this.times[slot]): StoredEntry {
     const at = time + this.clock.wallOffset();
-    return new ListedEntry(this.idOf(slot), this.profileOf(slot), () => at);
+    return new ListedEntry(this.idOf(slot), this.profileOf(slot), () => at, this.clock.statuses?.());
   }
 
   /** Remembers that `key` was seen hidden at `at`, past its presence (a new Redis replica loads what Redis remembers). */
@@ -615,10 +647,15 @@ export class PresenceIndex {
   private liveEntry(slot: number): StoredEntry {
     const held = this.ids[slot];
     let last = this.times[slot];
-    return new ListedEntry(this.idOf(slot as Slot), this.profileOf(slot as Slot), () => {
-      if (this.ids[slot] === held) last = this.times[slot];
-      return last + this.clock.wallOffset();
-    });
+    return new ListedEntry(
+      this.idOf(slot as Slot),
+      this.profileOf(slot as Slot),
+      () => {
+        if (this.ids[slot] === held) last = this.times[slot];
+        return last + this.clock.wallOffset();
+      },
+      this.clock.statuses?.(),
+    );
   }
 
   private invalidateTop(): void {
@@ -692,6 +729,11 @@ export class PresenceIndex {
     if (slot === -1 || this.times[slot] <= this.cutoff) return null;
     if (!mayShow(viewer, key === viewer.self, (this.flags[slot] & HIDDEN) !== 0, this.times[slot])) return null;
     return this.times[slot] + this.clock.wallOffset();
+  }
+
+  /** What a view's `profile(key)` answers: null where `lastSeenBy` is. */
+  profileBy(key: string, viewer: Viewer): Profile | null {
+    return this.lastSeenBy(key, viewer) === null ? null : this.profileOf(this.slotOf(key));
   }
 
   /** Moves every time by `delta` ms: a Redis read model learns Redis's clock only after its first touches. */

@@ -1,5 +1,6 @@
 import type { Request } from 'express';
 import type { SyncStats } from './metrics';
+import type { OnlineStatus, Statuses } from './status';
 
 /** A user's id as the app knows it. `42` and `"42"` name the same user. */
 export type UserId = string | number;
@@ -23,6 +24,10 @@ export type OnlineEntry<P extends object = DefaultProfile> = Readonly<P> & {
   readonly lastSeen: Date;
   /** True for a user in invisible mode, listed only to themselves and to staff. */
   readonly hidden?: true;
+  /** With `status` on: active, idle or away (or the app's own state), as of each read. */
+  readonly status?: OnlineStatus;
+  /** With `status` on: the user's last activity (a request, or input on a visible page), to a step of a minute at most. */
+  readonly lastActive?: Date;
 };
 
 /** A value or a promise of it: memory stores answer at once, networked ones may not. */
@@ -73,6 +78,8 @@ export interface ScopeView {
   readonly ids?: readonly UserId[];
   /** Last-seen time (ms since the epoch) of any key in this scope, or `null` when it is not online (or hidden from this viewer). */
   lastSeen(key: string): number | null;
+  /** The profile of any key online (as `lastSeen` sees it), or `null`: what `onlineStatus` reads. A store without it shows every user online as active. */
+  profile?(key: string): Profile | null;
 }
 
 /** Where a store reports failures it meets outside any request (a background sync). */
@@ -100,6 +107,8 @@ export interface StoreConfig {
   readonly hooks?: StoreHooks | undefined;
   /** Rooms' threshold and bounds (default: 30 s, 1,000 rooms of 50 tabs). */
   readonly rooms?: RoomLimits | undefined;
+  /** With `status` on: how entries read a status from their profile's activity time. */
+  readonly statuses?: Statuses | undefined;
 }
 
 /**
@@ -167,6 +176,10 @@ export interface OnlineRequest {
   user?: unknown;
   /** Express's: the request came over HTTPS, so the guest cookie is marked Secure. */
   secure?: boolean;
+  method?: string;
+  /** Express's: the path asked for, whichever router the middleware is mounted on. */
+  originalUrl?: string;
+  url?: string;
 }
 
 /** The parts of a response the tracker writes. */
@@ -285,6 +298,19 @@ export interface OnlineTrackerOptions<U = unknown, P extends object = DefaultPro
   askHandOver?: (lock: RoomLock) => boolean;
   /** Staff who may end anyone's lock (`tracker.release(req, room)`): `(req) => boolean`. Default: nobody. */
   canReleaseLocks?: (req: Request) => boolean;
+  /**
+   * Status: each online user is `active`, `idle` (no request, and no input on
+   * an open page, for `idleAfter`) or `away` (for `awayAfter`), read from the
+   * time of their last activity: entries carry `status` and `lastActive`, and
+   * `onlineStatus(user)` answers for anyone. `true`, or a function giving the
+   * app's own state of a user (`(user) => user.dnd ? 'busy' : undefined`),
+   * shown instead while they are online. Default false: everyone online is active.
+   */
+  status?: boolean | ((user: U) => string | null | undefined);
+  /** With `status`: seconds (or a string with its unit) without activity before a user is idle. Default 300 (5 minutes). */
+  idleAfter?: Duration;
+  /** With `status`: seconds (or a string with its unit) without activity before a user is away; more than `idleAfter`. Default 600 (10 minutes). */
+  awayAfter?: Duration;
 }
 
 /**
@@ -321,6 +347,8 @@ export interface OnlineNowLocals {
   isOnline: (userOrId: unknown) => boolean;
   /** When a user (object, id, or `onlineNow` entry) was last seen, or `null` when offline. */
   lastSeen: (userOrId: unknown) => Date | null;
+  /** A user's status as of this request: `active`, `idle`, `away` (or the app's own state), or `offline` (hidden users too, unless the viewer may see them). */
+  onlineStatus: (userOrId: unknown) => OnlineStatus;
   /** "3 minutes ago" for a Date, or for a user's last request ('' when offline), in the request's locale. */
   timeAgo: (dateOrUser: unknown, options?: TimeAgoOptions) => string;
   /** Where the client script is served, once `tracker.client()` is mounted (for the `onlineScript` helper). */
@@ -498,8 +526,12 @@ export interface RoomLimits {
 
 /** What pages need to render the script tag (set on every request as `res.locals.onlineClient`). */
 export interface ClientConfig {
+  /** Where the client routes live (`client({ path })`). */
+  readonly path: string;
   readonly src: string;
   readonly events: string;
   /** ms between a visible tab's heartbeats. */
   readonly interval: number;
+  /** With `status` on: ms between two activity signals from one browser at most (its input, sent with a heartbeat). */
+  readonly activeEvery?: number;
 }

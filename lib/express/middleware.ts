@@ -8,6 +8,7 @@ import { guestIdOf, guestKey } from '../core/identity';
 import type { ErrorReporter } from '../core/report';
 import { formatTimeAgo, timeAgoHtml } from '../templates/time-ago';
 import { withTimeout } from '../core/timeout';
+import { statusIn, type OnlineStatus, type Statuses } from '../core/status';
 import type {
   Awaitable,
   ClientConfig,
@@ -37,6 +38,8 @@ export interface MiddlewareSettings {
   readonly client: () => ClientConfig | undefined;
   /** `onlineHidden` for every viewer, not only those who may see hidden users. */
   readonly publicHiddenCount?: boolean;
+  /** With `status` on: how `onlineStatus` reads a status. */
+  readonly statuses?: Statuses | undefined;
 }
 
 interface Views {
@@ -65,6 +68,7 @@ class Lookups {
   constructor(
     readonly view: ScopeView | undefined,
     private readonly resolver: UserResolver,
+    private readonly statuses: Statuses | undefined,
   ) {
     this.ids = view === undefined ? NO_IDS : (view.ids ?? view.entries.map((entry) => entry.id));
   }
@@ -80,9 +84,14 @@ class Lookups {
     const time = this.seen(userOrId);
     return time === null ? null : new Date(time);
   };
+
+  readonly onlineStatus = (userOrId: unknown): OnlineStatus => {
+    const key = this.view === undefined ? undefined : this.resolver.keyFor(userOrId);
+    return key === undefined ? 'offline' : statusIn(this.view as ScopeView, key, this.statuses);
+  };
 }
 
-export function createMiddleware({ store, max, trackGuests, resolver, client, publicHiddenCount }: MiddlewareSettings): OnlineMiddleware {
+export function createMiddleware({ store, max, trackGuests, resolver, client, publicHiddenCount, statuses }: MiddlewareSettings): OnlineMiddleware {
   const reporter: ErrorReporter = resolver.reporter;
   const storeFailed = (error: unknown): void => reporter.report('store', error);
 
@@ -149,7 +158,7 @@ export function createMiddleware({ store, max, trackGuests, resolver, client, pu
     if (user === undefined) checkPassport(req);
     let touched: Awaitable<void> = undefined;
     if (user !== undefined) {
-      touched = store.touch('users', user.key, user.id, user.profile);
+      if (!isClientPost(req)) touched = store.touch('users', user.key, user.id, user.profile);
     } else if (trackGuests) {
       // A crawler is counted by its kind, never as a guest, cookie or not.
       const bot = resolver.botOf(req);
@@ -165,12 +174,12 @@ export function createMiddleware({ store, max, trackGuests, resolver, client, pu
     return isThenable(touched) ? touched.then(() => views(viewer)) : views(viewer);
   }
 
-  let lookups = new Lookups(undefined, resolver);
+  let lookups = new Lookups(undefined, resolver, statuses);
 
   function setLocals(req: OnlineRequest, res: OnlineResponse, { users: view, guests, bots, hidden }: Views): void {
     // Profiles are typed by the app (DefaultProfile unless `profile` says otherwise).
     const entries = view === undefined ? NO_ENTRIES : (view.entries as readonly OnlineEntry[]);
-    if (lookups.view !== view) lookups = new Lookups(view, resolver);
+    if (lookups.view !== view) lookups = new Lookups(view, resolver, statuses);
     const { seen } = lookups;
     // Assigned one by one: this runs on every request, and an intermediate object would only add garbage.
     const locals = res.locals as Partial<OnlineNowLocals>;
@@ -183,6 +192,7 @@ export function createMiddleware({ store, max, trackGuests, resolver, client, pu
     locals.onlineRecord = view === undefined ? NO_RECORD : (store.record?.() ?? NO_RECORD);
     locals.isOnline = lookups.isOnline;
     locals.lastSeen = lookups.lastSeen;
+    locals.onlineStatus = lookups.onlineStatus;
     locals.onlineClient = client();
     locals.timeAgo = (dateOrUser, options) => {
       const time = dateOrUser instanceof Date ? dateOrUser.getTime() : seen(dateOrUser);
@@ -191,6 +201,13 @@ export function createMiddleware({ store, max, trackGuests, resolver, client, pu
       const now = store.dateNow?.() ?? Date.now();
       return options?.html === true ? timeAgoHtml(time, locale, now) : formatTimeAgo(time, locale, now);
     };
+  }
+
+  /** A heartbeat or a leave: the client routes touch a signed-in user for themselves (a beat is presence, and activity only when its page says so). */
+  function isClientPost(req: OnlineRequest): boolean {
+    if (req.method !== 'POST') return false;
+    const config = client();
+    return config !== undefined && (req.originalUrl ?? req.url ?? '').startsWith(`${config.path}/`);
   }
 
   return function onlineNow(req, res, next) {

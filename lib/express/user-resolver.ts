@@ -9,6 +9,7 @@ import { isbotMatch } from 'isbot';
 import { boundedProfile, defaultGetId, defaultGetUser, defaultProfile, EMPTY_PROFILE, keyOf, withHidden } from '../core/identity';
 import { EVERYONE, ListedEntry } from '../core/presence-index';
 import type { ErrorReporter } from '../core/report';
+import { ACTIVE_FIELD, manualStatus, withActivity, type Statuses } from '../core/status';
 import type { OnlineRequest, Profile, UserId, Viewer } from '../core/types';
 
 /** A bot's name is its key: short, so a flood of invented names stays small. */
@@ -32,6 +33,8 @@ export interface Callbacks {
   readonly hidden?: ((user: never) => boolean) | undefined;
   readonly canSeeHidden?: ((req: never) => boolean) | undefined;
   readonly isBot?: ((req: never) => boolean | string) | undefined;
+  /** `status`: true, or the app's own state of a user ("busy"), or none. */
+  readonly status?: boolean | ((user: never) => unknown) | undefined;
 }
 
 /** "curl/8.4" and "curl/7.1" are one kind of bot: the name stops at a version. */
@@ -71,6 +74,9 @@ export class UserResolver {
   private readonly canSeeHidden: ((req: OnlineRequest) => boolean) | undefined;
   private readonly isBot: ((req: OnlineRequest) => boolean | string) | undefined;
   private readonly botsByAgent = new Map<string, string | null>();
+  private readonly manualStatus: ((user: unknown) => unknown) | undefined;
+  /** With `status` on: every touch this resolver describes carries the user's activity time. */
+  statuses: Statuses | undefined;
   /** With the default getUser, a request without `req.session` may still carry `req.user` (Passport without sessions). */
   readonly usesDefaultGetUser: boolean;
 
@@ -92,6 +98,7 @@ export class UserResolver {
     this.hiddenFn = callbacks.hidden as ((user: unknown) => boolean) | undefined;
     this.canSeeHidden = callbacks.canSeeHidden as ((req: OnlineRequest) => boolean) | undefined;
     this.isBot = callbacks.isBot as ((req: OnlineRequest) => boolean | string) | undefined;
+    this.manualStatus = typeof callbacks.status === 'function' ? (callbacks.status as (user: unknown) => unknown) : undefined;
   }
 
   /** Who the request's view is for, `self` included (a room's lock tells its holder it is theirs). */
@@ -154,7 +161,25 @@ export class UserResolver {
     const who = this.identify(user);
     const profile = who && this.profileOf(user);
     // A profile that failed leaves the user unmarked, rather than wiping the profile they have.
-    return profile && { key: who.key, id: who.id, profile: this.visibility(user, profile) };
+    return profile && { key: who.key, id: who.id, profile: this.activity(user, this.visibility(user, profile)) };
+  }
+
+  /** With `status` on, the profile stamped active now (and with the app's state of the user, if any). */
+  private activity(user: unknown, profile: Profile): Profile {
+    if (this.statuses === undefined) return profile;
+    const manual = this.manualStatus === undefined ? undefined : manualStatus(this.call('status', this.manualStatus, user, undefined));
+    return withActivity(profile, this.statuses.stamp(), manual);
+  }
+
+  /**
+   * A touch that is presence, not activity (a heartbeat from a page nobody
+   * touched): the user's activity time stays as `known` has it (their profile
+   * as the store holds it); a user the store does not hold comes back active.
+   */
+  presenceOnly(user: SignedIn, known: Profile | null): SignedIn {
+    const at = known?.[ACTIVE_FIELD];
+    if (this.statuses === undefined || typeof at !== 'number') return user;
+    return { key: user.key, id: user.id, profile: withActivity(user.profile, at, undefined) };
   }
 
   /** The profile marked hidden when `hidden(user)` says so (or throws: hiding is the safe mistake). */

@@ -2,7 +2,8 @@
  * `tracker.client()`: the browser side's three routes, under one path
  * (default `/online-now`):
  *   GET  {path}/client.js  the script (see lib/live/browser/online-now.js)
- *   POST {path}/beat       a tab's heartbeat: keeps its user online, its room tab alive, its mode and lock claim,
+ *   POST {path}/beat       a tab's heartbeat: keeps its user online (active, for status, when the page saw input:
+ *                          `active`), its room tab alive, its mode and lock claim,
  *                          and its asks for the lock (ask), or as the holder its answer (handover, decline);
  *                          503 when such a change of the lock could not be confirmed with Redis (the next beat retries)
  *                          (409: the tab is not one this server signed, e.g. minted before a restart with a
@@ -18,8 +19,11 @@ import { OnlineNowConfigError } from '../core/errors';
 import { isMode, type Rooms } from './here';
 import { isRoomName, isTabId } from '../core/room-index';
 import { refuseCrossSite } from '../express/same-origin';
-import type { OnlineRequest, Store } from '../core/types';
+import type { OnlineRequest, Store, Viewer } from '../core/types';
 import type { UserResolver } from '../express/user-resolver';
+
+/** Reads the beating user's own profile as held, hidden or not. */
+const STAFF: Viewer = Object.freeze({ seesHidden: true });
 
 /** A beat's body is a few dozen bytes; anything past this is not ours. */
 const MAX_BODY = 2048;
@@ -35,7 +39,7 @@ export interface ClientOptions {
   origins?: readonly string[];
 }
 
-type Req = IncomingMessage & OnlineRequest & { body?: unknown; originalUrl?: string };
+type Req = IncomingMessage & OnlineRequest & { body?: unknown };
 type Res = ServerResponse;
 type Next = (err?: unknown) => void;
 
@@ -138,14 +142,17 @@ export function createClientRoutes(path: string, origins: ReadonlySet<string>, s
         decline?: unknown;
         handover?: unknown;
         recheck?: unknown;
+        active?: unknown;
       };
       const mode = body.mode ?? 'viewing';
       if (!isTabId(body.tab) || !isMode(mode) || (body.room !== undefined && !isRoomName(body.room))) return send(res, 400);
       // Only a tab here() minted for this user and room (a page the app served them) beats in a room. Not
       // 403: a page whose tab this server cannot read asks the app for the page again (here() mints a new one).
       if (body.room !== undefined && !rooms.tabIds.verify(body.tab, body.room, user.key)) return send(res, 409);
-      // A reader who stays on a page stays online.
-      await store.touch('users', user.key, user.id, user.profile);
+      // A reader who stays on a page stays online; active (status) only when the page says someone used it.
+      const active = body.active === true && body.away !== true;
+      const present = active || resolver.statuses === undefined ? user : resolver.presenceOnly(user, (await store.view('users', 0, STAFF)).profile?.(user.key) ?? null);
+      await store.touch('users', present.key, present.id, present.profile);
       if (body.room === undefined) return send(res, 200, {});
       const { room, tab } = body;
       const known = rooms.tabIds.claimOf(body.claim, room, user.key, tab);

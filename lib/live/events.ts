@@ -16,6 +16,7 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { keyOf } from '../core/identity';
+import { statusIn, type OnlineStatus, type Statuses } from '../core/status';
 import { displayName, listHtml, lockBadgeHtml } from '../templates/fragments';
 import type { RoomPayload, Rooms } from './here';
 import { isRoomName } from '../core/room-index';
@@ -116,7 +117,7 @@ interface Audience {
   readonly connections: Set<Connection>;
   count: string | undefined;
   list: string | undefined;
-  readonly online: Map<string, boolean>;
+  readonly online: Map<string, OnlineStatus>;
   readonly rooms: Map<string, RoomState>;
   /** Its connections by the rooms they subscribe to: a look visits each room's own. */
   readonly byRoom: Map<string, Set<Connection>>;
@@ -135,6 +136,8 @@ export interface EventSettings {
   readonly trackGuests: boolean;
   /** The hidden count for every audience, not only staff's. */
   readonly publicHiddenCount?: boolean;
+  /** With `status` on: badges carry each user's status, and a change of it is sent. */
+  readonly statuses?: Statuses | undefined;
 }
 
 /** Splits a query value: several values, or one separated by newlines (what the client script sends). */
@@ -474,20 +477,23 @@ export class EventHub {
 
   /** O(distinct watched ids + what changed): a change goes to the connections watching that id; a new connection gets all of its own. */
   private lookAtIds(audience: Audience, view: ScopeView, fresh: Connection[]): void {
-    const badge = (key: string, seen: number | null): [string, string] => [
-      seen === null ? 'offline' : 'online',
-      JSON.stringify(seen === null ? { id: key } : { id: key, lastSeen: new Date(seen) }),
-    ];
-    for (const [key, watchers] of audience.byId) {
+    const { statuses } = this.settings;
+    // `online` again when a status changes (with status on): its data carries the status.
+    const badge = (key: string, status: OnlineStatus): [string, string] => {
       const seen = view.lastSeen(key);
+      if (seen === null) return ['offline', JSON.stringify({ id: key })];
+      return ['online', JSON.stringify(statuses === undefined ? { id: key, lastSeen: new Date(seen) } : { id: key, lastSeen: new Date(seen), status })];
+    };
+    for (const [key, watchers] of audience.byId) {
+      const status = statusIn(view, key, statuses);
       const before = audience.online.get(key);
-      audience.online.set(key, seen !== null);
-      if (before === undefined || before === (seen !== null)) continue;
-      const [event, data] = badge(key, seen);
+      audience.online.set(key, status);
+      if (before === undefined || before === status) continue;
+      const [event, data] = badge(key, status);
       for (const c of watchers) if (!c.fresh) this.send(c, event, data);
     }
     for (const key of audience.online.keys()) if (!audience.byId.has(key)) audience.online.delete(key);
-    for (const c of fresh) for (const key of c.ids) this.send(c, ...badge(key, view.lastSeen(key)));
+    for (const c of fresh) for (const key of c.ids) this.send(c, ...badge(key, statusIn(view, key, statuses)));
   }
 
   /** O(subscribed rooms × their tabs + their subscribers). */

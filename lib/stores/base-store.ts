@@ -8,6 +8,7 @@ import { dateProperty } from '../core/date-property';
 import { OnlineNowConfigError } from '../core/errors';
 import type { PresenceIndex } from '../core/presence-index';
 import { DEFAULT_ROOM_LIMITS } from '../core/room-index';
+import type { Statuses } from '../core/status';
 import type {
   Awaitable,
   OnlineRecord,
@@ -63,6 +64,8 @@ export abstract class BaseStore implements Store {
   protected thresholdMs = 0;
   /** The trackers' room settings, once one has attached. */
   protected roomLimits: RoomLimits = DEFAULT_ROOM_LIMITS;
+  /** The status rule of the trackers with `status` on (entries then carry `status`). */
+  protected statuses: Statuses | undefined;
   /** Milliseconds between two `onSeen` calls for one user; Infinity when no tracker has `onSeen`. */
   protected seenIntervalMs = Infinity;
   /** Most users and guests online at once: count, and when (ms since the epoch). */
@@ -102,6 +105,14 @@ export abstract class BaseStore implements Store {
         `one ${this.what} is shared by trackers with different room settings (roomThreshold, maxRooms, maxRoomMembers). Give each tracker its own store, or the same settings.`,
       );
     }
+    const statuses = config.statuses;
+    if (statuses !== undefined && this.statuses !== undefined && (statuses.idleMs !== this.statuses.idleMs || statuses.awayMs !== this.statuses.awayMs)) {
+      throw new OnlineNowConfigError(
+        'ERR_ONLINE_NOW_STORE_SHARED',
+        `one ${this.what} is shared by trackers with different idleAfter or awayAfter values. Give each tracker its own store, or the same values.`,
+      );
+    }
+    this.statuses ??= statuses;
     const hooks = config.hooks;
     if (hooks?.onSeen !== undefined) {
       if (this.seenIntervalMs !== Infinity && this.seenIntervalMs !== hooks.seenIntervalMs) {

@@ -40,7 +40,7 @@ export class MemoryStore extends BaseStore {
     const basics = storeBasics(options, DEFAULT_MAX_TRACKED);
     this.maxTracked = basics.maxTracked;
     this.now = basics.now ?? monotonicNow;
-    this.clock = { wallOffset: wallOffset(this.now, basics.now !== undefined), markTtlMs: MARK_TTL_MS };
+    this.clock = { wallOffset: wallOffset(this.now, basics.now !== undefined), markTtlMs: MARK_TTL_MS, statuses: () => this.statuses };
   }
 
   protected start(): void {
@@ -97,6 +97,11 @@ export class MemoryStore extends BaseStore {
 
   roomLocks(viewer: Viewer, rooms?: readonly string[]): RoomLockState[] {
     return this.attached(this.rooms).locks(this.now(), viewer, rooms);
+  }
+
+  /** Now on the clock this store's dates are on: the wall clock (or the clock a test gave). */
+  dateNow(): number {
+    return this.now() + this.clock.wallOffset();
   }
 
   resetRecord(): void {

@@ -9,7 +9,7 @@ import { newTabId } from '../core/room-index';
 import { formatTimeAgo, timeAgoHtml } from './time-ago';
 import type { OnlineNowLocals } from '../core/types';
 
-type Question = 'isOnline' | 'lastSeen' | 'timeAgo';
+type Question = 'isOnline' | 'lastSeen' | 'timeAgo' | 'onlineStatus';
 
 /** `timeAgo`'s options, made once: a page may ask dozens of times. */
 const AS_HTML = Object.freeze({ html: true });
@@ -24,6 +24,7 @@ function ask(locals: unknown, question: Question, subject: unknown, html: boolea
   if (typeof answer === 'function') return answer(subject, html ? AS_HTML : AS_TEXT);
   if (question === 'isOnline') return false;
   if (question === 'lastSeen') return null;
+  if (question === 'onlineStatus') return 'offline';
   if (!(subject instanceof Date)) return '';
   return html ? timeAgoHtml(subject) : formatTimeAgo(subject);
 }
@@ -59,6 +60,7 @@ function markup(locals: unknown, which: Markup, room?: unknown): string {
   const client = l.onlineClient;
   if (client === undefined) return '';
   let attributes = ` data-tab="${escapeHtml(l.onlineHereTab ?? newTabId())}" data-interval="${client.interval}" data-events="${escapeHtml(client.events)}"`;
+  if (client.activeEvery !== undefined) attributes += ` data-active="${client.activeEvery}"`;
   if (l.onlineHereRoom !== undefined) attributes += ` data-room="${escapeHtml(l.onlineHereRoom)}" data-mode="${escapeHtml(l.onlineHereMode ?? 'viewing')}"`;
   const self = l.onlineHereSelf;
   if (self !== undefined && self.claim !== 0) attributes += ` data-claim="${escapeHtml(JSON.stringify(self))}"`;
@@ -81,8 +83,9 @@ interface NunjucksContext {
 
 /**
  * Adds to a Nunjucks Environment: filter `isOnline` (`{% if user | isOnline %}`),
- * global `isOnline(user)`, filter `lastSeen` (a Date, or null), and filter
- * `timeAgo` (`{{ u.lastSeen | timeAgo }}`, `{{ u | timeAgo(html=true) }}`).
+ * global `isOnline(user)`, filter `lastSeen` (a Date, or null), filter
+ * `timeAgo` (`{{ u.lastSeen | timeAgo }}`, `{{ u | timeAgo(html=true) }}`), and
+ * filter and global `onlineStatus` (`{{ user | onlineStatus }}`: active, idle, away, offline).
  * In an imported macro file, import it `with context` so the helpers see the page's locals.
  */
 export function registerNunjucks<E extends NunjucksEnvironmentLike>(env: E): E {
@@ -105,6 +108,8 @@ export function registerNunjucks<E extends NunjucksEnvironmentLike>(env: E): E {
   env.addGlobal('isOnline', filter('isOnline'));
   env.addFilter('lastSeen', filter('lastSeen'));
   env.addFilter('timeAgo', filter('timeAgo'));
+  env.addFilter('onlineStatus', filter('onlineStatus'));
+  env.addGlobal('onlineStatus', filter('onlineStatus'));
   for (const name of MARKUP) {
     env.addGlobal(name, function (this: NunjucksContext, room?: unknown) {
       return safe(markup(this?.ctx, name, room));
@@ -149,7 +154,12 @@ function handlebarsHelpers(SafeString: (new (html: string) => unknown) | undefin
       const answer = ask(options?.data?.root, question, subject, html);
       return html && answer !== '' && SafeString !== undefined ? new SafeString(String(answer)) : answer;
     };
-  const helpers: Record<string, HelperFn> = { isOnline: helper('isOnline'), lastSeen: helper('lastSeen'), timeAgo: helper('timeAgo') };
+  const helpers: Record<string, HelperFn> = {
+    isOnline: helper('isOnline'),
+    lastSeen: helper('lastSeen'),
+    timeAgo: helper('timeAgo'),
+    onlineStatus: helper('onlineStatus'),
+  };
   for (const name of MARKUP) {
     helpers[name] = function (this: unknown, ...args: unknown[]) {
       const html = markup((args[args.length - 1] as HelperOptions | undefined)?.data?.root, name, args.length > 1 ? args[0] : undefined);
@@ -160,8 +170,9 @@ function handlebarsHelpers(SafeString: (new (html: string) => unknown) | undefin
 }
 
 /**
- * Adds helpers `isOnline` (`{{#if (isOnline user)}}`), `lastSeen` and
- * `timeAgo` (`{{timeAgo lastSeen}}`, `{{timeAgo user html=true}}`) to the
+ * Adds helpers `isOnline` (`{{#if (isOnline user)}}`), `lastSeen`,
+ * `timeAgo` (`{{timeAgo lastSeen}}`, `{{timeAgo user html=true}}`) and
+ * `onlineStatus` (`{{onlineStatus user}}`: active, idle, away, offline) to the
  * `handlebars` module, a `Handlebars.create()` instance, or an
  * express-handlebars instance (`create()` / `new ExpressHandlebars()`).
  */

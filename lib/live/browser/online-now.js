@@ -34,6 +34,12 @@
   let grace = 0; // ms the holder's page is given to save before a hand-over
   let warned = ''; // the ask the holder's page was last warned of
   const savedAt = Number(attr('saved')) || 0; // the save this page was rendered after
+  // Status: input on a visible page is activity, said with a beat at most once per `activeEvery` ms for the whole
+  // browser (a shared time in localStorage), so a busy user costs no more beats than an idle one. Loading the page was activity.
+  const activeEvery = Number(attr('active')) || 0;
+  const ACTIVE = 'online-now:active';
+  let used = false;
+  let saidActive = Date.now();
   let said = {}; // id -> "Ada Lovelace joined" / "… left", not announced yet
   let saying = 0;
 
@@ -78,6 +84,8 @@
         'data-online-id',
         (el) => {
           el.setAttribute('data-online', String(on));
+          // With status on: active, idle, away (or the app's state), for CSS and text alike.
+          if (data.status || !on) el.setAttribute('data-online-status', on ? data.status : 'offline');
           const text = el.getAttribute('data-online-text');
           if (text != null) {
             const parts = text.split('|');
@@ -185,6 +193,34 @@
   // undo it, takeover and all. A beat asked for meanwhile waits, its extras kept, and goes when the reply is in.
   let inFlight = false;
   let queued = null;
+  const shared = (value) => {
+    try {
+      return value ? localStorage.setItem(ACTIVE, value) : +localStorage.getItem(ACTIVE);
+    } catch {
+      return 0; // storage blocked: this tab keeps its own time
+    }
+  };
+  // True at most once per activeEvery across the browser's tabs, and only after input here.
+  const takeActive = () => {
+    const now = Date.now();
+    const last = Math.max(saidActive, shared() || 0);
+    if (!used || d.visibilityState === 'hidden' || (now - last < activeEvery && now >= last)) return;
+    used = false;
+    shared((saidActive = now));
+    return true;
+  };
+  if (activeEvery) {
+    shared(saidActive);
+    for (const type of ['pointerdown', 'pointermove', 'keydown', 'wheel', 'touchstart', 'scroll'])
+      w.addEventListener(
+        type,
+        () => {
+          used = true;
+        },
+        { capture: true, passive: true },
+      );
+  }
+
   // `extra`: what this beat asks besides (takeover, handover, decline).
   const beat = (extra) => {
     if (stopped || !w.fetch) return;
@@ -199,7 +235,12 @@
     // A string body goes as text/plain;charset=UTF-8: a simple request, no preflight.
     fetch(base + 'beat', {
       method: 'POST',
-      body: JSON.stringify(Object.assign({ tab, room, mode, claim: claim || undefined, away: d.visibilityState === 'hidden' || undefined, ask: asking || undefined }, extra)),
+      body: JSON.stringify(
+        Object.assign(
+          { tab, room, mode, claim: claim || undefined, away: d.visibilityState === 'hidden' || undefined, ask: asking || undefined, active: takeActive() || undefined },
+          extra,
+        ),
+      ),
       signal: abort && abort.signal,
     })
       .then((res) => {
@@ -231,6 +272,8 @@
   // at once, where a closing tab's beat would race its leave and keep it in the room as away.
   const onVisibility = () => {
     if (stopped || (d.visibilityState === 'hidden' && timer)) return;
+    // Coming back to the page is activity too.
+    if (timer && d.visibilityState !== 'hidden') used = true;
     clearInterval(timer);
     beat();
     timer = setInterval(() => beat(), interval);

@@ -31,7 +31,7 @@ export function idOf(key: string, stored: string | null): UserId {
 }
 
 /** Field names a profile never carries (see boundedProfile). */
-const NOT_PROFILE_FIELDS = new Set(['id', 'lastSeen', 'hidden', '__proto__']);
+const NOT_PROFILE_FIELDS = new Set(['id', 'lastSeen', 'hidden', 'lastActive', 'status', '__proto__']);
 /** The field name `plainProfile` last found valid: the next profile most likely has it too. */
 let knownName: string | undefined;
 

@@ -96,7 +96,7 @@ export class RedisStore extends BaseStore {
   /** Redis's clock, estimated here: the time base every date and write is on. */
   private readonly clock: RedisClock;
   /** What the indexes are given: dates on Redis's clock (every process's one time base), marks kept MARK_TTL_MS. */
-  private readonly indexClock: IndexClock = { ...PLAIN_CLOCK, markTtlMs: MARK_TTL_MS };
+  private readonly indexClock: IndexClock = { ...PLAIN_CLOCK, markTtlMs: MARK_TTL_MS, statuses: () => this.statuses };
   /** Logouts on their way to Redis: they outlive a replica. */
   private readonly outbox: Outbox;
   /** This attachment's state; a new one at each attach. */

@@ -1,0 +1,310 @@
+import { expect } from 'chai';
+import express from 'express';
+import session from 'express-session';
+import nunjucks from 'nunjucks';
+import Handlebars from 'handlebars';
+import { MemoryStore, RedisStore, createOnlineTracker, registerHandlebars, registerNunjucks, type OnlineTracker, type OnlineTrackerOptions } from 'express-online-now';
+import { CookieBrowser, postFromPage } from './helpers/browser';
+import { listen, type Listening } from './helpers/server';
+import { SseStream } from './helpers/sse';
+import { eventually } from './helpers/wait';
+import { RedisServer, REDIS_SERVER, connect, uniquePrefix, type TestClient } from './helpers/redis';
+import { requireBinary } from './helpers/requirements';
+import { synced } from './helpers/stores';
+
+const MINUTE = 60_000;
+
+interface User {
+  id: number;
+  name: string;
+  dnd?: boolean;
+  invisible?: boolean;
+  staff?: boolean;
+}
+
+const PEOPLE: Record<number, User> = {
+  1: { id: 1, name: 'Ada' },
+  2: { id: 2, name: 'Bob' },
+  3: { id: 3, name: 'Cy', invisible: true },
+  4: { id: 4, name: 'Dee', dnd: true },
+  9: { id: 9, name: 'Staff', staff: true },
+};
+
+/**
+ * A site whose pages show statuses in both engines: the listed entries' `status`, and
+ * `onlineStatus` asked of every person (listed or not), plus the client script's tag.
+ */
+function statusSite(options: OnlineTrackerOptions<User>): { app: express.Express; online: OnlineTracker<User> } {
+  const app = express();
+  const online = createOnlineTracker<User>({
+    secret: 'status test',
+    hidden: (u) => u.invisible === true,
+    canSeeHidden: (req) => (req.session as unknown as { user?: User }).user?.staff === true,
+    ...options,
+  });
+  const env = registerNunjucks(new nunjucks.Environment());
+  const hbs = registerHandlebars(Handlebars.create());
+  const njk = env.renderString.bind(env);
+  const page = hbs.compile('{{#each onlineNow}}[{{name}}:{{status}}]{{/each}}|{{#each people}}{{name}}={{onlineStatus this}};{{/each}}');
+  app.use(express.urlencoded({ extended: false }));
+  app.use(session({ secret: 'status test', resave: false, saveUninitialized: false }));
+  app.use(online.middleware());
+  app.use(online.client());
+  app.get('/online-now/events', online.events({ interval: 50 }));
+  app.post('/login', (req, res) => {
+    (req.session as unknown as { user: User }).user = PEOPLE[Number(req.body.id)];
+    res.sendStatus(204);
+  });
+  const people = Object.values(PEOPLE);
+  app.get('/njk', (_req, res) => {
+    res.send(
+      njk('{% for u in onlineNow %}[{{ u.name }}:{{ u.status }}]{% endfor %}|{% for p in people %}{{ p.name }}={{ p | onlineStatus }};{% endfor %}|{{ onlineScript() }}', {
+        ...res.locals,
+        people,
+      }),
+    );
+  });
+  app.get('/hbs', (_req, res) => {
+    res.send(page({ ...res.locals, people }));
+  });
+  app.get('/json', (_req, res) => {
+    res.json(res.locals.onlineNow);
+  });
+  return { app, online };
+}
+
+/** What a page says: the listed `[name:status]` and `name=status` for everyone. */
+function said(html: string): { listed: string; everyone: Record<string, string> } {
+  const [listed, everyone] = html.split('|');
+  return {
+    listed,
+    everyone: Object.fromEntries(
+      everyone
+        .split(';')
+        .filter(Boolean)
+        .map((pair) => pair.split('=')),
+    ),
+  };
+}
+
+async function signIn(base: string, id: number): Promise<CookieBrowser> {
+  const browser = new CookieBrowser(base);
+  expect((await browser.post('/login', { id: String(id) })).status).to.equal(204);
+  return browser;
+}
+
+/** A heartbeat from a page of `browser`'s (the tab its script tag names), saying whether the page saw input. */
+async function beat(base: string, browser: CookieBrowser, tab: string, body: Record<string, unknown>): Promise<number> {
+  return (await postFromPage(base, '/online-now/beat', { tab, mode: 'viewing', ...body }, { cookie: browser.cookieHeader })).status;
+}
+
+const tabOf = (html: string): string => /data-tab="([^"]+)"/.exec(html)?.[1] ?? '';
+
+describe('status: active, idle, away and offline, from requests and the page’s input (memory store, a clock the test moves)', () => {
+  let t = 1_000_000;
+  let server: Listening;
+  let online: OnlineTracker<User>;
+  beforeEach(async () => {
+    t = 1_000_000;
+    const site = statusSite({ store: new MemoryStore({ now: () => t }), status: (u) => (u.dnd === true ? 'busy' : undefined) });
+    online = site.online;
+    server = await listen(site.app);
+  });
+  afterEach(async () => {
+    await server.close();
+    await online.close();
+  });
+
+  it('goes from active to idle (idleAfter, 5 min) to away (awayAfter, 10 min) to offline (the threshold), in both engines and in JSON', async () => {
+    const ada = await signIn(server.base, 1);
+    const bob = await signIn(server.base, 2);
+    await ada.get('/hbs');
+    const at = async (minutes: number, expected: string): Promise<void> => {
+      t = 1_000_000 + minutes * MINUTE;
+      for (const engine of ['njk', 'hbs']) {
+        const page = said(await bob.text(`/${engine}`));
+        expect(page.everyone.Ada, `${engine}, ${minutes} min`).to.equal(expected);
+        if (expected !== 'offline') expect(page.listed, `${engine}, ${minutes} min`).to.contain(`[Ada:${expected}]`);
+        else expect(page.listed).not.to.contain('Ada');
+      }
+    };
+    await at(0, 'active');
+    await at(4.5, 'active');
+    await at(5.5, 'idle');
+    await at(9.5, 'idle');
+    await at(10.5, 'away');
+    // Bob keeps asking pages, so he stays active all along.
+    expect(said(await bob.text('/njk')).everyone.Bob).to.equal('active');
+    await at(15.5, 'offline');
+    // A request is activity: active again at once.
+    await ada.get('/hbs');
+    await at(15.6, 'active');
+    const [entry] = (await (await bob.get('/json')).json()) as { name: string; status: string; lastActive: string }[];
+    expect(entry.name).to.equal('Bob');
+    expect(entry.status).to.equal('active');
+    expect(Date.parse(entry.lastActive)).to.be.within(1_000_000 + 15.6 * MINUTE - MINUTE, 1_000_000 + 15.6 * MINUTE);
+  });
+
+  it('a heartbeat from a page nobody touched keeps its reader online without making them active; one that saw input does; a hidden page’s never does', async () => {
+    const ada = await signIn(server.base, 1);
+    const bob = await signIn(server.base, 2);
+    const tab = tabOf(await ada.text('/njk'));
+    expect(tab).not.to.equal('');
+    const status = async (): Promise<string> => said(await bob.text('/njk')).everyone.Ada;
+    t += 6 * MINUTE;
+    expect(await beat(server.base, ada, tab, {})).to.equal(200);
+    expect(await status()).to.equal('idle');
+    t += 5 * MINUTE;
+    expect(await beat(server.base, ada, tab, {})).to.equal(200);
+    expect(await status()).to.equal('away');
+    // Past the threshold after her last request, she is still online (the page beats), and away.
+    t += 5 * MINUTE;
+    expect(await beat(server.base, ada, tab, {})).to.equal(200);
+    expect(await status()).to.equal('away');
+    // A hidden page's beat says nobody is looking, whatever it claims.
+    expect(await beat(server.base, ada, tab, { active: true, away: true })).to.equal(200);
+    expect(await status()).to.equal('away');
+    expect(await beat(server.base, ada, tab, { active: true })).to.equal(200);
+    expect(await status()).to.equal('active');
+  });
+
+  it('a user the app marks (status(user)) shows the app’s state while online; a hidden user is offline to others and has a status for staff; tracker.onlineStatus answers alike', async () => {
+    const dee = await signIn(server.base, 4);
+    const cy = await signIn(server.base, 3);
+    await dee.get('/njk');
+    await cy.get('/njk');
+    const bob = await signIn(server.base, 2);
+    const staff = await signIn(server.base, 9);
+    t += 6 * MINUTE;
+    for (const engine of ['njk', 'hbs']) {
+      expect(said(await bob.text(`/${engine}`)).everyone, engine).to.include({ Dee: 'busy', Cy: 'offline' });
+      expect(said(await staff.text(`/${engine}`)).everyone, engine).to.include({ Dee: 'busy', Cy: 'idle' });
+    }
+    // Cy sees herself (her request is activity).
+    expect(said(await cy.text('/hbs')).everyone.Cy).to.equal('active');
+    expect(await online.onlineStatus(4)).to.equal('busy');
+    expect(await online.onlineStatus(3)).to.equal('offline');
+    expect(await online.onlineStatus(3, { hidden: true })).to.equal('active');
+    expect(await online.onlineStatus(9)).to.equal('active');
+    expect(await online.onlineStatus(1)).to.equal('offline');
+    expect(await online.onlineStatus({ id: 2, name: 'Bob' })).to.equal('active');
+  });
+
+  it('the stream’s badges carry the status, and send it again when it changes with time alone', async () => {
+    const ada = await signIn(server.base, 1);
+    await ada.get('/njk');
+    const bob = await signIn(server.base, 2);
+    await bob.get('/njk');
+    const stream = await SseStream.open(`${server.base}/online-now/events?ids=1`, { cookie: bob.cookieHeader });
+    try {
+      expect(await stream.next('online')).to.include({ id: '1', status: 'active' });
+      t += 6 * MINUTE;
+      await stream.next<{ status: string }>('online', (data) => data.status === 'idle');
+      t += 10 * MINUTE;
+      expect(await stream.next('offline')).to.deep.equal({ id: '1' });
+    } finally {
+      stream.close();
+    }
+  });
+
+  it('the client script is told how often it may say its page saw input (a quarter of idleAfter, a minute at most)', async () => {
+    const bob = await signIn(server.base, 2);
+    expect(await bob.text('/njk')).to.match(
+      /<script src="\/online-now\/client\.js" data-tab="[^"]+" data-interval="10000" data-events="\/online-now\/events" data-active="60000" defer><\/script>/,
+    );
+  });
+});
+
+describe('status off (the default), and status misconfigured', () => {
+  it('without status, everyone online is active and entries carry no status', async () => {
+    const { app, online } = statusSite({});
+    const server = await listen(app);
+    try {
+      const ada = await signIn(server.base, 1);
+      expect(said(await ada.text('/njk')).everyone).to.include({ Ada: 'active', Bob: 'offline' });
+      const [entry] = (await (await ada.get('/json')).json()) as Record<string, unknown>[];
+      expect(entry).not.to.have.property('status');
+      expect(await ada.text('/njk')).not.to.contain('data-active');
+    } finally {
+      await server.close();
+      await online.close();
+    }
+  });
+
+  it('fails early, naming the fix', () => {
+    const codeOf = (options: object): string | undefined => {
+      try {
+        createOnlineTracker(options as never);
+      } catch (error) {
+        return (error as { code?: string }).code;
+      }
+      return undefined;
+    };
+    expect(codeOf({ idleAfter: '5m' })).to.equal('ERR_ONLINE_NOW_STATUS');
+    expect(codeOf({ status: 'yes' })).to.equal('ERR_ONLINE_NOW_STATUS');
+    expect(codeOf({ status: true, idleAfter: '10m', awayAfter: '5m' })).to.equal('ERR_ONLINE_NOW_AWAYAFTER');
+    expect(codeOf({ status: true, idleAfter: -1 })).to.equal('ERR_ONLINE_NOW_IDLEAFTER');
+    expect(() => createOnlineTracker({ idleAfter: 300 })).to.throw(/add \{ status: true \}/);
+    const store = new MemoryStore();
+    createOnlineTracker({ store, status: true });
+    expect(() => createOnlineTracker({ store, status: true, idleAfter: 60 })).to.throw(/different idleAfter or awayAfter/);
+  });
+
+  it('a profile field of the app’s named status or lastActive is dropped: those are the package’s', async () => {
+    const { app, online } = statusSite({ profile: (u) => ({ name: u.name, status: 'admin', lastActive: 5 }) as never });
+    const server = await listen(app);
+    try {
+      const ada = await signIn(server.base, 1);
+      const [entry] = (await (await ada.get('/json')).json()) as Record<string, unknown>[];
+      expect(entry).to.deep.equal({ name: 'Ada', id: 1, lastSeen: entry.lastSeen });
+    } finally {
+      await server.close();
+      await online.close();
+    }
+  });
+});
+
+describe('status across processes (RedisStore; idleAfter 1 s, awayAfter 2 s: real time, as Redis’s clock cannot be moved)', () => {
+  let redis: RedisServer;
+  const opened: { close(): unknown }[] = [];
+  before(async function () {
+    requireBinary(this, REDIS_SERVER, 'apt-get install -y redis-server');
+    redis = await RedisServer.start();
+  });
+  after(async () => {
+    for (const o of opened.reverse()) await o.close();
+    await redis?.stop();
+  });
+
+  it('a user active on one process reads idle, then away, on the other; a beat there that saw input makes them active everywhere, one that did not leaves them away', async () => {
+    const prefix = uniquePrefix();
+    const sites: { online: OnlineTracker<User>; store: RedisStore; server: Listening }[] = [];
+    for (const kind of ['node-redis', 'ioredis'] as const) {
+      const client: TestClient = await connect(kind, redis);
+      opened.push(client);
+      const store = new RedisStore({ client: client.client, prefix, syncInterval: 100 });
+      const { app, online } = statusSite({ store, status: true, idleAfter: '1s', awayAfter: '2s' });
+      opened.push(online);
+      const server = await listen(app);
+      opened.push(server);
+      sites.push({ online, store, server });
+    }
+    const [a, b] = sites;
+    // Sessions live in each process's memory: Ada signs in on both, as a sticky-less balancer would need.
+    const adaOnA = await signIn(a.server.base, 1);
+    const adaOnB = await signIn(b.server.base, 1);
+    const tab = tabOf(await adaOnB.text('/njk'));
+    await adaOnA.get('/njk');
+    await synced(a, b);
+    expect(await b.online.onlineStatus(1)).to.equal('active');
+    await eventually(async () => expect(await b.online.onlineStatus(1)).to.equal('idle'), 5000);
+    await eventually(async () => expect(await b.online.onlineStatus(1)).to.equal('away'), 5000);
+    // A page on B that nobody touches keeps her online and away, on both.
+    expect(await beat(b.server.base, adaOnB, tab, {})).to.equal(200);
+    await synced(a, b);
+    for (const s of sites) expect(await s.online.onlineStatus(1)).to.equal('away');
+    expect(await beat(b.server.base, adaOnB, tab, { active: true })).to.equal(200);
+    await synced(a, b);
+    for (const s of sites) expect(await s.online.onlineStatus(1)).to.equal('active');
+  });
+});
