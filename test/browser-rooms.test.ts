@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { createRequire } from 'node:module';
 import type { Browser, BrowserContext, Page, Request } from 'playwright-core';
-import { chromiumAndSite, CHROMIUM, launch, memorySite, redisSite, shows, signIn } from './helpers/demo-site';
+import { chromiumAndSite, CHROMIUM, launch, memorySite, redisSite, shows, signIn, withVisibility } from './helpers/demo-site';
 import { freePort } from './helpers/redis';
 import { requireBinary } from './helpers/requirements';
 import { listen } from './helpers/server';
@@ -135,25 +135,6 @@ for (const kind of ['memory store', 'Redis, two processes behind one port'] as c
   });
 }
 
-/**
- * Headless Chromium reports every page visible, whatever is in front of it (a
- * second tab, a minimized window, focus emulation off: all tried). So a page's
- * visibility is the one thing emulated: `setHidden(true)` makes
- * `document.visibilityState` read 'hidden' and fires `visibilitychange`, as a
- * tab switch does.
- */
-async function withVisibility(context: BrowserContext): Promise<void> {
-  // Source text, not a function: the test's transpiler would add helpers the page does not have.
-  await context.addInitScript(`
-    let hidden = false;
-    Object.defineProperty(document, 'visibilityState', { get: () => (hidden ? 'hidden' : 'visible') });
-    Object.defineProperty(document, 'hidden', { get: () => hidden });
-    window.setHidden = (h) => {
-      hidden = h;
-      document.dispatchEvent(new Event('visibilitychange'));
-    };
-  `);
-}
 
 const ROOM_THRESHOLD = 4; // seconds: a visible tab's window; a background tab's is 5 × that (20 s)
 

@@ -134,3 +134,23 @@ export function chromiumAndSite(
   });
   return ui;
 }
+
+/**
+ * Headless Chromium reports every page visible, whatever is in front of it (a
+ * second tab, a minimized window, focus emulation off: all tried). So a page's
+ * visibility is the one thing emulated: `setHidden(true)` makes
+ * `document.visibilityState` read 'hidden' and fires `visibilitychange`, as a
+ * tab switch does.
+ */
+export async function withVisibility(context: BrowserContext): Promise<void> {
+  // Source text, not a function: the test's transpiler would add helpers the page does not have.
+  await context.addInitScript(`
+    let hidden = false;
+    Object.defineProperty(document, 'visibilityState', { get: () => (hidden ? 'hidden' : 'visible') });
+    Object.defineProperty(document, 'hidden', { get: () => hidden });
+    window.setHidden = (h) => {
+      hidden = h;
+      document.dispatchEvent(new Event('visibilitychange'));
+    };
+  `);
+}
