@@ -104,10 +104,14 @@ async function presence() {
         next();
       };
     }
-    case 'memory': {
+    case 'memory':
+    case 'memory-status': {
+      // 'memory-status': with status on, every profile carries its activity time (as a request stamps it).
+      const status = variant === 'memory-status';
       const store = new MemoryStore({ maxTracked: n + 1000 });
-      const online = createOnlineTracker({ store, threshold: THRESHOLD_S });
-      for (const id of ids) store.touch('users', String(id), id, { username: nameOf(id) });
+      const online = createOnlineTracker({ store, threshold: THRESHOLD_S, status });
+      const lastActive = Date.now() - (Date.now() % 30_000);
+      for (const id of ids) store.touch('users', String(id), id, status ? { username: nameOf(id), lastActive } : { username: nameOf(id) });
       return online.middleware();
     }
     case 'recipe-lru': {
@@ -153,7 +157,7 @@ async function presence() {
 const app = express();
 const env = registerNunjucks(new nunjucks.Environment(null, { autoescape: true }));
 const template = nunjucks.compile(PAGE, env);
-const ours = ['memory', 'redis'].includes(variant);
+const ours = ['memory', 'memory-status', 'redis'].includes(variant);
 const hbs = ours ? registerHandlebars(Handlebars.create()) : registerBaselineHandlebars(Handlebars.create());
 const hbsTemplate = hbs.compile(HBS_PAGE);
 // Wakes the app for callgrind_control (bench/instructions.mjs): no session, no presence.

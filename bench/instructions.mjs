@@ -315,7 +315,7 @@ const fmtInt = (x) => Math.round(x).toLocaleString('en-US');
 const fmtRate = (perRequest) => (perRequest * 10_000).toFixed(1);
 const fmtRange = (s) => `${fmtInt(s.median)} (${fmtInt(s.min)}–${fmtInt(s.max)})`;
 const PAGE_NAMES = { '/': 'Nunjucks page', '/hbs': 'Handlebars page', '/json': 'JSON' };
-const storeName = (store) => (store === 'memory' ? 'MemoryStore' : 'RedisStore');
+const storeName = (store) => ({ memory: 'MemoryStore', 'memory-status': 'MemoryStore, status on' })[store] ?? 'RedisStore';
 
 /**
  * cases: [{ store: 'memory' | 'redis', n, traffic }] (traffic: MANY_USERS or

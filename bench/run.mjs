@@ -86,6 +86,8 @@ if (process.env.INSTRUCTIONS === '0') {
     cases.push(...sizes.map((n) => ({ store, n, traffic: MANY_USERS })));
     if (!quick) cases.push({ store, n: 100_000, traffic: BEST_CASE });
   }
+  // Status on (issue #25): every profile carries its activity time, stamped by each request.
+  cases.push({ store: 'memory-status', n: 100_000, traffic: MANY_USERS });
   const counted = await instructionsPerRequest({ cases, K: quick ? 300 : 2000, W: 3000, R: quick ? 5000 : 30_000, repeats: quick ? 1 : 3 });
   results.instructionsPerRequest = counted.results;
   texts.push(counted.text);
