@@ -7,7 +7,7 @@ import { checkOrigins } from './express/same-origin';
 import { EventHub, type EventsOptions } from './live/events';
 import { Rooms, TabIds, type AskSettings, type HereOptions, type HereView } from './live/here';
 import { Locks, type RequireLockOptions } from './live/locks';
-import { boundedProfile } from './core/identity';
+import { boundedProfile, keyOf } from './core/identity';
 import { Statuses, statusIn, type OnlineStatus } from './core/status';
 import { createMiddleware } from './express/middleware';
 import { ErrorReporter, defaultErrorSink } from './core/report';
@@ -28,6 +28,7 @@ import type {
   Profile,
   RoomLock,
   RoomLockState,
+  ScopeView,
   Store,
   StoreConfig,
   StoredEntry,
@@ -61,7 +62,8 @@ function statusRule(options: { status?: unknown; idleAfter?: unknown; awayAfter?
     return undefined;
   }
   const idleMs = duration('idleAfter', idleAfter ?? 300, 's', 300);
-  const awayMs = duration('awayAfter', awayAfter ?? Math.max(600, (2 * idleMs) / 1000), 's', 600);
+  // Default: 10 minutes, or twice idleAfter when that is longer (a day at most, as every duration).
+  const awayMs = duration('awayAfter', awayAfter ?? Math.min(86_400, Math.max(600, (2 * idleMs) / 1000)), 's', 600);
   if (awayMs <= idleMs) {
     throw new OnlineNowConfigError(
       'ERR_ONLINE_NOW_AWAYAFTER',
@@ -90,7 +92,8 @@ export interface OnlineCounts {
 
 const clientOptions = optionNames<ClientOptions>({ path: true, origins: true });
 
-const viewerFor = (options: LookupOptions | undefined): Viewer | undefined => (options?.hidden === true ? { seesHidden: true } : undefined);
+const STAFF_VIEWER: Viewer = Object.freeze({ seesHidden: true });
+const viewerFor = (options: LookupOptions | undefined): Viewer | undefined => (options?.hidden === true ? STAFF_VIEWER : undefined);
 
 const trackerOptions = optionNames<OnlineTrackerOptions>({
   threshold: true,
@@ -163,10 +166,11 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
     optionalFunction('onRecord', options.onRecord, '(record) => void (or a Promise)');
     optionalFunction('askHandOver', options.askHandOver, '(lock) => boolean');
     optionalFunction('canReleaseLocks', options.canReleaseLocks, '(req) => boolean');
+    const askHandOver = options.askHandOver ?? ((lock: RoomLock) => lock.away === true || lock.status === 'idle' || lock.status === 'away');
     const asks: AskSettings = {
       waitMs: duration('askWait', options.askWait ?? 60, 's', 60),
       graceMs: duration('askGrace', options.askGrace ?? 10, 's', 10),
-      handOver: options.askHandOver ?? ((lock) => lock.away === true),
+      handOver: (lock) => askHandOver(this.#withHolderStatus(lock)),
     };
     const seenIntervalMs = duration('seenInterval', options.seenInterval ?? 60, 's', 60);
     this.roomThreshold = duration('roomThreshold', options.roomThreshold ?? DEFAULT_ROOM_LIMITS.activeMs / 1000, 's', 30) / 1000;
@@ -278,7 +282,14 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
     }
     const path = checkPath(options.path ?? '/online-now');
     const interval = Math.max(1000, Math.round((this.roomThreshold * 1000) / 3));
-    this.#client = Object.freeze({ path, src: `${path}/client.js`, events: `${path}/events`, interval, ...(this.#statuses && { activeEvery: this.#statuses.signalMs }) });
+    this.#client = Object.freeze({
+      src: `${path}/client.js`,
+      beat: `${path}/beat`,
+      leave: `${path}/leave`,
+      events: `${path}/events`,
+      interval,
+      ...(this.#statuses && { activeEvery: this.#statuses.signalMs }),
+    });
     return createClientRoutes(path, checkOrigins('client()', options.origins), this.store, this.#resolver, this.#rooms);
   }
 
@@ -320,8 +331,8 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
       stored = this.#resolver.profileOf(userOrId);
       if (stored === undefined) return false; // the app's `profile` threw (reported)
     }
-    // A bare id without a profile keeps what is stored, visibility included.
-    if (stored !== undefined) stored = this.#resolver.visibility(userOrId, stored);
+    // A bare id without a profile keeps what is stored, visibility and status included (presence, not activity).
+    if (stored !== undefined) stored = this.#resolver.activity(userOrId, this.#resolver.visibility(userOrId, stored));
     await this.store.touch('users', who.key, who.id, stored);
     return true;
   }
@@ -362,6 +373,18 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
     if (key === undefined) return null;
     const seen = (await this.store.view('users', 0, viewerFor(options))).lastSeen(key);
     return seen === null ? null : new Date(seen);
+  }
+
+  /**
+   * The lock with its holder's status, for `askHandOver` (status on). Read from
+   * the store's view when it answers at once (always in memory; RedisStore once warm).
+   */
+  #withHolderStatus(lock: RoomLock): RoomLock {
+    const key = keyOf(lock.id);
+    if (this.#statuses === undefined || key === undefined) return lock;
+    const view = this.store.view('users', 0, STAFF_VIEWER);
+    if (typeof (view as Promise<unknown>).then === 'function') return lock;
+    return { ...lock, status: statusIn(view as ScopeView, key, this.#statuses) };
   }
 
   /** `active`, `idle`, `away` (or the app's own state) or `offline`; a hidden user is offline unless `{ hidden: true }`. Without `status` on, online users are active. */

@@ -135,7 +135,6 @@ for (const kind of ['memory store', 'Redis, two processes behind one port'] as c
   });
 }
 
-
 const ROOM_THRESHOLD = 4; // seconds: a visible tab's window; a background tab's is 5 × that (20 s)
 
 for (const kind of ['memory store', 'Redis, two processes behind one port'] as const) {

@@ -29,7 +29,7 @@ describe(`status in headless Chromium: input keeps a reader active, idle after $
 
     // Ada works (the mouse moves) for longer than the idle window: Grace never sees her idle.
     const seen = new Set<string>();
-    for (const end = Date.now() + (IDLE_S + 3) * 1000; Date.now() < end; ) {
+    for (const end = Date.now() + (IDLE_S + 3) * 1000; Date.now() < end;) {
       await adaPage.mouse.move(100 + Math.random() * 300, 100 + Math.random() * 300);
       seen.add((await adaAsGraceSees(gracePage)).join(' '));
       await sleep(250); // the pace of Ada's input: working for longer than the idle window is the subject
@@ -45,7 +45,7 @@ describe(`status in headless Chromium: input keeps a reader active, idle after $
     // Her tab goes to the background: input there is nobody's (it is hidden), and she stays online, away.
     await adaPage.evaluate('window.setHidden(true)');
     const hidden = new Set<string>();
-    for (const end = Date.now() + 4000; Date.now() < end; ) {
+    for (const end = Date.now() + 4000; Date.now() < end;) {
       await adaPage.mouse.move(100 + Math.random() * 300, 100 + Math.random() * 300);
       hidden.add((await adaAsGraceSees(gracePage)).join(' '));
       await sleep(250); // the pace of the hidden tab's input

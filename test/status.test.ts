@@ -67,6 +67,15 @@ function statusSite(options: OnlineTrackerOptions<User>): { app: express.Express
   app.get('/hbs', (_req, res) => {
     res.send(page({ ...res.locals, people }));
   });
+  // An order's page: its room, and the script tag that carries the tab and its claim.
+  app.get('/order', async (req, res, next) => {
+    try {
+      await online.here(req, 'order:1', { mode: req.query.edit === '1' ? 'editing' : 'viewing' });
+      res.send(njk('{{ onlineScript() }}', res.locals));
+    } catch (error) {
+      next(error);
+    }
+  });
   app.get('/json', (_req, res) => {
     res.json(res.locals.onlineNow);
   });
@@ -190,6 +199,25 @@ describe('status: active, idle, away and offline, from requests and the page’s
     expect(await online.onlineStatus({ id: 2, name: 'Bob' })).to.equal('active');
   });
 
+  it('an app state of "offline" is none (appearing offline is invisible mode’s); a status(user) that returns a Promise is reported', async () => {
+    const errors: string[] = [];
+    const site = statusSite({
+      status: (u) => (u.id === 1 ? 'offline' : (Promise.resolve('busy') as never)),
+      onError: (error) => errors.push(error.message),
+    });
+    const other = await listen(site.app);
+    try {
+      const ada = await signIn(other.base, 1);
+      const bob = await signIn(other.base, 2);
+      await ada.get('/njk');
+      expect(said(await bob.text('/njk')).everyone).to.include({ Ada: 'active', Bob: 'active' });
+      expect(errors.join('\n')).to.match(/status\(user\) returned a Promise/);
+    } finally {
+      await other.close();
+      await site.online.close();
+    }
+  });
+
   it('the stream’s badges carry the status, and send it again when it changes with time alone', async () => {
     const ada = await signIn(server.base, 1);
     await ada.get('/njk');
@@ -205,6 +233,78 @@ describe('status: active, idle, away and offline, from requests and the page’s
     } finally {
       stream.close();
     }
+  });
+
+  it('what the client script asks by itself (its stream, the script, a leave) is no activity of its user; tracker.touch(user) is, a bare touch(id) is presence only', async () => {
+    const ada = await signIn(server.base, 1);
+    const bob = await signIn(server.base, 2);
+    await ada.get('/njk');
+    await bob.get('/njk');
+    t += 6 * MINUTE;
+    const stream = await SseStream.open(`${server.base}/online-now/events?ids=2`, { cookie: ada.cookieHeader });
+    try {
+      await stream.next('online');
+      expect((await ada.get('/online-now/client.js')).status).to.equal(200);
+      expect(said(await bob.text('/njk')).everyone.Ada).to.equal('idle');
+    } finally {
+      stream.close();
+    }
+    await online.touch(1);
+    expect(said(await bob.text('/njk')).everyone.Ada, 'a bare touch(id)').to.equal('idle');
+    await online.touch(PEOPLE[1]);
+    expect(said(await bob.text('/njk')).everyone.Ada, 'touch(user)').to.equal('active');
+    expect((await online.list(2)).find((e) => e.id === 1)).to.include({ status: 'active' });
+  });
+
+  it('an activity time that is not one (out of a Date’s range, or later than the user was seen) reads as the last time they were seen', async () => {
+    const bob = await signIn(server.base, 2);
+    // Touched through the store itself: what a profile written by something other than this package may hold.
+    for (const lastActive of [1e300, -5, Number.NaN, t + 365 * 24 * 60 * MINUTE]) {
+      t += MINUTE;
+      online.store.touch('users', '7', 7, { name: 'Eve', lastActive } as never);
+      await bob.get('/njk');
+      const eve = (await online.list(2)).find((e) => e.id === 7)!;
+      expect(eve.status, String(lastActive)).to.equal('active');
+      expect((eve.lastActive as Date).getTime(), String(lastActive)).to.equal((eve.lastSeen as Date).getTime());
+    }
+    // Not active forever: idle an idle window after she was seen.
+    t += 6 * MINUTE;
+    await bob.get('/njk');
+    expect(await online.onlineStatus(7)).to.equal('idle');
+  });
+
+  it('an ask for the lock passes it after askWait + askGrace once its holder is idle (their page open, untouched), not while they are active', async () => {
+    const ada = await signIn(server.base, 1);
+    const bob = await signIn(server.base, 2);
+    const open = async (who: CookieBrowser, path: string): Promise<{ tab: string; claim: unknown }> => {
+      const html = await who.text(path);
+      const claim = /data-claim="([^"]+)"/.exec(html)?.[1];
+      return { tab: tabOf(html), claim: claim === undefined ? undefined : JSON.parse(claim.replace(/&quot;/g, '"')) };
+    };
+    const roomBeat = async (who: CookieBrowser, page: { tab: string; claim: unknown }, extra: Record<string, unknown>): Promise<{ lock: { id?: number } | null }> => {
+      const res = await postFromPage(server.base, '/online-now/beat', { tab: page.tab, room: 'order:1', mode: 'editing', claim: page.claim, ...extra }, { cookie: who.cookieHeader });
+      expect(res.status).to.equal(200);
+      const state = (await res.json()) as { self?: unknown; lock: { id?: number } | null };
+      if (state.self !== undefined) page.claim = state.self;
+      return state;
+    };
+    const adaPage = await open(ada, '/order?edit=1');
+    const bobPage = await open(bob, '/order');
+    expect((await roomBeat(bob, bobPage, { ask: 'new' })).lock?.id).to.equal(1);
+    // Both pages beat every 20 s (the room keeps their tabs); Ada's saw no input. The ask is ripe after 70 s,
+    // but Ada is active (her page request) until 5 minutes have passed.
+    for (let seconds = 20; seconds <= 280; seconds += 20) {
+      t += 20_000;
+      await roomBeat(ada, adaPage, {});
+      expect((await roomBeat(bob, bobPage, { ask: true })).lock?.id, `${seconds} s`).to.equal(1);
+    }
+    for (let seconds = 300; seconds <= 340; seconds += 20) {
+      t += 20_000;
+      await roomBeat(ada, adaPage, {});
+      await roomBeat(bob, bobPage, { ask: true });
+    }
+    expect(await online.onlineStatus(1)).to.equal('idle');
+    expect((await roomBeat(bob, bobPage, { ask: true })).lock?.id, 'Ada idle').to.equal(2);
   });
 
   it('the client script is told how often it may say its page saw input (a quarter of idleAfter, a minute at most)', async () => {
@@ -231,6 +331,31 @@ describe('status off (the default), and status misconfigured', () => {
     }
   });
 
+  it('an app route that shares the client’s path is a request like any other (only the script’s own routes are not)', async () => {
+    let t = 1_000_000;
+    const app = express();
+    const online = createOnlineTracker({ store: new MemoryStore({ now: () => t }) });
+    app.use(express.urlencoded({ extended: false }));
+    app.use(session({ secret: 'status test', resave: false, saveUninitialized: false }));
+    app.use(online.middleware());
+    app.use(online.client({ path: '/api' }));
+    app.post('/login', (req, res) => {
+      (req.session as unknown as { user: User }).user = PEOPLE[Number(req.body.id)];
+      res.sendStatus(204);
+    });
+    app.post('/api/messages', (_req, res) => res.sendStatus(204));
+    const server = await listen(app);
+    try {
+      const ada = await signIn(server.base, 1);
+      t += MINUTE;
+      expect((await ada.post('/api/messages')).status).to.equal(204);
+      expect((await online.lastSeen(1))?.getTime()).to.equal(t);
+    } finally {
+      await server.close();
+      await online.close();
+    }
+  });
+
   it('fails early, naming the fix', () => {
     const codeOf = (options: object): string | undefined => {
       try {
@@ -245,6 +370,8 @@ describe('status off (the default), and status misconfigured', () => {
     expect(codeOf({ status: true, idleAfter: '10m', awayAfter: '5m' })).to.equal('ERR_ONLINE_NOW_AWAYAFTER');
     expect(codeOf({ status: true, idleAfter: -1 })).to.equal('ERR_ONLINE_NOW_IDLEAFTER');
     expect(() => createOnlineTracker({ idleAfter: 300 })).to.throw(/add \{ status: true \}/);
+    // awayAfter's default follows a long idleAfter (twice it, a day at most).
+    expect(codeOf({ status: true, idleAfter: '13h' })).to.equal(undefined);
     const store = new MemoryStore();
     createOnlineTracker({ store, status: true });
     expect(() => createOnlineTracker({ store, status: true, idleAfter: 60 })).to.throw(/different idleAfter or awayAfter/);
@@ -306,5 +433,51 @@ describe('status across processes (RedisStore; idleAfter 1 s, awayAfter 2 s: rea
     expect(await beat(b.server.base, adaOnB, tab, { active: true })).to.equal(200);
     await synced(a, b);
     for (const s of sites) expect(await s.online.onlineStatus(1)).to.equal('active');
+  });
+
+  it('a heartbeat that saw no input, on a process a sync behind, does not undo activity another process recorded; a process without status shows no status fields', async () => {
+    const prefix = uniquePrefix();
+    const made: { online: OnlineTracker<User>; store: RedisStore; server: Listening }[] = [];
+    // A syncs often; B only when asked (confirm), so its replica stays a sync behind.
+    for (const [kind, syncInterval, status] of [
+      ['node-redis', 100, true],
+      ['ioredis', 60_000, true],
+      ['node-redis', 100, false],
+    ] as const) {
+      const client: TestClient = await connect(kind, redis);
+      opened.push(client);
+      const store = new RedisStore({ client: client.client, prefix, syncInterval });
+      // roomThreshold 300 s: B's minute between syncs is allowed for rooms.
+      const { app, online } = statusSite(status ? { store, status: true, idleAfter: '1s', awayAfter: '2s', roomThreshold: 300 } : { store, roomThreshold: 300 });
+      opened.push(online);
+      const server = await listen(app);
+      opened.push(server);
+      made.push({ online, store, server });
+    }
+    const [a, b, plain] = made;
+    const adaOnA = await signIn(a.server.base, 1);
+    const adaOnB = await signIn(b.server.base, 1);
+    const tab = tabOf(await adaOnB.text('/njk'));
+    await b.store.confirm();
+    await eventually(async () => expect(await b.online.onlineStatus(1)).to.equal('away'), 5000);
+    // Ada comes back on A; her background tab on B beats before B has heard of it.
+    await adaOnA.get('/njk');
+    await a.store.confirm();
+    expect(await b.online.onlineStatus(1), 'B, a sync behind').to.equal('away');
+    expect(await beat(b.server.base, adaOnB, tab, { away: true })).to.equal(200);
+    await b.store.confirm();
+    await a.store.confirm();
+    for (const [name, s] of [
+      ['A', a],
+      ['B', b],
+    ] as const)
+      expect(await s.online.onlineStatus(1), name).to.equal('active');
+    // The process without status lists her with none of the fields status adds.
+    await plain.store.confirm();
+    const [entry] = (await (await (await signIn(plain.server.base, 2)).get('/json')).json()) as Record<string, unknown>[];
+    const ada = ((await plain.online.list(5)) as unknown as Record<string, unknown>[]).find((e) => e.id === 1);
+    expect(ada).not.to.equal(undefined);
+    expect(Object.keys(ada!)).to.have.members(['id', 'name', 'lastSeen']);
+    expect(entry).not.to.have.property('lastActive');
   });
 });

@@ -36,7 +36,7 @@ import { LRUCache } from 'lru-cache';
 import { dateProperty } from './date-property';
 import { EMPTY_PROFILE, HIDDEN_MARK, isHidden, mayShow, sameProfile } from './identity';
 import { TextArena } from './text-arena';
-import { ACTIVE_FIELD, STATUS_FIELD, type OnlineStatus, type Statuses } from './status';
+import { ACTIVE_FIELD, STATUS_FIELD, activeAt, withoutStatus, type OnlineStatus, type Statuses } from './status';
 import type { Profile, ProfileValue, ScopeView, StoredEntry, UserId, Viewer } from './types';
 
 /** A key as the LRU holds it: a decimal id of up to 9 digits as a number (no string per user), anything else as given. */
@@ -71,7 +71,8 @@ export class ListedEntry implements StoredEntry {
     statuses?: Statuses,
   ) {
     // Object.assign, not a spread followed by more keys: V8 takes a slow path (~1.5 µs) for the latter.
-    Object.assign(this, profile);
+    // Status fields written by a process with status on are not this one's to show when it has it off.
+    Object.assign(this, statuses === undefined ? withoutStatus(profile) : profile);
     defineLastSeen(this, time);
     if (statuses !== undefined && typeof profile[ACTIVE_FIELD] === 'number') defineStatus(this, profile, statuses);
     Object.freeze(this);
@@ -82,18 +83,19 @@ const defineLastSeen = dateProperty('lastSeen');
 
 /** With status on: `status` read at each read (time moves it from active to idle to away), `lastActive` a Date. */
 const STATUS_OF = Symbol('status');
+type StatusHolder = { readonly [STATUS_OF]: [Profile, Statuses]; readonly lastSeen: Date };
 const STATUS_PROPERTIES: PropertyDescriptorMap = {
   [STATUS_FIELD]: {
     enumerable: true,
-    get(this: { [STATUS_OF]: [Profile, Statuses] }): OnlineStatus {
+    get(this: StatusHolder): OnlineStatus {
       const [profile, statuses] = this[STATUS_OF];
-      return statuses.of(profile);
+      return statuses.of(profile, this.lastSeen.getTime());
     },
   },
   [ACTIVE_FIELD]: {
     enumerable: true,
-    get(this: { [STATUS_OF]: [Profile, Statuses] }): Date {
-      return new Date(this[STATUS_OF][0][ACTIVE_FIELD] as number);
+    get(this: StatusHolder): Date {
+      return new Date(activeAt(this[STATUS_OF][0], this.lastSeen.getTime()));
     },
   },
 };

@@ -31,6 +31,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { isHidden, keyOf, mayShow, readProfile } from './identity';
+import { withoutStatus } from './status';
 import { PresenceIndex } from './presence-index';
 import type { Profile, RoomEntry, RoomLimits, RoomLock, RoomLockState, RoomMode, RoomRequest, RoomSaved, RoomTouch, RoomView, TabClaim, UserId, Viewer } from './types';
 
@@ -161,7 +162,7 @@ function decodeTab(key: string, text: unknown): Tab | undefined {
     userKey: key.slice(first + 1, last),
     tab: key.slice(last + 1),
     id: raw.i as UserId,
-    profile: readProfile(raw.p),
+    profile: withoutStatus(readProfile(raw.p)),
     mode: raw.m === 1 ? 'editing' : 'viewing',
     claim,
     gen,
@@ -251,6 +252,7 @@ export class RoomIndex {
    * room as this process sees it. Returns the tab's record (for its page to echo back).
    */
   touch(t: RoomTouch, now: number): TabClaim {
+    const profile = withoutStatus(t.profile);
     const key = tabKey(t.room, t.key, t.tab);
     // The index would drop its least recent tab, lock holder or not: this index picks one that claims nothing first.
     if (this.tabs.slotOf(key) === -1 && this.tabs.size(now) >= this.capacity && !this.makeRoom(now)) {
@@ -267,7 +269,7 @@ export class RoomIndex {
         userKey: t.key,
         tab: t.tab,
         id: t.id,
-        profile: t.profile,
+        profile,
         mode: t.mode,
         claim: known.claim,
         gen: known.gen,
@@ -305,7 +307,7 @@ export class RoomIndex {
     const holds = claim !== 0 && claim === before?.claim && note === undefined;
     const record = {
       id: t.id,
-      profile: t.profile,
+      profile,
       mode: note === undefined ? t.mode : ('viewing' as const),
       claim,
       gen,

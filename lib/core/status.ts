@@ -54,15 +54,23 @@ export class Statuses {
     return now - (now % this.stepMs);
   }
 
-  /** The status of an online user with this profile. */
-  of(profile: Profile, now: number = this.dateNow()): OnlineStatus {
+  /** The status of an online user with this profile, last seen at `lastSeen` (an activity time past it counts as then). */
+  of(profile: Profile, lastSeen: number, now: number = this.dateNow()): OnlineStatus {
     const manual = profile[STATUS_FIELD];
     if (typeof manual === 'string') return manual;
-    const at = profile[ACTIVE_FIELD];
-    if (typeof at !== 'number') return 'active';
-    const quiet = now - at;
+    const quiet = now - activeAt(profile, lastSeen);
     return quiet < this.idleMs ? 'active' : quiet < this.awayMs ? 'idle' : 'away';
   }
+}
+
+/**
+ * When a user last did something, as `profile` says: its activity time, unless
+ * that is no time at all or later than they were seen (written by something
+ * that is not this package), or missing (a user touched by id alone): then when they were seen.
+ */
+export function activeAt(profile: Profile, lastSeen: number): number {
+  const at = profile[ACTIVE_FIELD];
+  return typeof at === 'number' && at >= 0 && at <= lastSeen ? at : lastSeen;
 }
 
 /** `profile` with its activity time (and the app's state, when it has one): what a touch made with status on carries. */
@@ -73,16 +81,20 @@ export function withActivity(profile: Profile, at: number, manual: string | unde
   return stamped;
 }
 
-/** The app's state as a status: a short non-empty string, or none. */
+/** The app's state as a status: a short non-empty string, or none ("offline" is none: appearing offline is invisible mode's, `hidden`). */
 export function manualStatus(value: unknown): string | undefined {
-  return typeof value === 'string' && value !== '' ? value.slice(0, MAX_MANUAL_STATUS) : undefined;
+  return typeof value === 'string' && value !== '' && value !== 'offline' ? value.slice(0, MAX_MANUAL_STATUS) : undefined;
 }
+
+/** The latest time a Date holds, in ms. */
+const MAX_TIME = 8.64e15;
 
 /** The status fields of a profile read back from a store, kept (bounded) on the profile read. */
 export function keepStatusFields(parsed: Readonly<Record<string, unknown>>, profile: Profile): Profile {
   const at = parsed[ACTIVE_FIELD];
   const manual = manualStatus(parsed[STATUS_FIELD]);
-  if (typeof at !== 'number' || !Number.isFinite(at)) return profile;
+  // Another process wrote it, or something that is not one of ours: a time a Date can hold, or nothing.
+  if (typeof at !== 'number' || !Number.isInteger(at) || at < 0 || at > MAX_TIME) return profile;
   return withActivity(profile, at, manual);
 }
 
@@ -92,7 +104,17 @@ export function keepStatusFields(parsed: Readonly<Record<string, unknown>>, prof
  * them); without status on (or a store without profiles), `active` when online.
  */
 export function statusIn(view: ProfileLookup, key: string, statuses: Statuses | undefined): OnlineStatus {
-  if (view.lastSeen(key) === null) return 'offline';
+  const seen = view.lastSeen(key);
+  if (seen === null) return 'offline';
   const profile = statuses === undefined ? null : (view.profile?.(key) ?? null);
-  return profile === null ? 'active' : (statuses as Statuses).of(profile);
+  return profile === null ? 'active' : (statuses as Statuses).of(profile, seen);
+}
+
+/** `profile` without its status fields: rooms show who is there, and a member's status is their site-wide one (`onlineStatus`). */
+export function withoutStatus(profile: Profile): Profile {
+  if (!(ACTIVE_FIELD in profile) && !(STATUS_FIELD in profile)) return profile;
+  const rest: Record<string, Profile[string]> = Object.assign({}, profile);
+  delete rest[ACTIVE_FIELD];
+  delete rest[STATUS_FIELD];
+  return rest;
 }

@@ -294,7 +294,11 @@ export interface OnlineTrackerOptions<U = unknown, P extends object = DefaultPro
    */
   askWait?: Duration;
   askGrace?: Duration;
-  /** Whether an unanswered ask may take the lock from this holder: `(lock) => boolean`. Default: their page is in the background (`lock.away`). */
+  /**
+   * Whether an unanswered ask may take the lock from this holder: `(lock) => boolean`.
+   * Default: their page is in the background (`lock.away`), or, with `status` on,
+   * they are idle or away (`lock.status`).
+   */
   askHandOver?: (lock: RoomLock) => boolean;
   /** Staff who may end anyone's lock (`tracker.release(req, room)`): `(req) => boolean`. Default: nobody. */
   canReleaseLocks?: (req: Request) => boolean;
@@ -457,6 +461,8 @@ export type RoomLock = Readonly<Record<string, unknown>> & {
   readonly hidden?: true;
   /** The holder's page is in the background (hidden): an ask may hand the lock over after a wait. */
   readonly away?: true;
+  /** With `status` on, as `askHandOver` is given the lock: the holder's status (idle, away: an ask may hand the lock over after a wait). */
+  readonly status?: OnlineStatus;
 };
 
 /** The room's latest save (`tracker.changed()`): who and when, as a viewer may see them. Frozen. */
@@ -526,9 +532,10 @@ export interface RoomLimits {
 
 /** What pages need to render the script tag (set on every request as `res.locals.onlineClient`). */
 export interface ClientConfig {
-  /** Where the client routes live (`client({ path })`). */
-  readonly path: string;
   readonly src: string;
+  /** The heartbeat and leave routes. */
+  readonly beat: string;
+  readonly leave: string;
   readonly events: string;
   /** ms between a visible tab's heartbeats. */
   readonly interval: number;

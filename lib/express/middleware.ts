@@ -158,7 +158,7 @@ export function createMiddleware({ store, max, trackGuests, resolver, client, pu
     if (user === undefined) checkPassport(req);
     let touched: Awaitable<void> = undefined;
     if (user !== undefined) {
-      if (!isClientPost(req)) touched = store.touch('users', user.key, user.id, user.profile);
+      if (!isClientRoute(req)) touched = store.touch('users', user.key, user.id, user.profile);
     } else if (trackGuests) {
       // A crawler is counted by its kind, never as a guest, cookie or not.
       const bot = resolver.botOf(req);
@@ -203,11 +203,18 @@ export function createMiddleware({ store, max, trackGuests, resolver, client, pu
     };
   }
 
-  /** A heartbeat or a leave: the client routes touch a signed-in user for themselves (a beat is presence, and activity only when its page says so). */
-  function isClientPost(req: OnlineRequest): boolean {
-    if (req.method !== 'POST') return false;
+  /**
+   * A request the client script makes by itself (a heartbeat, a leave, its
+   * stream, the script): no activity of its user's. The heartbeat route marks
+   * them itself (presence, and activity only when its page saw input).
+   */
+  function isClientRoute(req: OnlineRequest): boolean {
     const config = client();
-    return config !== undefined && (req.originalUrl ?? req.url ?? '').startsWith(`${config.path}/`);
+    if (config === undefined) return false;
+    const url = req.originalUrl ?? req.url ?? '';
+    const query = url.indexOf('?');
+    const path = query === -1 ? url : url.slice(0, query);
+    return path === config.beat || path === config.leave || path === config.events || path === config.src;
   }
 
   return function onlineNow(req, res, next) {

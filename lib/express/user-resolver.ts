@@ -165,21 +165,26 @@ export class UserResolver {
   }
 
   /** With `status` on, the profile stamped active now (and with the app's state of the user, if any). */
-  private activity(user: unknown, profile: Profile): Profile {
+  activity(user: unknown, profile: Profile): Profile {
     if (this.statuses === undefined) return profile;
-    const manual = this.manualStatus === undefined ? undefined : manualStatus(this.call('status', this.manualStatus, user, undefined));
-    return withActivity(profile, this.statuses.stamp(), manual);
+    return withActivity(profile, this.statuses.stamp(), this.manualStatus === undefined ? undefined : this.appStatus(user, this.manualStatus));
+  }
+
+  private appStatus(user: unknown, fn: (user: unknown) => unknown): string | undefined {
+    const state = this.call('status', fn, user, undefined);
+    if (isThenable(state)) this.reporter.report('status', new Error('status(user) returned a Promise: it must return the state (or undefined) itself.'));
+    return manualStatus(state);
   }
 
   /**
-   * A touch that is presence, not activity (a heartbeat from a page nobody
-   * touched): the user's activity time stays as `known` has it (their profile
-   * as the store holds it); a user the store does not hold comes back active.
+   * The profile a touch that is presence, not activity, carries (a heartbeat
+   * from a page nobody touched): none, so the store keeps the one it holds,
+   * activity time and all, whatever process wrote it last; the user's own when
+   * `known` (the profile this process holds) has no activity time: a user the
+   * store does not hold comes back active.
    */
-  presenceOnly(user: SignedIn, known: Profile | null): SignedIn {
-    const at = known?.[ACTIVE_FIELD];
-    if (this.statuses === undefined || typeof at !== 'number') return user;
-    return { key: user.key, id: user.id, profile: withActivity(user.profile, at, undefined) };
+  presenceProfile(user: SignedIn, known: Profile | null): Profile | undefined {
+    return this.statuses !== undefined && typeof known?.[ACTIVE_FIELD] === 'number' ? undefined : user.profile;
   }
 
   /** The profile marked hidden when `hidden(user)` says so (or throws: hiding is the safe mistake). */

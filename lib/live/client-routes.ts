@@ -151,8 +151,8 @@ export function createClientRoutes(path: string, origins: ReadonlySet<string>, s
       if (body.room !== undefined && !rooms.tabIds.verify(body.tab, body.room, user.key)) return send(res, 409);
       // A reader who stays on a page stays online; active (status) only when the page says someone used it.
       const active = body.active === true && body.away !== true;
-      const present = active || resolver.statuses === undefined ? user : resolver.presenceOnly(user, (await store.view('users', 0, STAFF)).profile?.(user.key) ?? null);
-      await store.touch('users', present.key, present.id, present.profile);
+      const profile = active || resolver.statuses === undefined ? user.profile : resolver.presenceProfile(user, (await store.view('users', 0, STAFF)).profile?.(user.key) ?? null);
+      await store.touch('users', user.key, user.id, profile);
       if (body.room === undefined) return send(res, 200, {});
       const { room, tab } = body;
       const known = rooms.tabIds.claimOf(body.claim, room, user.key, tab);

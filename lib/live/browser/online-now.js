@@ -85,7 +85,7 @@
         (el) => {
           el.setAttribute('data-online', String(on));
           // With status on: active, idle, away (or the app's state), for CSS and text alike.
-          if (data.status || !on) el.setAttribute('data-online-status', on ? data.status : 'offline');
+          if (activeEvery) el.setAttribute('data-online-status', on ? data.status : 'offline');
           const text = el.getAttribute('data-online-text');
           if (text != null) {
             const parts = text.split('|');
