@@ -282,7 +282,12 @@ describe('status: active, idle, away and offline, from requests and the page’s
       return { tab: tabOf(html), claim: claim === undefined ? undefined : JSON.parse(claim.replace(/&quot;/g, '"')) };
     };
     const roomBeat = async (who: CookieBrowser, page: { tab: string; claim: unknown }, extra: Record<string, unknown>): Promise<{ lock: { id?: number } | null }> => {
-      const res = await postFromPage(server.base, '/online-now/beat', { tab: page.tab, room: 'order:1', mode: 'editing', claim: page.claim, ...extra }, { cookie: who.cookieHeader });
+      const res = await postFromPage(
+        server.base,
+        '/online-now/beat',
+        { tab: page.tab, room: 'order:1', mode: 'editing', claim: page.claim, ...extra },
+        { cookie: who.cookieHeader },
+      );
       expect(res.status).to.equal(200);
       const state = (await res.json()) as { self?: unknown; lock: { id?: number } | null };
       if (state.self !== undefined) page.claim = state.self;
