@@ -45,8 +45,13 @@ const CHAINS_PER_SECOND = 50;
 /** At most this many sequences run at once (each user's own run one after another). */
 const MAX_IN_FLIGHT = 8;
 const CHECK_EVERY_MS = 5000;
-/** lastSeen must be the request's time: within its [send, response] widened by this. */
+/**
+ * lastSeen must be the request's time: within its [send, response] widened by this, or by the
+ * documented precision of the processes' estimates of Redis's clock (half the slowest round trip
+ * one was taken from, which a loaded machine's first syncs can make longer) plus CLOCK_MARGIN_MS.
+ */
 const LAST_SEEN_SLACK_MS = 150;
+const CLOCK_MARGIN_MS = 50;
 /** Violations shown in full per kind; the rest are counted. */
 const SHOWN_PER_KIND = 6;
 /** onSeen's interval: short, so a 30–45 s run holds several per active user. */
@@ -485,6 +490,10 @@ class ModelRun {
   private readonly sessionHidden = new Map<string, boolean>();
   private checking: Promise<void> | undefined;
   private faultActive = false;
+  /** The slack for dates, as the processes' clocks allow (see LAST_SEEN_SLACK_MS): it only grows. */
+  private clockSlackMs = LAST_SEEN_SLACK_MS;
+  /** Own pages whose lastSeen is outside LAST_SEEN_SLACK_MS: judged at the next check, on the clock slack then. */
+  private doubtfulOwnPages: { readonly where: string; readonly at: number; readonly send: number; readonly end: number }[] = [];
   private t0 = Date.now();
 
   constructor(
@@ -548,7 +557,8 @@ class ModelRun {
       `onSeen: ${seen.filter((h) => h.cause === 'report').length} reports + ${seen.filter((h) => h.cause === 'forget').length} on logout, ` +
       `for ${new Set(seen.map((h) => h.id)).size} users (${this.counts.allowedRepeats} repeats within seenInterval after a logout, a partition's expiry, or a cut before an acknowledgement, ` +
       `${this.counts.expiredUnsent} touches held past expiry on a cut-off process, ${this.counts.deferredGone} deferred by a recovery window whose user had left when it ended); record: ${records.length} onRecord calls (highest ${Math.max(0, ...records.map((h) => h.count))}), ` +
-      `highest on a page ${this.counts.maxPageRecord}, the model's most online at once ${this.maxOnline(Infinity)}; violations: ${this.violations.length}` +
+      `highest on a page ${this.counts.maxPageRecord}, the model's most online at once ${this.maxOnline(Infinity)}; ` +
+      `dates judged to ${Math.round(this.clockSlackMs)} ms (the processes' clock precision); violations: ${this.violations.length}` +
       (this.violations.length > 0
         ? ` (${Object.entries(byKind)
             .map(([k, n]) => `${k} ${n}`)
@@ -603,8 +613,9 @@ class ModelRun {
   /** The user's last few presence requests, for a violation's message. */
   private story(user: number, upto: number): string {
     const events = this.model.history(user).filter((e) => e.send <= upto);
-    const shown = events.slice(-4).map((e) => this.describeEvent(e));
-    return `${events.length > 4 ? '…, ' : ''}${shown.join(', ') || 'no requests'}`;
+    const last = Number(process.env.MODEL_STORY ?? 4);
+    const shown = events.slice(-last).map((e) => this.describeEvent(e));
+    return `${events.length > last ? '…, ' : ''}${shown.join(', ') || 'no requests'}`;
   }
 
   private lastOutageEnd(): number {
@@ -722,7 +733,7 @@ class ModelRun {
     }
     const at = Date.parse(seen);
     if (at < event.send - LAST_SEEN_SLACK_MS || at > event.end! + LAST_SEEN_SLACK_MS) {
-      this.violation('own page', `${where} gives lastSeen ${this.rel(at)}, not the request's time`);
+      this.doubtfulOwnPages.push({ where, at, send: event.send, end: event.end! });
     }
   }
 
@@ -819,8 +830,27 @@ class ModelRun {
     }
   }
 
+  /** The processes' clock precision, as each says now (a process that does not answer keeps what it said before). */
+  private async refreshClockSlack(): Promise<void> {
+    const said = await Promise.all(
+      this.workers.map((w) =>
+        fetch(`${w.base}/clock`, { signal: AbortSignal.timeout(2000) })
+          .then((res) => res.json() as Promise<{ errorMs: number | null }>)
+          .then((clock) => clock.errorMs ?? 0)
+          .catch(() => 0),
+      ),
+    );
+    this.clockSlackMs = Math.max(this.clockSlackMs, ...said.map((ms) => ms + CLOCK_MARGIN_MS));
+    const doubtful = this.doubtfulOwnPages;
+    this.doubtfulOwnPages = [];
+    for (const { where, at, send, end } of doubtful) {
+      if (at < send - this.clockSlackMs || at > end + this.clockSlackMs) this.violation('own page', `${where} gives lastSeen ${this.rel(at)}, not the request's time`);
+    }
+  }
+
   /** Every process, asked about every user by staff and by a guest, against the model. */
   private async check(final: boolean): Promise<void> {
+    await this.refreshClockSlack();
     const n = this.checks.length + 1;
     const name = final ? `final check (${n})` : `check ${n}`;
     const [staff, guests] = await Promise.all([Promise.all(PROCS.map((proc) => this.read(name, proc, true))), Promise.all(PROCS.map((proc) => this.read(name, proc, false)))]);
@@ -879,7 +909,7 @@ class ModelRun {
         }
         const at = Date.parse(lastSeen[i]!);
         const { send, end } = judgement.touch;
-        if (at < send - LAST_SEEN_SLACK_MS || at > end! + LAST_SEEN_SLACK_MS) {
+        if (at < send - this.clockSlackMs || at > end! + this.clockSlackMs) {
           const off = at < send ? `${send - at} ms before` : `${at - end!} ms after`;
           this.violation('lastSeen', `${where}: user ${user} lastSeen ${this.rel(at)}, ${off} their last page's request: ${this.story(user, xr)}`);
         }
@@ -1007,7 +1037,7 @@ class ModelRun {
       const mine = seen.filter((h) => h.id === user);
       for (const h of mine) {
         // A logout request is a touch too (the middleware marks the user, then the route forgets them).
-        if (!events.some((e) => e.send - LAST_SEEN_SLACK_MS <= h.date && h.date <= (e.end ?? Infinity) + LAST_SEEN_SLACK_MS)) {
+        if (!events.some((e) => e.send - this.clockSlackMs <= h.date && h.date <= (e.end ?? Infinity) + this.clockSlackMs)) {
           this.violation('onSeen date', `user ${user}: onSeen (${h.cause}) on P${h.proc} with date ${this.rel(h.date)}, when they made no request: ${this.story(user, Infinity)}`);
         }
       }
@@ -1058,7 +1088,7 @@ class ModelRun {
    * report with them, as documented) before the held touches landed: to Redis, the user left and came back.
    */
   private expiredInRedis(events: readonly PresenceEvent[], from: number, to: number): boolean {
-    const touch = events.find((e) => e.kind === 'touch' && e.send - LAST_SEEN_SLACK_MS <= to && to <= (e.end ?? Infinity) + LAST_SEEN_SLACK_MS);
+    const touch = events.find((e) => e.kind === 'touch' && e.send - this.clockSlackMs <= to && to <= (e.end ?? Infinity) + this.clockSlackMs);
     const cut = touch === undefined ? undefined : this.cutAt(touch);
     if (touch === undefined || cut === undefined) return false;
     const landed = (cut.end ?? Infinity) + this.syncMs + 1000;
@@ -1114,8 +1144,8 @@ class ModelRun {
         this.counts.expiredUnsent++;
         return;
       }
-      const from = e.send - SEEN_INTERVAL_MS - LAST_SEEN_SLACK_MS;
-      if (!dates.some((d) => d > from && d <= upto + LAST_SEEN_SLACK_MS)) {
+      const from = e.send - SEEN_INTERVAL_MS - this.clockSlackMs;
+      if (!dates.some((d) => d > from && d <= upto + this.clockSlackMs)) {
         const near = dates.filter((d) => Math.abs(d - e.send) < 3 * SEEN_INTERVAL_MS).map((d) => this.rel(d));
         this.violation(
           'onSeen lost',

@@ -37,6 +37,11 @@ export interface SyncStats {
   readonly failures: number;
   /** Seconds since the last sync that Redis answered; Infinity before the first. */
   readonly ageSeconds: number;
+  /**
+   * How far any date this process gave may be from the shared clock, in ms: half
+   * the slowest round trip it took the clock from (Infinity before the first sync).
+   */
+  readonly clockErrorMs?: number;
 }
 
 export interface MetricsSnapshot {

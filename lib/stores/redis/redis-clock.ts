@@ -13,6 +13,8 @@ export class RedisClock {
   private offsetRtt = Infinity;
   /** A sync has measured the offset: writes may be stamped for Redis. */
   measured = false;
+  /** The most any date this process stamped may be off Redis's clock: half the slowest round trip an offset in use came from. */
+  worstErrorMs = Infinity;
 
   constructor(readonly local: Clock) {
     this.offset = Date.now() - local();
@@ -44,12 +46,14 @@ export class RedisClock {
     if (!this.measured) {
       moved = offset - this.offset;
       this.measured = true;
+      this.worstErrorMs = rtt / 2;
     } else {
       this.offsetRtt *= 1.05;
       if (rtt > this.offsetRtt) return 0;
     }
     this.offset = offset;
     this.offsetRtt = rtt;
+    this.worstErrorMs = Math.max(this.worstErrorMs, rtt / 2);
     return moved;
   }
 }

@@ -312,7 +312,7 @@ export class RedisStore extends BaseStore {
 
   syncStats(): SyncStats {
     const syncedAt = this.replica?.syncedAt ?? -Infinity;
-    return { durations: this.syncDurations, failures: this.syncFailures, ageSeconds: (this.clock.now() - syncedAt) / 1000 };
+    return { durations: this.syncDurations, failures: this.syncFailures, ageSeconds: (this.clock.now() - syncedAt) / 1000, clockErrorMs: this.clock.worstErrorMs };
   }
 
   private live(): Replica {

@@ -11,7 +11,8 @@
  *              acknowledged by the process it went to)
  *   per scope (users, guests, bots; then rooms' tabs, after `reported`):
  *   seen     sorted set  key → last seen, µs of Redis time (the time of the request, not of the write)
- *   profiles hash        key → "µs|profile JSON" (users and tabs): the time of the touch that wrote it
+ *   profiles hash        key → "µs|profile JSON" (users and tabs): the time of the touch that wrote it; a user's
+ *                        stays past a logout while the logout does
  *   gone     sorted set  key → time of its last logout, µs; kept one threshold
  *   changes  sorted set  key → version of its last change: the feed that processes read
  *   reported sorted set  user key → time of their last `onSeen` report, µs; only users online
@@ -257,7 +258,9 @@ for _ = 1, forgetCount do
     local seen = redis.call('ZSCORE', s[1], key)
     if seen and tonumber(seen) <= at then
       redis.call('ZREM', s[1], key)
-      redis.call('HDEL', s[2], key)
+      -- A user's profile stays, with its time, as long as the logout does (one threshold): a touch held
+      -- back since (a hide from a cut-off process) is judged against it, and a bare id comes back as they were.
+      if n ~= 1 then redis.call('HDEL', s[2], key) end
       -- Whoever signs in next is reported at once.
       if n == 1 then
         redis.call('ZREM', reported, key)
@@ -300,7 +303,10 @@ for n, s in ipairs(scopes) do
   -- A logout older than the threshold can remove nothing any more.
   for _, key in ipairs(redis.call('ZRANGEBYSCORE', s[3], '-inf', fmt(cutoffs[n]), 'LIMIT', 0, batch)) do
     redis.call('ZREM', s[3], key)
-    if not redis.call('ZSCORE', s[1], key) then redis.call('ZREM', s[4], key) end
+    if not redis.call('ZSCORE', s[1], key) then
+      redis.call('ZREM', s[4], key)
+      redis.call('HDEL', s[2], key)
+    end
   end
 end
 -- Marks: the most recent \`cap\`, none older than markTtl.
