@@ -283,6 +283,39 @@ describe('RedisStore: the record, onSeen and invisible mode through snapshots, l
     for (const { online } of [a, b]) await eventually(async () => expect(await ids(online)).to.deep.equal([1]));
   });
 
+  it('4. one who hides and signs out before their process syncs stays hidden after a bare touch(id) elsewhere; one who unhides and signs out comes back visible', async () => {
+    const server = await redis();
+    const prefix = uniquePrefix();
+    // a syncs at a logout (at once) or when asked: a profile and the logout after it reach Redis in one call.
+    const a = await process_(server.port, prefix, { syncInterval: 60_000, threshold: 300 });
+    const b = await process_(server.port, prefix, { threshold: 300 });
+    const store = a.online.store as RedisStore;
+    await a.online.touch(user(1, false));
+    await store.confirm();
+    await eventually(async () => expect(await ids(b.online)).to.deep.equal([1]));
+    // Hides, and signs out a moment later, on a.
+    await a.online.touch(user(1, true));
+    await a.online.forget(1);
+    await eventually(async () => expect(await b.online.counts()).to.include({ users: 0, hidden: 0 }));
+    // A websocket message for them on b: the id alone (in Redis once b has synced; a reads it when asked).
+    const bStore = b.online.store as RedisStore;
+    await b.online.touch(1);
+    await bStore.confirm();
+    await store.confirm();
+    for (const { online } of [a, b]) {
+      await eventually(async () => expect((await online.counts()).hidden).to.equal(1));
+      expect(await online.isOnline(1)).to.equal(false);
+    }
+    // Unhides, and signs out a moment later: a bare touch brings them back visible, though b remembers them hidden.
+    await a.online.touch(user(1, false));
+    await a.online.forget(1);
+    await eventually(async () => expect(await b.online.counts()).to.include({ users: 0, hidden: 0 }));
+    await b.online.touch(1);
+    await bStore.confirm();
+    await store.confirm();
+    for (const { online } of [a, b]) await eventually(async () => expect(await ids(online)).to.deep.equal([1]));
+  });
+
   it('5. a process cut off from Redis stops listing users it knows only from others (one may have hidden), and says so once', async () => {
     const server = await redis();
     const proxy = await proxyTo(server.port);

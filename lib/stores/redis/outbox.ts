@@ -14,12 +14,15 @@ export class Outbox {
   private readonly taken = perScope(() => new Map<string, number>());
   /** In Redis, kept one threshold. */
   private readonly landed = perScope(() => new Map<string, number>());
+  /** A queued user logout's last profile here (stored form, and its touch's time, ms), when Redis may not have it. */
+  private readonly lastProfiles = new Map<string, LastProfile>();
 
   /** `max(s)`: most logouts kept per scope. */
   constructor(private readonly max: (s: ScopeNo) => number) {}
 
-  add(s: ScopeNo, key: string, at: number): void {
+  add(s: ScopeNo, key: string, at: number, last?: LastProfile): void {
     boundedSet(this.queued[s], key, at, this.max(s));
+    if (last !== undefined) boundedSet(this.lastProfiles, key, last, this.max(s));
   }
 
   get empty(): boolean {
@@ -36,7 +39,9 @@ export class Outbox {
     const writes: ForgetWrite[] = [];
     this.queued.forEach((m, s) => {
       for (const [key, at] of m) {
-        writes.push(forgetWrite(s as ScopeNo, key, at));
+        const last = s === 0 ? this.lastProfiles.get(key) : undefined;
+        this.lastProfiles.delete(key);
+        writes.push(forgetWrite(s as ScopeNo, key, at, last));
         this.taken[s].set(key, at);
       }
       m.clear();
@@ -55,6 +60,7 @@ export class Outbox {
     for (const w of writes) {
       const queued = this.queued[w.scope].get(w.key);
       if (queued === undefined || queued < w.atUs / 1000) this.queued[w.scope].set(w.key, w.atUs / 1000);
+      if (w.last !== undefined && !this.lastProfiles.has(w.key)) this.lastProfiles.set(w.key, { profile: w.last.profile, at: w.last.atUs / 1000 });
     }
   }
 
@@ -82,9 +88,16 @@ export class Outbox {
   /** Moves queued logouts onto Redis's clock once it is known (see RedisClock.measure). */
   shift(delta: number): void {
     for (const m of this.queued) for (const [key, at] of m) m.set(key, at + delta);
+    for (const [key, last] of this.lastProfiles) this.lastProfiles.set(key, { profile: last.profile, at: last.at + delta });
   }
 }
 
-function forgetWrite(scope: ScopeNo, key: string, at: number): ForgetWrite {
-  return { scope, key, atUs: Math.round(at * 1000) };
+/** A user's profile as stored (see ./profile-codec.ts) and the time of the touch that gave it, ms. */
+export interface LastProfile {
+  readonly profile: string;
+  readonly at: number;
+}
+
+function forgetWrite(scope: ScopeNo, key: string, at: number, last?: LastProfile): ForgetWrite {
+  return { scope, key, atUs: Math.round(at * 1000), last: last && { profile: last.profile, atUs: Math.round(last.at * 1000) } };
 }

@@ -221,8 +221,8 @@ export class RedisStore extends BaseStore {
     const s = SCOPE_NO[scope];
     const at = this.clock.eventTime();
     const replica = this.live();
-    this.forgetIn(replica.indexes[s], key, at, s === 0);
     replica.queueForget(s, key, at);
+    this.forgetIn(replica.indexes[s], key, at, s === 0);
     // Signed out: out of every room too, in every process.
     if (s === 0) for (const tab of replica.rooms.forgetUser(key, at)) replica.queueForget(ROOMS, tab, at);
     // Logouts go out at once rather than at the next tick, so other processes see them within one syncInterval.

@@ -26,7 +26,8 @@
  *
  * Rules (latest event wins; so writes commute, and a late or repeated write is harmless):
  *   touch(key, t):  ignored if t is older than the threshold, or not newer than the key's logout or last seen
- *   forget(key, t): records the logout; removes the key if it was last seen at or before t
+ *   forget(key, t): records the logout; removes the key if it was last seen at or before t; a user's
+ *                   logout carries the profile they last had on its process when Redis may not have it
  *   A time from the future (a process's clock estimate off) is taken as Redis's now.
  *   profile:         written by the newest touch that carries one, even one older than the last seen;
  *                    a bare-id touch of a user with a mark brings them back hidden
@@ -148,13 +149,13 @@ end
 
 -- onSeen: each report is assigned to one process, kept in its own hash until it acknowledges it
 -- (by key and time) in a later call; its next call gets every report it has not acknowledged.
-local i = FIRST_WRITE + touchCount * 5 + forgetCount * 3
+local i = FIRST_WRITE + touchCount * 5 + forgetCount * 5
 for _ = 1, ackCount do
   if redis.call('HGET', assigned, ARGV[i]) == ARGV[i + 1] then redis.call('HDEL', assigned, ARGV[i]) end
   i = i + 2
 end
 -- Marks written back (Redis lost them): a newer one wins.
-i = FIRST_WRITE + touchCount * 5 + forgetCount * 3 + ackCount * 2
+i = FIRST_WRITE + touchCount * 5 + forgetCount * 5 + ackCount * 2
 for _ = 1, markCount do
   local mark = redis.call('ZSCORE', marks, ARGV[i])
   if not mark or tonumber(mark) < tonumber(ARGV[i + 1]) then redis.call('ZADD', marks, ARGV[i + 1], ARGV[i]) end
@@ -250,8 +251,15 @@ for _ = 1, touchCount do
 end
 for _ = 1, forgetCount do
   local n = tonumber(ARGV[i])
-  local s, key, at = scopes[n], ARGV[i + 1], tonumber(ARGV[i + 2])
+  local s, key, at, profile, profileAt = scopes[n], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3], tonumber(ARGV[i + 4])
   if at > now then at = now end
+  -- The profile the user last had on the logging-out process, if it had not reached Redis (a hide a moment
+  -- before the logout, or during an outage): counted as a touch's would be, into the register kept past the logout.
+  if n == 1 and profile ~= '' and profileAt > cutoffs[n] then
+    noteProfile(s, key, profileAt, profile)
+    local stored = redis.call('HGET', s[2], key)
+    if not stored or tonumber(string.match(stored, '^(%d+)|')) < profileAt then redis.call('HSET', s[2], key, fmt(profileAt) .. '|' .. profile) end
+  end
   if at > cutoffs[n] then
     local gone = redis.call('ZSCORE', s[3], key)
     if not gone or tonumber(gone) < at then redis.call('ZADD', s[3], fmt(at), key) end
@@ -269,7 +277,7 @@ for _ = 1, forgetCount do
     end
     changed(s, key)
   end
-  i = i + 3
+  i = i + 5
 end
 -- Out of the recovery: the deferred reports are judged against the reports written back meanwhile.
 if not recovering and seenInterval > 0 then
@@ -457,6 +465,8 @@ export interface ForgetWrite {
   readonly scope: ScopeNo;
   readonly key: string;
   readonly atUs: number;
+  /** A user's profile as stored, and the time of the touch that gave it (µs), when Redis may not have it yet. */
+  readonly last?: { readonly profile: string; readonly atUs: number } | undefined;
 }
 
 /** A user key and a time, µs: a report (assigned, or acknowledged), or a mark. */
@@ -549,10 +559,10 @@ export function syncArgs(call: SyncCall): string[] {
     String(call.acks.length),
     String(call.marks.length),
     // then each touch as scope (1 users, 2 guests, 3 bots, 4 rooms), key, µs, profile ('' or '#' for none), reported µs or '';
-    // each forget as scope, key, µs; each acknowledged report as key, µs; each mark as key, µs
+    // each forget as scope, key, µs, last profile ('' for none), its µs; each acknowledged report as key, µs; each mark as key, µs
   ];
   for (const w of call.touches) args.push(String(w.scope + 1), w.key, String(w.atUs), w.profile, w.reportedUs === undefined ? '' : String(Math.round(w.reportedUs)));
-  for (const w of call.forgets) args.push(String(w.scope + 1), w.key, String(w.atUs));
+  for (const w of call.forgets) args.push(String(w.scope + 1), w.key, String(w.atUs), w.last?.profile ?? '', String(w.last?.atUs ?? 0));
   for (const a of call.acks) args.push(a.key, String(a.atUs));
   for (const m of call.marks) args.push(m.key, String(m.atUs));
   return args;
