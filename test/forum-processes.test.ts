@@ -128,8 +128,10 @@ describe('onSeen and the record across three Node processes on one Redis', funct
     const calls = allSeen();
     for (const id of users) {
       const all = calls.filter((c) => c.id === id).map((c) => c.at);
-      // Signing in is activity too (with trackGuests, the guest who signs in is the user from that response on): one call at most.
-      expect(all.filter((at) => at < start).length, `user ${id}`).to.be.at.most(1);
+      // Signing in is activity too (with trackGuests, the guest who signs in is the user from that response on): a call
+      // per interval at most, however long the three sign-ins take on a loaded machine.
+      const signIns = all.filter((at) => at < start);
+      for (let i = 1; i < signIns.length; i++) expect(signIns[i] - signIns[i - 1], `user ${id}: ${signIns.join(', ')}`).to.be.at.least(SEEN_INTERVAL_MS - 1);
       const times = all.filter((at) => at >= start);
       // The first request's sync reports it, then one per interval while the user is active.
       expect(times.length, `user ${id}: ${times.join(', ')}`).to.be.within(earned(id), 4);
