@@ -1084,18 +1084,18 @@ class ModelRun {
 
   /**
    * A repeat that a partition justifies: the report at `to` is for a touch held on a cut-off process, and no
-   * other process touched the user after the report at `from`, so Redis saw the user expire (taking their
-   * report with them, as documented) before the held touches landed: to Redis, the user left and came back.
+   * request that reached Redis (elsewhere, or on that process before the cut) kept the user online there until
+   * the held touches landed, so Redis saw the user expire (taking their report with them, as documented):
+   * to Redis, the user left and came back.
    */
   private expiredInRedis(events: readonly PresenceEvent[], from: number, to: number): boolean {
     const touch = events.find((e) => e.kind === 'touch' && e.send - this.clockSlackMs <= to && to <= (e.end ?? Infinity) + this.clockSlackMs);
     const cut = touch === undefined ? undefined : this.cutAt(touch);
     if (touch === undefined || cut === undefined) return false;
     const landed = (cut.end ?? Infinity) + this.syncMs + 1000;
-    // Kept online in Redis only by a request elsewhere before it would have expired there (one after that
-    // comes back like any returning user, and may come after the held touch landed).
-    const kept = events.some((e) => e.proc !== touch.proc && e.send > from + 1 && e.send < from + this.thresholdMs);
-    return !kept && from + this.thresholdMs < landed;
+    const reached = events.filter((e) => e.send < landed && (e.proc !== touch.proc || (e.end ?? Infinity) < cut.start));
+    const last = Math.max(from, ...reached.map((e) => e.end ?? e.send));
+    return last + this.thresholdMs < landed;
   }
 
   private faultsAround(from: number, to: number): string {

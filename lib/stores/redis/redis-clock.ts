@@ -20,9 +20,18 @@ export class RedisClock {
     this.offset = Date.now() - local();
   }
 
-  /** Now on Redis's clock, ms. */
+  /** The latest `now()` given: the estimate never goes back (a quicker round trip can move it back by up to half the last one). */
+  private last = -Infinity;
+
+  /**
+   * Now on Redis's clock, ms. Never earlier than a `now()` before it: one process's
+   * events keep their order (a logout is never stamped before the request it follows).
+   * When a better estimate moves the clock back, it stands still until it catches up.
+   */
   now(): number {
-    return this.local() + this.offset;
+    const t = this.local() + this.offset;
+    if (t > this.last) this.last = t;
+    return this.last;
   }
 
   /**
@@ -47,6 +56,8 @@ export class RedisClock {
       moved = offset - this.offset;
       this.measured = true;
       this.worstErrorMs = rtt / 2;
+      // What was stamped before moves onto Redis's clock with the estimate (the store shifts it by `moved`).
+      this.last += moved;
     } else {
       this.offsetRtt *= 1.05;
       if (rtt > this.offsetRtt) return 0;
