@@ -14,7 +14,7 @@ export class Outbox {
   private readonly taken = perScope(() => new Map<string, number>());
   /** In Redis, kept one threshold. */
   private readonly landed = perScope(() => new Map<string, number>());
-  /** A queued user logout's last profile here (stored form, and its touch's time, ms), when Redis may not have it. */
+  /** A user logout's last profile here (stored form, and its touch's time, ms), queued or landed: written back with it. */
   private readonly lastProfiles = new Map<string, LastProfile>();
 
   /** `max(s)`: most logouts kept per scope. */
@@ -39,9 +39,7 @@ export class Outbox {
     const writes: ForgetWrite[] = [];
     this.queued.forEach((m, s) => {
       for (const [key, at] of m) {
-        const last = s === 0 ? this.lastProfiles.get(key) : undefined;
-        this.lastProfiles.delete(key);
-        writes.push(forgetWrite(s as ScopeNo, key, at, last));
+        writes.push(forgetWrite(s as ScopeNo, key, at, s === 0 ? this.lastProfiles.get(key) : undefined));
         this.taken[s].set(key, at);
       }
       m.clear();
@@ -60,7 +58,6 @@ export class Outbox {
     for (const w of writes) {
       const queued = this.queued[w.scope].get(w.key);
       if (queued === undefined || queued < w.atUs / 1000) this.queued[w.scope].set(w.key, w.atUs / 1000);
-      if (w.last !== undefined && !this.lastProfiles.has(w.key)) this.lastProfiles.set(w.key, { profile: w.last.profile, at: w.last.atUs / 1000 });
     }
   }
 
@@ -71,7 +68,7 @@ export class Outbox {
 
   /** What Redis had, for a write-back after it lost its data. */
   writeBack(): ForgetWrite[] {
-    return this.landed.flatMap((m, s) => [...m].map(([key, at]) => forgetWrite(s as ScopeNo, key, at)));
+    return this.landed.flatMap((m, s) => [...m].map(([key, at]) => forgetWrite(s as ScopeNo, key, at, s === 0 ? this.lastProfiles.get(key) : undefined)));
   }
 
   /** Forgets landed logouts older than their scope's threshold (`cutoff(s)`): a user gone that long is gone everywhere. */
@@ -81,6 +78,7 @@ export class Outbox {
       for (const [key, at] of m) {
         if (at > before) break;
         m.delete(key);
+        if (s === 0 && !this.queued[0].has(key) && !this.taken[0].has(key)) this.lastProfiles.delete(key);
       }
     });
   }

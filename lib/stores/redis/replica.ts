@@ -131,11 +131,12 @@ export class Replica {
 
   /**
    * A logout (or a tab gone) here: not sent as a touch, and queued in the outbox. Call it before the
-   * index forgets the key: a user's profile still waiting to be sent (they hid a moment ago) goes with
-   * the logout, or a later bare touch elsewhere would bring them back as Redis last knew them.
+   * index forgets the key: a user's logout carries the profile they had here (one still waiting to be
+   * sent, if they hid a moment ago; and the one a write-back needs if Redis loses it), or a later bare
+   * touch elsewhere would bring them back as Redis last knew them.
    */
   queueForget(s: ScopeNo, key: string, at: number): void {
-    const held = s === 0 && this.touched[0].get(key) === true ? this.indexes[0].held(key) : undefined;
+    const held = s === 0 ? this.indexes[0].held(key) : undefined;
     this.touched[s].delete(key);
     this.settings.outbox.add(s, key, at, held && { profile: encodeProfile(held.id, held.profile), at: held.at });
   }
