@@ -9,6 +9,7 @@ import { Rooms, TabIds, type AskSettings, type HereOptions, type HereView } from
 import { Locks, type RequireLockOptions } from './live/locks';
 import { boundedProfile, keyOf } from './core/identity';
 import { Statuses, statusIn, type OnlineStatus } from './core/status';
+import { STAFF } from './core/presence-index';
 import { createMiddleware } from './express/middleware';
 import { ErrorReporter, defaultErrorSink } from './core/report';
 import { MemoryStore } from './stores/memory';
@@ -92,8 +93,7 @@ export interface OnlineCounts {
 
 const clientOptions = optionNames<ClientOptions>({ path: true, origins: true });
 
-const STAFF_VIEWER: Viewer = Object.freeze({ seesHidden: true });
-const viewerFor = (options: LookupOptions | undefined): Viewer | undefined => (options?.hidden === true ? STAFF_VIEWER : undefined);
+const viewerFor = (options: LookupOptions | undefined): Viewer | undefined => (options?.hidden === true ? STAFF : undefined);
 
 const trackerOptions = optionNames<OnlineTrackerOptions>({
   threshold: true,
@@ -382,7 +382,7 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
   #withHolderStatus(lock: RoomLock): RoomLock {
     const key = keyOf(lock.id);
     if (this.#statuses === undefined || key === undefined) return lock;
-    const view = this.store.view('users', 0, STAFF_VIEWER);
+    const view = this.store.view('users', 0, STAFF);
     if (typeof (view as Promise<unknown>).then === 'function') return lock;
     return { ...lock, status: statusIn(view as ScopeView, key, this.#statuses) };
   }

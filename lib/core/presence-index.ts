@@ -112,7 +112,8 @@ const FIRST_SLOTS = 1024;
 
 /** A viewer who sees no hidden user. */
 export const EVERYONE: Viewer = Object.freeze({ seesHidden: false });
-const STAFF: Viewer = Object.freeze({ seesHidden: true });
+/** A viewer who sees every user, hidden ones too (staff, or a user's own lookup of themself). */
+export const STAFF: Viewer = Object.freeze({ seesHidden: true });
 
 /** Slot flags. */
 const HIDDEN = 1;

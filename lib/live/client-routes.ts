@@ -19,11 +19,9 @@ import { OnlineNowConfigError } from '../core/errors';
 import { isMode, type Rooms } from './here';
 import { isRoomName, isTabId } from '../core/room-index';
 import { refuseCrossSite } from '../express/same-origin';
-import type { OnlineRequest, Store, Viewer } from '../core/types';
+import type { OnlineRequest, Store } from '../core/types';
+import { STAFF } from '../core/presence-index';
 import type { UserResolver } from '../express/user-resolver';
-
-/** Reads the beating user's own profile as held, hidden or not. */
-const STAFF: Viewer = Object.freeze({ seesHidden: true });
 
 /** A beat's body is a few dozen bytes; anything past this is not ours. */
 const MAX_BODY = 2048;
