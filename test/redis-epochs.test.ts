@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { RedisStore, createOnlineTracker, type OnlineRecord, type OnlineTracker } from 'express-online-now';
@@ -180,6 +180,42 @@ describe('RedisStore: the record, onSeen and invisible mode through snapshots, l
     proxy.retarget(replica.port);
     await watch([a, b], GONE, 10, NINE, 4000);
     expect((await replicaAdmin.command('ZRANGE', `{${prefix}}:users:seen`, '0', '-1')) as string[]).to.have.members(NINE.map(String));
+  });
+
+  it('1. Redis back on a snapshot saved before the epoch the processes know (taken just ahead of a restart): nobody signed out shows again, nobody is reported again', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'online-now-rdb-'));
+    dirs.push(dir);
+    const rdb = path.join(dir, 'presence.rdb');
+    const server = await redis(['--dir', dir, '--dbfilename', 'presence.rdb', '--save', '']);
+    const admin = await client(server.port);
+    const prefix = uniquePrefix();
+    const a = await process_(server.port, prefix);
+    const b = await process_(server.port, prefix);
+    const seenIds = (): number[] => [...a.hooks.seen, ...b.hooks.seen].map((s) => s.id).sort((x, y) => x - y);
+    for (let id = 1; id <= 10; id++) await (id <= 5 ? a : b).online.touch(user(id));
+    await eventually(() => expect(seenIds()).to.deep.equal([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]));
+    // The snapshot holds the ten, in the epoch they were seen in; then Redis restarts empty, and a new one begins.
+    await admin.command('SAVE');
+    const old = path.join(dir, 'old.rdb');
+    renameSync(rdb, old);
+    await server.restart();
+    await synced(a.online, b.online);
+    for (const id of [1, 2]) await a.online.forget(id);
+    for (const id of [6, 7]) await b.online.forget(id);
+    for (const id of [11, 12, 13]) await (id % 2 === 0 ? a : b).online.touch(user(id));
+    // Each reported once, and the four who signed out once more (onSeen on logout).
+    const reportedOnce = [...Array.from({ length: 13 }, (_, i) => i + 1), ...GONE].sort((x, y) => x - y);
+    await eventually(async () => {
+      expect(await ids(a.online)).to.deep.equal(NINE);
+      expect(await ids(b.online)).to.deep.equal(NINE);
+      expect(seenIds()).to.deep.equal(reportedOnce);
+    });
+    // Redis comes back on the old snapshot: an epoch older than the one both processes know.
+    renameSync(old, rdb);
+    await server.restart();
+    await watch([a, b], GONE, 10, NINE);
+    await synced(a.online, b.online);
+    expect(seenIds()).to.deep.equal(reportedOnce);
   });
 
   it('2. a reply that comes after the timeout: its onSeen and onRecord are still delivered, once', async () => {

@@ -45,7 +45,8 @@
  * Losing data: if the epoch is missing (a restart without persistence, FLUSHALL),
  * a key that held data at the last call is gone though it cannot have expired
  * (an evicting maxmemory-policy), or Redis is behind what the caller has already
- * seen of this epoch (a restart from a snapshot, a failover to a lagging replica),
+ * seen (a restart from a snapshot, a failover to a lagging replica: a reply later
+ * than the last call Redis holds, or this epoch further along),
  * the script drops the data and starts a new epoch. Processes seeing a new epoch
  * write back their whole read model, their recent logouts and the reports they
  * made, so presence survives and nobody who signed out comes back. For `recovery`
@@ -114,14 +115,14 @@ else
   end
 end
 local restart = not epoch or evicted == 1
-if not restart and epoch == knownEpoch then
-  -- The caller has seen this epoch further along than Redis is now: Redis went back in time
-  -- (restarted from a snapshot, or failed over to a replica that lagged). What it holds is old:
-  -- users who signed out since are in it. It is dropped, never read: every process writes back
-  -- its replica and its recent logouts, which are the truth.
-  local version = tonumber(redis.call('HGET', meta, 'version') or '0')
-  local at = tonumber(redis.call('HGET', meta, 'at') or '0')
-  restart = cursor > version or at < knownAt
+if not restart then
+  -- The caller had a reply later than the last call Redis holds, or has seen this epoch further
+  -- along: Redis went back in time (restarted from a snapshot, or failed over to a replica that
+  -- lagged), perhaps to an epoch before the caller's (a snapshot saved just ahead of a restart).
+  -- What it holds is old: users who signed out since are in it. It is dropped, never read: every
+  -- process writes back its replica and its recent logouts, which are the truth.
+  restart = tonumber(redis.call('HGET', meta, 'at') or '0') < knownAt
+  if epoch == knownEpoch then restart = restart or cursor > tonumber(redis.call('HGET', meta, 'version') or '0') end
 end
 if restart then
   -- Every process's unacknowledged reports go with the old data (an old copy of one would be delivered
