@@ -140,6 +140,40 @@ for (const kind of ['memory store', 'Redis, two processes behind one port'] as c
       }
     });
 
+    it('a state on the stream a sync behind (the old holder still shown, after a takeover) does not make the new holder give the lock up', async () => {
+      const ada = await signIn(ui.browser, ui.site.base, 'ada');
+      const grace = await signIn(ui.browser, ui.site.base, 'grace');
+      try {
+        const adaPage = await ada.newPage();
+        await adaPage.goto(`${ui.site.base}/orders/141?edit=1`);
+        await shows(adaPage, 'lock', /^You are editing/);
+        const adaTab = await adaPage.evaluate(() => document.querySelector('script[data-tab]')!.getAttribute('data-tab'));
+        const gracePage = await grace.newPage();
+        await gracePage.goto(`${ui.site.base}/orders/141`);
+        await shows(gracePage, 'lock', /^Ada Lovelace is editing/, live);
+        await gracePage.getByRole('button', { name: 'Take over' }).click();
+        await shows(gracePage, 'lock', /^You are editing/);
+        await shows(adaPage, 'lock', /^Grace Hopper is editing/, live);
+        await recordEvents(gracePage, ['takenover', 'released']);
+        // What a process that has not synced the takeover streams: Ada still holding. It comes as a leading tab
+        // forwards stream events, over the BroadcastChannel; Grace's page checks it with one heartbeat.
+        const checked = gracePage.waitForResponse('**/beat');
+        await gracePage.evaluate((tab) => {
+          const stale = { room: 'order:141', count: 2, here: [], lock: { id: 1, name: 'Ada Lovelace', since: new Date(0).toISOString(), mine: false, tab } };
+          new BroadcastChannel('online-now').postMessage({ t: 'ev', type: 'here', data: stale });
+        }, adaTab);
+        await checked;
+        await shows(gracePage, 'lock', /^You are editing/);
+        expect(await eventsOf(gracePage)).to.deep.equal([]);
+        await save(gracePage, 'from Grace, still holding');
+        await shows(gracePage, 'save-result', /^Saved\.$/);
+        await shows(adaPage, 'lock', /^Grace Hopper is editing/);
+      } finally {
+        await ada.close();
+        await grace.close();
+      }
+    });
+
     it('a list of 50 orders shows each one’s lock badge, and one taken meanwhile appears live', async () => {
       const ada = await signIn(ui.browser, ui.site.base, 'ada');
       const grace: BrowserContext = await signIn(ui.browser, ui.site.base, 'grace');

@@ -130,16 +130,17 @@
     if (!data || typeof data !== 'object') data = {};
     // A save this page was rendered after (or made) is no news.
     if (type === 'changed' && !(Date.parse(data.saved && data.saved.at) > savedAt)) return;
+    const mine = type === 'here' && room && data.room === room;
+    const lock = data.lock;
+    // Our lock, elsewhere or free on the stream: taken over, released by staff, or only a process a sync behind
+    // (a hidden holder, "someone", may be ourselves). Our heartbeat's reply tells, on the room as Redis has it,
+    // and is drawn instead: a stale state must not make us give the lock up.
+    if (mine && held && !reply && !(lock && lock.tab === tab)) return beat({ recheck: true });
     // A listener that calls preventDefault() draws the update itself.
     if (dispatch(type, data)) draw(type, data);
-    if (type === 'here' && room && data.room === room) {
-      const lock = data.lock;
+    if (mine) {
       if (lock && lock.tab === tab) held = true;
-      // A lock without a tab is "someone" (a hidden holder), maybe ourselves as the stream shows us; a free one, maybe
-      // released by staff: our heartbeat's reply tells, on the room as Redis has it (this process may be a sync behind).
-      else if (held && !(lock && lock.tab) && !reply) beat({ recheck: true });
-      // A lock held elsewhere after ours is a takeover; a free lock (null) is not.
-      else if (held && (lock || reply)) {
+      else if (held) {
         // Taken over, or (our own beat's reply shows it free) released by staff.
         held = false;
         mode = 'viewing';
