@@ -13,7 +13,7 @@ export type { HereOptions, HereView, RoomPayload } from './live/here';
 export type { LockRefusal, RequireLockOptions } from './live/locks';
 export type { ClientOptions } from './live/client-routes';
 export type { EventsOptions } from './live/events';
-export type { HistogramCounts, MeterLike, ObservationsLike, SyncStats } from './core/metrics';
+export type { HistogramCounts, MeterLike, ObservationsLike, StatusCounts, SyncStats } from './core/metrics';
 export type {
   Awaitable,
   DefaultProfile,

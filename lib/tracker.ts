@@ -419,13 +419,14 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
   }
 
   async #metricsSnapshot(): Promise<MetricsSnapshot> {
-    const { users, hidden, guests, bots } = await this.counts();
+    const [users, guests, bots] = await Promise.all([this.store.view('users', 0), this.store.view('guests', 0), this.store.view('bots', 0)]);
     const record = this.record();
     return {
-      members: users,
-      hidden,
-      guests,
-      bots,
+      members: users.count,
+      hidden: users.hidden,
+      guests: guests.count,
+      bots: bots.count,
+      statuses: this.#statuses === undefined ? undefined : users.statusCounts?.(),
       record: record.count,
       recordAtSeconds: record.at.getTime() / 1000,
       streams: this.#hubs.reduce((n, hub) => n + hub.size, 0),

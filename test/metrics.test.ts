@@ -71,6 +71,8 @@ describe('metrics: presence as Prometheus scrapes it', function () {
 
     const text = await (await fetch(`${server.base}/metrics`)).text();
     expect(text).to.include('# TYPE online_now_users gauge').and.include('online_now_users{kind="member"} 2').and.include('online_now_event_streams 1');
+    // Without `status` on, no status series at all (not zeros that would read as nobody active).
+    expect(text).not.to.include('online_now_users_by_status');
     // Labels are the four kinds, never a user: the series stay the same whoever is online.
     expect([...text.matchAll(/^online_now_users\{(.*)\}/gm)].map((m) => m[1])).to.deep.equal(['kind="member"', 'kind="hidden"', 'kind="guest"', 'kind="bot"']);
 

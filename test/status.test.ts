@@ -154,6 +154,22 @@ describe('status: active, idle, away and offline, from requests and the page’s
     expect(Date.parse(entry.lastActive)).to.be.within(1_000_000 + 15.6 * MINUTE - MINUTE, 1_000_000 + 15.6 * MINUTE);
   });
 
+  it('metrics() counts members online by status as the pages show them: an app’s state as other, a hidden user only as hidden', async () => {
+    const people = [await signIn(server.base, 1), await signIn(server.base, 2), await signIn(server.base, 3), await signIn(server.base, 4)];
+    for (const person of people) await person.get('/hbs');
+    const bob = people[1];
+    const byStatus = async (): Promise<Record<string, number>> =>
+      Object.fromEntries([...(await online.metrics()).matchAll(/^online_now_users_by_status\{status="(\w+)"\} (\d+)$/gm)].map((m) => [m[1], Number(m[2])]));
+    t += 6 * MINUTE;
+    expect(said(await bob.text('/njk')).everyone).to.include({ Ada: 'idle', Bob: 'active', Cy: 'offline', Dee: 'busy' });
+    expect(await byStatus()).to.deep.equal({ active: 1, idle: 1, away: 0, other: 1 });
+    t += 5 * MINUTE;
+    expect(await byStatus()).to.deep.equal({ active: 0, idle: 1, away: 1, other: 1 });
+    expect(await online.metrics())
+      .to.include('online_now_users{kind="member"} 3')
+      .and.include('online_now_users{kind="hidden"} 1');
+  });
+
   it('a heartbeat from a page nobody touched keeps its reader online without making them active; one that saw input does; a hidden page’s never does', async () => {
     const ada = await signIn(server.base, 1);
     const bob = await signIn(server.base, 2);

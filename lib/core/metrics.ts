@@ -44,11 +44,21 @@ export interface SyncStats {
   readonly clockErrorMs?: number;
 }
 
+/** Users online and not hidden, by status: an app's own states (`status: (user) => state`) count as `other`. */
+export interface StatusCounts {
+  readonly active: number;
+  readonly idle: number;
+  readonly away: number;
+  readonly other: number;
+}
+
 export interface MetricsSnapshot {
   readonly members: number;
   readonly hidden: number;
   readonly guests: number;
   readonly bots: number;
+  /** With `status` on: members online (not hidden) by status. */
+  readonly statuses: StatusCounts | undefined;
   readonly record: number;
   readonly recordAtSeconds: number;
   readonly streams: number;
@@ -76,10 +86,25 @@ function byKind(s: MetricsSnapshot): [string, number][] {
   ];
 }
 
+/** Members by status, with status on: the label's fixed set of values (none with status off). */
+function byStatusOf({ statuses: c }: MetricsSnapshot): [string, number][] {
+  if (c === undefined) return [];
+  return [
+    ['active', c.active],
+    ['idle', c.idle],
+    ['away', c.away],
+    ['other', c.other],
+  ];
+}
+
 export function prometheusText(s: MetricsSnapshot): string {
   const lines: string[] = [];
   metric(lines, 'online_now_users', 'gauge', 'Online now, by kind: members others may see, members in invisible mode, guests, kinds of crawlers.');
   for (const [kind, value] of byKind(s)) lines.push(`online_now_users{kind="${kind}"} ${value}`);
+  if (s.statuses !== undefined) {
+    metric(lines, 'online_now_users_by_status', 'gauge', "Members online and not hidden, by status: active, idle, away; an app's own states as other.");
+    for (const [status, value] of byStatusOf(s)) lines.push(`online_now_users_by_status{status="${status}"} ${value}`);
+  }
   metric(lines, 'online_now_record', 'gauge', 'Most members and guests ever online at once.');
   lines.push(`online_now_record ${s.record}`);
   metric(lines, 'online_now_record_timestamp_seconds', 'gauge', 'When the record was set (Unix time).');
@@ -133,6 +158,7 @@ export interface MeterLike {
 export function observeMetrics(meter: MeterLike, snapshot: () => Promise<MetricsSnapshot>): () => void {
   const gauge = (name: string, description: string, unit: string): object => meter.createObservableGauge(name, { description, unit });
   const users = gauge('online_now.users', 'Online now, by kind (member, hidden, guest, bot).', '{user}');
+  const byStatus = gauge('online_now.users.status', "Members online and not hidden, by status (active, idle, away; an app's own states as other).", '{user}');
   const record = gauge('online_now.record', 'Most members and guests ever online at once.', '{user}');
   const recordAt = gauge('online_now.record.timestamp', 'When the record was set (Unix time).', 's');
   const streams = gauge('online_now.event_streams', "Live update streams this process's events() handlers hold.", '{stream}');
@@ -140,10 +166,11 @@ export function observeMetrics(meter: MeterLike, snapshot: () => Promise<Metrics
   const asks = gauge('online_now.room_lock_asks', 'Asks to hand a lock over not answered yet.', '{ask}');
   const age = gauge('online_now.sync.age', "Seconds since Redis last answered this process's sync.", 's');
   const failures = meter.createObservableCounter('online_now.sync.failures', { description: 'Syncs with Redis that failed.', unit: '{sync}' });
-  const observables = [users, record, recordAt, streams, locks, asks, age, failures];
+  const observables = [users, byStatus, record, recordAt, streams, locks, asks, age, failures];
   const callback: BatchCallback = async (result) => {
     const s = await snapshot();
     for (const [kind, value] of byKind(s)) result.observe(users, value, { kind });
+    for (const [status, value] of byStatusOf(s)) result.observe(byStatus, value, { status });
     result.observe(record, s.record);
     result.observe(recordAt, s.recordAtSeconds);
     result.observe(streams, s.streams);

@@ -37,6 +37,7 @@ import { dateProperty } from './date-property';
 import { EMPTY_PROFILE, HIDDEN_MARK, isHidden, mayShow, sameProfile } from './identity';
 import { TextArena } from './text-arena';
 import { ACTIVE_FIELD, STATUS_FIELD, activeAt, withoutStatus, type OnlineStatus, type Statuses } from './status';
+import type { StatusCounts } from './metrics';
 import type { Profile, ProfileValue, ScopeView, StoredEntry, UserId, Viewer } from './types';
 
 /** A key as the LRU holds it: a decimal id of up to 9 digits as a number (no string per user), anything else as given. */
@@ -194,6 +195,10 @@ class IndexView implements ScopeView {
 
   profile(key: string): Profile | null {
     return this.index.profileBy(key, this.viewer);
+  }
+
+  statusCounts(): StatusCounts | undefined {
+    return this.index.statusCounts();
   }
 }
 
@@ -732,6 +737,25 @@ export class PresenceIndex {
     if (slot === -1 || this.times[slot] <= this.cutoff) return null;
     if (!mayShow(viewer, key === viewer.self, (this.flags[slot] & HIDDEN) !== 0, this.times[slot])) return null;
     return this.times[slot] + this.clock.wallOffset();
+  }
+
+  /**
+   * Keys online and not hidden, by status, as of the latest view's cutoff; an app's own states fold into
+   * `other`. One pass over the keys held (a metrics scrape, not a page); undefined without `status` on.
+   */
+  statusCounts(): StatusCounts | undefined {
+    const statuses = this.clock.statuses?.();
+    if (statuses === undefined) return undefined;
+    const counts: Record<keyof StatusCounts, number> = { active: 0, idle: 0, away: 0, other: 0 };
+    if (this.lru === undefined) return counts;
+    const now = statuses.dateNow();
+    const offset = this.clock.wallOffset();
+    for (const slot of this.cache.values()) {
+      if (this.times[slot] <= this.cutoff || (this.flags[slot] & HIDDEN) !== 0) continue;
+      const status = statuses.of(this.profileOf(slot as Slot), this.times[slot] + offset, now);
+      counts[status === 'active' || status === 'idle' || status === 'away' ? (status as keyof StatusCounts) : 'other']++;
+    }
+    return counts;
   }
 
   /** What a view's `profile(key)` answers: null where `lastSeenBy` is. */

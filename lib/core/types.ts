@@ -1,5 +1,5 @@
 import type { Request } from 'express';
-import type { SyncStats } from './metrics';
+import type { StatusCounts, SyncStats } from './metrics';
 import type { OnlineStatus, Statuses } from './status';
 
 /** A user's id as the app knows it. `42` and `"42"` name the same user. */
@@ -80,6 +80,8 @@ export interface ScopeView {
   lastSeen(key: string): number | null;
   /** The profile of any key online (as `lastSeen` sees it), or `null`: what `onlineStatus` reads. A store without it shows every user online as active. */
   profile?(key: string): Profile | null;
+  /** With `status` on, users online and not hidden by status (what `metrics()` reports); undefined when off. */
+  statusCounts?(): StatusCounts | undefined;
 }
 
 /** Where a store reports failures it meets outside any request (a background sync). */
