@@ -25,6 +25,7 @@ export type {
   OnlineRecord,
   OnlineRequest,
   OnlineResponse,
+  OfflineReason,
   OnlineTrackerOptions,
   Profile,
   ProfileValue,

@@ -22,6 +22,7 @@ import type {
   ClientConfig,
   DefaultProfile,
   NoAsyncGetUser,
+  OfflineReason,
   OnlineEntry,
   OnlineMiddleware,
   OnlineRecord,
@@ -111,6 +112,8 @@ const trackerOptions = optionNames<OnlineTrackerOptions>({
   isBot: true,
   onSeen: true,
   seenInterval: true,
+  onOnline: true,
+  onOffline: true,
   onRecord: true,
   initialRecord: true,
   roomThreshold: true,
@@ -164,6 +167,8 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
     optionalFunction('isBot', options.isBot, '(req) => boolean or a bot name');
     optionalFunction('onSeen', options.onSeen, '(user, date) => void (or a Promise)');
     optionalFunction('onRecord', options.onRecord, '(record) => void (or a Promise)');
+    optionalFunction('onOnline', options.onOnline, '(user, date) => void (or a Promise)');
+    optionalFunction('onOffline', options.onOffline, "(user, date, why: 'logout' | 'expired' | 'evicted') => void (or a Promise)");
     optionalFunction('askHandOver', options.askHandOver, '(lock) => boolean');
     optionalFunction('canReleaseLocks', options.canReleaseLocks, '(req) => boolean');
     const askHandOver = options.askHandOver ?? ((lock: RoomLock) => lock.away === true || lock.status === 'idle' || lock.status === 'away');
@@ -188,6 +193,12 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
     this.#resolver = new UserResolver(options, reporter);
     this.store = options.store ?? new MemoryStore();
     const store = this.store;
+    if ((options.onOnline !== undefined || options.onOffline !== undefined) && store.transitions !== true) {
+      throw new OnlineNowConfigError(
+        'ERR_ONLINE_NOW_TRANSITIONS',
+        'onOnline and onOffline need a store that decides when a user comes and goes: MemoryStore (one process). RedisStore does not call them yet: across processes, use onSeen (once per seenInterval, decided in Redis) and the threshold.',
+      );
+    }
     this.#statuses = status && new Statuses(status.idleMs, status.awayMs, () => store.dateNow?.() ?? Date.now());
     this.#resolver.statuses = this.#statuses;
     this.#storeConfig = {
@@ -196,6 +207,8 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
       hooks: {
         onSeen: options.onSeen as ((entry: StoredEntry, at: Date) => unknown) | undefined,
         seenIntervalMs,
+        onOnline: options.onOnline as ((entry: StoredEntry, at: Date) => unknown) | undefined,
+        onOffline: options.onOffline as ((entry: StoredEntry, at: Date, why: OfflineReason) => unknown) | undefined,
         onRecord: options.onRecord,
         initialRecord,
       },

@@ -364,6 +364,16 @@ for (const example of EXAMPLES) {
         await grace.post('/logout');
         // onSeen ran after the logout request: the offline row reads the database.
         await eventually(async () => expect(await ada.text('/')).to.contain('<tr><td>Grace Hopper</td><td>last seen now</td></tr>'));
+        // onOnline and onOffline filled the admin's activity feed: who came, who went and why, once each.
+        const feed = [...(await ada.text('/activity')).matchAll(/<li>([^,]+),/g)].map((m) => m[1]);
+        expect(feed.slice(0, 2)).to.deep.equal(['Grace Hopper went offline (logout)', 'Grace Hopper came online']);
+        expect(feed).to.include('Ada Lovelace came online');
+        // Earlier tests signed people in and out on this app too: per person, arrivals and departures alternate.
+        for (const name of ['Ada Lovelace', 'Grace Hopper']) {
+          const theirs = feed.filter((line) => line.startsWith(name)).reverse();
+          theirs.forEach((line, i) => expect(line, `${name}'s feed, oldest first`).to.match(i % 2 === 0 ? / came online$/ : / went offline \(logout\)$/));
+        }
+        expect((await new CookieBrowser(base).get('/activity')).status).to.equal(403);
       });
     }
 

@@ -12,10 +12,12 @@ const db = new Database(process.env.DATABASE ?? ':memory:');
 db.exec(`CREATE TABLE IF NOT EXISTS users (id INTEGER PRIMARY KEY, username TEXT, name TEXT,
            invisible INTEGER DEFAULT 0, admin INTEGER DEFAULT 0, last_seen INTEGER);
          CREATE TABLE IF NOT EXISTS record (id INTEGER PRIMARY KEY CHECK (id = 1), count INTEGER, at INTEGER);
+         CREATE TABLE IF NOT EXISTS activity (user_id INTEGER, what TEXT, at INTEGER);
          INSERT OR IGNORE INTO users (id, username, name, admin) VALUES (1, 'ada', 'Ada Lovelace', 1), (2, 'grace', 'Grace Hopper', 0);`);
 const saveLastSeen = db.prepare('UPDATE users SET last_seen = ? WHERE id = ?');
 const saveRecord = db.prepare('INSERT OR REPLACE INTO record (id, count, at) VALUES (1, ?, ?)');
 const savedRecord = db.prepare('SELECT count, at FROM record WHERE id = 1').get();
+const logActivity = db.prepare('INSERT INTO activity (user_id, what, at) VALUES (?, ?, ?)');
 
 const online = createOnlineTracker({
   trackGuests: true, // guests, and crawlers counted apart (onlineBots)
@@ -23,6 +25,9 @@ const online = createOnlineTracker({
   canSeeHidden: (req) => req.session.user?.admin === true, // staff see hidden users, marked
   onSeen: (user, date) => saveLastSeen.run(date.getTime(), user.id), // at most once a minute per user
   onRecord: (record) => saveRecord.run(record.count, record.at.getTime()),
+  // Comings and goings, once each; an invisible member's are nobody's business.
+  onOnline: (user, at) => user.hidden || logActivity.run(user.id, 'came online', at.getTime()),
+  onOffline: (user, at, why) => user.hidden || logActivity.run(user.id, `went offline (${why})`, at.getTime()),
   initialRecord: savedRecord, // undefined on the first start
   skip: (req) => req.path === '/metrics', // a scraper is nobody online
   status: true, // active; idle after 5 minutes without a request (or input on an open page), away after 10
@@ -96,6 +101,16 @@ app.post('/invisible', (req, res) => {
   me.invisible = req.body.on === '1';
   db.prepare('UPDATE users SET invisible = ? WHERE id = ?').run(Number(me.invisible), me.id);
   res.redirect(303, '/');
+});
+
+// forum.cjs, continued: who came and went, for the admin
+app.get('/activity', (req, res) => {
+  if (!req.session.user?.admin) return res.sendStatus(403);
+  const rows = db
+    .prepare('SELECT name, what, activity.at FROM activity JOIN users ON users.id = user_id ORDER BY activity.rowid DESC LIMIT 20')
+    .all()
+    .map((r) => `<li>${escapeHtml(r.name)} ${r.what}, ${new Date(r.at).toISOString()}</li>`);
+  res.send(`<!doctype html><title>Activity</title><ul>${rows.join('')}</ul>`);
 });
 
 // forum.cjs, continued: metrics for Prometheus

@@ -251,6 +251,13 @@ export class PresenceIndex {
   private readonly marks = new Map<Key, number>();
   /** How many keys were ever added: a store tells a new key from a returning one by it. */
   added = 0;
+  /**
+   * Told of each key that leaves by expiry or eviction (not by `forget`), before its slot is
+   * freed: a store that tells transitions (`onOffline`) reads the slot's entry and time then.
+   */
+  leaving: ((slot: Slot) => void) | undefined;
+  /** Set while `expire` drops keys: their leaving is an expiry. */
+  private expiring = false;
   /** Set by `update` for `place`: the slot's listed entry must be made again. */
   private entryStale = false;
   /** Bumped whenever what a view shows may have changed: who is held, who is hidden, the listed order. */
@@ -289,7 +296,7 @@ export class PresenceIndex {
     return (this.lru ??= new LRUCache<Key, number>({
       max: this.maxSlots - 1,
       // Called on eviction (maxTracked), forget and expiry.
-      dispose: (slot, k) => this.release(slot, k),
+      dispose: (slot, k, reason) => this.release(slot, k, reason === 'evict'),
     }));
   }
 
@@ -728,7 +735,9 @@ export class PresenceIndex {
       if (at > cutoff + this.tolerance) break;
       if (at <= cutoff) expired.push(k);
     }
+    this.expiring = true;
     for (const k of expired) this.cache.delete(k);
+    this.expiring = false;
   }
 
   /** What a view's `lastSeen(key)` answers: as of the latest view's cutoff, hidden reading exactly as offline. */
@@ -863,7 +872,9 @@ export class PresenceIndex {
         this.tailSlot = slot;
         return;
       }
+      this.expiring = true;
       this.cache.delete(oldest.value);
+      this.expiring = false;
     }
   }
 
@@ -885,7 +896,8 @@ export class PresenceIndex {
   }
 
   /** A key left (expired, forgotten or evicted): its slot is free for the next new key. */
-  private release(slot: number, k: Key): void {
+  private release(slot: number, k: Key, evicted: boolean): void {
+    if (this.leaving !== undefined && (evicted || this.expiring)) this.leaving(slot as Slot);
     if ((this.flags[slot] & HIDDEN) !== 0) {
       this.hiddenCount--;
       // Gone, but not forgotten as hidden: a bare-id touch brings them back hidden.

@@ -95,11 +95,18 @@ export interface StoreHooks {
   /** A user's activity, at most once per `seenIntervalMs` per user across every process, and on `forget`. */
   readonly onSeen?: ((entry: StoredEntry, at: Date) => unknown) | undefined;
   readonly seenIntervalMs: number;
+  /** A user came online (was not, by the threshold, or had signed out): once per transition. */
+  readonly onOnline?: ((entry: StoredEntry, at: Date) => unknown) | undefined;
+  /** A user went offline, and why: once per transition, after the one that brought them online. */
+  readonly onOffline?: ((entry: StoredEntry, at: Date, why: OfflineReason) => unknown) | undefined;
   /** The record was raised (by this process, when presence is shared). */
   readonly onRecord?: ((record: OnlineRecord) => unknown) | undefined;
   /** Where the record starts when the store has none (the app persisted it). */
   readonly initialRecord?: OnlineRecord | undefined;
 }
+
+/** Why a user went offline: signed out (`forget`), not seen for the threshold, or dropped to keep `maxTracked`. */
+export type OfflineReason = 'logout' | 'expired' | 'evicted';
 
 /** Settings the tracker hands its store before first use. */
 export interface StoreConfig {
@@ -124,6 +131,8 @@ export interface Store {
    * then be signed with one `secret` everywhere. Default false (one process).
    */
   readonly sharedAcrossProcesses?: boolean;
+  /** The store calls `onOnline` and `onOffline` (StoreHooks): a tracker with them needs such a store. */
+  readonly transitions?: boolean;
   /** How often, in ms, a process learns what other processes did (a shared store); absent: at once. */
   readonly syncInterval?: number;
   /** A shared store's syncs so far, for `tracker.metrics()`. */
@@ -265,6 +274,20 @@ export interface OnlineTrackerOptions<U = unknown, P extends object = DefaultPro
   onSeen?: (user: OnlineEntry<P>, date: Date) => unknown;
   /** Time between two `onSeen` calls for one user: seconds, or a string with its unit (`'5m'`). Default 60. */
   seenInterval?: Duration;
+  /**
+   * A user came online: signed in, or back after the threshold or a logout.
+   * Called outside any request, once per transition, and before the
+   * `onOffline` that ends it. An invisible user's entry says `hidden: true`.
+   * MemoryStore only for now (RedisStore refuses it, naming this).
+   */
+  onOnline?: (user: OnlineEntry<P>, at: Date) => unknown;
+  /**
+   * A user went offline, `at` when they did: `'logout'` (`forget()`),
+   * `'expired'` (not seen for the threshold: `at` is their last request plus
+   * the threshold, told within a few seconds of it), or `'evicted'` (dropped to
+   * keep `maxTracked`). Once per transition, after its `onOnline`.
+   */
+  onOffline?: (user: OnlineEntry<P>, at: Date, why: OfflineReason) => unknown;
   /** Called when the record of users and guests online at once is raised (by one process when shared). */
   onRecord?: (record: OnlineRecord) => unknown;
   /** The record to start from, as `onRecord` last gave it (persisted by your app). */

@@ -11,6 +11,7 @@ import { DEFAULT_ROOM_LIMITS } from '../core/room-index';
 import type { Statuses } from '../core/status';
 import type {
   Awaitable,
+  OfflineReason,
   OnlineRecord,
   Profile,
   RoomLimits,
@@ -57,7 +58,7 @@ interface Attached {
   readonly hooks: StoreHooks | undefined;
 }
 
-type Call = [Attached, 'onSeen' | 'onRecord', unknown, unknown];
+type Call = [Attached, 'onSeen' | 'onRecord' | 'onOnline' | 'onOffline', unknown, unknown, unknown?];
 
 export abstract class BaseStore implements Store {
   /** The trackers' threshold, once one has attached. */
@@ -66,6 +67,8 @@ export abstract class BaseStore implements Store {
   protected roomLimits: RoomLimits = DEFAULT_ROOM_LIMITS;
   /** The status rule of the trackers with `status` on (entries then carry `status`). */
   protected statuses: Statuses | undefined;
+  /** Some tracker has `onOnline` or `onOffline`: the store tells users' comings and goings. */
+  protected transitionsWanted = false;
   /** Milliseconds between two `onSeen` calls for one user; Infinity when no tracker has `onSeen`. */
   protected seenIntervalMs = Infinity;
   /** Most users and guests online at once: count, and when (ms since the epoch). */
@@ -132,6 +135,25 @@ export abstract class BaseStore implements Store {
       this.roomLimits = rooms;
       this.start();
     }
+    if (!this.transitionsWanted && (hooks?.onOnline !== undefined || hooks?.onOffline !== undefined)) {
+      this.transitionsWanted = true;
+      this.transitionsStart();
+    }
+  }
+
+  /** The first tracker with `onOnline` or `onOffline` attached (after `start`): a store that decides transitions begins. */
+  protected transitionsStart(): void {
+    // A store without transitions never gets here: the tracker refuses the hooks.
+  }
+
+  /** A user came online at `atMs` (ms since the epoch): `onOnline`, for every tracker that has it. */
+  protected wentOnline(entry: StoredEntry, atMs: number): void {
+    for (const t of this.attachedTrackers) if (t.hooks?.onOnline !== undefined) this.defer([t, 'onOnline', entry, new Date(atMs)]);
+  }
+
+  /** A user went offline at `atMs`: `onOffline`, for every tracker that has it. */
+  protected wentOffline(entry: StoredEntry, atMs: number, why: OfflineReason): void {
+    for (const t of this.attachedTrackers) if (t.hooks?.onOffline !== undefined) this.defer([t, 'onOffline', entry, new Date(atMs), why]);
   }
 
   /** Called once by each tracker as it closes: it hears nothing more, and the store stops with the last. */
@@ -203,11 +225,11 @@ export abstract class BaseStore implements Store {
   private drain(): void {
     const calls = this.queue;
     this.queue = [];
-    for (const [t, name, a, b] of calls) {
+    for (const [t, name, a, b, c] of calls) {
       const fail = (error: unknown): void => t.reporter.report(name, error);
       try {
-        const hook = t.hooks?.[name] as (a: unknown, b: unknown) => unknown;
-        const result = hook(a, b);
+        const hook = t.hooks?.[name] as (a: unknown, b: unknown, c: unknown) => unknown;
+        const result = hook(a, b, c);
         if (typeof (result as Promise<unknown> | undefined)?.then === 'function') {
           (result as Promise<unknown>).then(() => t.reporter.recovered(name), fail);
         } else {

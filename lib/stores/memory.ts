@@ -3,7 +3,7 @@
  * Right for a single Node process; an app run as several processes needs RedisStore.
  */
 import { monotonicNow, wallOffset, type Clock } from '../core/clock';
-import { PresenceIndex, type IndexClock } from '../core/presence-index';
+import { PresenceIndex, type IndexClock, type Slot } from '../core/presence-index';
 import { RoomIndex } from '../core/room-index';
 import type { Profile, RoomLockState, RoomTouch, RoomView, Scope, ScopeView, UserId, Viewer } from '../core/types';
 import { checkOptions, optionNames, storeBasics } from '../core/validations';
@@ -27,12 +27,15 @@ export interface MemoryStoreOptions {
 const memoryStoreOptions = optionNames<MemoryStoreOptions>({ maxTracked: true, now: true });
 
 export class MemoryStore extends BaseStore {
+  /** Calls `onOnline` and `onOffline`. */
+  readonly transitions = true;
   readonly maxTracked: number;
   private readonly now: Clock;
   /** Dates on the wall clock (times on a clock a test gave are taken as they are). */
   private readonly clock: IndexClock;
   private indexes: Record<Scope, PresenceIndex> | undefined;
   private rooms: RoomIndex | undefined;
+  private sweeper: NodeJS.Timeout | undefined;
 
   constructor(options: MemoryStoreOptions = {}) {
     super('MemoryStore');
@@ -53,16 +56,41 @@ export class MemoryStore extends BaseStore {
   }
 
   protected stop(): void {
-    // Nothing to stop: expiry happens on reads, with no timers.
+    // Expiry happens on reads; only transitions have a timer, so that nobody's going offline waits for a read.
+    clearInterval(this.sweeper);
+  }
+
+  /**
+   * Users' comings and goings: a new key, or one held past its threshold that comes back, came online; a
+   * key that expires or is evicted went offline. A sweep every tenth of the threshold (1–5 s) finds the
+   * expired when no read does.
+   */
+  protected override transitionsStart(): void {
+    const users = this.index('users');
+    users.leaving = (slot) => {
+      const at = users.timeOf(slot) + this.thresholdMs;
+      const now = this.now();
+      this.wentOffline(users.entryOf(slot), (at <= now ? at : now) + this.clock.wallOffset(), at <= now ? 'expired' : 'evicted');
+    };
+    const every = Math.min(5000, Math.max(1000, this.thresholdMs / 10));
+    this.sweeper = setInterval(() => users.size(this.now()), every);
+    this.sweeper.unref();
   }
 
   touch(scope: Scope, key: string, id: UserId, profile: Profile | undefined): void {
     const index = this.index(scope);
     const now = this.now();
     const added = index.added;
+    // Held but past its threshold (no read has swept it yet): this touch is a return, after a going offline.
+    const before = this.transitionsWanted && scope === 'users' ? index.slotOf(key) : (-1 as Slot);
+    const gone = before !== -1 && index.timeOf(before) <= now - this.thresholdMs ? index.entryOf(before) : undefined;
     const slot = index.touch(key, id, profile, now);
     if (slot === -1 || scope === 'bots') return;
     if (index.added !== added) this.checkRecord(now);
+    if (this.transitionsWanted && scope === 'users' && (index.added !== added || gone !== undefined)) {
+      if (gone !== undefined) this.wentOffline(gone, gone.lastSeen.getTime() + this.thresholdMs, 'expired');
+      this.wentOnline(index.entryOf(slot), now + this.clock.wallOffset());
+    }
     if (scope === 'users' && now - index.reportedAt(slot) >= this.seenIntervalMs) {
       index.markReported(slot, now);
       this.seen(index.entryOf(slot));
@@ -71,7 +99,17 @@ export class MemoryStore extends BaseStore {
 
   forget(scope: Scope, key: string): void {
     const now = this.now();
-    this.forgetIn(this.index(scope), key, now, scope === 'users');
+    const index = this.index(scope);
+    const slot = this.transitionsWanted && scope === 'users' ? index.slotOf(key) : (-1 as Slot);
+    if (slot !== -1) {
+      // Signed out while online, or held past the threshold (not yet swept): gone then.
+      const entry = index.entryOf(slot);
+      const expired = index.timeOf(slot) <= now - this.thresholdMs;
+      this.forgetIn(index, key, now, true);
+      this.wentOffline(entry, expired ? entry.lastSeen.getTime() + this.thresholdMs : now + this.clock.wallOffset(), expired ? 'expired' : 'logout');
+    } else {
+      this.forgetIn(index, key, now, scope === 'users');
+    }
     // Signed out: out of every room too, so their pages' streams stop getting rooms.
     if (scope === 'users') this.attached(this.rooms).forgetUser(key, now);
   }

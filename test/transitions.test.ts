@@ -1,0 +1,200 @@
+// onOnline and onOffline (issue #25, transitions) with the memory store, over real
+// HTTP with cookie jars and a clock the test moves: random sign-ins, pages,
+// logouts and jumps of the clock, against a model of when each user came and
+// went. Every transition is told once, in order, with its time and reason. The
+// seed is printed: MODEL_SEED=… replays a failure.
+import { expect } from 'chai';
+import express from 'express';
+import { MemoryStore, OnlineNowConfigError, RedisStore, createOnlineTracker, type OfflineReason, type OnlineTracker } from 'express-online-now';
+import { presenceApp } from './helpers/app';
+import { CookieBrowser } from './helpers/browser';
+import { Rng, modelSeed } from './helpers/model';
+import { listen, type Listening } from './helpers/server';
+import { eventually } from './helpers/wait';
+
+const THRESHOLD_S = 60;
+const THRESHOLD_MS = THRESHOLD_S * 1000;
+
+/** A hook call as the app saw it: `on` or `off`, when, why, and whether the entry was marked hidden. */
+type Told = string;
+const on = (at: number, hidden = false): Told => `on@${at}${hidden ? ' hidden' : ''}`;
+const off = (at: number, why: OfflineReason, hidden = false): Told => `off@${at} ${why}${hidden ? ' hidden' : ''}`;
+
+/** A site on a MemoryStore whose clock is `clock.t`, recording every transition per user id. */
+async function site(clock: { t: number }, options: { maxTracked?: number; onOnline?: () => void } = {}) {
+  const told = new Map<number, Told[]>();
+  const errors: Error[] = [];
+  const note = (id: unknown, text: Told): void => {
+    const list = told.get(Number(id)) ?? [];
+    list.push(text);
+    told.set(Number(id), list);
+  };
+  const made = presenceApp(express, {
+    store: new MemoryStore({ now: () => clock.t, maxTracked: options.maxTracked }),
+    threshold: THRESHOLD_S,
+    // Every fourth user is invisible: their transitions are told too, marked hidden.
+    hidden: (user) => (user as { id: number }).id % 4 === 0,
+    onOnline: (user, at) => {
+      options.onOnline?.();
+      note(user.id, on(at.getTime(), user.hidden === true));
+    },
+    onOffline: (user, at, why) => note(user.id, off(at.getTime(), why, user.hidden === true)),
+    onError: (error) => void errors.push(error),
+  });
+  const server = await listen(made.app);
+  return { told, errors, online: made.online, server };
+}
+
+/** Hooks run after the request that caused them (setImmediate): one turn of the loop lets them run. */
+const hooksRun = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+describe('onOnline and onOffline (memory store), against a model', function () {
+  this.timeout(60_000);
+  let opened: { online: OnlineTracker; server: Listening }[] = [];
+  afterEach(async () => {
+    for (const { online, server } of opened) {
+      await server.close();
+      await online.close();
+    }
+    opened = [];
+  });
+
+  it('random sign-ins, pages, logouts and clock jumps: each user’s comings and goings told once, in order, with time and reason', async () => {
+    const seed = modelSeed();
+    console.log(`      model seed: ${seed} (replay with MODEL_SEED=${seed})`);
+    const rng = new Rng(seed);
+    const clock = { t: 1_000_000 };
+    const s = await site(clock);
+    opened.push(s);
+    const USERS = 10;
+    const browsers = Array.from({ length: USERS }, () => new CookieBrowser(s.server.base));
+    /** The model: signed in or not, last request, and what the app should have been told. */
+    const model = Array.from({ length: USERS }, () => ({ signedIn: false, last: -Infinity, online: false, told: [] as Told[] }));
+    // Past the threshold since the last request, a user has gone offline then (reads and the sweep find it later; the time is exact).
+    const expire = (): void => {
+      for (const [i, m] of model.entries()) {
+        if (m.online && m.last <= clock.t - THRESHOLD_MS) {
+          m.online = false;
+          m.told.push(off(m.last + THRESHOLD_MS, 'expired', (i + 1) % 4 === 0));
+        }
+      }
+    };
+    const request = (i: number): void => {
+      expire();
+      const m = model[i];
+      if (!m.online) m.told.push(on(clock.t, (i + 1) % 4 === 0));
+      m.online = true;
+      m.last = clock.t;
+    };
+    const counts = { pages: 0, signIns: 0, logouts: 0, jumps: 0, checks: 0 };
+    for (let step = 0; step < 600; step++) {
+      const i = Math.floor(rng.between(0, USERS));
+      const m = model[i];
+      const roll = rng.next();
+      if (roll < 0.15) {
+        // The clock moves: mostly a little, sometimes about a threshold (to either side of it), sometimes far.
+        const kind = rng.next();
+        clock.t += Math.round(kind < 0.6 ? rng.between(1, 5000) : kind < 0.9 ? rng.between(THRESHOLD_MS - 3000, THRESHOLD_MS + 3000) : rng.between(THRESHOLD_MS, 3 * THRESHOLD_MS));
+        counts.jumps++;
+      } else if (roll < 0.3 && m.signedIn) {
+        // The logout request is a request too (the middleware marks the user), then forget takes them offline.
+        await browsers[i].post('/logout');
+        request(i);
+        m.told.push(off(clock.t, 'logout', (i + 1) % 4 === 0));
+        m.online = false;
+        m.signedIn = false;
+        counts.logouts++;
+      } else if (!m.signedIn) {
+        // Signing in is no presence yet (the middleware ran before the session had the user): the next page is.
+        await browsers[i].post('/login', { id: String(i + 1) });
+        m.signedIn = true;
+        counts.signIns++;
+      } else {
+        await browsers[i].get('/locals');
+        request(i);
+        counts.pages++;
+      }
+      if (step % 25 === 24) {
+        // A read sweeps the expired, as the timer does between reads.
+        await s.online.count();
+        await hooksRun();
+        expire();
+        for (const [n, mu] of model.entries()) expect(s.told.get(n + 1) ?? [], `user ${n + 1} after step ${step} (seed ${seed})`).to.deep.equal(mu.told);
+        counts.checks++;
+      }
+    }
+    clock.t += 2 * THRESHOLD_MS;
+    await s.online.count();
+    await hooksRun();
+    expire();
+    for (const [n, mu] of model.entries()) expect(s.told.get(n + 1) ?? [], `user ${n + 1} at the end (seed ${seed})`).to.deep.equal(mu.told);
+    expect(s.errors).to.deep.equal([]);
+    const transitions = model.reduce((sum, mu) => sum + mu.told.length, 0);
+    console.log(`      ${JSON.stringify(counts)}; ${transitions} transitions`);
+    // The run exercised what it claims to: logouts, expiries found by reads and by returns, hidden users.
+    const all = model.flatMap((mu) => mu.told);
+    expect(all.filter((t) => t.endsWith('logout') || t.endsWith('logout hidden')).length).to.be.above(5);
+    expect(all.filter((t) => t.includes('expired')).length).to.be.above(5);
+    expect(all.filter((t) => t.endsWith('hidden')).length).to.be.above(2);
+  });
+
+  it('a user dropped to keep maxTracked goes offline as evicted, at once', async () => {
+    const clock = { t: 1_000_000 };
+    const s = await site(clock, { maxTracked: 3 });
+    opened.push(s);
+    const people = [1, 2, 3, 5].map(() => new CookieBrowser(s.server.base));
+    for (const [n, id] of [1, 2, 3, 5].entries()) {
+      await people[n].post('/login', { id: String(id) });
+      clock.t += 1000;
+      await people[n].get('/locals');
+    }
+    await hooksRun();
+    expect(s.told.get(1)).to.deep.equal([on(1_001_000), off(1_004_000, 'evicted')]);
+    expect(s.told.get(5)).to.deep.equal([on(1_004_000)]);
+    expect(await s.online.count()).to.equal(3);
+  });
+
+  it('nobody reads: the store’s own sweep tells who went offline, within a tenth of the threshold (1 s at least)', async () => {
+    const clock = { t: 1_000_000 };
+    const s = await site(clock);
+    opened.push(s);
+    const ada = new CookieBrowser(s.server.base);
+    await ada.post('/login', { id: '1' });
+    await ada.get('/locals');
+    clock.t += THRESHOLD_MS + 1;
+    // No request and no read from here: only the sweep (every 6 s at this threshold) can find her gone.
+    await eventually(() => expect(s.told.get(1)).to.deep.equal([on(1_000_000), off(1_000_000 + THRESHOLD_MS, 'expired')]), 8000);
+  });
+
+  it('a hook that throws is reported once under its name, and the page is served', async () => {
+    const clock = { t: 1_000_000 };
+    const s = await site(clock, {
+      onOnline: () => {
+        throw new Error('webhook down');
+      },
+    });
+    opened.push(s);
+    const ada = new CookieBrowser(s.server.base);
+    await ada.post('/login', { id: '1' });
+    expect((await ada.get('/locals')).status).to.equal(200);
+    await ada.post('/logout');
+    await ada.post('/login', { id: '1' });
+    expect((await ada.get('/locals')).status).to.equal(200);
+    await hooksRun();
+    expect(s.errors.map((e) => e.message)).to.deep.equal(['webhook down']);
+    expect(s.told.get(1)).to.deep.equal([off(1_000_000, 'logout')]);
+  });
+
+  it('refuses hooks that are not functions, and a store that does not decide transitions, naming the fix', () => {
+    expect(() => createOnlineTracker({ onOnline: 'https://example.com/hook' as never }))
+      .to.throw(OnlineNowConfigError, /option "onOnline" must be a function/)
+      .with.property('code', 'ERR_ONLINE_NOW_ONONLINE');
+    expect(() => createOnlineTracker({ onOffline: {} as never }))
+      .to.throw(OnlineNowConfigError)
+      .with.property('code', 'ERR_ONLINE_NOW_ONOFFLINE');
+    const fakeRedis = { isOpen: true, isReady: true, sendCommand: () => Promise.resolve(null), on: () => undefined };
+    expect(() => createOnlineTracker({ store: new RedisStore({ client: fakeRedis as never }), onOffline: () => undefined }))
+      .to.throw(OnlineNowConfigError, /MemoryStore.*RedisStore does not call them yet.*onSeen/)
+      .with.property('code', 'ERR_ONLINE_NOW_TRANSITIONS');
+  });
+});
