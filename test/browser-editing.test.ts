@@ -159,7 +159,7 @@ for (const kind of ['memory store', 'Redis, two processes behind one port'] as c
         // forwards stream events, over the BroadcastChannel; Grace's page checks it with one heartbeat.
         const checked = gracePage.waitForResponse('**/beat');
         await gracePage.evaluate((tab) => {
-          const stale = { room: 'order:141', count: 2, here: [], lock: { id: 1, name: 'Ada Lovelace', since: new Date(0).toISOString(), mine: false, tab } };
+          const stale = { room: 'order:141', count: 2, here: [], lock: { id: 1, name: 'Ada Lovelace', since: new Date(0).toISOString(), mine: false, tab, generation: 0 } };
           new BroadcastChannel('online-now').postMessage({ t: 'ev', type: 'here', data: stale });
         }, adaTab);
         await checked;

@@ -201,6 +201,8 @@ function roomLock(holder: Tab, profile: Profile, mine: boolean, anonymous: boole
   lock.since = since;
   lock.mine = mine;
   lock.tab = holder.tab;
+  // Raised by each takeover: a page that holds the lock tells a real takeover from a stale view by it.
+  lock.generation = holder.gen;
   // Its page is in the background: an ask may hand the lock over (see lib/live/here.ts).
   if (holder.away) lock.away = true;
   return Object.freeze(lock) as RoomLock;

@@ -482,6 +482,8 @@ export type RoomLock = Readonly<Record<string, unknown>> & {
   readonly mine: boolean;
   /** The holding tab (absent when the holder is hidden from this viewer): a page tells by it whether it holds the lock. */
   readonly tab?: string;
+  /** Raised by each takeover and hand-over (absent with `tab`): of two views of the lock, the higher is the newer. */
+  readonly generation?: number;
   /** The holder is in invisible mode (staff see who; others only that someone is editing). */
   readonly hidden?: true;
   /** The holder's page is in the background (hidden): an ask may hand the lock over after a wait. */

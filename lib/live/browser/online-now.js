@@ -132,10 +132,11 @@
     if (type === 'changed' && !(Date.parse(data.saved && data.saved.at) > savedAt)) return;
     const mine = type === 'here' && room && data.room === room;
     const lock = data.lock;
-    // Our lock, elsewhere or free on the stream: taken over, released by staff, or only a process a sync behind
-    // (a hidden holder, "someone", may be ourselves). Our heartbeat's reply tells, on the room as Redis has it,
-    // and is drawn instead: a stale state must not make us give the lock up.
-    if (mine && held && !reply && !(lock && lock.tab === tab)) return beat({ recheck: true });
+    // Our lock, elsewhere or free on the stream: taken over (a generation past ours), or maybe only a process a
+    // sync behind, a staff release, a hidden holder ("someone", maybe ourselves). Then our heartbeat's reply tells,
+    // on the room as Redis has it, and is drawn instead: a stale state must not make us give the lock up.
+    const newer = lock && lock.tab && lock.generation > ((claim && claim.gen) || 0);
+    if (mine && held && !reply && !(lock && lock.tab === tab) && !newer) return beat({ recheck: true });
     // A listener that calls preventDefault() draws the update itself.
     if (dispatch(type, data)) draw(type, data);
     if (mine) {
