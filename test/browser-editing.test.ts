@@ -157,13 +157,20 @@ for (const kind of ['memory store', 'Redis, two processes behind one port'] as c
         await recordEvents(gracePage, ['takenover', 'released']);
         // What a process that has not synced the takeover streams: Ada still holding. It comes as a leading tab
         // forwards stream events, over the BroadcastChannel; Grace's page checks it with one heartbeat.
-        const checked = gracePage.waitForResponse('**/beat');
-        await gracePage.evaluate((tab) => {
-          const stale = { room: 'order:141', count: 2, here: [], lock: { id: 1, name: 'Ada Lovelace', since: new Date(0).toISOString(), mine: false, tab, generation: 0 } };
-          new BroadcastChannel('online-now').postMessage({ t: 'ev', type: 'here', data: stale });
-        }, adaTab);
-        await checked;
-        await shows(gracePage, 'lock', /^You are editing/);
+        // An older generation than Grace's, and then a higher one claimed before hers (an old holder, seen after a
+        // free lock was claimed again at a low generation): neither is a takeover.
+        for (const generation of [0, 99]) {
+          const checked = gracePage.waitForResponse('**/beat');
+          await gracePage.evaluate(
+            ([tab, gen]) => {
+              const stale = { room: 'order:141', count: 2, here: [], lock: { id: 1, name: 'Ada Lovelace', since: new Date(0).toISOString(), mine: false, tab, generation: gen } };
+              new BroadcastChannel('online-now').postMessage({ t: 'ev', type: 'here', data: stale });
+            },
+            [adaTab, generation] as const,
+          );
+          await checked;
+          await shows(gracePage, 'lock', /^You are editing/);
+        }
         expect(await eventsOf(gracePage)).to.deep.equal([]);
         await save(gracePage, 'from Grace, still holding');
         await shows(gracePage, 'save-result', /^Saved\.$/);

@@ -44,12 +44,12 @@ describe('RedisStore tells the truth: restarts, outages, logout races, clock ste
   }
 
   /** One "process": a tracker on its own connection. */
-  async function tracker(prefix: string, options: { threshold?: number; syncInterval?: number; c?: TestClient } = {}): Promise<OnlineTracker> {
-    const { threshold = 2, syncInterval = 100, c = await client() } = options;
+  async function tracker(prefix: string, options: { threshold?: number; syncInterval?: number; c?: TestClient; errorsTo?: Error[] } = {}): Promise<OnlineTracker> {
+    const { threshold = 2, syncInterval = 100, c = await client(), errorsTo = errors } = options;
     const online = createOnlineTracker({
       store: new RedisStore({ client: c.client, prefix, syncInterval }),
       threshold,
-      onError: (error) => errors.push(error),
+      onError: (error) => errorsTo.push(error),
     });
     opened.push(online);
     return online;
@@ -263,8 +263,11 @@ describe('RedisStore tells the truth: restarts, outages, logout races, clock ste
     try {
       const admin = await client(server);
       const prefix = uniquePrefix();
-      const a = await tracker(prefix, { threshold: 30, c: await client(server) });
-      const b = await tracker(prefix, { threshold: 30, c: await client(server) });
+      // Each process reports an eviction it detects, once for the life of its store.
+      const reported: [Error[], Error[]] = [[], []];
+      const evictions = (list: Error[]): Error[] => list.filter((e) => (e as OnlineNowConfigError).code === 'ERR_ONLINE_NOW_REDIS_EVICTED');
+      const a = await tracker(prefix, { threshold: 30, c: await client(server), errorsTo: reported[0] });
+      const b = await tracker(prefix, { threshold: 30, c: await client(server), errorsTo: reported[1] });
       for (let i = 0; i < 300; i++) await a.touch({ id: i, name: `user ${i}` });
       await eventually(async () => expect(await b.count()).to.equal(300));
       // Presence keys carry a TTL, so volatile-lru picks them first; the junk has none.
@@ -284,7 +287,7 @@ describe('RedisStore tells the truth: restarts, outages, logout races, clock ste
       for (let i = 0; i < 2000; i += 500) await admin.command('DEL', ...Array.from({ length: 500 }, (_, j) => `junk:${i + j}`));
       await admin.command('CONFIG', 'SET', 'maxmemory', '0');
       await eventually(() => {
-        const evicted = errors.filter((e) => (e as OnlineNowConfigError).code === 'ERR_ONLINE_NOW_REDIS_EVICTED');
+        const evicted = [...evictions(reported[0]), ...evictions(reported[1])];
         expect(evicted.length).to.be.at.least(1);
         expect(evicted[0].message).to.match(/maxmemory-policy noeviction/);
       });
@@ -295,7 +298,8 @@ describe('RedisStore tells the truth: restarts, outages, logout races, clock ste
         expect(await a.count()).to.equal(300);
       });
       await synced(a, b); // both have synced since
-      expect(errors.filter((e) => (e as OnlineNowConfigError).code === 'ERR_ONLINE_NOW_REDIS_EVICTED')).to.have.length(1);
+      // Both may have met an eviction (Redis went on evicting what the first write-back wrote): each says so once.
+      for (const [n, list] of reported.entries()) expect(evictions(list), `process ${n}`).to.have.length.at.most(1);
     } finally {
       for (const thing of opened.splice(0).reverse()) await thing.close();
       await server.stop();

@@ -166,6 +166,21 @@ describe('onOnline and onOffline (memory store), against a model', function () {
     await eventually(() => expect(s.told.get(1)).to.deep.equal([on(1_000_000), off(1_000_000 + THRESHOLD_MS, 'expired')]), 8000);
   });
 
+  it('a store whose trackers all closed, given to a new one: its sweep and its expiries are told again', async () => {
+    const clock = { t: 1_000_000 };
+    const store = new MemoryStore({ now: () => clock.t });
+    const told: Told[] = [];
+    const hooks = { onOnline: () => void told.push('on'), onOffline: (_user: unknown, _at: Date, why: OfflineReason) => void told.push(`off ${why}`) };
+    await createOnlineTracker({ store, threshold: THRESHOLD_S, ...hooks }).close();
+    const again = createOnlineTracker({ store, threshold: THRESHOLD_S, ...hooks });
+    await again.touch(1);
+    clock.t += THRESHOLD_MS + 1;
+    expect(await again.count()).to.equal(0);
+    await hooksRun();
+    expect(told).to.deep.equal(['on', 'off expired']);
+    await again.close();
+  });
+
   it('a hook that throws is reported once under its name, and the page is served', async () => {
     const clock = { t: 1_000_000 };
     const s = await site(clock, {

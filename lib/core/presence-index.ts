@@ -749,7 +749,7 @@ export class PresenceIndex {
   }
 
   /**
-   * Keys online and not hidden, by status, as of the latest view's cutoff; an app's own states fold into
+   * Keys held and not hidden (those a view's `count` counts), by status; an app's own states fold into
    * `other`. One pass over the keys held (a metrics scrape, not a page); undefined without `status` on.
    */
   statusCounts(): StatusCounts | undefined {
@@ -760,7 +760,7 @@ export class PresenceIndex {
     const now = statuses.dateNow();
     const offset = this.clock.wallOffset();
     for (const slot of this.cache.values()) {
-      if (this.times[slot] <= this.cutoff || (this.flags[slot] & HIDDEN) !== 0) continue;
+      if ((this.flags[slot] & HIDDEN) !== 0) continue;
       const status = statuses.of(this.profileOf(slot as Slot), this.times[slot] + offset, now);
       counts[status === 'active' || status === 'idle' || status === 'away' ? (status as keyof StatusCounts) : 'other']++;
     }

@@ -278,7 +278,8 @@ export interface OnlineTrackerOptions<U = unknown, P extends object = DefaultPro
    * A user came online: signed in, or back after the threshold or a logout.
    * Called outside any request, once per transition, and before the
    * `onOffline` that ends it. An invisible user's entry says `hidden: true`.
-   * MemoryStore only for now (RedisStore refuses it, naming this).
+   * Told of users who come online once a tracker with it has attached to the
+   * store. MemoryStore only for now (RedisStore refuses it, naming this).
    */
   onOnline?: (user: OnlineEntry<P>, at: Date) => unknown;
   /**

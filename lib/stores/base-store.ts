@@ -165,7 +165,10 @@ export abstract class BaseStore implements Store {
       this.queue = this.queue.filter(([t]) => t !== gone);
     }
     this.open -= 1;
-    return this.open === 0 ? this.stop() : undefined;
+    if (this.open !== 0) return undefined;
+    // Stopped: a tracker attaching later starts afresh, transitions too.
+    this.transitionsWanted = false;
+    return this.stop();
   }
 
   record(): OnlineRecord {

@@ -132,10 +132,11 @@
     if (type === 'changed' && !(Date.parse(data.saved && data.saved.at) > savedAt)) return;
     const mine = type === 'here' && room && data.room === room;
     const lock = data.lock;
-    // Our lock, elsewhere or free on the stream: taken over (a generation past ours), or maybe only a process a
-    // sync behind, a staff release, a hidden holder ("someone", maybe ourselves). Then our heartbeat's reply tells,
-    // on the room as Redis has it, and is drawn instead: a stale state must not make us give the lock up.
-    const newer = lock && lock.tab && lock.generation > ((claim && claim.gen) || 0);
+    // Our lock, elsewhere or free on the stream: taken over (a generation past ours, claimed after ours), or maybe
+    // only a process a sync behind, a staff release, a hidden holder ("someone", maybe ourselves). Then our
+    // heartbeat's reply tells, on the room as Redis has it, and is drawn instead: a stale state must not make us
+    // give the lock up (a free lock is claimed at a low generation: an old holder may show a higher one).
+    const newer = lock && lock.tab && claim && lock.generation > claim.gen && Date.parse(lock.since) > claim.claim;
     if (mine && held && !reply && !(lock && lock.tab === tab) && !newer) return beat({ recheck: true });
     // A listener that calls preventDefault() draws the update itself.
     if (dispatch(type, data)) draw(type, data);

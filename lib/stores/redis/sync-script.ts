@@ -116,15 +116,21 @@ else
 end
 local restart = not epoch or evicted == 1
 if not restart then
-  -- The caller had a reply later than the last call Redis holds, or has seen this epoch further
-  -- along: Redis went back in time (restarted from a snapshot, or failed over to a replica that
+  -- The caller has seen this epoch further along, or had a reply later than the last call Redis
+  -- holds: Redis went back in time (restarted from a snapshot, or failed over to a replica that
   -- lagged), perhaps to an epoch before the caller's (a snapshot saved just ahead of a restart).
   -- What it holds is old: users who signed out since are in it. It is dropped, never read: every
-  -- process writes back its replica and its recent logouts, which are the truth.
-  restart = tonumber(redis.call('HGET', meta, 'at') or '0') < knownAt
-  if epoch == knownEpoch then restart = restart or cursor > tonumber(redis.call('HGET', meta, 'version') or '0') end
+  -- process writes back its replica and its recent logouts, which are the truth. A caller that knew
+  -- the epoch this one replaced is only behind (and, with Redis's clock stepped back, must not end it again).
+  local late = tonumber(redis.call('HGET', meta, 'at') or '0') < knownAt
+  if epoch == knownEpoch then
+    restart = late or cursor > tonumber(redis.call('HGET', meta, 'version') or '0')
+  elseif knownEpoch ~= redis.call('HGET', meta, 'prev') then
+    restart = late
+  end
 end
 if restart then
+  redis.call('HSET', meta, 'prev', epoch or '')
   -- Every process's unacknowledged reports go with the old data (an old copy of one would be delivered
   -- again); marks and deferred reports are kept: true, if old (they fail closed, and report once).
   for _, owner in ipairs(redis.call('ZRANGE', owners, 0, -1)) do redis.call('DEL', assignedPrefix .. owner) end
