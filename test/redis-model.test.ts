@@ -1121,11 +1121,14 @@ class ModelRun {
         upto = Math.max(upto, f.end ?? Infinity);
       }
       let deferred = false;
+      // A touch held on a cut-off process reaches Redis when the cut ends: a restart just after finds it in its window.
+      const cut = this.cutAt(e);
+      const lands = cut === undefined ? upto : Math.max(upto, (cut.end ?? Infinity) + this.syncMs + 1000);
       for (const o of this.outages) {
         if (!LOSSY.has(o.kind)) continue;
         const recovered = (o.end ?? Infinity) + this.recoveryMs + 2 * this.syncMs + 2000;
         // A touch waits for its process's next sync: one made before a restart may reach Redis after it, in the window.
-        if (o.start <= upto + this.settleMs && upto < recovered) {
+        if (o.start <= lands + this.settleMs && upto < recovered) {
           upto = recovered;
           deferred = true;
         }
@@ -1139,7 +1142,6 @@ class ModelRun {
         return;
       }
       // Held on a cut-off process until it had expired: Redis ignores a touch older than the threshold (no presence, no report).
-      const cut = this.cutAt(e);
       if (cut !== undefined && (cut.end ?? Infinity) + this.syncMs + 1000 > e.send + this.thresholdMs) {
         this.counts.expiredUnsent++;
         return;
