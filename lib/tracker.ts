@@ -366,8 +366,13 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
 
   /** Users (visible and hidden), guests and kinds of bots online. */
   async counts(): Promise<OnlineCounts> {
-    const [users, guests, bots] = await Promise.all([this.store.view('users', 0), this.store.view('guests', 0), this.store.view('bots', 0)]);
+    const [users, guests, bots] = await this.#scopeViews();
     return { users: users.count, hidden: users.hidden, guests: guests.count, bots: bots.count };
+  }
+
+  /** Users, guests and bots, each as a count-only view: what counts() and metrics() read. */
+  #scopeViews(): Promise<[ScopeView, ScopeView, ScopeView]> {
+    return Promise.all([this.store.view('users', 0), this.store.view('guests', 0), this.store.view('bots', 0)]);
   }
 
   /** Online users, most recently active first; hidden ones only with `{ hidden: true }` (marked `hidden`). */
@@ -432,7 +437,7 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
   }
 
   async #metricsSnapshot(): Promise<MetricsSnapshot> {
-    const [users, guests, bots] = await Promise.all([this.store.view('users', 0), this.store.view('guests', 0), this.store.view('bots', 0)]);
+    const [users, guests, bots] = await this.#scopeViews();
     const record = this.record();
     return {
       members: users.count,
