@@ -105,11 +105,14 @@ async function presence() {
       };
     }
     case 'memory':
-    case 'memory-status': {
+    case 'memory-status':
+    case 'memory-transitions': {
       // 'memory-status': with status on, every profile carries its activity time (as a request stamps it).
-      const status = variant === 'memory-status';
+      // 'memory-transitions': status and onOnline/onOffline on (a request by a user already online tells nothing).
+      const status = variant !== 'memory';
+      const hooks = variant === 'memory-transitions' ? { onOnline: () => undefined, onOffline: () => undefined } : {};
       const store = new MemoryStore({ maxTracked: n + 1000 });
-      const online = createOnlineTracker({ store, threshold: THRESHOLD_S, status });
+      const online = createOnlineTracker({ store, threshold: THRESHOLD_S, status, ...hooks });
       const lastActive = Date.now() - (Date.now() % 30_000);
       for (const id of ids) store.touch('users', String(id), id, status ? { username: nameOf(id), lastActive } : { username: nameOf(id) });
       return online.middleware();
@@ -157,7 +160,7 @@ async function presence() {
 const app = express();
 const env = registerNunjucks(new nunjucks.Environment(null, { autoescape: true }));
 const template = nunjucks.compile(PAGE, env);
-const ours = ['memory', 'memory-status', 'redis'].includes(variant);
+const ours = ['memory', 'memory-status', 'memory-transitions', 'redis'].includes(variant);
 const hbs = ours ? registerHandlebars(Handlebars.create()) : registerBaselineHandlebars(Handlebars.create());
 const hbsTemplate = hbs.compile(HBS_PAGE);
 // Wakes the app for callgrind_control (bench/instructions.mjs): no session, no presence.

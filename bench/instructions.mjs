@@ -315,7 +315,8 @@ const fmtInt = (x) => Math.round(x).toLocaleString('en-US');
 const fmtRate = (perRequest) => (perRequest * 10_000).toFixed(1);
 const fmtRange = (s) => `${fmtInt(s.median)} (${fmtInt(s.min)}–${fmtInt(s.max)})`;
 const PAGE_NAMES = { '/': 'Nunjucks page', '/hbs': 'Handlebars page', '/json': 'JSON' };
-const storeName = (store) => ({ memory: 'MemoryStore', 'memory-status': 'MemoryStore, status on' })[store] ?? 'RedisStore';
+const storeName = (store) =>
+  ({ memory: 'MemoryStore', 'memory-status': 'MemoryStore, status on', 'memory-transitions': 'MemoryStore, status and onOnline/onOffline on' })[store] ?? 'RedisStore';
 
 /**
  * cases: [{ store: 'memory' | 'redis', n, traffic }] (traffic: MANY_USERS or

@@ -88,6 +88,8 @@ if (process.env.INSTRUCTIONS === '0') {
   }
   // Status on (issue #25): every profile carries its activity time, stamped by each request.
   cases.push({ store: 'memory-status', n: 100_000, traffic: MANY_USERS });
+  // And transitions on (onOnline/onOffline): a request of a user already online tells nothing, but is looked up first.
+  cases.push({ store: 'memory-transitions', n: 100_000, traffic: MANY_USERS });
   const counted = await instructionsPerRequest({ cases, K: quick ? 300 : 2000, W: 3000, R: quick ? 5000 : 30_000, repeats: quick ? 1 : 3 });
   results.instructionsPerRequest = counted.results;
   texts.push(counted.text);
@@ -99,7 +101,7 @@ if (redis !== null) {
   results.readModel = scale.results;
   texts.push(scale.text);
   // A burst into Redis (a mass sign-in, a replica written back after Redis restarted empty): each size on a redis-server of its own.
-  results.bulkWrite = await bulkWrite(quick ? [20_000, 100_000] : [100_000, 400_000, 1_000_000]);
+  results.bulkWrite = await bulkWrite(quick ? [20_000, 100_000] : [100_000, 400_000, 1_000_000], quick ? [20_000] : [100_000]);
   texts.push(bulkWriteTable(results.bulkWrite));
 }
 

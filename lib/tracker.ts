@@ -196,7 +196,7 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
     if ((options.onOnline !== undefined || options.onOffline !== undefined) && store.transitions !== true) {
       throw new OnlineNowConfigError(
         'ERR_ONLINE_NOW_TRANSITIONS',
-        'onOnline and onOffline need a store that decides when a user comes and goes: MemoryStore (one process). RedisStore does not call them yet: across processes, use onSeen (once per seenInterval, decided in Redis) and the threshold.',
+        'onOnline and onOffline need a store that decides when a user comes and goes: MemoryStore (one process) or RedisStore (several); a custom store declares it with `transitions: true`.',
       );
     }
     this.#statuses = status && new Statuses(status.idleMs, status.awayMs, () => store.dateNow?.() ?? Date.now());

@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import os from 'node:os';
@@ -215,6 +216,24 @@ class ExampleProcess {
   }
 }
 
+/**
+ * A webhook receiver, as the forum guide's recipe posts to: it answers 500 to the
+ * first post (a receiver down for a moment), then 204, and keeps every post it got.
+ */
+async function webhookReceiver(secret: string): Promise<{ listening: Listening; posts: { body: string; signed: boolean; status: number }[] }> {
+  const posts: { body: string; signed: boolean; status: number }[] = [];
+  const app = express();
+  app.post('/hook', express.text({ type: 'application/json' }), (req, res) => {
+    const body = String(req.body);
+    const expected = Buffer.from(`sha256=${createHmac('sha256', secret).update(body).digest('hex')}`);
+    const given = Buffer.from(String(req.get('x-signature-256') ?? ''));
+    const status = posts.length === 0 ? 500 : 204;
+    posts.push({ body, signed: given.length === expected.length && timingSafeEqual(given, expected), status });
+    res.sendStatus(status);
+  });
+  return { listening: await listen(app), posts };
+}
+
 const running = new Set<ChildProcess>();
 process.on('exit', () => {
   for (const child of running) child.kill('SIGKILL');
@@ -267,8 +286,14 @@ for (const example of EXAMPLES) {
     let redis: RedisServer | undefined;
     const apps: ExampleProcess[] = [];
     const env: Record<string, string> = { SESSION_SECRET: `examples test ${example.file}` };
+    let webhooks: Awaited<ReturnType<typeof webhookReceiver>> | undefined;
 
     before(async function () {
+      if (example.forum) {
+        env.WEBHOOK_SECRET = 'examples test webhooks';
+        webhooks = await webhookReceiver(env.WEBHOOK_SECRET);
+        env.WEBHOOK_URL = `${webhooks.listening.base}/hook`;
+      }
       if (example.redis) {
         requireBinary(this, REDIS_SERVER, 'apt-get install -y redis-server');
         redis = await RedisServer.start();
@@ -280,6 +305,7 @@ for (const example of EXAMPLES) {
     after(async () => {
       await Promise.all(apps.map((app) => app.stop()));
       await redis?.stop();
+      await webhooks?.listening.close();
     });
 
     it('counts a user who signs in, then a second from another browser, and drops one who signs out', async () => {
@@ -374,6 +400,34 @@ for (const example of EXAMPLES) {
           theirs.forEach((line, i) => expect(line, `${name}'s feed, oldest first`).to.match(i % 2 === 0 ? / came online$/ : / went offline \(logout\)$/));
         }
         expect((await new CookieBrowser(base).get('/activity')).status).to.equal(403);
+      });
+
+      it('posts every activity row to the webhook, signed, in order, each landing once after the receiver failed the first', async () => {
+        const base = apps[0].base;
+        const grace = await signIn(base, 'grace', example);
+        await grace.post('/logout');
+        const ada = await signIn(base, 'ada', example);
+        const feed = [...(await ada.text('/activity')).matchAll(/<li>([^,]+),/g)].map((m) => m[1]).reverse();
+        const landed = (): { id: number; user: number; what: string }[] =>
+          webhooks!.posts.filter((p) => p.status === 204).map((p) => JSON.parse(p.body) as { id: number; user: number; what: string });
+        // The feed's rows (its latest 20), oldest first, are the last ones posted: nothing happened since it was read.
+        const names: Record<number, string> = { 1: 'Ada Lovelace', 2: 'Grace Hopper' };
+        await eventually(
+          () =>
+            expect(
+              landed()
+                .slice(-feed.length)
+                .map((row) => `${names[row.user]} ${row.what}`),
+            ).to.deep.equal(feed),
+          15_000,
+        );
+        const ids = landed().map((row) => row.id);
+        expect(ids, 'each row once, in the order written').to.deep.equal([...ids].sort((a, b) => a - b).filter((id, i, all) => all.indexOf(id) === i));
+        expect(webhooks!.posts.every((p) => p.signed)).to.equal(true);
+        // The first post failed (500) and the same row went again.
+        expect(webhooks!.posts[0].status).to.equal(500);
+        expect(webhooks!.posts[1].body).to.equal(webhooks!.posts[0].body);
+        expect(apps[0].printed).to.contain('webhook: the receiver answered 500; trying again in 1 s');
       });
     }
 

@@ -62,7 +62,7 @@ describe('a RedisStore replica, read without Redis', () => {
       ['h', NOW - 10],
     ];
     const { command, calls } = fakeRedis(replica, users);
-    await replica.load(command, 'e1', 3);
+    await replica.load(command, 'e1', false, 3);
     const view = replica.indexes[0].view(100, NOW);
     expect(view.count).to.equal(8);
     expect(view.entries.map((e) => e.username).sort()).to.deep.equal(users.map(([k]) => `u${k}`).sort());
@@ -72,7 +72,7 @@ describe('a RedisStore replica, read without Redis', () => {
 
   it('reads nothing when Redis is on another epoch (the change feed reads it all), and stops where it is once retired', async () => {
     const fresh = replicaWith();
-    await fresh.load(fakeRedis(fresh, [['a', NOW]], 'e2').command, 'e1');
+    await fresh.load(fakeRedis(fresh, [['a', NOW]], 'e2').command, 'e1', false);
     expect(fresh.indexes[0].view(10, NOW).count).to.equal(0);
 
     const retired = replicaWith();
@@ -85,6 +85,7 @@ describe('a RedisStore replica, read without Redis', () => {
         return reply;
       },
       'e1',
+      false,
       3,
     );
     await loading;
@@ -101,6 +102,7 @@ describe('a RedisStore replica, read without Redis', () => {
         ['b', NOW - 40],
       ]).command,
       'e1',
+      false,
     );
     expect(replica.indexes[0].has('a')).to.equal(true);
     expect(replica.indexes[0].has('b')).to.equal(false);

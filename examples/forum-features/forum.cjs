@@ -12,7 +12,7 @@ const db = new Database(process.env.DATABASE ?? ':memory:');
 db.exec(`CREATE TABLE IF NOT EXISTS users (id INTEGER PRIMARY KEY, username TEXT, name TEXT,
            invisible INTEGER DEFAULT 0, admin INTEGER DEFAULT 0, last_seen INTEGER);
          CREATE TABLE IF NOT EXISTS record (id INTEGER PRIMARY KEY CHECK (id = 1), count INTEGER, at INTEGER);
-         CREATE TABLE IF NOT EXISTS activity (user_id INTEGER, what TEXT, at INTEGER);
+         CREATE TABLE IF NOT EXISTS activity (user_id INTEGER, what TEXT, at INTEGER, sent INTEGER DEFAULT 0);
          INSERT OR IGNORE INTO users (id, username, name, admin) VALUES (1, 'ada', 'Ada Lovelace', 1), (2, 'grace', 'Grace Hopper', 0);`);
 const saveLastSeen = db.prepare('UPDATE users SET last_seen = ? WHERE id = ?');
 const saveRecord = db.prepare('INSERT OR REPLACE INTO record (id, count, at) VALUES (1, ?, ?)');
@@ -112,6 +112,32 @@ app.get('/activity', (req, res) => {
     .map((r) => `<li>${escapeHtml(r.name)} ${r.what}, ${new Date(r.at).toISOString()}</li>`);
   res.send(`<!doctype html><title>Activity</title><ul>${rows.join('')}</ul>`);
 });
+
+// forum.cjs, continued: the activity rows posted to WEBHOOK_URL (when set), signed with WEBHOOK_SECRET, retried until they land
+const crypto = require('node:crypto');
+const nextUnsent = db.prepare('SELECT rowid, user_id, what, at FROM activity WHERE sent = 0 ORDER BY rowid LIMIT 1');
+const markSent = db.prepare('UPDATE activity SET sent = 1 WHERE rowid = ?');
+async function postActivity(retryMs = 1000) {
+  const row = nextUnsent.get();
+  if (!row) return void setTimeout(postActivity, 1000); // nothing new: look again in a second
+  const body = JSON.stringify({ id: row.rowid, user: row.user_id, what: row.what, at: new Date(row.at).toISOString() });
+  const signature = crypto.createHmac('sha256', process.env.WEBHOOK_SECRET ?? 'change me').update(body).digest('hex');
+  try {
+    const res = await fetch(process.env.WEBHOOK_URL, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-signature-256': `sha256=${signature}` },
+      body,
+      signal: AbortSignal.timeout(10_000),
+    });
+    if (!res.ok) throw new Error(`the receiver answered ${res.status}`);
+    markSent.run(row.rowid);
+    setImmediate(postActivity);
+  } catch (error) {
+    console.warn(`webhook: ${error.message}; trying again in ${retryMs / 1000} s`);
+    setTimeout(postActivity, retryMs, Math.min(2 * retryMs, 60_000));
+  }
+}
+if (process.env.WEBHOOK_URL) postActivity();
 
 // forum.cjs, continued: metrics for Prometheus
 app.get('/metrics', async (req, res) => {

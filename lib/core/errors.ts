@@ -23,7 +23,7 @@ export const ERROR_CODES = {
   ERR_ONLINE_NOW_ONRECORD: '`onRecord` is not a function',
   ERR_ONLINE_NOW_ONONLINE: '`onOnline` is not a function',
   ERR_ONLINE_NOW_ONOFFLINE: '`onOffline` is not a function',
-  ERR_ONLINE_NOW_TRANSITIONS: '`onOnline` or `onOffline` given with a store that does not decide transitions (RedisStore does not yet; a custom store without `transitions`)',
+  ERR_ONLINE_NOW_TRANSITIONS: '`onOnline` or `onOffline` given with a store that does not decide transitions (a custom store without `transitions`)',
   ERR_ONLINE_NOW_INITIALRECORD: '`initialRecord` is not `{ count, at }` with a whole count and a valid date',
   ERR_ONLINE_NOW_MAXTRACKED: "a store's `maxTracked` is not a whole number ≥ 1",
   ERR_ONLINE_NOW_NOW: "a store's `now` is not a function",

@@ -161,14 +161,23 @@ export abstract class BaseStore implements Store {
     if (this.open === 0) return undefined;
     const leaving = this.attachedTrackers.findIndex((t) => t.reporter === config?.reporter);
     if (leaving !== -1) {
-      const [gone] = this.attachedTrackers.splice(leaving, 1);
+      // Its hooks still waiting run now: what a store decided before the close is told (a RedisStore's last sync acknowledges them).
+      const gone = this.attachedTrackers[leaving];
+      const now = this.queue.filter(([t]) => t === gone);
       this.queue = this.queue.filter(([t]) => t !== gone);
+      this.run(now);
+      this.attachedTrackers.splice(leaving, 1);
     }
     this.open -= 1;
     if (this.open !== 0) return undefined;
-    // Stopped: a tracker attaching later starts afresh, transitions too.
-    this.transitionsWanted = false;
-    return this.stop();
+    // Stopped: a tracker attaching later starts afresh, transitions too (after the last sync, which still tells Redis this process tells them).
+    const stopped = this.stop();
+    const reset = (): void => {
+      if (this.open === 0) this.transitionsWanted = false;
+    };
+    if (stopped instanceof Promise) return stopped.finally(reset);
+    reset();
+    return undefined;
   }
 
   record(): OnlineRecord {
@@ -228,6 +237,10 @@ export abstract class BaseStore implements Store {
   private drain(): void {
     const calls = this.queue;
     this.queue = [];
+    this.run(calls);
+  }
+
+  private run(calls: readonly Call[]): void {
     for (const [t, name, a, b, c] of calls) {
       const fail = (error: unknown): void => t.reporter.report(name, error);
       try {

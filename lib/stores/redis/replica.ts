@@ -14,7 +14,7 @@ import type { RoomLimits, StoredEntry } from '../../core/types';
 import { boundedSet, perScope, type PerScope } from './collections';
 import type { Outbox } from './outbox';
 import { STORED_PROFILES, decodeProfile, encodeProfile, idOf, plainProfile, storedProfile } from './profile-codec';
-import { KEY, syncKeys, type KeyTime, type ScopeNo, type SyncReply, type TouchWrite } from './sync-script';
+import { KEY, syncKeys, type KeyTime, type ScopeNo, type SyncReply, type TouchWrite, type TransitionRow } from './sync-script';
 
 /** Rooms' tabs travel as a fourth scope. */
 export const ROOMS: ScopeNo = 3;
@@ -90,6 +90,10 @@ export class Replica {
   syncedAt = -Infinity;
   /** Reports this process delivered, to acknowledge until a reply confirms it did (and not to deliver twice). */
   readonly acks = new Map<string, number>();
+  /** Users Redis told online (transitions on) → when, µs: written back if Redis loses its data, so nobody is told online twice. */
+  private readonly told = new Map<string, number>();
+  /** Transitions this process delivered (sequence numbers), to acknowledge until a reply confirms it (and not to deliver twice). */
+  readonly transitionAcks = new Set<number>();
   /** The record raise delivered last ("count|µs"), and its acknowledgement until a reply confirms it. */
   private raiseDelivered = '';
   recordAck = '';
@@ -177,7 +181,8 @@ export class Replica {
       if (s === 0) profile = encodeProfile(held.id, withProfile ? held.profile : undefined);
       else if (s === ROOMS) profile = String(held.profile.t);
       const reported = s === 0 && writeBack === true ? held.reportedAt : -Infinity;
-      writes.push({ scope: s, key, atUs: Math.round(held.at * 1000), profile, reportedUs: reported === -Infinity ? undefined : reported * 1000 });
+      const toldUs = s === 0 && writeBack === true ? this.told.get(key) : undefined;
+      writes.push({ scope: s, key, atUs: Math.round(held.at * 1000), profile, reportedUs: reported === -Infinity ? undefined : reported * 1000, toldUs });
     }
     return writes;
   }
@@ -190,6 +195,7 @@ export class Replica {
       const cutoff = now() - this.thresholdOf(s as ScopeNo);
       const touches: TimedTouch[] = [];
       for (const row of rows) {
+        if (s === 0 && (row.toldUs !== null || this.told.size > 0)) this.noteTold(index, row.key, row.toldUs, row.seenUs);
         if (row.goneUs !== null) index.forget(row.key, row.goneUs / 1000);
         if (row.seenUs === null) continue;
         const at = row.seenUs / 1000;
@@ -208,6 +214,32 @@ export class Replica {
       if (s === ROOMS) this.rooms.noteKeys(touches.map((t) => t.key));
     });
     this.cursor = reply.cursor;
+  }
+
+  /**
+   * Who Redis says was told online. A user online without it is either waiting for a recovery window to end
+   * (same visit: what this replica knew stays) or back after a going this replica did not see (forgotten).
+   */
+  private noteTold(index: PresenceIndex, key: string, toldUs: number | null, seenUs: number | null): void {
+    if (toldUs !== null) return boundedSet(this.told, key, toldUs, this.settings.maxTracked);
+    const slot = seenUs === null ? -1 : index.slotOf(key);
+    if (slot === -1 || (seenUs as number) / 1000 - index.timeOf(slot) >= this.settings.thresholdMs) this.told.delete(key);
+  }
+
+  /** The transitions Redis queued for this process that it has not delivered: to deliver now, each once, in order. */
+  transitionsToDeliver(reply: SyncReply): TransitionRow[] {
+    const rows: TransitionRow[] = [];
+    for (const row of reply.transitions) {
+      if (this.transitionAcks.has(row.seq)) continue;
+      this.transitionAcks.add(row.seq);
+      rows.push(row);
+    }
+    return rows;
+  }
+
+  /** Redis started over: its transitions are numbered afresh, so the numbers acknowledged so far mean nothing. */
+  transitionsRestarted(): void {
+    this.transitionAcks.clear();
   }
 
   /** The record raise Redis assigned to this process, when not delivered yet: to deliver now (acknowledged in the next call). */
@@ -235,8 +267,9 @@ export class Replica {
   }
 
   /** What a reply acknowledged has landed: delivered reports are not sent again. */
-  acknowledged(acks: readonly KeyTime[], recordAck: string): void {
+  acknowledged(acks: readonly KeyTime[], recordAck: string, transitionAcks: readonly number[]): void {
     for (const { key, atUs } of acks) if (this.acks.get(key) === atUs) this.acks.delete(key);
+    for (const seq of transitionAcks) this.transitionAcks.delete(seq);
     if (this.recordAck === recordAck) this.recordAck = '';
   }
 
@@ -248,7 +281,7 @@ export class Replica {
    * harmless, as the latest event wins. `epoch`: the one this process's last
    * reply named (a different one in Redis: the feed reads it all).
    */
-  async load(command: Command, epoch: string | undefined, chunkSize: number = SNAPSHOT_CHUNK): Promise<void> {
+  async load(command: Command, epoch: string | undefined, transitions: boolean, chunkSize: number = SNAPSHOT_CHUNK): Promise<void> {
     const [current, version] = (await command(['HMGET', this.keys[KEY.meta], 'epoch', 'version'])) as [string | null, string | null];
     if (current === null || current !== epoch) return; // Redis has no presence yet, or lost it just now
     for (const s of SCOPES) {
@@ -280,6 +313,12 @@ export class Replica {
     const since = Math.round((this.settings.now() - this.settings.clock.markTtlMs) * 1000);
     const marks = flatPairs(await command(['ZRANGEBYSCORE', this.keys[KEY.marks], `(${since}`, '+inf', 'WITHSCORES']));
     for (let i = 0; i < marks.length; i += 2) this.indexes[0].mark(marks[i], Number(marks[i + 1]) / 1000);
+    // Who was told online: written back if Redis loses its data (by rank; one missed while users leave is told by another process's write-back).
+    for (let from = 0; transitions; from += chunkSize) {
+      const told = flatPairs(await command(['ZRANGE', this.keys[KEY.announced], String(from), String(from + chunkSize - 1), 'WITHSCORES']));
+      for (let i = 0; i < told.length; i += 2) boundedSet(this.told, told[i], Number(told[i + 1]), this.settings.maxTracked);
+      if (told.length < 2 * chunkSize || this.retired) break;
+    }
     this.cursor = Math.max(this.cursor, Number(version ?? 0));
   }
 

@@ -18,7 +18,7 @@
 import { randomBytes } from 'node:crypto';
 import { monotonicNow } from '../../core/clock';
 import { OnlineNowConfigError } from '../../core/errors';
-import { PLAIN_CLOCK, type IndexClock } from '../../core/presence-index';
+import { ListedEntry, PLAIN_CLOCK, type IndexClock } from '../../core/presence-index';
 import { tabKey } from '../../core/room-index';
 import { Histogram, SYNC_BUCKETS, type SyncStats } from '../../core/metrics';
 import { withTimeout } from '../../core/timeout';
@@ -28,8 +28,22 @@ import { DEFAULT_MAX_TRACKED, MARK_TTL_MS, MAX_BOTS, BaseStore } from '../base-s
 import { adaptClient, type RawRedis, type RedisClientLike } from './client';
 import { Outbox } from './outbox';
 import { RedisClock } from './redis-clock';
+import { decodeProfile } from './profile-codec';
 import { ROOMS, Replica, type PendingTouch } from './replica';
-import { KEY, SYNC_SCRIPT, SYNC_SHA, assignedKey, decodeSyncReply, syncArgs, type ForgetWrite, type KeyTime, type ScopeNo, type SyncReply, type TouchWrite } from './sync-script';
+import {
+  KEY,
+  SYNC_SCRIPT,
+  SYNC_SHA,
+  assignedKey,
+  decodeSyncReply,
+  syncArgs,
+  transitionsKey,
+  type ForgetWrite,
+  type KeyTime,
+  type ScopeNo,
+  type SyncReply,
+  type TouchWrite,
+} from './sync-script';
 
 export interface RedisStoreOptions {
   /** A connected node-redis (v4–v6) or ioredis client or cluster: the app's own, never closed by the store. */
@@ -89,6 +103,8 @@ const SCOPE_NO: Record<Scope, ScopeNo> = { users: 0, guests: 1, bots: 2 };
 
 export class RedisStore extends BaseStore {
   readonly sharedAcrossProcesses = true;
+  /** Calls `onOnline` and `onOffline`, each transition once across processes (decided in Redis). */
+  readonly transitions = true;
   readonly prefix: string;
   readonly syncInterval: number;
   readonly maxTracked: number;
@@ -203,7 +219,7 @@ export class RedisStore extends BaseStore {
     this.timer = undefined;
     const replica = this.live();
     // Acknowledgements too: reports this process delivered are not handed to another one.
-    const queued = replica.touchesQueued || !this.outbox.empty || replica.acks.size > 0 || replica.recordAck !== '';
+    const queued = replica.touchesQueued || !this.outbox.empty || replica.acks.size > 0 || replica.transitionAcks.size > 0 || replica.recordAck !== '';
     const last = queued ? this.syncSoon() : this.running;
     if (last !== undefined) await withTimeout(last, SYNC_TIMEOUT_MS, 'Redis did not answer').catch(() => undefined);
   }
@@ -345,7 +361,7 @@ export class RedisStore extends BaseStore {
       // Nothing is stamped for Redis before this process knows Redis's clock.
       if (!this.clock.measured) await this.round(replica, [], []);
       if (replica.fresh) {
-        await replica.load((args) => this.command(args), this.epoch);
+        await replica.load((args) => this.command(args), this.epoch, this.transitionsWanted);
         // Attached again meanwhile: the new replica reads everything at its own first sync.
         if (replica.retired) return;
         replica.fresh = false;
@@ -395,6 +411,7 @@ export class RedisStore extends BaseStore {
     const reset = this.resetPending;
     const acks = [...replica.acks].map(([key, atUs]): KeyTime => ({ key, atUs }));
     const recordAck = replica.recordAck;
+    const transitionAcks = [...replica.transitionAcks];
     const seenIntervalMs = this.seenIntervalMs === Infinity ? 0 : this.seenIntervalMs;
     const args = syncArgs({
       keys: replica.keys,
@@ -425,6 +442,9 @@ export class RedisStore extends BaseStore {
       forgets,
       acks,
       marks,
+      transitions: this.transitionsWanted,
+      transitionsPrefix: transitionsKey(this.prefix, ''),
+      transitionAcks,
     });
     const sent = this.clock.local();
     const raw = await withTimeout(this.send(replica, args), SYNC_TIMEOUT_MS, `Redis did not answer within ${SYNC_TIMEOUT_MS} ms`);
@@ -437,10 +457,11 @@ export class RedisStore extends BaseStore {
     }
     replica.syncedAt = reply.nowUs / 1000;
     this.reporter.recovered('redis-stale');
-    replica.acknowledged(acks, recordAck);
+    replica.acknowledged(acks, recordAck, transitionAcks);
     if (reply.evicted) this.reportEviction();
     if (reply.otherThresholdUs !== null) this.reportThresholdConflict(reply.otherThresholdUs);
     const lost = this.epoch !== undefined && reply.epoch !== this.epoch;
+    if (lost) replica.transitionsRestarted();
     this.epoch = reply.epoch;
     this.lastReplyUs = reply.nowUs;
     if (reset) this.resetPending = false;
@@ -465,6 +486,13 @@ export class RedisStore extends BaseStore {
     const raise = replica.raiseToDeliver(reply);
     if (raise !== undefined) this.tellRecord(this.recordOf(...raise));
     for (const entry of replica.reportsToDeliver(reply)) this.seen(entry);
+    for (const row of replica.transitionsToDeliver(reply)) {
+      const { id, profile } = decodeProfile(row.key, row.profile === '' ? null : row.profile);
+      const seenMs = row.seenUs / 1000;
+      const entry = new ListedEntry(id, profile, () => seenMs, this.statuses);
+      if (row.kind === 'online') this.wentOnline(entry, row.atUs / 1000);
+      else this.wentOffline(entry, row.atUs / 1000, row.kind);
+    }
   }
 
   /** One plain command, bounded in time like a sync (and, like one, the only command of ours out until answered). */
@@ -535,7 +563,7 @@ export class RedisStore extends BaseStore {
    */
   private async repairTypes(replica: Replica): Promise<void> {
     const keys = replica.keys;
-    const expected = (i: number): string => (i === KEY.meta || i === KEY.assigned || keys[i].endsWith(':profiles') ? 'hash' : 'zset');
+    const expected = (i: number): string => (i === KEY.meta || i === KEY.assigned || i === KEY.lastTransition || keys[i].endsWith(':profiles') ? 'hash' : 'zset');
     let renamed = false;
     for (let i = 0; i < keys.length; i++) {
       const type = String(await this.command(['TYPE', keys[i]]));

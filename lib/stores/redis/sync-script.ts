@@ -21,6 +21,12 @@
  *   owners   sorted set  process token → its last call, µs, while it has something unacknowledged
  *   assigned hash        (the caller's own, `{prefix}:users:assigned:<token>`) user key → µs of a
  *                        report assigned to it and not yet acknowledged
+ *   announced sorted set user key → when they were told online (transitions on); only users online
+ *   last-transition hash user key → "token|sequence" of their last transition not yet acknowledged
+ *   transitions sorted set (the caller's own, `{prefix}:users:transitions:<token>`) sequence →
+ *                        "sequence|kind|µs|last seen µs|key length|key profile": transitions queued for it
+ *   deferred-online sorted set user key → first touch time, µs: comings online held while processes write back
+ *   left     sorted set  user key → when they were last told gone, µs; kept one threshold
  *   Rooms' tabs are keys "room␟user␟tab" with the tab's record as profile (../../rooms.ts) and a
  *   threshold of their own: a tab's heartbeat, leave and lock claim travel like a touch and a logout.
  *
@@ -38,6 +44,14 @@
  *   record:          after the writes, users + guests online is compared with the record: a max taken
  *                    inside the script, so processes racing cannot lower it or both raise it; a raise is
  *                    assigned (and resent) like a report.
+ *   transitions:     (when the caller asks) an accepted user touch of a user not `announced` is an online;
+ *                    a logout, an expiry or the cap removing one who is, an offline (with why; an expiry
+ *                    found by a touch is told before that touch's online). Each is queued for the caller,
+ *                    or for the process that still holds the user's previous one, so one process tells a
+ *                    user's transitions in order; resent until acknowledged, passed on after a lease.
+ *                    A call's writes are applied in time order, so a sign-in after a logout in one call is
+ *                    told, and a visit a pause held whole; a logout that lands after the user's return tells both. Decided while a process that
+ *                    tells them (meta `hooked`) has called within a lease; only such a process is given one.
  *
  * Shared data keys expire two thresholds after the last call; meta, a small hash,
  * never does, so it keeps the epoch, the version counter and the record.
@@ -51,7 +65,8 @@
  * write back their whole read model, their recent logouts and the reports they
  * made, so presence survives and nobody who signed out comes back. For `recovery`
  * after a restart that processes saw, counts may be partial or hold a logout not
- * yet written back: no record is raised from them, and reports wait (deferred).
+ * yet written back: no record is raised from them, and reports and comings online wait (deferred).
+ * Write-backs say who had been told online, so through a data loss a transition is told at most once.
  */
 import { createHash } from 'node:crypto';
 
@@ -83,13 +98,19 @@ local recordAck = ARGV[24]
 local forgetCount = tonumber(ARGV[25])
 local ackCount = tonumber(ARGV[26])
 local markCount = tonumber(ARGV[27])
-local FIRST_WRITE = 28
+local hooked = ARGV[28] == '1'
+local transitionsPrefix = ARGV[29]
+local transitionAckCount = tonumber(ARGV[30])
+local FIRST_WRITE = 31
+-- Each touch takes 6 arguments, each forget 5, each acknowledged report 2, each mark 2, each acknowledged transition 1.
+local TOUCH_ARGS = 6
 
 local meta = KEYS[1]
 local scopes = { { KEYS[2], KEYS[3], KEYS[4], KEYS[5] }, { KEYS[6], KEYS[7], KEYS[8], KEYS[9] }, { KEYS[10], KEYS[11], KEYS[12], KEYS[13] }, { KEYS[15], KEYS[16], KEYS[17], KEYS[18] } }
 local reported, marks, deferred, owners, assigned = KEYS[14], KEYS[19], KEYS[20], KEYS[21], KEYS[22]
--- Keys shared by every caller (the last, the caller's own, is not one).
-local SHARED = 21
+local announced, lastTransition, transitionQueue, deferredOnline, left = KEYS[23], KEYS[24], KEYS[25], KEYS[26], KEYS[27]
+-- Keys shared by every caller: all but the caller's own (assigned, transitionQueue).
+local SHARED = { 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 23, 24, 26, 27 }
 local caps = { cap, cap, maxBots, maxRoomTabs }
 local function fmt(x) return string.format('%.0f', x) end
 local t = redis.call('TIME')
@@ -104,13 +125,13 @@ if epoch then
   -- A key that held data at the last call, and cannot have expired since, was evicted.
   if now - tonumber(redis.call('HGET', meta, 'at') or '0') < ttl * 1000 then
     local present = tonumber(redis.call('HGET', meta, 'present') or '0')
-    for i = 2, SHARED do
+    for _, i in ipairs(SHARED) do
       if math.floor(present / 2 ^ (i - 2)) % 2 == 1 and redis.call('EXISTS', KEYS[i]) == 0 then evicted = 1 end
     end
   end
 else
   -- meta never expires: data without it means meta was evicted.
-  for i = 2, SHARED do
+  for _, i in ipairs(SHARED) do
     if redis.call('EXISTS', KEYS[i]) == 1 then evicted = 1 end
   end
 end
@@ -132,10 +153,11 @@ end
 if restart then
   redis.call('HSET', meta, 'prev', epoch or '')
   -- Every process's unacknowledged reports go with the old data (an old copy of one would be delivered
-  -- again); marks and deferred reports are kept: true, if old (they fail closed, and report once).
-  for _, owner in ipairs(redis.call('ZRANGE', owners, 0, -1)) do redis.call('DEL', assignedPrefix .. owner) end
+  -- again); marks, deferred reports and deferred comings online are kept: true, if old (they fail closed, and report once).
+  -- Transitions not yet delivered go too: through a data loss they are told at most once, never twice.
+  for _, owner in ipairs(redis.call('ZRANGE', owners, 0, -1)) do redis.call('DEL', assignedPrefix .. owner, transitionsPrefix .. owner) end
   for j = 2, #KEYS do
-    if j ~= 19 and j ~= 20 then redis.call('DEL', KEYS[j]) end
+    if j ~= 19 and j ~= 20 and j ~= 26 then redis.call('DEL', KEYS[j]) end
   end
   epoch = candidateEpoch
   -- The record (a maximum, and the reset generation) is kept: processes' floors restore the rest.
@@ -148,6 +170,11 @@ end
 -- While the processes write their replicas back, counts are not yet what is true: no record is
 -- raised, and users due an onSeen wait (deferred) until the reports processes remember are back.
 local recovering = now - tonumber(redis.call('HGET', meta, 'epochAt') or '0') < recovery
+-- Transitions are decided while a process with onOnline/onOffline has called within a lease: a process
+-- without them (a job that only calls forget()) takes part, but is never given one to tell.
+if hooked then redis.call('HSET', meta, 'hooked', token, 'hookedAt', fmt(now)) end
+local hookedBy = redis.call('HGET', meta, 'hooked')
+local transitions = hooked or (hookedBy ~= false and now - tonumber(redis.call('HGET', meta, 'hookedAt') or '0') < lease)
 local version = tonumber(redis.call('HGET', meta, 'version') or '0')
 local function changed(s, key)
   version = version + 1
@@ -156,18 +183,58 @@ end
 
 -- onSeen: each report is assigned to one process, kept in its own hash until it acknowledges it
 -- (by key and time) in a later call; its next call gets every report it has not acknowledged.
-local i = FIRST_WRITE + touchCount * 5 + forgetCount * 5
+local i = FIRST_WRITE + touchCount * TOUCH_ARGS + forgetCount * 5
 for _ = 1, ackCount do
   if redis.call('HGET', assigned, ARGV[i]) == ARGV[i + 1] then redis.call('HDEL', assigned, ARGV[i]) end
   i = i + 2
 end
 -- Marks written back (Redis lost them): a newer one wins.
-i = FIRST_WRITE + touchCount * 5 + forgetCount * 5 + ackCount * 2
+i = FIRST_WRITE + touchCount * TOUCH_ARGS + forgetCount * 5 + ackCount * 2
 for _ = 1, markCount do
   local mark = redis.call('ZSCORE', marks, ARGV[i])
   if not mark or tonumber(mark) < tonumber(ARGV[i + 1]) then redis.call('ZADD', marks, ARGV[i + 1], ARGV[i]) end
   i = i + 2
 end
+-- Transitions (onOnline, onOffline): each decided here once, queued for one process (its transitionQueue,
+-- scored by a sequence number) and sent to it in every reply until it acknowledges it. While a user has one
+-- undelivered, their next goes to the same process, so a user's transitions are told in order.
+local sequence
+local function parseTransition(m)
+  local _, e, seq, kind, at, seen, len = string.find(m, '^(%d+)|(%a+)|(%d+)|(%d+)|(%d+)|')
+  len = tonumber(len)
+  return seq, kind, at, string.sub(m, e + 1, e + len), string.sub(m, e + len + 1), seen
+end
+-- kind: online, logout, expired or evicted; at: when; seen: the user's last request then.
+local function emit(kind, key, at, seen, profile)
+  sequence = (sequence or tonumber(redis.call('HGET', meta, 'transitionSeq') or '0')) + 1
+  local owner = hooked and token or hookedBy
+  local last = redis.call('HGET', lastTransition, key)
+  if last then
+    local bar = string.find(last, '|', 1, true)
+    local other, seq = string.sub(last, 1, bar - 1), string.sub(last, bar + 1)
+    if other ~= owner and redis.call('ZCOUNT', transitionsPrefix .. other, seq, seq) > 0 then owner = other end
+  end
+  redis.call('ZADD', transitionsPrefix .. owner, sequence, fmt(sequence) .. '|' .. kind .. '|' .. fmt(at) .. '|' .. fmt(seen) .. '|' .. #key .. '|' .. key .. profile)
+  redis.call('HSET', lastTransition, key, owner .. '|' .. fmt(sequence))
+  if kind ~= 'online' then redis.call('ZADD', left, fmt(at), key) end
+end
+-- A user's stored profile, without its time.
+local function profileOf(s, key)
+  local stored = redis.call('HGET', s[2], key) or ''
+  return string.sub(stored, (string.find(stored, '|', 1, true) or 0) + 1)
+end
+-- Acknowledgements of another epoch's transitions mean nothing here (their numbers may be reused).
+i = FIRST_WRITE + touchCount * TOUCH_ARGS + forgetCount * 5 + ackCount * 2 + markCount * 2
+for _ = 1, (epoch == knownEpoch and transitionAckCount or 0) do
+  local seq = ARGV[i]
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', transitionQueue, seq, seq)) do
+    local _, _, _, key = parseTransition(m)
+    if redis.call('HGET', lastTransition, key) == token .. '|' .. seq then redis.call('HDEL', lastTransition, key) end
+  end
+  redis.call('ZREMRANGEBYSCORE', transitionQueue, seq, seq)
+  i = i + 1
+end
+
 local function assign(key, at)
   redis.call('ZADD', reported, fmt(at), key)
   redis.call('HSET', assigned, key, fmt(at))
@@ -177,7 +244,9 @@ local function due(key, at)
   return not last or at - tonumber(last) >= seenInterval
 end
 -- A process that has not called for a lease is gone: its unacknowledged reports (still the user's
--- latest) and its undelivered record raise pass to this caller.
+-- latest), its undelivered record raise and (to a caller that tells them) its transitions pass to this
+-- caller. The caller itself is not gone, however long since its last call (Redis was paused, say).
+if redis.call('ZSCORE', owners, token) then redis.call('ZADD', owners, fmt(now), token) end
 for _, gone in ipairs(redis.call('ZRANGEBYSCORE', owners, '-inf', '(' .. fmt(now - lease), 'LIMIT', 0, 1)) do
   local theirs = assignedPrefix .. gone
   local rows = redis.call('HGETALL', theirs)
@@ -186,7 +255,17 @@ for _, gone in ipairs(redis.call('ZRANGEBYSCORE', owners, '-inf', '(' .. fmt(now
     if last and tonumber(last) == tonumber(rows[j + 1]) then redis.call('HSET', assigned, rows[j], rows[j + 1]) end
   end
   redis.call('DEL', theirs)
-  redis.call('ZREM', owners, gone)
+  local queue = transitionsPrefix .. gone
+  local moved = hooked and redis.call('ZRANGE', queue, 0, -1, 'WITHSCORES') or {}
+  for j = 1, #moved, 2 do
+    redis.call('ZADD', transitionQueue, moved[j + 1], moved[j])
+    local seq, _, _, key = parseTransition(moved[j])
+    if redis.call('HGET', lastTransition, key) == gone .. '|' .. seq then redis.call('HSET', lastTransition, key, token .. '|' .. seq) end
+  end
+  if hooked or redis.call('EXISTS', queue) == 0 then
+    redis.call('DEL', queue)
+    redis.call('ZREM', owners, gone)
+  end
   local raise = redis.call('HGET', meta, 'raise')
   if raise and string.sub(raise, 1, #gone + 1) == gone .. '|' then
     redis.call('HSET', meta, 'raise', token .. string.sub(raise, #gone + 1))
@@ -207,10 +286,62 @@ local function noteProfile(s, key, at, profile)
   end
 end
 
-i = FIRST_WRITE
-for _ = 1, touchCount do
+-- A logout: recorded; the key removed if last seen at or before it. i: its first argument.
+local function applyForget(i)
   local n = tonumber(ARGV[i])
-  local s, key, at, profile, known = scopes[n], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3], ARGV[i + 4]
+  local s, key, at, profile, profileAt = scopes[n], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3], tonumber(ARGV[i + 4])
+  if at > now then at = now end
+  -- The profile the user last had on the logging-out process, if it had not reached Redis (a hide a moment
+  -- before the logout, or during an outage): counted as a touch's would be, into the register kept past the logout.
+  if n == 1 and profile ~= '' and profileAt > cutoffs[n] then
+    noteProfile(s, key, profileAt, profile)
+    local stored = redis.call('HGET', s[2], key)
+    if not stored or tonumber(string.match(stored, '^(%d+)|')) < profileAt then redis.call('HSET', s[2], key, fmt(profileAt) .. '|' .. profile) end
+  end
+  if at > cutoffs[n] then
+    local gone = redis.call('ZSCORE', s[3], key)
+    if not gone or tonumber(gone) < at then redis.call('ZADD', s[3], fmt(at), key) end
+    local seen = redis.call('ZSCORE', s[1], key)
+    if seen and tonumber(seen) <= at then
+      if n == 1 and transitions and redis.call('ZREM', announced, key) == 1 then
+        local expired = tonumber(seen) <= cutoff
+        emit(expired and 'expired' or 'logout', key, expired and tonumber(seen) + threshold or at, tonumber(seen), profileOf(s, key))
+      end
+      redis.call('ZREM', s[1], key)
+      -- A user's profile stays, with its time, as long as the logout does (one threshold): a touch held
+      -- back since (a hide from a cut-off process) is judged against it, and a bare id comes back as they were.
+      if n ~= 1 then redis.call('HDEL', s[2], key) end
+      -- Whoever signs in next is reported at once.
+      if n == 1 then
+        redis.call('ZREM', reported, key)
+        redis.call('ZREM', deferred, key)
+        redis.call('ZREM', deferredOnline, key)
+      end
+    elseif seen and n == 1 and transitions then
+      -- A logout that reached Redis after the user's return (from another process, or held by a pause):
+      -- if they were told online before it, its going is told now, then their coming back.
+      local told = redis.call('ZSCORE', announced, key)
+      if told and tonumber(told) <= at then
+        emit('logout', key, at, at, profileOf(s, key))
+        emit('online', key, tonumber(seen), tonumber(seen), profileOf(s, key))
+        redis.call('ZADD', announced, seen, key)
+      end
+    elseif not seen and n == 1 and transitions and not recovering and profile ~= '' and profileAt > cutoff and profileAt <= at then
+      -- The logout of a visit whose pages never reached Redis (queued on this process, then dropped for the
+      -- logout, which carries the last of them): told whole, unless a going was told after that page.
+      local went = redis.call('ZSCORE', left, key)
+      if not redis.call('ZSCORE', announced, key) and (not went or tonumber(went) < profileAt) then
+        emit('online', key, profileAt, profileAt, profile)
+        emit('logout', key, at, profileAt, profile)
+      end
+    end
+    changed(s, key)
+  end
+end
+-- A touch. i: its first argument.
+local function applyTouch(i)
+  local n = tonumber(ARGV[i])
+  local s, key, at, profile, known, toldAt = scopes[n], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
   -- No profile: '' keeps the stored one; '#' too, for a user whose id is a number.
   local bare = profile == '' or profile == '#'
   if at > now then at = now end
@@ -219,6 +350,17 @@ for _ = 1, touchCount do
     local seen = redis.call('ZSCORE', s[1], key)
     local live = not gone or tonumber(gone) < at
     if n == 1 and not bare then noteProfile(s, key, at, profile) end
+    -- A visit whose page reached Redis after its logout (a pause held it, or it was served elsewhere), the
+    -- user offline since and no going told after it: told whole, its coming and its logout.
+    if not live and n == 1 and transitions and not redis.call('ZSCORE', announced, key) then
+      local went = redis.call('ZSCORE', left, key)
+      if not went or tonumber(went) < at then
+        local stored = profileOf(s, key)
+        if stored == '' then stored = profile end
+        emit('online', key, at, at, stored)
+        emit('logout', key, tonumber(gone), at, stored)
+      end
+    end
     -- A report the writer made before Redis lost it (a write-back) holds the next one back.
     if n == 1 and known ~= '' then
       local last = redis.call('ZSCORE', reported, key)
@@ -234,7 +376,16 @@ for _ = 1, touchCount do
         changed(s, key)
       end
     end
-    if live and (not seen or tonumber(seen) <= at) then
+    local latest = live and (not seen or tonumber(seen) <= at)
+    local told = latest and n == 1 and transitions and redis.call('ZSCORE', announced, key)
+    -- Told online, and expired since (not yet swept): their going is told before their coming back.
+    if told and not (seen and tonumber(seen) > cutoff) then
+      local last = tonumber(seen or told)
+      emit('expired', key, math.min(last + threshold, at), last, profileOf(s, key))
+      redis.call('ZREM', announced, key)
+      told = false
+    end
+    if latest then
       redis.call('ZADD', s[1], fmt(at), key)
       if not bare then
         redis.call('HSET', s[2], key, fmt(at) .. '|' .. profile)
@@ -252,41 +403,53 @@ for _ = 1, touchCount do
           assign(key, at)
         end
       end
-    end
-  end
-  i = i + 5
-end
-for _ = 1, forgetCount do
-  local n = tonumber(ARGV[i])
-  local s, key, at, profile, profileAt = scopes[n], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3], tonumber(ARGV[i + 4])
-  if at > now then at = now end
-  -- The profile the user last had on the logging-out process, if it had not reached Redis (a hide a moment
-  -- before the logout, or during an outage): counted as a touch's would be, into the register kept past the logout.
-  if n == 1 and profile ~= '' and profileAt > cutoffs[n] then
-    noteProfile(s, key, profileAt, profile)
-    local stored = redis.call('HGET', s[2], key)
-    if not stored or tonumber(string.match(stored, '^(%d+)|')) < profileAt then redis.call('HSET', s[2], key, fmt(profileAt) .. '|' .. profile) end
-  end
-  if at > cutoffs[n] then
-    local gone = redis.call('ZSCORE', s[3], key)
-    if not gone or tonumber(gone) < at then redis.call('ZADD', s[3], fmt(at), key) end
-    local seen = redis.call('ZSCORE', s[1], key)
-    if seen and tonumber(seen) <= at then
-      redis.call('ZREM', s[1], key)
-      -- A user's profile stays, with its time, as long as the logout does (one threshold): a touch held
-      -- back since (a hide from a cut-off process) is judged against it, and a bare id comes back as they were.
-      if n ~= 1 then redis.call('HDEL', s[2], key) end
-      -- Whoever signs in next is reported at once.
-      if n == 1 then
-        redis.call('ZREM', reported, key)
-        redis.call('ZREM', deferred, key)
+      -- Online: a user not told online yet. During a recovery it waits, as a report does, for the
+      -- write-backs that say who was told online before Redis lost its data.
+      if n == 1 and transitions and not told and toldAt == '' then
+        if recovering then
+          -- Dated by their first request: a later one in the window does not move it.
+          redis.call('ZADD', deferredOnline, 'NX', fmt(at), key)
+        else
+          redis.call('ZADD', announced, fmt(at), key)
+          local stored = profileOf(s, key)
+          emit('online', key, at, at, stored ~= '' and stored or profile)
+        end
       end
     end
-    changed(s, key)
+    -- A write-back of a user told online before Redis lost its data, online in Redis now: not told again.
+    if n == 1 and transitions and toldAt ~= '' and not redis.call('ZSCORE', announced, key) then
+      local current = redis.call('ZSCORE', s[1], key)
+      if current and tonumber(current) > cutoff then redis.call('ZADD', announced, toldAt, key) end
+    end
   end
-  i = i + 5
 end
--- Out of the recovery: the deferred reports are judged against the reports written back meanwhile.
+-- Writes are applied in time order, a call's logouts among its touches: a sign-in after a logout is told
+-- as a coming back, a page before a logout as a visit (both can be in one call: a pause held them).
+if forgetCount == 0 or touchCount == 0 then
+  for k = 0, forgetCount - 1 do applyForget(FIRST_WRITE + touchCount * TOUCH_ARGS + k * 5) end
+  for k = 0, touchCount - 1 do applyTouch(FIRST_WRITE + k * TOUCH_ARGS) end
+else
+  local writes = {}
+  for k = 0, touchCount - 1 do
+    local j = FIRST_WRITE + k * TOUCH_ARGS
+    writes[#writes + 1] = { tonumber(ARGV[j + 2]), 0, j }
+  end
+  for k = 0, forgetCount - 1 do
+    local j = FIRST_WRITE + touchCount * TOUCH_ARGS + k * 5
+    writes[#writes + 1] = { tonumber(ARGV[j + 2]), 1, j }
+  end
+  -- At one time, the touch first (a logout request marks its user, then logs them out).
+  table.sort(writes, function(a, b)
+    if a[1] ~= b[1] then return a[1] < b[1] end
+    if a[2] ~= b[2] then return a[2] < b[2] end
+    return a[3] < b[3]
+  end)
+  for _, w in ipairs(writes) do
+    if w[2] == 0 then applyTouch(w[3]) else applyForget(w[3]) end
+  end
+end
+-- Out of the recovery: the deferred reports are judged against the reports written back meanwhile,
+-- and the deferred comings online against who was written back as told online.
 if not recovering and seenInterval > 0 then
   for _, key in ipairs(redis.call('ZRANGE', deferred, 0, batch - 1)) do
     local at = tonumber(redis.call('ZSCORE', deferred, key))
@@ -295,26 +458,49 @@ if not recovering and seenInterval > 0 then
     redis.call('ZREM', deferred, key)
   end
 end
+if not recovering and transitions then
+  for _, key in ipairs(redis.call('ZRANGE', deferredOnline, 0, batch - 1)) do
+    local at = tonumber(redis.call('ZSCORE', deferredOnline, key))
+    local seen = redis.call('ZSCORE', scopes[1][1], key)
+    if seen and tonumber(seen) > cutoff and not redis.call('ZSCORE', announced, key) then
+      redis.call('ZADD', announced, fmt(at), key)
+      emit('online', key, at, tonumber(seen), profileOf(scopes[1], key))
+      -- Every process learns who was told (to write it back if Redis loses its data again).
+      changed(scopes[1], key)
+    end
+    redis.call('ZREM', deferredOnline, key)
+  end
+end
 
 -- Users who leave (over the cap, expired) take their report with them: one who comes back is
 -- reported at once, as in a MemoryStore, and \`reported\` never holds more than the users online.
-local function drop(n, s, keys)
+local function drop(n, s, keys, why)
+  if n == 1 and transitions then
+    for _, key in ipairs(keys) do
+      if redis.call('ZSCORE', announced, key) then
+        local seen = tonumber(redis.call('ZSCORE', s[1], key))
+        emit(why, key, why == 'expired' and seen + threshold or now, seen, profileOf(s, key))
+      end
+    end
+    redis.call('ZREM', announced, unpack(keys))
+  end
   redis.call('ZREM', s[1], unpack(keys))
   redis.call('HDEL', s[2], unpack(keys))
   redis.call('ZREM', s[4], unpack(keys))
   if n == 1 then
     redis.call('ZREM', reported, unpack(keys))
     redis.call('ZREM', deferred, unpack(keys))
+    redis.call('ZREM', deferredOnline, unpack(keys))
   end
 end
 for n, s in ipairs(scopes) do
   -- Over the cap: the least recently seen leave Redis. Each replica caps itself the same
   -- way, so past the cap every count reads the cap (saturated), as in a memory store.
   local excess = redis.call('ZCARD', s[1]) - caps[n]
-  if excess > 0 then drop(n, s, redis.call('ZRANGE', s[1], 0, math.min(excess, batch) - 1)) end
+  if excess > 0 then drop(n, s, redis.call('ZRANGE', s[1], 0, math.min(excess, batch) - 1), 'evicted') end
   -- Expired: every process drops them by time on its own, so they leave the feed too.
   local old = redis.call('ZRANGEBYSCORE', s[1], '-inf', fmt(cutoffs[n]), 'LIMIT', 0, batch)
-  if #old > 0 then drop(n, s, old) end
+  if #old > 0 then drop(n, s, old, 'expired') end
   -- A logout older than the threshold can remove nothing any more.
   for _, key in ipairs(redis.call('ZRANGEBYSCORE', s[3], '-inf', fmt(cutoffs[n]), 'LIMIT', 0, batch)) do
     redis.call('ZREM', s[3], key)
@@ -324,6 +510,8 @@ for n, s in ipairs(scopes) do
     end
   end
 end
+-- Who was last told gone: only a touch within the threshold asks.
+redis.call('ZREMRANGEBYSCORE', left, '-inf', fmt(cutoff))
 -- Marks: the most recent \`cap\`, none older than markTtl.
 redis.call('ZREMRANGEBYSCORE', marks, '-inf', '(' .. fmt(now - markTtl))
 redis.call('ZREMRANGEBYRANK', marks, 0, -cap - 1)
@@ -380,8 +568,9 @@ for n, s in ipairs(scopes) do
       rows[#rows + 1] = key
       rows[#rows + 1] = redis.call('ZSCORE', s[1], key) or ''
       rows[#rows + 1] = redis.call('ZSCORE', s[3], key) or ''
-      local profile = ((n == 1 or n == 4) and redis.call('HGET', s[2], key)) or ''
-      rows[#rows + 1] = string.sub(profile, (string.find(profile, '|', 1, true) or 0) + 1)
+      rows[#rows + 1] = (n == 1 or n == 4) and profileOf(s, key) or ''
+      -- When the user was told online (transitions): a process writes it back if Redis loses its data.
+      rows[#rows + 1] = (n == 1 and transitions and redis.call('ZSCORE', announced, key)) or ''
     end
   end
   out[#out + 1] = rows
@@ -398,19 +587,32 @@ out[#out + 1] = fmt(recordAt)
 out[#out + 1] = mine
 out[#out + 1] = fmt(generation)
 out[#out + 1] = restart and 1 or 0
+-- The transitions queued for the caller, oldest first, each as sequence, kind, µs, key, profile, last seen µs.
+local queued = {}
+for _, m in ipairs(redis.call('ZRANGE', transitionQueue, 0, readLimit - 1)) do
+  local seq, kind, at, key, profile, seen = parseTransition(m)
+  for _, field in ipairs({ seq, kind, at, key, profile, seen }) do queued[#queued + 1] = field end
+end
+out[#out + 1] = queued
+if sequence then redis.call('HSET', meta, 'transitionSeq', fmt(sequence)) end
 
 -- A process with something unacknowledged is known as an owner, with the time of its last call.
-if mine ~= '' or redis.call('EXISTS', assigned) == 1 then
+if mine ~= '' or redis.call('EXISTS', assigned) == 1 or redis.call('EXISTS', transitionQueue) == 1 then
   redis.call('ZADD', owners, fmt(now), token)
 else
   redis.call('ZREM', owners, token)
 end
 
 local present = 0
-for j = 2, SHARED do
+for _, j in ipairs(SHARED) do
   if redis.call('EXISTS', KEYS[j]) == 1 then present = present + 2 ^ (j - 2) end
 end
 for j = 2, #KEYS do redis.call('PEXPIRE', KEYS[j], ttl) end
+-- Another process's unacknowledged reports and transitions live until it is found gone (a lease may be longer than the ttl).
+for _, owner in ipairs(redis.call('ZRANGE', owners, 0, -1)) do
+  redis.call('PEXPIRE', assignedPrefix .. owner, ttl)
+  redis.call('PEXPIRE', transitionsPrefix .. owner, ttl)
+end
 redis.call('HSET', meta, 'present', fmt(present), 'at', fmt(now))
 return out
 `;
@@ -432,11 +634,24 @@ export const KEY = {
   owners: 20,
   /** The caller's own: its reports not yet acknowledged. */
   assigned: 21,
+  /** Users told online (transitions) → when; and each user's last transition not yet acknowledged → "token|sequence". */
+  announced: 22,
+  lastTransition: 23,
+  /** The caller's own: its transitions not yet acknowledged. */
+  transitions: 24,
+  deferredOnline: 25,
+  /** Users told gone (transitions) → when: a touch older than their logout that lands late is a visit not told yet, or not. */
+  left: 26,
 } as const;
 
 /** The hash of reports assigned to the process whose token is `token`. */
 export function assignedKey(prefix: string, token: string): string {
   return `{${prefix}}:users:assigned:${token}`;
+}
+
+/** The sorted set of transitions queued for the process whose token is `token`. */
+export function transitionsKey(prefix: string, token: string): string {
+  return `{${prefix}}:users:transitions:${token}`;
 }
 
 /** The keys of one prefix, in KEYS order, for the process whose token is `token`. */
@@ -454,6 +669,11 @@ export function syncKeys(prefix: string, token: string): string[] {
     `${tag}:users:deferred`,
     `${tag}:owners`,
     assignedKey(prefix, token),
+    `${tag}:users:announced`,
+    `${tag}:users:last-transition`,
+    transitionsKey(prefix, token),
+    `${tag}:users:deferred-online`,
+    `${tag}:users:left`,
   ];
 }
 
@@ -466,6 +686,8 @@ export interface TouchWrite {
   readonly profile: string;
   /** When this process last reported the user (µs), sent with a write-back so Redis does not report them again; else undefined. */
   readonly reportedUs?: number | undefined;
+  /** When the user was told online (µs), sent with a write-back so Redis does not tell it again; else undefined. */
+  readonly toldUs?: number | undefined;
 }
 
 export interface ForgetWrite {
@@ -531,6 +753,12 @@ export interface SyncCall {
   readonly acks: readonly KeyTime[];
   /** Users this process remembers as hidden (key, when last seen hidden, µs): written back when Redis lost its data. */
   readonly marks: readonly KeyTime[];
+  /** Some tracker of this process has `onOnline` or `onOffline`: it may be given transitions to tell. */
+  readonly transitions: boolean;
+  /** The prefix of every process's transitions queue (a gone process's is taken over by name). */
+  readonly transitionsPrefix: string;
+  /** Sequence numbers of the transitions this process delivered. */
+  readonly transitionAcks: readonly number[];
 }
 
 /** The EVALSHA/EVAL arguments after the script or its SHA, in the order the script names them. */
@@ -565,13 +793,19 @@ export function syncArgs(call: SyncCall): string[] {
     String(call.forgets.length),
     String(call.acks.length),
     String(call.marks.length),
-    // then each touch as scope (1 users, 2 guests, 3 bots, 4 rooms), key, µs, profile ('' or '#' for none), reported µs or '';
-    // each forget as scope, key, µs, last profile ('' for none), its µs; each acknowledged report as key, µs; each mark as key, µs
+    call.transitions ? '1' : '0',
+    call.transitionsPrefix,
+    String(call.transitionAcks.length),
+    // then each touch as scope (1 users, 2 guests, 3 bots, 4 rooms), key, µs, profile ('' or '#' for none), reported µs or '', told µs or '';
+    // each forget as scope, key, µs, last profile ('' for none), its µs; each acknowledged report as key, µs; each mark as key, µs;
+    // each acknowledged transition as its sequence number
   ];
-  for (const w of call.touches) args.push(String(w.scope + 1), w.key, String(w.atUs), w.profile, w.reportedUs === undefined ? '' : String(Math.round(w.reportedUs)));
+  const optional = (us: number | undefined): string => (us === undefined ? '' : String(Math.round(us)));
+  for (const w of call.touches) args.push(String(w.scope + 1), w.key, String(w.atUs), w.profile, optional(w.reportedUs), optional(w.toldUs));
   for (const w of call.forgets) args.push(String(w.scope + 1), w.key, String(w.atUs), w.last?.profile ?? '', String(w.last?.atUs ?? 0));
   for (const a of call.acks) args.push(a.key, String(a.atUs));
   for (const m of call.marks) args.push(m.key, String(m.atUs));
+  for (const seq of call.transitionAcks) args.push(String(seq));
   return args;
 }
 
@@ -584,6 +818,21 @@ export interface ChangeRow {
   readonly goneUs: number | null;
   /** Stored profile, or null. */
   readonly profile: string | null;
+  /** When the user was told online (µs; transitions on), or null. */
+  readonly toldUs: number | null;
+}
+
+/** A transition Redis decided and queued for this process: `onOnline` or `onOffline`, with why. */
+export interface TransitionRow {
+  /** Its place in the order Redis decided them: what this process acknowledges. */
+  readonly seq: number;
+  readonly kind: 'online' | 'logout' | 'expired' | 'evicted';
+  readonly key: string;
+  readonly atUs: number;
+  /** The user's stored profile then ('' when none). */
+  readonly profile: string;
+  /** The user's last request then, µs. */
+  readonly seenUs: number;
 }
 
 export interface SyncReply {
@@ -608,6 +857,8 @@ export interface SyncReply {
   readonly recordGeneration: number;
   /** This call started a new epoch. */
   readonly restarted: boolean;
+  /** Transitions queued for this process and not yet acknowledged, oldest first. */
+  readonly transitions: readonly TransitionRow[];
 }
 
 const optionalNumber = (value: unknown): number | null => (value === '' || value === null || value === undefined ? null : Number(value));
@@ -615,12 +866,13 @@ const optionalNumber = (value: unknown): number | null => (value === '' || value
 function decodeRows(raw: unknown): ChangeRow[] {
   const flat = Array.isArray(raw) ? (raw as unknown[]) : [];
   const rows: ChangeRow[] = [];
-  for (let j = 0; j + 3 < flat.length; j += 4) {
+  for (let j = 0; j + 4 < flat.length; j += 5) {
     rows.push({
       key: String(flat[j]),
       seenUs: optionalNumber(flat[j + 1]),
       goneUs: optionalNumber(flat[j + 2]),
       profile: flat[j + 3] === '' ? null : String(flat[j + 3]),
+      toldUs: optionalNumber(flat[j + 4]),
     });
   }
   return rows;
@@ -634,10 +886,30 @@ function reports(raw: unknown): KeyTime[] {
   return out;
 }
 
+const KINDS = new Set(['online', 'logout', 'expired', 'evicted']);
+
+function transitionRows(raw: unknown): TransitionRow[] {
+  const flat = Array.isArray(raw) ? (raw as unknown[]) : [];
+  const out: TransitionRow[] = [];
+  for (let j = 0; j + 5 < flat.length; j += 6) {
+    const kind = String(flat[j + 1]);
+    if (!KINDS.has(kind)) continue;
+    out.push({
+      seq: Number(flat[j]),
+      kind: kind as TransitionRow['kind'],
+      atUs: Number(flat[j + 2]),
+      key: String(flat[j + 3]),
+      profile: String(flat[j + 4]),
+      seenUs: Number(flat[j + 5]),
+    });
+  }
+  return out;
+}
+
 /** Decodes the script's reply; throws on a reply of another shape (an older script under the same SHA cannot be). */
 export function decodeSyncReply(raw: unknown): SyncReply {
-  if (!Array.isArray(raw) || raw.length !== 16) throw new Error('unexpected reply from the sync script');
-  const [epoch, cursor, nowUs, more, users, guests, bots, rooms, other, evicted, reported, recordCount, recordAtUs, raise, generation, restarted] = raw as unknown[];
+  if (!Array.isArray(raw) || raw.length !== 17) throw new Error('unexpected reply from the sync script');
+  const [epoch, cursor, nowUs, more, users, guests, bots, rooms, other, evicted, reported, recordCount, recordAtUs, raise, generation, restarted, transitions] = raw as unknown[];
   return {
     epoch: String(epoch),
     cursor: Number(cursor),
@@ -652,5 +924,6 @@ export function decodeSyncReply(raw: unknown): SyncReply {
     raise: String(raise),
     recordGeneration: Number(generation),
     restarted: Number(restarted) === 1,
+    transitions: transitionRows(transitions),
   };
 }
