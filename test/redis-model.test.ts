@@ -1047,7 +1047,7 @@ class ModelRun {
         // Dates come to the hook as whole ms: 1 ms of rounding.
         if (b.date - a.date >= SEEN_INTERVAL_MS - 1) continue;
         const between = events.some((e) => e.kind === 'logout' && (e.end ?? Infinity) >= a.date && e.send <= b.date);
-        if (b.date !== a.date && (between || this.expiredInRedis(events, a.date, b.date))) {
+        if (b.date !== a.date && (between || this.expiredInRedis(events, a.date, b.date, b.t))) {
           this.counts.allowedRepeats++;
           continue;
         }
@@ -1086,14 +1086,15 @@ class ModelRun {
    * A repeat that a partition justifies: the report at `to` is for a touch held on a cut-off process, and no
    * request that reached Redis (elsewhere, or on that process before the cut) kept the user online there until
    * the held touches landed, so Redis saw the user expire (taking their report with them, as documented):
-   * to Redis, the user left and came back.
+   * to Redis, the user left and came back. The held touch landed before its report was called (`calledAt`):
+   * a request sent after that cannot have kept the user online until then, and a logout keeps nobody online.
    */
-  private expiredInRedis(events: readonly PresenceEvent[], from: number, to: number): boolean {
+  private expiredInRedis(events: readonly PresenceEvent[], from: number, to: number, calledAt: number): boolean {
     const touch = events.find((e) => e.kind === 'touch' && e.send - this.clockSlackMs <= to && to <= (e.end ?? Infinity) + this.clockSlackMs);
     const cut = touch === undefined ? undefined : this.cutAt(touch);
     if (touch === undefined || cut === undefined) return false;
-    const landed = (cut.end ?? Infinity) + this.syncMs + 1000;
-    const reached = events.filter((e) => e.send < landed && (e.proc !== touch.proc || (e.end ?? Infinity) < cut.start));
+    const landed = Math.min((cut.end ?? Infinity) + this.syncMs + 1000, calledAt);
+    const reached = events.filter((e) => e.kind === 'touch' && e.send < landed && (e.proc !== touch.proc || (e.end ?? Infinity) < cut.start));
     const last = Math.max(from, ...reached.map((e) => e.end ?? e.send));
     return last + this.thresholdMs < landed;
   }
