@@ -68,7 +68,9 @@ export class Outbox {
 
   /** What Redis had, for a write-back after it lost its data. */
   writeBack(): ForgetWrite[] {
-    return this.landed.flatMap((m, s) => [...m].map(([key, at]) => forgetWrite(s as ScopeNo, key, at, s === 0 ? this.lastProfiles.get(key) : undefined)));
+    return this.landed.flatMap((m, s) =>
+      [...m].map(([key, at]) => ({ ...forgetWrite(s as ScopeNo, key, at, s === 0 ? this.lastProfiles.get(key) : undefined), writtenBack: true })),
+    );
   }
 
   /** Forgets landed logouts older than their scope's threshold (`cutoff(s)`): a user gone that long is gone everywhere. */

@@ -102,8 +102,8 @@ local hooked = ARGV[28] == '1'
 local transitionsPrefix = ARGV[29]
 local transitionAckCount = tonumber(ARGV[30])
 local FIRST_WRITE = 31
--- Each touch takes 6 arguments, each forget 5, each acknowledged report 2, each mark 2, each acknowledged transition 1.
-local TOUCH_ARGS = 6
+-- Each touch takes 6 arguments, each forget 6, each acknowledged report 2, each mark 2, each acknowledged transition 1.
+local TOUCH_ARGS, FORGET_ARGS = 6, 6
 
 local meta = KEYS[1]
 local scopes = { { KEYS[2], KEYS[3], KEYS[4], KEYS[5] }, { KEYS[6], KEYS[7], KEYS[8], KEYS[9] }, { KEYS[10], KEYS[11], KEYS[12], KEYS[13] }, { KEYS[15], KEYS[16], KEYS[17], KEYS[18] } }
@@ -153,11 +153,12 @@ end
 if restart then
   redis.call('HSET', meta, 'prev', epoch or '')
   -- Every process's unacknowledged reports go with the old data (an old copy of one would be delivered
-  -- again); marks, deferred reports and deferred comings online are kept: true, if old (they fail closed, and report once).
+  -- again); marks, deferred reports and comings online, and who was last told gone are kept: true, if old
+  -- (they fail closed, and tell once).
   -- Transitions not yet delivered go too: through a data loss they are told at most once, never twice.
   for _, owner in ipairs(redis.call('ZRANGE', owners, 0, -1)) do redis.call('DEL', assignedPrefix .. owner, transitionsPrefix .. owner) end
   for j = 2, #KEYS do
-    if j ~= 19 and j ~= 20 and j ~= 26 then redis.call('DEL', KEYS[j]) end
+    if j ~= 19 and j ~= 20 and j ~= 26 and j ~= 27 then redis.call('DEL', KEYS[j]) end
   end
   epoch = candidateEpoch
   -- The record (a maximum, and the reset generation) is kept: processes' floors restore the rest.
@@ -183,13 +184,13 @@ end
 
 -- onSeen: each report is assigned to one process, kept in its own hash until it acknowledges it
 -- (by key and time) in a later call; its next call gets every report it has not acknowledged.
-local i = FIRST_WRITE + touchCount * TOUCH_ARGS + forgetCount * 5
+local i = FIRST_WRITE + touchCount * TOUCH_ARGS + forgetCount * FORGET_ARGS
 for _ = 1, ackCount do
   if redis.call('HGET', assigned, ARGV[i]) == ARGV[i + 1] then redis.call('HDEL', assigned, ARGV[i]) end
   i = i + 2
 end
 -- Marks written back (Redis lost them): a newer one wins.
-i = FIRST_WRITE + touchCount * TOUCH_ARGS + forgetCount * 5 + ackCount * 2
+i = FIRST_WRITE + touchCount * TOUCH_ARGS + forgetCount * FORGET_ARGS + ackCount * 2
 for _ = 1, markCount do
   local mark = redis.call('ZSCORE', marks, ARGV[i])
   if not mark or tonumber(mark) < tonumber(ARGV[i + 1]) then redis.call('ZADD', marks, ARGV[i + 1], ARGV[i]) end
@@ -224,7 +225,7 @@ local function profileOf(s, key)
   return string.sub(stored, (string.find(stored, '|', 1, true) or 0) + 1)
 end
 -- Acknowledgements of another epoch's transitions mean nothing here (their numbers may be reused).
-i = FIRST_WRITE + touchCount * TOUCH_ARGS + forgetCount * 5 + ackCount * 2 + markCount * 2
+i = FIRST_WRITE + touchCount * TOUCH_ARGS + forgetCount * FORGET_ARGS + ackCount * 2 + markCount * 2
 for _ = 1, (epoch == knownEpoch and transitionAckCount or 0) do
   local seq = ARGV[i]
   for _, m in ipairs(redis.call('ZRANGEBYSCORE', transitionQueue, seq, seq)) do
@@ -290,6 +291,8 @@ end
 local function applyForget(i)
   local n = tonumber(ARGV[i])
   local s, key, at, profile, profileAt = scopes[n], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3], tonumber(ARGV[i + 4])
+  -- A logout written back (it reached Redis before Redis lost its data) was told then, if it was to be: never again.
+  local tells = transitions and ARGV[i + 5] ~= '1'
   if at > now then at = now end
   -- The profile the user last had on the logging-out process, if it had not reached Redis (a hide a moment
   -- before the logout, or during an outage): counted as a touch's would be, into the register kept past the logout.
@@ -303,7 +306,7 @@ local function applyForget(i)
     if not gone or tonumber(gone) < at then redis.call('ZADD', s[3], fmt(at), key) end
     local seen = redis.call('ZSCORE', s[1], key)
     if seen and tonumber(seen) <= at then
-      if n == 1 and transitions and redis.call('ZREM', announced, key) == 1 then
+      if n == 1 and transitions and redis.call('ZREM', announced, key) == 1 and tells then
         local expired = tonumber(seen) <= cutoff
         emit(expired and 'expired' or 'logout', key, expired and tonumber(seen) + threshold or at, tonumber(seen), profileOf(s, key))
       end
@@ -317,7 +320,7 @@ local function applyForget(i)
         redis.call('ZREM', deferred, key)
         redis.call('ZREM', deferredOnline, key)
       end
-    elseif seen and n == 1 and transitions then
+    elseif seen and n == 1 and tells then
       -- A logout that reached Redis after the user's return (from another process, or held by a pause):
       -- if they were told online before it, its going is told now, then their coming back.
       local told = redis.call('ZSCORE', announced, key)
@@ -326,7 +329,7 @@ local function applyForget(i)
         emit('online', key, tonumber(seen), tonumber(seen), profileOf(s, key))
         redis.call('ZADD', announced, seen, key)
       end
-    elseif not seen and n == 1 and transitions and not recovering and profile ~= '' and profileAt > cutoff and profileAt <= at then
+    elseif not seen and n == 1 and tells and not recovering and profile ~= '' and profileAt > cutoff and profileAt <= at then
       -- The logout of a visit whose pages never reached Redis (queued on this process, then dropped for the
       -- logout, which carries the last of them): told whole, unless a going was told after that page.
       local went = redis.call('ZSCORE', left, key)
@@ -351,8 +354,9 @@ local function applyTouch(i)
     local live = not gone or tonumber(gone) < at
     if n == 1 and not bare then noteProfile(s, key, at, profile) end
     -- A visit whose page reached Redis after its logout (a pause held it, or it was served elsewhere), the
-    -- user offline since and no going told after it: told whole, its coming and its logout.
-    if not live and n == 1 and transitions and not redis.call('ZSCORE', announced, key) then
+    -- user offline since and no going told after it: told whole, its coming and its logout. Not while
+    -- processes write back (a replica's old touch of a user whose going was told before the loss).
+    if not live and n == 1 and transitions and not recovering and not redis.call('ZSCORE', announced, key) then
       local went = redis.call('ZSCORE', left, key)
       if not went or tonumber(went) < at then
         local stored = profileOf(s, key)
@@ -426,7 +430,7 @@ end
 -- Writes are applied in time order, a call's logouts among its touches: a sign-in after a logout is told
 -- as a coming back, a page before a logout as a visit (both can be in one call: a pause held them).
 if forgetCount == 0 or touchCount == 0 then
-  for k = 0, forgetCount - 1 do applyForget(FIRST_WRITE + touchCount * TOUCH_ARGS + k * 5) end
+  for k = 0, forgetCount - 1 do applyForget(FIRST_WRITE + touchCount * TOUCH_ARGS + k * FORGET_ARGS) end
   for k = 0, touchCount - 1 do applyTouch(FIRST_WRITE + k * TOUCH_ARGS) end
 else
   local writes = {}
@@ -435,7 +439,7 @@ else
     writes[#writes + 1] = { tonumber(ARGV[j + 2]), 0, j }
   end
   for k = 0, forgetCount - 1 do
-    local j = FIRST_WRITE + touchCount * TOUCH_ARGS + k * 5
+    local j = FIRST_WRITE + touchCount * TOUCH_ARGS + k * FORGET_ARGS
     writes[#writes + 1] = { tonumber(ARGV[j + 2]), 1, j }
   end
   -- At one time, the touch first (a logout request marks its user, then logs them out).
@@ -696,6 +700,8 @@ export interface ForgetWrite {
   readonly atUs: number;
   /** A user's profile as stored, and the time of the touch that gave it (µs), when Redis may not have it yet. */
   readonly last?: { readonly profile: string; readonly atUs: number } | undefined;
+  /** Written back after Redis lost its data: it landed before, and its going was told then (if it was to be). */
+  readonly writtenBack?: boolean;
 }
 
 /** A user key and a time, µs: a report (assigned, or acknowledged), or a mark. */
@@ -797,12 +803,12 @@ export function syncArgs(call: SyncCall): string[] {
     call.transitionsPrefix,
     String(call.transitionAcks.length),
     // then each touch as scope (1 users, 2 guests, 3 bots, 4 rooms), key, µs, profile ('' or '#' for none), reported µs or '', told µs or '';
-    // each forget as scope, key, µs, last profile ('' for none), its µs; each acknowledged report as key, µs; each mark as key, µs;
+    // each forget as scope, key, µs, last profile ('' for none), its µs, '1' when written back; each acknowledged report as key, µs; each mark as key, µs;
     // each acknowledged transition as its sequence number
   ];
   const optional = (us: number | undefined): string => (us === undefined ? '' : String(Math.round(us)));
   for (const w of call.touches) args.push(String(w.scope + 1), w.key, String(w.atUs), w.profile, optional(w.reportedUs), optional(w.toldUs));
-  for (const w of call.forgets) args.push(String(w.scope + 1), w.key, String(w.atUs), w.last?.profile ?? '', String(w.last?.atUs ?? 0));
+  for (const w of call.forgets) args.push(String(w.scope + 1), w.key, String(w.atUs), w.last?.profile ?? '', String(w.last?.atUs ?? 0), w.writtenBack === true ? '1' : '');
   for (const a of call.acks) args.push(a.key, String(a.atUs));
   for (const m of call.marks) args.push(m.key, String(m.atUs));
   for (const seq of call.transitionAcks) args.push(String(seq));
