@@ -146,6 +146,11 @@ export abstract class BaseStore implements Store {
     // A store without transitions never gets here: the tracker refuses the hooks.
   }
 
+  /** Some tracker attached now has `onOnline` or `onOffline`: a transition given to this store would be told. */
+  protected get tellsTransitions(): boolean {
+    return this.attachedTrackers.some((t) => t.hooks?.onOnline !== undefined || t.hooks?.onOffline !== undefined);
+  }
+
   /** A user came online at `atMs` (ms since the epoch): `onOnline`, for every tracker that has it. */
   protected wentOnline(entry: StoredEntry, atMs: number): void {
     for (const t of this.attachedTrackers) if (t.hooks?.onOnline !== undefined) this.defer([t, 'onOnline', entry, new Date(atMs)]);
@@ -170,14 +175,9 @@ export abstract class BaseStore implements Store {
     }
     this.open -= 1;
     if (this.open !== 0) return undefined;
-    // Stopped: a tracker attaching later starts afresh, transitions too (after the last sync, which still tells Redis this process tells them).
-    const stopped = this.stop();
-    const reset = (): void => {
-      if (this.open === 0) this.transitionsWanted = false;
-    };
-    if (stopped instanceof Promise) return stopped.finally(reset);
-    reset();
-    return undefined;
+    // Stopped: a tracker attaching later starts afresh, transitions too.
+    this.transitionsWanted = false;
+    return this.stop();
   }
 
   record(): OnlineRecord {

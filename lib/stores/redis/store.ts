@@ -137,6 +137,8 @@ export class RedisStore extends BaseStore {
   private readonly syncDurations = new Histogram(SYNC_BUCKETS);
   /** Syncs failed so far: metrics, and `confirm()` tells by it whether its own did. */
   private syncFailures = 0;
+  /** The last trackers closed: the last sync says so (Redis gives this process nothing more to tell). */
+  private leaving = false;
 
   constructor(options: RedisStoreOptions) {
     super('RedisStore');
@@ -184,6 +186,7 @@ export class RedisStore extends BaseStore {
   }
 
   protected start(): void {
+    this.leaving = false;
     // A store attached again starts with an empty replica: it reads Redis from the start, under a name of its own.
     if (this.replica !== undefined) this.replica.retired = true;
     const replica = new Replica({
@@ -217,6 +220,7 @@ export class RedisStore extends BaseStore {
   protected async stop(): Promise<void> {
     clearInterval(this.timer);
     this.timer = undefined;
+    this.leaving = true;
     const replica = this.live();
     // Acknowledgements too: reports this process delivered are not handed to another one.
     const queued = replica.touchesQueued || !this.outbox.empty || replica.acks.size > 0 || replica.transitionAcks.size > 0 || replica.recordAck !== '';
@@ -361,7 +365,7 @@ export class RedisStore extends BaseStore {
       // Nothing is stamped for Redis before this process knows Redis's clock.
       if (!this.clock.measured) await this.round(replica, [], []);
       if (replica.fresh) {
-        await replica.load((args) => this.command(args), this.epoch, this.transitionsWanted);
+        await replica.load((args) => this.command(args), this.epoch, this.tellsTransitions);
         // Attached again meanwhile: the new replica reads everything at its own first sync.
         if (replica.retired) return;
         replica.fresh = false;
@@ -442,9 +446,10 @@ export class RedisStore extends BaseStore {
       forgets,
       acks,
       marks,
-      transitions: this.transitionsWanted,
+      transitions: this.tellsTransitions,
       transitionsPrefix: transitionsKey(this.prefix, ''),
       transitionAcks,
+      leaving: this.leaving,
     });
     const sent = this.clock.local();
     const raw = await withTimeout(this.send(replica, args), SYNC_TIMEOUT_MS, `Redis did not answer within ${SYNC_TIMEOUT_MS} ms`);
@@ -486,6 +491,8 @@ export class RedisStore extends BaseStore {
     const raise = replica.raiseToDeliver(reply);
     if (raise !== undefined) this.tellRecord(this.recordOf(...raise));
     for (const entry of replica.reportsToDeliver(reply)) this.seen(entry);
+    // None taken (so none acknowledged) without a tracker to tell them: they pass to another process.
+    if (!this.tellsTransitions) return;
     for (const row of replica.transitionsToDeliver(reply)) {
       const { id, profile } = decodeProfile(row.key, row.profile === '' ? null : row.profile);
       const seenMs = row.seenUs / 1000;

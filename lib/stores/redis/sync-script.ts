@@ -101,7 +101,10 @@ local markCount = tonumber(ARGV[27])
 local hooked = ARGV[28] == '1'
 local transitionsPrefix = ARGV[29]
 local transitionAckCount = tonumber(ARGV[30])
-local FIRST_WRITE = 31
+-- The caller's last call (its store is closing): it is given nothing more, and what it has not
+-- acknowledged passes on at once.
+local leaving = ARGV[31] == '1'
+local FIRST_WRITE = 32
 -- Each touch takes 6 arguments, each forget 6, each acknowledged report 2, each mark 2, each acknowledged transition 1.
 local TOUCH_ARGS, FORGET_ARGS = 6, 6
 
@@ -148,6 +151,9 @@ if not restart then
     restart = late or cursor > tonumber(redis.call('HGET', meta, 'version') or '0')
   elseif knownEpoch ~= redis.call('HGET', meta, 'prev') then
     restart = late
+    -- Not late: another process started this epoch (one that knew none, just started, cannot have
+    -- opened a recovery window). This caller will write back: counts are partial until it has.
+    if not late and knownEpoch ~= '' then redis.call('HSET', meta, 'epochAt', fmt(now)) end
   end
 end
 if restart then
@@ -173,7 +179,9 @@ end
 local recovering = now - tonumber(redis.call('HGET', meta, 'epochAt') or '0') < recovery
 -- Transitions are decided while a process with onOnline/onOffline has called within a lease: a process
 -- without them (a job that only calls forget()) takes part, but is never given one to tell.
-if hooked then redis.call('HSET', meta, 'hooked', token, 'hookedAt', fmt(now)) end
+if hooked and not leaving then redis.call('HSET', meta, 'hooked', token, 'hookedAt', fmt(now)) end
+if leaving and redis.call('HGET', meta, 'hooked') == token then redis.call('HDEL', meta, 'hooked') end
+hooked = hooked and not leaving
 local hookedBy = redis.call('HGET', meta, 'hooked')
 local transitions = hooked or (hookedBy ~= false and now - tonumber(redis.call('HGET', meta, 'hookedAt') or '0') < lease)
 local version = tonumber(redis.call('HGET', meta, 'version') or '0')
@@ -217,7 +225,12 @@ local function emit(kind, key, at, seen, profile)
   end
   redis.call('ZADD', transitionsPrefix .. owner, sequence, fmt(sequence) .. '|' .. kind .. '|' .. fmt(at) .. '|' .. fmt(seen) .. '|' .. #key .. '|' .. key .. profile)
   redis.call('HSET', lastTransition, key, owner .. '|' .. fmt(sequence))
-  if kind ~= 'online' then redis.call('ZADD', left, fmt(at), key) end
+  -- Queued for another process (this caller tells none): it is an owner, found gone after a lease like any.
+  if owner ~= token then redis.call('ZADD', owners, 'NX', redis.call('HGET', meta, 'hookedAt') or fmt(now), owner) end
+  if kind ~= 'online' then
+    local went = redis.call('ZSCORE', left, key)
+    if not went or tonumber(went) < at then redis.call('ZADD', left, fmt(at), key) end
+  end
 end
 -- A user's stored profile, without its time.
 local function profileOf(s, key)
@@ -247,7 +260,13 @@ end
 -- A process that has not called for a lease is gone: its unacknowledged reports (still the user's
 -- latest), its undelivered record raise and (to a caller that tells them) its transitions pass to this
 -- caller. The caller itself is not gone, however long since its last call (Redis was paused, say).
-if redis.call('ZSCORE', owners, token) then redis.call('ZADD', owners, fmt(now), token) end
+-- After a silence of Redis itself (paused, unreachable for everyone), no process is gone for it: each is
+-- given a lease from now, as an acknowledgement it sent may still be waiting in Redis's input.
+if now - tonumber(redis.call('HGET', meta, 'at') or fmt(now)) > lease / 2 then
+  for _, owner in ipairs(redis.call('ZRANGE', owners, 0, -1)) do redis.call('ZADD', owners, 'XX', fmt(now), owner) end
+elseif redis.call('ZSCORE', owners, token) then
+  redis.call('ZADD', owners, fmt(now), token)
+end
 for _, gone in ipairs(redis.call('ZRANGEBYSCORE', owners, '-inf', '(' .. fmt(now - lease), 'LIMIT', 0, 1)) do
   local theirs = assignedPrefix .. gone
   local rows = redis.call('HGETALL', theirs)
@@ -256,17 +275,18 @@ for _, gone in ipairs(redis.call('ZRANGEBYSCORE', owners, '-inf', '(' .. fmt(now
     if last and tonumber(last) == tonumber(rows[j + 1]) then redis.call('HSET', assigned, rows[j], rows[j + 1]) end
   end
   redis.call('DEL', theirs)
+  -- Its transitions go to a process that tells them: this caller, or the last one that did (an owner then).
   local queue = transitionsPrefix .. gone
-  local moved = hooked and redis.call('ZRANGE', queue, 0, -1, 'WITHSCORES') or {}
+  local heir = hooked and token or (transitions and hookedBy ~= gone and hookedBy) or nil
+  local moved = heir and redis.call('ZRANGE', queue, 0, -1, 'WITHSCORES') or {}
   for j = 1, #moved, 2 do
-    redis.call('ZADD', transitionQueue, moved[j + 1], moved[j])
+    redis.call('ZADD', transitionsPrefix .. heir, moved[j + 1], moved[j])
     local seq, _, _, key = parseTransition(moved[j])
-    if redis.call('HGET', lastTransition, key) == gone .. '|' .. seq then redis.call('HSET', lastTransition, key, token .. '|' .. seq) end
+    if redis.call('HGET', lastTransition, key) == gone .. '|' .. seq then redis.call('HSET', lastTransition, key, heir .. '|' .. seq) end
   end
-  if hooked or redis.call('EXISTS', queue) == 0 then
-    redis.call('DEL', queue)
-    redis.call('ZREM', owners, gone)
-  end
+  if heir and heir ~= token and #moved > 0 then redis.call('ZADD', owners, 'NX', fmt(now), heir) end
+  redis.call('DEL', queue)
+  redis.call('ZREM', owners, gone)
   local raise = redis.call('HGET', meta, 'raise')
   if raise and string.sub(raise, 1, #gone + 1) == gone .. '|' then
     redis.call('HSET', meta, 'raise', token .. string.sub(raise, #gone + 1))
@@ -602,7 +622,7 @@ if sequence then redis.call('HSET', meta, 'transitionSeq', fmt(sequence)) end
 
 -- A process with something unacknowledged is known as an owner, with the time of its last call.
 if mine ~= '' or redis.call('EXISTS', assigned) == 1 or redis.call('EXISTS', transitionQueue) == 1 then
-  redis.call('ZADD', owners, fmt(now), token)
+  redis.call('ZADD', owners, leaving and '0' or fmt(now), token)
 else
   redis.call('ZREM', owners, token)
 end
@@ -765,6 +785,8 @@ export interface SyncCall {
   readonly transitionsPrefix: string;
   /** Sequence numbers of the transitions this process delivered. */
   readonly transitionAcks: readonly number[];
+  /** The store is closing: this is its last call. */
+  readonly leaving?: boolean;
 }
 
 /** The EVALSHA/EVAL arguments after the script or its SHA, in the order the script names them. */
@@ -802,6 +824,7 @@ export function syncArgs(call: SyncCall): string[] {
     call.transitions ? '1' : '0',
     call.transitionsPrefix,
     String(call.transitionAcks.length),
+    call.leaving === true ? '1' : '0',
     // then each touch as scope (1 users, 2 guests, 3 bots, 4 rooms), key, µs, profile ('' or '#' for none), reported µs or '', told µs or '';
     // each forget as scope, key, µs, last profile ('' for none), its µs, '1' when written back; each acknowledged report as key, µs; each mark as key, µs;
     // each acknowledged transition as its sequence number
