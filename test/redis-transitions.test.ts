@@ -10,7 +10,7 @@ import { eventually, sleep } from './helpers/wait';
 
 /**
  * onOnline and onOffline across processes, at random, against a model: 30
- * users visit a site of 3 Node processes on one real redis-server (each
+ * users visit a site of 4 Node processes on one real redis-server (each
  * request to a random process, with that process's own session cookie), and
  * each visit ends with a logout or by walking away. Within a visit a user's
  * requests are less than half a threshold apart; between visits, more than a
@@ -29,7 +29,7 @@ import { eventually, sleep } from './helpers/wait';
  */
 
 const WORKER = path.join(__dirname, 'fixtures', 'transitions-worker.ts');
-const PROCS = 3;
+const PROCS = 4;
 const USERS = Array.from({ length: 30 }, (_, i) => i + 1);
 const THRESHOLD_MS = 5000;
 const SYNC_MS = 100;
@@ -299,7 +299,7 @@ class TransitionsRun {
   }
 }
 
-describe('RedisStore onOnline/onOffline: 3 processes, random visits, Redis pauses and process restarts, against a model', function () {
+describe('RedisStore onOnline/onOffline: 4 processes, random visits, Redis pauses and process restarts, against a model', function () {
   const seed = modelSeed();
   let redis: RedisServer | undefined;
   let run: TransitionsRun | undefined;
