@@ -1094,7 +1094,8 @@ class ModelRun {
     const cut = touch === undefined ? undefined : this.cutAt(touch);
     if (touch === undefined || cut === undefined) return false;
     const landed = Math.min((cut.end ?? Infinity) + this.syncMs + 1000, calledAt);
-    const reached = events.filter((e) => e.kind === 'touch' && e.send < landed && (e.proc !== touch.proc || (e.end ?? Infinity) < cut.start));
+    // Held by the same cut (as cutAt tells: a touch made up to a sync before it began may not have been sent) is not reached.
+    const reached = events.filter((e) => e.kind === 'touch' && e.send < landed && this.cutAt(e) !== cut);
     const last = Math.max(from, ...reached.map((e) => e.end ?? e.send));
     return last + this.thresholdMs < landed;
   }
