@@ -1061,7 +1061,7 @@ class ModelRun {
         this.violation(
           'onSeen twice',
           `user ${user}: onSeen ${this.rel(a.date)} on P${a.proc} (called ${this.rel(a.t)}) and ${this.rel(b.date)} on P${b.proc} (called ${this.rel(b.t)}), ` +
-            `${b.date - a.date} ms apart (seenInterval ${SEEN_INTERVAL_MS} ms), no logout between; faults around: ${this.faultsAround(a.date - 1000, b.t)}: ${this.story(user, b.date + 1000)}`,
+            `${b.date - a.date} ms apart (seenInterval ${SEEN_INTERVAL_MS} ms), no logout between; faults around: ${this.faultsAround(a.date - 1000, b.t)}: ${this.story(user, Math.max(b.date, b.t) + 1000)}`,
         );
       }
       this.checkReported(user, events, mine, by);
@@ -1094,8 +1094,10 @@ class ModelRun {
     const cut = touch === undefined ? undefined : this.cutAt(touch);
     if (touch === undefined || cut === undefined) return false;
     const landed = Math.min((cut.end ?? Infinity) + this.syncMs + 1000, calledAt);
-    // Held by the same cut (as cutAt tells: a touch made up to a sync before it began may not have been sent) is not reached.
-    const reached = events.filter((e) => e.kind === 'touch' && e.send < landed && this.cutAt(e) !== cut);
+    // Held by the same cut (as cutAt tells: a touch made up to a sync before it began may not have been sent) is not
+    // reached; nor is one made elsewhere within a sync (and a round trip) of the landing: its process's next sync may
+    // have carried it after the held touch.
+    const reached = events.filter((e) => e.kind === 'touch' && (e.end ?? Infinity) + this.syncMs + 1000 < landed && this.cutAt(e) !== cut);
     const last = Math.max(from, ...reached.map((e) => e.end ?? e.send));
     return last + this.thresholdMs < landed;
   }
