@@ -114,6 +114,7 @@ const trackerOptions = optionNames<OnlineTrackerOptions>({
   seenInterval: true,
   onOnline: true,
   onOffline: true,
+  onStatus: true,
   onRecord: true,
   initialRecord: true,
   roomThreshold: true,
@@ -169,6 +170,7 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
     optionalFunction('onRecord', options.onRecord, '(record) => void (or a Promise)');
     optionalFunction('onOnline', options.onOnline, '(user, date) => void (or a Promise)');
     optionalFunction('onOffline', options.onOffline, "(user, date, why: 'logout' | 'expired' | 'evicted') => void (or a Promise)");
+    optionalFunction('onStatus', options.onStatus, '(user, status, date) => void (or a Promise)');
     optionalFunction('askHandOver', options.askHandOver, '(lock) => boolean');
     optionalFunction('canReleaseLocks', options.canReleaseLocks, '(req) => boolean');
     const askHandOver = options.askHandOver ?? ((lock: RoomLock) => lock.away === true || lock.status === 'idle' || lock.status === 'away');
@@ -193,11 +195,14 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
     this.#resolver = new UserResolver(options, reporter);
     this.store = options.store ?? new MemoryStore();
     const store = this.store;
-    if ((options.onOnline !== undefined || options.onOffline !== undefined) && store.transitions !== true) {
+    if ((options.onOnline !== undefined || options.onOffline !== undefined || options.onStatus !== undefined) && store.transitions !== true) {
       throw new OnlineNowConfigError(
         'ERR_ONLINE_NOW_TRANSITIONS',
-        'onOnline and onOffline need a store that decides when a user comes and goes: MemoryStore (one process) or RedisStore (several); a custom store declares it with `transitions: true`.',
+        'onOnline, onOffline and onStatus need a store that decides when a user comes and goes: MemoryStore (one process) or RedisStore (several); a custom store declares it with `transitions: true`.',
       );
+    }
+    if (options.onStatus !== undefined && status === undefined) {
+      throw new OnlineNowConfigError('ERR_ONLINE_NOW_STATUS', 'option "onStatus" needs status on: add { status: true }.');
     }
     this.#statuses = status && new Statuses(status.idleMs, status.awayMs, () => store.dateNow?.() ?? Date.now());
     this.#resolver.statuses = this.#statuses;
@@ -209,6 +214,7 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
         seenIntervalMs,
         onOnline: options.onOnline as ((entry: StoredEntry, at: Date) => unknown) | undefined,
         onOffline: options.onOffline as ((entry: StoredEntry, at: Date, why: OfflineReason) => unknown) | undefined,
+        onStatus: options.onStatus as ((entry: StoredEntry, status: OnlineStatus, at: Date) => unknown) | undefined,
         onRecord: options.onRecord,
         initialRecord,
       },

@@ -48,7 +48,7 @@ async function site(clock: { t: number }, options: { maxTracked?: number; onOnli
 /** Hooks run after the request that caused them (setImmediate): one turn of the loop lets them run. */
 const hooksRun = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
-describe('onOnline and onOffline (memory store), against a model', function () {
+describe('onOnline, onOffline and onStatus (memory store), against a model', function () {
   this.timeout(60_000);
   let opened: { online: OnlineTracker; server: Listening }[] = [];
   afterEach(async () => {
@@ -138,6 +138,116 @@ describe('onOnline and onOffline (memory store), against a model', function () {
     expect(all.filter((t) => t.endsWith('hidden')).length).to.be.above(2);
   });
 
+  it('status on, random pages, app states, logouts and clock jumps: each change of status told once (onStatus), at its moment, in order between the user’s coming and going', async () => {
+    const seed = modelSeed();
+    console.log(`      model seed: ${seed} (replay with MODEL_SEED=${seed})`);
+    const rng = new Rng(seed);
+    const clock = { t: 1_000_000 };
+    const [IDLE, AWAY, STEP, LIMIT] = [60_000, 120_000, 6_000, 300_000];
+    const busy = new Set<number>();
+    const told = new Map<number, string[]>();
+    const note = (id: unknown, text: string): void => void told.set(Number(id), [...(told.get(Number(id)) ?? []), text]);
+    const errors: Error[] = [];
+    const made = presenceApp(express, {
+      store: new MemoryStore({ now: () => clock.t }),
+      threshold: LIMIT / 1000,
+      status: (user) => (busy.has((user as { id: number }).id) ? 'busy' : undefined),
+      idleAfter: IDLE / 1000,
+      awayAfter: AWAY / 1000,
+      hidden: (user) => (user as { id: number }).id % 4 === 0,
+      // Not the entry's status: it is read at each read, so it moves with the clock once the hook has run.
+      onOnline: (user, at) => note(user.id, `on@${at.getTime()}`),
+      onStatus: (user, status, at) => note(user.id, `${status}@${at.getTime()}`),
+      onOffline: (user, at, why) => note(user.id, `off@${at.getTime()} ${why}`),
+      onError: (error) => void errors.push(error),
+    });
+    const s = { online: made.online, server: await listen(made.app) };
+    opened.push(s);
+    const USERS = 8;
+    const browsers = Array.from({ length: USERS }, () => new CookieBrowser(s.server.base));
+    /** The model: the user's last request, activity (stamped to a step), app state, status as told, and what the app should have been told. */
+    const model = Array.from({ length: USERS }, () => ({
+      signedIn: false,
+      online: false,
+      last: 0,
+      active: 0,
+      manual: undefined as string | undefined,
+      status: '',
+      passed: 0,
+      told: [] as string[],
+    }));
+    type Model = (typeof model)[number];
+    const statusAt = (m: Model, t: number): string => m.manual ?? (t - m.active < IDLE ? 'active' : t - m.active < AWAY ? 'idle' : 'away');
+    // Time passes until `upto`: idle and away at their moments (none at or past the user's expiry), then the expiry.
+    const pass = (m: Model, upto: number): void => {
+      if (!m.online) return;
+      const until = m.last + LIMIT;
+      for (const at of [m.active + IDLE, m.active + AWAY]) {
+        if (at <= m.passed || at > upto || at >= until || statusAt(m, at) === m.status) continue;
+        m.status = statusAt(m, at);
+        m.told.push(`${m.status}@${at}`);
+      }
+      if (until <= upto) {
+        m.told.push(`off@${until} expired`);
+        m.online = false;
+      }
+      m.passed = Math.max(m.passed, upto);
+    };
+    const request = (i: number): void => {
+      const m = model[i];
+      pass(m, clock.t);
+      m.last = clock.t;
+      m.active = clock.t - (clock.t % STEP);
+      m.manual = busy.has(i + 1) ? 'busy' : undefined;
+      const status = statusAt(m, clock.t);
+      if (!m.online) m.told.push(`on@${clock.t}`);
+      else if (status !== m.status) m.told.push(`${status}@${clock.t}`);
+      m.online = true;
+      m.status = status;
+    };
+    const check = async (when: string): Promise<void> => {
+      // A read finds the statuses time changed and the expired, as the sweep does between reads.
+      await s.online.count();
+      await hooksRun();
+      for (const m of model) pass(m, clock.t);
+      for (const [n, m] of model.entries()) expect(told.get(n + 1) ?? [], `user ${n + 1} ${when} (seed ${seed})`).to.deep.equal(m.told);
+    };
+    for (let step = 0; step < 500; step++) {
+      const i = Math.floor(rng.between(0, USERS));
+      const m = model[i];
+      const roll = rng.next();
+      if (roll < 0.2) {
+        // Mostly within a status window, often across idleAfter or awayAfter, sometimes about the threshold.
+        const kind = rng.next();
+        clock.t += Math.round(kind < 0.4 ? rng.between(1, 20_000) : kind < 0.85 ? rng.between(40_000, 130_000) : rng.between(LIMIT - 30_000, LIMIT + 30_000));
+      } else if (roll < 0.27) {
+        // The app's state changes; the user's next request carries it.
+        if (busy.has(i + 1)) busy.delete(i + 1);
+        else busy.add(i + 1);
+      } else if (roll < 0.35 && m.signedIn) {
+        await browsers[i].post('/logout');
+        request(i);
+        m.told.push(`off@${clock.t} logout`);
+        m.online = false;
+        m.signedIn = false;
+      } else if (!m.signedIn) {
+        await browsers[i].post('/login', { id: String(i + 1) });
+        m.signedIn = true;
+      } else {
+        await browsers[i].get('/locals');
+        request(i);
+      }
+      if (step % 20 === 19) await check(`after step ${step}`);
+    }
+    clock.t += 2 * LIMIT;
+    await check('at the end');
+    expect(errors).to.deep.equal([]);
+    // The run exercised what it claims to: each status told, by time and by activity, and app states.
+    const all = model.flatMap((m) => m.told);
+    for (const kind of ['idle@', 'away@', 'active@', 'busy@', 'off@']) expect(all.filter((t) => t.startsWith(kind)).length, kind).to.be.above(0);
+    console.log(`      ${all.length} calls, ${all.filter((t) => !t.startsWith('on@') && !t.startsWith('off@')).length} of onStatus`);
+  });
+
   it('a user dropped to keep maxTracked goes offline as evicted, at once', async () => {
     const clock = { t: 1_000_000 };
     const s = await site(clock, { maxTracked: 3 });
@@ -164,6 +274,28 @@ describe('onOnline and onOffline (memory store), against a model', function () {
     clock.t += THRESHOLD_MS + 1;
     // No request and no read from here: only the sweep (every 6 s at this threshold) can find her gone.
     await eventually(() => expect(s.told.get(1)).to.deep.equal([on(1_000_000), off(1_000_000 + THRESHOLD_MS, 'expired')]), 8000);
+  });
+
+  it('status on and nobody reads: the store’s own sweep tells who went idle, then away, each at its moment (a step of idleAfter: 200 ms here)', async () => {
+    const clock = { t: 1_000_000 };
+    const told: string[] = [];
+    const made = presenceApp(express, {
+      store: new MemoryStore({ now: () => clock.t }),
+      threshold: 10,
+      status: true,
+      idleAfter: 2,
+      awayAfter: 4,
+      onStatus: (_user, status, at) => void told.push(`${status}@${at.getTime()}`),
+    });
+    const s = { online: made.online, server: await listen(made.app) };
+    opened.push(s);
+    const ada = new CookieBrowser(s.server.base);
+    await ada.post('/login', { id: '1' });
+    await ada.get('/locals');
+    clock.t += 2500;
+    await eventually(() => expect(told).to.deep.equal(['idle@1002000']), 3000);
+    clock.t += 2000;
+    await eventually(() => expect(told).to.deep.equal(['idle@1002000', 'away@1004000']), 3000);
   });
 
   it('a store whose trackers all closed, given to a new one: its sweep and its expiries are told again', async () => {
@@ -212,5 +344,11 @@ describe('onOnline and onOffline (memory store), against a model', function () {
     expect(() => createOnlineTracker({ store: custom, onOffline: () => undefined }))
       .to.throw(OnlineNowConfigError, /MemoryStore.*RedisStore.*transitions: true/)
       .with.property('code', 'ERR_ONLINE_NOW_TRANSITIONS');
+    expect(() => createOnlineTracker({ status: true, onStatus: 'idle' as never }))
+      .to.throw(OnlineNowConfigError, /option "onStatus" must be a function/)
+      .with.property('code', 'ERR_ONLINE_NOW_ONSTATUS');
+    expect(() => createOnlineTracker({ onStatus: () => undefined }))
+      .to.throw(OnlineNowConfigError, /"onStatus" needs status on: add \{ status: true \}/)
+      .with.property('code', 'ERR_ONLINE_NOW_STATUS');
   });
 });

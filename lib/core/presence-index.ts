@@ -255,7 +255,7 @@ export class PresenceIndex {
    * Told of each key that leaves by expiry or eviction (not by `forget`), before its slot is
    * freed: a store that tells transitions (`onOffline`) reads the slot's entry and time then.
    */
-  leaving: ((slot: Slot) => void) | undefined;
+  leaving: ((slot: Slot, key: string) => void) | undefined;
   /** Set while `expire` drops keys: their leaving is an expiry. */
   private expiring = false;
   /** Set by `update` for `place`: the slot's listed entry must be made again. */
@@ -897,7 +897,7 @@ export class PresenceIndex {
 
   /** A key left (expired, forgotten or evicted): its slot is free for the next new key. */
   private release(slot: number, k: Key, evicted: boolean): void {
-    if (this.leaving !== undefined && (evicted || this.expiring)) this.leaving(slot as Slot);
+    if (this.leaving !== undefined && (evicted || this.expiring)) this.leaving(slot as Slot, String(k));
     if ((this.flags[slot] & HIDDEN) !== 0) {
       this.hiddenCount--;
       // Gone, but not forgotten as hidden: a bare-id touch brings them back hidden.

@@ -61,6 +61,13 @@ export class Statuses {
     const quiet = now - activeAt(profile, lastSeen);
     return quiet < this.idleMs ? 'active' : quiet < this.awayMs ? 'idle' : 'away';
   }
+
+  /** When time alone next changes the status `of` reads at `at` (active → idle → away); Infinity when only activity can. */
+  nextChange(profile: Profile, lastSeen: number, at: number): number {
+    if (typeof profile[STATUS_FIELD] === 'string') return Infinity;
+    const active = activeAt(profile, lastSeen);
+    return at - active < this.idleMs ? active + this.idleMs : at - active < this.awayMs ? active + this.awayMs : Infinity;
+  }
 }
 
 /**

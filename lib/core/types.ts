@@ -99,6 +99,8 @@ export interface StoreHooks {
   readonly onOnline?: ((entry: StoredEntry, at: Date) => unknown) | undefined;
   /** A user went offline, and why: once per transition, after the one that brought them online. */
   readonly onOffline?: ((entry: StoredEntry, at: Date, why: OfflineReason) => unknown) | undefined;
+  /** An online user's status changed (status on): once per change, between their `onOnline` and `onOffline`. */
+  readonly onStatus?: ((entry: StoredEntry, status: OnlineStatus, at: Date) => unknown) | undefined;
   /** The record was raised (by this process, when presence is shared). */
   readonly onRecord?: ((record: OnlineRecord) => unknown) | undefined;
   /** Where the record starts when the store has none (the app persisted it). */
@@ -131,7 +133,7 @@ export interface Store {
    * then be signed with one `secret` everywhere. Default false (one process).
    */
   readonly sharedAcrossProcesses?: boolean;
-  /** The store calls `onOnline` and `onOffline` (StoreHooks): a tracker with them needs such a store. */
+  /** The store calls `onOnline`, `onOffline` and `onStatus` (StoreHooks): a tracker with them needs such a store. */
   readonly transitions?: boolean;
   /** How often, in ms, a process learns what other processes did (a shared store); absent: at once. */
   readonly syncInterval?: number;
@@ -289,6 +291,16 @@ export interface OnlineTrackerOptions<U = unknown, P extends object = DefaultPro
    * keep `maxTracked`). Once per transition, after its `onOnline`.
    */
   onOffline?: (user: OnlineEntry<P>, at: Date, why: OfflineReason) => unknown;
+  /**
+   * An online user's status changed (needs `status`): `'idle'` and `'away'`
+   * as time passes without their activity (`at` is the moment it did, told
+   * within a step of it: a tenth of `idleAfter`, a minute at most),
+   * `'active'` at their next activity, or the app's own state. Once per
+   * change, between the `onOnline` that began their visit and the
+   * `onOffline` that ends it, in order with both. (An entry's `status` is
+   * read at each read, so it is the user's status when read, not then.)
+   */
+  onStatus?: (user: OnlineEntry<P>, status: OnlineStatus, at: Date) => unknown;
   /** Called when the record of users and guests online at once is raised (by one process when shared). */
   onRecord?: (record: OnlineRecord) => unknown;
   /** The record to start from, as `onRecord` last gave it (persisted by your app). */

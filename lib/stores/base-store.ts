@@ -8,7 +8,7 @@ import { dateProperty } from '../core/date-property';
 import { OnlineNowConfigError } from '../core/errors';
 import type { PresenceIndex } from '../core/presence-index';
 import { DEFAULT_ROOM_LIMITS } from '../core/room-index';
-import type { Statuses } from '../core/status';
+import type { OnlineStatus, Statuses } from '../core/status';
 import type {
   Awaitable,
   OfflineReason,
@@ -58,7 +58,10 @@ interface Attached {
   readonly hooks: StoreHooks | undefined;
 }
 
-type Call = [Attached, 'onSeen' | 'onRecord' | 'onOnline' | 'onOffline', unknown, unknown, unknown?];
+type Call = [Attached, 'onSeen' | 'onRecord' | 'onOnline' | 'onOffline' | 'onStatus', unknown, unknown, unknown?];
+
+/** The hooks a store decides transitions for. */
+const wantsTransitions = (hooks: StoreHooks | undefined): boolean => hooks?.onOnline !== undefined || hooks?.onOffline !== undefined || hooks?.onStatus !== undefined;
 
 export abstract class BaseStore implements Store {
   /** The trackers' threshold, once one has attached. */
@@ -67,8 +70,10 @@ export abstract class BaseStore implements Store {
   protected roomLimits: RoomLimits = DEFAULT_ROOM_LIMITS;
   /** The status rule of the trackers with `status` on (entries then carry `status`). */
   protected statuses: Statuses | undefined;
-  /** Some tracker has `onOnline` or `onOffline`: the store tells users' comings and goings. */
+  /** Some tracker has `onOnline`, `onOffline` or `onStatus`: the store tells users' comings and goings (and statuses). */
   protected transitionsWanted = false;
+  /** Some tracker has `onStatus`: the store also tells each online user's changes of status. */
+  protected statusWanted = false;
   /** Milliseconds between two `onSeen` calls for one user; Infinity when no tracker has `onSeen`. */
   protected seenIntervalMs = Infinity;
   /** Most users and guests online at once: count, and when (ms since the epoch). */
@@ -135,20 +140,29 @@ export abstract class BaseStore implements Store {
       this.roomLimits = rooms;
       this.start();
     }
-    if (!this.transitionsWanted && (hooks?.onOnline !== undefined || hooks?.onOffline !== undefined)) {
+    if (!this.transitionsWanted && wantsTransitions(hooks)) {
       this.transitionsWanted = true;
       this.transitionsStart();
     }
+    if (!this.statusWanted && hooks?.onStatus !== undefined) {
+      this.statusWanted = true;
+      this.statusStart();
+    }
   }
 
-  /** The first tracker with `onOnline` or `onOffline` attached (after `start`): a store that decides transitions begins. */
+  /** The first tracker with `onStatus` attached (after `transitionsStart`; status is on, so `statuses` is set). */
+  protected statusStart(): void {
+    // As transitionsStart: only a store that decides transitions gets here.
+  }
+
+  /** The first tracker with `onOnline`, `onOffline` or `onStatus` attached (after `start`): a store that decides transitions begins. */
   protected transitionsStart(): void {
     // A store without transitions never gets here: the tracker refuses the hooks.
   }
 
-  /** Some tracker attached now has `onOnline` or `onOffline`: a transition given to this store would be told. */
+  /** Some tracker attached now has `onOnline`, `onOffline` or `onStatus`: a transition given to this store would be told. */
   protected get tellsTransitions(): boolean {
-    return this.attachedTrackers.some((t) => t.hooks?.onOnline !== undefined || t.hooks?.onOffline !== undefined);
+    return this.attachedTrackers.some((t) => wantsTransitions(t.hooks));
   }
 
   /** A user came online at `atMs` (ms since the epoch): `onOnline`, for every tracker that has it. */
@@ -159,6 +173,11 @@ export abstract class BaseStore implements Store {
   /** A user went offline at `atMs`: `onOffline`, for every tracker that has it. */
   protected wentOffline(entry: StoredEntry, atMs: number, why: OfflineReason): void {
     for (const t of this.attachedTrackers) if (t.hooks?.onOffline !== undefined) this.defer([t, 'onOffline', entry, new Date(atMs), why]);
+  }
+
+  /** An online user's status changed at `atMs` (time made them idle or away, activity active, or the app's state): `onStatus`. */
+  protected statusChanged(entry: StoredEntry, atMs: number, status: OnlineStatus): void {
+    for (const t of this.attachedTrackers) if (t.hooks?.onStatus !== undefined) this.defer([t, 'onStatus', entry, status, new Date(atMs)]);
   }
 
   /** Called once by each tracker as it closes: it hears nothing more, and the store stops with the last. */
@@ -177,6 +196,7 @@ export abstract class BaseStore implements Store {
     if (this.open !== 0) return undefined;
     // Stopped: a tracker attaching later starts afresh, transitions too.
     this.transitionsWanted = false;
+    this.statusWanted = false;
     return this.stop();
   }
 

@@ -5,7 +5,8 @@
 import { monotonicNow, wallOffset, type Clock } from '../core/clock';
 import { PresenceIndex, type IndexClock, type Slot } from '../core/presence-index';
 import { RoomIndex } from '../core/room-index';
-import type { Profile, RoomLockState, RoomTouch, RoomView, Scope, ScopeView, UserId, Viewer } from '../core/types';
+import { StatusWatch, type StatusChange, type Watched } from '../core/status-watch';
+import type { Profile, RoomLockState, StoredEntry, RoomTouch, RoomView, Scope, ScopeView, UserId, Viewer } from '../core/types';
 import { checkOptions, optionNames, storeBasics } from '../core/validations';
 import { DEFAULT_MAX_TRACKED, MARK_TTL_MS, MAX_BOTS, BaseStore } from './base-store';
 
@@ -36,6 +37,8 @@ export class MemoryStore extends BaseStore {
   private indexes: Record<Scope, PresenceIndex> | undefined;
   private rooms: RoomIndex | undefined;
   private sweeper: NodeJS.Timeout | undefined;
+  /** With `onStatus`: each online user's status as told, and when time changes it. */
+  private watch: StatusWatch | undefined;
 
   constructor(options: MemoryStoreOptions = {}) {
     super('MemoryStore');
@@ -58,6 +61,7 @@ export class MemoryStore extends BaseStore {
   protected stop(): void {
     // Expiry happens on reads; only transitions have a timer, so that nobody's going offline waits for a read.
     clearInterval(this.sweeper);
+    this.watch = undefined;
   }
 
   /**
@@ -67,14 +71,50 @@ export class MemoryStore extends BaseStore {
    */
   protected override transitionsStart(): void {
     const users = this.index('users');
-    users.leaving = (slot) => {
+    users.leaving = (slot, key) => {
       const at = users.timeOf(slot) + this.thresholdMs;
       const now = this.now();
-      this.wentOffline(users.entryOf(slot), (at <= now ? at : now) + this.clock.wallOffset(), at <= now ? 'expired' : 'evicted');
+      const offAt = (at <= now ? at : now) + this.clock.wallOffset();
+      if (this.watch !== undefined) this.tellStatuses(users, this.watch.offline(key, offAt), users.entryOf(slot));
+      this.wentOffline(users.entryOf(slot), offAt, at <= now ? 'expired' : 'evicted');
     };
-    const every = Math.min(5000, Math.max(1000, this.thresholdMs / 10));
-    this.sweeper = setInterval(() => users.size(this.now()), every);
+    this.sweepEvery(Math.min(5000, Math.max(1000, this.thresholdMs / 10)));
+  }
+
+  /** The first tracker with `onStatus`: statuses are watched from now on, and the sweep runs at least once a status step. */
+  protected override statusStart(): void {
+    const statuses = this.statuses as NonNullable<typeof this.statuses>;
+    this.watch = new StatusWatch(statuses);
+    this.sweepEvery(Math.min(5000, Math.max(1000, this.thresholdMs / 10), statuses.stepMs));
+  }
+
+  private sweepEvery(ms: number): void {
+    clearInterval(this.sweeper);
+    this.sweeper = setInterval(() => this.sweep(), ms);
     this.sweeper.unref();
+  }
+
+  /** The statuses time changed are told, each at its moment, then the expired go offline (a read does the same). */
+  private sweep(): void {
+    const users = this.index('users');
+    const now = this.now();
+    this.statusesDue(users, now);
+    users.size(now);
+  }
+
+  private statusesDue(users: PresenceIndex, now: number): void {
+    if (this.watch !== undefined) this.tellStatuses(users, this.watch.due(now + this.clock.wallOffset()));
+  }
+
+  /** Tells `changes`, each with `entry` (the user's entry, when all are one user's) or the user's entry now. */
+  private tellStatuses(users: PresenceIndex, changes: readonly StatusChange[], entry?: StoredEntry): void {
+    for (const { key, status, at } of changes) this.statusChanged(entry ?? users.entryOf(users.slotOf(key)), at, status);
+  }
+
+  /** What the status watch keeps of a user just touched. */
+  private watched(users: PresenceIndex, slot: Slot): Watched {
+    const lastSeen = users.timeOf(slot) + this.clock.wallOffset();
+    return { profile: users.profileOf(slot), lastSeen, until: lastSeen + this.thresholdMs };
   }
 
   touch(scope: Scope, key: string, id: UserId, profile: Profile | undefined): void {
@@ -88,8 +128,16 @@ export class MemoryStore extends BaseStore {
     if (slot === -1 || scope === 'bots') return;
     if (index.added !== added) this.checkRecord(now);
     if (this.transitionsWanted && scope === 'users' && (index.added !== added || gone !== undefined)) {
-      if (gone !== undefined) this.wentOffline(gone, gone.lastSeen.getTime() + this.thresholdMs, 'expired');
+      if (gone !== undefined) {
+        const offAt = gone.lastSeen.getTime() + this.thresholdMs;
+        if (this.watch !== undefined) this.tellStatuses(index, this.watch.offline(key, offAt), gone);
+        this.wentOffline(gone, offAt, 'expired');
+      }
       this.wentOnline(index.entryOf(slot), now + this.clock.wallOffset());
+      this.watch?.online(key, this.watched(index, slot), now + this.clock.wallOffset());
+    } else if (this.watch !== undefined && scope === 'users') {
+      const changes = this.watch.touched(key, this.watched(index, slot), now + this.clock.wallOffset());
+      if (changes.length > 0) this.tellStatuses(index, changes, index.entryOf(slot));
     }
     if (scope === 'users' && now - index.reportedAt(slot) >= this.seenIntervalMs) {
       index.markReported(slot, now);
@@ -105,8 +153,10 @@ export class MemoryStore extends BaseStore {
       // Signed out while online, or held past the threshold (not yet swept): gone then.
       const entry = index.entryOf(slot);
       const expired = index.timeOf(slot) <= now - this.thresholdMs;
+      const offAt = expired ? entry.lastSeen.getTime() + this.thresholdMs : now + this.clock.wallOffset();
+      if (this.watch !== undefined) this.tellStatuses(index, this.watch.offline(key, offAt), entry);
       this.forgetIn(index, key, now, true);
-      this.wentOffline(entry, expired ? entry.lastSeen.getTime() + this.thresholdMs : now + this.clock.wallOffset(), expired ? 'expired' : 'logout');
+      this.wentOffline(entry, offAt, expired ? 'expired' : 'logout');
     } else {
       this.forgetIn(index, key, now, scope === 'users');
     }
@@ -115,7 +165,10 @@ export class MemoryStore extends BaseStore {
   }
 
   view(scope: Scope, limit: number, viewer?: Viewer): ScopeView {
-    return this.index(scope).view(limit, this.now(), viewer);
+    const now = this.now();
+    // As a read finds the expired, it finds the statuses time changed (before any going offline it finds).
+    if (scope === 'users') this.statusesDue(this.index(scope), now);
+    return this.index(scope).view(limit, now, viewer);
   }
 
   roomTouch(touch: RoomTouch, viewer: Viewer): RoomView {
