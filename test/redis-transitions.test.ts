@@ -9,7 +9,7 @@ import { requireBinary } from './helpers/requirements';
 import { eventually, sleep } from './helpers/wait';
 
 /**
- * onOnline and onOffline across processes, at random, against a model: 30
+ * onOnline, onOffline and onStatus across processes, at random, against a model: 30
  * users visit a site of 4 Node processes on one real redis-server (each
  * request to a random process, with that process's own session cookie), and
  * each visit ends with a logout or by walking away. Within a visit a user's
@@ -25,6 +25,11 @@ import { eventually, sleep } from './helpers/wait';
  * visit 2's online… Each at most once, in order, on whatever process; with
  * Redis keeping its data, every one exactly once. Through a restart empty,
  * one may be missing (docs: at most once) but never repeated or out of order.
+ * Statuses (idle 1 s, away 2 s after a request) are told within their visit,
+ * from active (the online's) to idle to away and back to active, none
+ * skipped or repeated, each dated as a request of
+ * the visit makes it: active by a request's time, idle and away by a request's
+ * activity time (its time, to a step) plus the window.
  * The seed is printed; MODEL_SEED=N replays the plan.
  */
 
@@ -50,9 +55,15 @@ const SLACK_MS = 300;
 /** A gracefully closed process's undelivered transitions pass to another after the lease (5 s at this syncInterval). */
 const LEASE_MS = 5000;
 const RECOVERY_MS = 2000;
+const [IDLE_MS, AWAY_MS] = [1000, 2000];
+/** The statuses each can follow. */
+const FROM: Record<string, readonly string[]> = { idle: ['active'], away: ['idle'], active: ['idle', 'away'] };
+/** Activity times are stamped to a tenth of idleAfter. */
+const STEP_MS = IDLE_MS / 10;
 
 interface Call {
-  readonly hook: 'online' | 'offline';
+  readonly hook: 'online' | 'offline' | 'status';
+  readonly status?: string;
   readonly id: number;
   readonly at: number;
   readonly why?: 'logout' | 'expired' | 'evicted';
@@ -68,6 +79,8 @@ interface Visit {
   readonly first: Request;
   last: Request;
   logout?: Request;
+  /** Every request of the visit, its logout too (a request marks its user first). */
+  readonly requests: Request[];
 }
 interface Worker {
   child: ChildProcess;
@@ -172,16 +185,18 @@ class TransitionsRun {
     await sleep(this.rng.between(0, 3000));
     while (Date.now() < until && !this.stopping) {
       const first = await this.request(user, 'page');
-      const visit: Visit = { first, last: first };
+      const visit: Visit = { first, last: first, requests: [first] };
       this.visits.get(user)!.push(visit);
       const pages = Math.floor(this.rng.between(0, 5));
       for (let i = 0; i < pages && Date.now() < until; i++) {
         await sleep(this.rng.between(...SHORT_GAP));
         visit.last = await this.request(user, 'page');
+        visit.requests.push(visit.last);
       }
       if (this.rng.chance(0.5)) {
         await sleep(this.rng.between(...SHORT_GAP));
         visit.logout = await this.request(user, 'logout');
+        visit.requests.push(visit.logout);
         await sleep(this.rng.between(...AFTER_LOGOUT));
       } else {
         await sleep(this.rng.between(...LONG_GAP));
@@ -232,8 +247,47 @@ class TransitionsRun {
     this.lossy = true;
   }
 
+  /** A user's onOnline and onOffline calls, in the order they were made. */
   callsOf(user: number): Call[] {
-    return this.calls.filter((c) => c.id === user).sort((a, b) => a.t - b.t);
+    return this.calls.filter((c) => c.id === user && c.hook !== 'status').sort((a, b) => a.t - b.t);
+  }
+
+  /**
+   * A user's onStatus calls against their visits: each between its visit's online and offline, never the same
+   * status twice in a row nor away → idle, and dated as a request of the visit makes it (see the header).
+   */
+  private checkStatuses(user: number, visits: readonly Visit[], problems: string[]): number {
+    const calls = this.calls.filter((c) => c.id === user).sort((a, b) => a.t - b.t);
+    const near = (at: number, r: Request, plus: number, step = 0): boolean => at >= r.send + plus - step - SLACK_MS && at <= r.end + plus + SLACK_MS;
+    let visit: Visit | undefined;
+    let last: string | undefined;
+    let lastAt = NaN;
+    let checked = 0;
+    for (const call of calls) {
+      if (call.hook !== 'status') {
+        const b = call.hook === 'online' ? this.boundary(call, visits) : undefined;
+        visit = b === undefined ? undefined : visits[b >> 1];
+        // A user comes online active (their request's activity); one told online when a recovery window ends may not be.
+        last = call.hook === 'online' ? 'active' : undefined;
+        continue;
+      }
+      checked++;
+      const what = `user ${user}: ${call.status}@${call.at} (P${call.proc})`;
+      const requests = visit?.requests ?? [];
+      const plus = call.status === 'idle' ? IDLE_MS : call.status === 'away' ? AWAY_MS : 0;
+      // Near a restart empty, a change not yet delivered may be lost (at most once): the next may then repeat the one before it.
+      const lost = this.lossy && this.nearRestart(call.at - AWAY_MS, call.at);
+      if (visit === undefined) problems.push(`${what} told outside any visit (after its offline, or before an online)`);
+      else if (call.status === last && (call.at === lastAt || !lost)) problems.push(`${what} told twice in a row (the last at ${lastAt})`);
+      else if (!lost && FROM[call.status as string] !== undefined && !FROM[call.status as string].includes(last as string)) {
+        problems.push(`${what} after ${last}: time makes active idle, then away; activity makes either active`);
+      } else if (!requests.some((r) => near(call.at, r, plus, plus === 0 ? 0 : STEP_MS))) {
+        problems.push(`${what} is not ${plus === 0 ? 'the time' : `the activity time + ${plus} ms`} of any request of its visit: ${JSON.stringify(requests)}`);
+      }
+      last = call.status;
+      lastAt = call.at;
+    }
+    return checked;
   }
 
   /**
@@ -257,13 +311,15 @@ class TransitionsRun {
     return this.restarts.some((r) => r <= to + SLACK_MS && r + RECOVERY_MS + THRESHOLD_MS + 2000 >= from);
   }
 
-  check(): { problems: string[]; missing: number; checked: number } {
+  check(): { problems: string[]; missing: number; checked: number; statuses: number } {
     const problems: string[] = [];
     let missing = 0;
+    let statuses = 0;
     for (const user of USERS) {
       if (this.unsure.has(user)) continue;
       const visits = this.visits.get(user)!;
       const calls = this.callsOf(user);
+      statuses += this.checkStatuses(user, visits, problems);
       const story = (): string =>
         `visits ${JSON.stringify(visits.map((v) => [v.first.send, v.last.end, v.logout?.end ?? 'walked away']))}; calls ${JSON.stringify(calls.map((c) => [c.hook, c.why, c.at, c.t, `P${c.proc}`]))}`;
       let next = 0;
@@ -290,7 +346,7 @@ class TransitionsRun {
         else problems.push(`user ${user}: ${next & 1 ? 'offline' : 'online'} of visit ${next >> 1} never told: ${story()}`);
       }
     }
-    return { problems, missing, checked: USERS.length - this.unsure.size };
+    return { problems, missing, checked: USERS.length - this.unsure.size, statuses };
   }
 
   async stop(): Promise<void> {
@@ -299,7 +355,7 @@ class TransitionsRun {
   }
 }
 
-describe('RedisStore onOnline/onOffline: 4 processes, random visits, Redis pauses and process restarts, against a model', function () {
+describe('RedisStore onOnline/onOffline/onStatus: 4 processes, random visits, Redis pauses and process restarts, against a model', function () {
   const seed = modelSeed();
   let redis: RedisServer | undefined;
   let run: TransitionsRun | undefined;
@@ -326,12 +382,13 @@ describe('RedisStore onOnline/onOffline: 4 processes, random visits, Redis pause
       await run.start();
       await run.run(durationMs, lossy);
       await run.settled();
-      const { problems, missing, checked } = run.check();
+      const { problems, missing, checked, statuses } = run.check();
       const visits = [...run.visits.values()].reduce((n, v) => n + v.length, 0);
       console.log(
-        `      ${visits} visits, ${run.calls.length} transitions told, ${missing} missing near a restart empty (${run.restarts.length} restarts), ${checked} of ${USERS.length} users checked (the rest had a request fail)`,
+        `      ${visits} visits, ${run.calls.length} transitions told (${statuses} of them statuses), ${missing} missing near a restart empty (${run.restarts.length} restarts), ${checked} of ${USERS.length} users checked (the rest had a request fail)`,
       );
       expect(visits).to.be.greaterThan(50);
+      expect(statuses).to.be.greaterThan(50);
       expect(checked).to.be.greaterThan(USERS.length / 2);
       if (lossy) expect(run.restarts.length).to.be.greaterThan(0);
       expect(problems.slice(0, 8), `${problems.length} problems (seed ${seed})`).to.deep.equal([]);

@@ -450,6 +450,7 @@ export class RedisStore extends BaseStore {
       transitionsPrefix: transitionsKey(this.prefix, ''),
       transitionAcks,
       leaving: this.leaving,
+      ...(this.statusWanted && this.statuses !== undefined && { statusIdleUs: this.statuses.idleMs * 1000, statusAwayUs: this.statuses.awayMs * 1000 }),
     });
     const sent = this.clock.local();
     const raw = await withTimeout(this.send(replica, args), SYNC_TIMEOUT_MS, `Redis did not answer within ${SYNC_TIMEOUT_MS} ms`);
@@ -497,8 +498,10 @@ export class RedisStore extends BaseStore {
       const { id, profile } = decodeProfile(row.key, row.profile === '' ? null : row.profile);
       const seenMs = row.seenUs / 1000;
       const entry = new ListedEntry(id, profile, () => seenMs, this.statuses);
-      if (row.kind === 'online') this.wentOnline(entry, row.atUs / 1000);
-      else this.wentOffline(entry, row.atUs / 1000, row.kind);
+      const atMs = row.atUs / 1000;
+      if (row.kind === 'online') this.wentOnline(entry, atMs);
+      else if (row.kind === 'logout' || row.kind === 'expired' || row.kind === 'evicted') this.wentOffline(entry, atMs, row.kind);
+      else if (this.statuses !== undefined) this.statusChanged(entry, atMs, row.kind === 'manual' ? this.statuses.of(profile, seenMs, atMs) : row.kind);
     }
   }
 
@@ -570,7 +573,8 @@ export class RedisStore extends BaseStore {
    */
   private async repairTypes(replica: Replica): Promise<void> {
     const keys = replica.keys;
-    const expected = (i: number): string => (i === KEY.meta || i === KEY.assigned || i === KEY.lastTransition || keys[i].endsWith(':profiles') ? 'hash' : 'zset');
+    const expected = (i: number): string =>
+      i === KEY.meta || i === KEY.assigned || i === KEY.lastTransition || i === KEY.statuses || keys[i].endsWith(':profiles') ? 'hash' : 'zset';
     let renamed = false;
     for (let i = 0; i < keys.length; i++) {
       const type = String(await this.command(['TYPE', keys[i]]));

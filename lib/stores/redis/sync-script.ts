@@ -27,6 +27,8 @@
  *                        "sequence|kind|µs|last seen µs|key length|key profile": transitions queued for it
  *   deferred-online sorted set user key → first touch time, µs: comings online held while processes write back
  *   left     sorted set  user key → when they were last told gone, µs; kept one threshold
+ *   statuses hash        user key → their status as last told (onStatus; announced users only)
+ *   status-due sorted set user key → when time alone next changes their status, µs
  *   Rooms' tabs are keys "room␟user␟tab" with the tab's record as profile (../../rooms.ts) and a
  *   threshold of their own: a tab's heartbeat, leave and lock claim travel like a touch and a logout.
  *
@@ -52,6 +54,12 @@
  *                    A call's writes are applied in time order, so a sign-in after a logout in one call is
  *                    told, and a visit a pause held whole; a logout that lands after the user's return tells both. Decided while a process that
  *                    tells them (meta `hooked`) has called within a lease; only such a process is given one.
+ *   statuses:        (transitions, and a process with onStatus within a lease: meta `statusIdle`, `statusAway`)
+ *                    an announced user's status is read from their profile as ../../core/status.ts reads it;
+ *                    a change is a transition like the others, queued the same way: one made by a touch at
+ *                    its time, one made by time alone (idle, away) at its moment, found by the call after it
+ *                    or first by a touch or going of that user, so a user's statuses come in order before
+ *                    their offline.
  *
  * Shared data keys expire two thresholds after the last call; meta, a small hash,
  * never does, so it keeps the epoch, the version counter and the record.
@@ -104,7 +112,9 @@ local transitionAckCount = tonumber(ARGV[30])
 -- The caller's last call (its store is closing): it is given nothing more, and what it has not
 -- acknowledged passes on at once.
 local leaving = ARGV[31] == '1'
-local FIRST_WRITE = 32
+-- The caller's idleAfter and awayAfter (µs) when it has onStatus, else 0.
+local idleArg, awayArg = tonumber(ARGV[32]), tonumber(ARGV[33])
+local FIRST_WRITE = 34
 -- Each touch takes 6 arguments, each forget 6, each acknowledged report 2, each mark 2, each acknowledged transition 1.
 local TOUCH_ARGS, FORGET_ARGS = 6, 6
 
@@ -112,8 +122,9 @@ local meta = KEYS[1]
 local scopes = { { KEYS[2], KEYS[3], KEYS[4], KEYS[5] }, { KEYS[6], KEYS[7], KEYS[8], KEYS[9] }, { KEYS[10], KEYS[11], KEYS[12], KEYS[13] }, { KEYS[15], KEYS[16], KEYS[17], KEYS[18] } }
 local reported, marks, deferred, owners, assigned = KEYS[14], KEYS[19], KEYS[20], KEYS[21], KEYS[22]
 local announced, lastTransition, transitionQueue, deferredOnline, left = KEYS[23], KEYS[24], KEYS[25], KEYS[26], KEYS[27]
+local statuses, statusDue = KEYS[28], KEYS[29]
 -- Keys shared by every caller: all but the caller's own (assigned, transitionQueue).
-local SHARED = { 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 23, 24, 26, 27 }
+local SHARED = { 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 23, 24, 26, 27, 28, 29 }
 local caps = { cap, cap, maxBots, maxRoomTabs }
 local function fmt(x) return string.format('%.0f', x) end
 local t = redis.call('TIME')
@@ -184,6 +195,11 @@ if leaving and redis.call('HGET', meta, 'hooked') == token then redis.call('HDEL
 hooked = hooked and not leaving
 local hookedBy = redis.call('HGET', meta, 'hooked')
 local transitions = hooked or (hookedBy ~= false and now - tonumber(redis.call('HGET', meta, 'hookedAt') or '0') < lease)
+-- Statuses are decided with transitions while a process with onStatus has called within a lease (its windows in meta).
+if idleArg > 0 and not leaving then redis.call('HSET', meta, 'statusIdle', fmt(idleArg), 'statusAway', fmt(awayArg), 'statusAt', fmt(now)) end
+local statusWindows = redis.call('HMGET', meta, 'statusIdle', 'statusAway', 'statusAt')
+local statusOn = transitions and statusWindows[1] ~= false and now - tonumber(statusWindows[3]) < lease
+local idleUs, awayUs = tonumber(statusWindows[1] or '0'), tonumber(statusWindows[2] or '0')
 local version = tonumber(redis.call('HGET', meta, 'version') or '0')
 local function changed(s, key)
   version = version + 1
@@ -213,7 +229,8 @@ local function parseTransition(m)
   len = tonumber(len)
   return seq, kind, at, string.sub(m, e + 1, e + len), string.sub(m, e + len + 1), seen
 end
--- kind: online, logout, expired or evicted; at: when; seen: the user's last request then.
+-- kind: online, logout, expired or evicted; or a status: active, idle, away, or manual (the app's, in the profile).
+-- at: when; seen: the user's last request then.
 local function emit(kind, key, at, seen, profile)
   sequence = (sequence or tonumber(redis.call('HGET', meta, 'transitionSeq') or '0')) + 1
   local owner = hooked and token or hookedBy
@@ -227,7 +244,7 @@ local function emit(kind, key, at, seen, profile)
   redis.call('HSET', lastTransition, key, owner .. '|' .. fmt(sequence))
   -- Queued for another process (this caller tells none): it is an owner, found gone after a lease like any.
   if owner ~= token then redis.call('ZADD', owners, 'NX', redis.call('HGET', meta, 'hookedAt') or fmt(now), owner) end
-  if kind ~= 'online' then
+  if kind == 'logout' or kind == 'expired' or kind == 'evicted' then
     local went = redis.call('ZSCORE', left, key)
     if not went or tonumber(went) < at then redis.call('ZADD', left, fmt(at), key) end
   end
@@ -236,6 +253,55 @@ end
 local function profileOf(s, key)
   local stored = redis.call('HGET', s[2], key) or ''
   return string.sub(stored, (string.find(stored, '|', 1, true) or 0) + 1)
+end
+-- A status at \`at\` as ../../core/status.ts reads it from a profile (the app's state, or by the activity time,
+-- else the last request), and when time alone next changes it (nil: only activity can).
+local function statusAt(profile, seen, at)
+  local manual = string.match(profile, '[{,]"status":"(.-)"[,}]')
+  if manual and manual ~= '' and manual ~= 'offline' then return manual, nil end
+  local active = tonumber(string.match(profile, '[{,]"lastActive":(%d+)[,}]'))
+  active = active and active * 1000 or seen
+  if active > seen then active = seen end
+  if at - active < idleUs then return 'active', active + idleUs end
+  if at - active < awayUs then return 'idle', active + awayUs end
+  return 'away', nil
+end
+local function statusKind(status)
+  if status == 'active' or status == 'idle' or status == 'away' then return status end
+  return 'manual'
+end
+local function noteStatus(key, status, nextAt)
+  redis.call('HSET', statuses, key, status)
+  if nextAt then redis.call('ZADD', statusDue, fmt(nextAt), key) else redis.call('ZREM', statusDue, key) end
+end
+-- The changes time made to an announced user's status before \`upto\` (none at or past their expiry), each told at
+-- its moment: run before anything else that user does in a call, so their transitions stay in order.
+local function catchUp(s, key, upto)
+  if not statusOn then return end
+  local due = redis.call('ZSCORE', statusDue, key)
+  local seen = tonumber(redis.call('ZSCORE', s[1], key) or '0')
+  local ends = seen + threshold
+  due = due and tonumber(due)
+  if not due or due > upto or due >= ends then return end
+  local profile = profileOf(s, key)
+  local told = redis.call('HGET', statuses, key)
+  while due and due <= upto and due < ends do
+    local status, after = statusAt(profile, seen, due)
+    if status ~= told then emit(statusKind(status), key, due, seen, profile) end
+    told, due = status, after
+  end
+  noteStatus(key, told, due)
+end
+-- Told online: their status then is known (not a change).
+local function announce(key, toldAt, seen, profile, at)
+  redis.call('ZADD', announced, toldAt, key)
+  if statusOn then noteStatus(key, statusAt(profile, seen, at)) end
+end
+-- Told gone: their statuses end with them.
+local function unannounce(keys)
+  redis.call('ZREM', announced, unpack(keys))
+  redis.call('HDEL', statuses, unpack(keys))
+  redis.call('ZREM', statusDue, unpack(keys))
 end
 -- Acknowledgements of another epoch's transitions mean nothing here (their numbers may be reused).
 i = FIRST_WRITE + touchCount * TOUCH_ARGS + forgetCount * FORGET_ARGS + ackCount * 2 + markCount * 2
@@ -326,10 +392,13 @@ local function applyForget(i)
     if not gone or tonumber(gone) < at then redis.call('ZADD', s[3], fmt(at), key) end
     local seen = redis.call('ZSCORE', s[1], key)
     if seen and tonumber(seen) <= at then
-      if n == 1 and transitions and redis.call('ZREM', announced, key) == 1 and tells then
+      if n == 1 and transitions and redis.call('ZSCORE', announced, key) and tells then
         local expired = tonumber(seen) <= cutoff
-        emit(expired and 'expired' or 'logout', key, expired and tonumber(seen) + threshold or at, tonumber(seen), profileOf(s, key))
+        local offAt = expired and tonumber(seen) + threshold or at
+        catchUp(s, key, offAt)
+        emit(expired and 'expired' or 'logout', key, offAt, tonumber(seen), profileOf(s, key))
       end
+      if n == 1 and transitions then unannounce({ key }) end
       redis.call('ZREM', s[1], key)
       -- A user's profile stays, with its time, as long as the logout does (one threshold): a touch held
       -- back since (a hide from a cut-off process) is judged against it, and a bare id comes back as they were.
@@ -345,9 +414,10 @@ local function applyForget(i)
       -- if they were told online before it, its going is told now, then their coming back.
       local told = redis.call('ZSCORE', announced, key)
       if told and tonumber(told) <= at then
+        catchUp(s, key, at)
         emit('logout', key, at, at, profileOf(s, key))
         emit('online', key, tonumber(seen), tonumber(seen), profileOf(s, key))
-        redis.call('ZADD', announced, seen, key)
+        announce(key, seen, tonumber(seen), profileOf(s, key), tonumber(seen))
       end
     elseif not seen and n == 1 and tells and not recovering and profile ~= '' and profileAt > cutoff and profileAt <= at then
       -- The logout of a visit whose pages never reached Redis (queued on this process, then dropped for the
@@ -405,10 +475,13 @@ local function applyTouch(i)
     -- Told online, and expired since (not yet swept): their going is told before their coming back.
     if told and not (seen and tonumber(seen) > cutoff) then
       local last = tonumber(seen or told)
+      catchUp(s, key, math.min(last + threshold, at))
       emit('expired', key, math.min(last + threshold, at), last, profileOf(s, key))
-      redis.call('ZREM', announced, key)
+      unannounce({ key })
       told = false
     end
+    -- Before the touch: what time did to their status until it.
+    if told then catchUp(s, key, at) end
     if latest then
       redis.call('ZADD', s[1], fmt(at), key)
       if not bare then
@@ -434,16 +507,26 @@ local function applyTouch(i)
           -- Dated by their first request: a later one in the window does not move it.
           redis.call('ZADD', deferredOnline, 'NX', fmt(at), key)
         else
-          redis.call('ZADD', announced, fmt(at), key)
           local stored = profileOf(s, key)
+          announce(key, fmt(at), at, stored, at)
           emit('online', key, at, at, stored ~= '' and stored or profile)
         end
+      end
+      -- The touch's own change of status (activity, or the app's state). A write-back, or any touch while
+      -- processes write back, restores what was: its status now is noted, not told (at most once).
+      if told and statusOn then
+        local stored = profileOf(s, key)
+        local restoring = recovering or toldAt ~= '' or known ~= ''
+        local status, nextAt = statusAt(stored, at, restoring and now or at)
+        local was = redis.call('HGET', statuses, key)
+        if was and was ~= status and not restoring then emit(statusKind(status), key, at, at, stored) end
+        noteStatus(key, status, nextAt)
       end
     end
     -- A write-back of a user told online before Redis lost its data, online in Redis now: not told again.
     if n == 1 and transitions and toldAt ~= '' and not redis.call('ZSCORE', announced, key) then
       local current = redis.call('ZSCORE', s[1], key)
-      if current and tonumber(current) > cutoff then redis.call('ZADD', announced, toldAt, key) end
+      if current and tonumber(current) > cutoff then announce(key, toldAt, tonumber(current), profileOf(s, key), now) end
     end
   end
 end
@@ -487,7 +570,7 @@ if not recovering and transitions then
     local at = tonumber(redis.call('ZSCORE', deferredOnline, key))
     local seen = redis.call('ZSCORE', scopes[1][1], key)
     if seen and tonumber(seen) > cutoff and not redis.call('ZSCORE', announced, key) then
-      redis.call('ZADD', announced, fmt(at), key)
+      announce(key, fmt(at), tonumber(seen), profileOf(scopes[1], key), now)
       emit('online', key, at, tonumber(seen), profileOf(scopes[1], key))
       -- Every process learns who was told (to write it back if Redis loses its data again).
       changed(scopes[1], key)
@@ -503,10 +586,12 @@ local function drop(n, s, keys, why)
     for _, key in ipairs(keys) do
       if redis.call('ZSCORE', announced, key) then
         local seen = tonumber(redis.call('ZSCORE', s[1], key))
-        emit(why, key, why == 'expired' and seen + threshold or now, seen, profileOf(s, key))
+        local offAt = why == 'expired' and seen + threshold or now
+        catchUp(s, key, offAt)
+        emit(why, key, offAt, seen, profileOf(s, key))
       end
     end
-    redis.call('ZREM', announced, unpack(keys))
+    unannounce(keys)
   end
   redis.call('ZREM', s[1], unpack(keys))
   redis.call('HDEL', s[2], unpack(keys))
@@ -532,6 +617,12 @@ for n, s in ipairs(scopes) do
       redis.call('ZREM', s[4], key)
       redis.call('HDEL', s[2], key)
     end
+  end
+end
+-- Statuses time changed by now (idle, away), each told at its moment.
+if statusOn then
+  for _, key in ipairs(redis.call('ZRANGEBYSCORE', statusDue, '-inf', fmt(now), 'LIMIT', 0, batch)) do
+    if redis.call('ZSCORE', announced, key) then catchUp(scopes[1], key, now) else redis.call('ZREM', statusDue, key) end
   end
 end
 -- Who was last told gone: only a touch within the threshold asks.
@@ -666,6 +757,9 @@ export const KEY = {
   deferredOnline: 25,
   /** Users told gone (transitions) → when: a touch older than their logout that lands late is a visit not told yet, or not. */
   left: 26,
+  /** Announced users' statuses as last told (onStatus), and when time next changes each. */
+  statuses: 27,
+  statusDue: 28,
 } as const;
 
 /** The hash of reports assigned to the process whose token is `token`. */
@@ -698,6 +792,8 @@ export function syncKeys(prefix: string, token: string): string[] {
     transitionsKey(prefix, token),
     `${tag}:users:deferred-online`,
     `${tag}:users:left`,
+    `${tag}:users:statuses`,
+    `${tag}:users:status-due`,
   ];
 }
 
@@ -787,6 +883,9 @@ export interface SyncCall {
   readonly transitionAcks: readonly number[];
   /** The store is closing: this is its last call. */
   readonly leaving?: boolean;
+  /** With `onStatus`: idleAfter and awayAfter, µs (statuses are decided while a process sends them); else 0. */
+  readonly statusIdleUs?: number;
+  readonly statusAwayUs?: number;
 }
 
 /** The EVALSHA/EVAL arguments after the script or its SHA, in the order the script names them. */
@@ -825,6 +924,8 @@ export function syncArgs(call: SyncCall): string[] {
     call.transitionsPrefix,
     String(call.transitionAcks.length),
     call.leaving === true ? '1' : '0',
+    String(call.statusIdleUs ?? 0),
+    String(call.statusAwayUs ?? 0),
     // then each touch as scope (1 users, 2 guests, 3 bots, 4 rooms), key, µs, profile ('' or '#' for none), reported µs or '', told µs or '';
     // each forget as scope, key, µs, last profile ('' for none), its µs, '1' when written back; each acknowledged report as key, µs; each mark as key, µs;
     // each acknowledged transition as its sequence number
@@ -851,11 +952,11 @@ export interface ChangeRow {
   readonly toldUs: number | null;
 }
 
-/** A transition Redis decided and queued for this process: `onOnline` or `onOffline`, with why. */
+/** A transition Redis decided and queued for this process: `onOnline`, `onOffline` with why, or `onStatus` (`manual`: the app's state, in the profile). */
 export interface TransitionRow {
   /** Its place in the order Redis decided them: what this process acknowledges. */
   readonly seq: number;
-  readonly kind: 'online' | 'logout' | 'expired' | 'evicted';
+  readonly kind: 'online' | 'logout' | 'expired' | 'evicted' | 'active' | 'idle' | 'away' | 'manual';
   readonly key: string;
   readonly atUs: number;
   /** The user's stored profile then ('' when none). */
@@ -915,7 +1016,7 @@ function reports(raw: unknown): KeyTime[] {
   return out;
 }
 
-const KINDS = new Set(['online', 'logout', 'expired', 'evicted']);
+const KINDS = new Set(['online', 'logout', 'expired', 'evicted', 'active', 'idle', 'away', 'manual']);
 
 function transitionRows(raw: unknown): TransitionRow[] {
   const flat = Array.isArray(raw) ? (raw as unknown[]) : [];
