@@ -1,6 +1,6 @@
 // Accessible output (issue #25, point 4) in headless Chromium: the demo's dashboard
-// (online list, badges, count), its orders list (lock badges) and an order page (who
-// is here, the lock sentence with Take over / Ask to edit, an ask, the changed notice)
+// (online list with status badges, badges, count), its orders list (lock badges) and an order page (who
+// is here with their status badges, the lock sentence with Take over / Ask to edit, an ask, the changed notice)
 // pass axe-core with no violations, in Nunjucks and in Handlebars, before and after
 // live updates redrew them; and the optional live region announces joins and leaves,
 // held back a few seconds so a quick leave and rejoin says nothing, and never a count.
@@ -88,6 +88,9 @@ describe('accessible output, in headless Chromium (axe-core, memory store)', fun
         await shows(gracePage, 'changed', /^Alan Turing saved this order/);
         await accessible(dashboard, 'dashboard, after live updates');
         await accessible(list, 'orders list, after a live badge');
+        // Status badges (the demo has status on): a shape and a name, on the live list and among a room's members.
+        expect(await dashboard.locator('[data-testid=online-list]').getByRole('img', { name: 'Active', exact: true }).count(), 'status badges, live list').to.be.at.least(3);
+        expect(await gracePage.locator('[data-testid=here-list]').getByRole('img', { name: 'Active', exact: true }).count(), 'status badges, room members').to.be.at.least(2);
         // What a screen reader gets of the badge: who edits, not "lower right pencil".
         expect(await list.getByRole('img', { name: 'Alan Turing is editing', exact: true }).count()).to.equal(1);
         expect(await gracePage.locator('[data-online-announce][aria-live=polite]').count(), 'the live region').to.equal(1);

@@ -194,8 +194,10 @@ for (const kind of ['memory store', 'Redis, two processes behind one port'] as c
         await shows(list, 'badge-130', /^✎ Grace Hopper$/, live);
         const badges = await list.locator('[data-testid^=badge-]').evaluateAll((cells) => cells.map((c) => [c.getAttribute('data-testid'), (c as HTMLElement).innerText]));
         expect(badges).to.have.length(50);
-        // Orders 123 and 140 are the tests' above (their last holder's tab stays its window): every other order but 130 is free.
-        expect(badges.filter(([id, text]) => id !== 'badge-123' && id !== 'badge-140' && text !== '')).to.deep.equal([['badge-130', '✎ Grace Hopper']]);
+        // Orders 123, 140 and 141 are the tests' above (their last holder's tab may stay its window, when its leave was
+        // not sent as its page closed): every other order but 130 is free.
+        const above = new Set(['badge-123', 'badge-140', 'badge-141']);
+        expect(badges.filter(([id, text]) => !above.has(id as string) && text !== '')).to.deep.equal([['badge-130', '✎ Grace Hopper']]);
 
         const other = await grace.newPage();
         await other.goto(`${ui.site.base}/orders/160?edit=1`);

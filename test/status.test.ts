@@ -46,6 +46,7 @@ function statusSite(options: OnlineTrackerOptions<User>): { app: express.Express
   const hbs = registerHandlebars(Handlebars.create());
   const njk = env.renderString.bind(env);
   const page = hbs.compile('{{#each onlineNow}}[{{name}}:{{status}}]{{/each}}|{{#each people}}{{name}}={{onlineStatus this}};{{/each}}');
+  const hbsBadges = hbs.compile('{{#each people}}{{onlineStatus this html=true}}{{/each}}');
   app.use(express.urlencoded({ extended: false }));
   app.use(session({ secret: 'status test', resave: false, saveUninitialized: false }));
   app.use(online.middleware());
@@ -78,6 +79,17 @@ function statusSite(options: OnlineTrackerOptions<User>): { app: express.Express
   });
   app.get('/json', (_req, res) => {
     res.json(res.locals.onlineNow);
+  });
+  // Everyone's status badge (both engines), then the room's members as HTML and as locals.
+  app.get('/badges', async (req, res, next) => {
+    try {
+      await online.here(req, 'order:1');
+      const locals = { ...res.locals, people };
+      const njkBadges = njk('{% for p in people %}{{ p | onlineStatus(html=true) }}{% endfor %}', locals);
+      res.send(`${njkBadges}#${hbsBadges(locals)}#${njk('{{ onlineHereHtml() }}|{% for m in onlineHere %}{{ m.name }}={{ m.status }};{% endfor %}', locals)}`);
+    } catch (error) {
+      next(error);
+    }
   });
   return { app, online };
 }
@@ -234,6 +246,43 @@ describe('status: active, idle, away and offline, from requests and the page’s
     }
   });
 
+  it('a status badge (onlineStatus with html) has a shape per state and an accessible name, in both engines; room members carry their status, and their badges', async () => {
+    const ada = await signIn(server.base, 1);
+    const bob = await signIn(server.base, 2);
+    const cy = await signIn(server.base, 3);
+    const dee = await signIn(server.base, 4);
+    const staff = await signIn(server.base, 9);
+    await ada.get('/badges');
+    t += 5.5 * MINUTE;
+    // Ada is idle now (her page open, untouched); Dee is the app's "busy"; Cy hides; Bob is the one looking.
+    for (const person of [dee, cy, bob]) await person.get('/badges');
+    const [njkBadges, hbsBadges, room] = (await bob.text('/badges')).split('#');
+    const badge = (state: string, name: string, shape: string): string =>
+      `<span class="online-status" data-status="${state}" role="img" aria-label="${name}" title="${name}">${shape}</span>`;
+    // People in order: Ada, Bob, Cy, Dee, Staff (never signed in to a page: offline).
+    const expected = [
+      badge('idle', 'Idle', '◐'),
+      badge('active', 'Active', '●'),
+      badge('offline', 'Offline', '✕'),
+      badge('busy', 'busy', '◆'),
+      badge('offline', 'Offline', '✕'),
+    ].join('');
+    expect(njkBadges).to.equal(expected);
+    expect(hbsBadges).to.equal(expected);
+    // Ada's tab left the room (no heartbeat for the room threshold); Dee and Bob are here, each with their status; Cy is hidden from Bob.
+    // (They joined at one instant of the test's clock: their order is not the point.)
+    const sorted = (list: string): string[] => list.split(';').filter(Boolean).sort();
+    const [html, members] = room.split('|');
+    expect(sorted(members)).to.deep.equal(['Bob=active', 'Dee=busy']);
+    expect(html.match(/<li [^>]*>.*?<\/li>/g)?.sort()).to.deep.equal([
+      `<li data-online-id="2" data-mode="viewing">${badge('active', 'Active', '●')} Bob <span class="online-tabs">(2 tabs)</span></li>`,
+      `<li data-online-id="4" data-mode="viewing">${badge('busy', 'busy', '◆')} Dee</li>`,
+    ]);
+    // Staff see the hidden member, with her status.
+    const [, , staffRoom] = (await staff.text('/badges')).split('#');
+    expect(sorted(staffRoom.split('|')[1])).to.deep.equal(['Bob=active', 'Cy=active', 'Dee=busy', 'Staff=active']);
+  });
+
   it('the stream’s badges carry the status, and send it again when it changes with time alone', async () => {
     const ada = await signIn(server.base, 1);
     await ada.get('/njk');
@@ -246,6 +295,26 @@ describe('status: active, idle, away and offline, from requests and the page’s
       await stream.next<{ status: string }>('online', (data) => data.status === 'idle');
       t += 10 * MINUTE;
       expect(await stream.next('offline')).to.deep.equal({ id: '1' });
+    } finally {
+      stream.close();
+    }
+  });
+
+  it('the stream’s online list carries each one’s status badge, and is sent again when a status changes with time alone', async () => {
+    const ada = await signIn(server.base, 1);
+    await ada.get('/njk');
+    const bob = await signIn(server.base, 2);
+    await bob.get('/njk');
+    const stream = await SseStream.open(`${server.base}/online-now/events?list=1&html=1`, { cookie: bob.cookieHeader });
+    try {
+      const first = await stream.next<string>('html:list');
+      expect(first).to.contain('aria-label="Active" title="Active">●</span> Ada</li>');
+      t += 6 * MINUTE;
+      // Bob reads a page (he stays active); Ada's badge turns idle with no request of hers.
+      await bob.get('/njk');
+      const idle = await stream.next<string>('html:list', (html) => html.includes('Idle'));
+      expect(idle).to.contain('<li data-online-id="1"><span class="online-status" data-status="idle" role="img" aria-label="Idle" title="Idle">◐</span> Ada</li>');
+      expect(idle).to.contain('aria-label="Active" title="Active">●</span> Bob</li>');
     } finally {
       stream.close();
     }

@@ -298,6 +298,31 @@ describe('onOnline, onOffline and onStatus (memory store), against a model', fun
     await eventually(() => expect(told).to.deep.equal(['idle@1002000', 'away@1004000']), 3000);
   });
 
+  it('status on: a user online before a tracker with onStatus attached is watched from their next touch', async () => {
+    const clock = { t: 1_000_000 };
+    const store = new MemoryStore({ now: () => clock.t });
+    const plain = createOnlineTracker({ store, threshold: 600, status: true, idleAfter: 60, awayAfter: 120 });
+    await plain.touch({ id: 1 });
+    const told: string[] = [];
+    const hooked = createOnlineTracker({
+      store,
+      threshold: 600,
+      status: true,
+      idleAfter: 60,
+      awayAfter: 120,
+      onStatus: (user, status, at) => void told.push(`${String(user.id)} ${status}@${at.getTime()}`),
+    });
+    clock.t += 30_000;
+    await plain.touch({ id: 1 });
+    clock.t += 130_000;
+    await hooked.count();
+    await hooksRun();
+    // Active at 1,030,000, stamped to its 6 s step (1,026,000): idle a minute later, away two.
+    expect(told).to.deep.equal(['1 idle@1086000', '1 away@1146000']);
+    await hooked.close();
+    await plain.close();
+  });
+
   it('a store whose trackers all closed, given to a new one: its sweep and its expiries are told again', async () => {
     const clock = { t: 1_000_000 };
     const store = new MemoryStore({ now: () => clock.t });

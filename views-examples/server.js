@@ -113,6 +113,8 @@ function createDemoApp({ express = require('express'), tracker: trackerOptions =
     initialRecord: savedRecord === undefined ? undefined : JSON.parse(savedRecord),
     secret,
     canReleaseLocks: managesLocks,
+    // Active, idle (5 minutes without input) and away (10): the dashboard and the order pages show each as a badge.
+    status: true,
     ...trackerOptions,
   });
 

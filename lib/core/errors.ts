@@ -34,7 +34,7 @@ export const ERROR_CODES = {
   ERR_ONLINE_NOW_REDIS_NOT_CONNECTED: 'the Redis client is not connected yet',
   ERR_ONLINE_NOW_STORE_SHARED: 'one store given to trackers with different thresholds (or seenInterval values)',
   ERR_ONLINE_NOW_STORE_UNUSED: 'a store used before it was given to a tracker',
-  ERR_ONLINE_NOW_PREFIX_SHARED: 'reported: another tracker uses the same Redis prefix with another threshold',
+  ERR_ONLINE_NOW_PREFIX_SHARED: 'reported: another tracker uses the same Redis prefix with another threshold, or with other transition hooks',
   ERR_ONLINE_NOW_REDIS_EVICTED: 'reported: Redis evicted presence keys (an evicting maxmemory-policy)',
   ERR_ONLINE_NOW_REDIS_WRONGTYPE: 'reported: a key under the prefix held another type (not written by this package); it was renamed aside',
   ERR_ONLINE_NOW_REDIS_HUNG: 'reported: the Redis client left a command unanswered for 10 s (a cluster client after a failover); it was given up',

@@ -38,6 +38,8 @@ export class StatusWatch {
   private readonly told = new Map<string, Told>();
   /** Keys by the step (of `Statuses.stepMs`) in which their status next changes: a sweep visits only the steps that are due. */
   private readonly steps = new Map<number, Set<string>>();
+  /** The earliest step filed (or a little earlier): a read before it finds nothing due without walking the steps. */
+  private earliest = Infinity;
 
   constructor(private readonly statuses: Statuses) {}
 
@@ -53,11 +55,14 @@ export class StatusWatch {
   /**
    * A touch at `at` of a user online, now `user`: the changes time made since
    * the last one (none found by a sweep yet), then the one the touch makes.
-   * None for a user the watch was not told of (online before `onStatus` was).
+   * A user online from before `onStatus` was is watched from here, with no change.
    */
   touched(key: string, user: Watched, at: number): readonly StatusChange[] {
     const told = this.told.get(key);
-    if (told === undefined) return NONE;
+    if (told === undefined) {
+      this.online(key, user, at);
+      return NONE;
+    }
     const changes = this.catchUp(key, told, at);
     const status = this.statuses.of(user.profile, user.lastSeen, at);
     if (status !== told.status) changes.push({ key, status, at });
@@ -84,9 +89,14 @@ export class StatusWatch {
 
   /** The changes time made by `now`, each at its moment, in order per user (idle, then away, when a sweep comes late). */
   due(now: number): readonly StatusChange[] {
+    if (now < this.earliest) return NONE;
+    this.earliest = Infinity;
     let out: StatusChange[] | undefined;
     for (const [step, keys] of this.steps) {
-      if (step > now) continue;
+      if (step > now) {
+        this.earliest = Math.min(this.earliest, step);
+        continue;
+      }
       for (const key of keys) {
         const told = this.told.get(key) as Told;
         const changes = this.catchUp(key, told, now);
@@ -117,6 +127,7 @@ export class StatusWatch {
     if (due === Infinity) return;
     const stepMs = this.statuses.stepMs;
     told.step = Math.ceil(due / stepMs) * stepMs;
+    this.earliest = Math.min(this.earliest, told.step);
     const keys = this.steps.get(told.step);
     if (keys === undefined) this.steps.set(told.step, new Set([key]));
     else keys.add(key);

@@ -483,6 +483,8 @@ export type RoomEntry = Readonly<Record<string, unknown>> & {
   /** Every tab of theirs here is in the background (the page is hidden). */
   readonly away?: true;
   readonly hidden?: true;
+  /** With `status` on: their site-wide status (`onlineStatus`), as this viewer may see it. */
+  readonly status?: OnlineStatus;
 };
 
 /** Who holds a room's editing lock, as a viewer may see it. Frozen. */

@@ -462,7 +462,8 @@ export class EventHub {
   }
 
   private lookAtList(audience: Audience, view: ScopeView, connections: Connection[]): void {
-    const signature = view.entries.map((e) => `${String(e.id)}\u0000${displayName(e)}`).join('\n');
+    // A status (status on) changes with time alone: the list's badges are sent again when one does.
+    const signature = view.entries.map((e) => `${String(e.id)}\u0000${displayName(e)}\u0000${String(e.status)}`).join('\n');
     const changed = signature !== audience.list;
     audience.list = signature;
     let data: string | undefined;
@@ -519,10 +520,10 @@ export class EventHub {
   }
 
   private async lookAtRoom(audience: Audience, store: ReturnType<Rooms['roomStore']>, room: string, subscribers: Set<Connection>): Promise<void> {
-    const view = await store.roomView(room, audience.viewer);
+    const view = await this.settings.rooms.withStatuses(await store.roomView(room, audience.viewer), audience.viewer);
     // What a room's events say, without heartbeat times (they change every beat, and would wake every page).
     const signature = JSON.stringify([
-      view.entries.map((e) => [e.id, displayName(e), e.tabs, e.mode, e.away === true, e.since.getTime()]),
+      view.entries.map((e) => [e.id, displayName(e), e.tabs, e.mode, e.away === true, e.since.getTime(), e.status ?? null]),
       view.lock === null ? null : [view.lock.id, view.lock.since.getTime(), view.lock.tab ?? null, view.lock.away === true],
       view.saved?.at.getTime() ?? null,
       view.request === null || view.request === undefined ? null : [view.request.tab, view.request.since.getTime(), view.request.declined, view.request.granted],

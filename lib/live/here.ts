@@ -7,7 +7,8 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import { OnlineNowConfigError } from '../core/errors';
 import { changedHtml, hereHtml, lockHtml, requestHtml } from '../templates/fragments';
 import { isRoomName, isTabClaim, newTabId, tabClaim } from '../core/room-index';
-import type { OnlineRequest, RoomLock, RoomLockState, RoomMode, RoomTouch, RoomView, Store, TabClaim, Viewer } from '../core/types';
+import { statusIn } from '../core/status';
+import type { OnlineRequest, RoomEntry, RoomLock, RoomLockState, RoomMode, RoomTouch, RoomView, Store, TabClaim, Viewer } from '../core/types';
 import type { UserResolver } from '../express/user-resolver';
 
 export interface HereOptions {
@@ -156,6 +157,18 @@ export class Rooms {
     return this.store.dateNow?.() ?? Date.now();
   }
 
+  /**
+   * With status on, each member with their site-wide status as this viewer may
+   * see it (`onlineStatus`): one view of the users for the whole room.
+   */
+  async withStatuses(view: RoomView, viewer: Viewer): Promise<RoomView> {
+    const statuses = this.resolver.statuses;
+    if (statuses === undefined || view.entries.length === 0) return view;
+    const users = await this.store.view('users', 0, viewer);
+    const entries = view.entries.map((e) => Object.freeze(Object.assign({}, e, { status: statusIn(users, this.resolver.keyFor(e.id) ?? '', statuses) })) as RoomEntry);
+    return { ...view, entries };
+  }
+
   /** A room as pages get it (a heartbeat's reply, an SSE `here`). */
   payload(view: RoomView): RoomPayload {
     return roomPayload(view, this.asks, this.now());
@@ -215,9 +228,9 @@ export class Rooms {
     const view = await store.roomTouch(touch, viewer);
     const self = view.self;
     const claimed = self !== undefined && self.claim !== 0 && (t.known?.claim !== self.claim || t.known.gen !== self.gen);
-    if (!claimed && touch.grant === undefined && t.decline !== true) return { view, confirmed };
+    if (!claimed && touch.grant === undefined && t.decline !== true) return { view: await this.withStatuses(view, viewer), confirmed };
     confirmed = (await this.pushed()) && confirmed;
-    return { view: { ...(await store.roomView(t.room, viewer)), self }, confirmed };
+    return { view: await this.withStatuses({ ...(await store.roomView(t.room, viewer)), self }, viewer), confirmed };
   }
 
   /** The store's rooms, or an error that says why there are none. */
@@ -270,7 +283,7 @@ export class Rooms {
     // A signed-out reader sees the room but is not in it: a room lists people.
     const view =
       user === undefined
-        ? await store.roomView(room, viewer)
+        ? await this.withStatuses(await store.roomView(room, viewer), viewer)
         : // A page renders whether or not Redis confirmed its claim (it goes with the next sync).
           (await this.touch({ room, tab, key: user.key, id: user.id, profile: user.profile, mode, takeover: options.takeover === true }, viewer)).view;
     const here: HereView = Object.freeze({

@@ -165,6 +165,11 @@ export abstract class BaseStore implements Store {
     return this.attachedTrackers.some((t) => wantsTransitions(t.hooks));
   }
 
+  /** Some tracker attached now has `hook`. */
+  protected hears(hook: 'onOnline' | 'onOffline' | 'onStatus'): boolean {
+    return this.attachedTrackers.some((t) => t.hooks?.[hook] !== undefined);
+  }
+
   /** A user came online at `atMs` (ms since the epoch): `onOnline`, for every tracker that has it. */
   protected wentOnline(entry: StoredEntry, atMs: number): void {
     for (const t of this.attachedTrackers) if (t.hooks?.onOnline !== undefined) this.defer([t, 'onOnline', entry, new Date(atMs)]);

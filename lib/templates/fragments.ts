@@ -23,6 +23,25 @@ export function displayName(entry: Readonly<Record<string, unknown>>): string {
   return typeof id === 'string' || typeof id === 'number' ? String(id) : '';
 }
 
+/** A shape per status, so that none is told by colour alone (WCAG 1.4.1): the app's own states share one. */
+const STATUS_SHAPES: Readonly<Record<string, string>> = { active: '●', idle: '◐', away: '○', offline: '✕' };
+const STATUS_NAMES: Readonly<Record<string, string>> = { active: 'Active', idle: 'Idle', away: 'Away', offline: 'Offline' };
+
+/**
+ * A status as a badge: a shape per state, and an accessible name a screen
+ * reader reads ("Idle"), not the shape's Unicode name. `data-status` is for
+ * the app's CSS (a colour, as well as the shape).
+ */
+export function statusBadgeHtml(status: string): string {
+  const name = escapeHtml(STATUS_NAMES[status] ?? status);
+  return `<span class="online-status" data-status="${escapeHtml(status)}" role="img" aria-label="${name}" title="${name}">${STATUS_SHAPES[status] ?? '◆'}</span>`;
+}
+
+/** The entry's status badge and a space, when it carries a status (status on); else nothing. */
+function badgeOf(entry: Readonly<Record<string, unknown>>): string {
+  return typeof entry.status === 'string' ? `${statusBadgeHtml(entry.status)} ` : '';
+}
+
 /** `<li>` per user in the room, in the order they joined. */
 export function hereHtml(entries: readonly RoomEntry[]): string {
   let html = '';
@@ -31,7 +50,7 @@ export function hereHtml(entries: readonly RoomEntry[]): string {
     const mode = e.mode === 'editing' ? ' <span class="online-mode">editing</span>' : '';
     // Their page is in the background: still here (and still holding a lock), just not looking.
     const away = e.away === true ? ' <span class="online-away">away</span>' : '';
-    html += `<li data-online-id="${escapeHtml(e.id)}" data-mode="${e.mode}">${escapeHtml(displayName(e))}${mode}${away}${tabs}</li>`;
+    html += `<li data-online-id="${escapeHtml(e.id)}" data-mode="${e.mode}">${badgeOf(e)}${escapeHtml(displayName(e))}${mode}${away}${tabs}</li>`;
   }
   return html;
 }
@@ -113,6 +132,6 @@ export function lockBadgeHtml(lock: RoomLock | null): string {
 /** `<li>` per listed online user. */
 export function listHtml(entries: readonly StoredEntry[]): string {
   let html = '';
-  for (const e of entries) html += `<li data-online-id="${escapeHtml(e.id)}">${escapeHtml(displayName(e))}</li>`;
+  for (const e of entries) html += `<li data-online-id="${escapeHtml(e.id)}">${badgeOf(e)}${escapeHtml(displayName(e))}</li>`;
   return html;
 }

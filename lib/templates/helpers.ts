@@ -4,7 +4,7 @@
  * count and list, and a template costs no store lookup.
  */
 import { OnlineNowConfigError } from '../core/errors';
-import { escapeHtml, hereHtml, lockBadgeHtml, lockHtml, requestHtml } from './fragments';
+import { escapeHtml, hereHtml, lockBadgeHtml, lockHtml, requestHtml, statusBadgeHtml } from './fragments';
 import { newTabId } from '../core/room-index';
 import { formatTimeAgo, timeAgoHtml } from './time-ago';
 import type { OnlineNowLocals } from '../core/types';
@@ -21,10 +21,14 @@ const AS_TEXT = Object.freeze({ html: false });
  */
 function ask(locals: unknown, question: Question, subject: unknown, html: boolean): unknown {
   const answer = (locals as Partial<OnlineNowLocals> | undefined)?.[question];
+  if (question === 'onlineStatus') {
+    const status = typeof answer === 'function' ? String(answer(subject)) : 'offline';
+    // As HTML, its accessible badge.
+    return html ? statusBadgeHtml(status) : status;
+  }
   if (typeof answer === 'function') return answer(subject, html ? AS_HTML : AS_TEXT);
   if (question === 'isOnline') return false;
   if (question === 'lastSeen') return null;
-  if (question === 'onlineStatus') return 'offline';
   if (!(subject instanceof Date)) return '';
   return html ? timeAgoHtml(subject) : formatTimeAgo(subject);
 }

@@ -2,6 +2,9 @@
 // The dashboard's "Online now" list, kept live: the client script dispatches
 // `online-now:list` with the entries; this draws them in the page's own markup
 // and calls preventDefault(), so the script's default list markup is not used.
+const STATUS_SHAPES = { active: '●', idle: '◐', away: '○', offline: '✕' };
+const STATUS_NAMES = { active: 'Active', idle: 'Idle', away: 'Away', offline: 'Offline' };
+
 document.addEventListener('online-now:list', (event) => {
   const panel = document.querySelector('[data-online-list]');
   if (!panel) return;
@@ -30,10 +33,19 @@ document.addEventListener('online-now:list', (event) => {
       tag.textContent = 'hidden';
       name.append(' ', tag);
     }
+    // The status badge the server renders (onlineStatus with html): a shape per state, and a name, not just a colour.
     const dot = document.createElement('span');
     dot.className = 'dot';
-    dot.setAttribute('role', 'img'); // a name, not just a green dot
-    dot.setAttribute('aria-label', 'online');
+    const badge = document.createElement('span');
+    const status = entry.status || 'active';
+    const label = STATUS_NAMES[status] || status;
+    badge.className = 'online-status';
+    badge.dataset.status = status;
+    badge.setAttribute('role', 'img');
+    badge.setAttribute('aria-label', label);
+    badge.title = label;
+    badge.textContent = STATUS_SHAPES[status] || '◆';
+    dot.append(badge);
     const handle = document.createElement('span');
     handle.className = 'muted';
     handle.textContent = '@' + (entry.username || '');

@@ -499,7 +499,10 @@ export class RedisStore extends BaseStore {
       const seenMs = row.seenUs / 1000;
       const entry = new ListedEntry(id, profile, () => seenMs, this.statuses);
       const atMs = row.atUs / 1000;
-      if (row.kind === 'online') this.wentOnline(entry, atMs);
+      const hook = row.kind === 'online' ? 'onOnline' : row.kind === 'logout' || row.kind === 'expired' || row.kind === 'evicted' ? 'onOffline' : 'onStatus';
+      // Redis gives a user's transitions, of every kind, to one process: one without this kind's hook loses it.
+      if (!this.hears(hook)) this.reportHooksDiffer(hook);
+      else if (row.kind === 'online') this.wentOnline(entry, atMs);
       else if (row.kind === 'logout' || row.kind === 'expired' || row.kind === 'evicted') this.wentOffline(entry, atMs, row.kind);
       else if (this.statuses !== undefined) this.statusChanged(entry, atMs, row.kind === 'manual' ? this.statuses.of(profile, seenMs, atMs) : row.kind);
     }
@@ -601,6 +604,17 @@ export class RedisStore extends BaseStore {
       new OnlineNowConfigError(
         'ERR_ONLINE_NOW_REDIS_EVICTED',
         `Redis evicted presence keys under the prefix "${this.prefix}" (maxmemory reached with an evicting maxmemory-policy); every process is writing its presence back. Presence needs maxmemory-policy noeviction (or more memory, or a Redis of its own).`,
+      ),
+    );
+  }
+
+  /** Processes sharing a prefix must have the same transition hooks: Redis gives each transition to one of them. */
+  private reportHooksDiffer(hook: string): void {
+    this.reporter.report(
+      'redis-hooks',
+      new OnlineNowConfigError(
+        'ERR_ONLINE_NOW_PREFIX_SHARED',
+        `this process was given a transition for ${hook}, which none of its trackers has, by another process on the Redis prefix "${this.prefix}" that has it: it is lost. Give every process that has onOnline, onOffline or onStatus the same three (or a different prefix).`,
       ),
     );
   }

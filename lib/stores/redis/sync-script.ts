@@ -27,7 +27,8 @@
  *                        "sequence|kind|µs|last seen µs|key length|key profile": transitions queued for it
  *   deferred-online sorted set user key → first touch time, µs: comings online held while processes write back
  *   left     sorted set  user key → when they were last told gone, µs; kept one threshold
- *   statuses hash        user key → their status as last told (onStatus; announced users only)
+ *   statuses hash        user key → "µs|µs|status": their status as last told (onStatus; announced
+ *                        users only), since when, and the activity time it counts from
  *   status-due sorted set user key → when time alone next changes their status, µs
  *   Rooms' tabs are keys "room␟user␟tab" with the tab's record as profile (../../rooms.ts) and a
  *   threshold of their own: a tab's heartbeat, leave and lock claim travel like a touch and a logout.
@@ -254,14 +255,24 @@ local function profileOf(s, key)
   local stored = redis.call('HGET', s[2], key) or ''
   return string.sub(stored, (string.find(stored, '|', 1, true) or 0) + 1)
 end
--- A status at \`at\` as ../../core/status.ts reads it from a profile (the app's state, or by the activity time,
--- else the last request), and when time alone next changes it (nil: only activity can).
-local function statusAt(profile, seen, at)
-  local manual = string.match(profile, '[{,]"status":"(.-)"[,}]')
-  if manual and manual ~= '' and manual ~= 'offline' then return manual, nil end
+-- The app's state in a profile, read as JSON (it may hold escapes); kept only beside an activity time, as JS keeps it.
+local function manualOf(profile)
+  if not string.find(profile, '"status"', 1, true) or not string.find(profile, '[{,]"lastActive":%d') then return nil end
+  local ok, parsed = pcall(cjson.decode, (string.gsub(profile, '^#', '', 1)))
+  local manual = ok and type(parsed) == 'table' and parsed.status
+  if type(manual) == 'string' and manual ~= '' and manual ~= 'offline' then return manual end
+  return nil
+end
+-- A profile's activity time, µs, as ../../core/status.ts reads it: its lastActive, or when the user was last seen.
+local function activityOf(profile, seen)
   local active = tonumber(string.match(profile, '[{,]"lastActive":(%d+)[,}]'))
   active = active and active * 1000 or seen
-  if active > seen then active = seen end
+  if active > seen then return seen end
+  return active
+end
+-- The status at \`at\` (the app's state, or by the activity time), and when time alone next changes it (nil: only activity can).
+local function statusFrom(manual, active, at)
+  if manual then return manual, nil end
   if at - active < idleUs then return 'active', active + idleUs end
   if at - active < awayUs then return 'idle', active + awayUs end
   return 'away', nil
@@ -270,8 +281,16 @@ local function statusKind(status)
   if status == 'active' or status == 'idle' or status == 'away' then return status end
   return 'manual'
 end
-local function noteStatus(key, status, nextAt)
-  redis.call('HSET', statuses, key, status)
+-- A user's status as last told (or noted), since when, and the activity time it counts from: "µs|µs|status".
+local function toldStatus(key)
+  local v = redis.call('HGET', statuses, key)
+  if not v then return nil end
+  local one = string.find(v, '|', 1, true)
+  local two = string.find(v, '|', one + 1, true)
+  return string.sub(v, two + 1), tonumber(string.sub(v, 1, one - 1)), tonumber(string.sub(v, one + 1, two - 1))
+end
+local function noteStatus(key, status, since, active, nextAt)
+  redis.call('HSET', statuses, key, fmt(since) .. '|' .. fmt(active) .. '|' .. status)
   if nextAt then redis.call('ZADD', statusDue, fmt(nextAt), key) else redis.call('ZREM', statusDue, key) end
 end
 -- The changes time made to an announced user's status before \`upto\` (none at or past their expiry), each told at
@@ -279,23 +298,38 @@ end
 local function catchUp(s, key, upto)
   if not statusOn then return end
   local due = redis.call('ZSCORE', statusDue, key)
-  local seen = tonumber(redis.call('ZSCORE', s[1], key) or '0')
-  local ends = seen + threshold
-  due = due and tonumber(due)
-  if not due or due > upto or due >= ends then return end
-  local profile = profileOf(s, key)
-  local told = redis.call('HGET', statuses, key)
-  while due and due <= upto and due < ends do
-    local status, after = statusAt(profile, seen, due)
-    if status ~= told then emit(statusKind(status), key, due, seen, profile) end
-    told, due = status, after
+  if not due then return end
+  local seen = redis.call('ZSCORE', s[1], key)
+  local told, since, active = toldStatus(key)
+  if not seen or not told then
+    -- Gone while nobody decided transitions (no process with the hooks synced): nothing to tell of them.
+    redis.call('ZREM', statusDue, key)
+    redis.call('HDEL', statuses, key)
+    return
   end
-  noteStatus(key, told, due)
+  due, seen = tonumber(due), tonumber(seen)
+  local ends = seen + threshold
+  if due > upto or due >= ends then return end
+  local profile = profileOf(s, key)
+  local manual = manualOf(profile)
+  while due and due <= upto and due < ends do
+    local status, after = statusFrom(manual, active, due)
+    if status ~= told then
+      emit(statusKind(status), key, due, seen, profile)
+      told, since = status, due
+    end
+    due = after
+  end
+  noteStatus(key, told, since, active, due)
 end
 -- Told online: their status then is known (not a change).
 local function announce(key, toldAt, seen, profile, at)
   redis.call('ZADD', announced, toldAt, key)
-  if statusOn then noteStatus(key, statusAt(profile, seen, at)) end
+  if statusOn then
+    local active = activityOf(profile, seen)
+    local status, nextAt = statusFrom(manualOf(profile), active, at)
+    noteStatus(key, status, at, active, nextAt)
+  end
 end
 -- Told gone: their statuses end with them.
 local function unannounce(keys)
@@ -512,15 +546,25 @@ local function applyTouch(i)
           emit('online', key, at, at, stored ~= '' and stored or profile)
         end
       end
-      -- The touch's own change of status (activity, or the app's state). A write-back, or any touch while
-      -- processes write back, restores what was: its status now is noted, not told (at most once).
+      -- The touch's own change of status (activity, or the app's state), judged when the last change told
+      -- began if that is later (a page that reached Redis late is news of activity then): so dates only move
+      -- forward, and a heartbeat that saw no input changes nothing. A write-back restores what was: its
+      -- status now is noted, not told (at most once).
       if told and statusOn then
         local stored = profileOf(s, key)
-        local restoring = recovering or toldAt ~= '' or known ~= ''
-        local status, nextAt = statusAt(stored, at, restoring and now or at)
-        local was = redis.call('HGET', statuses, key)
-        if was and was ~= status and not restoring then emit(statusKind(status), key, at, at, stored) end
-        noteStatus(key, status, nextAt)
+        local restoring = toldAt ~= '' or known ~= ''
+        local was, since, counted = toldStatus(key)
+        local active, when = activityOf(stored, at), at
+        if restoring then
+          when = now
+        elseif was then
+          -- News of activity counts from no earlier than the last change told; a touch with none counts nothing.
+          active = active > counted and math.max(active, since) or counted
+          when = math.max(at, since)
+        end
+        local status, nextAt = statusFrom(manualOf(stored), active, when)
+        if was and was ~= status and not restoring then emit(statusKind(status), key, when, at, stored) end
+        noteStatus(key, status, (was == status and since) or when, active, nextAt)
       end
     end
     -- A write-back of a user told online before Redis lost its data, online in Redis now: not told again.
@@ -622,7 +666,12 @@ end
 -- Statuses time changed by now (idle, away), each told at its moment.
 if statusOn then
   for _, key in ipairs(redis.call('ZRANGEBYSCORE', statusDue, '-inf', fmt(now), 'LIMIT', 0, batch)) do
-    if redis.call('ZSCORE', announced, key) then catchUp(scopes[1], key, now) else redis.call('ZREM', statusDue, key) end
+    if redis.call('ZSCORE', announced, key) then
+      catchUp(scopes[1], key, now)
+    else
+      redis.call('ZREM', statusDue, key)
+      redis.call('HDEL', statuses, key)
+    end
   end
 end
 -- Who was last told gone: only a touch within the threshold asks.
