@@ -106,11 +106,14 @@ async function presence() {
     }
     case 'memory':
     case 'memory-status':
-    case 'memory-transitions': {
+    case 'memory-transitions':
+    case 'memory-onstatus': {
       // 'memory-status': with status on, every profile carries its activity time (as a request stamps it).
       // 'memory-transitions': status and onOnline/onOffline on (a request by a user already online tells nothing).
+      // 'memory-onstatus': and onStatus (each request's user is watched: a change of status is told, none here).
       const status = variant !== 'memory';
-      const hooks = variant === 'memory-transitions' ? { onOnline: () => undefined, onOffline: () => undefined } : {};
+      const transitions = { onOnline: () => undefined, onOffline: () => undefined };
+      const hooks = variant === 'memory-transitions' ? transitions : variant === 'memory-onstatus' ? { ...transitions, onStatus: () => undefined } : {};
       const store = new MemoryStore({ maxTracked: n + 1000 });
       const online = createOnlineTracker({ store, threshold: THRESHOLD_S, status, ...hooks });
       const lastActive = Date.now() - (Date.now() % 30_000);
@@ -160,7 +163,7 @@ async function presence() {
 const app = express();
 const env = registerNunjucks(new nunjucks.Environment(null, { autoescape: true }));
 const template = nunjucks.compile(PAGE, env);
-const ours = ['memory', 'memory-status', 'memory-transitions', 'redis'].includes(variant);
+const ours = ['memory', 'memory-status', 'memory-transitions', 'memory-onstatus', 'redis'].includes(variant);
 const hbs = ours ? registerHandlebars(Handlebars.create()) : registerBaselineHandlebars(Handlebars.create());
 const hbsTemplate = hbs.compile(HBS_PAGE);
 // Wakes the app for callgrind_control (bench/instructions.mjs): no session, no presence.

@@ -316,7 +316,12 @@ const fmtRate = (perRequest) => (perRequest * 10_000).toFixed(1);
 const fmtRange = (s) => `${fmtInt(s.median)} (${fmtInt(s.min)}–${fmtInt(s.max)})`;
 const PAGE_NAMES = { '/': 'Nunjucks page', '/hbs': 'Handlebars page', '/json': 'JSON' };
 const storeName = (store) =>
-  ({ memory: 'MemoryStore', 'memory-status': 'MemoryStore, status on', 'memory-transitions': 'MemoryStore, status and onOnline/onOffline on' })[store] ?? 'RedisStore';
+  ({
+    memory: 'MemoryStore',
+    'memory-status': 'MemoryStore, status on',
+    'memory-transitions': 'MemoryStore, status and onOnline/onOffline on',
+    'memory-onstatus': 'MemoryStore, status and onOnline/onOffline/onStatus on',
+  })[store] ?? 'RedisStore';
 
 /**
  * cases: [{ store: 'memory' | 'redis', n, traffic }] (traffic: MANY_USERS or

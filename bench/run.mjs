@@ -90,6 +90,8 @@ if (process.env.INSTRUCTIONS === '0') {
   cases.push({ store: 'memory-status', n: 100_000, traffic: MANY_USERS });
   // And transitions on (onOnline/onOffline): a request of a user already online tells nothing, but is looked up first.
   cases.push({ store: 'memory-transitions', n: 100_000, traffic: MANY_USERS });
+  // And onStatus: each request's user is watched (their status caught up, their due step filed again when it moves).
+  cases.push({ store: 'memory-onstatus', n: 100_000, traffic: MANY_USERS });
   const counted = await instructionsPerRequest({ cases, K: quick ? 300 : 2000, W: 3000, R: quick ? 5000 : 30_000, repeats: quick ? 1 : 3 });
   results.instructionsPerRequest = counted.results;
   texts.push(counted.text);
