@@ -30,6 +30,8 @@ export type {
   Profile,
   ProfileValue,
   RoomEntry,
+  RoomEvent,
+  RoomLeaveReason,
   RoomLimits,
   RoomLock,
   RoomLockState,

@@ -28,6 +28,7 @@ import type {
   OnlineRecord,
   OnlineTrackerOptions,
   Profile,
+  RoomEvent,
   RoomLock,
   RoomLockState,
   ScopeView,
@@ -115,6 +116,7 @@ const trackerOptions = optionNames<OnlineTrackerOptions>({
   onOnline: true,
   onOffline: true,
   onStatus: true,
+  onRoom: true,
   onRecord: true,
   initialRecord: true,
   roomThreshold: true,
@@ -171,6 +173,7 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
     optionalFunction('onOnline', options.onOnline, '(user, date) => void (or a Promise)');
     optionalFunction('onOffline', options.onOffline, "(user, date, why: 'logout' | 'expired' | 'evicted') => void (or a Promise)");
     optionalFunction('onStatus', options.onStatus, '(user, status, date) => void (or a Promise)');
+    optionalFunction('onRoom', options.onRoom, "({ type: 'join' | 'leave' | 'lock' | 'unlock', room, user, at, why }) => void (or a Promise)");
     optionalFunction('askHandOver', options.askHandOver, '(lock) => boolean');
     optionalFunction('canReleaseLocks', options.canReleaseLocks, '(req) => boolean');
     const askHandOver = options.askHandOver ?? ((lock: RoomLock) => lock.away === true || lock.status === 'idle' || lock.status === 'away');
@@ -195,10 +198,11 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
     this.#resolver = new UserResolver(options, reporter);
     this.store = options.store ?? new MemoryStore();
     const store = this.store;
-    if ((options.onOnline !== undefined || options.onOffline !== undefined || options.onStatus !== undefined) && store.transitions !== true) {
+    const transitionHooks = [options.onOnline, options.onOffline, options.onStatus, options.onRoom];
+    if (transitionHooks.some((hook) => hook !== undefined) && store.transitions !== true) {
       throw new OnlineNowConfigError(
         'ERR_ONLINE_NOW_TRANSITIONS',
-        'onOnline, onOffline and onStatus need a store that decides when a user comes and goes: MemoryStore (one process) or RedisStore (several); a custom store declares it with `transitions: true`.',
+        'onOnline, onOffline, onStatus and onRoom need a store that decides when a user comes and goes: MemoryStore (one process) or RedisStore (several); a custom store declares it with `transitions: true`.',
       );
     }
     if (options.onStatus !== undefined && status === undefined) {
@@ -215,6 +219,7 @@ export class OnlineTracker<U = unknown, P extends object = DefaultProfile> {
         onOnline: options.onOnline as ((entry: StoredEntry, at: Date) => unknown) | undefined,
         onOffline: options.onOffline as ((entry: StoredEntry, at: Date, why: OfflineReason) => unknown) | undefined,
         onStatus: options.onStatus as ((entry: StoredEntry, status: OnlineStatus, at: Date) => unknown) | undefined,
+        onRoom: options.onRoom as ((event: RoomEvent) => unknown) | undefined,
         onRecord: options.onRecord,
         initialRecord,
       },

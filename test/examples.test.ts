@@ -457,6 +457,19 @@ for (const example of EXAMPLES) {
         expect(await grace.text('/orders/124')).to.match(/<span data-online-here-count="order:124">1<\/span>/);
       });
 
+      it('keeps each order’s history from onRoom: who came in, who took the editing lock, newest first', async () => {
+        const base = apps[0].base;
+        const ada = await signIn(base, 'ada', example);
+        const grace = await signIn(base, 'grace', example);
+        await ada.text('/orders/125?edit=1');
+        await grace.text('/orders/125');
+        // onRoom runs just after each request: the page after it shows it.
+        const history = JSON.parse(await grace.text('/orders/125/history')) as string[];
+        expect(history.map((line) => line.replace(/^\S+ /, ''))).to.deep.equal(['Grace Hopper came in', 'Ada Lovelace took the editing lock', 'Ada Lovelace came in']);
+        expect(history.every((line) => !Number.isNaN(Date.parse(line.split(' ')[0])))).to.equal(true);
+        expect((await fetch(`${base}/orders/125/history`)).status).to.equal(403);
+      });
+
       it('editing safely together: only the lock holder saves, others read who holds it; badges of every order; staff release', async () => {
         const base = apps[0].base;
         const ada = await signIn(base, 'ada', example);

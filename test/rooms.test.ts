@@ -1,8 +1,9 @@
 import { expect } from 'chai';
-import { createOnlineTracker, MemoryStore, type RoomView } from 'express-online-now';
+import { createOnlineTracker, MemoryStore, type RoomEvent, type RoomView } from 'express-online-now';
 
 type TabClaim = NonNullable<RoomView['self']>;
 import { modelSeed, Rng } from './helpers/model';
+import { hooksRun } from './helpers/wait';
 
 /** A clock the test moves. */
 class Clock {
@@ -31,16 +32,52 @@ interface ModelTab {
   away: boolean;
 }
 
+/** An `onRoom` call as the model writes it: per user `join@t` / `leave@t why`, and the lock's `lock u@t` / `unlock u@t`. */
+function toldOf(event: RoomEvent): [string, string] {
+  const user = String(event.user.id);
+  const at = event.at.getTime();
+  if (event.type === 'join' || event.type === 'leave') return [user, `${event.type}@${at}${event.type === 'leave' ? ` ${event.why}` : ''}`];
+  return ['lock', `${event.type} ${user}@${at}`];
+}
+
 /**
  * What a room must show, kept the plainest way: every tab with its last
  * heartbeat, mode, lock claim and invisible flag. The store must agree with it after every step.
+ * And what `onRoom` must have told: each user's comings and goings and the lock's changes, each at its moment.
  */
 class RoomModel {
   readonly tabs = new Map<string, ModelTab>();
+  /** Per user, and under 'lock', what onRoom should have been told. */
+  readonly told = new Map<string, string[]>();
+  private members = new Set<number>();
+  private holderUser: number | undefined;
+  /** Up to when time's changes have been told. */
+  private settled = -Infinity;
   constructor(private readonly thresholdMs: number) {}
 
   live(now: number): [string, ModelTab][] {
     return [...this.tabs].filter(([, t]) => t.at > now - this.thresholdMs * (t.away ? 5 : 1));
+  }
+
+  /** The ends of tabs' windows after the last settled moment and by `now`, each settled in turn (people expire, locks lapse). */
+  catchUp(now: number): void {
+    const ends = [...new Set([...this.tabs.values()].map((t) => t.at + this.thresholdMs * (t.away ? 5 : 1)))].sort((a, b) => a - b);
+    for (const end of ends) if (end > this.settled && end <= now) this.settle(end, new Map());
+    this.settled = Math.max(this.settled, now);
+  }
+
+  /** Who is in the room and who holds the lock at `now`, against what was told: the lock lost, who left, who came, the lock taken. */
+  settle(now: number, why: Map<number, string>): void {
+    const note = (who: string, text: string): void => void this.told.set(who, [...(this.told.get(who) ?? []), text]);
+    const at = new Date(now).getTime(); // as a Date holds it: whole ms
+    const members = new Set(this.live(now).map(([, t]) => t.user));
+    const holder = this.holder(now)?.user;
+    if (this.holderUser !== undefined && this.holderUser !== holder) note('lock', `unlock ${this.holderUser}@${at}`);
+    for (const user of this.members) if (!members.has(user)) note(String(user), `leave@${at} ${why.get(user) ?? 'expired'}`);
+    for (const user of members) if (!this.members.has(user)) note(String(user), `join@${at}`);
+    if (holder !== undefined && holder !== this.holderUser) note('lock', `lock ${holder}@${at}`);
+    this.members = members;
+    this.holderUser = holder;
   }
 
   /** The live editing claim of the most takeovers, the earliest of those (ties: the greater key). */
@@ -104,14 +141,23 @@ function seen(view: RoomView): { users: [number, number, string, boolean][]; loc
 }
 
 describe('rooms (here): viewers, tabs and the editing lock, against a model', () => {
-  it('random page views, heartbeats (visible or in the background, echoing their last record as pages do), takeovers, leaves, lapses, invisible mode and time steps: every viewer sees what the model says', async function () {
+  it('random page views, heartbeats (visible or in the background, echoing their last record as pages do), takeovers, leaves, lapses, invisible mode and time steps: every viewer sees what the model says, and onRoom tells each coming, going and lock change once, in order, at its moment', async function () {
     this.timeout(60_000);
     const seed = modelSeed();
     console.log(`      model seed: ${seed} (replay with MODEL_SEED=${seed})`);
     const rng = new Rng(seed);
     for (let run = 0; run < 40; run++) {
       const clock = new Clock();
-      const online = createOnlineTracker({ store: new MemoryStore({ now: clock.read }), roomThreshold: 30, hidden: (u: { hidden?: boolean }) => u.hidden === true });
+      const heard = new Map<string, string[]>();
+      const online = createOnlineTracker({
+        store: new MemoryStore({ now: clock.read }),
+        roomThreshold: 30,
+        hidden: (u: { hidden?: boolean }) => u.hidden === true,
+        onRoom: (event) => {
+          const [who, text] = toldOf(event);
+          heard.set(who, [...(heard.get(who) ?? []), text]);
+        },
+      });
       const model = new RoomModel(30_000);
       const hidden = new Set<number>();
       const tabsOf = new Map<number, string[]>();
@@ -124,6 +170,7 @@ describe('rooms (here): viewers, tabs and the editing lock, against a model', ()
         tabsOf.set(user, tabs);
         const where = `seed ${seed}, run ${run}, step ${step}`;
         const profile: Record<string, string | boolean> = hidden.has(user) ? { name: `User ${user}`, hidden: true } : { name: `User ${user}` };
+        model.catchUp(clock.now);
         if (roll < 0.25 || tabs.length === 0) {
           // A new page view: here() mints its tab.
           const mode = rng.chance(0.4) ? 'editing' : 'viewing';
@@ -131,6 +178,7 @@ describe('rooms (here): viewers, tabs and the editing lock, against a model', ()
           tabs.push(view.tab);
           echoes.set(view.tab, view.self!);
           model.beat(user, view.tab, mode, false, hidden.has(user), clock.now);
+          model.settle(clock.now, new Map());
         } else if (roll < 0.55) {
           const tab = rng.pick(tabs);
           const mode = rng.chance(0.5) ? 'editing' : 'viewing';
@@ -142,10 +190,12 @@ describe('rooms (here): viewers, tabs and the editing lock, against a model', ()
           );
           echoes.set(tab, touched.self!);
           model.beat(user, tab, mode, takeover, hidden.has(user), clock.now, away);
+          model.settle(clock.now, new Map());
         } else if (roll < 0.65) {
           const tab = tabs.splice(Math.floor(rng.next() * tabs.length), 1)[0];
           await online.store.roomLeave!('r', String(user), tab);
           model.leave(user, tab);
+          model.settle(clock.now, new Map([[user, 'left']]));
         } else if (roll < 0.72) {
           if (hidden.has(user)) hidden.delete(user);
           else hidden.add(user);
@@ -153,6 +203,8 @@ describe('rooms (here): viewers, tabs and the editing lock, against a model', ()
         } else {
           // Now and then past a visible tab's window (30 s), or a background tab's (150 s).
           clock.now += rng.chance(0.85) ? rng.between(1, 20_000) : rng.between(20_000, 160_000);
+          // Half the time nobody reads after it: the next write finds what time changed (told first, at its moment).
+          if (rng.chance(0.5)) continue;
         }
         const self = 1 + Math.floor(rng.next() * 5);
         const view = await online.store.roomView!('r', { seesHidden: false, self: String(self) });
@@ -160,6 +212,10 @@ describe('rooms (here): viewers, tabs and the editing lock, against a model', ()
         expect(view.count, where).to.equal(view.entries.length);
         const staff = await online.store.roomView!('r', { seesHidden: true });
         expect(seen(staff), `${where}: staff's view`).to.deep.equal(model.expected(clock.now, { staff: true, self: -1 }));
+        // The read told what time changed by now; the hooks run a turn of the loop after it.
+        model.catchUp(clock.now);
+        await hooksRun();
+        expect(Object.fromEntries(heard), `${where}: onRoom`).to.deep.equal(Object.fromEntries(model.told));
       }
       await online.close();
     }
@@ -288,5 +344,61 @@ describe('rooms (here): viewers, tabs and the editing lock, against a model', ()
     expect(() => createOnlineTracker({ maxRoomMembers: 0 })).to.throw(TypeError, /maxRoomMembers/);
     expect(() => createOnlineTracker({ secret: '' })).to.throw(TypeError, /secret/);
     await online.close();
+  });
+});
+
+describe('onRoom (memory store): sign-outs, evictions, rooms occupied before it', () => {
+  const viewer = (user: number) => ({ seesHidden: false, self: String(user) });
+  const touch = (online: ReturnType<typeof createOnlineTracker>, user: number, tab: string, mode: 'viewing' | 'editing' = 'viewing') =>
+    online.store.roomTouch!({ room: 'r', tab, key: String(user), id: user, profile: { name: `User ${user}` }, mode, takeover: false }, viewer(user));
+  const tab = (n: number): string => `tab-${String(n).padStart(12, '0')}`;
+
+  it('signing out leaves every room as left (the lock given up first); a tab dropped for maxRoomMembers leaves as evicted', async () => {
+    const clock = new Clock();
+    const heard: string[] = [];
+    const online = createOnlineTracker({
+      store: new MemoryStore({ now: clock.read }),
+      maxRoomMembers: 2,
+      onRoom: (event) => void heard.push(`${toldOf(event)[1]} ${toldOf(event)[0]}`),
+    });
+    await touch(online, 1, tab(1), 'editing');
+    clock.now += 1000;
+    await touch(online, 2, tab(2));
+    clock.now += 1000;
+    // A third tab in a room of 2: the least recently active that claims nothing (user 2's) is dropped.
+    await touch(online, 3, tab(3));
+    await hooksRun();
+    const t0 = 1_700_000_000_000;
+    expect(heard).to.deep.equal([`join@${t0} 1`, `lock 1@${t0} lock`, `join@${t0 + 1000} 2`, `leave@${t0 + 2000} evicted 2`, `join@${t0 + 2000} 3`]);
+    heard.length = 0;
+    clock.now += 1000;
+    await online.forget(1);
+    await hooksRun();
+    expect(heard).to.deep.equal([`unlock 1@${t0 + 3000} lock`, `leave@${t0 + 3000} left 1`]);
+    await online.close();
+  });
+
+  it('a room occupied before a tracker with onRoom attached takes who is there as they are: newcomers and every leaving are told', async () => {
+    const clock = new Clock();
+    const store = new MemoryStore({ now: clock.read });
+    const quiet = createOnlineTracker({ store });
+    await touch(quiet, 1, tab(1), 'editing');
+    const heard: string[] = [];
+    const hooked = createOnlineTracker({ store, onRoom: (event) => void heard.push(`${toldOf(event)[1]} ${toldOf(event)[0]}`) });
+    clock.now += 1000;
+    await touch(hooked, 2, tab(2));
+    await touch(hooked, 1, tab(1), 'editing');
+    await hooksRun();
+    const t0 = 1_700_000_000_000;
+    expect(heard, 'user 1 and their lock were there before').to.deep.equal([`join@${t0 + 1000} 2`]);
+    // User 1's tab stops beating: it lapses 30 s after its last heartbeat, lock and all, at that moment.
+    clock.now += 20_000;
+    await touch(hooked, 2, tab(2));
+    clock.now += 20_000;
+    await hooked.store.roomView!('r', viewer(2));
+    await hooksRun();
+    expect(heard).to.deep.equal([`join@${t0 + 1000} 2`, `unlock 1@${t0 + 31_000} lock`, `leave@${t0 + 31_000} expired 1`]);
+    await hooked.close();
+    await quiet.close();
   });
 });

@@ -375,5 +375,11 @@ describe('onOnline, onOffline and onStatus (memory store), against a model', fun
     expect(() => createOnlineTracker({ onStatus: () => undefined }))
       .to.throw(OnlineNowConfigError, /"onStatus" needs status on: add \{ status: true \}/)
       .with.property('code', 'ERR_ONLINE_NOW_STATUS');
+    expect(() => createOnlineTracker({ onRoom: true as never }))
+      .to.throw(OnlineNowConfigError, /option "onRoom" must be a function/)
+      .with.property('code', 'ERR_ONLINE_NOW_ONROOM');
+    expect(() => createOnlineTracker({ store: Object.assign(new MemoryStore(), { transitions: false }), onRoom: () => undefined }))
+      .to.throw(OnlineNowConfigError, /onRoom need a store/)
+      .with.property('code', 'ERR_ONLINE_NOW_TRANSITIONS');
   });
 });

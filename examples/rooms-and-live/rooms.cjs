@@ -27,6 +27,7 @@ app.use(
 );
 const online = createOnlineTracker({
   canReleaseLocks: (req) => req.session.user?.username === 'ada', // staff: may end anyone's editing lock
+  onRoom: (event) => noteRoom(event), // who came, left, took or gave up the lock: see "Who came and went" below
 });
 app.use(online.client()); // after express-session: serves /online-now/client.js, takes heartbeats and leaves
 // Live updates (Server-Sent Events), for signed-in users only here; each user and each guest address has a budget of streams.
@@ -113,4 +114,16 @@ app.post('/orders/:id/release', async (req, res, next) => {
   } catch (err) {
     next(err);
   }
+});
+
+// rooms.cjs, continued: each order's last 20 comings, goings and lock changes, newest first
+const roomHistory = new Map();
+const told = { join: 'came in', lock: 'took the editing lock', unlock: 'gave up the editing lock' };
+function noteRoom(event) {
+  const line = `${event.at.toISOString()} ${event.user.name} ${told[event.type] ?? `left (${event.why})`}`;
+  roomHistory.set(event.room, [line, ...(roomHistory.get(event.room) ?? [])].slice(0, 20));
+}
+app.get('/orders/:id/history', (req, res) => {
+  if (!req.session.user) return res.sendStatus(403);
+  res.json(roomHistory.get(`order:${req.params.id}`) ?? []);
 });

@@ -33,6 +33,7 @@ import { randomBytes } from 'node:crypto';
 import { isHidden, keyOf, mayShow, readProfile } from './identity';
 import { withoutStatus } from './status';
 import { PresenceIndex } from './presence-index';
+import type { RoomMember, RoomPresence } from './room-watch';
 import type { Profile, RoomEntry, RoomLimits, RoomLock, RoomLockState, RoomMode, RoomRequest, RoomSaved, RoomTouch, RoomView, TabClaim, UserId, Viewer } from './types';
 
 /** Longest room name; a name is any text without control characters. */
@@ -64,6 +65,12 @@ export function tabKey(room: string, userKey: string, tab: string): string {
 
 function roomOfKey(key: string): string {
   return key.slice(0, key.indexOf(SEPARATOR));
+}
+
+/** A tab key's room and user key. */
+export function roomAndUserOf(key: string): [string, string] {
+  const first = key.indexOf(SEPARATOR);
+  return [key.slice(0, first), key.slice(first + 1, key.lastIndexOf(SEPARATOR))];
 }
 
 /** Times within what a Date holds, generations well short of where +1 stops counting. */
@@ -174,6 +181,12 @@ function decodeTab(key: string, text: unknown): Tab | undefined {
     grant: isTabId(raw.o) ? raw.o : '',
     text,
   };
+}
+
+/** Whose tab a record is (a RedisStore's room transition carries the record): undefined when it is not a tab's. */
+export function tabPerson(text: string): { id: UserId; profile: Profile } | undefined {
+  const tab = decodeTab(`${SEPARATOR}${SEPARATOR}`, text);
+  return tab && { id: tab.id, profile: tab.profile };
 }
 
 /**
@@ -327,23 +340,22 @@ export class RoomIndex {
     return tabClaim({ claim, gen, since: record.since, until: now + this.windowOf(away), ask: record.ask, declined: record.declined, grant: record.grant });
   }
 
-  /** The tab's key, for a store to forget it (a leave). */
-  leave(room: string, userKey: string, tab: string, at: number): string {
-    const key = tabKey(room, userKey, tab);
-    this.tabs.forget(key, at);
-    return key;
+  /** A tab left its room (its page closed). */
+  leave(room: string, userKey: string, tab: string, at: number): void {
+    this.tabs.forget(tabKey(room, userKey, tab), at);
   }
 
-  /** A user signed out: every tab of theirs leaves its room. Returns their keys (a store sends them on). O(tabs held). */
+  /** A user's tabs, in every room, by key. O(tabs held). */
+  tabsOf(userKey: string): string[] {
+    const keys: string[] = [];
+    for (const known of this.rooms.values()) for (const [key, tab] of known) if (tab.userKey === userKey) keys.push(key);
+    return keys;
+  }
+
+  /** A user signed out: every tab of theirs leaves its room. Returns their keys. O(tabs held). */
   forgetUser(userKey: string, at: number): string[] {
-    const gone: string[] = [];
-    for (const known of this.rooms.values()) {
-      for (const [key, tab] of known) {
-        if (tab.userKey !== userKey) continue;
-        this.tabs.forget(key, at);
-        gone.push(key);
-      }
-    }
+    const gone = this.tabsOf(userKey);
+    for (const key of gone) this.tabs.forget(key, at);
     return gone;
   }
 
@@ -427,6 +439,26 @@ export class RoomIndex {
       savedBy: saved?.userKey,
       request,
     });
+  }
+
+  /**
+   * Who is in `room` at `at` and who holds its lock, as `onRoom` tells them
+   * (../core/room-watch.ts), and when the first of their windows ends. O(tabs in the room).
+   */
+  presence(room: string, at: number): RoomPresence {
+    const live = this.liveTabs(room, at);
+    const members = new Map<string, RoomMember>();
+    let next = Infinity;
+    for (const [key, tab] of live) {
+      const seen = this.tabs.timeOf(this.tabs.slotOf(key));
+      next = Math.min(next, seen + this.windowOf(tab.away));
+      if (tab.note !== undefined) continue;
+      // As in view(): the latest heartbeat speaks for the user.
+      const member = members.get(tab.userKey);
+      if (member === undefined || seen >= member.lastSeen) members.set(tab.userKey, { key: tab.userKey, id: tab.id, profile: tab.profile, lastSeen: seen });
+    }
+    const holder = lockHolder(live, releasedGeneration(live));
+    return { members, holder: holder && members.get(holder.userKey), next };
   }
 
   /** Every room's lock (or the named rooms', locked or not) as `viewer` may see it. O(tabs in those rooms). */

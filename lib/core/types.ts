@@ -101,6 +101,8 @@ export interface StoreHooks {
   readonly onOffline?: ((entry: StoredEntry, at: Date, why: OfflineReason) => unknown) | undefined;
   /** An online user's status changed (status on): once per change, between their `onOnline` and `onOffline`. */
   readonly onStatus?: ((entry: StoredEntry, status: OnlineStatus, at: Date) => unknown) | undefined;
+  /** Someone came into or left a room, or took or lost its editing lock: once per transition. */
+  readonly onRoom?: ((event: RoomEvent<StoredEntry>) => unknown) | undefined;
   /** The record was raised (by this process, when presence is shared). */
   readonly onRecord?: ((record: OnlineRecord) => unknown) | undefined;
   /** Where the record starts when the store has none (the app persisted it). */
@@ -109,6 +111,21 @@ export interface StoreHooks {
 
 /** Why a user went offline: signed out (`forget`), not seen for the threshold, or dropped to keep `maxTracked`. */
 export type OfflineReason = 'logout' | 'expired' | 'evicted';
+
+/** Why someone left a room: their last tab there left (its page closed, or they signed out), stopped beating for its window, or was dropped to keep `maxRoomMembers`/`maxRooms`. */
+export type RoomLeaveReason = 'left' | 'expired' | 'evicted';
+
+/**
+ * A room's transition (`onRoom`). `user` is the person as their latest tab in
+ * the room had them (its `lastSeen` is that tab's last heartbeat). `join` and
+ * `leave` alternate for one user in one room; `lock` and `unlock` for its
+ * editing lock, by user (a takeover is the old holder's `unlock`, then the new
+ * holder's `lock`, at one moment).
+ */
+export type RoomEvent<E = StoredEntry> =
+  | { readonly type: 'join'; readonly room: string; readonly user: E; readonly at: Date }
+  | { readonly type: 'leave'; readonly room: string; readonly user: E; readonly at: Date; readonly why: RoomLeaveReason }
+  | { readonly type: 'lock' | 'unlock'; readonly room: string; readonly user: E; readonly at: Date };
 
 /** Settings the tracker hands its store before first use. */
 export interface StoreConfig {
@@ -281,7 +298,7 @@ export interface OnlineTrackerOptions<U = unknown, P extends object = DefaultPro
    * Called outside any request, once per transition, and before the
    * `onOffline` that ends it. An invisible user's entry says `hidden: true`.
    * Told of users who come online once a tracker with it has attached to the
-   * store. MemoryStore only for now (RedisStore refuses it, naming this).
+   * store.
    */
   onOnline?: (user: OnlineEntry<P>, at: Date) => unknown;
   /**
@@ -301,6 +318,16 @@ export interface OnlineTrackerOptions<U = unknown, P extends object = DefaultPro
    * read at each read, so it is the user's status when read, not then.)
    */
   onStatus?: (user: OnlineEntry<P>, status: OnlineStatus, at: Date) => unknown;
+  /**
+   * A room's transition: someone came into a room (`here()`: their first tab
+   * there), left it (`why`: `'left'` when their last tab left or they signed
+   * out, `'expired'` when it stopped beating for its window, `at` its end;
+   * `'evicted'`), or took or lost its editing lock (`lock`, `unlock`). Once per
+   * transition, outside any request; with RedisStore decided in Redis across
+   * processes, as `onOnline` is. People in a room before a tracker with it
+   * attached (or back after Redis lost its data) are taken as they are, untold.
+   */
+  onRoom?: (event: RoomEvent<OnlineEntry<P>>) => unknown;
   /** Called when the record of users and guests online at once is raised (by one process when shared). */
   onRecord?: (record: OnlineRecord) => unknown;
   /** The record to start from, as `onRecord` last gave it (persisted by your app). */

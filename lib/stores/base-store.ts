@@ -14,6 +14,7 @@ import type {
   OfflineReason,
   OnlineRecord,
   Profile,
+  RoomEvent,
   RoomLimits,
   RoomLockState,
   RoomTouch,
@@ -58,10 +59,11 @@ interface Attached {
   readonly hooks: StoreHooks | undefined;
 }
 
-type Call = [Attached, 'onSeen' | 'onRecord' | 'onOnline' | 'onOffline' | 'onStatus', unknown, unknown, unknown?];
+type Call = [Attached, 'onSeen' | 'onRecord' | 'onOnline' | 'onOffline' | 'onStatus' | 'onRoom', unknown, unknown?, unknown?];
 
 /** The hooks a store decides transitions for. */
-const wantsTransitions = (hooks: StoreHooks | undefined): boolean => hooks?.onOnline !== undefined || hooks?.onOffline !== undefined || hooks?.onStatus !== undefined;
+const wantsTransitions = (hooks: StoreHooks | undefined): boolean =>
+  hooks?.onOnline !== undefined || hooks?.onOffline !== undefined || hooks?.onStatus !== undefined || hooks?.onRoom !== undefined;
 
 export abstract class BaseStore implements Store {
   /** The trackers' threshold, once one has attached. */
@@ -74,6 +76,8 @@ export abstract class BaseStore implements Store {
   protected transitionsWanted = false;
   /** Some tracker has `onStatus`: the store also tells each online user's changes of status. */
   protected statusWanted = false;
+  /** Some tracker has `onRoom`: the store also tells rooms' comings, goings and lock changes. */
+  protected roomsWanted = false;
   /** Milliseconds between two `onSeen` calls for one user; Infinity when no tracker has `onSeen`. */
   protected seenIntervalMs = Infinity;
   /** Most users and guests online at once: count, and when (ms since the epoch). */
@@ -148,6 +152,15 @@ export abstract class BaseStore implements Store {
       this.statusWanted = true;
       this.statusStart();
     }
+    if (!this.roomsWanted && hooks?.onRoom !== undefined) {
+      this.roomsWanted = true;
+      this.roomsStart();
+    }
+  }
+
+  /** The first tracker with `onRoom` attached (after `transitionsStart`). */
+  protected roomsStart(): void {
+    // As transitionsStart: only a store that decides transitions gets here.
   }
 
   /** The first tracker with `onStatus` attached (after `transitionsStart`; status is on, so `statuses` is set). */
@@ -155,18 +168,18 @@ export abstract class BaseStore implements Store {
     // As transitionsStart: only a store that decides transitions gets here.
   }
 
-  /** The first tracker with `onOnline`, `onOffline` or `onStatus` attached (after `start`): a store that decides transitions begins. */
+  /** The first tracker with `onOnline`, `onOffline`, `onStatus` or `onRoom` attached (after `start`): a store that decides transitions begins. */
   protected transitionsStart(): void {
     // A store without transitions never gets here: the tracker refuses the hooks.
   }
 
-  /** Some tracker attached now has `onOnline`, `onOffline` or `onStatus`: a transition given to this store would be told. */
+  /** Some tracker attached now has `onOnline`, `onOffline`, `onStatus` or `onRoom`: a transition given to this store would be told. */
   protected get tellsTransitions(): boolean {
     return this.attachedTrackers.some((t) => wantsTransitions(t.hooks));
   }
 
   /** Some tracker attached now has `hook`. */
-  protected hears(hook: 'onOnline' | 'onOffline' | 'onStatus'): boolean {
+  protected hears(hook: 'onOnline' | 'onOffline' | 'onStatus' | 'onRoom'): boolean {
     return this.attachedTrackers.some((t) => t.hooks?.[hook] !== undefined);
   }
 
@@ -183,6 +196,11 @@ export abstract class BaseStore implements Store {
   /** An online user's status changed at `atMs` (time made them idle or away, activity active, or the app's state): `onStatus`. */
   protected statusChanged(entry: StoredEntry, atMs: number, status: OnlineStatus): void {
     for (const t of this.attachedTrackers) if (t.hooks?.onStatus !== undefined) this.defer([t, 'onStatus', entry, status, new Date(atMs)]);
+  }
+
+  /** A room's transition: `onRoom`, for every tracker that has it. */
+  protected roomChanged(event: RoomEvent): void {
+    for (const t of this.attachedTrackers) if (t.hooks?.onRoom !== undefined) this.defer([t, 'onRoom', event]);
   }
 
   /** Called once by each tracker as it closes: it hears nothing more, and the store stops with the last. */
@@ -202,6 +220,7 @@ export abstract class BaseStore implements Store {
     // Stopped: a tracker attaching later starts afresh, transitions too.
     this.transitionsWanted = false;
     this.statusWanted = false;
+    this.roomsWanted = false;
     return this.stop();
   }
 

@@ -4,9 +4,10 @@
  */
 import { monotonicNow, wallOffset, type Clock } from '../core/clock';
 import { PresenceIndex, type IndexClock, type Slot } from '../core/presence-index';
-import { RoomIndex } from '../core/room-index';
+import { RoomIndex, roomAndUserOf } from '../core/room-index';
+import { RoomWatch, roomEvent, type RoomChange } from '../core/room-watch';
 import { StatusWatch, type StatusChange, type Watched } from '../core/status-watch';
-import type { Profile, RoomLockState, StoredEntry, RoomTouch, RoomView, Scope, ScopeView, UserId, Viewer } from '../core/types';
+import type { Profile, RoomLeaveReason, RoomLockState, StoredEntry, RoomTouch, RoomView, Scope, ScopeView, UserId, Viewer } from '../core/types';
 import { checkOptions, optionNames, storeBasics } from '../core/validations';
 import { DEFAULT_MAX_TRACKED, MARK_TTL_MS, MAX_BOTS, BaseStore } from './base-store';
 
@@ -39,6 +40,10 @@ export class MemoryStore extends BaseStore {
   private sweeper: NodeJS.Timeout | undefined;
   /** With `onStatus`: each online user's status as told, and when time changes it. */
   private watch: StatusWatch | undefined;
+  /** With `onRoom`: each room as told, and when time changes it. */
+  private roomWatch: RoomWatch | undefined;
+  /** Tabs the rooms index dropped to make room, during the write being handled: their users may leave (evicted). */
+  private droppedTabs: string[] = [];
 
   constructor(options: MemoryStoreOptions = {}) {
     super('MemoryStore');
@@ -55,13 +60,16 @@ export class MemoryStore extends BaseStore {
       guests: new PresenceIndex(this.thresholdMs, this.maxTracked, 0, undefined, this.clock),
       bots: new PresenceIndex(this.thresholdMs, Math.min(this.maxTracked, MAX_BOTS), 0, undefined, this.clock),
     };
-    this.rooms = new RoomIndex(this.roomLimits);
+    this.rooms = new RoomIndex(this.roomLimits, 0, (key) => {
+      if (this.roomWatch !== undefined) this.droppedTabs.push(key);
+    });
   }
 
   protected stop(): void {
     // Expiry happens on reads; only transitions have a timer, so that nobody's going offline waits for a read.
     clearInterval(this.sweeper);
     this.watch = undefined;
+    this.roomWatch = undefined;
   }
 
   /**
@@ -78,28 +86,77 @@ export class MemoryStore extends BaseStore {
       if (this.watch !== undefined) this.tellStatuses(users, this.watch.offline(key, offAt), users.entryOf(slot));
       this.wentOffline(users.entryOf(slot), offAt, at <= now ? 'expired' : 'evicted');
     };
-    this.sweepEvery(Math.min(5000, Math.max(1000, this.thresholdMs / 10)));
+    this.sweepEvery();
   }
 
   /** The first tracker with `onStatus`: statuses are watched from now on, and the sweep runs at least once a status step. */
   protected override statusStart(): void {
-    const statuses = this.statuses as NonNullable<typeof this.statuses>;
-    this.watch = new StatusWatch(statuses);
-    this.sweepEvery(Math.min(5000, Math.max(1000, this.thresholdMs / 10), statuses.stepMs));
+    this.watch = new StatusWatch(this.statuses as NonNullable<typeof this.statuses>);
+    this.sweepEvery();
   }
 
-  private sweepEvery(ms: number): void {
+  /** The first tracker with `onRoom`: rooms are watched from now on (those occupied now are taken as they are at their next check). */
+  protected override roomsStart(): void {
+    this.roomWatch = new RoomWatch();
+    this.sweepEvery();
+  }
+
+  /** A tenth of each window watched (the threshold, a status step, a room's active window), 1–5 s. */
+  private sweepEvery(): void {
+    const tenth = (ms: number): number => Math.max(1000, ms / 10);
+    let ms = Math.min(5000, tenth(this.thresholdMs));
+    if (this.watch !== undefined) ms = Math.min(ms, (this.statuses as NonNullable<typeof this.statuses>).stepMs);
+    if (this.roomWatch !== undefined) ms = Math.min(ms, tenth(this.roomLimits.activeMs));
     clearInterval(this.sweeper);
     this.sweeper = setInterval(() => this.sweep(), ms);
     this.sweeper.unref();
   }
 
-  /** The statuses time changed are told, each at its moment, then the expired go offline (a read does the same). */
+  /** The statuses time changed are told, each at its moment, then the expired go offline (a read does the same); rooms too. */
   private sweep(): void {
     const users = this.index('users');
     const now = this.now();
     this.statusesDue(users, now);
     users.size(now);
+    this.roomsDue(now);
+  }
+
+  /** Rooms time changed by `now` (a tab's window ended), each checked at its moment: before any write or read of rooms. */
+  private roomsDue(now: number): void {
+    const watch = this.roomWatch;
+    if (watch === undefined) return;
+    const rooms = this.attached(this.rooms);
+    for (let due = watch.next(now); due !== undefined; due = watch.next(now)) {
+      const [room, at] = due;
+      this.tellRooms(watch.check(room, at, rooms.presence(room, at)));
+    }
+  }
+
+  /**
+   * After a write to rooms at `now`: `room` checked, and every room a tab was
+   * dropped from (its user evicted, unless they have another tab there).
+   */
+  private roomsWritten(room: string, now: number, arrived: ReadonlySet<string> | undefined, why: ReadonlyMap<string, RoomLeaveReason> | undefined): void {
+    const watch = this.roomWatch;
+    if (watch === undefined) return;
+    const rooms = this.attached(this.rooms);
+    const dropped = this.droppedTabs;
+    this.droppedTabs = [];
+    const evicted = new Map<string, Map<string, RoomLeaveReason>>();
+    for (const key of dropped) {
+      const [droppedRoom, userKey] = roomAndUserOf(key);
+      const reasons = evicted.get(droppedRoom) ?? new Map(why !== undefined && droppedRoom === room ? why : []);
+      reasons.set(userKey, 'evicted');
+      evicted.set(droppedRoom, reasons);
+    }
+    this.tellRooms(watch.check(room, now, rooms.presence(room, now), arrived, evicted.get(room) ?? why));
+    evicted.delete(room);
+    for (const [other, reasons] of evicted) this.tellRooms(watch.check(other, now, rooms.presence(other, now), undefined, reasons));
+  }
+
+  private tellRooms(changes: readonly RoomChange[]): void {
+    const offset = this.clock.wallOffset();
+    for (const change of changes) this.roomChanged(roomEvent(change, offset));
   }
 
   private statusesDue(users: PresenceIndex, now: number): void {
@@ -161,7 +218,11 @@ export class MemoryStore extends BaseStore {
       this.forgetIn(index, key, now, scope === 'users');
     }
     // Signed out: out of every room too, so their pages' streams stop getting rooms.
-    if (scope === 'users') this.attached(this.rooms).forgetUser(key, now);
+    if (scope !== 'users') return;
+    this.roomsDue(now);
+    const tabs = this.attached(this.rooms).forgetUser(key, now);
+    const left = new Map([[key, 'left' as const]]);
+    for (const room of new Set(tabs.map((tab) => roomAndUserOf(tab)[0]))) this.roomsWritten(room, now, undefined, left);
   }
 
   view(scope: Scope, limit: number, viewer?: Viewer): ScopeView {
@@ -174,20 +235,32 @@ export class MemoryStore extends BaseStore {
   roomTouch(touch: RoomTouch, viewer: Viewer): RoomView {
     const rooms = this.attached(this.rooms);
     const now = this.now();
+    this.roomsDue(now);
+    // A room the watch has not met takes who is there as they are: all but this user, if this touch brings them in.
+    const fresh = this.roomWatch !== undefined && !this.roomWatch.knows(touch.room);
+    const arrived = fresh && !rooms.presence(touch.room, now).members.has(touch.key) ? new Set([touch.key]) : undefined;
     const self = rooms.touch(touch, now);
+    this.roomsWritten(touch.room, now, arrived, undefined);
     return { ...rooms.view(touch.room, now, viewer), self };
   }
 
   roomLeave(room: string, key: string, tab: string): void {
-    this.attached(this.rooms).leave(room, key, tab, this.now());
+    const now = this.now();
+    this.roomsDue(now);
+    this.attached(this.rooms).leave(room, key, tab, now);
+    this.roomsWritten(room, now, undefined, new Map([[key, 'left']]));
   }
 
   roomView(room: string, viewer: Viewer): RoomView {
-    return this.attached(this.rooms).view(room, this.now(), viewer);
+    const now = this.now();
+    this.roomsDue(now);
+    return this.attached(this.rooms).view(room, now, viewer);
   }
 
   roomLocks(viewer: Viewer, rooms?: readonly string[]): RoomLockState[] {
-    return this.attached(this.rooms).locks(this.now(), viewer, rooms);
+    const now = this.now();
+    this.roomsDue(now);
+    return this.attached(this.rooms).locks(now, viewer, rooms);
   }
 
   /** Now on the clock this store's dates are on: the wall clock (or the clock a test gave). */

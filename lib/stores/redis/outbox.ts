@@ -14,15 +14,18 @@ export class Outbox {
   private readonly taken = perScope(() => new Map<string, number>());
   /** In Redis, kept one threshold. */
   private readonly landed = perScope(() => new Map<string, number>());
-  /** A user logout's last profile here (stored form, and its touch's time, ms), queued or landed: written back with it. */
-  private readonly lastProfiles = new Map<string, LastProfile>();
+  /**
+   * Per scope, a logout's last profile here (stored form, and its touch's time, ms), queued or landed: written
+   * back with it. A user's always; a tab's when its last heartbeat had not been sent (it goes with the leave).
+   */
+  private readonly lastProfiles = perScope(() => new Map<string, LastProfile>());
 
   /** `max(s)`: most logouts kept per scope. */
   constructor(private readonly max: (s: ScopeNo) => number) {}
 
   add(s: ScopeNo, key: string, at: number, last?: LastProfile): void {
     boundedSet(this.queued[s], key, at, this.max(s));
-    if (last !== undefined) boundedSet(this.lastProfiles, key, last, this.max(s));
+    if (last !== undefined) boundedSet(this.lastProfiles[s], key, last, this.max(s));
   }
 
   get empty(): boolean {
@@ -39,7 +42,7 @@ export class Outbox {
     const writes: ForgetWrite[] = [];
     this.queued.forEach((m, s) => {
       for (const [key, at] of m) {
-        writes.push(forgetWrite(s as ScopeNo, key, at, s === 0 ? this.lastProfiles.get(key) : undefined));
+        writes.push(forgetWrite(s as ScopeNo, key, at, this.lastProfiles[s].get(key)));
         this.taken[s].set(key, at);
       }
       m.clear();
@@ -68,9 +71,7 @@ export class Outbox {
 
   /** What Redis had, for a write-back after it lost its data. */
   writeBack(): ForgetWrite[] {
-    return this.landed.flatMap((m, s) =>
-      [...m].map(([key, at]) => ({ ...forgetWrite(s as ScopeNo, key, at, s === 0 ? this.lastProfiles.get(key) : undefined), writtenBack: true })),
-    );
+    return this.landed.flatMap((m, s) => [...m].map(([key, at]) => ({ ...forgetWrite(s as ScopeNo, key, at, this.lastProfiles[s].get(key)), writtenBack: true })));
   }
 
   /** Forgets landed logouts older than their scope's threshold (`cutoff(s)`): a user gone that long is gone everywhere. */
@@ -80,7 +81,7 @@ export class Outbox {
       for (const [key, at] of m) {
         if (at > before) break;
         m.delete(key);
-        if (s === 0 && !this.queued[0].has(key) && !this.taken[0].has(key)) this.lastProfiles.delete(key);
+        if (!this.queued[s].has(key) && !this.taken[s].has(key)) this.lastProfiles[s].delete(key);
       }
     });
   }
@@ -88,11 +89,11 @@ export class Outbox {
   /** Moves queued logouts onto Redis's clock once it is known (see RedisClock.measure). */
   shift(delta: number): void {
     for (const m of this.queued) for (const [key, at] of m) m.set(key, at + delta);
-    for (const [key, last] of this.lastProfiles) this.lastProfiles.set(key, { profile: last.profile, at: last.at + delta });
+    for (const m of this.lastProfiles) for (const [key, last] of m) m.set(key, { profile: last.profile, at: last.at + delta });
   }
 }
 
-/** A user's profile as stored (see ./profile-codec.ts) and the time of the touch that gave it, ms. */
+/** A user's profile as stored (see ./profile-codec.ts), or a tab's record, and the time of the touch that gave it, ms. */
 export interface LastProfile {
   readonly profile: string;
   readonly at: number;

@@ -140,9 +140,11 @@ export class Replica {
    * touch elsewhere would bring them back as Redis last knew them.
    */
   queueForget(s: ScopeNo, key: string, at: number): void {
-    const held = s === 0 ? this.indexes[0].held(key) : undefined;
+    // A tab's heartbeat not sent yet goes with its leave: Redis then sees the visit (and tells it, with onRoom).
+    const held = s === 0 || (s === ROOMS && this.touched[s].has(key)) ? this.indexes[s].held(key) : undefined;
     this.touched[s].delete(key);
-    this.settings.outbox.add(s, key, at, held && { profile: encodeProfile(held.id, held.profile), at: held.at });
+    const profile = held === undefined ? undefined : s === 0 ? encodeProfile(held.id, held.profile) : String(held.profile.t);
+    this.settings.outbox.add(s, key, at, held && { profile: profile as string, at: held.at });
   }
 
   private queueRoomForget(tabKey: string, at: number): void {

@@ -19,7 +19,8 @@ import { randomBytes } from 'node:crypto';
 import { monotonicNow } from '../../core/clock';
 import { OnlineNowConfigError } from '../../core/errors';
 import { ListedEntry, PLAIN_CLOCK, type IndexClock } from '../../core/presence-index';
-import { tabKey } from '../../core/room-index';
+import { roomAndUserOf, tabKey, tabPerson } from '../../core/room-index';
+import { roomEvent } from '../../core/room-watch';
 import { Histogram, SYNC_BUCKETS, type SyncStats } from '../../core/metrics';
 import { withTimeout } from '../../core/timeout';
 import type { Profile, RoomLockState, RoomTouch, RoomView, Scope, ScopeView, StoreConfig, UserId, Viewer } from '../../core/types';
@@ -32,6 +33,7 @@ import { decodeProfile } from './profile-codec';
 import { ROOMS, Replica, type PendingTouch } from './replica';
 import {
   KEY,
+  ROOM_KINDS,
   SYNC_SCRIPT,
   SYNC_SHA,
   assignedKey,
@@ -40,9 +42,11 @@ import {
   transitionsKey,
   type ForgetWrite,
   type KeyTime,
+  type RoomKind,
   type ScopeNo,
   type SyncReply,
   type TouchWrite,
+  type TransitionRow,
 } from './sync-script';
 
 export interface RedisStoreOptions {
@@ -243,8 +247,11 @@ export class RedisStore extends BaseStore {
     const replica = this.live();
     replica.queueForget(s, key, at);
     this.forgetIn(replica.indexes[s], key, at, s === 0);
-    // Signed out: out of every room too, in every process.
-    if (s === 0) for (const tab of replica.rooms.forgetUser(key, at)) replica.queueForget(ROOMS, tab, at);
+    // Signed out: out of every room too, in every process (each leave queued before the index forgets its tab).
+    if (s === 0) {
+      for (const tab of replica.rooms.tabsOf(key)) replica.queueForget(ROOMS, tab, at);
+      replica.rooms.forgetUser(key, at);
+    }
     // Logouts go out at once rather than at the next tick, so other processes see them within one syncInterval.
     await withTimeout(this.syncSoon(), FORGET_WAIT_MS, 'Redis did not answer').catch(() => undefined);
   }
@@ -288,7 +295,9 @@ export class RedisStore extends BaseStore {
   async roomLeave(room: string, key: string, tab: string): Promise<void> {
     const at = this.clock.eventTime();
     const replica = this.live();
-    replica.queueForget(ROOMS, replica.rooms.leave(room, key, tab, at), at);
+    // Queued before the index forgets the tab: a heartbeat of it not yet sent goes with the leave.
+    replica.queueForget(ROOMS, tabKey(room, key, tab), at);
+    replica.rooms.leave(room, key, tab, at);
     await withTimeout(this.syncSoon(), FORGET_WAIT_MS, 'Redis did not answer').catch(() => undefined);
   }
 
@@ -430,6 +439,8 @@ export class RedisStore extends BaseStore {
       maxBots: Math.min(this.maxTracked, MAX_BOTS),
       maxRoomTabs: this.roomLimits.maxRooms * this.roomLimits.maxMembers,
       roomThresholdUs: this.roomLimits.thresholdMs * 1000,
+      roomActiveUs: this.roomLimits.activeMs * 1000,
+      rooms: this.roomsWanted,
       seenIntervalUs: seenIntervalMs * 1000,
       recordFloor: this.recordCount,
       recordFloorAtUs: this.recordAtMs * 1000,
@@ -495,6 +506,10 @@ export class RedisStore extends BaseStore {
     // None taken (so none acknowledged) without a tracker to tell them: they pass to another process.
     if (!this.tellsTransitions) return;
     for (const row of replica.transitionsToDeliver(reply)) {
+      if (row.kind in ROOM_KINDS) {
+        this.tellRoom(row as TransitionRow & { kind: RoomKind });
+        continue;
+      }
       const { id, profile } = decodeProfile(row.key, row.profile === '' ? null : row.profile);
       const seenMs = row.seenUs / 1000;
       const entry = new ListedEntry(id, profile, () => seenMs, this.statuses);
@@ -506,6 +521,17 @@ export class RedisStore extends BaseStore {
       else if (row.kind === 'logout' || row.kind === 'expired' || row.kind === 'evicted') this.wentOffline(entry, atMs, row.kind);
       else if (this.statuses !== undefined) this.statusChanged(entry, atMs, row.kind === 'manual' ? this.statuses.of(profile, seenMs, atMs) : row.kind);
     }
+  }
+
+  /** A room's transition Redis decided: `onRoom` (a process without it reports the hooks differ). */
+  private tellRoom(row: TransitionRow & { kind: RoomKind }): void {
+    if (!this.hears('onRoom')) return this.reportHooksDiffer('onRoom');
+    const [room, userKey] = roomAndUserOf(`${row.key}\u001f`);
+    const person = tabPerson(row.profile);
+    if (person === undefined) return;
+    const [type, why] = ROOM_KINDS[row.kind];
+    const member = { key: userKey, id: person.id, profile: person.profile, lastSeen: row.seenUs / 1000 };
+    this.roomChanged(roomEvent({ type, room, member, at: row.atUs / 1000, why }, 0));
   }
 
   /** One plain command, bounded in time like a sync (and, like one, the only command of ours out until answered). */
@@ -577,7 +603,7 @@ export class RedisStore extends BaseStore {
   private async repairTypes(replica: Replica): Promise<void> {
     const keys = replica.keys;
     const expected = (i: number): string =>
-      i === KEY.meta || i === KEY.assigned || i === KEY.lastTransition || i === KEY.statuses || keys[i].endsWith(':profiles') ? 'hash' : 'zset';
+      i === KEY.meta || i === KEY.assigned || i === KEY.lastTransition || i === KEY.statuses || i === KEY.roomsTold || keys[i].endsWith(':profiles') ? 'hash' : 'zset';
     let renamed = false;
     for (let i = 0; i < keys.length; i++) {
       const type = String(await this.command(['TYPE', keys[i]]));
@@ -614,7 +640,7 @@ export class RedisStore extends BaseStore {
       'redis-hooks',
       new OnlineNowConfigError(
         'ERR_ONLINE_NOW_PREFIX_SHARED',
-        `this process was given a transition for ${hook}, which none of its trackers has, by another process on the Redis prefix "${this.prefix}" that has it: it is lost. Give every process that has onOnline, onOffline or onStatus the same three (or a different prefix).`,
+        `this process was given a transition for ${hook}, which none of its trackers has, by another process on the Redis prefix "${this.prefix}" that has it: it is lost. Give every process that has onOnline, onOffline, onStatus or onRoom the same four (or a different prefix).`,
       ),
     );
   }

@@ -32,6 +32,7 @@
  *   status-due sorted set user key → when time alone next changes their status, µs
  *   Rooms' tabs are keys "room␟user␟tab" with the tab's record as profile (../../rooms.ts) and a
  *   threshold of their own: a tab's heartbeat, leave and lock claim travel like a touch and a logout.
+ *   rooms:tabs, rooms:told, rooms:due: rooms' transitions (onRoom), see ./room-script.ts
  *
  * Rules (latest event wins; so writes commute, and a late or repeated write is harmless):
  *   touch(key, t):  ignored if t is older than the threshold, or not newer than the key's logout or last seen
@@ -61,6 +62,9 @@
  *                    its time, one made by time alone (idle, away) at its moment, found by the call after it
  *                    or first by a touch or going of that user, so a user's statuses come in order before
  *                    their offline.
+ *   rooms:           (transitions, and a process with onRoom within a lease: meta `roomsAt`) each room is
+ *                    checked after a write to it and when a tab's window ends: who came, who left, who took or
+ *                    lost the lock, queued as the others are (./room-script.ts).
  *
  * Shared data keys expire two thresholds after the last call; meta, a small hash,
  * never does, so it keeps the epoch, the version counter and the record.
@@ -78,6 +82,7 @@
  * Write-backs say who had been told online, so through a data loss a transition is told at most once.
  */
 import { createHash } from 'node:crypto';
+import { ROOM_LUA } from './room-script';
 
 const SCRIPT = `
 -- The caller's arguments, named once (syncArgs below sends them in this order).
@@ -115,7 +120,10 @@ local transitionAckCount = tonumber(ARGV[30])
 local leaving = ARGV[31] == '1'
 -- The caller's idleAfter and awayAfter (µs) when it has onStatus, else 0.
 local idleArg, awayArg = tonumber(ARGV[32]), tonumber(ARGV[33])
-local FIRST_WRITE = 34
+-- Rooms' active window (µs; a background tab's is roomThreshold), and whether the caller has onRoom.
+local roomActive = tonumber(ARGV[34])
+local roomsArg = ARGV[35] == '1'
+local FIRST_WRITE = 36
 -- Each touch takes 6 arguments, each forget 6, each acknowledged report 2, each mark 2, each acknowledged transition 1.
 local TOUCH_ARGS, FORGET_ARGS = 6, 6
 
@@ -124,8 +132,9 @@ local scopes = { { KEYS[2], KEYS[3], KEYS[4], KEYS[5] }, { KEYS[6], KEYS[7], KEY
 local reported, marks, deferred, owners, assigned = KEYS[14], KEYS[19], KEYS[20], KEYS[21], KEYS[22]
 local announced, lastTransition, transitionQueue, deferredOnline, left = KEYS[23], KEYS[24], KEYS[25], KEYS[26], KEYS[27]
 local statuses, statusDue = KEYS[28], KEYS[29]
+local roomTabs, roomDue, roomsTold = KEYS[30], KEYS[31], KEYS[32]
 -- Keys shared by every caller: all but the caller's own (assigned, transitionQueue).
-local SHARED = { 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 23, 24, 26, 27, 28, 29 }
+local SHARED = { 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 23, 24, 26, 27, 28, 29, 30, 31, 32 }
 local caps = { cap, cap, maxBots, maxRoomTabs }
 local function fmt(x) return string.format('%.0f', x) end
 local t = redis.call('TIME')
@@ -171,12 +180,12 @@ end
 if restart then
   redis.call('HSET', meta, 'prev', epoch or '')
   -- Every process's unacknowledged reports go with the old data (an old copy of one would be delivered
-  -- again); marks, deferred reports and comings online, and who was last told gone are kept: true, if old
-  -- (they fail closed, and tell once).
+  -- again); marks, deferred reports and comings online, who was last told gone, and what was told of rooms
+  -- are kept: true, if old (they fail closed, and tell once).
   -- Transitions not yet delivered go too: through a data loss they are told at most once, never twice.
   for _, owner in ipairs(redis.call('ZRANGE', owners, 0, -1)) do redis.call('DEL', assignedPrefix .. owner, transitionsPrefix .. owner) end
   for j = 2, #KEYS do
-    if j ~= 19 and j ~= 20 and j ~= 26 and j ~= 27 then redis.call('DEL', KEYS[j]) end
+    if j ~= 19 and j ~= 20 and j ~= 26 and j ~= 27 and j ~= 31 and j ~= 32 then redis.call('DEL', KEYS[j]) end
   end
   epoch = candidateEpoch
   -- The record (a maximum, and the reset generation) is kept: processes' floors restore the rest.
@@ -201,6 +210,14 @@ if idleArg > 0 and not leaving then redis.call('HSET', meta, 'statusIdle', fmt(i
 local statusWindows = redis.call('HMGET', meta, 'statusIdle', 'statusAway', 'statusAt')
 local statusOn = transitions and statusWindows[1] ~= false and now - tonumber(statusWindows[3]) < lease
 local idleUs, awayUs = tonumber(statusWindows[1] or '0'), tonumber(statusWindows[2] or '0')
+-- Rooms' transitions are decided with the others while a process with onRoom has called within a lease,
+-- not while processes write back (what was told of rooms is kept: the first check after tells the difference).
+-- Turned on afresh, every room is met anew (those in it are taken as they are).
+local roomsWasOn = now - tonumber(redis.call('HGET', meta, 'roomsAt') or '0') < lease
+if roomsArg and not leaving then redis.call('HSET', meta, 'roomsAt', fmt(now)) end
+local roomsOn = transitions and (roomsWasOn or (roomsArg and not leaving))
+if roomsOn and not roomsWasOn then redis.call('DEL', roomDue, roomsTold) end
+roomsOn = roomsOn and not recovering
 local version = tonumber(redis.call('HGET', meta, 'version') or '0')
 local function changed(s, key)
   version = version + 1
@@ -337,7 +354,7 @@ local function unannounce(keys)
   redis.call('HDEL', statuses, unpack(keys))
   redis.call('ZREM', statusDue, unpack(keys))
 end
--- Acknowledgements of another epoch's transitions mean nothing here (their numbers may be reused).
+${ROOM_LUA}-- Acknowledgements of another epoch's transitions mean nothing here (their numbers may be reused).
 i = FIRST_WRITE + touchCount * TOUCH_ARGS + forgetCount * FORGET_ARGS + ackCount * 2 + markCount * 2
 for _ = 1, (epoch == knownEpoch and transitionAckCount or 0) do
   local seq = ARGV[i]
@@ -407,72 +424,21 @@ local function noteProfile(s, key, at, profile)
   end
 end
 
--- A logout: recorded; the key removed if last seen at or before it. i: its first argument.
-local function applyForget(i)
-  local n = tonumber(ARGV[i])
-  local s, key, at, profile, profileAt = scopes[n], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3], tonumber(ARGV[i + 4])
-  -- A logout written back (it reached Redis before Redis lost its data) was told then, if it was to be: never again.
-  local tells = transitions and ARGV[i + 5] ~= '1'
-  if at > now then at = now end
-  -- The profile the user last had on the logging-out process, if it had not reached Redis (a hide a moment
-  -- before the logout, or during an outage): counted as a touch's would be, into the register kept past the logout.
-  if n == 1 and profile ~= '' and profileAt > cutoffs[n] then
-    noteProfile(s, key, profileAt, profile)
-    local stored = redis.call('HGET', s[2], key)
-    if not stored or tonumber(string.match(stored, '^(%d+)|')) < profileAt then redis.call('HSET', s[2], key, fmt(profileAt) .. '|' .. profile) end
-  end
-  if at > cutoffs[n] then
-    local gone = redis.call('ZSCORE', s[3], key)
-    if not gone or tonumber(gone) < at then redis.call('ZADD', s[3], fmt(at), key) end
-    local seen = redis.call('ZSCORE', s[1], key)
-    if seen and tonumber(seen) <= at then
-      if n == 1 and transitions and redis.call('ZSCORE', announced, key) and tells then
-        local expired = tonumber(seen) <= cutoff
-        local offAt = expired and tonumber(seen) + threshold or at
-        catchUp(s, key, offAt)
-        emit(expired and 'expired' or 'logout', key, offAt, tonumber(seen), profileOf(s, key))
-      end
-      if n == 1 and transitions then unannounce({ key }) end
-      redis.call('ZREM', s[1], key)
-      -- A user's profile stays, with its time, as long as the logout does (one threshold): a touch held
-      -- back since (a hide from a cut-off process) is judged against it, and a bare id comes back as they were.
-      if n ~= 1 then redis.call('HDEL', s[2], key) end
-      -- Whoever signs in next is reported at once.
-      if n == 1 then
-        redis.call('ZREM', reported, key)
-        redis.call('ZREM', deferred, key)
-        redis.call('ZREM', deferredOnline, key)
-      end
-    elseif seen and n == 1 and tells then
-      -- A logout that reached Redis after the user's return (from another process, or held by a pause):
-      -- if they were told online before it, its going is told now, then their coming back.
-      local told = redis.call('ZSCORE', announced, key)
-      if told and tonumber(told) <= at then
-        catchUp(s, key, at)
-        emit('logout', key, at, at, profileOf(s, key))
-        emit('online', key, tonumber(seen), tonumber(seen), profileOf(s, key))
-        announce(key, seen, tonumber(seen), profileOf(s, key), tonumber(seen))
-      end
-    elseif not seen and n == 1 and tells and not recovering and profile ~= '' and profileAt > cutoff and profileAt <= at then
-      -- The logout of a visit whose pages never reached Redis (queued on this process, then dropped for the
-      -- logout, which carries the last of them): told whole, unless a going was told after that page.
-      local went = redis.call('ZSCORE', left, key)
-      if not redis.call('ZSCORE', announced, key) and (not went or tonumber(went) < profileAt) then
-        emit('online', key, profileAt, profileAt, profile)
-        emit('logout', key, at, profileAt, profile)
-      end
-    end
-    changed(s, key)
-  end
-end
--- A touch. i: its first argument.
-local function applyTouch(i)
-  local n = tonumber(ARGV[i])
-  local s, key, at, profile, known, toldAt = scopes[n], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
+-- A touch of scope n's key at \`at\`: profile ('' or '#' for none), the report (known) and the online (toldAt) a write-back carries.
+local function touchKey(n, key, at, profile, known, toldAt)
+  local s = scopes[n]
   -- No profile: '' keeps the stored one; '#' too, for a user whose id is a number.
   local bare = profile == '' or profile == '#'
   if at > now then at = now end
   if at > cutoffs[n] then
+    -- A tab's heartbeat: what time did to its room first; a room met for the first time takes those in it as
+    -- they are, but the user this touch brings in (no live tab there before it).
+    local room, roomUser, arrived
+    if n == 4 and roomsOn then room, roomUser = roomOfTab(key) end
+    if room then
+      roomCatchUp(room, at)
+      if redis.call('HEXISTS', roomsTold, room) == 0 and not roomHas(room, roomUser, at) then arrived = roomUser end
+    end
     local gone = redis.call('ZSCORE', s[3], key)
     local seen = redis.call('ZSCORE', s[1], key)
     local live = not gone or tonumber(gone) < at
@@ -518,6 +484,7 @@ local function applyTouch(i)
     if told then catchUp(s, key, at) end
     if latest then
       redis.call('ZADD', s[1], fmt(at), key)
+      if n == 4 then redis.call('ZADD', roomTabs, 0, key) end
       if not bare then
         redis.call('HSET', s[2], key, fmt(at) .. '|' .. profile)
       elseif n == 1 and not seen and redis.call('HEXISTS', s[2], key) == 0 then
@@ -572,6 +539,78 @@ local function applyTouch(i)
       local current = redis.call('ZSCORE', s[1], key)
       if current and tonumber(current) > cutoff then announce(key, toldAt, tonumber(current), profileOf(s, key), now) end
     end
+    if room then roomCheck(room, at, arrived, nil) end
+  end
+end
+-- A touch sent by the caller. i: its first argument.
+local function applyTouch(i)
+  touchKey(tonumber(ARGV[i]), ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3], ARGV[i + 4], ARGV[i + 5])
+end
+-- A logout: recorded; the key removed if last seen at or before it. i: its first argument.
+local function applyForget(i)
+  local n = tonumber(ARGV[i])
+  local s, key, at, profile, profileAt = scopes[n], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3], tonumber(ARGV[i + 4])
+  -- A logout written back (it reached Redis before Redis lost its data) was told then, if it was to be: never again.
+  local tells = transitions and ARGV[i + 5] ~= '1'
+  if at > now then at = now end
+  -- A tab's leave carries its last heartbeat when that had not reached Redis (both came within one sync, on
+  -- one process): the heartbeat lands first, so the visit is told whole.
+  if n == 4 and roomsOn and tells and profile ~= '' and profileAt > cutoffs[n] and profileAt <= at then touchKey(4, key, profileAt, profile, '', '') end
+  -- The profile the user last had on the logging-out process, if it had not reached Redis (a hide a moment
+  -- before the logout, or during an outage): counted as a touch's would be, into the register kept past the logout.
+  if n == 1 and profile ~= '' and profileAt > cutoffs[n] then
+    noteProfile(s, key, profileAt, profile)
+    local stored = redis.call('HGET', s[2], key)
+    if not stored or tonumber(string.match(stored, '^(%d+)|')) < profileAt then redis.call('HSET', s[2], key, fmt(profileAt) .. '|' .. profile) end
+  end
+  if at > cutoffs[n] then
+    -- A tab's leave: what time did to its room first, then the room checked (its user left, if it was their last).
+    local room, roomUser
+    if n == 4 and roomsOn then room, roomUser = roomOfTab(key) end
+    if room then roomCatchUp(room, at) end
+    local gone = redis.call('ZSCORE', s[3], key)
+    if not gone or tonumber(gone) < at then redis.call('ZADD', s[3], fmt(at), key) end
+    local seen = redis.call('ZSCORE', s[1], key)
+    if seen and tonumber(seen) <= at then
+      if n == 4 then redis.call('ZREM', roomTabs, key) end
+      if n == 1 and transitions and redis.call('ZSCORE', announced, key) and tells then
+        local expired = tonumber(seen) <= cutoff
+        local offAt = expired and tonumber(seen) + threshold or at
+        catchUp(s, key, offAt)
+        emit(expired and 'expired' or 'logout', key, offAt, tonumber(seen), profileOf(s, key))
+      end
+      if n == 1 and transitions then unannounce({ key }) end
+      redis.call('ZREM', s[1], key)
+      -- A user's profile stays, with its time, as long as the logout does (one threshold): a touch held
+      -- back since (a hide from a cut-off process) is judged against it, and a bare id comes back as they were.
+      if n ~= 1 then redis.call('HDEL', s[2], key) end
+      -- Whoever signs in next is reported at once.
+      if n == 1 then
+        redis.call('ZREM', reported, key)
+        redis.call('ZREM', deferred, key)
+        redis.call('ZREM', deferredOnline, key)
+      end
+    elseif seen and n == 1 and tells then
+      -- A logout that reached Redis after the user's return (from another process, or held by a pause):
+      -- if they were told online before it, its going is told now, then their coming back.
+      local told = redis.call('ZSCORE', announced, key)
+      if told and tonumber(told) <= at then
+        catchUp(s, key, at)
+        emit('logout', key, at, at, profileOf(s, key))
+        emit('online', key, tonumber(seen), tonumber(seen), profileOf(s, key))
+        announce(key, seen, tonumber(seen), profileOf(s, key), tonumber(seen))
+      end
+    elseif not seen and n == 1 and tells and not recovering and profile ~= '' and profileAt > cutoff and profileAt <= at then
+      -- The logout of a visit whose pages never reached Redis (queued on this process, then dropped for the
+      -- logout, which carries the last of them): told whole, unless a going was told after that page.
+      local went = redis.call('ZSCORE', left, key)
+      if not redis.call('ZSCORE', announced, key) and (not went or tonumber(went) < profileAt) then
+        emit('online', key, profileAt, profileAt, profile)
+        emit('logout', key, at, profileAt, profile)
+      end
+    end
+    changed(s, key)
+    if room then roomCheck(room, at, nil, { [roomUser] = 'roomleft' }) end
   end
 end
 -- Writes are applied in time order, a call's logouts among its touches: a sign-in after a logout is told
@@ -640,11 +679,25 @@ local function drop(n, s, keys, why)
   redis.call('ZREM', s[1], unpack(keys))
   redis.call('HDEL', s[2], unpack(keys))
   redis.call('ZREM', s[4], unpack(keys))
+  if n == 4 then
+    redis.call('ZREM', roomTabs, unpack(keys))
+    -- An expired tab's room was checked when its window ended; an evicted one's now (its user left, if it was their last).
+    if why == 'evicted' and roomsOn then
+      for _, key in ipairs(keys) do
+        local room, roomUser = roomOfTab(key)
+        if room then roomCheck(room, now, nil, { [roomUser] = 'roomevicted' }) end
+      end
+    end
+  end
   if n == 1 then
     redis.call('ZREM', reported, unpack(keys))
     redis.call('ZREM', deferred, unpack(keys))
     redis.call('ZREM', deferredOnline, unpack(keys))
   end
+end
+-- Rooms time changed by now (a tab's window ended), each checked at its moment, before expired tabs leave Redis.
+if roomsOn then
+  for _, room in ipairs(redis.call('ZRANGEBYSCORE', roomDue, '-inf', fmt(now), 'LIMIT', 0, batch)) do roomCatchUp(room, now) end
 end
 for n, s in ipairs(scopes) do
   -- Over the cap: the least recently seen leave Redis. Each replica caps itself the same
@@ -809,6 +862,10 @@ export const KEY = {
   /** Announced users' statuses as last told (onStatus), and when time next changes each. */
   statuses: 27,
   statusDue: 28,
+  /** Rooms' tabs by text, what was told of each room, and when each is next due (onRoom). */
+  roomTabs: 29,
+  roomDue: 30,
+  roomsTold: 31,
 } as const;
 
 /** The hash of reports assigned to the process whose token is `token`. */
@@ -843,6 +900,9 @@ export function syncKeys(prefix: string, token: string): string[] {
     `${tag}:users:left`,
     `${tag}:users:statuses`,
     `${tag}:users:status-due`,
+    `${tag}:rooms:tabs`,
+    `${tag}:rooms:due`,
+    `${tag}:rooms:told`,
   ];
 }
 
@@ -935,6 +995,10 @@ export interface SyncCall {
   /** With `onStatus`: idleAfter and awayAfter, µs (statuses are decided while a process sends them); else 0. */
   readonly statusIdleUs?: number;
   readonly statusAwayUs?: number;
+  /** Rooms' active window, µs (a background tab's is `roomThresholdUs`). */
+  readonly roomActiveUs: number;
+  /** Some tracker of this process has `onRoom`: rooms' transitions are decided while one does. */
+  readonly rooms?: boolean;
 }
 
 /** The EVALSHA/EVAL arguments after the script or its SHA, in the order the script names them. */
@@ -975,6 +1039,8 @@ export function syncArgs(call: SyncCall): string[] {
     call.leaving === true ? '1' : '0',
     String(call.statusIdleUs ?? 0),
     String(call.statusAwayUs ?? 0),
+    String(call.roomActiveUs),
+    call.rooms === true ? '1' : '0',
     // then each touch as scope (1 users, 2 guests, 3 bots, 4 rooms), key, µs, profile ('' or '#' for none), reported µs or '', told µs or '';
     // each forget as scope, key, µs, last profile ('' for none), its µs, '1' when written back; each acknowledged report as key, µs; each mark as key, µs;
     // each acknowledged transition as its sequence number
@@ -1001,16 +1067,30 @@ export interface ChangeRow {
   readonly toldUs: number | null;
 }
 
-/** A transition Redis decided and queued for this process: `onOnline`, `onOffline` with why, or `onStatus` (`manual`: the app's state, in the profile). */
+/** The kinds of rooms' transitions (`onRoom`); their key is "room␟user key", their profile the user's latest tab record there. */
+export const ROOM_KINDS = {
+  roomjoin: ['join', undefined],
+  roomleft: ['leave', 'left'],
+  roomexpired: ['leave', 'expired'],
+  roomevicted: ['leave', 'evicted'],
+  roomlock: ['lock', undefined],
+  roomunlock: ['unlock', undefined],
+} as const;
+export type RoomKind = keyof typeof ROOM_KINDS;
+
+/**
+ * A transition Redis decided and queued for this process: `onOnline`, `onOffline` with why, `onStatus`
+ * (`manual`: the app's state, in the profile), or a room's (`ROOM_KINDS`).
+ */
 export interface TransitionRow {
   /** Its place in the order Redis decided them: what this process acknowledges. */
   readonly seq: number;
-  readonly kind: 'online' | 'logout' | 'expired' | 'evicted' | 'active' | 'idle' | 'away' | 'manual';
+  readonly kind: 'online' | 'logout' | 'expired' | 'evicted' | 'active' | 'idle' | 'away' | 'manual' | RoomKind;
   readonly key: string;
   readonly atUs: number;
-  /** The user's stored profile then ('' when none). */
+  /** The user's stored profile then ('' when none); a room's: the tab record. */
   readonly profile: string;
-  /** The user's last request then, µs. */
+  /** The user's last request (a room's: their tab's last heartbeat) then, µs. */
   readonly seenUs: number;
 }
 
@@ -1065,7 +1145,7 @@ function reports(raw: unknown): KeyTime[] {
   return out;
 }
 
-const KINDS = new Set(['online', 'logout', 'expired', 'evicted', 'active', 'idle', 'away', 'manual']);
+const KINDS = new Set(['online', 'logout', 'expired', 'evicted', 'active', 'idle', 'away', 'manual', ...Object.keys(ROOM_KINDS)]);
 
 function transitionRows(raw: unknown): TransitionRow[] {
   const flat = Array.isArray(raw) ? (raw as unknown[]) : [];
