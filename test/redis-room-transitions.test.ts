@@ -2,7 +2,8 @@ import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { Rng, modelSeed } from './helpers/model';
-import { REDIS_SERVER, RedisServer, uniquePrefix } from './helpers/redis';
+import { RedisStore, createOnlineTracker, type OnlineTracker } from 'express-online-now';
+import { REDIS_SERVER, RedisServer, connect, uniquePrefix } from './helpers/redis';
 import { requireBinary } from './helpers/requirements';
 import { eventually, sleep } from './helpers/wait';
 
@@ -47,7 +48,8 @@ const PAUSE_MS: [number, number] = [200, 1000];
 const SLACK_MS = 300;
 
 interface Call {
-  readonly type: 'join' | 'leave' | 'lock' | 'unlock';
+  /** Or 'error': a coded error the process reported (its code in `why`). */
+  readonly type: 'join' | 'leave' | 'lock' | 'unlock' | 'error';
   readonly room: string;
   readonly id: number;
   readonly at: number;
@@ -85,10 +87,12 @@ function startWorker(proc: number, redisPort: number, prefix: string, calls: Cal
       out = lines.pop()!;
       for (const line of lines) {
         if (!line.startsWith('{')) continue;
-        const message = JSON.parse(line) as { base?: string } & Omit<Call, 'proc'>;
+        const message = JSON.parse(line) as { base?: string; error?: string; message?: string } & Omit<Call, 'proc'>;
         if (message.base !== undefined) {
           clearTimeout(timer);
           resolve({ child, base: message.base });
+        } else if (message.error !== undefined) {
+          calls.push({ type: 'error', room: '', id: 0, at: 0, why: `${message.error}: ${message.message}` as never, t: Date.now(), proc });
         } else {
           calls.push({ ...message, proc });
         }
@@ -173,7 +177,9 @@ describe('onRoom across processes on Redis, against a model (joins, leaves, laps
           const beats = Math.floor(rng.between(0, 4));
           for (let i = 0; i < beats; i++) {
             await sleep(rng.between(...BEAT_GAP));
-            const [beat, state] = await call(id, 'POST', '/online-now/beat', { tab, room, mode, claim });
+            // An editor now and then takes the lock over: its holder's unlock, then its lock, in the room's order.
+            const takeover = mode === 'editing' && rng.chance(0.3) ? true : undefined;
+            const [beat, state] = await call(id, 'POST', '/online-now/beat', { tab, room, mode, claim, takeover });
             if ((state as { self?: unknown } | null)?.self !== undefined) claim = (state as { self: unknown }).self;
             visit.last = beat;
             counts.beats++;
@@ -259,6 +265,44 @@ describe('onRoom across processes on Redis, against a model (joins, leaves, laps
       expect(holder, `${where}: still held after everyone left`).to.equal(undefined);
     }
     expect(counts.editing, 'some visits edited').to.be.greaterThan(0);
+    // Every process has onRoom and nothing else: none is given a transition it cannot tell.
+    expect(calls.filter((c) => c.type === 'error' && !String(c.why).startsWith('ERR_ONLINE_NOW_REDIS')).map((c) => c.why)).to.deep.equal([]);
+  });
+
+  it('a tab one process drops to keep maxRoomMembers leaves as evicted, told once across both processes', async () => {
+    const prefix = uniquePrefix();
+    const heard: string[] = [];
+    const opened: { close(): Promise<unknown> }[] = [];
+    const trackers: OnlineTracker[] = [];
+    try {
+      for (const kind of ['node-redis', 'ioredis'] as const) {
+        const client = await connect(kind, redis);
+        opened.push(client);
+        const online = createOnlineTracker({
+          store: new RedisStore({ client: client.client, prefix, syncInterval: 100 }),
+          roomThreshold: 20,
+          maxRoomMembers: 2,
+          onRoom: (event) => void heard.push(`${event.type} ${String(event.user.id)}${event.type === 'leave' ? ` ${event.why}` : ''}`),
+        });
+        opened.unshift(online);
+        trackers.push(online);
+      }
+      const touch = (online: OnlineTracker, user: number) =>
+        online.store.roomTouch!(
+          { room: 'r', tab: `tab-${String(user).padStart(12, '0')}`, key: String(user), id: user, profile: { name: `User ${user}` }, mode: 'viewing', takeover: false },
+          { seesHidden: false, self: String(user) },
+        );
+      await touch(trackers[0], 1);
+      await eventually(() => expect(heard).to.deep.equal(['join 1']));
+      await touch(trackers[0], 2);
+      await eventually(() => expect(heard).to.deep.equal(['join 1', 'join 2']));
+      await eventually(async () => expect((await trackers[1].store.roomView!('r', { seesHidden: true })).count).to.equal(2));
+      // The second process's room is full: user 1's tab, the least recently active, makes room for user 3's.
+      await touch(trackers[1], 3);
+      await eventually(() => expect([...heard].sort()).to.deep.equal(['join 1', 'join 2', 'join 3', 'leave 1 evicted']));
+    } finally {
+      for (const thing of opened) await thing.close();
+    }
   });
 
   it('a page opened and left within one sync on one process is told whole: its join, then its leave', async () => {

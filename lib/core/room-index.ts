@@ -520,8 +520,9 @@ export class RoomIndex {
     known.delete(key);
     if (known.size === 0) this.rooms.delete(room);
     if (now === undefined || this.tabs.slotOf(key) === -1) return;
-    this.tabs.forget(key, now);
+    // Told while the index still holds the tab: a heartbeat of it not yet sent goes with the drop.
     this.dropped(key, now);
+    this.tabs.forget(key, now);
   }
 
   private note(room: string, key: string, tab: Tab, now?: number): void {

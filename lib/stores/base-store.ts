@@ -178,6 +178,11 @@ export abstract class BaseStore implements Store {
     return this.attachedTrackers.some((t) => wantsTransitions(t.hooks));
   }
 
+  /** Some tracker attached now has `onOnline`, `onOffline` or `onStatus`: users' comings and goings are this store's to tell. */
+  protected get tellsUserTransitions(): boolean {
+    return this.hears('onOnline') || this.hears('onOffline') || this.hears('onStatus');
+  }
+
   /** Some tracker attached now has `hook`. */
   protected hears(hook: 'onOnline' | 'onOffline' | 'onStatus' | 'onRoom'): boolean {
     return this.attachedTrackers.some((t) => t.hooks?.[hook] !== undefined);

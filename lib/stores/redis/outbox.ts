@@ -23,9 +23,14 @@ export class Outbox {
   /** `max(s)`: most logouts kept per scope. */
   constructor(private readonly max: (s: ScopeNo) => number) {}
 
-  add(s: ScopeNo, key: string, at: number, last?: LastProfile): void {
+  /** Tabs dropped here to keep the room bounds (their leave is an eviction), until taken. */
+  private readonly dropped = new Set<string>();
+
+  add(s: ScopeNo, key: string, at: number, last?: LastProfile, dropped = false): void {
     boundedSet(this.queued[s], key, at, this.max(s));
     if (last !== undefined) boundedSet(this.lastProfiles[s], key, last, this.max(s));
+    if (dropped) this.dropped.add(key);
+    else this.dropped.delete(key);
   }
 
   get empty(): boolean {
@@ -42,7 +47,8 @@ export class Outbox {
     const writes: ForgetWrite[] = [];
     this.queued.forEach((m, s) => {
       for (const [key, at] of m) {
-        writes.push(forgetWrite(s as ScopeNo, key, at, this.lastProfiles[s].get(key)));
+        const write = forgetWrite(s as ScopeNo, key, at, this.lastProfiles[s].get(key));
+        writes.push(this.dropped.delete(key) ? { ...write, evicted: true } : write);
         this.taken[s].set(key, at);
       }
       m.clear();
@@ -61,6 +67,7 @@ export class Outbox {
     for (const w of writes) {
       const queued = this.queued[w.scope].get(w.key);
       if (queued === undefined || queued < w.atUs / 1000) this.queued[w.scope].set(w.key, w.atUs / 1000);
+      if (w.evicted === true) this.dropped.add(w.key);
     }
   }
 

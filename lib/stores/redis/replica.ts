@@ -139,16 +139,17 @@ export class Replica {
    * sent, if they hid a moment ago; and the one a write-back needs if Redis loses it), or a later bare
    * touch elsewhere would bring them back as Redis last knew them.
    */
-  queueForget(s: ScopeNo, key: string, at: number): void {
+  queueForget(s: ScopeNo, key: string, at: number, dropped = false): void {
     // A tab's heartbeat not sent yet goes with its leave: Redis then sees the visit (and tells it, with onRoom).
     const held = s === 0 || (s === ROOMS && this.touched[s].has(key)) ? this.indexes[s].held(key) : undefined;
     this.touched[s].delete(key);
     const profile = held === undefined ? undefined : s === 0 ? encodeProfile(held.id, held.profile) : String(held.profile.t);
-    this.settings.outbox.add(s, key, at, held && { profile: profile as string, at: held.at });
+    this.settings.outbox.add(s, key, at, held && { profile: profile as string, at: held.at }, dropped);
   }
 
+  /** A tab the rooms index dropped to keep its bounds: its user, if it was their last tab there, is evicted. */
   private queueRoomForget(tabKey: string, at: number): void {
-    this.queueForget(ROOMS, tabKey, at);
+    this.queueForget(ROOMS, tabKey, at, true);
   }
 
   get touchesQueued(): boolean {

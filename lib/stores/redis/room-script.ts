@@ -14,7 +14,7 @@
  *
  * A tab is live until its last heartbeat + the active window (`roomActive`), or the
  * away window (`roomThreshold`) for a page in the background. A room is checked after
- * each write to it, and at each moment a window ends (caught up before a write, so a
+ * each write to it that may change it (not a heartbeat of a live tab that claims as before), and at each moment a window ends (caught up before a write, so a
  * user's going is told before their return); a check compares the room then with what
  * was told and emits the lock lost, those who left, those who came, the lock taken.
  */
@@ -81,7 +81,7 @@ local function roomHas(room, userKey, at)
   for _, key in ipairs(roomRange(room .. ROOM_SEP .. userKey)) do
     local _, owner = roomOfTab(key)
     local tab = owner == userKey and roomTab(key)
-    if tab and tab.ends > at then return true end
+    if tab and tab.n == nil and tab.ends > at then return true end
   end
   return false
 end
@@ -97,8 +97,9 @@ local function roomCheck(room, at, arrived, gone)
   local members, holder, nextAt = roomAt(room, at)
   local held = told.h
   if fresh and holder and holder ~= arrived then held = holder end
+  -- Keyed by the room (told in order per room): the person goes with the record, "record␟user key".
   local function tell(kind, userKey, member)
-    if member then emit(kind, room .. ROOM_SEP .. userKey, at, tonumber(member[2]), member[1]) end
+    if member then emit(kind, ROOM_SEP .. room, at, tonumber(member[2]), member[1] .. ROOM_SEP .. userKey) end
   end
   if held and held ~= holder then tell('roomunlock', held, members[held] or told.m[held]) end
   for userKey, member in pairs(told.m) do
@@ -115,6 +116,13 @@ local function roomCheck(room, at, arrived, gone)
     redis.call('HDEL', roomsTold, room)
     redis.call('ZREM', roomDue, room)
   end
+end
+-- A heartbeat that changes nothing told (its tab was live, and claims and edits as before, in a room already
+-- checked) needs no check: the common heartbeat costs two reads of its own tab, not the room's.
+local function roomSame(room, key, before, at)
+  if not before or before.ends <= at or redis.call('HEXISTS', roomsTold, room) == 0 then return false end
+  local after = roomTab(key)
+  return after ~= nil and after.c == before.c and after.g == before.g and after.m == before.m and after.n == before.n
 end
 -- What time did to the room until \`upto\`: each window's end checked at its moment.
 local function roomCatchUp(room, upto)

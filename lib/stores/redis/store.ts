@@ -19,7 +19,7 @@ import { randomBytes } from 'node:crypto';
 import { monotonicNow } from '../../core/clock';
 import { OnlineNowConfigError } from '../../core/errors';
 import { ListedEntry, PLAIN_CLOCK, type IndexClock } from '../../core/presence-index';
-import { roomAndUserOf, tabKey, tabPerson } from '../../core/room-index';
+import { tabKey, tabPerson } from '../../core/room-index';
 import { roomEvent } from '../../core/room-watch';
 import { Histogram, SYNC_BUCKETS, type SyncStats } from '../../core/metrics';
 import { withTimeout } from '../../core/timeout';
@@ -374,7 +374,7 @@ export class RedisStore extends BaseStore {
       // Nothing is stamped for Redis before this process knows Redis's clock.
       if (!this.clock.measured) await this.round(replica, [], []);
       if (replica.fresh) {
-        await replica.load((args) => this.command(args), this.epoch, this.tellsTransitions);
+        await replica.load((args) => this.command(args), this.epoch, this.tellsUserTransitions);
         // Attached again meanwhile: the new replica reads everything at its own first sync.
         if (replica.retired) return;
         replica.fresh = false;
@@ -457,7 +457,7 @@ export class RedisStore extends BaseStore {
       forgets,
       acks,
       marks,
-      transitions: this.tellsTransitions,
+      transitions: this.tellsUserTransitions,
       transitionsPrefix: transitionsKey(this.prefix, ''),
       transitionAcks,
       leaving: this.leaving,
@@ -526,8 +526,11 @@ export class RedisStore extends BaseStore {
   /** A room's transition Redis decided: `onRoom` (a process without it reports the hooks differ). */
   private tellRoom(row: TransitionRow & { kind: RoomKind }): void {
     if (!this.hears('onRoom')) return this.reportHooksDiffer('onRoom');
-    const [room, userKey] = roomAndUserOf(`${row.key}\u001f`);
-    const person = tabPerson(row.profile);
+    // Key "␟room", profile "tab record␟user key" (a record, JSON, holds no raw control character).
+    const room = row.key.slice(1);
+    const split = row.profile.indexOf('\u001f');
+    const userKey = row.profile.slice(split + 1);
+    const person = split === -1 ? undefined : tabPerson(row.profile.slice(0, split));
     if (person === undefined) return;
     const [type, why] = ROOM_KINDS[row.kind];
     const member = { key: userKey, id: person.id, profile: person.profile, lastSeen: row.seenUs / 1000 };

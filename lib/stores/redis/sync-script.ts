@@ -180,12 +180,12 @@ end
 if restart then
   redis.call('HSET', meta, 'prev', epoch or '')
   -- Every process's unacknowledged reports go with the old data (an old copy of one would be delivered
-  -- again); marks, deferred reports and comings online, who was last told gone, and what was told of rooms
-  -- are kept: true, if old (they fail closed, and tell once).
+  -- again); marks, deferred reports and comings online, and who was last told gone are kept: true, if old
+  -- (they fail closed, and tell once). What was told of rooms goes: each room is met anew (at most once).
   -- Transitions not yet delivered go too: through a data loss they are told at most once, never twice.
   for _, owner in ipairs(redis.call('ZRANGE', owners, 0, -1)) do redis.call('DEL', assignedPrefix .. owner, transitionsPrefix .. owner) end
   for j = 2, #KEYS do
-    if j ~= 19 and j ~= 20 and j ~= 26 and j ~= 27 and j ~= 31 and j ~= 32 then redis.call('DEL', KEYS[j]) end
+    if j ~= 19 and j ~= 20 and j ~= 26 and j ~= 27 then redis.call('DEL', KEYS[j]) end
   end
   epoch = candidateEpoch
   -- The record (a maximum, and the reset generation) is kept: processes' floors restore the rest.
@@ -210,12 +210,16 @@ if idleArg > 0 and not leaving then redis.call('HSET', meta, 'statusIdle', fmt(i
 local statusWindows = redis.call('HMGET', meta, 'statusIdle', 'statusAway', 'statusAt')
 local statusOn = transitions and statusWindows[1] ~= false and now - tonumber(statusWindows[3]) < lease
 local idleUs, awayUs = tonumber(statusWindows[1] or '0'), tonumber(statusWindows[2] or '0')
--- Rooms' transitions are decided with the others while a process with onRoom has called within a lease,
--- not while processes write back (what was told of rooms is kept: the first check after tells the difference).
--- Turned on afresh, every room is met anew (those in it are taken as they are).
-local roomsWasOn = now - tonumber(redis.call('HGET', meta, 'roomsAt') or '0') < lease
-if roomsArg and not leaving then redis.call('HSET', meta, 'roomsAt', fmt(now)) end
-local roomsOn = transitions and (roomsWasOn or (roomsArg and not leaving))
+-- Rooms' transitions are decided while a process with onRoom (meta \`roomsBy\`) had called within a lease of the
+-- last call Redis saw (a silence of Redis itself turns nothing off), and given to such a process; not while
+-- processes write back. Turned on afresh, every room is met anew (those in it are taken as they are).
+local roomsMeta = redis.call('HMGET', meta, 'roomsBy', 'roomsAt', 'at')
+local roomsCaller = roomsArg and not leaving
+local roomsWasOn = roomsMeta[1] ~= false and tonumber(roomsMeta[3] or '0') - tonumber(roomsMeta[2] or '0') < lease
+if roomsCaller then redis.call('HSET', meta, 'roomsBy', token, 'roomsAt', fmt(now)) end
+if leaving and roomsMeta[1] == token then redis.call('HDEL', meta, 'roomsBy') end
+local roomsBy = roomsCaller and token or roomsMeta[1]
+local roomsOn = roomsCaller or (roomsWasOn and roomsBy ~= token)
 if roomsOn and not roomsWasOn then redis.call('DEL', roomDue, roomsTold) end
 roomsOn = roomsOn and not recovering
 local version = tonumber(redis.call('HGET', meta, 'version') or '0')
@@ -247,11 +251,13 @@ local function parseTransition(m)
   len = tonumber(len)
   return seq, kind, at, string.sub(m, e + 1, e + len), string.sub(m, e + len + 1), seen
 end
--- kind: online, logout, expired or evicted; or a status: active, idle, away, or manual (the app's, in the profile).
+-- kind: online, logout, expired or evicted; or a status: active, idle, away, or manual (the app's, in the profile);
+-- or a room's (room-script.ts: key "␟room", told in order per room, to a process with onRoom).
 -- at: when; seen: the user's last request then.
 local function emit(kind, key, at, seen, profile)
   sequence = (sequence or tonumber(redis.call('HGET', meta, 'transitionSeq') or '0')) + 1
-  local owner = hooked and token or hookedBy
+  local room = string.byte(key, 1) == 31
+  local owner = room and roomsBy or (hooked and token or hookedBy)
   local last = redis.call('HGET', lastTransition, key)
   if last then
     local bar = string.find(last, '|', 1, true)
@@ -261,7 +267,7 @@ local function emit(kind, key, at, seen, profile)
   redis.call('ZADD', transitionsPrefix .. owner, sequence, fmt(sequence) .. '|' .. kind .. '|' .. fmt(at) .. '|' .. fmt(seen) .. '|' .. #key .. '|' .. key .. profile)
   redis.call('HSET', lastTransition, key, owner .. '|' .. fmt(sequence))
   -- Queued for another process (this caller tells none): it is an owner, found gone after a lease like any.
-  if owner ~= token then redis.call('ZADD', owners, 'NX', redis.call('HGET', meta, 'hookedAt') or fmt(now), owner) end
+  if owner ~= token then redis.call('ZADD', owners, 'NX', redis.call('HGET', meta, room and 'roomsAt' or 'hookedAt') or fmt(now), owner) end
   if kind == 'logout' or kind == 'expired' or kind == 'evicted' then
     local went = redis.call('ZSCORE', left, key)
     if not went or tonumber(went) < at then redis.call('ZADD', left, fmt(at), key) end
@@ -394,7 +400,7 @@ for _, gone in ipairs(redis.call('ZRANGEBYSCORE', owners, '-inf', '(' .. fmt(now
   redis.call('DEL', theirs)
   -- Its transitions go to a process that tells them: this caller, or the last one that did (an owner then).
   local queue = transitionsPrefix .. gone
-  local heir = hooked and token or (transitions and hookedBy ~= gone and hookedBy) or nil
+  local heir = (hooked or roomsCaller) and token or (transitions and hookedBy ~= gone and hookedBy) or (roomsOn and roomsBy ~= gone and roomsBy) or nil
   local moved = heir and redis.call('ZRANGE', queue, 0, -1, 'WITHSCORES') or {}
   for j = 1, #moved, 2 do
     redis.call('ZADD', transitionsPrefix .. heir, moved[j + 1], moved[j])
@@ -433,10 +439,11 @@ local function touchKey(n, key, at, profile, known, toldAt)
   if at > cutoffs[n] then
     -- A tab's heartbeat: what time did to its room first; a room met for the first time takes those in it as
     -- they are, but the user this touch brings in (no live tab there before it).
-    local room, roomUser, arrived
+    local room, roomUser, arrived, before
     if n == 4 and roomsOn then room, roomUser = roomOfTab(key) end
     if room then
       roomCatchUp(room, at)
+      before = roomTab(key)
       if redis.call('HEXISTS', roomsTold, room) == 0 and not roomHas(room, roomUser, at) then arrived = roomUser end
     end
     local gone = redis.call('ZSCORE', s[3], key)
@@ -539,7 +546,7 @@ local function touchKey(n, key, at, profile, known, toldAt)
       local current = redis.call('ZSCORE', s[1], key)
       if current and tonumber(current) > cutoff then announce(key, toldAt, tonumber(current), profileOf(s, key), now) end
     end
-    if room then roomCheck(room, at, arrived, nil) end
+    if room and not roomSame(room, key, before, at) then roomCheck(room, at, arrived, nil) end
   end
 end
 -- A touch sent by the caller. i: its first argument.
@@ -551,11 +558,13 @@ local function applyForget(i)
   local n = tonumber(ARGV[i])
   local s, key, at, profile, profileAt = scopes[n], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3], tonumber(ARGV[i + 4])
   -- A logout written back (it reached Redis before Redis lost its data) was told then, if it was to be: never again.
+  -- '2': a tab a replica dropped (maxRoomMembers, maxRooms): its user, if it was their last, is evicted.
   local tells = transitions and ARGV[i + 5] ~= '1'
+  local dropped = ARGV[i + 5] == '2'
   if at > now then at = now end
   -- A tab's leave carries its last heartbeat when that had not reached Redis (both came within one sync, on
   -- one process): the heartbeat lands first, so the visit is told whole.
-  if n == 4 and roomsOn and tells and profile ~= '' and profileAt > cutoffs[n] and profileAt <= at then touchKey(4, key, profileAt, profile, '', '') end
+  if n == 4 and roomsOn and ARGV[i + 5] == '' and profile ~= '' and profileAt > cutoffs[n] and profileAt <= at then touchKey(4, key, profileAt, profile, '', '') end
   -- The profile the user last had on the logging-out process, if it had not reached Redis (a hide a moment
   -- before the logout, or during an outage): counted as a touch's would be, into the register kept past the logout.
   if n == 1 and profile ~= '' and profileAt > cutoffs[n] then
@@ -610,7 +619,7 @@ local function applyForget(i)
       end
     end
     changed(s, key)
-    if room then roomCheck(room, at, nil, { [roomUser] = 'roomleft' }) end
+    if room then roomCheck(room, at, nil, { [roomUser] = dropped and 'roomevicted' or 'roomleft' }) end
   end
 end
 -- Writes are applied in time order, a call's logouts among its touches: a sign-in after a logout is told
@@ -927,6 +936,8 @@ export interface ForgetWrite {
   readonly last?: { readonly profile: string; readonly atUs: number } | undefined;
   /** Written back after Redis lost its data: it landed before, and its going was told then (if it was to be). */
   readonly writtenBack?: boolean;
+  /** A tab this process dropped to keep its room bounds (maxRoomMembers, maxRooms): its user leaves as evicted. */
+  readonly evicted?: boolean;
 }
 
 /** A user key and a time, µs: a report (assigned, or acknowledged), or a mark. */
@@ -1042,12 +1053,14 @@ export function syncArgs(call: SyncCall): string[] {
     String(call.roomActiveUs),
     call.rooms === true ? '1' : '0',
     // then each touch as scope (1 users, 2 guests, 3 bots, 4 rooms), key, µs, profile ('' or '#' for none), reported µs or '', told µs or '';
-    // each forget as scope, key, µs, last profile ('' for none), its µs, '1' when written back; each acknowledged report as key, µs; each mark as key, µs;
+    // each forget as scope, key, µs, last profile ('' for none), its µs, '1' when written back ('2': a tab dropped); each acknowledged report as key, µs; each mark as key, µs;
     // each acknowledged transition as its sequence number
   ];
   const optional = (us: number | undefined): string => (us === undefined ? '' : String(Math.round(us)));
   for (const w of call.touches) args.push(String(w.scope + 1), w.key, String(w.atUs), w.profile, optional(w.reportedUs), optional(w.toldUs));
-  for (const w of call.forgets) args.push(String(w.scope + 1), w.key, String(w.atUs), w.last?.profile ?? '', String(w.last?.atUs ?? 0), w.writtenBack === true ? '1' : '');
+  for (const w of call.forgets) {
+    args.push(String(w.scope + 1), w.key, String(w.atUs), w.last?.profile ?? '', String(w.last?.atUs ?? 0), w.writtenBack === true ? '1' : w.evicted === true ? '2' : '');
+  }
   for (const a of call.acks) args.push(a.key, String(a.atUs));
   for (const m of call.marks) args.push(m.key, String(m.atUs));
   for (const seq of call.transitionAcks) args.push(String(seq));
@@ -1067,7 +1080,7 @@ export interface ChangeRow {
   readonly toldUs: number | null;
 }
 
-/** The kinds of rooms' transitions (`onRoom`); their key is "room␟user key", their profile the user's latest tab record there. */
+/** The kinds of rooms' transitions (`onRoom`); their key is "␟room", their profile "tab record␟user key" (the user's latest tab there). */
 export const ROOM_KINDS = {
   roomjoin: ['join', undefined],
   roomleft: ['leave', 'left'],
