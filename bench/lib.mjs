@@ -155,13 +155,17 @@ export async function commandCount(client) {
   const stats = await redisInfo(client, 'commandstats');
   let executed = 0;
   let scripts = 0;
+  let scriptUs = 0;
   const calls = {};
   for (const [name, value] of Object.entries(stats)) {
     if (/^cmdstat_(info|config)/.test(name)) continue;
     const n = Number(/calls=(\d+)/.exec(value)[1]);
     calls[name.slice('cmdstat_'.length)] = n;
     executed += n;
-    if (/^cmdstat_eval/.test(name)) scripts += n;
+    if (/^cmdstat_eval/.test(name)) {
+      scripts += n;
+      scriptUs += Number(/usec=(\d+)/.exec(value)[1]);
+    }
   }
-  return { roundTrips: scripts > 0 ? scripts : executed, scripts, executed, calls };
+  return { roundTrips: scripts > 0 ? scripts : executed, scripts, scriptUs, executed, calls };
 }

@@ -802,7 +802,7 @@ async function beatFor(agent, port, tabs, seconds) {
  * then sees only the presence store's commands), `GET /login/:id`, and a tracker
  * on a RedisStore; `routes(app, online)` adds the rest.
  */
-async function redisSessionApp(redis, prefix, routes) {
+async function redisSessionApp(redis, prefix, routes, options = {}) {
   const [{ default: express }, { default: session }, { createClient }, { RedisStore, createOnlineTracker }] = await Promise.all([
     import('express'),
     import('express-session'),
@@ -811,7 +811,7 @@ async function redisSessionApp(redis, prefix, routes) {
   ]);
   const client = await createClient({ url: redis.url }).connect();
   const store = new RedisStore({ client, prefix });
-  const online = createOnlineTracker({ store, secret: 'bench' }); // one secret: client() on a shared store needs it
+  const online = createOnlineTracker({ store, secret: 'bench', ...options }); // one secret: client() on a shared store needs it
   const app = express();
   app.use(session({ secret: 'bench', resave: false, saveUninitialized: false }));
   app.get('/login/:id', (req, res) => {
@@ -832,14 +832,22 @@ async function redisSessionApp(redis, prefix, routes) {
   return { client, store, port: server.address().port, agent, close };
 }
 
-export async function heartbeatCommands({ quick, redis }) {
+/** One run of heartbeats (see heartbeatCommands); `onRoom`: the tracker has it (rooms' transitions decided in the script). */
+async function beatRun({ quick, redis, onRoom }) {
   const nTabs = quick ? 500 : 2000;
   const seconds = quick ? 3 : 10;
-  const { client, port, agent, close } = await redisSessionApp(redis, 'bench-beats', (app, online) => {
-    app.use(online.client());
-    // A tab is minted by here() for its user and room (a heartbeat for any other is refused).
-    app.get('/tab', async (req, res) => res.json({ tab: (await online.here(req, String(req.query.room))).tab }));
-  });
+  let told = 0;
+  const options = onRoom ? { onRoom: () => void told++ } : {};
+  const { client, port, agent, close } = await redisSessionApp(
+    redis,
+    onRoom ? 'bench-beats-onroom' : 'bench-beats',
+    (app, online) => {
+      app.use(online.client());
+      // A tab is minted by here() for its user and room (a heartbeat for any other is refused).
+      app.get('/tab', async (req, res) => res.json({ tab: (await online.here(req, String(req.query.room))).tab }));
+    },
+    options,
+  );
   try {
     // Two tabs per user, in rooms of 50 tabs (the default maxRoomMembers).
     const tabs = [];
@@ -858,6 +866,7 @@ export async function heartbeatCommands({ quick, redis }) {
     const idle0 = await commandCount(client);
     await sleep(seconds * 1000);
     const idle1 = await commandCount(client);
+    const told0 = told;
     const busy0 = await commandCount(client);
     const beats = await beatFor(agent, port, tabs, seconds);
     await sleep(1100); // the last beats' sync
@@ -866,6 +875,7 @@ export async function heartbeatCommands({ quick, redis }) {
     const diff = (a, b) => ({
       roundTrips: b.roundTrips - a.roundTrips,
       scripts: b.scripts - a.scripts,
+      scriptUs: b.scriptUs - a.scriptUs,
       executed: b.executed - a.executed,
       byCommand: Object.fromEntries(
         Object.entries(b.calls)
@@ -875,7 +885,7 @@ export async function heartbeatCommands({ quick, redis }) {
     });
     const idle = diff(idle0, idle1);
     const busy = diff(busy0, busy1);
-    const results = {
+    return {
       tabs: nTabs,
       seconds,
       beats: beats.ok,
@@ -886,23 +896,34 @@ export async function heartbeatCommands({ quick, redis }) {
       roundTripsPerBeat: busy.roundTrips / beats.ok,
       idleCommandsPerSync: idle.executed / Math.max(1, idle.scripts),
       executedPerBeat: busy.executed / beats.ok,
+      scriptUsPerBeat: busy.scriptUs / beats.ok,
+      onRoomCalls: told - told0,
     };
-    const text = table(
-      `Redis commands per heartbeat: ${fmtInt(nTabs)} tabs (2 per user, rooms of 50), each asked to beat once a second through POST /online-now/beat, for ${seconds} s; RedisStore, syncInterval 1000`,
-      ['measure', 'value'],
-      [
-        ['heartbeats answered 200 (failed)', `${fmtInt(beats.ok)} (${beats.failed})`],
-        ['heartbeats a second', fmtInt(results.beatsPerSecond)],
-        [`Redis round trips while beating, ${seconds} s + 1.1 s for the last sync (sync scripts)`, `${fmtInt(busy.roundTrips)} (${fmtInt(busy.scripts)})`],
-        [`Redis round trips in ${seconds} s without beats (commands run per sync)`, `${fmtInt(idle.roundTrips)} (${results.idleCommandsPerSync.toFixed(0)})`],
-        ['round trips per heartbeat', results.roundTripsPerBeat.toFixed(5)],
-        ['commands run per heartbeat, inside the scripts too', results.executedPerBeat.toFixed(2)],
-      ],
-    );
-    return { results, text };
   } finally {
     await close();
   }
+}
+
+/** Redis's work per heartbeat through the real route, without and with onRoom (same tabs, same rooms, a prefix each). */
+export async function heartbeatCommands({ quick, redis }) {
+  const plain = await beatRun({ quick, redis, onRoom: false });
+  const rooms = await beatRun({ quick, redis, onRoom: true });
+  const both = (f) => [f(plain), f(rooms)];
+  const text = table(
+    `Redis commands per heartbeat: ${fmtInt(plain.tabs)} tabs (2 per user, rooms of 50), each asked to beat once a second through POST /online-now/beat, for ${plain.seconds} s; RedisStore, syncInterval 1000; without and with onRoom`,
+    ['measure', 'without onRoom', 'with onRoom'],
+    [
+      ['heartbeats answered 200 (failed)', ...both((r) => `${fmtInt(r.beats)} (${r.failedBeats})`)],
+      ['heartbeats a second', ...both((r) => fmtInt(r.beatsPerSecond))],
+      [`Redis round trips while beating, ${plain.seconds} s + 1.1 s for the last sync (sync scripts)`, ...both((r) => `${fmtInt(r.busy.roundTrips)} (${fmtInt(r.busy.scripts)})`)],
+      [`Redis round trips in ${plain.seconds} s without beats (commands run per sync)`, ...both((r) => `${fmtInt(r.idle.roundTrips)} (${r.idleCommandsPerSync.toFixed(0)})`)],
+      ['round trips per heartbeat', ...both((r) => r.roundTripsPerBeat.toFixed(5))],
+      ['commands run per heartbeat, inside the scripts too', ...both((r) => r.executedPerBeat.toFixed(2))],
+      ['Redis time in the sync script per heartbeat, µs (INFO commandstats)', ...both((r) => r.scriptUsPerBeat.toFixed(1))],
+      ['onRoom calls while beating (none: every tab stays)', ...both((r) => fmtInt(r.onRoomCalls))],
+    ],
+  );
+  return { results: { plain, rooms }, text };
 }
 
 // ---------------------------------------------------------------------------
@@ -1042,6 +1063,11 @@ if (process.argv[2] === 'sse-server') {
 } else if (process.argv[2] === 'guard') {
   const redis = await startRedis();
   console.log((await guardedWrites({ quick: process.env.QUICK === '1', redis })).text);
+  redis?.stop();
+  process.exit(0);
+} else if (process.argv[2] === 'beats') {
+  const redis = await startRedis();
+  console.log((await heartbeatCommands({ quick: process.env.QUICK === '1', redis })).text);
   redis?.stop();
   process.exit(0);
 } else if (process.argv[2] === 'delays') {
