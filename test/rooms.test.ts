@@ -378,6 +378,18 @@ describe('onRoom (memory store): sign-outs, evictions, rooms occupied before it'
     await online.close();
   });
 
+  it('an invisible user is told too, their entry marked hidden: true (the app filters them before showing others)', async () => {
+    const events: RoomEvent[] = [];
+    const online = createOnlineTracker({ store: new MemoryStore({ now: new Clock().read }), onRoom: (event) => void events.push(event) });
+    await online.store.roomTouch!(
+      { room: 'r', tab: tab(1), key: '1', id: 1, profile: { name: 'Ada', hidden: true }, mode: 'viewing', takeover: false },
+      { seesHidden: false, self: '1' },
+    );
+    await hooksRun();
+    expect(events.map((e) => [e.type, e.user.id, e.user.name, e.user.hidden])).to.deep.equal([['join', 1, 'Ada', true]]);
+    await online.close();
+  });
+
   it('a room occupied before a tracker with onRoom attached takes who is there as they are: newcomers and every leaving are told', async () => {
     const clock = new Clock();
     const store = new MemoryStore({ now: clock.read });
