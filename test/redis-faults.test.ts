@@ -66,6 +66,18 @@ describe('RedisStore when Redis fails', function () {
     return { ...locals, ms: Date.now() - started };
   }
 
+  it('a store closed just as Redis answers after a pause still sends its last writes (the sync that timed out is waited for)', async () => {
+    await eventually(async () => expect(await a.count()).to.equal(0)); // warm
+    redis.pause();
+    await a.touch(41);
+    // The sync carrying it times out (1 s) and stays out: Redis will answer it only once resumed.
+    await eventually(() => expect(errors.join()).to.match(/did not answer/), 5000);
+    await a.touch(42);
+    redis.resume();
+    // Closed at once, before the paused sync's answer is read: its last flush must still go out.
+    await a.close();
+    await eventually(async () => expect((await b.list()).map((e) => String(e.id)).sort()).to.deep.equal(['41', '42']));
+  });
   it('hung (SIGSTOP): pages render at once from the last good view; one error; writes land after SIGCONT', async () => {
     const ann = await signIn(1);
     await signIn(2);

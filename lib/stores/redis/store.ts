@@ -137,6 +137,8 @@ export class RedisStore extends BaseStore {
   private outstanding = false;
   /** When (local clock) the command now outstanding was sent, and which it is: one given up on settles unheard. */
   private outstandingSince = 0;
+  /** The command last sent, settled or not: a closing store waits for it (bounded) before its last flush. */
+  private lastSent: Promise<unknown> = Promise.resolve();
   private commandSeq = 0;
   private readonly syncDurations = new Histogram(SYNC_BUCKETS);
   /** Syncs failed so far: metrics, and `confirm()` tells by it whether its own did. */
@@ -225,6 +227,9 @@ export class RedisStore extends BaseStore {
     clearInterval(this.timer);
     this.timer = undefined;
     this.leaving = true;
+    // A sync that timed out may still be out (Redis paused, its answer not back): nothing more is sent while one
+    // is, so the last flush waits for it (bounded), or this process's last writes would never be sent.
+    if (this.outstanding) await withTimeout(this.lastSent, SYNC_TIMEOUT_MS, 'Redis did not answer').catch(() => undefined);
     const replica = this.live();
     // Acknowledgements too: reports this process delivered are not handed to another one.
     const queued = replica.touchesQueued || !this.outbox.empty || replica.acks.size > 0 || replica.transitionAcks.size > 0 || replica.recordAck !== '';
@@ -551,8 +556,10 @@ export class RedisStore extends BaseStore {
     const seq = ++this.commandSeq;
     this.outstanding = true;
     this.outstandingSince = this.clock.local();
+    const sent = work();
+    this.lastSent = sent;
     try {
-      return await work();
+      return await sent;
     } finally {
       if (seq === this.commandSeq) this.outstanding = false;
     }
