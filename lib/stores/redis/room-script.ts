@@ -109,12 +109,15 @@ local function roomCheck(room, at, arrived, gone)
     if not told.m[userKey] and not (fresh and userKey ~= arrived) then tell('roomjoin', userKey, member) end
   end
   if holder and holder ~= held then tell('roomlock', holder, members[holder]) end
-  if nextAt then
-    redis.call('HSET', roomsTold, room, cjson.encode({ t = fmt(at), m = members, h = holder }))
-    redis.call('ZADD', roomDue, fmt(nextAt), room)
-  else
+  -- A room found empty is remembered (its last check's time) for the away window, past which a write is ignored
+  -- anyway: a write that reaches Redis late is judged from then, and cannot bring back, as someone untold to be
+  -- taken as they are, a person already told leaving.
+  if not nextAt and (fresh or at - tonumber(told.t or '0') >= roomThreshold) then
     redis.call('HDEL', roomsTold, room)
     redis.call('ZREM', roomDue, room)
+  else
+    redis.call('HSET', roomsTold, room, cjson.encode({ t = fmt(at), m = members, h = holder }))
+    redis.call('ZADD', roomDue, fmt(nextAt or at + roomThreshold), room)
   end
 end
 -- A heartbeat that changes nothing told (its tab was live, and claims and edits as before, in a room already
