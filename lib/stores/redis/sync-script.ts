@@ -201,10 +201,11 @@ local recovering = now - tonumber(redis.call('HGET', meta, 'epochAt') or '0') < 
 -- Transitions are decided while a process with onOnline/onOffline has called within a lease: a process
 -- without them (a job that only calls forget()) takes part, but is never given one to tell.
 if hooked and not leaving then redis.call('HSET', meta, 'hooked', token, 'hookedAt', fmt(now)) end
-if leaving and redis.call('HGET', meta, 'hooked') == token then redis.call('HDEL', meta, 'hooked') end
-hooked = hooked and not leaving
 local hookedBy = redis.call('HGET', meta, 'hooked')
+-- A closing process's last call still decides (an expiry it sweeps is told): what it is given passes on at once.
 local transitions = hooked or (hookedBy ~= false and now - tonumber(redis.call('HGET', meta, 'hookedAt') or '0') < lease)
+if leaving and hookedBy == token then redis.call('HDEL', meta, 'hooked') end
+hooked = hooked and not leaving
 -- Statuses are decided with transitions while a process with onStatus has called within a lease (its windows in meta).
 if idleArg > 0 and not leaving then redis.call('HSET', meta, 'statusIdle', fmt(idleArg), 'statusAway', fmt(awayArg), 'statusAt', fmt(now)) end
 local statusWindows = redis.call('HMGET', meta, 'statusIdle', 'statusAway', 'statusAt')
